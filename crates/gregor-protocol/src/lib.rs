@@ -1,0 +1,105 @@
+//! The Kafka wire protocol as gregor speaks it.
+//!
+//! Message bodies come from the `proto-kafka` crate (generated from Kafka's JSON schemas). It is
+//! chosen over `kafka-protocol` because its decoders refuse an array, string or byte length larger
+//! than the bytes that remain before allocating (Java's rule), so a hostile length cannot make the
+//! broker allocate gigabytes and abort. `tests/fuzz.rs` proves that over random and mutated frames.
+
+pub mod frame;
+pub mod versions;
+
+pub use proto_kafka as kafka;
+pub use proto_kafka::messages::{ApiKey, RequestHeader, RequestKind};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use proto_kafka::protocol::{Decodable, Encodable};
+
+/// A request that has been framed and decoded.
+#[derive(Debug)]
+pub struct Request {
+    pub header: RequestHeader,
+    pub api_key: ApiKey,
+    pub body: RequestKind,
+}
+
+/// Why a frame could not be turned into a request.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("request header too short ({0} bytes)")]
+    ShortHeader(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    /// An ApiVersions request newer than we know: answered with a v0 response (KIP-511).
+    #[error("ApiVersions v{version} is not supported")]
+    UnsupportedApiVersions { correlation_id: i32, version: i16 },
+    #[error("{api_key:?} v{version} is not supported")]
+    UnsupportedVersion { api_key: ApiKey, version: i16 },
+    #[error("malformed {api_key:?} v{version} request: {reason}")]
+    Malformed {
+        api_key: ApiKey,
+        version: i16,
+        reason: String,
+    },
+}
+
+/// Decodes one request frame (without its 4-byte size prefix).
+pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
+    if frame.len() < 8 {
+        return Err(DecodeError::ShortHeader(frame.len()));
+    }
+    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let api_key = ApiKey::try_from(raw_key).map_err(|()| DecodeError::UnknownApiKey(raw_key))?;
+    let malformed = |reason: String| DecodeError::Malformed {
+        api_key,
+        version,
+        reason,
+    };
+    if !versions::decodable(api_key, version) {
+        if api_key == ApiKey::ApiVersions {
+            return Err(DecodeError::UnsupportedApiVersions {
+                correlation_id,
+                version,
+            });
+        }
+        return Err(DecodeError::UnsupportedVersion { api_key, version });
+    }
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
+        .map_err(|e| malformed(e.to_string()))?;
+    let body =
+        RequestKind::decode(api_key, &mut frame, version).map_err(|e| malformed(e.to_string()))?;
+    Ok(Request {
+        header,
+        api_key,
+        body,
+    })
+}
+
+/// Encodes a response with its size prefix and the response header that `api_key`/`version` use.
+pub fn encode_response<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+) -> Result<Bytes, proto_kafka::ProtoError> {
+    let body_len = response.compute_size(version)?;
+    let flexible_header = api_key.response_header_version(version) >= 1;
+    let header_len = if flexible_header { 5 } else { 4 };
+    let mut buf = BytesMut::with_capacity(4 + header_len + body_len);
+    buf.put_i32((header_len + body_len) as i32);
+    buf.put_i32(correlation_id);
+    if flexible_header {
+        buf.put_u8(0); // no tagged fields
+    }
+    response.encode(&mut buf, version)?;
+    Ok(buf.freeze())
+}
+
+/// Reads the correlation id from an encoded response (for tests and tools).
+pub fn response_correlation_id(mut response: &[u8]) -> Option<i32> {
+    (response.len() >= 8).then(|| {
+        response.advance(4);
+        response.get_i32()
+    })
+}

@@ -1,0 +1,177 @@
+//! Property-based fuzzing of request decoding: random frames and mutations of valid frames must
+//! decode or fail with an error, never panic, and never allocate more than a bounded multiple of
+//! the frame (the `kafka-protocol` crate allocated 154 GB for a 4-byte body).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use gregor_protocol::kafka::messages::{
+    ApiVersionsRequest, CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest,
+    RequestHeader,
+};
+use gregor_protocol::kafka::protocol::Encodable;
+use gregor_protocol::{decode_request, versions, ApiKey};
+use proptest::prelude::*;
+
+struct Recording;
+
+static LARGEST_ALLOCATION: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Recording {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LARGEST_ALLOCATION.fetch_max(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Recording = Recording;
+
+/// Frames here are at most 4 KiB; no decoded structure may need more than this.
+const ALLOCATION_CEILING: usize = 16 << 20;
+
+fn frame<R: Encodable>(api: ApiKey, version: i16, body: &R) -> Vec<u8> {
+    let mut buf = BytesMut::new();
+    let header = RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some("fuzz".to_string().into()));
+    header
+        .encode(&mut buf, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut buf, version).unwrap();
+    buf.to_vec()
+}
+
+fn seeds() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for &(api, _, max) in versions::SUPPORTED {
+        let min = api.valid_versions().min;
+        for version in [min, max] {
+            let f = match api {
+                ApiKey::Metadata => frame(api, version, &MetadataRequest::default()),
+                ApiKey::ApiVersions => frame(api, version, &ApiVersionsRequest::default()),
+                ApiKey::Produce => frame(api, version, &ProduceRequest::default()),
+                ApiKey::Fetch => frame(api, version, &FetchRequest::default()),
+                ApiKey::CreateTopics => frame(api, version, &CreateTopicsRequest::default()),
+                _ => continue,
+            };
+            out.push(f);
+        }
+    }
+    out
+}
+
+fn decode_checked(bytes: Vec<u8>) {
+    let _ = decode_request(Bytes::from(bytes));
+    let largest = LARGEST_ALLOCATION.load(Ordering::Relaxed);
+    assert!(
+        largest < ALLOCATION_CEILING,
+        "decoding allocated {largest} bytes"
+    );
+}
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    /// Writes a large length (i32 or varint-ish) at a position.
+    BigLength(usize, [u8; 4]),
+    Truncate(usize),
+    Insert(usize, Vec<u8>),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (
+            any::<usize>(),
+            prop_oneof![
+                Just([0x7f, 0xff, 0xff, 0xff]),
+                Just([0xff, 0xff, 0xff, 0x0f]),
+                Just([0x00, 0x10, 0x00, 0x00]),
+                any::<[u8; 4]>()
+            ]
+        )
+            .prop_map(|(i, b)| Mutation::BigLength(i, b)),
+        any::<usize>().prop_map(Mutation::Truncate),
+        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+    ]
+}
+
+fn apply(mut bytes: Vec<u8>, mutations: &[Mutation]) -> Vec<u8> {
+    for m in mutations {
+        if bytes.is_empty() {
+            break;
+        }
+        match m {
+            Mutation::Flip(i, b) => {
+                let i = i % bytes.len();
+                bytes[i] ^= b;
+            }
+            Mutation::BigLength(i, b) => {
+                let i = i % bytes.len();
+                for (k, byte) in b.iter().enumerate() {
+                    if let Some(slot) = bytes.get_mut(i + k) {
+                        *slot = *byte;
+                    }
+                }
+            }
+            Mutation::Truncate(i) => bytes.truncate(i % bytes.len()),
+            Mutation::Insert(i, extra) => {
+                let i = i % bytes.len();
+                bytes.splice(i..i, extra.iter().copied());
+            }
+        }
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("GREGOR_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000)
+    ))]
+
+    #[test]
+    fn random_frames_never_panic(api in 0i16..100, version in -1i16..20, body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut bytes = Vec::with_capacity(body.len() + 8);
+        bytes.extend_from_slice(&api.to_be_bytes());
+        bytes.extend_from_slice(&version.to_be_bytes());
+        bytes.extend_from_slice(&1i32.to_be_bytes());
+        bytes.extend_from_slice(&body);
+        decode_checked(bytes);
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic(seed in 0usize..1000, mutations in proptest::collection::vec(mutation(), 1..6)) {
+        let seeds = seeds();
+        let base = seeds[seed % seeds.len()].clone();
+        decode_checked(apply(base, &mutations));
+    }
+}
+
+/// The input that aborted a process using the `kafka-protocol` crate: a Metadata v12 frame whose
+/// topics array claims 0x7fffffff entries.
+#[test]
+fn huge_array_length_is_an_error() {
+    let mut bytes = frame(ApiKey::Metadata, 4, &MetadataRequest::default());
+    let body_at = bytes.len() - 5; // topics array (i32) + allow_auto_topic_creation (bool)
+    bytes[body_at..body_at + 4].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
+    assert!(decode_request(Bytes::from(bytes)).is_err());
+}
+
+#[test]
+fn seeds_decode() {
+    for seed in seeds() {
+        decode_request(Bytes::from(seed)).expect("valid frame decodes");
+    }
+}

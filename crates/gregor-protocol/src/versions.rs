@@ -31,9 +31,8 @@ pub fn advertised(api: ApiKey) -> Option<(i16, i16)> {
 /// Whether a request of `api` at `version` is both advertised and decodable by the codec.
 pub fn decodable(api: ApiKey, version: i16) -> bool {
     let codec = api.valid_versions();
-    advertised(api).is_some_and(|(min, max)| {
-        version >= min.max(codec.min) && version <= max.min(codec.max)
-    })
+    advertised(api)
+        .is_some_and(|(min, max)| version >= min.max(codec.min) && version <= max.min(codec.max))
 }
 
 #[cfg(test)]

@@ -103,7 +103,10 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         )
             .prop_map(|(i, b)| Mutation::BigLength(i, b)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..16)
+        )
             .prop_map(|(i, b)| Mutation::Insert(i, b)),
     ]
 }

@@ -1,0 +1,146 @@
+//! The in-memory metadata image: the state the metadata log's records build.
+
+use std::collections::{BTreeMap, HashMap};
+
+use uuid::Uuid;
+
+use crate::records::{ConfigResource, MetadataRecord};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct BrokerRegistration {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub rack: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionImage>,
+}
+
+impl TopicImage {
+    /// Internal topics (`__consumer_offsets`, `__transaction_state`) are flagged in Metadata.
+    pub fn is_internal(&self) -> bool {
+        self.name == "__consumer_offsets" || self.name == "__transaction_state"
+    }
+}
+
+/// The cluster as of `offset` in the metadata log. Cheap to clone for the few writers; readers
+/// share it behind an `Arc`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    pub brokers: BTreeMap<i32, BrokerRegistration>,
+    pub topics: BTreeMap<String, TopicImage>,
+    pub topic_names: HashMap<Uuid, String>,
+    pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    pub next_producer_id: i64,
+}
+
+impl MetadataImage {
+    pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topic_names
+            .get(id)
+            .and_then(|name| self.topics.get(name))
+    }
+
+    pub fn topic_configs(&self, topic: &str) -> Option<&BTreeMap<String, String>> {
+        self.configs.get(&ConfigResource::Topic(topic.to_string()))
+    }
+
+    /// Applies one record. Records come from the controller, which validated them against the
+    /// image they were decided on; a record naming something that no longer exists is ignored.
+    pub fn apply(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::Cluster { cluster_id } => self.cluster_id = cluster_id.clone(),
+            MetadataRecord::RegisterBroker {
+                node_id,
+                host,
+                port,
+                rack,
+            } => {
+                self.brokers.insert(
+                    *node_id,
+                    BrokerRegistration {
+                        node_id: *node_id,
+                        host: host.clone(),
+                        port: *port,
+                        rack: rack.clone(),
+                    },
+                );
+            }
+            MetadataRecord::Topic { name, topic_id } => {
+                self.topic_names.insert(*topic_id, name.clone());
+                self.topics.insert(
+                    name.clone(),
+                    TopicImage {
+                        name: name.clone(),
+                        id: *topic_id,
+                        partitions: BTreeMap::new(),
+                    },
+                );
+            }
+            MetadataRecord::Partition {
+                topic_id,
+                partition,
+                replicas,
+                isr,
+                leader,
+                leader_epoch,
+            } => {
+                let Some(name) = self.topic_names.get(topic_id) else {
+                    return;
+                };
+                if let Some(topic) = self.topics.get_mut(name) {
+                    topic.partitions.insert(
+                        *partition,
+                        PartitionImage {
+                            replicas: replicas.clone(),
+                            isr: isr.clone(),
+                            leader: *leader,
+                            leader_epoch: *leader_epoch,
+                        },
+                    );
+                }
+            }
+            MetadataRecord::Config {
+                resource,
+                name,
+                value,
+            } => {
+                let configs = self.configs.entry(resource.clone()).or_default();
+                match value {
+                    Some(value) => {
+                        configs.insert(name.clone(), value.clone());
+                    }
+                    None => {
+                        configs.remove(name);
+                    }
+                }
+                if configs.is_empty() {
+                    self.configs.remove(resource);
+                }
+            }
+            MetadataRecord::RemoveTopic { topic_id } => {
+                if let Some(name) = self.topic_names.remove(topic_id) {
+                    self.topics.remove(&name);
+                    self.configs.remove(&ConfigResource::Topic(name));
+                }
+            }
+            MetadataRecord::ProducerIds {
+                next_block_start, ..
+            } => self.next_producer_id = *next_block_start,
+        }
+    }
+}

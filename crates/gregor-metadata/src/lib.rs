@@ -1,0 +1,17 @@
+//! Cluster metadata, KRaft's way: every change to topics, partitions, configs, brokers and producer
+//! id blocks is a [`MetadataRecord`] appended to the metadata log; the [`MetadataImage`] that request
+//! handlers read is built only by replaying those records. The [`controller`] decides which records
+//! a request produces (pure functions of the image), and the [`store`] appends and replays them.
+//! Today the log is a local partition log; the cluster issue puts it under a Raft quorum.
+
+pub mod configs;
+pub mod controller;
+pub mod image;
+pub mod records;
+pub mod store;
+
+pub use configs::{ConfigDef, TOPIC_CONFIGS};
+pub use controller::ControllerError;
+pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
+pub use records::{ConfigResource, MetadataRecord};
+pub use store::MetadataStore;

@@ -1,0 +1,57 @@
+//! The records of the metadata log.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a config record applies to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A dynamic broker config; node id `None` is the cluster-wide default.
+    Broker(Option<i32>),
+}
+
+/// One change to the cluster metadata. Stored as the JSON value of a record in the metadata log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum MetadataRecord {
+    /// Written once, when the cluster is formatted.
+    Cluster {
+        cluster_id: String,
+    },
+    /// A broker's current endpoint; the newest registration of a node wins.
+    RegisterBroker {
+        node_id: i32,
+        host: String,
+        port: u16,
+        rack: Option<String>,
+    },
+    Topic {
+        name: String,
+        topic_id: Uuid,
+    },
+    /// A partition's replica assignment and leadership. Written again with a higher leader epoch
+    /// when the leader or ISR changes.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+    },
+    /// Sets (`Some`) or removes (`None`) one config of a resource.
+    Config {
+        resource: ConfigResource,
+        name: String,
+        value: Option<String>,
+    },
+    RemoveTopic {
+        topic_id: Uuid,
+    },
+    /// Producer ids below `next_block_start` are handed out.
+    ProducerIds {
+        node_id: i32,
+        next_block_start: i64,
+    },
+}

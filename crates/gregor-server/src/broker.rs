@@ -1,0 +1,239 @@
+//! The broker process: state shared by all connections, start-up and shutdown.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gregor_metadata::controller::allocate_producer_ids;
+use gregor_metadata::store::StoreError;
+use gregor_metadata::{MetadataImage, MetadataRecord, MetadataStore};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::fetch_session::FetchSessions;
+use crate::partitions::ReplicaManager;
+
+/// How many producer ids one metadata record reserves.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use log dir {dir}: {error}")]
+    LogDir { dir: String, error: std::io::Error },
+    #[error(transparent)]
+    Metadata(#[from] StoreError),
+    #[error("cannot open partition logs: {0}")]
+    Storage(#[from] gregor_storage::StorageError),
+    #[error("cannot listen on {addr}: {error}")]
+    Listen {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub node_id: i32,
+    pub metadata: MetadataStore,
+    pub replicas: ReplicaManager,
+    pub fetch_sessions: FetchSessions,
+    /// The next unused producer id and the end of the reserved block.
+    producer_ids: Mutex<(i64, i64)>,
+    shutdown: watch::Sender<bool>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A running broker: its bound address and the handle that stops it.
+pub struct RunningBroker {
+    pub broker: Arc<Broker>,
+    pub local_addr: SocketAddr,
+    listener: TcpListener,
+}
+
+impl Broker {
+    /// Opens the data dir (formatting it on first start), replays the metadata log, opens every
+    /// partition log (recovering what a crash left) and binds the listener.
+    pub async fn start(config: BrokerConfig) -> Result<RunningBroker, StartError> {
+        let log_dir = config.log_dirs[0].clone();
+        std::fs::create_dir_all(&log_dir).map_err(|error| StartError::LogDir {
+            dir: log_dir.display().to_string(),
+            error,
+        })?;
+        let metadata = MetadataStore::open(&log_dir)?;
+        let listener =
+            TcpListener::bind(config.listener)
+                .await
+                .map_err(|error| StartError::Listen {
+                    addr: config.listener,
+                    error,
+                })?;
+        let local_addr = listener.local_addr().map_err(|error| StartError::Listen {
+            addr: config.listener,
+            error,
+        })?;
+        let node_id = config.node_id;
+        let port = if config.advertised_port == 0 {
+            local_addr.port()
+        } else {
+            config.advertised_port
+        };
+        let mut startup = vec![MetadataRecord::RegisterBroker {
+            node_id,
+            host: config.advertised_host.clone(),
+            port,
+            rack: None,
+        }];
+        if metadata.image().cluster_id.is_empty() {
+            startup.insert(
+                0,
+                MetadataRecord::Cluster {
+                    cluster_id: new_cluster_id(),
+                },
+            );
+        }
+        metadata.commit(startup)?;
+        write_meta_properties(&log_dir, &metadata.image(), node_id);
+        let replicas = ReplicaManager::new(log_dir.clone());
+        replicas.reconcile(&metadata.image(), &config, node_id)?;
+        let slots = config.get_i64("max.incremental.fetch.session.cache.slots") as usize;
+        let (shutdown, _) = watch::channel(false);
+        let broker = Arc::new(Broker {
+            node_id,
+            metadata,
+            replicas,
+            fetch_sessions: FetchSessions::new(slots),
+            producer_ids: Mutex::new((0, 0)),
+            shutdown,
+            config,
+        });
+        tracing::info!(log_dir = %log_dir.display(), node_id, "gregor started");
+        Ok(RunningBroker {
+            broker,
+            local_addr,
+            listener,
+        })
+    }
+
+    /// Commits a controller decision and brings the hosted partitions in line with the new image.
+    pub fn decide<T, E>(
+        &self,
+        decision: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), E>,
+    ) -> Result<Result<T, E>, StoreError> {
+        let outcome = self.metadata.decide(decision)?;
+        if let Err(e) = self
+            .replicas
+            .reconcile(&self.metadata.image(), &self.config, self.node_id)
+        {
+            tracing::error!(error = %e, "cannot apply metadata to partition logs");
+        }
+        Ok(outcome)
+    }
+
+    /// A new producer id, from a block reserved in the metadata log.
+    pub fn next_producer_id(&self) -> Result<i64, StoreError> {
+        let mut ids = self.producer_ids.lock();
+        if ids.0 >= ids.1 {
+            let start = self
+                .metadata
+                .decide(|image| {
+                    let (start, record) =
+                        allocate_producer_ids(image, self.node_id, PRODUCER_ID_BLOCK);
+                    Ok::<_, ()>((vec![record], start))
+                })?
+                .expect("allocation always succeeds");
+            *ids = (start, start + PRODUCER_ID_BLOCK);
+        }
+        ids.0 += 1;
+        Ok(ids.0 - 1)
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Stops accepting work and writes every checkpoint.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        for partition in self.replicas.all() {
+            if let Err(e) = partition.with_log_mut(|log| log.checkpoint()) {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "checkpoint failed");
+            }
+        }
+        if let Err(e) = self.metadata.close() {
+            tracing::error!(error = %e, "metadata checkpoint failed");
+        }
+        tracing::info!("gregor stopped cleanly");
+    }
+
+    /// Retention and time-based flushing, on the intervals the config gives.
+    async fn maintain(self: Arc<Self>) {
+        let retention_every = self
+            .config
+            .get_i64("log.retention.check.interval.ms")
+            .max(1) as u64;
+        let mut retention = tokio::time::interval(Duration::from_millis(retention_every));
+        let mut flush = tokio::time::interval(Duration::from_secs(1));
+        let mut stop = self.shutdown_signal();
+        loop {
+            tokio::select! {
+                _ = retention.tick() => {
+                    for p in self.replicas.all() {
+                        if let Err(e) = p.with_log_mut(|log| log.enforce_retention(now_ms())) {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
+                        }
+                    }
+                }
+                _ = flush.tick() => {
+                    for p in self.replicas.all() {
+                        if let Err(e) = p.with_log_mut(|log| log.maybe_flush(now_ms())) {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                        }
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+impl RunningBroker {
+    /// Serves connections until `stop` resolves, then shuts down cleanly.
+    pub async fn serve_until(self, stop: impl std::future::Future<Output = ()>) {
+        let broker = self.broker.clone();
+        tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
+        tokio::spawn(broker.clone().maintain());
+        tokio::select! {
+            _ = crate::network::accept_loop(broker.clone(), self.listener) => {}
+            _ = stop => {}
+        }
+        broker.shutdown();
+    }
+}
+
+fn new_cluster_id() -> String {
+    // Kafka's cluster ids are base64url-encoded UUIDs (22 characters).
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = uuid::Uuid::new_v4().as_u128();
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect()
+}
+
+/// Kafka's `meta.properties`, for operators and tools that look for it.
+fn write_meta_properties(dir: &Path, image: &MetadataImage, node_id: i32) {
+    let text = format!(
+        "version=1\ncluster.id={}\nnode.id={node_id}\n",
+        image.cluster_id
+    );
+    if let Err(e) = std::fs::write(dir.join("meta.properties"), text) {
+        tracing::warn!(error = %e, "cannot write meta.properties");
+    }
+}

@@ -1,0 +1,35 @@
+//! DescribeCluster.
+
+use std::sync::Arc;
+
+use gregor_protocol::kafka::messages::describe_cluster_response::DescribeClusterBroker;
+use gregor_protocol::kafka::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+
+use super::str_bytes;
+use crate::broker::Broker;
+
+pub fn describe_cluster(
+    broker: &Arc<Broker>,
+    _version: i16,
+    request: DescribeClusterRequest,
+) -> DescribeClusterResponse {
+    let image = broker.metadata.image();
+    let brokers = image
+        .brokers
+        .values()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect();
+    DescribeClusterResponse::default()
+        .with_error_message(None)
+        .with_endpoint_type(request.endpoint_type)
+        .with_cluster_id(str_bytes(&image.cluster_id))
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_brokers(brokers)
+        .with_cluster_authorized_operations(i32::MIN)
+}

@@ -1,0 +1,86 @@
+//! ListOffsets: earliest, latest, by timestamp and max timestamp.
+
+use std::sync::Arc;
+
+use gregor_protocol::kafka::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use gregor_protocol::kafka::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::code;
+use crate::broker::Broker;
+use crate::partitions::Partition;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// `(offset, timestamp)` for one query, or an error code.
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
+    let storage = |e: gregor_storage::StorageError| e.error_code();
+    match timestamp {
+        LATEST => Ok((partition.high_watermark(), -1)),
+        EARLIEST | EARLIEST_LOCAL => Ok((partition.log_start_offset(), -1)),
+        // Nothing is tiered: Kafka answers "none" as offset -1.
+        LATEST_TIERED => Ok((-1, -1)),
+        MAX_TIMESTAMP => Ok(partition
+            .with_log(|log| log.max_timestamp())
+            .map_err(storage)?
+            .unwrap_or((-1, -1))),
+        ts if ts >= 0 => Ok(partition
+            .with_log(|log| log.offset_for_timestamp(ts))
+            .map_err(storage)?
+            .unwrap_or((-1, -1))),
+        _ => Err(code::INVALID_REQUEST),
+    }
+}
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let Some(partition) = broker
+                        .replicas
+                        .get(topic.name.0.as_str(), p.partition_index)
+                    else {
+                        return response
+                            .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_offset(-1)
+                            .with_timestamp(-1);
+                    };
+                    match lookup(&partition, p.timestamp) {
+                        Ok((offset, timestamp)) => response
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(if version >= 4 {
+                                partition.leader_epoch()
+                            } else {
+                                -1
+                            }),
+                        Err(error) => response
+                            .with_error_code(error)
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

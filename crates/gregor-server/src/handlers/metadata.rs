@@ -1,0 +1,127 @@
+//! Metadata: brokers, topics and partition leadership from the image; auto-creates topics that
+//! clients ask for when `auto.create.topics.enable` allows it.
+
+use std::sync::Arc;
+
+use gregor_metadata::controller::validate_topic_name;
+use gregor_metadata::{MetadataImage, TopicImage};
+use gregor_protocol::kafka::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use gregor_protocol::kafka::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use gregor_protocol::kafka::protocol::StrBytes;
+
+use super::{code, str_bytes, topics};
+use crate::broker::Broker;
+
+/// Kafka's value for "authorized operations were not requested".
+const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
+
+pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers
+        .values()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(&b.host))
+                .with_port(b.port as i32)
+                .with_rack(b.rack.as_deref().map(str_bytes))
+        })
+        .collect()
+}
+
+fn describe(topic: &TopicImage) -> MetadataResponseTopic {
+    let partitions = topic
+        .partitions
+        .iter()
+        .map(|(&index, p)| {
+            let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(p.leader))
+                .with_leader_epoch(p.leader_epoch)
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr))
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(str_bytes(&topic.name))))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.is_internal())
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+fn topic_error(name: Option<StrBytes>, id: uuid::Uuid, error: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(TopicName))
+        .with_topic_id(id)
+        .with_error_code(error)
+        .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}
+
+pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
+    // Before v4 every request may auto-create; since v4 the client says.
+    let may_create = (version < 4 || request.allow_auto_topic_creation)
+        && broker.config.get("auto.create.topics.enable") == "true";
+    let mut image = broker.metadata.image();
+    let topics = match request.topics {
+        // v0 sends an empty list for "all topics"; later versions send null.
+        None => image.topics.values().map(describe).collect(),
+        Some(wanted) if wanted.is_empty() && version == 0 => {
+            image.topics.values().map(describe).collect()
+        }
+        Some(wanted) => wanted
+            .into_iter()
+            .map(|t| {
+                let Some(name) = t.name.map(|n| n.0) else {
+                    return match image.topic_by_id(&t.topic_id) {
+                        Some(topic) => describe(topic),
+                        None => topic_error(None, t.topic_id, code::UNKNOWN_TOPIC_ID),
+                    };
+                };
+                if let Some(topic) = image.topics.get(name.as_str()) {
+                    return describe(topic);
+                }
+                if validate_topic_name(&name).is_err() {
+                    return topic_error(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        code::INVALID_TOPIC_EXCEPTION,
+                    );
+                }
+                if !may_create {
+                    return topic_error(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        code::UNKNOWN_TOPIC_OR_PARTITION,
+                    );
+                }
+                match topics::create_with_defaults(broker, &name) {
+                    Ok(()) => {
+                        image = broker.metadata.image();
+                        image
+                            .topics
+                            .get(name.as_str())
+                            .map(describe)
+                            .unwrap_or_else(|| {
+                                topic_error(
+                                    Some(name),
+                                    uuid::Uuid::nil(),
+                                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                                )
+                            })
+                    }
+                    Err(error) => topic_error(Some(name), uuid::Uuid::nil(), error),
+                }
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(brokers(&image))
+        .with_cluster_id(Some(str_bytes(&image.cluster_id)))
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
+}

@@ -1,0 +1,92 @@
+//! Request handlers, one module per API family. Each turns a decoded request into its response;
+//! `handle` dispatches and encodes.
+
+pub mod api_versions;
+mod cluster;
+mod configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod producer_id;
+mod topics;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gregor_protocol::kafka::protocol::{Encodable, StrBytes};
+use gregor_protocol::{encode_response, ApiKey, Request, RequestKind};
+
+use crate::broker::Broker;
+
+/// What the connection does after a request.
+pub enum Reply {
+    Send(Bytes),
+    /// No response is due (acks=0 produce).
+    Nothing,
+    /// The response cannot be encoded at this version: a bug, reported by closing the connection
+    /// rather than leaving the client waiting.
+    Close,
+}
+
+fn encode<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, response: &R) -> Reply {
+    match encode_response(api, version, correlation_id, response) {
+        Ok(bytes) => Reply::Send(bytes),
+        Err(e) => {
+            tracing::error!(?api, version, error = %e, "cannot encode response");
+            Reply::Close
+        }
+    }
+}
+
+/// Answers one request.
+pub async fn handle(broker: &Arc<Broker>, request: Request) -> Reply {
+    let version = request.header.request_api_version;
+    let correlation_id = request.header.correlation_id;
+    let api = request.api_key;
+    macro_rules! respond {
+        ($response:expr) => {
+            encode(api, version, correlation_id, &$response)
+        };
+    }
+    match request.body {
+        RequestKind::ApiVersions(_) => respond!(api_versions::handle(version)),
+        RequestKind::Metadata(r) => respond!(metadata::handle(broker, version, r)),
+        RequestKind::Produce(r) => match produce::handle(broker, version, r).await {
+            Some(response) => respond!(response),
+            None => Reply::Nothing,
+        },
+        RequestKind::Fetch(r) => respond!(fetch::handle(broker, version, r).await),
+        RequestKind::ListOffsets(r) => respond!(list_offsets::handle(broker, version, r)),
+        RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r)),
+        RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r)),
+        RequestKind::CreatePartitions(r) => respond!(topics::create_partitions(broker, r)),
+        RequestKind::InitProducerId(r) => respond!(producer_id::handle(broker, r)),
+        RequestKind::DescribeCluster(r) => respond!(cluster::describe_cluster(broker, version, r)),
+        RequestKind::DescribeConfigs(r) => respond!(configs::describe_configs(broker, version, r)),
+        _ => {
+            // `versions::decodable` admits only the APIs above.
+            tracing::error!(?api, "no handler for an advertised API");
+            Reply::Close
+        }
+    }
+}
+
+pub(crate) fn str_bytes(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// Kafka error codes used across handlers.
+pub(crate) mod code {
+    pub const NONE: i16 = 0;
+    pub const OFFSET_OUT_OF_RANGE: i16 = 1;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const INVALID_REQUIRED_ACKS: i16 = 21;
+    pub const UNSUPPORTED_VERSION: i16 = 35;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const KAFKA_STORAGE_ERROR: i16 = 56;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+    pub const INVALID_FETCH_SESSION_EPOCH: i16 = 71;
+}

@@ -1,0 +1,39 @@
+//! InitProducerId for idempotent producers. Transactional ids need the transaction coordinator,
+//! which gregor does not have yet: they are refused with a clear error.
+
+use std::sync::Arc;
+
+use gregor_protocol::kafka::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use super::code;
+use crate::broker::Broker;
+
+pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if request.transactional_id.is_some() {
+        tracing::warn!(
+            "InitProducerId with a transactional id: transactions are not supported yet"
+        );
+        return response.with_error_code(code::INVALID_REQUEST);
+    }
+    // KIP-360: a producer that knows its id asks for the next epoch; a new id once the epoch is spent.
+    if request.producer_id.0 >= 0
+        && request.producer_epoch >= 0
+        && request.producer_epoch < i16::MAX - 1
+    {
+        return response
+            .with_producer_id(request.producer_id)
+            .with_producer_epoch(request.producer_epoch + 1);
+    }
+    match broker.next_producer_id() {
+        Ok(id) => response
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot allocate a producer id");
+            response.with_error_code(code::KAFKA_STORAGE_ERROR)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The gregor broker: accepts Kafka connections, decodes requests with `gregor-protocol`, and
+//! answers them from the metadata image (`gregor-metadata`) and the partition logs
+//! (`gregor-storage`).
+
+pub mod broker;
+pub mod config;
+mod delayed;
+mod fetch_session;
+mod handlers;
+mod network;
+mod partitions;
+
+pub use broker::Broker;
+pub use config::{BrokerConfig, ConfigError};

@@ -1,0 +1,223 @@
+//! The partitions this broker hosts: each is a log plus the offsets and waiters that the request
+//! handlers share. Which partitions exist is decided by the metadata image alone; `reconcile`
+//! opens, reconfigures and deletes logs to match it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gregor_metadata::MetadataImage;
+use gregor_storage::{AppendResult, PartitionLog, Result as StorageResult};
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::BrokerConfig;
+
+/// The file in a partition directory naming the topic id it belongs to, so a directory left by a
+/// deleted topic is never mistaken for a new topic of the same name.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    log: RwLock<PartitionLog>,
+    leader_epoch: AtomicI32,
+    /// On one node the high watermark follows the log end offset; replication will hold it back.
+    high_watermark: AtomicI64,
+    /// Delayed operations (fetches, acks=all produces) waiting for this partition to change.
+    waiters: Mutex<Vec<Arc<Notify>>>,
+}
+
+impl Partition {
+    pub fn append(&self, records: &[u8], now_ms: i64) -> StorageResult<AppendResult> {
+        let result = {
+            let mut log = self.log.write();
+            let result = log.append(records, self.leader_epoch(), now_ms)?;
+            self.high_watermark
+                .store(log.log_end_offset(), Ordering::Release);
+            result
+        };
+        if !result.duplicate {
+            self.wake_waiters();
+        }
+        Ok(result)
+    }
+
+    /// Reads committed batches (below the high watermark) from `offset`.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<Bytes> {
+        let log = self.log.read();
+        log.read(offset, max_bytes, self.high_watermark())
+    }
+
+    pub fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> T) -> T {
+        f(&self.log.read())
+    }
+
+    pub fn with_log_mut<T>(&self, f: impl FnOnce(&mut PartitionLog) -> T) -> T {
+        f(&mut self.log.write())
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.read().log_start_offset()
+    }
+
+    /// Registers a delayed operation to be woken by the next change. Register before checking the
+    /// condition: a wake-up between the check and the wait is then kept as a permit.
+    pub fn watch(&self, waiter: &Arc<Notify>) {
+        self.waiters.lock().push(waiter.clone());
+    }
+
+    pub fn unwatch(&self, waiter: &Arc<Notify>) {
+        self.waiters.lock().retain(|w| !Arc::ptr_eq(w, waiter));
+    }
+
+    fn wake_waiters(&self) {
+        for waiter in self.waiters.lock().drain(..) {
+            waiter.notify_one();
+        }
+    }
+}
+
+pub struct ReplicaManager {
+    log_dir: PathBuf,
+    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+}
+
+fn is_partition_dir(name: &str) -> bool {
+    name.rsplit_once('-').is_some_and(|(topic, index)| {
+        !topic.is_empty() && !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())
+    }) && !name.starts_with("__cluster_metadata")
+}
+
+fn read_topic_id(dir: &Path) -> Option<Uuid> {
+    let text = std::fs::read_to_string(dir.join(PARTITION_METADATA)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("topic_id: "))
+        .and_then(|id| Uuid::parse_str(id.trim()).ok())
+}
+
+impl ReplicaManager {
+    pub fn new(log_dir: PathBuf) -> ReplicaManager {
+        ReplicaManager {
+            log_dir,
+            partitions: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .get(&(topic.to_string(), index))
+            .cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    /// Makes the hosted partitions match the image: deletes logs of removed topics (and stray
+    /// directories of topics the image does not know), opens new ones, applies changed configs.
+    pub fn reconcile(
+        &self,
+        image: &MetadataImage,
+        config: &BrokerConfig,
+        node_id: i32,
+    ) -> StorageResult<()> {
+        let mut partitions = self.partitions.write();
+        let gone: Vec<_> = partitions
+            .iter()
+            .filter(|(_, p)| {
+                image
+                    .topic_by_id(&p.topic_id)
+                    .is_none_or(|t| !t.partitions.contains_key(&p.index))
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in gone {
+            if let Some(partition) = partitions.remove(&key) {
+                tracing::info!(topic = %key.0, partition = key.1, "deleting partition log");
+                partition.wake_waiters();
+                let dir = self.dir_of(&key.0, key.1);
+                drop(partition);
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+                }
+            }
+        }
+        self.remove_stray_dirs(image)?;
+        for topic in image.topics.values() {
+            let log_config = config.log_config(image.topic_configs(&topic.name));
+            for (&index, meta) in &topic.partitions {
+                if !meta.replicas.contains(&node_id) {
+                    continue;
+                }
+                let key = (topic.name.clone(), index);
+                if let Some(existing) = partitions.get(&key) {
+                    existing
+                        .leader_epoch
+                        .store(meta.leader_epoch, Ordering::Release);
+                    existing.with_log_mut(|log| log.update_config(log_config.clone()));
+                    continue;
+                }
+                let dir = self.dir_of(&topic.name, index);
+                std::fs::create_dir_all(&dir)?;
+                std::fs::write(
+                    dir.join(PARTITION_METADATA),
+                    format!("version: 0\ntopic_id: {}\n", topic.id),
+                )?;
+                let log = PartitionLog::open(dir, log_config.clone())?;
+                let high_watermark = AtomicI64::new(log.log_end_offset());
+                partitions.insert(
+                    key,
+                    Arc::new(Partition {
+                        topic: topic.name.clone(),
+                        topic_id: topic.id,
+                        index,
+                        log: RwLock::new(log),
+                        leader_epoch: AtomicI32::new(meta.leader_epoch),
+                        high_watermark,
+                        waiters: Mutex::new(Vec::new()),
+                    }),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn dir_of(&self, topic: &str, index: i32) -> PathBuf {
+        self.log_dir.join(format!("{topic}-{index}"))
+    }
+
+    /// Removes partition directories whose topic (by id) the image no longer has: left behind by a
+    /// crash between a deletion's commit and its cleanup.
+    fn remove_stray_dirs(&self, image: &MetadataImage) -> StorageResult<()> {
+        let Ok(entries) = std::fs::read_dir(&self.log_dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !entry.path().is_dir() || !is_partition_dir(&name) {
+                continue;
+            }
+            let known =
+                read_topic_id(&entry.path()).is_some_and(|id| image.topic_by_id(&id).is_some());
+            if !known {
+                tracing::info!(dir = name, "deleting stray partition directory");
+                std::fs::remove_dir_all(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}

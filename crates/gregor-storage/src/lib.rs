@@ -1,0 +1,18 @@
+//! Partition logs for gregor: v2 record batches, segments, sparse indexes, crash recovery,
+//! retention and idempotent-producer state.
+
+pub mod batch;
+mod checkpoint;
+mod config;
+mod error;
+mod index;
+pub mod log;
+mod producer_state;
+mod segment;
+
+pub use config::{LogConfig, TimestampType};
+pub use error::{Result, StorageError};
+pub use log::{AppendResult, PartitionLog};
+
+#[cfg(test)]
+mod tests;

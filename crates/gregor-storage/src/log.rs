@@ -1,0 +1,512 @@
+//! The partition log: an ordered list of segments, the last one active.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use crate::batch::{self, BatchHeader};
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::{LogConfig, TimestampType};
+use crate::error::{Result, StorageError};
+use crate::producer_state::{self, ProducerEntry, ProducerStateManager};
+use crate::segment::{self, Segment};
+
+/// Outcome of [`PartitionLog::append`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// Offset of the first record appended (or of the duplicate's original).
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// -1 unless LogAppendTime.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// An idempotent retry of one of the producer's last 5 batches; nothing was written.
+    pub duplicate: bool,
+}
+
+/// One partition's log in its own directory.
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset, never empty; the last one is the active segment.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    recovery_point: i64,
+    producers: ProducerStateManager,
+    unflushed_messages: i64,
+    last_flush_ms: Option<i64>,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("dir", &self.dir)
+            .field("log_start_offset", &self.log_start_offset)
+            .field("log_end_offset", &self.log_end_offset)
+            .field("segments", &self.segments.len())
+            .finish()
+    }
+}
+
+impl PartitionLog {
+    /// Opens (creating if missing) the partition directory and recovers it.
+    pub fn open(dir: PathBuf, config: LogConfig) -> Result<PartitionLog> {
+        fs::create_dir_all(&dir)?;
+        checkpoint::remove_tmp(&dir);
+        let cp = checkpoint::read(&dir);
+        let recovery_point = cp.map_or(0, |c| c.recovery_point);
+        let mut log_start_offset = cp.map_or(0, |c| c.log_start_offset);
+
+        let mut bases = Vec::new();
+        let mut orphan_indexes = Vec::new();
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(base) = segment::parse_file_name(name, segment::LOG_EXT) {
+                bases.push(base);
+            } else if let Some(base) = segment::parse_file_name(name, segment::INDEX_EXT)
+                .or_else(|| segment::parse_file_name(name, segment::TIME_INDEX_EXT))
+            {
+                orphan_indexes.push(base);
+            }
+        }
+        bases.sort_unstable();
+        for base in orphan_indexes {
+            if bases.binary_search(&base).is_err() {
+                segment::remove_segment_files(&dir, base)?;
+            }
+        }
+
+        let mut producers = ProducerStateManager::default();
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+        let mut corrupt_seen = false;
+        for base in bases {
+            let prev_end = segments.last().map_or(i64::MIN, |s| s.next_offset);
+            if corrupt_seen || base < prev_end {
+                tracing::warn!(
+                    "{}: deleting segment {base} after invalid data",
+                    dir.display()
+                );
+                segment::remove_segment_files(&dir, base)?;
+                corrupt_seen = true;
+                continue;
+            }
+            let rec = Segment::recover(
+                &dir,
+                base,
+                prev_end,
+                recovery_point,
+                config.index_interval_bytes,
+                &mut |h: &BatchHeader| producers.replay(h),
+            )?;
+            corrupt_seen |= rec.corrupt;
+            segments.push(rec.segment);
+        }
+        // A trailing empty segment that does not continue its predecessor is dropped.
+        while segments.len() > 1 {
+            let n = segments.len();
+            if segments[n - 1].size == 0
+                && segments[n - 1].base_offset != segments[n - 2].next_offset
+            {
+                if let Some(s) = segments.pop() {
+                    s.delete_files()?;
+                }
+            } else {
+                break;
+            }
+        }
+        if segments.is_empty() {
+            segments.push(Segment::create(&dir, log_start_offset)?);
+        }
+        let log_end_offset = segments.last().map_or(0, |s| s.next_offset);
+        let first_base = segments.first().map_or(0, |s| s.base_offset);
+        log_start_offset = log_start_offset.max(first_base).min(log_end_offset);
+        producers.evict_before(log_start_offset);
+
+        Ok(PartitionLog {
+            dir,
+            config,
+            segments,
+            log_start_offset,
+            log_end_offset,
+            recovery_point: recovery_point.min(log_end_offset),
+            producers,
+            unflushed_messages: 0,
+            last_flush_ms: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn active(&mut self) -> &mut Segment {
+        let n = self.segments.len();
+        &mut self.segments[n - 1]
+    }
+
+    /// Appends one or more producer batches (all-or-nothing).
+    pub fn append(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
+        let mut headers = batch::validate_batches(records, self.config.max_message_bytes)?;
+        let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
+
+        // Producer checks and offset assignment, staged until the write succeeds.
+        let mut staged: HashMap<i64, ProducerEntry> = HashMap::new();
+        let mut next = self.log_end_offset;
+        let mut messages: i64 = 0;
+        for h in headers.iter_mut() {
+            if h.producer_id >= 0 {
+                let current = staged
+                    .get(&h.producer_id)
+                    .or_else(|| self.producers.get(h.producer_id));
+                if let Some(dup) = producer_state::check(current, h)? {
+                    return Ok(AppendResult {
+                        base_offset: dup.first_offset,
+                        last_offset: dup.last_offset,
+                        log_append_time: if log_append { dup.max_timestamp } else { -1 },
+                        log_start_offset: self.log_start_offset,
+                        duplicate: true,
+                    });
+                }
+            }
+            h.base_offset = next;
+            h.partition_leader_epoch = leader_epoch;
+            if log_append {
+                h.attributes |= 0x08;
+                h.first_timestamp = now_ms;
+                h.max_timestamp = now_ms;
+            }
+            next = h.next_offset();
+            messages += i64::from(h.last_offset_delta) + 1;
+            if h.producer_id >= 0 {
+                let entry = match staged.entry(h.producer_id) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(self.producers.get(h.producer_id).cloned().unwrap_or(
+                            ProducerEntry {
+                                epoch: h.producer_epoch,
+                                batches: Default::default(),
+                            },
+                        ))
+                    }
+                };
+                entry.replay(h);
+            }
+        }
+
+        self.maybe_roll(records.len(), headers.len(), next - 1, now_ms)?;
+
+        // Patch a copy: baseOffset and leader epoch (outside the CRC); LogAppendTime fields.
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.extend_from_slice(records);
+        let mut pos = 0usize;
+        for h in &headers {
+            let len = h.total_len();
+            let b = &mut buf[pos..pos + len];
+            batch::patch_offset_and_epoch(b, h.base_offset, leader_epoch);
+            if log_append {
+                batch::set_log_append_time(b, now_ms);
+            }
+            pos += len;
+        }
+        let index_interval = self.config.index_interval_bytes;
+        let res = self.active().append(&buf, &headers, now_ms, index_interval);
+        self.scratch = buf;
+        res?;
+
+        for (pid, entry) in staged {
+            self.producers.insert(pid, entry);
+        }
+        let base_offset = self.log_end_offset;
+        self.log_end_offset = next;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(messages);
+        let last_flush = *self.last_flush_ms.get_or_insert(now_ms);
+        if self.unflushed_messages >= self.config.flush_messages
+            || now_ms.saturating_sub(last_flush) >= self.config.flush_ms
+        {
+            self.flush(now_ms)?;
+        }
+        Ok(AppendResult {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: if log_append { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    fn maybe_roll(
+        &mut self,
+        bytes: usize,
+        batches: usize,
+        last_offset: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        let cfg = &self.config;
+        let seg = &self.segments[self.segments.len() - 1];
+        if seg.size == 0 {
+            return Ok(());
+        }
+        let max_index_entries = cfg.segment_index_bytes / 8;
+        let max_time_entries = cfg.segment_index_bytes / 12;
+        let new_size = seg.size.saturating_add(bytes as u64);
+        let roll = new_size > cfg.segment_bytes
+            || new_size > u64::from(u32::MAX)
+            || seg
+                .roll_base_ms
+                .is_some_and(|t| now_ms.saturating_sub(t) >= cfg.segment_ms)
+            || seg.offset_index.len().saturating_add(batches) > max_index_entries
+            || seg.time_index.len().saturating_add(batches) > max_time_entries
+            || last_offset - seg.base_offset > i64::from(i32::MAX);
+        if roll {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    fn roll(&mut self) -> Result<()> {
+        self.active().write_indexes()?;
+        let seg = Segment::create(&self.dir, self.log_end_offset)?;
+        tracing::debug!(
+            "{}: rolled new segment {}",
+            self.dir.display(),
+            self.log_end_offset
+        );
+        self.segments.push(seg);
+        Ok(())
+    }
+
+    fn flush(&mut self, now_ms: i64) -> Result<()> {
+        for s in &mut self.segments {
+            s.sync()?;
+        }
+        self.recovery_point = self.log_end_offset;
+        self.unflushed_messages = 0;
+        self.last_flush_ms = Some(now_ms);
+        self.write_checkpoint()
+    }
+
+    fn write_checkpoint(&self) -> Result<()> {
+        checkpoint::write(
+            &self.dir,
+            Checkpoint {
+                recovery_point: self.recovery_point,
+                log_start_offset: self.log_start_offset,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Index of the segment that may contain `offset`.
+    fn segment_index_for(&self, offset: i64) -> usize {
+        let n = self.segments.partition_point(|s| s.base_offset <= offset);
+        n.saturating_sub(1)
+    }
+
+    /// Reads whole batches starting with the batch containing `offset` (see the crate docs).
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<Bytes> {
+        if offset < self.log_start_offset || offset > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset,
+                log_end: self.log_end_offset,
+            });
+        }
+        if offset == self.log_end_offset || offset >= max_offset {
+            return Ok(Bytes::new());
+        }
+        for seg in &self.segments[self.segment_index_for(offset)..] {
+            if let Some(data) = seg.read(offset, max_bytes, max_offset)? {
+                return Ok(Bytes::from(data));
+            }
+        }
+        Ok(Bytes::new())
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+
+    /// First record (offset, timestamp) with timestamp >= `ts`.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>> {
+        for seg in &self.segments {
+            if seg.batch_count == 0
+                || seg.max_timestamp < ts
+                || seg.next_offset <= self.log_start_offset
+            {
+                continue;
+            }
+            let mut pos = seg.time_lookup_position(ts);
+            while let Some(h) = seg.header_at(pos)? {
+                if h.max_timestamp >= ts && h.last_offset() >= self.log_start_offset {
+                    let data = seg.read_batch(pos, &h)?;
+                    if let Some(found) = find_record(&h, data, self.log_start_offset, |t| t >= ts)?
+                    {
+                        return Ok(Some(found));
+                    }
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Offset and timestamp of the (earliest) record with the largest timestamp.
+    pub fn max_timestamp(&self) -> Result<Option<(i64, i64)>> {
+        let mut best: Option<&Segment> = None;
+        for seg in &self.segments {
+            if seg.batch_count == 0 || seg.next_offset <= self.log_start_offset {
+                continue;
+            }
+            if best.is_none_or(|b| seg.max_timestamp > b.max_timestamp) {
+                best = Some(seg);
+            }
+        }
+        let Some(seg) = best else { return Ok(None) };
+        let max = seg.max_timestamp;
+        let Some((pos, h)) = seg.find_batch(seg.offset_of_max_timestamp)? else {
+            return Ok(None);
+        };
+        let data = seg.read_batch(pos, &h)?;
+        let found = find_record(&h, data, self.log_start_offset, |t| t >= max)?;
+        Ok(Some(found.unwrap_or((
+            h.base_offset.max(self.log_start_offset),
+            max,
+        ))))
+    }
+
+    /// Deletes old segments by time and size; returns how many were deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
+        let mut deleted = 0usize;
+        if self.config.retention_ms >= 0 {
+            while self.segments.len() > 1 {
+                let s = &self.segments[0];
+                let expired = s.batch_count == 0
+                    || now_ms.saturating_sub(s.max_timestamp) > self.config.retention_ms;
+                if !expired {
+                    break;
+                }
+                self.delete_oldest_segment()?;
+                deleted += 1;
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut diff = i64::try_from(self.size_bytes())
+                .unwrap_or(i64::MAX)
+                .saturating_sub(self.config.retention_bytes);
+            while self.segments.len() > 1 {
+                let size = i64::try_from(self.segments[0].size).unwrap_or(i64::MAX);
+                if diff < size {
+                    break;
+                }
+                diff -= size;
+                self.delete_oldest_segment()?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            self.producers.evict_before(self.log_start_offset);
+            self.write_checkpoint()?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_oldest_segment(&mut self) -> Result<()> {
+        let seg = self.segments.remove(0);
+        let next_base = self
+            .segments
+            .first()
+            .map_or(self.log_end_offset, |s| s.base_offset);
+        self.log_start_offset = self.log_start_offset.max(next_base);
+        self.recovery_point = self.recovery_point.max(self.log_start_offset);
+        tracing::info!(
+            "{}: deleting segment {} (retention)",
+            self.dir.display(),
+            seg.base_offset
+        );
+        seg.delete_files()
+    }
+
+    /// fsync if flush_ms elapsed since the last flush and there is unflushed data.
+    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<()> {
+        if self.unflushed_messages == 0 {
+            return Ok(());
+        }
+        let last = *self.last_flush_ms.get_or_insert(now_ms);
+        if now_ms.saturating_sub(last) >= self.config.flush_ms {
+            self.flush(now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs everything, writes indexes and the checkpoint (recovery point = log end offset).
+    pub fn checkpoint(&mut self) -> Result<()> {
+        for s in &mut self.segments {
+            s.write_indexes()?;
+            s.sync()?;
+        }
+        self.recovery_point = self.log_end_offset;
+        self.unflushed_messages = 0;
+        self.write_checkpoint()
+    }
+
+    pub fn update_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Removes the partition directory and all its files.
+    pub fn delete(self) -> Result<()> {
+        let dir = self.dir.clone();
+        drop(self);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Total bytes of all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+}
+
+/// Decodes one stored batch and returns the first record at or after `min_offset` whose
+/// timestamp satisfies `pred`. LogAppendTime batches give every record the batch max timestamp.
+fn find_record(
+    h: &BatchHeader,
+    data: Vec<u8>,
+    min_offset: i64,
+    pred: impl Fn(i64) -> bool,
+) -> Result<Option<(i64, i64)>> {
+    if h.timestamp_type() == TimestampType::LogAppendTime {
+        if pred(h.max_timestamp) {
+            return Ok(Some((h.base_offset.max(min_offset), h.max_timestamp)));
+        }
+        return Ok(None);
+    }
+    let mut buf = Bytes::from(data);
+    let set = proto_kafka::records::RecordBatchDecoder::decode(&mut buf)
+        .map_err(|e| StorageError::CorruptMessage(format!("cannot decode stored batch: {e}")))?;
+    Ok(set
+        .records
+        .iter()
+        .find(|r| r.offset >= min_offset && pred(r.timestamp))
+        .map(|r| (r.offset, r.timestamp)))
+}

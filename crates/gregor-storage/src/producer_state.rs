@@ -1,0 +1,145 @@
+//! Idempotent producer state: per producer id its epoch and its last 5 batches.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::batch::BatchHeader;
+use crate::error::{Result, StorageError};
+
+/// How many batches per producer are remembered for duplicate detection.
+pub(crate) const NUM_BATCHES_TO_RETAIN: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BatchMeta {
+    pub first_seq: i32,
+    pub last_seq: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchMeta>,
+}
+
+impl ProducerEntry {
+    /// Records a batch (with its final offsets) as Kafka's replay does.
+    pub fn replay(&mut self, h: &BatchHeader) {
+        if h.producer_epoch != self.epoch {
+            if h.producer_epoch < self.epoch && !self.batches.is_empty() {
+                // An older epoch in the log (should not happen); keep the newer state.
+                return;
+            }
+            self.epoch = h.producer_epoch;
+            self.batches.clear();
+        }
+        if h.is_control() || h.base_sequence < 0 {
+            return;
+        }
+        self.batches.push_back(BatchMeta {
+            first_seq: h.base_sequence,
+            last_seq: h.last_sequence(),
+            first_offset: h.base_offset,
+            last_offset: h.last_offset(),
+            max_timestamp: h.max_timestamp,
+        });
+        while self.batches.len() > NUM_BATCHES_TO_RETAIN {
+            self.batches.pop_front();
+        }
+    }
+}
+
+fn in_sequence(last_seq: i32, next_seq: i32) -> bool {
+    i64::from(next_seq) == i64::from(last_seq) + 1 || (next_seq == 0 && last_seq == i32::MAX)
+}
+
+/// Checks a producer batch against the producer's current state. `Ok(Some(meta))` means it is
+/// a duplicate of a retained batch.
+pub(crate) fn check(entry: Option<&ProducerEntry>, h: &BatchHeader) -> Result<Option<BatchMeta>> {
+    if h.producer_id < 0 || h.is_control() {
+        return Ok(None);
+    }
+    let Some(e) = entry else {
+        // Unknown producer (new, or its state was removed with old segments): any sequence.
+        return Ok(None);
+    };
+    if h.producer_epoch == e.epoch {
+        let last_seq = h.last_sequence();
+        if let Some(b) = e
+            .batches
+            .iter()
+            .find(|b| b.first_seq == h.base_sequence && b.last_seq == last_seq)
+        {
+            return Ok(Some(*b));
+        }
+    }
+    if h.producer_epoch < e.epoch {
+        return Err(StorageError::InvalidProducerEpoch(format!(
+            "producer {} epoch {} is older than the current epoch {}",
+            h.producer_id, h.producer_epoch, e.epoch
+        )));
+    }
+    if h.base_sequence < 0 {
+        return Ok(None);
+    }
+    if h.producer_epoch > e.epoch {
+        if h.base_sequence != 0 {
+            return Err(StorageError::OutOfOrderSequence(format!(
+                "producer {} new epoch {} must start at sequence 0, got {}",
+                h.producer_id, h.producer_epoch, h.base_sequence
+            )));
+        }
+        return Ok(None);
+    }
+    if let Some(last) = e.batches.back() {
+        if !in_sequence(last.last_seq, h.base_sequence) {
+            return Err(StorageError::OutOfOrderSequence(format!(
+                "producer {} epoch {}: expected sequence {}, got {}",
+                h.producer_id,
+                h.producer_epoch,
+                i64::from(last.last_seq) + 1,
+                h.base_sequence
+            )));
+        }
+    }
+    Ok(None)
+}
+
+#[derive(Default, Debug)]
+pub(crate) struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerStateManager {
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
+        self.producers.insert(producer_id, entry);
+    }
+
+    /// Replays a batch read from the log.
+    pub fn replay(&mut self, h: &BatchHeader) {
+        if h.producer_id < 0 {
+            return;
+        }
+        self.producers
+            .entry(h.producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch: h.producer_epoch,
+                batches: VecDeque::new(),
+            })
+            .replay(h);
+    }
+
+    /// Forgets producers none of whose retained batches remain in the log.
+    pub fn evict_before(&mut self, log_start_offset: i64) {
+        self.producers.retain(|_, e| {
+            e.batches
+                .back()
+                .is_some_and(|b| b.last_offset >= log_start_offset)
+        });
+    }
+}

@@ -1,0 +1,375 @@
+//! One segment: a `.log` file of whole batches plus its sparse indexes (kept in memory).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::batch::{self, BatchHeader, HEADER_LEN};
+use crate::error::{Result, StorageError};
+use crate::index::{OffsetIndex, TimeIndex};
+
+pub(crate) const LOG_EXT: &str = "log";
+pub(crate) const INDEX_EXT: &str = "index";
+pub(crate) const TIME_INDEX_EXT: &str = "timeindex";
+
+pub(crate) fn file_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// Parses `00000000000000000123.log` into 123.
+pub(crate) fn parse_file_name(name: &str, ext: &str) -> Option<i64> {
+    let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    file: File,
+    dir: PathBuf,
+    /// Bytes in the `.log` file.
+    pub size: u64,
+    /// Offset after the last batch (base_offset when empty).
+    pub next_offset: i64,
+    pub offset_index: OffsetIndex,
+    pub time_index: TimeIndex,
+    bytes_since_index: usize,
+    /// Largest batch max-timestamp (i64::MIN when empty).
+    pub max_timestamp: i64,
+    /// Base offset of the first batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    pub batch_count: u64,
+    /// Time of the first append (or the first batch's timestamp after reopening).
+    pub roll_base_ms: Option<i64>,
+    /// Unsynced data.
+    pub dirty: bool,
+    index_dirty: bool,
+}
+
+/// What recovery of one segment found.
+pub(crate) struct Recovered {
+    pub segment: Segment,
+    /// True if invalid data was found (and cut off).
+    pub corrupt: bool,
+}
+
+impl Segment {
+    fn open_file(dir: &Path, base_offset: i64, truncate: bool) -> Result<File> {
+        let mut opts = OpenOptions::new();
+        opts.read(true).append(true).create(true);
+        if truncate {
+            // `truncate` is incompatible with `append`; do it separately.
+            let f = opts.open(file_path(dir, base_offset, LOG_EXT))?;
+            f.set_len(0)?;
+            return Ok(f);
+        }
+        Ok(opts.open(file_path(dir, base_offset, LOG_EXT))?)
+    }
+
+    fn empty(dir: &Path, base_offset: i64, file: File) -> Segment {
+        Segment {
+            base_offset,
+            file,
+            dir: dir.to_path_buf(),
+            size: 0,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::default(),
+            time_index: TimeIndex::default(),
+            bytes_since_index: 0,
+            max_timestamp: i64::MIN,
+            offset_of_max_timestamp: base_offset,
+            batch_count: 0,
+            roll_base_ms: None,
+            dirty: false,
+            index_dirty: true,
+        }
+    }
+
+    /// Creates a new empty segment (replacing any file of that name).
+    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
+        let file = Self::open_file(dir, base_offset, true)?;
+        Ok(Self::empty(dir, base_offset, file))
+    }
+
+    /// Opens an existing segment, scanning its batch headers to rebuild the indexes. Batches
+    /// whose last offset is >= `recovery_point` are fully validated (CRC). The file is
+    /// truncated after the last valid batch. `on_batch` sees every valid batch in order.
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        min_offset: i64,
+        recovery_point: i64,
+        index_interval: usize,
+        on_batch: &mut dyn FnMut(&BatchHeader),
+    ) -> Result<Recovered> {
+        let file = Self::open_file(dir, base_offset, false)?;
+        let file_len = file.metadata()?.len();
+        let mut seg = Self::empty(dir, base_offset, file);
+        let mut pos: u64 = 0;
+        let mut expected_min = min_offset.max(base_offset);
+        let mut hdr = [0u8; HEADER_LEN];
+        let mut data: Vec<u8> = Vec::new();
+        let mut corrupt = false;
+        while pos < file_len {
+            match seg.check_batch_at(
+                pos,
+                file_len,
+                expected_min,
+                recovery_point,
+                &mut hdr,
+                &mut data,
+            ) {
+                Ok(h) => {
+                    let len = h.total_len() as u64;
+                    seg.track_batch(&h, pos, index_interval);
+                    on_batch(&h);
+                    expected_min = h.next_offset();
+                    pos += len;
+                }
+                Err(StorageError::Io(e)) => return Err(StorageError::Io(e)),
+                Err(e) => {
+                    tracing::warn!(
+                        "segment {} of {}: invalid data at position {pos} ({e}); truncating {} bytes",
+                        base_offset,
+                        dir.display(),
+                        file_len - pos
+                    );
+                    corrupt = true;
+                    break;
+                }
+            }
+        }
+        if corrupt {
+            seg.file.set_len(pos)?;
+            seg.file.sync_all()?;
+        }
+        seg.size = pos;
+        Ok(Recovered {
+            segment: seg,
+            corrupt,
+        })
+    }
+
+    /// Validates the framing (and, past the recovery point, the CRC) of the batch at `pos`.
+    fn check_batch_at(
+        &self,
+        pos: u64,
+        file_len: u64,
+        expected_min: i64,
+        recovery_point: i64,
+        hdr: &mut [u8; HEADER_LEN],
+        data: &mut Vec<u8>,
+    ) -> Result<BatchHeader> {
+        let remaining = file_len - pos;
+        if remaining < HEADER_LEN as u64 {
+            return Err(StorageError::CorruptMessage("torn batch header".into()));
+        }
+        self.file.read_exact_at(hdr, pos)?;
+        let len = batch::frame_len(hdr)?
+            .ok_or_else(|| StorageError::CorruptMessage("short header".into()))?;
+        if len as u64 > remaining {
+            return Err(StorageError::CorruptMessage("torn batch".into()));
+        }
+        let h = BatchHeader::parse(hdr)?;
+        if h.base_offset < expected_min
+            || h.last_offset_delta < 0
+            || h.records_count <= 0
+            || h.last_offset() - self.base_offset > i64::from(i32::MAX)
+            || pos + len as u64 > u64::from(u32::MAX)
+        {
+            return Err(StorageError::CorruptMessage(format!(
+                "batch offsets out of order: base {} (expected >= {expected_min}), delta {}",
+                h.base_offset, h.last_offset_delta
+            )));
+        }
+        if h.last_offset() >= recovery_point {
+            data.resize(len, 0);
+            self.file.read_exact_at(data, pos)?;
+            batch::validate_one(data)?;
+        }
+        Ok(h)
+    }
+
+    /// Updates indexes and metadata for a batch (with its final offsets) at `position`.
+    fn track_batch(&mut self, h: &BatchHeader, position: u64, index_interval: usize) {
+        if self.batch_count == 0 {
+            self.roll_base_ms.get_or_insert(h.max_timestamp);
+        }
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.base_offset;
+        }
+        let rel = (h.base_offset - self.base_offset) as u32;
+        if self.bytes_since_index >= index_interval {
+            self.offset_index.push(rel, position as u32);
+            let rel_max = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            self.time_index.maybe_push(self.max_timestamp, rel_max);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index = self.bytes_since_index.saturating_add(h.total_len());
+        self.next_offset = h.next_offset();
+        self.batch_count += 1;
+        self.index_dirty = true;
+    }
+
+    /// Appends `data` (whole, patched batches described by `headers`) with one write.
+    pub fn append(
+        &mut self,
+        data: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+        index_interval: usize,
+    ) -> Result<()> {
+        if let Err(e) = self.file.write_all(data) {
+            // Do not leave a partial write behind.
+            let _ = self.file.set_len(self.size);
+            return Err(e.into());
+        }
+        if self.batch_count == 0 {
+            self.roll_base_ms = Some(now_ms);
+        }
+        let mut pos = self.size;
+        for h in headers {
+            self.track_batch(h, pos, index_interval);
+            pos += h.total_len() as u64;
+        }
+        self.size += data.len() as u64;
+        self.dirty = true;
+        Ok(())
+    }
+
+    pub fn sync(&mut self) -> Result<()> {
+        if self.dirty {
+            self.file.sync_data()?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Writes `.index` and `.timeindex` if they changed since last written.
+    pub fn write_indexes(&mut self) -> Result<()> {
+        if !self.index_dirty {
+            return Ok(());
+        }
+        // The final time index entry records the segment's max timestamp (like Kafka on roll).
+        if self.batch_count > 0 {
+            let rel = (self.offset_of_max_timestamp - self.base_offset) as u32;
+            self.time_index.maybe_push(self.max_timestamp, rel);
+        }
+        self.offset_index
+            .write_to(&file_path(&self.dir, self.base_offset, INDEX_EXT))?;
+        self.time_index
+            .write_to(&file_path(&self.dir, self.base_offset, TIME_INDEX_EXT))?;
+        self.index_dirty = false;
+        Ok(())
+    }
+
+    /// Deletes the segment's files.
+    pub fn delete_files(self) -> Result<()> {
+        let Segment {
+            dir, base_offset, ..
+        } = self;
+        remove_segment_files(&dir, base_offset)
+    }
+
+    /// Reads the header of the batch at `pos`; `None` at or past the end.
+    pub fn header_at(&self, pos: u64) -> Result<Option<BatchHeader>> {
+        if pos >= self.size {
+            return Ok(None);
+        }
+        if self.size - pos < HEADER_LEN as u64 {
+            return Err(StorageError::CorruptMessage(format!(
+                "torn batch at position {pos} of segment {}",
+                self.base_offset
+            )));
+        }
+        let mut hdr = [0u8; HEADER_LEN];
+        self.file.read_exact_at(&mut hdr, pos)?;
+        let h = BatchHeader::parse(&hdr)?;
+        if h.batch_length < batch::MIN_BATCH_LENGTH || pos + h.total_len() as u64 > self.size {
+            return Err(StorageError::CorruptMessage(format!(
+                "bad batch length at position {pos} of segment {}",
+                self.base_offset
+            )));
+        }
+        Ok(Some(h))
+    }
+
+    /// Position and header of the batch containing `offset` (or the first batch after it).
+    pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        let mut pos = u64::from(self.offset_index.lookup(rel));
+        while let Some(h) = self.header_at(pos)? {
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Reads whole batches starting at the batch containing `offset` (see PartitionLog::read).
+    /// `None` if the segment has no batch at or after `offset`.
+    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<Option<Vec<u8>>> {
+        let Some((start, first)) = self.find_batch(offset)? else {
+            return Ok(None);
+        };
+        if first.base_offset >= max_offset {
+            return Ok(Some(Vec::new()));
+        }
+        let available = self.size - start;
+        let first_len = first.total_len() as u64;
+        let want = (max_bytes as u64).max(first_len).min(available);
+        let mut buf = vec![0u8; want as usize];
+        self.file.read_exact_at(&mut buf, start)?;
+        let mut end = 0usize;
+        while end + batch::LOG_OVERHEAD <= buf.len() {
+            let rest = &buf[end..];
+            let base = i64::from_be_bytes(rest[0..8].try_into().unwrap_or([0; 8]));
+            let blen = i32::from_be_bytes(rest[8..12].try_into().unwrap_or([0; 4]));
+            if blen < batch::MIN_BATCH_LENGTH {
+                return Err(StorageError::CorruptMessage(format!(
+                    "bad batch length in segment {}",
+                    self.base_offset
+                )));
+            }
+            let len = blen as usize + batch::LOG_OVERHEAD;
+            if end > 0 && (base >= max_offset || end + len > max_bytes) {
+                break;
+            }
+            if end + len > buf.len() {
+                break;
+            }
+            end += len;
+        }
+        buf.truncate(end);
+        Ok(Some(buf))
+    }
+
+    /// Reads the whole batch at `pos`.
+    pub fn read_batch(&self, pos: u64, h: &BatchHeader) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; h.total_len()];
+        self.file.read_exact_at(&mut buf, pos)?;
+        Ok(buf)
+    }
+
+    /// Position from which to scan for the first record with timestamp >= `ts`.
+    pub fn time_lookup_position(&self, ts: i64) -> u64 {
+        let rel = self.time_index.lookup_before(ts);
+        u64::from(self.offset_index.lookup(rel))
+    }
+}
+
+pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<()> {
+    for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+        match fs::remove_file(file_path(dir, base_offset, ext)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,817 @@
+//! Unit tests of the partition log (no sockets).
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+use proptest::prelude::*;
+use proto_kafka::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+    TimestampType as PkTimestampType,
+};
+
+use crate::batch::{self, BatchHeader};
+use crate::{LogConfig, PartitionLog, StorageError, TimestampType};
+
+struct B {
+    n: usize,
+    ts: i64,
+    value_len: usize,
+    pid: i64,
+    epoch: i16,
+    seq: i32,
+    compression: Compression,
+    ts_step: i64,
+}
+
+impl Default for B {
+    fn default() -> Self {
+        B {
+            n: 3,
+            ts: 1_000,
+            value_len: 10,
+            pid: -1,
+            epoch: -1,
+            seq: -1,
+            compression: Compression::None,
+            ts_step: 1,
+        }
+    }
+}
+
+fn build(b: B) -> Vec<u8> {
+    let records: Vec<Record> = (0..b.n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon_ms: None,
+            partition_leader_epoch: -1,
+            producer_id: b.pid,
+            producer_epoch: b.epoch,
+            timestamp_type: PkTimestampType::Creation,
+            offset: i as i64,
+            sequence: if b.seq >= 0 { b.seq + i as i32 } else { -1 },
+            timestamp: b.ts + b.ts_step * i as i64,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(vec![b'v'; b.value_len])),
+            headers: vec![],
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: b.compression,
+        },
+    )
+    .unwrap();
+    buf.to_vec()
+}
+
+fn batch(n: usize) -> Vec<u8> {
+    build(B {
+        n,
+        ..Default::default()
+    })
+}
+
+fn idem(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    build(B {
+        n,
+        pid,
+        epoch,
+        seq,
+        ..Default::default()
+    })
+}
+
+fn open(dir: &Path, config: LogConfig) -> PartitionLog {
+    PartitionLog::open(dir.join("topic-0"), config).unwrap()
+}
+
+/// Splits read bytes into (base_offset, record_count) per batch.
+fn batches_of(data: &[u8]) -> Vec<(i64, i32)> {
+    let mut out = vec![];
+    let mut pos = 0;
+    while pos < data.len() {
+        let h = BatchHeader::parse(&data[pos..]).unwrap();
+        assert_eq!(batch::compute_crc(&data[pos..pos + h.total_len()]), h.crc);
+        out.push((h.base_offset, h.records_count));
+        pos += h.total_len();
+    }
+    assert_eq!(pos, data.len());
+    out
+}
+
+fn all_batches(log: &PartitionLog) -> Vec<(i64, i32)> {
+    let data = log
+        .read(log.log_start_offset(), usize::MAX / 2, i64::MAX)
+        .unwrap();
+    let mut out = batches_of(&data);
+    // read returns one segment at a time; continue until the end.
+    while let Some(&(b, n)) = out.last() {
+        let next = b + i64::from(n);
+        if next >= log.log_end_offset() {
+            break;
+        }
+        let more = log.read(next, usize::MAX / 2, i64::MAX).unwrap();
+        out.extend(batches_of(&more));
+    }
+    out
+}
+
+#[test]
+fn append_read_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.read(0, 1000, i64::MAX).unwrap().len(), 0);
+    let r1 = log.append(&batch(3), 7, 10).unwrap();
+    assert_eq!(
+        (r1.base_offset, r1.last_offset, r1.duplicate),
+        (0, 2, false)
+    );
+    assert_eq!(r1.log_append_time, -1);
+    // Two batches in one call.
+    let mut two = batch(2);
+    two.extend(batch(4));
+    let r2 = log.append(&two, 7, 11).unwrap();
+    assert_eq!((r2.base_offset, r2.last_offset), (3, 8));
+    assert_eq!(log.log_end_offset(), 9);
+
+    let data = log.read(0, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(batches_of(&data), vec![(0, 3), (3, 2), (5, 4)]);
+    let h = BatchHeader::parse(&data).unwrap();
+    assert_eq!(h.partition_leader_epoch, 7);
+    // Records decode with dense offsets.
+    let sets = RecordBatchDecoder::decode_all(&mut data.clone()).unwrap();
+    let offsets: Vec<i64> = sets
+        .iter()
+        .flat_map(|s| s.records.iter().map(|r| r.offset))
+        .collect();
+    assert_eq!(offsets, (0..9).collect::<Vec<_>>());
+
+    // Middle of a batch returns that batch.
+    let data = log.read(6, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(batches_of(&data), vec![(5, 4)]);
+    let data = log.read(1, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(batches_of(&data)[0], (0, 3));
+    // End and out of range.
+    assert!(log.read(9, 100, i64::MAX).unwrap().is_empty());
+    assert!(matches!(
+        log.read(10, 100, i64::MAX),
+        Err(StorageError::OffsetOutOfRange {
+            offset: 10,
+            log_start: 0,
+            log_end: 9
+        })
+    ));
+    assert_eq!(log.read(-1, 100, i64::MAX).unwrap_err().error_code(), 1);
+    assert_eq!(log.size_bytes(), (batch(3).len() + two.len()) as u64);
+}
+
+#[test]
+fn kip74_and_max_offset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    let b = batch(2);
+    for _ in 0..5 {
+        log.append(&b, 0, 0).unwrap();
+    }
+    // max_bytes smaller than a batch: still one whole batch.
+    let data = log.read(0, 1, i64::MAX).unwrap();
+    assert_eq!(batches_of(&data), vec![(0, 2)]);
+    // Exactly two batches.
+    let data = log.read(2, 2 * b.len(), i64::MAX).unwrap();
+    assert_eq!(batches_of(&data), vec![(2, 2), (4, 2)]);
+    let data = log.read(2, 2 * b.len() + 5, i64::MAX).unwrap();
+    assert_eq!(data.len(), 2 * b.len());
+    // max_offset stops before batches at or past it.
+    let data = log.read(0, 1 << 20, 4).unwrap();
+    assert_eq!(batches_of(&data), vec![(0, 2), (2, 2)]);
+    let data = log.read(0, 1 << 20, 5).unwrap();
+    assert_eq!(batches_of(&data), vec![(0, 2), (2, 2), (4, 2)]);
+    assert!(log.read(4, 1 << 20, 4).unwrap().is_empty());
+}
+
+#[test]
+fn invalid_batches_rejected_and_nothing_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    log.append(&batch(1), 0, 0).unwrap();
+    let good = batch(3);
+
+    let mut bad_crc = good.clone();
+    let last = bad_crc.len() - 1;
+    bad_crc[last] ^= 0xff;
+    let mut combo = good.clone();
+    combo.extend(&bad_crc);
+    let e = log.append(&combo, 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::CorruptMessage(_)), "{e:?}");
+    assert_eq!(e.error_code(), 2);
+
+    let mut magic1 = good.clone();
+    magic1[16] = 1;
+    let e = log.append(&magic1, 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::UnsupportedForMessageFormat));
+    assert_eq!(e.error_code(), 43);
+
+    let mut truncated = good.clone();
+    truncated.extend_from_slice(&good[..good.len() / 2]);
+    let e = log.append(&truncated, 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::CorruptMessage(_)));
+    assert!(log.append(&good[..30], 0, 0).is_err());
+
+    let mut cfg = LogConfig::default();
+    cfg.max_message_bytes = good.len() - 1;
+    log.update_config(cfg);
+    let e = log.append(&good, 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::MessageTooLarge(_)));
+    assert_eq!(e.error_code(), 10);
+    log.update_config(LogConfig::default());
+
+    // records_count 0 (with a correct CRC).
+    let mut zero = good.clone();
+    zero[57..61].copy_from_slice(&0i32.to_be_bytes());
+    let crc = batch::compute_crc(&zero);
+    zero[17..21].copy_from_slice(&crc.to_be_bytes());
+    let e = log.append(&zero, 0, 0).unwrap_err();
+    assert_eq!(e.error_code(), 87);
+
+    // Nothing was written by any of the failures.
+    assert_eq!(log.log_end_offset(), 1);
+    assert_eq!(log.size_bytes(), batch(1).len() as u64);
+    let r = log.append(&good, 0, 0).unwrap();
+    assert_eq!(r.base_offset, 1);
+    assert_eq!(all_batches(&log), vec![(0, 1), (1, 3)]);
+}
+
+#[test]
+fn roll_by_size_and_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = batch(2);
+    let cfg = LogConfig {
+        segment_bytes: (b.len() * 3) as u64,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg);
+    for i in 0..7 {
+        log.append(&b, 0, 1000 + i).unwrap();
+    }
+    let logs = count_files(&log_dir(tmp.path()), ".log");
+    assert_eq!(logs, 3); // 3 + 3 + 1 batches
+    assert!(log_dir(tmp.path())
+        .join("00000000000000000006.log")
+        .exists());
+    assert!(log_dir(tmp.path())
+        .join("00000000000000000012.log")
+        .exists());
+    assert_eq!(all_batches(&log).len(), 7);
+    // Reading across a segment boundary starts in the right segment.
+    assert_eq!(
+        batches_of(&log.read(7, 1 << 20, i64::MAX).unwrap())[0],
+        (6, 2)
+    );
+    assert_eq!(
+        batches_of(&log.read(12, 1, i64::MAX).unwrap()),
+        vec![(12, 2)]
+    );
+
+    // Time-based roll.
+    let cfg = LogConfig {
+        segment_ms: 100,
+        ..LogConfig::default()
+    };
+    log.update_config(cfg);
+    let t0 = 10_000;
+    log.append(&b, 0, t0).unwrap(); // rolls: the active segment is older than 100 ms
+    assert_eq!(count_files(&log_dir(tmp.path()), ".log"), 4);
+    log.append(&b, 0, t0 + 50).unwrap();
+    assert_eq!(count_files(&log_dir(tmp.path()), ".log"), 4);
+    log.append(&b, 0, t0 + 100).unwrap();
+    assert_eq!(count_files(&log_dir(tmp.path()), ".log"), 5);
+    assert_eq!(log.log_end_offset(), 20);
+}
+
+#[test]
+fn roll_when_index_full() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        index_interval_bytes: 0,
+        segment_index_bytes: 8 * 4,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg);
+    for _ in 0..10 {
+        log.append(&batch(1), 0, 0).unwrap();
+    }
+    assert!(count_files(&log_dir(tmp.path()), ".log") >= 3);
+    assert_eq!(all_batches(&log).len(), 10);
+}
+
+fn log_dir(tmp: &Path) -> std::path::PathBuf {
+    tmp.join("topic-0")
+}
+
+fn count_files(dir: &Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(suffix)
+        })
+        .count()
+}
+
+fn active_log_file(dir: &Path) -> std::path::PathBuf {
+    let mut logs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    logs.pop().unwrap()
+}
+
+#[test]
+fn recovery_truncates_torn_tail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = batch(3);
+    let cfg = LogConfig {
+        segment_bytes: (b.len() * 4) as u64,
+        index_interval_bytes: 100,
+        ..LogConfig::default()
+    };
+    {
+        let mut log = open(tmp.path(), cfg.clone());
+        for _ in 0..10 {
+            log.append(&b, 0, 0).unwrap();
+        }
+        assert_eq!(log.log_end_offset(), 30);
+        // dropped without checkpoint
+    }
+    let path = active_log_file(&log_dir(tmp.path()));
+    let before = std::fs::metadata(&path).unwrap().len();
+    {
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&b[..b.len() / 2]).unwrap();
+    }
+    let mut log = open(tmp.path(), cfg.clone());
+    assert_eq!(log.log_end_offset(), 30);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), before);
+    let expected: Vec<(i64, i32)> = (0..10).map(|i| (i * 3, 3)).collect();
+    assert_eq!(all_batches(&log), expected);
+    let r = log.append(&b, 0, 0).unwrap();
+    assert_eq!(r.base_offset, 30);
+    drop(log);
+
+    // Garbage bytes.
+    {
+        let path = active_log_file(&log_dir(tmp.path()));
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[0xab; 1000]).unwrap();
+    }
+    let mut log = open(tmp.path(), cfg.clone());
+    assert_eq!(log.log_end_offset(), 33);
+    assert_eq!(log.append(&b, 0, 0).unwrap().base_offset, 33);
+    drop(log);
+
+    // A corrupt byte in the middle of an earlier segment: that segment is cut at the bad batch
+    // and later segments are deleted.
+    {
+        let first = log_dir(tmp.path()).join("00000000000000000000.log");
+        let mut data = std::fs::read(&first).unwrap();
+        let idx = b.len() * 2 + 40;
+        data[idx] ^= 0x55;
+        std::fs::write(&first, data).unwrap();
+    }
+    let log = open(tmp.path(), cfg);
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(count_files(&log_dir(tmp.path()), ".log"), 1);
+    assert_eq!(all_batches(&log), vec![(0, 3), (3, 3)]);
+}
+
+#[test]
+fn checkpoint_then_clean_open_and_rebuilt_indexes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = batch(3);
+    let cfg = LogConfig {
+        segment_bytes: (b.len() * 4) as u64,
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    };
+    {
+        let mut log = open(tmp.path(), cfg.clone());
+        for i in 0..10 {
+            log.append(&b, 0, i).unwrap();
+        }
+        log.checkpoint().unwrap();
+    }
+    let dir = log_dir(tmp.path());
+    assert!(dir.join("partition.checkpoint").exists());
+    assert!(dir.join("00000000000000000000.index").exists());
+    assert!(dir.join("00000000000000000000.timeindex").exists());
+    assert!(
+        std::fs::metadata(dir.join("00000000000000000000.index"))
+            .unwrap()
+            .len()
+            > 0
+    );
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|e| e == "index") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let mut log = open(tmp.path(), cfg);
+    assert_eq!(log.log_end_offset(), 30);
+    for off in 0..30 {
+        let data = log.read(off, 1, i64::MAX).unwrap();
+        assert_eq!(batches_of(&data), vec![(off / 3 * 3, 3)]);
+    }
+    log.checkpoint().unwrap();
+    assert!(dir.join("00000000000000000000.index").exists());
+}
+
+#[test]
+fn retention_by_time_and_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = |ts| {
+        build(B {
+            n: 2,
+            ts,
+            ..Default::default()
+        })
+    };
+    let len = b(0).len();
+    let cfg = LogConfig {
+        segment_bytes: (len * 2) as u64,
+        retention_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg);
+    // Segments: [0,4) ts 100; [4,8) ts 200; [8,12) ts 5000; [12,14) active ts 5000
+    for ts in [100, 100, 200, 200, 5000, 5000, 5000] {
+        log.append(&b(ts), 0, ts).unwrap();
+    }
+    assert_eq!(count_files(&log_dir(tmp.path()), ".log"), 4);
+    assert_eq!(log.enforce_retention(1150).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), 4);
+    assert!(matches!(
+        log.read(2, 100, i64::MAX),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(batches_of(&log.read(4, 1, i64::MAX).unwrap()), vec![(4, 2)]);
+    assert_eq!(log.enforce_retention(1150).unwrap(), 0);
+    // Never deletes the active segment, even if everything is old.
+    assert_eq!(log.enforce_retention(100_000).unwrap(), 2);
+    assert_eq!(log.log_start_offset(), 12);
+    assert_eq!(log.log_end_offset(), 14);
+    // Survives reopen (checkpointed log start).
+    drop(log);
+    let mut log = open(
+        tmp.path(),
+        LogConfig {
+            segment_bytes: (len * 2) as u64,
+            retention_ms: -1,
+            retention_bytes: (len * 3) as i64,
+            ..LogConfig::default()
+        },
+    );
+    assert_eq!(log.log_start_offset(), 12);
+    for ts in [1, 2, 3, 4, 5] {
+        log.append(&b(ts), 0, ts).unwrap();
+    }
+    // Segments: [12,16) [16,20) [20,24) active; size 6 batches, retention 3 batches.
+    assert_eq!(log.size_bytes(), (len * 6) as u64);
+    assert_eq!(log.enforce_retention(10).unwrap(), 1);
+    assert_eq!(log.log_start_offset(), 16);
+    assert_eq!(log.size_bytes(), (len * 4) as u64);
+    assert_eq!(log.enforce_retention(10).unwrap(), 0);
+}
+
+#[test]
+fn offsets_by_timestamp() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(
+        tmp.path(),
+        LogConfig {
+            index_interval_bytes: 1,
+            segment_bytes: 400,
+            ..LogConfig::default()
+        },
+    );
+    assert_eq!(log.max_timestamp().unwrap(), None);
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), None);
+    // batch 0: offsets 0..3 ts 100,110,120
+    log.append(
+        &build(B {
+            ts: 100,
+            ts_step: 10,
+            ..Default::default()
+        }),
+        0,
+        0,
+    )
+    .unwrap();
+    // batch 1 (gzip): offsets 3..7 ts 500,490,480,470 (max 500 at offset 3)
+    log.append(
+        &build(B {
+            n: 4,
+            ts: 500,
+            ts_step: -10,
+            compression: Compression::Gzip,
+            ..Default::default()
+        }),
+        0,
+        0,
+    )
+    .unwrap();
+    // batch 2: offsets 7..10 ts 200,210,220
+    log.append(
+        &build(B {
+            ts: 200,
+            ts_step: 10,
+            ..Default::default()
+        }),
+        0,
+        0,
+    )
+    .unwrap();
+    assert_eq!(log.offset_for_timestamp(0).unwrap(), Some((0, 100)));
+    assert_eq!(log.offset_for_timestamp(110).unwrap(), Some((1, 110)));
+    assert_eq!(log.offset_for_timestamp(115).unwrap(), Some((2, 120)));
+    assert_eq!(log.offset_for_timestamp(121).unwrap(), Some((3, 500)));
+    assert_eq!(log.offset_for_timestamp(495).unwrap(), Some((3, 500)));
+    assert_eq!(log.offset_for_timestamp(501).unwrap(), None);
+    assert_eq!(log.max_timestamp().unwrap(), Some((3, 500)));
+
+    // A later batch ties the max: the earliest stays.
+    log.append(
+        &build(B {
+            n: 2,
+            ts: 499,
+            ts_step: 1,
+            compression: Compression::Gzip,
+            ..Default::default()
+        }),
+        0,
+        0,
+    )
+    .unwrap();
+    assert_eq!(log.max_timestamp().unwrap(), Some((3, 500)));
+    log.append(
+        &build(B {
+            n: 3,
+            ts: 600,
+            ts_step: 100,
+            compression: Compression::Gzip,
+            ..Default::default()
+        }),
+        0,
+        0,
+    )
+    .unwrap();
+    // offsets 12,13,14 ts 600,700,800
+    assert_eq!(log.max_timestamp().unwrap(), Some((14, 800)));
+    assert_eq!(log.offset_for_timestamp(650).unwrap(), Some((13, 700)));
+    assert!(log.offset_for_timestamp(650).unwrap().is_some());
+
+    // LogAppendTime.
+    let mut cfg = log.config().clone();
+    cfg.timestamp_type = TimestampType::LogAppendTime;
+    log.update_config(cfg);
+    let r = log
+        .append(
+            &build(B {
+                ts: 5,
+                ..Default::default()
+            }),
+            0,
+            9_000,
+        )
+        .unwrap();
+    assert_eq!(r.log_append_time, 9_000);
+    assert_eq!(r.base_offset, 15);
+    let data = log.read(15, 1 << 20, i64::MAX).unwrap();
+    let h = BatchHeader::parse(&data).unwrap();
+    assert_eq!(h.timestamp_type(), TimestampType::LogAppendTime);
+    assert_eq!(h.max_timestamp, 9_000);
+    assert_eq!(batch::compute_crc(&data[..h.total_len()]), h.crc);
+    RecordBatchDecoder::decode_all(&mut data.clone()).unwrap();
+    assert_eq!(log.max_timestamp().unwrap(), Some((15, 9_000)));
+    assert_eq!(log.offset_for_timestamp(801).unwrap(), Some((15, 9_000)));
+
+    // Reopen: same answers from the rebuilt indexes.
+    let cfg = log.config().clone();
+    drop(log);
+    let log = open(tmp.path(), cfg);
+    assert_eq!(log.offset_for_timestamp(121).unwrap(), Some((3, 500)));
+    assert_eq!(log.offset_for_timestamp(650).unwrap(), Some((13, 700)));
+    assert_eq!(log.max_timestamp().unwrap(), Some((15, 9_000)));
+}
+
+#[test]
+fn idempotent_producer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    let pid = 42;
+    let mut sent = vec![];
+    let mut seq = 0;
+    for _ in 0..7 {
+        let b = idem(pid, 0, seq, 2);
+        let r = log.append(&b, 0, 0).unwrap();
+        assert!(!r.duplicate);
+        sent.push((b, r.base_offset, r.last_offset));
+        seq += 2;
+    }
+    assert_eq!(log.log_end_offset(), 14);
+    // Duplicates of each of the last 5.
+    for (b, base, last) in &sent[2..] {
+        let r = log.append(b, 0, 0).unwrap();
+        assert!(r.duplicate);
+        assert_eq!((r.base_offset, r.last_offset), (*base, *last));
+    }
+    assert_eq!(log.log_end_offset(), 14);
+    // Older than the last 5: out of order.
+    let e = log.append(&sent[1].0, 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::OutOfOrderSequence(_)), "{e:?}");
+    assert_eq!(e.error_code(), 45);
+    // Gap.
+    let e = log.append(&idem(pid, 0, seq + 1, 1), 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::OutOfOrderSequence(_)));
+    // New epoch must start at 0.
+    let e = log.append(&idem(pid, 1, 5, 1), 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::OutOfOrderSequence(_)));
+    log.append(&idem(pid, 1, 0, 1), 0, 0).unwrap();
+    // Fenced epoch.
+    let e = log.append(&idem(pid, 0, seq, 1), 0, 0).unwrap_err();
+    assert!(matches!(e, StorageError::InvalidProducerEpoch(_)));
+    assert_eq!(e.error_code(), 47);
+    // Unknown producer: any sequence.
+    log.append(&idem(7, 3, 1234, 1), 0, 0).unwrap();
+    assert_eq!(log.log_end_offset(), 16);
+
+    // Several batches of one producer in one call are checked in order.
+    let mut two = idem(pid, 1, 1, 2);
+    two.extend(idem(pid, 1, 3, 2));
+    assert_eq!(log.append(&two, 0, 0).unwrap().base_offset, 16);
+    let mut bad = idem(pid, 1, 5, 2);
+    bad.extend(idem(pid, 1, 9, 2));
+    assert!(log.append(&bad, 0, 0).is_err());
+    assert_eq!(log.log_end_offset(), 20);
+
+    // Sequence wrap.
+    log.append(&idem(9, 0, i32::MAX - 1, 2), 0, 0).unwrap();
+    log.append(&idem(9, 0, 0, 1), 0, 0).unwrap();
+
+    // State survives reopen (no checkpoint).
+    drop(log);
+    let mut log = open(tmp.path(), LogConfig::default());
+    let r = log.append(&idem(pid, 1, 3, 2), 0, 0).unwrap();
+    assert!(r.duplicate);
+    assert_eq!((r.base_offset, r.last_offset), (18, 19));
+    assert!(matches!(
+        log.append(&idem(pid, 0, 0, 1), 0, 0),
+        Err(StorageError::InvalidProducerEpoch(_))
+    ));
+    assert!(matches!(
+        log.append(&idem(pid, 1, 7, 1), 0, 0),
+        Err(StorageError::OutOfOrderSequence(_))
+    ));
+    assert_eq!(
+        log.append(&idem(pid, 1, 5, 1), 0, 0).unwrap().base_offset,
+        23
+    );
+}
+
+#[test]
+fn flush_and_checkpoint_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(
+        tmp.path(),
+        LogConfig {
+            flush_messages: 2,
+            ..LogConfig::default()
+        },
+    );
+    log.append(&batch(1), 0, 0).unwrap();
+    assert!(!log_dir(tmp.path()).join("partition.checkpoint").exists());
+    log.append(&batch(1), 0, 0).unwrap();
+    assert!(log_dir(tmp.path()).join("partition.checkpoint").exists());
+    let mut cfg = LogConfig {
+        flush_ms: 100,
+        ..LogConfig::default()
+    };
+    log.update_config(cfg.clone());
+    log.append(&batch(1), 0, 1000).unwrap();
+    log.maybe_flush(1050).unwrap();
+    log.maybe_flush(1200).unwrap();
+    cfg.flush_ms = i64::MAX;
+    log.update_config(cfg);
+    log.maybe_flush(i64::MAX).unwrap();
+    log.delete().unwrap();
+    assert!(!log_dir(tmp.path()).exists());
+}
+
+#[test]
+fn junk_files_in_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(tmp.path());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("partition.checkpoint"), "garbage").unwrap();
+    std::fs::write(dir.join("00000000000000000050.index"), [1, 2, 3]).unwrap();
+    std::fs::write(dir.join("notes.txt"), "x").unwrap();
+    std::fs::write(dir.join("00000000000000000000.log"), [0u8; 7]).unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    assert_eq!(log.log_end_offset(), 0);
+    assert!(!dir.join("00000000000000000050.index").exists());
+    log.append(&batch(2), 0, 0).unwrap();
+    assert_eq!(all_batches(&log), vec![(0, 2)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn append_random_bytes_never_panics(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = open(tmp.path(), LogConfig::default());
+        let _ = log.append(&data, 0, 0);
+        let mut with_header = batch(2);
+        with_header.truncate(61);
+        with_header.extend(&data);
+        let _ = log.append(&with_header, 0, 0);
+    }
+
+    #[test]
+    fn append_mutated_batch_never_panics(
+        muts in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        cut in any::<usize>(),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = open(tmp.path(), LogConfig::default());
+        let mut b = idem(1, 0, 0, 3);
+        b.extend(batch(2));
+        for (i, v) in muts {
+            let i = i % b.len();
+            b[i] = v;
+        }
+        if cut % 3 == 0 {
+            b.truncate(cut % (b.len() + 1));
+        }
+        if log.append(&b, 0, 0).is_ok() {
+            let _ = log.read(0, 1 << 20, i64::MAX).unwrap();
+        }
+        let _ = log.offset_for_timestamp(0);
+        let _ = log.max_timestamp();
+    }
+
+    #[test]
+    fn corrupt_segment_open_never_panics(
+        muts in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..8),
+        junk in proptest::collection::vec(any::<u8>(), 0..200),
+        cut in any::<usize>(),
+        with_checkpoint in any::<bool>(),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = LogConfig { segment_bytes: 500, index_interval_bytes: 50, ..LogConfig::default() };
+        {
+            let mut log = open(tmp.path(), cfg.clone());
+            for i in 0..6 {
+                log.append(&idem(5, 0, i * 3, 3), 0, i64::from(i)).unwrap();
+            }
+            if with_checkpoint {
+                log.checkpoint().unwrap();
+            }
+        }
+        let dir = log_dir(tmp.path());
+        let first = dir.join("00000000000000000000.log");
+        let mut data = std::fs::read(&first).unwrap();
+        for (i, v) in muts {
+            if !data.is_empty() {
+                let i = i % data.len();
+                data[i] = v;
+            }
+        }
+        data.truncate(cut % (data.len() + 1));
+        data.extend(&junk);
+        std::fs::write(&first, data).unwrap();
+        if let Ok(mut log) = PartitionLog::open(dir.clone(), cfg) {
+            let end = log.log_end_offset();
+            for off in log.log_start_offset()..end {
+                let _ = log.read(off, 100, i64::MAX);
+            }
+            let _ = log.offset_for_timestamp(2);
+            let _ = log.max_timestamp();
+            let _ = log.append(&batch(1), 0, 0);
+            let _ = log.enforce_retention(i64::MAX);
+        }
+    }
+}

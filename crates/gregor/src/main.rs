@@ -1,0 +1,97 @@
+//! `gregor`: one binary for the broker and, later, the command-line tools.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gregor_server::{Broker, BrokerConfig};
+
+#[derive(Parser)]
+#[command(name = "gregor", version, about = "Apache Kafka, rebuilt in Rust")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker. With no arguments: a single-node cluster on PLAINTEXT://127.0.0.1:9092 with
+    /// its data in ./gregor-data.
+    #[command(
+        after_help = "Examples:\n  gregor server\n  gregor server --config server.properties\n  gregor server --override log.dirs=/var/lib/gregor --override num.partitions=3"
+    )]
+    Server {
+        /// A server.properties file (Kafka's property names).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// KEY=VALUE, applied after the file; repeatable.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn load_config(file: Option<PathBuf>, overrides: Vec<String>) -> Result<BrokerConfig, String> {
+    let mut pairs = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+            BrokerConfig::parse_properties(&text)
+        }
+        None => vec![],
+    };
+    for item in overrides {
+        let (key, value) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--override {item}: expected KEY=VALUE"))?;
+        pairs.push((key.trim().to_string(), value.trim().to_string()));
+    }
+    BrokerConfig::from_pairs(pairs).map_err(|e| e.to_string())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server { config, overrides } => {
+            let config = match load_config(config, overrides) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("gregor: invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async {
+                match Broker::start(config).await {
+                    Ok(running) => {
+                        running.serve_until(shutdown_signal()).await;
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("gregor: cannot start: {e}");
+                        ExitCode::from(1)
+                    }
+                }
+            })
+        }
+    }
+}

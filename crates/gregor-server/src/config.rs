@@ -63,6 +63,11 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     broker("log.roll.hours", "168", ConfigKind::Int { min: 1 }),
     broker("fetch.max.bytes", "57671680", ConfigKind::Int { min: 0 }),
     broker(
+        "connections.max.idle.ms",
+        "600000",
+        ConfigKind::Long { min: 1 },
+    ),
+    broker(
         "max.incremental.fetch.session.cache.slots",
         "1000",
         ConfigKind::Int { min: 0 },

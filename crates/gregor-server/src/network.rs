@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use gregor_protocol::frame::next_frame;
@@ -31,6 +32,8 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
 
 async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: SocketAddr) {
     let max_frame = broker.config.get_i64("socket.request.max.bytes") as usize;
+    // A peer that goes quiet (also halfway through a request) is dropped after this long.
+    let idle = Duration::from_millis(broker.config.get_i64("connections.max.idle.ms") as u64);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut stop = broker.shutdown_signal();
     loop {
@@ -38,15 +41,19 @@ async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 tokio::select! {
-                    read = stream.read_buf(&mut buf) => match read {
-                        Ok(0) => {
+                    read = tokio::time::timeout(idle, stream.read_buf(&mut buf)) => match read {
+                        Err(_) => {
+                            tracing::info!(%peer, pending = buf.len(), "closing idle connection");
+                            return;
+                        }
+                        Ok(Ok(0)) => {
                             if !buf.is_empty() {
                                 tracing::info!(%peer, pending = buf.len(), "connection closed in the middle of a request");
                             }
                             return;
                         }
-                        Ok(_) => continue,
-                        Err(e) => {
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => {
                             tracing::debug!(%peer, error = %e, "read failed");
                             return;
                         }

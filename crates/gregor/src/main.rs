@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gregor_server::{Broker, BrokerConfig};
 
+mod perf;
+
 #[derive(Parser)]
 #[command(name = "gregor", version, about = "Apache Kafka, rebuilt in Rust")]
 struct Cli {
@@ -28,6 +30,9 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Load generators: `perf produce` and `perf consume` (like kafka-*-perf-test.sh).
+    #[command(subcommand)]
+    Perf(perf::PerfCommand),
 }
 
 fn load_config(file: Option<PathBuf>, overrides: Vec<String>) -> Result<BrokerConfig, String> {
@@ -68,6 +73,13 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Perf(command) => match perf::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gregor perf: {e:#}");
+                ExitCode::from(1)
+            }
+        },
         Command::Server { config, overrides } => {
             let config = match load_config(config, overrides) {
                 Ok(config) => config,

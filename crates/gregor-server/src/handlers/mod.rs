@@ -4,6 +4,7 @@
 pub mod api_versions;
 mod cluster;
 mod configs;
+mod coordinator;
 mod fetch;
 mod list_offsets;
 mod metadata;
@@ -57,6 +58,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request) -> Reply {
             None => Reply::Nothing,
         },
         RequestKind::Fetch(r) => respond!(fetch::handle(broker, version, r).await),
+        RequestKind::FindCoordinator(r) => respond!(coordinator::handle(version, r)),
         RequestKind::ListOffsets(r) => respond!(list_offsets::handle(broker, version, r)),
         RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r)),
         RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r)),

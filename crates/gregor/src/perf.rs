@@ -1,0 +1,463 @@
+//! `gregor perf produce` and `gregor perf consume`: load generators in the manner of Kafka's
+//! `kafka-producer-perf-test.sh` and `kafka-consumer-perf-test.sh`, built on librdkafka (rdkafka).
+//!
+//! The producer measures per-record latency from `send` to the delivery report into an HDR
+//! histogram; the consumer assigns every partition of the topic from the beginning (no consumer
+//! group is needed) and measures how fast it reads.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+#[derive(Subcommand)]
+pub enum PerfCommand {
+    /// Produce records as fast as allowed and report throughput and latency
+    /// (like kafka-producer-perf-test.sh).
+    #[command(
+        after_help = "Example:\n  gregor perf produce --topic t --num-records 1000000 --record-size 1024 --throughput -1 --producer-props acks=1 linger.ms=5"
+    )]
+    Produce(ProduceArgs),
+    /// Read records of every partition from the beginning and report throughput
+    /// (like kafka-consumer-perf-test.sh).
+    #[command(after_help = "Example:\n  gregor perf consume --topic t --messages 1000000")]
+    Consume(ConsumeArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct ProduceArgs {
+    #[arg(long, default_value = "localhost:9092")]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    num_records: u64,
+    /// Bytes of value per record (no key).
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// Records per second; -1 means unlimited.
+    #[arg(long, default_value_t = -1.0, allow_negative_numbers = true)]
+    throughput: f64,
+    /// librdkafka producer properties, KEY=VALUE; repeatable or space separated.
+    #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
+    producer_props: Vec<String>,
+    /// Seconds between progress lines (on stderr).
+    #[arg(long, default_value_t = 5)]
+    reporting_interval: u64,
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Args)]
+pub struct ConsumeArgs {
+    #[arg(long, default_value = "localhost:9092")]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    /// Stop after this many records.
+    #[arg(long)]
+    messages: u64,
+    /// librdkafka consumer properties, KEY=VALUE; repeatable or space separated.
+    #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
+    consumer_props: Vec<String>,
+    /// Give up when no record arrives for this many milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    timeout: u64,
+    /// Seconds between progress lines (on stderr).
+    #[arg(long, default_value_t = 5)]
+    reporting_interval: u64,
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+pub fn run(command: PerfCommand) -> anyhow::Result<()> {
+    match command {
+        PerfCommand::Produce(args) => produce(args),
+        PerfCommand::Consume(args) => consume(args),
+    }
+}
+
+fn apply_props(config: &mut ClientConfig, props: &[String]) -> anyhow::Result<()> {
+    for item in props {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("property {item}: expected KEY=VALUE"))?;
+        config.set(k.trim(), v.trim());
+    }
+    Ok(())
+}
+
+const MB: f64 = 1024.0 * 1024.0;
+
+fn new_histogram() -> Histogram<u64> {
+    // Microseconds, 1 µs .. 1 h, three significant digits.
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+// ---------------------------------------------------------------------------------------------
+// produce
+
+struct Stats {
+    total: Histogram<u64>,
+    window: Histogram<u64>,
+    window_bytes: u64,
+    acked: u64,
+    acked_bytes: u64,
+    errors: u64,
+    last_error: Option<String>,
+}
+
+struct PerfProducerContext {
+    start: Instant,
+    stats: Mutex<Stats>,
+}
+
+impl ClientContext for PerfProducerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        eprintln!("producer error: {error}: {reason}");
+    }
+}
+
+impl ProducerContext for PerfProducerContext {
+    /// Nanoseconds since `start` at which the record was handed to librdkafka.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, sent_at: usize) {
+        let now = self.start.elapsed().as_nanos() as u64;
+        let latency_us = (now.saturating_sub(sent_at as u64) / 1000).max(1);
+        let mut stats = self.stats.lock().unwrap();
+        match result {
+            Ok(msg) => {
+                let bytes = (msg.payload_len() + msg.key().map_or(0, |k| k.len())) as u64;
+                stats.total.saturating_record(latency_us);
+                stats.window.saturating_record(latency_us);
+                stats.acked += 1;
+                stats.acked_bytes += bytes;
+                stats.window_bytes += bytes;
+            }
+            Err((e, _)) => {
+                stats.errors += 1;
+                if stats.last_error.is_none() {
+                    eprintln!("delivery failed: {e}");
+                }
+                stats.last_error = Some(e.to_string());
+            }
+        }
+    }
+}
+
+fn produce(args: ProduceArgs) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", &args.bootstrap_server);
+    apply_props(&mut config, &args.producer_props)?;
+    let start = Instant::now();
+    let context = PerfProducerContext {
+        start,
+        stats: Mutex::new(Stats {
+            total: new_histogram(),
+            window: new_histogram(),
+            window_bytes: 0,
+            acked: 0,
+            acked_bytes: 0,
+            errors: 0,
+            last_error: None,
+        }),
+    };
+    let producer: BaseProducer<PerfProducerContext> = config.create_with_context(context)?;
+    let producer = Arc::new(producer);
+
+    // Payload: printable pseudo-random bytes like Kafka's perf test (content is irrelevant
+    // without compression, but keeps compressed runs honest).
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let payload: Vec<u8> = (0..args.record_size)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            b'A' + (seed % 26) as u8
+        })
+        .collect();
+
+    // Progress reporter.
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = {
+        let producer = producer.clone();
+        let done = done.clone();
+        let interval = Duration::from_secs(args.reporting_interval.max(1));
+        std::thread::spawn(move || {
+            let mut last = Instant::now();
+            loop {
+                let mut slept = Duration::ZERO;
+                while slept < interval && !done.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                    slept += Duration::from_millis(50);
+                }
+                if done.load(Ordering::Relaxed) {
+                    return;
+                }
+                let secs = last.elapsed().as_secs_f64();
+                last = Instant::now();
+                let mut s = producer.context().stats.lock().unwrap();
+                let n = s.window.len();
+                eprintln!(
+                    "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms p99",
+                    n,
+                    n as f64 / secs,
+                    s.window_bytes as f64 / MB / secs,
+                    s.window.mean() / 1000.0,
+                    ms(s.window.max()),
+                    ms(s.window.value_at_quantile(0.99)),
+                );
+                s.window.reset();
+                s.window_bytes = 0;
+            }
+        })
+    };
+
+    let throttle = args.throughput > 0.0;
+    let ns_per_record = if throttle { 1e9 / args.throughput } else { 0.0 };
+    let send_start = Instant::now();
+    for i in 0..args.num_records {
+        if throttle {
+            // Sleep when ahead of schedule by 1 ms or more (bursts of at most ~1 ms).
+            let due = Duration::from_nanos((i as f64 * ns_per_record) as u64);
+            let elapsed = send_start.elapsed();
+            if due > elapsed + Duration::from_millis(1) {
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(due - elapsed);
+            }
+        }
+        let mut record = BaseRecord::<(), [u8], usize>::with_opaque_to(
+            &args.topic,
+            start.elapsed().as_nanos() as usize,
+        )
+        .payload(&payload[..]);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    producer.poll(Duration::from_millis(1));
+                    record = r;
+                    // Like Kafka's tool (whose send() blocks while the buffer is full), the
+                    // clock started before the wait: the original send time is kept.
+                }
+                Err((e, _)) => anyhow::bail!("send failed: {e}"),
+            }
+        }
+        if i % 64 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    // Wait for every delivery report.
+    let flush_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        producer.poll(Duration::from_millis(100));
+        if producer.in_flight_count() == 0 || Instant::now() > flush_deadline {
+            break;
+        }
+    }
+    let elapsed = send_start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let _ = reporter.join();
+    let in_flight = producer.in_flight_count();
+
+    let s = producer.context().stats.lock().unwrap();
+    let h = &s.total;
+    let rps = s.acked as f64 / elapsed;
+    let mbps = s.acked_bytes as f64 / MB / elapsed;
+    match args.output {
+        Output::Text => {
+            println!(
+                "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms 50th, {:.2} ms 95th, {:.2} ms 99th, {:.2} ms 99.9th.",
+                s.acked,
+                rps,
+                mbps,
+                h.mean() / 1000.0,
+                ms(h.max()),
+                ms(h.value_at_quantile(0.50)),
+                ms(h.value_at_quantile(0.95)),
+                ms(h.value_at_quantile(0.99)),
+                ms(h.value_at_quantile(0.999)),
+            );
+            if s.errors > 0 || in_flight > 0 {
+                println!(
+                    "{} records failed ({}), {} still in flight",
+                    s.errors,
+                    s.last_error.as_deref().unwrap_or("-"),
+                    in_flight
+                );
+            }
+        }
+        Output::Json => {
+            let v = serde_json::json!({
+                "records": s.acked,
+                "errors": s.errors,
+                "in_flight": in_flight,
+                "record_size": args.record_size,
+                "elapsed_s": elapsed,
+                "records_per_sec": rps,
+                "mb_per_sec": mbps,
+                "avg_latency_ms": h.mean() / 1000.0,
+                "max_latency_ms": ms(h.max()),
+                "p50_ms": ms(h.value_at_quantile(0.50)),
+                "p95_ms": ms(h.value_at_quantile(0.95)),
+                "p99_ms": ms(h.value_at_quantile(0.99)),
+                "p999_ms": ms(h.value_at_quantile(0.999)),
+            });
+            println!("{v}");
+        }
+    }
+    if s.errors > 0 || in_flight > 0 {
+        anyhow::bail!("{} records failed, {} not delivered", s.errors, in_flight);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// consume
+
+struct PerfConsumerContext;
+
+impl ClientContext for PerfConsumerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        eprintln!("consumer error: {error}: {reason}");
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for PerfConsumerContext {}
+
+fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &args.bootstrap_server)
+        .set("group.id", "gregor-perf-consumer")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("auto.offset.reset", "earliest");
+    apply_props(&mut config, &args.consumer_props)?;
+    let consumer: BaseConsumer<PerfConsumerContext> =
+        config.create_with_context(PerfConsumerContext)?;
+
+    let metadata = consumer.fetch_metadata(Some(&args.topic), Duration::from_secs(30))?;
+    let topic = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == args.topic)
+        .ok_or_else(|| anyhow::anyhow!("topic {} not in metadata", args.topic))?;
+    if let Some(err) = topic.error() {
+        anyhow::bail!("topic {}: {:?}", args.topic, err);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in topic.partitions() {
+        tpl.add_partition_offset(&args.topic, p.id(), Offset::Beginning)?;
+    }
+    if tpl.count() == 0 {
+        anyhow::bail!("topic {} has no partitions", args.topic);
+    }
+    consumer.assign(&tpl)?;
+
+    let start = Instant::now();
+    let mut first: Option<Instant> = None;
+    let mut last_record = Instant::now();
+    let mut records: u64 = 0;
+    let mut bytes: u64 = 0;
+    let interval = Duration::from_secs(args.reporting_interval.max(1));
+    let (mut win_at, mut win_records, mut win_bytes) = (Instant::now(), 0u64, 0u64);
+    let timeout = Duration::from_millis(args.timeout);
+    let mut timed_out = false;
+    while records < args.messages {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(msg)) => {
+                let now = Instant::now();
+                first.get_or_insert(now);
+                last_record = now;
+                records += 1;
+                let b = (msg.payload_len() + msg.key().map_or(0, |k| k.len())) as u64;
+                bytes += b;
+                win_records += 1;
+                win_bytes += b;
+            }
+            Some(Err(e)) => eprintln!("consume error: {e}"),
+            None => {
+                if last_record.elapsed() > timeout {
+                    timed_out = true;
+                    break;
+                }
+            }
+        }
+        if win_records & 0x3ff == 0 && win_at.elapsed() >= interval {
+            let secs = win_at.elapsed().as_secs_f64();
+            eprintln!(
+                "{} records, {:.1} records/sec ({:.2} MB/sec)",
+                win_records,
+                win_records as f64 / secs,
+                win_bytes as f64 / MB / secs
+            );
+            (win_at, win_records, win_bytes) = (Instant::now(), 0, 0);
+        }
+    }
+    let end = last_record;
+    // Throughput over the whole run (assign to last record) and over the fetch phase only
+    // (first to last record), like Kafka's "fetch" columns.
+    let total_s = end.duration_since(start).as_secs_f64().max(1e-9);
+    let fetch_s = first
+        .map(|f| end.duration_since(f).as_secs_f64())
+        .unwrap_or(0.0)
+        .max(1e-9);
+    let mb = bytes as f64 / MB;
+    match args.output {
+        Output::Text => {
+            println!(
+                "{} records, {:.2} MB, {:.2} MB/sec, {:.1} records/sec in {:.3} s (fetch phase: {:.2} MB/sec, {:.1} records/sec in {:.3} s)",
+                records,
+                mb,
+                mb / total_s,
+                records as f64 / total_s,
+                total_s,
+                mb / fetch_s,
+                records as f64 / fetch_s,
+                fetch_s
+            );
+            if timed_out {
+                println!("timed out after {} ms without records", args.timeout);
+            }
+        }
+        Output::Json => {
+            let v = serde_json::json!({
+                "records": records,
+                "mb": mb,
+                "elapsed_s": total_s,
+                "mb_per_sec": mb / total_s,
+                "records_per_sec": records as f64 / total_s,
+                "fetch_elapsed_s": fetch_s,
+                "fetch_mb_per_sec": mb / fetch_s,
+                "fetch_records_per_sec": records as f64 / fetch_s,
+                "timed_out": timed_out,
+            });
+            println!("{v}");
+        }
+    }
+    if timed_out && records < args.messages {
+        anyhow::bail!("only {records} of {} records read", args.messages);
+    }
+    Ok(())
+}

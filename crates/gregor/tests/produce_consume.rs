@@ -1,0 +1,300 @@
+//! Produce with rdkafka's FutureProducer, read back with an assigned BaseConsumer.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{batch_codecs, headers_of, send_all, send_ok, Gregor, Rec};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+
+#[test]
+fn keys_values_headers_partitions_round_trip() {
+    let g = Gregor::start(&[]);
+    let topic = "kv";
+    g.create_topic(topic, 4);
+
+    let mut recs = Vec::new();
+    for i in 0..200usize {
+        let p = (i % 4) as i32;
+        let mut r = Rec {
+            partition: Some(p),
+            key: Some(format!("key-{i}").into_bytes()),
+            value: Some(format!("value-{i}-{}", "x".repeat(i % 37)).into_bytes()),
+            headers: vec![],
+            timestamp: None,
+        };
+        match i % 10 {
+            // Repeated header key, order must be preserved; a header with a null value.
+            0 => {
+                r.headers = vec![
+                    ("h".into(), Some(b"first".to_vec())),
+                    ("other".into(), Some(vec![])),
+                    ("h".into(), Some(b"second".to_vec())),
+                    ("nullh".into(), None),
+                    ("h".into(), Some(format!("third-{i}").into_bytes())),
+                ]
+            }
+            // Tombstone: null value.
+            1 => r.value = None,
+            // Empty (not null) key.
+            2 => r.key = Some(vec![]),
+            // Null key, empty value.
+            3 => {
+                r.key = None;
+                r.value = Some(vec![]);
+            }
+            // Binary key and value with every byte.
+            4 => {
+                r.key = Some((0..=255u8).collect());
+                r.value = Some((0..=255u8).rev().collect());
+            }
+            _ => r.headers = vec![("n".into(), Some(i.to_string().into_bytes()))],
+        }
+        recs.push(r);
+    }
+
+    let producer = g.producer(&[]);
+    let deliveries = send_ok(&producer, topic, &recs);
+    // Deliveries: the partition asked for, dense offsets per partition in send order.
+    let mut next: BTreeMap<i32, i64> = BTreeMap::new();
+    for (r, d) in recs.iter().zip(&deliveries) {
+        assert_eq!(d.partition, r.partition.unwrap());
+        let n = next.entry(d.partition).or_insert(0);
+        assert_eq!(d.offset, *n, "delivery offset in partition {}", d.partition);
+        *n += 1;
+    }
+
+    let got = g.consume(topic, &[0, 1, 2, 3], recs.len());
+    let mut by_partition: BTreeMap<i32, Vec<_>> = BTreeMap::new();
+    for m in got {
+        assert_eq!(m.topic(), topic);
+        by_partition.entry(m.partition()).or_default().push(m);
+    }
+    assert_eq!(by_partition.len(), 4);
+    for (p, msgs) in &by_partition {
+        let expected: Vec<&Rec> = recs.iter().filter(|r| r.partition == Some(*p)).collect();
+        assert_eq!(msgs.len(), expected.len(), "partition {p}");
+        for (i, (m, r)) in msgs.iter().zip(expected).enumerate() {
+            assert_eq!(m.offset(), i as i64, "dense offsets in partition {p}");
+            assert_eq!(m.key(), r.key.as_deref(), "key at {p}/{i}");
+            assert_eq!(m.payload(), r.value.as_deref(), "value at {p}/{i}");
+            assert_eq!(headers_of(m), r.headers, "headers at {p}/{i}");
+        }
+    }
+}
+
+#[test]
+fn every_compression_codec_round_trips() {
+    let g = Gregor::start(&[]);
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        g.create_topic(&topic, 1);
+        let producer = g.producer(&[("compression.type", codec), ("linger.ms", "20")]);
+        let recs: Vec<Rec> = (0..1000)
+            .map(|i| Rec {
+                key: Some(format!("k{i}").into_bytes()),
+                value: Some(
+                    format!("{codec} record {i} ")
+                        .repeat(1 + i % 20)
+                        .into_bytes(),
+                ),
+                headers: vec![("i".into(), Some(i.to_string().into_bytes()))],
+                ..Rec::default()
+            })
+            .collect();
+        let deliveries = send_ok(&producer, &topic, &recs);
+        for (i, d) in deliveries.iter().enumerate() {
+            assert_eq!(d.offset, i as i64, "{codec}: delivery offset");
+        }
+        let got = g.consume(&topic, &[0], recs.len());
+        for (i, (m, r)) in got.iter().zip(&recs).enumerate() {
+            assert_eq!(m.offset(), i as i64, "{codec}");
+            assert_eq!(m.key(), r.key.as_deref(), "{codec} key {i}");
+            assert_eq!(m.payload(), r.value.as_deref(), "{codec} value {i}");
+            assert_eq!(headers_of(m), r.headers, "{codec} headers {i}");
+        }
+    }
+}
+
+/// librdkafka silently sends uncompressed batches when it believes the broker lacks a codec: LZ4
+/// needs FindCoordinator (API key 10) in ApiVersions (librdkafka rdkafka_feature.c,
+/// RD_KAFKA_FEATURE_LZ4), ZSTD needs Produce v7 / Fetch v10, and all of them need Produce min
+/// version 0 (KAFKA-18659). This checks the batch attributes on disk.
+#[test]
+fn compression_codec_reaches_the_log() {
+    let g = Gregor::start(&[]);
+    let mut wrong = vec![];
+    for (codec, id) in [("gzip", 1u8), ("snappy", 2), ("lz4", 3), ("zstd", 4)] {
+        let topic = format!("ondisk-{codec}");
+        g.create_topic(&topic, 1);
+        let producer = g.producer(&[("compression.type", codec), ("linger.ms", "20")]);
+        let recs: Vec<Rec> = (0..500)
+            .map(|i| Rec::value(format!("{codec} record {i} ").repeat(10)))
+            .collect();
+        send_ok(&producer, &topic, &recs);
+        g.consume(&topic, &[0], recs.len());
+        let codecs = batch_codecs(&g.data_dir().join(format!("{topic}-0")));
+        assert!(!codecs.is_empty(), "{codec}: no batches found on disk");
+        if !codecs.iter().all(|c| *c == id) {
+            wrong.push(format!(
+                "{codec}: batch codecs on disk {codecs:?}, expected all {id}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn acks_0_1_all_all_land() {
+    let g = Gregor::start(&[]);
+    let topic = "acks";
+    g.create_topic(topic, 1);
+    let mut expected = Vec::new();
+    for acks in ["0", "1", "all"] {
+        let producer = g.producer(&[("acks", acks)]);
+        let recs: Vec<Rec> = (0..300)
+            .map(|i| Rec::value(format!("acks={acks} #{i}")))
+            .collect();
+        let deliveries = send_ok(&producer, topic, &recs);
+        if acks != "0" {
+            let base = expected.len() as i64;
+            for (i, d) in deliveries.iter().enumerate() {
+                assert_eq!(d.offset, base + i as i64, "acks={acks}");
+            }
+        }
+        expected.extend(recs);
+    }
+    let got = g.consume(topic, &[0], expected.len());
+    for (i, (m, r)) in got.iter().zip(&expected).enumerate() {
+        assert_eq!(m.offset(), i as i64);
+        assert_eq!(m.payload(), r.value.as_deref(), "record {i}");
+    }
+}
+
+#[test]
+fn idempotent_producer_exactly_once_in_order() {
+    let g = Gregor::start(&[]);
+    let topic = "idem";
+    g.create_topic(topic, 1);
+    let producer = g.producer(&[
+        ("enable.idempotence", "true"),
+        ("linger.ms", "5"),
+        ("batch.num.messages", "500"),
+    ]);
+    let n = 20_000usize;
+    let recs: Vec<Rec> = (0..n).map(|i| Rec::value(format!("idem-{i}"))).collect();
+    let deliveries = send_ok(&producer, topic, &recs);
+    for (i, d) in deliveries.iter().enumerate() {
+        assert_eq!(d.offset, i as i64, "delivery {i}");
+    }
+    let got = g.consume(topic, &[0], n);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.offset(), i as i64);
+        assert_eq!(
+            m.payload(),
+            Some(format!("idem-{i}").as_bytes()),
+            "record at offset {i}"
+        );
+    }
+}
+
+#[test]
+fn message_max_bytes_enforced() {
+    let g = Gregor::start(&["message.max.bytes=100000"]);
+    let topic = "big";
+    g.create_topic(topic, 1);
+    let producer = g.producer(&[("message.max.bytes", "1000000"), ("retries", "0")]);
+    // Incompressible-ish payloads (compression is off anyway).
+    let payload = |n: usize| -> Vec<u8> {
+        let mut x: u32 = 12345;
+        (0..n)
+            .map(|_| {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect()
+    };
+    let res = send_all(&producer, topic, &[Rec::value(payload(200_000))]);
+    match &res[0] {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)) => {}
+        other => panic!("200 KB record: expected MessageSizeTooLarge, got {other:?}"),
+    }
+    let small = payload(50_000);
+    let res = send_ok(&producer, topic, &[Rec::value(small.clone())]);
+    assert_eq!(
+        res[0].offset, 0,
+        "the rejected record must not take an offset"
+    );
+    let got = g.consume(topic, &[0], 1);
+    assert_eq!(got[0].payload(), Some(&small[..]));
+}
+
+/// Idempotence on the wire: a resent batch is not appended twice (Kafka answers NONE with the
+/// original offset, or DUPLICATE_SEQUENCE_NUMBER), a sequence gap is OUT_OF_ORDER_SEQUENCE_NUMBER
+/// (45), and the producer state survives a restart.
+#[test]
+fn idempotent_duplicates_and_gaps_raw() {
+    use common::{init_producer_id, parse_produce_v3, produce_v3, read_raw_response, record_batch};
+    use rdkafka::consumer::Consumer;
+    use std::io::Write;
+    use std::net::TcpStream;
+
+    let mut g = Gregor::start(&[]);
+    let topic = "rawidem";
+    g.create_topic(topic, 1);
+    let connect = |g: &Gregor| {
+        let s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+        s.set_read_timeout(Some(common::DEADLINE)).unwrap();
+        s
+    };
+    let hw = |g: &Gregor| {
+        g.consumer(&[])
+            .fetch_watermarks(topic, 0, std::time::Duration::from_secs(20))
+            .unwrap()
+            .1
+    };
+    let mut s = connect(&g);
+    let (error, pid, epoch) = init_producer_id(&mut s);
+    assert_eq!(error, 0);
+    assert!(pid >= 0 && epoch >= 0, "pid {pid} epoch {epoch}");
+    // Current time: old timestamps would let retention (7 days) delete the records on restart.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let send = |s: &mut TcpStream, corr: i32, batch: &[u8]| {
+        s.write_all(&produce_v3(corr, topic, batch)).unwrap();
+        let (c, error, base) = parse_produce_v3(&read_raw_response(s));
+        assert_eq!(c, corr);
+        (error, base)
+    };
+    let first = record_batch(&[b"a", b"b", b"c"], pid, epoch, 0, now);
+    let second = record_batch(&[b"d", b"e", b"f"], pid, epoch, 3, now);
+    assert_eq!(send(&mut s, 10, &first), (0, 0));
+    let dup = send(&mut s, 11, &first);
+    assert!(dup == (0, 0) || dup.0 == 46, "resent batch: {dup:?}");
+    assert_eq!(hw(&g), 3, "duplicate appended");
+    assert_eq!(send(&mut s, 12, &second), (0, 3));
+    // A gap in the sequence.
+    let gap = record_batch(&[b"x"], pid, epoch, 10, now);
+    assert_eq!(send(&mut s, 13, &gap).0, 45, "sequence gap");
+    assert_eq!(hw(&g), 6);
+
+    // After a crash the broker still knows the producer's last sequences.
+    drop(s);
+    g.kill();
+    g.restart();
+    let mut s = connect(&g);
+    let dup = send(&mut s, 20, &second);
+    assert!(
+        dup == (0, 3) || dup.0 == 46,
+        "resent batch after restart: {dup:?}"
+    );
+    assert_eq!(send(&mut s, 21, &gap).0, 45, "sequence gap after restart");
+    let third = record_batch(&[b"g"], pid, epoch, 6, now);
+    assert_eq!(send(&mut s, 22, &third), (0, 6));
+    let got = g.consume(topic, &[0], 7);
+    let values: Vec<&[u8]> = got.iter().map(|m| m.payload().unwrap()).collect();
+    assert_eq!(values, vec![&b"a"[..], b"b", b"c", b"d", b"e", b"f", b"g"]);
+}

@@ -352,7 +352,11 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // librdkafka stops fetching for fetch.queue.backoff.ms (default 1000 ms, "Local: Queue
+        // full") whenever its local queue exceeds queued.max.messages.kbytes, which a fast broker
+        // triggers at once; that measures the client's backoff, not the broker. Overridable.
+        .set("fetch.queue.backoff.ms", "1");
     apply_props(&mut config, &args.consumer_props)?;
     let consumer: BaseConsumer<PerfConsumerContext> =
         config.create_with_context(PerfConsumerContext)?;

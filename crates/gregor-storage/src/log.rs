@@ -85,7 +85,8 @@ impl PartitionLog {
         let mut producers = ProducerStateManager::default();
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         let mut corrupt_seen = false;
-        for base in bases {
+        for (i, &base) in bases.iter().enumerate() {
+            let upper = bases.get(i + 1).copied().unwrap_or(i64::MAX);
             let prev_end = segments.last().map_or(i64::MIN, |s| s.next_offset);
             if corrupt_seen || base < prev_end {
                 tracing::warn!(
@@ -100,6 +101,7 @@ impl PartitionLog {
                 &dir,
                 base,
                 prev_end,
+                upper,
                 recovery_point,
                 config.index_interval_bytes,
                 &mut |h: &BatchHeader| producers.replay(h),

@@ -101,6 +101,7 @@ impl Segment {
         dir: &Path,
         base_offset: i64,
         min_offset: i64,
+        upper_offset: i64,
         recovery_point: i64,
         index_interval: usize,
         on_batch: &mut dyn FnMut(&BatchHeader),
@@ -117,7 +118,7 @@ impl Segment {
             match seg.check_batch_at(
                 pos,
                 file_len,
-                expected_min,
+                (expected_min, upper_offset),
                 recovery_point,
                 &mut hdr,
                 &mut data,
@@ -158,7 +159,7 @@ impl Segment {
         &self,
         pos: u64,
         file_len: u64,
-        expected_min: i64,
+        (expected_min, upper_offset): (i64, i64),
         recovery_point: i64,
         hdr: &mut [u8; HEADER_LEN],
         data: &mut Vec<u8>,
@@ -176,12 +177,13 @@ impl Segment {
         let h = BatchHeader::parse(hdr)?;
         if h.base_offset < expected_min
             || h.last_offset_delta < 0
+            || h.last_offset() >= upper_offset
             || h.records_count <= 0
             || h.last_offset() - self.base_offset > i64::from(i32::MAX)
             || pos + len as u64 > u64::from(u32::MAX)
         {
             return Err(StorageError::CorruptMessage(format!(
-                "batch offsets out of order: base {} (expected >= {expected_min}), delta {}",
+                "batch offsets out of order: base {} (expected in [{expected_min}, {upper_offset})), delta {}",
                 h.base_offset, h.last_offset_delta
             )));
         }

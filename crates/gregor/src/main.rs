@@ -53,12 +53,17 @@ fn load_config(file: Option<PathBuf>, overrides: Vec<String>) -> Result<BrokerCo
     BrokerConfig::from_pairs(pairs).map_err(|e| e.to_string())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is called, before the
+/// broker starts listening, so a signal that arrives during start-up still shuts down cleanly.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received, shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        }
     }
 }
 
@@ -93,9 +98,10 @@ fn main() -> ExitCode {
                 .build()
                 .expect("tokio runtime");
             runtime.block_on(async {
+                let stop = shutdown_signal();
                 match Broker::start(config).await {
                     Ok(running) => {
-                        running.serve_until(shutdown_signal()).await;
+                        running.serve_until(stop).await;
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

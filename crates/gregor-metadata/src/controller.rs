@@ -1,6 +1,7 @@
 //! Controller decisions: pure functions from the current image and a request to the records that
 //! carry it out, or the Kafka error that refuses it. They read no clock and do no I/O.
 
+use proto_kafka::ResponseError;
 use std::collections::BTreeSet;
 
 use uuid::Uuid;
@@ -8,14 +9,6 @@ use uuid::Uuid;
 use crate::configs::topic_config;
 use crate::image::MetadataImage;
 use crate::records::{ConfigResource, MetadataRecord};
-
-pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
-pub const TOPIC_ALREADY_EXISTS: i16 = 36;
-pub const INVALID_PARTITIONS: i16 = 37;
-pub const INVALID_REPLICATION_FACTOR: i16 = 38;
-pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
-pub const INVALID_CONFIG: i16 = 40;
 
 /// A refusal with Kafka's error code and a message for the client.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -36,19 +29,19 @@ fn refuse<T>(code: i16, message: impl Into<String>) -> Result<T, ControllerError
 pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
     if name.is_empty() {
         return refuse(
-            INVALID_TOPIC_EXCEPTION,
+            ResponseError::InvalidTopicException.code(),
             "Topic name is illegal, it can't be empty",
         );
     }
     if name == "." || name == ".." {
         return refuse(
-            INVALID_TOPIC_EXCEPTION,
+            ResponseError::InvalidTopicException.code(),
             "Topic name cannot be \".\" or \"..\"",
         );
     }
     if name.len() > 249 {
         return refuse(
-            INVALID_TOPIC_EXCEPTION,
+            ResponseError::InvalidTopicException.code(),
             format!(
                 "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
             ),
@@ -59,7 +52,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
         .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
     {
         return refuse(
-            INVALID_TOPIC_EXCEPTION,
+            ResponseError::InvalidTopicException.code(),
             format!("Topic name {name} is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"),
         );
     }
@@ -85,16 +78,19 @@ pub struct TopicDefaults {
 pub fn validate_topic_configs(configs: &[(String, Option<String>)]) -> Result<(), ControllerError> {
     for (name, value) in configs {
         let Some(def) = topic_config(name) else {
-            return refuse(INVALID_CONFIG, format!("Unknown topic config name: {name}"));
+            return refuse(
+                ResponseError::InvalidConfig.code(),
+                format!("Unknown topic config name: {name}"),
+            );
         };
         let Some(value) = value else {
             return refuse(
-                INVALID_CONFIG,
+                ResponseError::InvalidConfig.code(),
                 format!("Null value not supported for topic configs: {name}"),
             );
         };
         def.validate(value)
-            .or_else(|message| refuse(INVALID_CONFIG, message))?;
+            .or_else(|message| refuse(ResponseError::InvalidConfig.code(), message))?;
     }
     Ok(())
 }
@@ -129,13 +125,13 @@ fn check_assignment(
         let distinct: BTreeSet<_> = replicas.iter().collect();
         if replicas.is_empty() || replicas.len() != width || distinct.len() != replicas.len() {
             return refuse(
-                INVALID_REPLICA_ASSIGNMENT,
+                ResponseError::InvalidReplicaAssignment.code(),
                 "Replica assignments must be non-empty, of equal size and without duplicates",
             );
         }
         if let Some(unknown) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
             return refuse(
-                INVALID_REPLICA_ASSIGNMENT,
+                ResponseError::InvalidReplicaAssignment.code(),
                 format!("Replica assignment names unknown broker {unknown}"),
             );
         }
@@ -153,14 +149,14 @@ pub fn create_topic(
     validate_topic_name(request.name)?;
     if image.topics.contains_key(request.name) {
         return refuse(
-            TOPIC_ALREADY_EXISTS,
+            ResponseError::TopicAlreadyExists.code(),
             format!("Topic '{}' already exists.", request.name),
         );
     }
     let collides = |n: &str| n.replace('.', "_") == request.name.replace('.', "_");
     if let Some(other) = image.topics.keys().find(|n| collides(n)) {
         return refuse(
-            INVALID_TOPIC_EXCEPTION,
+            ResponseError::InvalidTopicException.code(),
             format!(
                 "Topic '{}' collides with existing topic: {other}",
                 request.name
@@ -174,7 +170,7 @@ pub fn create_topic(
             -1 => defaults.num_partitions,
             n if n <= 0 => {
                 return refuse(
-                    INVALID_PARTITIONS,
+                    ResponseError::InvalidPartitions.code(),
                     "Number of partitions was set to an invalid non-positive value.",
                 )
             }
@@ -184,7 +180,7 @@ pub fn create_topic(
             -1 => defaults.replication_factor,
             n if n <= 0 => {
                 return refuse(
-                    INVALID_REPLICATION_FACTOR,
+                    ResponseError::InvalidReplicationFactor.code(),
                     "Replication factor must be larger than 0, or -1 to use the default value.",
                 )
             }
@@ -192,7 +188,7 @@ pub fn create_topic(
         };
         if factor as usize > brokers.len() {
             return refuse(
-                INVALID_REPLICATION_FACTOR,
+                ResponseError::InvalidReplicationFactor.code(),
                 format!(
                     "Unable to replicate the partition {factor} time(s): The target replication factor of {factor} cannot be reached because only {} broker(s) are registered.",
                     brokers.len()
@@ -205,7 +201,7 @@ pub fn create_topic(
     } else {
         if request.num_partitions != -1 || request.replication_factor != -1 {
             return refuse(
-                crate::controller::INVALID_REQUEST,
+                ResponseError::InvalidRequest.code(),
                 "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
             );
         }
@@ -230,8 +226,6 @@ pub fn create_topic(
     Ok(records)
 }
 
-pub const INVALID_REQUEST: i16 = 42;
-
 pub fn delete_topic(
     image: &MetadataImage,
     name: &str,
@@ -239,7 +233,7 @@ pub fn delete_topic(
     match image.topics.get(name) {
         Some(topic) => Ok(vec![MetadataRecord::RemoveTopic { topic_id: topic.id }]),
         None => refuse(
-            UNKNOWN_TOPIC_OR_PARTITION,
+            ResponseError::UnknownTopicOrPartition.code(),
             "This server does not host this topic-partition.",
         ),
     }
@@ -254,14 +248,14 @@ pub fn create_partitions(
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     let Some(topic) = image.topics.get(name) else {
         return refuse(
-            UNKNOWN_TOPIC_OR_PARTITION,
+            ResponseError::UnknownTopicOrPartition.code(),
             format!("The topic '{name}' does not exist."),
         );
     };
     let current = topic.partitions.len() as i32;
     if count <= current {
         return refuse(
-            INVALID_PARTITIONS,
+            ResponseError::InvalidPartitions.code(),
             format!("Topic currently has {current} partitions, which is higher than the requested {count}."),
         );
     }
@@ -274,7 +268,7 @@ pub fn create_partitions(
         let brokers: Vec<i32> = image.brokers.keys().copied().collect();
         if factor > brokers.len() {
             return refuse(
-                INVALID_REPLICATION_FACTOR,
+                ResponseError::InvalidReplicationFactor.code(),
                 "Not enough live brokers for the topic's replication factor",
             );
         }
@@ -284,7 +278,7 @@ pub fn create_partitions(
     } else {
         if assignments.len() as i32 != count - current {
             return refuse(
-                INVALID_REPLICA_ASSIGNMENT,
+                ResponseError::InvalidReplicaAssignment.code(),
                 format!(
                     "Increasing the number of partitions by {} but {} assignments provided.",
                     count - current,
@@ -294,7 +288,7 @@ pub fn create_partitions(
         }
         if check_assignment(image, &assignments)? != factor {
             return refuse(
-                INVALID_REPLICA_ASSIGNMENT,
+                ResponseError::InvalidReplicaAssignment.code(),
                 "Inconsistent replication factor between partitions",
             );
         }
@@ -368,19 +362,37 @@ mod tests {
                 .unwrap_err()
                 .code
         };
-        assert_eq!(code(new_topic("orders", 1, 1)), TOPIC_ALREADY_EXISTS);
-        assert_eq!(code(new_topic("", 1, 1)), INVALID_TOPIC_EXCEPTION);
-        assert_eq!(code(new_topic("..", 1, 1)), INVALID_TOPIC_EXCEPTION);
-        assert_eq!(code(new_topic("a/b", 1, 1)), INVALID_TOPIC_EXCEPTION);
+        assert_eq!(
+            code(new_topic("orders", 1, 1)),
+            ResponseError::TopicAlreadyExists.code()
+        );
+        assert_eq!(
+            code(new_topic("", 1, 1)),
+            ResponseError::InvalidTopicException.code()
+        );
+        assert_eq!(
+            code(new_topic("..", 1, 1)),
+            ResponseError::InvalidTopicException.code()
+        );
+        assert_eq!(
+            code(new_topic("a/b", 1, 1)),
+            ResponseError::InvalidTopicException.code()
+        );
         assert_eq!(
             code(new_topic(&"x".repeat(250), 1, 1)),
-            INVALID_TOPIC_EXCEPTION
+            ResponseError::InvalidTopicException.code()
         );
-        assert_eq!(code(new_topic("p", 0, 1)), INVALID_PARTITIONS);
-        assert_eq!(code(new_topic("p", 1, 3)), INVALID_REPLICATION_FACTOR);
+        assert_eq!(
+            code(new_topic("p", 0, 1)),
+            ResponseError::InvalidPartitions.code()
+        );
+        assert_eq!(
+            code(new_topic("p", 1, 3)),
+            ResponseError::InvalidReplicationFactor.code()
+        );
         let mut bad_config = new_topic("p", 1, 1);
         bad_config.configs = vec![("retention.ms".into(), Some("x".into()))];
-        assert_eq!(code(bad_config), INVALID_CONFIG);
+        assert_eq!(code(bad_config), ResponseError::InvalidConfig.code());
     }
 
     #[test]
@@ -391,7 +403,7 @@ mod tests {
         }
         assert_eq!(
             create_partitions(&image, "t", 2, vec![]).unwrap_err().code,
-            INVALID_PARTITIONS
+            ResponseError::InvalidPartitions.code()
         );
         for r in create_partitions(&image, "t", 5, vec![]).unwrap() {
             image.apply(&r);
@@ -403,7 +415,7 @@ mod tests {
         assert!(image.topics.is_empty() && image.topic_names.is_empty());
         assert_eq!(
             delete_topic(&image, "t").unwrap_err().code,
-            UNKNOWN_TOPIC_OR_PARTITION
+            ResponseError::UnknownTopicOrPartition.code()
         );
     }
 }

@@ -34,16 +34,18 @@ pub enum StorageError {
 impl StorageError {
     /// The Kafka protocol error code for this error.
     pub fn error_code(&self) -> i16 {
+        use proto_kafka::ResponseError as Kafka;
         match self {
-            StorageError::CorruptMessage(_) => 2,
-            StorageError::MessageTooLarge(_) => 10,
-            StorageError::UnsupportedForMessageFormat => 43,
-            StorageError::InvalidRecord(_) => 87,
-            StorageError::OutOfOrderSequence(_) => 45,
-            StorageError::InvalidProducerEpoch(_) => 47,
-            StorageError::OffsetOutOfRange { .. } => 1,
-            StorageError::Io(_) => 56,
+            StorageError::CorruptMessage(_) => Kafka::CorruptMessage,
+            StorageError::MessageTooLarge(_) => Kafka::MessageTooLarge,
+            StorageError::UnsupportedForMessageFormat => Kafka::UnsupportedForMessageFormat,
+            StorageError::InvalidRecord(_) => Kafka::InvalidRecord,
+            StorageError::OutOfOrderSequence(_) => Kafka::OutOfOrderSequenceNumber,
+            StorageError::InvalidProducerEpoch(_) => Kafka::InvalidProducerEpoch,
+            StorageError::OffsetOutOfRange { .. } => Kafka::OffsetOutOfRange,
+            StorageError::Io(_) => Kafka::KafkaStorageError,
         }
+        .code()
     }
 }
 

@@ -1,5 +1,6 @@
 //! DescribeConfigs for topics and brokers: every known config with its value, source and synonyms.
 
+use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
 use gregor_metadata::configs::{ConfigDef, ConfigKind};
@@ -9,7 +10,7 @@ use gregor_protocol::kafka::messages::describe_configs_response::{
 };
 use gregor_protocol::kafka::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 
-use super::{code, str_bytes};
+use super::str_bytes;
 use crate::broker::Broker;
 use crate::config::broker_config_names;
 
@@ -98,7 +99,7 @@ pub fn describe_configs(
                 TOPIC => {
                     if !image.topics.contains_key(name) {
                         return result
-                            .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_error_message(Some(str_bytes(&format!(
                                 "Topic '{name}' does not exist"
                             ))));
@@ -120,7 +121,7 @@ pub fn describe_configs(
                 BROKER => {
                     if !name.is_empty() && name != broker.node_id.to_string() {
                         return result
-                            .with_error_code(code::INVALID_REQUEST)
+                            .with_error_code(ResponseError::InvalidRequest.code())
                             .with_error_message(Some(str_bytes(&format!(
                                 "Unexpected broker id, expected {} but received {name}",
                                 broker.node_id
@@ -139,7 +140,7 @@ pub fn describe_configs(
                 }
                 other => {
                     return result
-                        .with_error_code(code::INVALID_REQUEST)
+                        .with_error_code(ResponseError::InvalidRequest.code())
                         .with_error_message(Some(str_bytes(&format!(
                             "Unsupported resource type {other}"
                         ))));

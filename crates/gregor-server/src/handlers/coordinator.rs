@@ -1,15 +1,16 @@
 //! FindCoordinator. There is no group or transaction coordinator yet (issue 3 and the transactions
-//! issue), so every key is answered COORDINATOR_NOT_AVAILABLE, which clients treat as "retry later".
+//! issue), so every key is answered ResponseError::CoordinatorNotAvailable.code(), which clients treat as "retry later".
 //! The API is advertised all the same because librdkafka enables LZ4 only for brokers that list
 //! FindCoordinator (its feature table ties LZ4 to that API's presence).
 
 use gregor_protocol::kafka::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::kafka::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
 
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const MESSAGE: &str = "The coordinator is not available: gregor has no group or transaction coordinator yet";
+const MESSAGE: &str =
+    "The coordinator is not available: gregor has no group or transaction coordinator yet";
 
 pub fn handle(version: i16, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let response = FindCoordinatorResponse::default();
@@ -23,14 +24,14 @@ pub fn handle(version: i16, request: FindCoordinatorRequest) -> FindCoordinatorR
                     .with_node_id(BrokerId(-1))
                     .with_host(str_bytes(""))
                     .with_port(-1)
-                    .with_error_code(COORDINATOR_NOT_AVAILABLE)
+                    .with_error_code(ResponseError::CoordinatorNotAvailable.code())
                     .with_error_message(Some(str_bytes(MESSAGE)))
             })
             .collect();
         response.with_coordinators(coordinators)
     } else {
         response
-            .with_error_code(COORDINATOR_NOT_AVAILABLE)
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
             .with_error_message(Some(str_bytes(MESSAGE)))
             .with_node_id(BrokerId(-1))
             .with_host(str_bytes(""))

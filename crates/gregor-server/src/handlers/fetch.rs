@@ -1,6 +1,7 @@
 //! Fetch: long polling woken by appends (no busy loop), `max.bytes`/per-partition limits with
 //! KIP-74's first-batch exception, and incremental fetch sessions (KIP-227).
 
+use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use gregor_storage::StorageError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use super::{code, str_bytes};
+use super::str_bytes;
 use crate::broker::Broker;
 use crate::delayed::wait_until;
 use crate::fetch_session::{SessionError, SessionPartition};
@@ -138,9 +139,9 @@ fn read_all(
             };
             let (error, records) = match result {
                 // KIP-74: only the first non-empty partition may exceed its limit.
-                Ok(records) if records.len() > limit && collected > 0 => (code::NONE, Bytes::new()),
-                Ok(records) => (code::NONE, records),
-                Err(StorageError::OffsetOutOfRange { .. }) => (code::OFFSET_OUT_OF_RANGE, Bytes::new()),
+                Ok(records) if records.len() > limit && collected > 0 => (0, Bytes::new()),
+                Ok(records) => (0, records),
+                Err(StorageError::OffsetOutOfRange { .. }) => (ResponseError::OffsetOutOfRange.code(), Bytes::new()),
                 Err(e) => {
                     tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fetch read failed");
                     (e.error_code(), Bytes::new())
@@ -175,11 +176,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             let id = broker.fetch_sessions.create(requested.clone()).unwrap_or(0);
             (requested, id, false)
         }
-        (0, _) => return failure(code::INVALID_FETCH_SESSION_EPOCH),
+        (0, _) => return failure(ResponseError::InvalidFetchSessionEpoch.code()),
         _ => match update_session(broker, version, &request, requested) {
             Ok(set) => (set, request.session_id, true),
-            Err(SessionError::NotFound) => return failure(code::FETCH_SESSION_ID_NOT_FOUND),
-            Err(SessionError::InvalidEpoch) => return failure(code::INVALID_FETCH_SESSION_EPOCH),
+            Err(SessionError::NotFound) => {
+                return failure(ResponseError::FetchSessionIdNotFound.code())
+            }
+            Err(SessionError::InvalidEpoch) => {
+                return failure(ResponseError::InvalidFetchSessionEpoch.code())
+            }
         },
     };
     let partitions: Vec<Option<Arc<Partition>>> = fetch_set
@@ -194,16 +199,16 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         fetch_max
     };
     let unknown = if version >= 13 {
-        code::UNKNOWN_TOPIC_ID
+        ResponseError::UnknownTopicId.code()
     } else {
-        code::UNKNOWN_TOPIC_OR_PARTITION
+        ResponseError::UnknownTopicOrPartition.code()
     };
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut stop = broker.shutdown_signal();
     let reads = loop {
         let reads = read_all(&fetch_set, &partitions, max_bytes, unknown);
         let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
-        let errors = reads.iter().any(|r| r.error != code::NONE);
+        let errors = reads.iter().any(|r| r.error != 0);
         if bytes >= request.min_bytes.max(0) as usize
             || errors
             || Instant::now() >= deadline
@@ -222,7 +227,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     let mut sent = Vec::new();
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
     for (want, read) in fetch_set.iter().zip(reads) {
-        let changed = read.error != code::NONE
+        let changed = read.error != 0
             || !read.records.is_empty()
             || want.last_high_watermark != Some(read.high_watermark)
             || want.last_log_start != Some(read.log_start);

@@ -1,5 +1,6 @@
 //! ListOffsets: earliest, latest, by timestamp and max timestamp.
 
+use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
 use gregor_protocol::kafka::messages::list_offsets_response::{
@@ -7,7 +8,6 @@ use gregor_protocol::kafka::messages::list_offsets_response::{
 };
 use gregor_protocol::kafka::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::code;
 use crate::broker::Broker;
 use crate::partitions::Partition;
 
@@ -33,7 +33,7 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
             .with_log(|log| log.offset_for_timestamp(ts))
             .map_err(storage)?
             .unwrap_or((-1, -1))),
-        _ => Err(code::INVALID_REQUEST),
+        _ => Err(ResponseError::InvalidRequest.code()),
     }
 }
 
@@ -57,7 +57,7 @@ pub fn handle(
                         .get(topic.name.0.as_str(), p.partition_index)
                     else {
                         return response
-                            .with_error_code(code::UNKNOWN_TOPIC_OR_PARTITION)
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
                             .with_offset(-1)
                             .with_timestamp(-1);
                     };

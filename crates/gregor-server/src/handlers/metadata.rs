@@ -1,6 +1,7 @@
 //! Metadata: brokers, topics and partition leadership from the image; auto-creates topics that
 //! clients ask for when `auto.create.topics.enable` allows it.
 
+use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
 use gregor_metadata::controller::validate_topic_name;
@@ -11,7 +12,7 @@ use gregor_protocol::kafka::messages::metadata_response::{
 use gregor_protocol::kafka::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use gregor_protocol::kafka::protocol::StrBytes;
 
-use super::{code, str_bytes, topics};
+use super::{str_bytes, topics};
 use crate::broker::Broker;
 
 /// Kafka's value for "authorized operations were not requested".
@@ -78,7 +79,7 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
                 let Some(name) = t.name.map(|n| n.0) else {
                     return match image.topic_by_id(&t.topic_id) {
                         Some(topic) => describe(topic),
-                        None => topic_error(None, t.topic_id, code::UNKNOWN_TOPIC_ID),
+                        None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId.code()),
                     };
                 };
                 if let Some(topic) = image.topics.get(name.as_str()) {
@@ -88,14 +89,14 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
                     return topic_error(
                         Some(name),
                         uuid::Uuid::nil(),
-                        code::INVALID_TOPIC_EXCEPTION,
+                        ResponseError::InvalidTopicException.code(),
                     );
                 }
                 if !may_create {
                     return topic_error(
                         Some(name),
                         uuid::Uuid::nil(),
-                        code::UNKNOWN_TOPIC_OR_PARTITION,
+                        ResponseError::UnknownTopicOrPartition.code(),
                     );
                 }
                 match topics::create_with_defaults(broker, &name) {
@@ -109,7 +110,7 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
                                 topic_error(
                                     Some(name),
                                     uuid::Uuid::nil(),
-                                    code::UNKNOWN_TOPIC_OR_PARTITION,
+                                    ResponseError::UnknownTopicOrPartition.code(),
                                 )
                             })
                     }

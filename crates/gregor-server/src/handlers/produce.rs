@@ -2,6 +2,7 @@
 //! place); `acks=all` completes through the same delayed-operation path that will wait for
 //! followers; `acks=0` gets no response.
 
+use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,13 +12,10 @@ use gregor_protocol::kafka::messages::produce_response::{
 use gregor_protocol::kafka::messages::{ProduceRequest, ProduceResponse};
 use tokio::time::Instant;
 
-use super::{code, str_bytes};
+use super::str_bytes;
 use crate::broker::{now_ms, Broker};
 use crate::delayed::wait_until;
 use crate::partitions::Partition;
-
-const REQUEST_TIMED_OUT: i16 = 7;
-const CORRUPT_MESSAGE: i16 = 2;
 
 fn failed(index: i32, error: i16, message: &str) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -47,9 +45,9 @@ pub async fn handle(
             Some(topic.name.0.to_string())
         };
         let unknown = if version >= 13 {
-            code::UNKNOWN_TOPIC_ID
+            ResponseError::UnknownTopicId.code()
         } else {
-            code::UNKNOWN_TOPIC_OR_PARTITION
+            ResponseError::UnknownTopicOrPartition.code()
         };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (i, data) in topic.partition_data.into_iter().enumerate() {
@@ -62,7 +60,11 @@ pub async fn handle(
                     unknown,
                     "This server does not host this topic-partition.",
                 ),
-                (-1..=1, Some(_), None) => failed(data.index, CORRUPT_MESSAGE, "no records"),
+                (-1..=1, Some(_), None) => failed(
+                    data.index,
+                    ResponseError::CorruptMessage.code(),
+                    "no records",
+                ),
                 (-1..=1, Some(partition), Some(records)) => match partition.append(&records, now) {
                     Ok(appended) => {
                         if acks == -1 {
@@ -82,7 +84,7 @@ pub async fn handle(
                 },
                 _ => failed(
                     data.index,
-                    code::INVALID_REQUIRED_ACKS,
+                    ResponseError::InvalidRequiredAcks.code(),
                     "acks must be -1, 0 or 1",
                 ),
             };
@@ -108,7 +110,7 @@ pub async fn handle(
             let index = responses[t].partition_responses[i].index;
             responses[t].partition_responses[i] = failed(
                 index,
-                REQUEST_TIMED_OUT,
+                ResponseError::RequestTimedOut.code(),
                 "timed out waiting for replication",
             );
         }

@@ -1,11 +1,11 @@
 //! InitProducerId for idempotent producers. Transactional ids need the transaction coordinator,
 //! which gregor does not have yet: they are refused with a clear error.
 
+use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
 use gregor_protocol::kafka::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::code;
 use crate::broker::Broker;
 
 pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
@@ -16,7 +16,7 @@ pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProdu
         tracing::warn!(
             "InitProducerId with a transactional id: transactions are not supported yet"
         );
-        return response.with_error_code(code::INVALID_REQUEST);
+        return response.with_error_code(ResponseError::InvalidRequest.code());
     }
     // KIP-360: a producer that knows its id asks for the next epoch; a new id once the epoch is spent.
     if request.producer_id.0 >= 0
@@ -33,7 +33,7 @@ pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProdu
             .with_producer_epoch(0),
         Err(e) => {
             tracing::error!(error = %e, "cannot allocate a producer id");
-            response.with_error_code(code::KAFKA_STORAGE_ERROR)
+            response.with_error_code(ResponseError::KafkaStorageError.code())
         }
     }
 }

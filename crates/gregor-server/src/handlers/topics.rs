@@ -1,11 +1,12 @@
 //! CreateTopics, DeleteTopics and CreatePartitions: controller decisions committed to the metadata
 //! log; the partition logs follow from the new image.
 
+use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
 use gregor_metadata::controller::{
-    self, create_partitions as decide_partitions, create_topic, delete_topic, ControllerError,
-    NewTopic, TopicDefaults, TOPIC_ALREADY_EXISTS,
+    create_partitions as decide_partitions, create_topic, delete_topic, ControllerError, NewTopic,
+    TopicDefaults,
 };
 use gregor_protocol::kafka::messages::create_partitions_response::CreatePartitionsTopicResult;
 use gregor_protocol::kafka::messages::create_topics_response::CreatableTopicResult;
@@ -16,7 +17,7 @@ use gregor_protocol::kafka::messages::{
 };
 use uuid::Uuid;
 
-use super::{code, str_bytes};
+use super::str_bytes;
 use crate::broker::Broker;
 
 fn defaults(broker: &Broker) -> TopicDefaults {
@@ -29,7 +30,7 @@ fn defaults(broker: &Broker) -> TopicDefaults {
 fn storage_failure(e: impl std::fmt::Display) -> ControllerError {
     tracing::error!(error = %e, "metadata log append failed");
     ControllerError {
-        code: code::KAFKA_STORAGE_ERROR,
+        code: ResponseError::KafkaStorageError.code(),
         message: format!("metadata log append failed: {e}"),
     }
 }
@@ -60,7 +61,7 @@ pub fn create_with_defaults(broker: &Broker, name: &str) -> Result<(), i16> {
             tracing::info!(topic = name, "auto-created topic");
             Ok(())
         }
-        Err(e) if e.code == TOPIC_ALREADY_EXISTS => Ok(()),
+        Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => Ok(()),
         Err(e) => Err(e.code),
     }
 }
@@ -92,7 +93,7 @@ pub fn create_topics(
         };
         let outcome = if !seen.insert(name) {
             Err(ControllerError {
-                code: code::INVALID_REQUEST,
+                code: ResponseError::InvalidRequest.code(),
                 message: format!("Duplicate topic name {name} in the request"),
             })
         } else if assignments
@@ -101,7 +102,7 @@ pub fn create_topics(
             .any(|(i, a)| a.partition_index != i as i32)
         {
             Err(ControllerError {
-                code: controller::INVALID_REPLICA_ASSIGNMENT,
+                code: ResponseError::InvalidReplicaAssignment.code(),
                 message: "Partitions in the assignment must be consecutive from 0".into(),
             })
         } else {
@@ -184,7 +185,7 @@ pub fn delete_topics(
                     .map_err(storage_failure)
                     .and_then(|r| r),
                 None => Err(ControllerError {
-                    code: code::UNKNOWN_TOPIC_ID,
+                    code: ResponseError::UnknownTopicId.code(),
                     message: "This server does not host this topic ID.".into(),
                 }),
             };

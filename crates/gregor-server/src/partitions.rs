@@ -79,6 +79,11 @@ impl Partition {
         self.waiters.lock().push(waiter.clone());
     }
 
+    #[cfg(test)]
+    pub fn waiter_count(&self) -> usize {
+        self.waiters.lock().len()
+    }
+
     pub fn unwatch(&self, waiter: &Arc<Notify>) {
         self.waiters.lock().retain(|w| !Arc::ptr_eq(w, waiter));
     }

@@ -62,8 +62,8 @@ fn requested_partitions(
     out
 }
 
-/// Applies an incremental request to its session: forgotten partitions leave, named ones are
-/// added or get their new position.
+/// Applies an incremental request to its session: named partitions are added or get their new
+/// position, then forgotten ones leave.
 fn update_session(
     broker: &Broker,
     version: i16,
@@ -89,11 +89,6 @@ fn update_session(
     broker
         .fetch_sessions
         .update(request.session_id, request.session_epoch, |session| {
-            session.partitions.retain(|p| {
-                !forgotten
-                    .iter()
-                    .any(|(t, i)| &p.topic == t && p.partition == *i)
-            });
             for new in requested {
                 match session
                     .partitions
@@ -107,6 +102,12 @@ fn update_session(
                     None => session.partitions.push(new),
                 }
             }
+            // As in Kafka, forgetting is applied after the updates.
+            session.partitions.retain(|p| {
+                !forgotten
+                    .iter()
+                    .any(|(t, i)| &p.topic == t && p.partition == *i)
+            });
             session.partitions.clone()
         })
 }
@@ -267,4 +268,201 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     FetchResponse::default()
         .with_session_id(session_id)
         .with_responses(responses)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use gregor_protocol::kafka::messages::fetch_request::{
+        FetchPartition, FetchTopic, ForgottenTopic,
+    };
+    use gregor_protocol::kafka::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn batch(value: &str) -> Bytes {
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon_ms: None,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from(value.to_string())),
+            headers: vec![],
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf.freeze()
+    }
+
+    async fn broker(dir: &std::path::Path) -> Arc<Broker> {
+        let config = BrokerConfig::from_pairs([
+            ("log.dirs".to_string(), dir.display().to_string()),
+            (
+                "listeners".to_string(),
+                "PLAINTEXT://127.0.0.1:0".to_string(),
+            ),
+            ("num.partitions".to_string(), "2".to_string()),
+        ])
+        .unwrap();
+        let broker = Broker::start(config).await.unwrap().broker;
+        super::super::topics::create_with_defaults(&broker, "t").unwrap();
+        broker
+    }
+
+    fn request(session: i32, epoch: i32, offsets: &[(i32, i64)], forget: &[i32]) -> FetchRequest {
+        let partitions = offsets
+            .iter()
+            .map(|&(p, o)| {
+                FetchPartition::default()
+                    .with_partition(p)
+                    .with_fetch_offset(o)
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect();
+        let topic = || TopicName(str_bytes("t"));
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_session_id(session)
+            .with_session_epoch(epoch)
+            .with_topics(if offsets.is_empty() {
+                vec![]
+            } else {
+                vec![FetchTopic::default()
+                    .with_topic(topic())
+                    .with_partitions(partitions)]
+            })
+            .with_forgotten_topics_data(if forget.is_empty() {
+                vec![]
+            } else {
+                vec![ForgottenTopic::default()
+                    .with_topic(topic())
+                    .with_partitions(forget.to_vec())]
+            })
+    }
+
+    /// (partition, high watermark, number of record bytes) of each partition in a response.
+    fn partitions(response: &FetchResponse) -> Vec<(i32, i64, usize)> {
+        response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| {
+                let len = p.records.as_ref().map_or(0, |r| r.len());
+                (p.partition_index, p.high_watermark, len)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn incremental_sessions_send_only_what_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path()).await;
+        let p0 = broker.replicas.get("t", 0).unwrap();
+        let p1 = broker.replicas.get("t", 1).unwrap();
+        p0.append(&batch("a"), 0).unwrap();
+
+        // A full fetch with epoch 0 opens a session and reports every partition.
+        let full = handle(&broker, 12, request(0, 0, &[(0, 0), (1, 0)], &[])).await;
+        let session = full.session_id;
+        assert_ne!(session, 0);
+        let got = partitions(&full);
+        assert_eq!(got.len(), 2);
+        assert!(got[0].0 == 0 && got[0].1 == 1 && got[0].2 > 0);
+        assert_eq!(got[1], (1, 0, 0));
+
+        // Nothing new: the incremental response is empty.
+        let quiet = handle(&broker, 12, request(session, 1, &[(0, 1)], &[])).await;
+        assert_eq!(quiet.error_code, 0);
+        assert!(partitions(&quiet).is_empty());
+
+        // The session remembers partition 1's position; only it has news.
+        p1.append(&batch("b"), 0).unwrap();
+        let news = handle(&broker, 12, request(session, 2, &[], &[])).await;
+        let got = partitions(&news);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].0 == 1 && got[0].1 == 1 && got[0].2 > 0);
+
+        // Wrong epochs and unknown sessions get Kafka's top-level errors.
+        let stale = handle(&broker, 12, request(session, 2, &[], &[])).await;
+        assert_eq!(
+            stale.error_code,
+            ResponseError::InvalidFetchSessionEpoch.code()
+        );
+        let unknown = handle(&broker, 12, request(session + 100, 1, &[], &[])).await;
+        assert_eq!(
+            unknown.error_code,
+            ResponseError::FetchSessionIdNotFound.code()
+        );
+
+        // A forgotten partition is no longer reported, even with news.
+        let forgot = handle(&broker, 12, request(session, 3, &[(1, 1)], &[1])).await;
+        assert!(partitions(&forgot).is_empty());
+        p1.append(&batch("c"), 0).unwrap();
+        let after = handle(&broker, 12, request(session, 4, &[], &[])).await;
+        assert!(partitions(&after).is_empty());
+
+        // Epoch -1 closes the session and answers as a sessionless full fetch.
+        let closed = handle(&broker, 12, request(session, -1, &[(0, 0)], &[])).await;
+        assert_eq!(closed.session_id, 0);
+        assert_eq!(partitions(&closed).len(), 1);
+        let gone = handle(&broker, 12, request(session, 5, &[], &[])).await;
+        assert_eq!(
+            gone.error_code,
+            ResponseError::FetchSessionIdNotFound.code()
+        );
+    }
+
+    #[tokio::test]
+    async fn long_poll_is_woken_by_an_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path()).await;
+        let p0 = broker.replicas.get("t", 0).unwrap();
+        let waiting = {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let response = handle(
+                    &broker,
+                    12,
+                    request(0, -1, &[(0, 0)], &[]).with_max_wait_ms(30_000),
+                )
+                .await;
+                (started.elapsed(), response)
+            })
+        };
+        // The fetch must be parked before the append for the test to mean anything.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p0.waiter_count() == 0 {
+            assert!(Instant::now() < deadline, "the fetch never waited");
+            tokio::task::yield_now().await;
+        }
+        p0.append(&batch("wake"), 0).unwrap();
+        let (elapsed, response) = waiting.await.unwrap();
+        assert!(
+            elapsed < Duration::from_secs(30),
+            "woken by the deadline, not the append"
+        );
+        assert!(partitions(&response)[0].2 > 0);
+        assert_eq!(
+            p0.waiter_count(),
+            0,
+            "the finished fetch left no waiter behind"
+        );
+    }
 }

@@ -6,11 +6,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use gregor_storage::records::encode_batch;
 use gregor_storage::{LogConfig, PartitionLog, StorageError};
-use proto_kafka::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 use crate::image::MetadataImage;
 use crate::records::MetadataRecord;
@@ -38,38 +36,14 @@ fn now_ms() -> i64 {
 }
 
 fn encode(records: &[MetadataRecord], timestamp: i64) -> Bytes {
-    let records: Vec<Record> = records
+    let entries: Vec<_> = records
         .iter()
-        .enumerate()
-        .map(|(i, r)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon_ms: None,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp,
-            key: None,
-            value: Some(Bytes::from(
-                serde_json::to_vec(r).expect("metadata records always serialize"),
-            )),
-            headers: vec![],
+        .map(|r| {
+            let value = serde_json::to_vec(r).expect("metadata records always serialize");
+            (None, Some(Bytes::from(value)))
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .expect("an uncompressed batch always encodes");
-    buf.freeze()
+    encode_batch(&entries, timestamp)
 }
 
 impl MetadataStore {
@@ -82,29 +56,21 @@ impl MetadataStore {
         };
         let log = PartitionLog::open(dir.join(METADATA_LOG_DIR), config)?;
         let mut image = MetadataImage::default();
-        let mut offset = log.log_start_offset();
-        let end = log.log_end_offset();
-        while offset < end {
-            let mut chunk = log.read(offset, 1 << 20, end)?;
-            let sets =
-                RecordBatchDecoder::decode_all(&mut chunk).map_err(|e| StoreError::Corrupt {
-                    offset,
-                    reason: e.to_string(),
-                })?;
-            let before = offset;
-            for record in sets.iter().flat_map(|s| &s.records) {
-                let value = record.value.as_deref().unwrap_or_default();
-                let parsed: MetadataRecord =
-                    serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
-                        offset: record.offset,
+        let mut corrupt = None;
+        log.replay(|offset, _key, value| {
+            match serde_json::from_slice::<MetadataRecord>(value.as_deref().unwrap_or_default()) {
+                Ok(record) => image.apply(&record),
+                Err(e) => {
+                    corrupt.get_or_insert(StoreError::Corrupt {
+                        offset,
                         reason: e.to_string(),
-                    })?;
-                image.apply(&parsed);
-                offset = record.offset + 1;
+                    });
+                }
             }
-            if offset == before {
-                break;
-            }
+            Ok(())
+        })?;
+        if let Some(e) = corrupt {
+            return Err(e);
         }
         Ok(MetadataStore {
             log: Mutex::new(log),

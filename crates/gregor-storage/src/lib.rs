@@ -8,6 +8,7 @@ mod error;
 mod index;
 pub mod log;
 mod producer_state;
+pub mod records;
 mod segment;
 
 pub use config::{LogConfig, TimestampType};

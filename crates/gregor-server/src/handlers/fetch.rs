@@ -272,40 +272,16 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
     use gregor_protocol::kafka::messages::fetch_request::{
         FetchPartition, FetchTopic, ForgottenTopic,
     };
-    use gregor_protocol::kafka::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use gregor_storage::records::encode_batch;
 
     use super::*;
     use crate::config::BrokerConfig;
 
     fn batch(value: &str) -> Bytes {
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon_ms: None,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::from(value.to_string())),
-            headers: vec![],
-        };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
-        buf.freeze()
+        encode_batch(&[(None, Some(Bytes::from(value.to_string())))], 1)
     }
 
     async fn broker(dir: &std::path::Path) -> Arc<Broker> {

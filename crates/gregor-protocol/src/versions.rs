@@ -19,6 +19,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    // v10 of OffsetCommit/OffsetFetch is unstable in Kafka 4.1.
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The advertised range of `api`, if gregor implements it.
@@ -50,6 +61,6 @@ mod tests {
         }
         assert!(!decodable(ApiKey::Produce, 2));
         assert!(decodable(ApiKey::Produce, 3));
-        assert!(!decodable(ApiKey::JoinGroup, 0));
+        assert!(!decodable(ApiKey::AddPartitionsToTxn, 0));
     }
 }

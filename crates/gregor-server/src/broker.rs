@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
+use crate::groups::GroupRuntime;
 use crate::partitions::ReplicaManager;
 
 /// How many producer ids one metadata record reserves.
@@ -27,6 +28,8 @@ pub enum StartError {
     Metadata(#[from] StoreError),
     #[error("cannot open partition logs: {0}")]
     Storage(#[from] gregor_storage::StorageError),
+    #[error("cannot load consumer groups: {0}")]
+    Groups(#[from] crate::groups::GroupError),
     #[error("cannot listen on {addr}: {error}")]
     Listen {
         addr: SocketAddr,
@@ -40,6 +43,7 @@ pub struct Broker {
     pub metadata: MetadataStore,
     pub replicas: ReplicaManager,
     pub fetch_sessions: FetchSessions,
+    pub groups: GroupRuntime,
     /// The next unused producer id and the end of the reserved block.
     producer_ids: Mutex<(i64, i64)>,
     shutdown: watch::Sender<bool>,
@@ -110,11 +114,13 @@ impl Broker {
             metadata,
             replicas,
             fetch_sessions: FetchSessions::new(slots),
+            groups: GroupRuntime::new(&config),
             producer_ids: Mutex::new((0, 0)),
             shutdown,
             config,
         });
-        tracing::info!(log_dir = %log_dir.display(), node_id, "gregor started");
+        let loaded = broker.groups.load(&broker)?;
+        tracing::info!(log_dir = %log_dir.display(), node_id, group_records = loaded, "gregor started");
         Ok(RunningBroker {
             broker,
             local_addr,
@@ -181,6 +187,7 @@ impl Broker {
             .max(1) as u64;
         let mut retention = tokio::time::interval(Duration::from_millis(retention_every));
         let mut flush = tokio::time::interval(Duration::from_secs(1));
+        let mut group_timers = tokio::time::interval(Duration::from_millis(100));
         let mut stop = self.shutdown_signal();
         loop {
             tokio::select! {
@@ -198,6 +205,7 @@ impl Broker {
                         }
                     }
                 }
+                _ = group_timers.tick() => self.groups.tick(&self),
                 _ = stop.changed() => return,
             }
         }

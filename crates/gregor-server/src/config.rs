@@ -63,6 +63,42 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     broker("log.roll.hours", "168", ConfigKind::Int { min: 1 }),
     broker("fetch.max.bytes", "57671680", ConfigKind::Int { min: 0 }),
     broker(
+        "group.min.session.timeout.ms",
+        "6000",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker(
+        "group.max.session.timeout.ms",
+        "1800000",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker(
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker("group.max.size", "2147483647", ConfigKind::Int { min: 1 }),
+    broker(
+        "offsets.retention.minutes",
+        "10080",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "offsets.topic.num.partitions",
+        "50",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "offsets.topic.replication.factor",
+        "3",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "offsets.topic.segment.bytes",
+        "104857600",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
         "connections.max.idle.ms",
         "600000",
         ConfigKind::Long { min: 1 },
@@ -247,11 +283,18 @@ impl BrokerConfig {
                 .parse()
                 .unwrap_or_default()
         };
+        // Retention deletes only where the cleanup policy includes "delete": a compacted-only
+        // topic (like __consumer_offsets) keeps every segment.
+        let deletes = self
+            .topic_value("cleanup.policy", overrides)
+            .split(',')
+            .any(|p| p.trim() == "delete");
+        let retention = |name: &str| if deletes { num(name) } else { -1 };
         LogConfig {
             segment_bytes: num("segment.bytes") as u64,
             segment_ms: num("segment.ms"),
-            retention_ms: num("retention.ms"),
-            retention_bytes: num("retention.bytes"),
+            retention_ms: retention("retention.ms"),
+            retention_bytes: retention("retention.bytes"),
             max_message_bytes: num("max.message.bytes") as usize,
             timestamp_type: if self.topic_value("message.timestamp.type", overrides)
                 == "LogAppendTime"
@@ -313,5 +356,8 @@ mod tests {
         assert_eq!(log.retention_bytes, 10);
         assert_eq!(log.max_message_bytes, 5000);
         assert_eq!(config.listener.port(), 0);
+        let compacted: BTreeMap<String, String> =
+            [("cleanup.policy".to_string(), "compact".to_string())].into();
+        assert_eq!(config.log_config(Some(&compacted)).retention_ms, -1);
     }
 }

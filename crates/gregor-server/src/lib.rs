@@ -6,6 +6,7 @@ pub mod broker;
 pub mod config;
 mod delayed;
 mod fetch_session;
+mod groups;
 mod handlers;
 mod network;
 mod partitions;

@@ -67,7 +67,7 @@ async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
             }
         };
         let response = match decode_request(frame) {
-            Ok(request) => match handlers::handle(&broker, request).await {
+            Ok(request) => match handlers::handle(&broker, request, peer).await {
                 Reply::Send(bytes) => Some(bytes),
                 Reply::Nothing => None,
                 Reply::Close => return,

@@ -10,8 +10,11 @@ use proto_kafka::records::{
 use crate::error::{Result, StorageError};
 use crate::log::PartitionLog;
 
-/// One uncompressed batch holding `entries` (key, value) with `timestamp`.
-pub fn encode_batch(entries: &[(Option<Bytes>, Option<Bytes>)], timestamp: i64) -> Bytes {
+/// A record's key and value.
+pub type Entry = (Option<Bytes>, Option<Bytes>);
+
+/// One uncompressed batch holding `entries` with `timestamp`.
+pub fn encode_batch(entries: &[Entry], timestamp: i64) -> Bytes {
     let records: Vec<Record> = entries
         .iter()
         .enumerate()

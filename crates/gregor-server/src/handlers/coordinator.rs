@@ -1,40 +1,76 @@
-//! FindCoordinator. There is no group or transaction coordinator yet (issue 3 and the transactions
-//! issue), so every key is answered ResponseError::CoordinatorNotAvailable.code(), which clients treat as "retry later".
-//! The API is advertised all the same because librdkafka enables LZ4 only for brokers that list
-//! FindCoordinator (its feature table ties LZ4 to that API's presence).
+//! FindCoordinator: this broker coordinates every group (single node), creating
+//! `__consumer_offsets` on first use. There is no transaction coordinator yet, so transaction keys
+//! are answered COORDINATOR_NOT_AVAILABLE.
+
+use std::sync::Arc;
 
 use gregor_protocol::kafka::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::kafka::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
+use crate::broker::Broker;
 
-const MESSAGE: &str =
-    "The coordinator is not available: gregor has no group or transaction coordinator yet";
+const GROUP: i8 = 0;
 
-pub fn handle(version: i16, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let response = FindCoordinatorResponse::default();
+/// (node id, host, port) of the coordinator, or an error code with its message.
+fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (i16, String)> {
+    if key_type != GROUP {
+        return Err((
+            ResponseError::CoordinatorNotAvailable.code(),
+            "gregor has no transaction coordinator yet".into(),
+        ));
+    }
+    if let Err(e) = broker.groups.ensure_topic(broker) {
+        tracing::error!(error = %e, "cannot create the offsets topic");
+        return Err((ResponseError::CoordinatorNotAvailable.code(), e.to_string()));
+    }
+    let image = broker.metadata.image();
+    match image.brokers.get(&broker.node_id) {
+        Some(me) => Ok((me.node_id, me.host.clone(), me.port as i32)),
+        None => Err((
+            ResponseError::CoordinatorNotAvailable.code(),
+            "this broker is not registered".into(),
+        )),
+    }
+}
+
+fn coordinator(broker: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
+    let entry = Coordinator::default().with_key(key);
+    match locate(broker, key_type) {
+        Ok((node, host, port)) => entry
+            .with_node_id(BrokerId(node))
+            .with_host(str_bytes(&host))
+            .with_port(port)
+            .with_error_message(None),
+        Err((code, message)) => entry
+            .with_node_id(BrokerId(-1))
+            .with_host(str_bytes(""))
+            .with_port(-1)
+            .with_error_code(code)
+            .with_error_message(Some(str_bytes(&message))),
+    }
+}
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
     if version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
-            .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(-1))
-                    .with_host(str_bytes(""))
-                    .with_port(-1)
-                    .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                    .with_error_message(Some(str_bytes(MESSAGE)))
-            })
+            .map(|key| coordinator(broker, key, request.key_type))
             .collect();
-        response.with_coordinators(coordinators)
-    } else {
-        response
-            .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-            .with_error_message(Some(str_bytes(MESSAGE)))
-            .with_node_id(BrokerId(-1))
-            .with_host(str_bytes(""))
-            .with_port(-1)
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
+    let one = coordinator(broker, request.key, request.key_type);
+    FindCoordinatorResponse::default()
+        .with_error_code(one.error_code)
+        .with_error_message(one.error_message)
+        .with_node_id(one.node_id)
+        .with_host(one.host)
+        .with_port(one.port)
 }

@@ -6,12 +6,14 @@ mod cluster;
 mod configs;
 mod coordinator;
 mod fetch;
+mod groups;
 mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
-mod topics;
+pub(crate) mod topics;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -41,7 +43,7 @@ fn encode<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, response
 }
 
 /// Answers one request.
-pub async fn handle(broker: &Arc<Broker>, request: Request) -> Reply {
+pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Reply {
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
     let api = request.api_key;
@@ -50,6 +52,21 @@ pub async fn handle(broker: &Arc<Broker>, request: Request) -> Reply {
             encode(api, version, correlation_id, &$response)
         };
     }
+    // For responses that may never come (their records could not be appended).
+    macro_rules! respond_later {
+        ($response:expr) => {
+            match $response.await {
+                Some(response) => respond!(response),
+                None => Reply::Close,
+            }
+        };
+    }
+    let client_id = request
+        .header
+        .client_id
+        .as_ref()
+        .map_or("", |c| c.as_str())
+        .to_string();
     match request.body {
         RequestKind::ApiVersions(_) => respond!(api_versions::handle(version)),
         RequestKind::Metadata(r) => respond!(metadata::handle(broker, version, r)),
@@ -58,7 +75,19 @@ pub async fn handle(broker: &Arc<Broker>, request: Request) -> Reply {
             None => Reply::Nothing,
         },
         RequestKind::Fetch(r) => respond!(fetch::handle(broker, version, r).await),
-        RequestKind::FindCoordinator(r) => respond!(coordinator::handle(version, r)),
+        RequestKind::FindCoordinator(r) => respond!(coordinator::handle(broker, version, r)),
+        RequestKind::JoinGroup(r) => {
+            respond_later!(groups::join_group(broker, version, &client_id, peer, r))
+        }
+        RequestKind::SyncGroup(r) => respond_later!(groups::sync_group(broker, version, r)),
+        RequestKind::Heartbeat(r) => respond_later!(groups::heartbeat(broker, version, r)),
+        RequestKind::LeaveGroup(r) => respond_later!(groups::leave_group(broker, version, r)),
+        RequestKind::OffsetCommit(r) => respond_later!(groups::offset_commit(broker, version, r)),
+        RequestKind::OffsetFetch(r) => respond!(groups::offset_fetch(broker, version, r)),
+        RequestKind::DescribeGroups(r) => respond!(groups::describe_groups(broker, version, r)),
+        RequestKind::ListGroups(r) => respond!(groups::list_groups(broker, version, r)),
+        RequestKind::DeleteGroups(r) => respond_later!(groups::delete_groups(broker, version, r)),
+        RequestKind::OffsetDelete(r) => respond_later!(groups::offset_delete(broker, version, r)),
         RequestKind::ListOffsets(r) => respond!(list_offsets::handle(broker, version, r)),
         RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r)),
         RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r)),

@@ -54,7 +54,16 @@ pub async fn handle(
             let partition = name
                 .as_deref()
                 .and_then(|n| broker.replicas.get(n, data.index));
+            let internal = name
+                .as_deref()
+                .and_then(|n| image.topics.get(n))
+                .is_some_and(|t| t.is_internal());
             let response = match (acks, partition, data.records) {
+                (-1..=1, Some(_), _) if internal => failed(
+                    data.index,
+                    ResponseError::InvalidTopicException.code(),
+                    "Cannot append to internal topic",
+                ),
                 (-1..=1, None, _) => failed(
                     data.index,
                     unknown,

@@ -36,7 +36,11 @@ fn storage_failure(e: impl std::fmt::Display) -> ControllerError {
 }
 
 /// Decides (and, unless `validate_only`, commits) one topic creation; returns the topic id.
-fn create(broker: &Broker, topic: &NewTopic, validate_only: bool) -> Result<Uuid, ControllerError> {
+pub(crate) fn commit_topic_creation(
+    broker: &Broker,
+    topic: &NewTopic,
+    validate_only: bool,
+) -> Result<Uuid, ControllerError> {
     let defaults = defaults(broker);
     let id = Uuid::new_v4();
     broker
@@ -56,7 +60,7 @@ pub fn create_with_defaults(broker: &Broker, name: &str) -> Result<(), i16> {
         assignments: vec![],
         configs: vec![],
     };
-    match create(broker, &topic, false) {
+    match commit_topic_creation(broker, &topic, false) {
         Ok(_) => {
             tracing::info!(topic = name, "auto-created topic");
             Ok(())
@@ -106,7 +110,7 @@ pub fn create_topics(
                 message: "Partitions in the assignment must be consecutive from 0".into(),
             })
         } else {
-            create(broker, &topic, request.validate_only)
+            commit_topic_creation(broker, &topic, request.validate_only)
         };
         let mut result = CreatableTopicResult::default()
             .with_name(t.name.clone())

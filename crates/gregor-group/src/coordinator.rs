@@ -1,0 +1,1308 @@
+//! The group coordinator: request handlers and timers over all groups.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
+
+use bytes::Bytes;
+use proto_kafka::messages::delete_groups_response::DeletableGroupResult;
+use proto_kafka::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use proto_kafka::messages::leave_group_response::MemberResponse;
+use proto_kafka::messages::list_groups_response::ListedGroup;
+use proto_kafka::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use proto_kafka::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use proto_kafka::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use proto_kafka::messages::{
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse,
+    GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse,
+    OffsetCommitRequest, OffsetCommitResponse, OffsetDeleteRequest, OffsetDeleteResponse,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
+};
+
+use crate::errors;
+use crate::group::{
+    join_error, join_success, sb, sync_error, sync_success, Ctx, Group, GroupState, JoinWaiter,
+    Reply, SyncWaiter,
+};
+use crate::records::GroupRecord;
+use crate::Responder;
+
+/// (partition, offset, leader epoch, metadata) of one fetched offset.
+type Fetched = (i32, i64, i32, String);
+
+/// Maximum size of committed offset metadata (offset.metadata.max.bytes).
+const MAX_METADATA_BYTES: usize = 4096;
+/// How often the offsets retention check runs at most.
+const RETENTION_CHECK_INTERVAL_MS: i64 = 60_000;
+
+/// The coordinator's settings, with Kafka's names and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupConfig {
+    /// group.min.session.timeout.ms
+    pub min_session_timeout_ms: i32,
+    /// group.max.session.timeout.ms
+    pub max_session_timeout_ms: i32,
+    /// group.initial.rebalance.delay.ms
+    pub initial_rebalance_delay_ms: i32,
+    /// group.max.size
+    pub max_size: i32,
+    /// offsets.retention.minutes, in milliseconds
+    pub offsets_retention_ms: i64,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3000,
+            max_size: i32::MAX,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// The classic consumer group coordinator for all groups of `__consumer_offsets`.
+pub struct GroupCoordinator {
+    config: GroupConfig,
+    groups: BTreeMap<String, Group>,
+    replies: Vec<Reply>,
+    member_counter: u64,
+    last_retention_check: Option<i64>,
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> Self {
+        GroupCoordinator {
+            config,
+            groups: BTreeMap::new(),
+            replies: Vec::new(),
+            member_counter: 0,
+            last_retention_check: None,
+        }
+    }
+
+    /// Rebuilds state at start-up from one record of `__consumer_offsets` (called in log order).
+    pub fn replay(&mut self, record: GroupRecord) {
+        let group_id = record.group().to_string();
+        match record {
+            GroupRecord::OffsetCommit { .. } => {
+                self.groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(&group_id, None))
+                    .apply_offset(&record);
+            }
+            GroupRecord::OffsetRemoved { .. } => {
+                if let Some(g) = self.groups.get_mut(&group_id) {
+                    g.apply_offset(&record);
+                }
+            }
+            GroupRecord::GroupMetadata {
+                protocol_type,
+                generation,
+                protocol,
+                leader,
+                state_timestamp,
+                members,
+                ..
+            } => {
+                self.groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(&group_id, None))
+                    .load_metadata(
+                        protocol_type,
+                        generation,
+                        protocol,
+                        leader,
+                        state_timestamp,
+                        members,
+                    );
+            }
+            GroupRecord::GroupRemoved { .. } => {
+                if let Some(g) = self.groups.get(&group_id) {
+                    if g.offsets.is_empty() {
+                        self.groups.remove(&group_id);
+                    } else {
+                        // Offsets committed after the deletion keep a fresh, empty group alive.
+                        let offsets = g.offsets.clone();
+                        let mut fresh = Group::new(&group_id, None);
+                        fresh.offsets = offsets;
+                        self.groups.insert(group_id, fresh);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Responses ready to send, in order.
+    pub fn take_replies(&mut self) -> Vec<Box<dyn FnOnce() + Send>> {
+        std::mem::take(&mut self.replies)
+    }
+
+    fn finish(&mut self, ctx: Ctx) -> Vec<GroupRecord> {
+        self.replies.extend(ctx.replies);
+        ctx.records
+    }
+
+    fn new_member_id(&mut self, prefix: &str, group: &str, now: i64) -> String {
+        self.member_counter += 1;
+        let mut h = DefaultHasher::new();
+        (group, prefix, now, self.member_counter).hash(&mut h);
+        let a = splitmix(h.finish());
+        let b = splitmix(a ^ self.member_counter.rotate_left(17) ^ now as u64);
+        format!(
+            "{}-{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            prefix,
+            (a >> 32) as u32,
+            (a >> 16) as u16,
+            a as u16,
+            (b >> 48) as u16,
+            b & 0xffff_ffff_ffff
+        )
+    }
+
+    // ----- JoinGroup ----------------------------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn join_group(
+        &mut self,
+        now_ms: i64,
+        version: i16,
+        client_id: &str,
+        client_host: &str,
+        req: JoinGroupRequest,
+        reply: Responder<JoinGroupResponse>,
+    ) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        self.do_join(&mut ctx, version, client_id, client_host, req, reply);
+        self.finish(ctx)
+    }
+
+    fn do_join(
+        &mut self,
+        ctx: &mut Ctx,
+        version: i16,
+        client_id: &str,
+        client_host: &str,
+        req: JoinGroupRequest,
+        reply: Responder<JoinGroupResponse>,
+    ) {
+        let group_id = s(&req.group_id);
+        let member_id = s(&req.member_id);
+        let instance_id = if version >= 5 {
+            req.group_instance_id.as_deref().map(s)
+        } else {
+            None
+        };
+        let session_timeout = req.session_timeout_ms;
+        let rebalance_timeout = if version == 0 {
+            session_timeout
+        } else {
+            req.rebalance_timeout_ms
+        };
+        let protocol_type = s(&req.protocol_type);
+        let mut protocols: Vec<(String, Bytes)> = Vec::new();
+        for p in &req.protocols {
+            if !protocols.iter().any(|(n, _)| n.as_str() == &*p.name) {
+                protocols.push((s(&p.name), p.metadata.clone()));
+            }
+        }
+        let names: Vec<String> = protocols.iter().map(|(n, _)| n.clone()).collect();
+
+        if group_id.is_empty() {
+            ctx.reply(
+                reply,
+                join_error(version, errors::INVALID_GROUP_ID, &member_id),
+            );
+            return;
+        }
+        if session_timeout < self.config.min_session_timeout_ms
+            || session_timeout > self.config.max_session_timeout_ms
+        {
+            ctx.reply(
+                reply,
+                join_error(version, errors::INVALID_SESSION_TIMEOUT, &member_id),
+            );
+            return;
+        }
+        let is_unknown = member_id.is_empty();
+        if !self.groups.contains_key(&group_id) {
+            if !is_unknown {
+                ctx.reply(
+                    reply,
+                    join_error(version, errors::UNKNOWN_MEMBER_ID, &member_id),
+                );
+                return;
+            }
+            self.groups
+                .insert(group_id.clone(), Group::new(&group_id, Some(ctx.now)));
+        }
+        let new_id = if is_unknown {
+            let prefix = instance_id.clone().unwrap_or_else(|| s(client_id));
+            self.new_member_id(&prefix, &group_id, ctx.now)
+        } else {
+            String::new()
+        };
+        let Some(group) = self.groups.get_mut(&group_id) else {
+            return;
+        };
+        let waiter = JoinWaiter { version, reply };
+
+        // A known static member restarting takes its own slot back, even in a full group.
+        let known_static = instance_id
+            .as_deref()
+            .is_some_and(|i| group.static_member_id(i).is_some());
+        if !known_static && !group.accept_joining_member(&member_id, ctx.config.max_size) {
+            group.remove(&member_id);
+            ctx.reply(
+                waiter.reply,
+                join_error(version, errors::GROUP_MAX_SIZE_REACHED, ""),
+            );
+        } else if is_unknown {
+            // Kafka's doNewMemberJoinGroup.
+            if !group.supports_protocols(&protocol_type, &names) {
+                ctx.reply(
+                    waiter.reply,
+                    join_error(version, errors::INCONSISTENT_GROUP_PROTOCOL, ""),
+                );
+            } else if let Some(iid) = instance_id.clone() {
+                match group.static_member_id(&iid) {
+                    Some(old_id) => update_static_member_and_rebalance(
+                        group,
+                        ctx,
+                        &old_id,
+                        &new_id,
+                        protocols,
+                        rebalance_timeout,
+                        session_timeout,
+                        waiter,
+                    ),
+                    None => group.add_member_and_rebalance(
+                        ctx,
+                        new_id,
+                        Some(iid),
+                        client_id,
+                        client_host,
+                        rebalance_timeout,
+                        session_timeout,
+                        protocol_type,
+                        protocols,
+                        waiter,
+                    ),
+                }
+            } else if version >= 4 {
+                group
+                    .pending_members
+                    .insert(new_id.clone(), ctx.now + session_timeout as i64);
+                ctx.reply(
+                    waiter.reply,
+                    join_error(version, errors::MEMBER_ID_REQUIRED, &new_id),
+                );
+            } else {
+                group.add_member_and_rebalance(
+                    ctx,
+                    new_id,
+                    None,
+                    client_id,
+                    client_host,
+                    rebalance_timeout,
+                    session_timeout,
+                    protocol_type,
+                    protocols,
+                    waiter,
+                );
+            }
+        } else {
+            // Kafka's doCurrentMemberJoinGroup.
+            if !group.supports_protocols(&protocol_type, &names) {
+                ctx.reply(
+                    waiter.reply,
+                    join_error(version, errors::INCONSISTENT_GROUP_PROTOCOL, &member_id),
+                );
+            } else if group.pending_members.contains_key(&member_id) {
+                if instance_id.is_some() {
+                    ctx.reply(
+                        waiter.reply,
+                        join_error(version, errors::UNKNOWN_MEMBER_ID, &member_id),
+                    );
+                } else {
+                    group.add_member_and_rebalance(
+                        ctx,
+                        member_id,
+                        None,
+                        client_id,
+                        client_host,
+                        rebalance_timeout,
+                        session_timeout,
+                        protocol_type,
+                        protocols,
+                        waiter,
+                    );
+                }
+            } else if group.is_static_member_fenced(instance_id.as_deref(), &member_id) {
+                ctx.reply(
+                    waiter.reply,
+                    join_error(version, errors::FENCED_INSTANCE_ID, &member_id),
+                );
+            } else if !group.has(&member_id)
+                || instance_id
+                    .as_deref()
+                    .is_some_and(|i| group.static_member_id(i).is_none())
+            {
+                ctx.reply(
+                    waiter.reply,
+                    join_error(version, errors::UNKNOWN_MEMBER_ID, &member_id),
+                );
+            } else {
+                let matches = group
+                    .member(&member_id)
+                    .is_some_and(|m| m.matches(&protocols));
+                match group.state {
+                    GroupState::PreparingRebalance => {
+                        group.update_member(
+                            ctx,
+                            &member_id,
+                            protocols,
+                            rebalance_timeout,
+                            session_timeout,
+                            waiter,
+                        );
+                        group.maybe_prepare_rebalance(ctx);
+                    }
+                    GroupState::CompletingRebalance if matches => {
+                        // Lost the JoinGroup response: resend this generation's.
+                        let resp = current_generation_join(
+                            group,
+                            version,
+                            &member_id,
+                            group.is_leader(&member_id),
+                            group.leader.clone().unwrap_or_default(),
+                        );
+                        ctx.reply(waiter.reply, resp);
+                    }
+                    GroupState::Stable if matches && !group.is_leader(&member_id) => {
+                        let resp = current_generation_join(
+                            group,
+                            version,
+                            &member_id,
+                            false,
+                            group.leader.clone().unwrap_or_default(),
+                        );
+                        ctx.reply(waiter.reply, resp);
+                    }
+                    GroupState::CompletingRebalance | GroupState::Stable => {
+                        // Changed metadata, or the leader asks for a rebalance.
+                        group.update_member(
+                            ctx,
+                            &member_id,
+                            protocols,
+                            rebalance_timeout,
+                            session_timeout,
+                            waiter,
+                        );
+                        group.maybe_prepare_rebalance(ctx);
+                    }
+                    GroupState::Empty => {
+                        ctx.reply(
+                            waiter.reply,
+                            join_error(version, errors::UNKNOWN_MEMBER_ID, &member_id),
+                        );
+                    }
+                }
+            }
+        }
+        if group.state == GroupState::PreparingRebalance {
+            group.check_join(ctx);
+        }
+    }
+
+    // ----- SyncGroup ----------------------------------------------------------------------------
+
+    pub fn sync_group(
+        &mut self,
+        now_ms: i64,
+        version: i16,
+        req: SyncGroupRequest,
+        reply: Responder<SyncGroupResponse>,
+    ) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        let group_id = s(&req.group_id);
+        let member_id = s(&req.member_id);
+        let instance_id = if version >= 3 {
+            req.group_instance_id.as_deref().map(s)
+        } else {
+            None
+        };
+        if group_id.is_empty() {
+            ctx.reply(reply, sync_error(errors::INVALID_GROUP_ID));
+            return self.finish(ctx);
+        }
+        let Some(group) = self.groups.get_mut(&group_id) else {
+            ctx.reply(reply, sync_error(errors::UNKNOWN_MEMBER_ID));
+            return self.finish(ctx);
+        };
+        let protocol_type = if version >= 5 {
+            req.protocol_type.as_deref().map(s)
+        } else {
+            None
+        };
+        let protocol_name = if version >= 5 {
+            req.protocol_name.as_deref().map(s)
+        } else {
+            None
+        };
+        let error = if group.is_static_member_fenced(instance_id.as_deref(), &member_id) {
+            Some(errors::FENCED_INSTANCE_ID)
+        } else if !group.has(&member_id) {
+            Some(errors::UNKNOWN_MEMBER_ID)
+        } else if req.generation_id != group.generation {
+            Some(errors::ILLEGAL_GENERATION)
+        } else if (protocol_type.is_some() && protocol_type != group.protocol_type)
+            || (protocol_name.is_some() && protocol_name != group.protocol)
+        {
+            Some(errors::INCONSISTENT_GROUP_PROTOCOL)
+        } else {
+            match group.state {
+                GroupState::Empty => Some(errors::UNKNOWN_MEMBER_ID),
+                GroupState::PreparingRebalance => Some(errors::REBALANCE_IN_PROGRESS),
+                _ => None,
+            }
+        };
+        if let Some(e) = error {
+            ctx.reply(reply, sync_error(e));
+            return self.finish(ctx);
+        }
+        match group.state {
+            GroupState::CompletingRebalance => {
+                if let Some(m) = group.member_mut(&member_id) {
+                    if let Some(old) = m.awaiting_sync.replace(SyncWaiter { version, reply }) {
+                        ctx.reply(old.reply, sync_error(errors::REBALANCE_IN_PROGRESS));
+                    }
+                }
+                group.pending_sync.remove(&member_id);
+                if group.pending_sync.is_empty() {
+                    group.sync_deadline = None;
+                }
+                if group.is_leader(&member_id) {
+                    let assignments: BTreeMap<String, Bytes> = req
+                        .assignments
+                        .iter()
+                        .map(|a| (s(&a.member_id), a.assignment.clone()))
+                        .collect();
+                    for m in group.members.iter_mut() {
+                        m.assignment = assignments.get(&m.id).cloned().unwrap_or_default();
+                    }
+                    group.transition(GroupState::Stable, ctx.now);
+                    ctx.records.push(group.metadata_record());
+                    group.set_and_propagate_assignment(&mut ctx);
+                }
+            }
+            GroupState::Stable => {
+                group.pending_sync.remove(&member_id);
+                if group.pending_sync.is_empty() {
+                    group.sync_deadline = None;
+                }
+                let pt = group.protocol_type.clone();
+                let pn = group.protocol.clone();
+                if let Some(m) = group.member_mut(&member_id) {
+                    m.touch(ctx.now);
+                    let resp =
+                        sync_success(version, pt.as_deref(), pn.as_deref(), m.assignment.clone());
+                    ctx.reply(reply, resp);
+                }
+            }
+            _ => {}
+        }
+        self.finish(ctx)
+    }
+
+    // ----- Heartbeat ----------------------------------------------------------------------------
+
+    pub fn heartbeat(
+        &mut self,
+        now_ms: i64,
+        version: i16,
+        req: HeartbeatRequest,
+        reply: Responder<HeartbeatResponse>,
+    ) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        let group_id = s(&req.group_id);
+        let member_id = s(&req.member_id);
+        let instance_id = if version >= 3 {
+            req.group_instance_id.as_deref().map(s)
+        } else {
+            None
+        };
+        let error = if group_id.is_empty() {
+            errors::INVALID_GROUP_ID
+        } else {
+            match self.groups.get_mut(&group_id) {
+                None => errors::UNKNOWN_MEMBER_ID,
+                Some(group) => {
+                    if group.is_static_member_fenced(instance_id.as_deref(), &member_id) {
+                        errors::FENCED_INSTANCE_ID
+                    } else if !group.has(&member_id) {
+                        errors::UNKNOWN_MEMBER_ID
+                    } else if req.generation_id != group.generation {
+                        errors::ILLEGAL_GENERATION
+                    } else {
+                        let state = group.state;
+                        match state {
+                            GroupState::Empty => errors::UNKNOWN_MEMBER_ID,
+                            _ => {
+                                if let Some(m) = group.member_mut(&member_id) {
+                                    m.touch(ctx.now);
+                                }
+                                if state == GroupState::PreparingRebalance {
+                                    errors::REBALANCE_IN_PROGRESS
+                                } else {
+                                    errors::NONE
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let mut resp = HeartbeatResponse::default();
+        resp.error_code = error;
+        ctx.reply(reply, resp);
+        self.finish(ctx)
+    }
+
+    // ----- LeaveGroup ---------------------------------------------------------------------------
+
+    pub fn leave_group(
+        &mut self,
+        now_ms: i64,
+        version: i16,
+        req: LeaveGroupRequest,
+        reply: Responder<LeaveGroupResponse>,
+    ) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        let group_id = s(&req.group_id);
+        let leaving: Vec<(String, Option<String>)> = if version >= 3 {
+            req.members
+                .iter()
+                .map(|m| (s(&m.member_id), m.group_instance_id.as_deref().map(s)))
+                .collect()
+        } else {
+            vec![(s(&req.member_id), None)]
+        };
+        let mut top_error = errors::NONE;
+        let mut results: Vec<(String, Option<String>, i16)> = Vec::new();
+        if group_id.is_empty() {
+            top_error = errors::INVALID_GROUP_ID;
+        } else {
+            match self.groups.get_mut(&group_id) {
+                None => {
+                    for (mid, iid) in leaving {
+                        results.push((mid, iid, errors::UNKNOWN_MEMBER_ID));
+                    }
+                }
+                Some(group) => {
+                    for (mid, iid) in leaving {
+                        let error = if mid.is_empty() {
+                            match iid.as_deref().and_then(|i| group.static_member_id(i)) {
+                                Some(current) => {
+                                    group.remove_member_and_update(&mut ctx, &current);
+                                    errors::NONE
+                                }
+                                None => errors::UNKNOWN_MEMBER_ID,
+                            }
+                        } else if group.pending_members.contains_key(&mid) {
+                            group.remove_pending_member_and_update(&mut ctx, &mid);
+                            errors::NONE
+                        } else if group.is_static_member_fenced(iid.as_deref(), &mid) {
+                            errors::FENCED_INSTANCE_ID
+                        } else if group.has(&mid) {
+                            group.remove_member_and_update(&mut ctx, &mid);
+                            errors::NONE
+                        } else {
+                            errors::UNKNOWN_MEMBER_ID
+                        };
+                        results.push((mid, iid, error));
+                    }
+                }
+            }
+        }
+        let mut resp = LeaveGroupResponse::default();
+        if version >= 3 {
+            resp.error_code = top_error;
+            resp.members = results
+                .into_iter()
+                .map(|(mid, iid, e)| {
+                    let mut r = MemberResponse::default();
+                    r.member_id = sb(&mid);
+                    r.group_instance_id = iid.as_deref().map(sb);
+                    r.error_code = e;
+                    r
+                })
+                .collect();
+        } else {
+            resp.error_code = if top_error != errors::NONE {
+                top_error
+            } else {
+                results
+                    .iter()
+                    .map(|r| r.2)
+                    .find(|e| *e != errors::NONE)
+                    .unwrap_or(errors::NONE)
+            };
+        }
+        ctx.reply(reply, resp);
+        self.finish(ctx)
+    }
+
+    // ----- OffsetCommit -------------------------------------------------------------------------
+
+    pub fn offset_commit(
+        &mut self,
+        now_ms: i64,
+        version: i16,
+        req: OffsetCommitRequest,
+        reply: Responder<OffsetCommitResponse>,
+    ) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        let group_id = s(&req.group_id);
+        let member_id = s(&req.member_id);
+        let instance_id = if version >= 7 {
+            req.group_instance_id.as_deref().map(s)
+        } else {
+            None
+        };
+        let generation = req.generation_id_or_member_epoch;
+
+        let mut created = false;
+        let group_error: Option<i16> = if !self.groups.contains_key(&group_id) {
+            if generation < 0 {
+                self.groups
+                    .insert(group_id.clone(), Group::new(&group_id, Some(ctx.now)));
+                created = true;
+                None
+            } else if version >= 9 {
+                Some(errors::GROUP_ID_NOT_FOUND)
+            } else {
+                Some(errors::ILLEGAL_GENERATION)
+            }
+        } else {
+            None
+        };
+        let group_error = group_error.or_else(|| {
+            let group = self.groups.get_mut(&group_id)?;
+            let e = if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+                if group.is_static_member_fenced(instance_id.as_deref(), &member_id) {
+                    Some(errors::FENCED_INSTANCE_ID)
+                } else if !group.has(&member_id) {
+                    Some(errors::UNKNOWN_MEMBER_ID)
+                } else if generation != group.generation {
+                    Some(errors::ILLEGAL_GENERATION)
+                } else {
+                    None
+                }
+            } else if group.state != GroupState::Empty {
+                Some(errors::UNKNOWN_MEMBER_ID)
+            } else {
+                None
+            };
+            if e.is_some() {
+                return e;
+            }
+            match group.state {
+                GroupState::CompletingRebalance => Some(errors::REBALANCE_IN_PROGRESS),
+                GroupState::Stable | GroupState::PreparingRebalance => {
+                    if let Some(m) = group.member_mut(&member_id) {
+                        m.touch(ctx.now);
+                    }
+                    None
+                }
+                GroupState::Empty => None,
+            }
+        });
+
+        let mut resp = OffsetCommitResponse::default();
+        let mut stored = false;
+        for t in &req.topics {
+            let mut rt = OffsetCommitResponseTopic::default();
+            rt.name = t.name.clone();
+            rt.topic_id = t.topic_id;
+            for p in &t.partitions {
+                let error = match group_error {
+                    Some(e) => e,
+                    None => {
+                        let metadata = p.committed_metadata.as_deref().map(s);
+                        if metadata
+                            .as_ref()
+                            .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
+                        {
+                            errors::OFFSET_METADATA_TOO_LARGE
+                        } else {
+                            let record = GroupRecord::OffsetCommit {
+                                group: group_id.clone(),
+                                topic: s(&t.name),
+                                partition: p.partition_index,
+                                offset: p.committed_offset,
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata,
+                                commit_timestamp: ctx.now,
+                            };
+                            if let Some(g) = self.groups.get_mut(&group_id) {
+                                g.apply_offset(&record);
+                            }
+                            ctx.records.push(record);
+                            stored = true;
+                            errors::NONE
+                        }
+                    }
+                };
+                let mut rp = OffsetCommitResponsePartition::default();
+                rp.partition_index = p.partition_index;
+                rp.error_code = error;
+                rt.partitions.push(rp);
+            }
+            resp.topics.push(rt);
+        }
+        if created && !stored {
+            self.groups.remove(&group_id);
+        }
+        ctx.reply(reply, resp);
+        self.finish(ctx)
+    }
+
+    // ----- OffsetFetch --------------------------------------------------------------------------
+
+    fn fetch_group(
+        &self,
+        group_id: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, Vec<Fetched>)> {
+        let group = self.groups.get(group_id);
+        match topics {
+            Some(topics) => topics
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    let parts = partitions
+                        .into_iter()
+                        .map(
+                            |p| match group.and_then(|g| g.offsets.get(&(topic.clone(), p))) {
+                                Some(o) => (
+                                    p,
+                                    o.offset,
+                                    o.leader_epoch,
+                                    o.metadata.clone().unwrap_or_default(),
+                                ),
+                                None => (p, -1, -1, String::new()),
+                            },
+                        )
+                        .collect();
+                    (topic, parts)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<Fetched>> = BTreeMap::new();
+                if let Some(g) = group {
+                    for ((topic, p), o) in &g.offsets {
+                        by_topic.entry(topic.clone()).or_default().push((
+                            *p,
+                            o.offset,
+                            o.leader_epoch,
+                            o.metadata.clone().unwrap_or_default(),
+                        ));
+                    }
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    /// Committed offsets; unknown groups and partitions answer offset -1 without error.
+    pub fn offset_fetch(&mut self, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+        let mut resp = OffsetFetchResponse::default();
+        if version >= 8 {
+            for g in &req.groups {
+                let topics = g.topics.as_ref().map(|ts| {
+                    ts.iter()
+                        .map(|t| (s(&t.name), t.partition_indexes.clone()))
+                        .collect()
+                });
+                let mut rg = OffsetFetchResponseGroup::default();
+                rg.group_id = g.group_id.clone();
+                rg.topics = self
+                    .fetch_group(&g.group_id, topics)
+                    .into_iter()
+                    .map(|(topic, parts)| {
+                        let mut rt = OffsetFetchResponseTopics::default();
+                        rt.name = TopicName(sb(&topic));
+                        rt.partitions = parts
+                            .into_iter()
+                            .map(|(p, offset, epoch, metadata)| {
+                                let mut rp = OffsetFetchResponsePartitions::default();
+                                rp.partition_index = p;
+                                rp.committed_offset = offset;
+                                rp.committed_leader_epoch = epoch;
+                                rp.metadata = Some(sb(&metadata));
+                                rp
+                            })
+                            .collect();
+                        rt
+                    })
+                    .collect();
+                resp.groups.push(rg);
+            }
+        } else {
+            let topics = req.topics.as_ref().map(|ts| {
+                ts.iter()
+                    .map(|t| (s(&t.name), t.partition_indexes.clone()))
+                    .collect()
+            });
+            resp.topics = self
+                .fetch_group(&req.group_id, topics)
+                .into_iter()
+                .map(|(topic, parts)| {
+                    let mut rt = OffsetFetchResponseTopic::default();
+                    rt.name = TopicName(sb(&topic));
+                    rt.partitions = parts
+                        .into_iter()
+                        .map(|(p, offset, epoch, metadata)| {
+                            let mut rp = OffsetFetchResponsePartition::default();
+                            rp.partition_index = p;
+                            rp.committed_offset = offset;
+                            if version >= 5 {
+                                rp.committed_leader_epoch = epoch;
+                            }
+                            rp.metadata = Some(sb(&metadata));
+                            rp
+                        })
+                        .collect();
+                    rt
+                })
+                .collect();
+        }
+        resp
+    }
+
+    // ----- DescribeGroups / ListGroups ------------------------------------------------------------
+
+    pub fn describe_groups(
+        &self,
+        version: i16,
+        req: DescribeGroupsRequest,
+    ) -> DescribeGroupsResponse {
+        let mut resp = DescribeGroupsResponse::default();
+        for id in &req.groups {
+            let mut d = DescribedGroup::default();
+            d.group_id = id.clone();
+            match self.groups.get(id.as_str()) {
+                None => {
+                    d.group_state = sb("Dead");
+                    if version >= 6 {
+                        d.error_code = errors::GROUP_ID_NOT_FOUND;
+                        d.error_message = Some(sb(&format!("Group {} not found.", &**id)));
+                    }
+                }
+                Some(g) => {
+                    d.group_state = sb(g.state.name());
+                    d.protocol_type = sb(g.protocol_type.as_deref().unwrap_or(""));
+                    let stable = g.state == GroupState::Stable;
+                    let protocol = g.protocol.clone().unwrap_or_default();
+                    if stable {
+                        d.protocol_data = sb(&protocol);
+                    }
+                    d.members = g
+                        .members
+                        .iter()
+                        .map(|m| {
+                            let mut dm = DescribedGroupMember::default();
+                            dm.member_id = sb(&m.id);
+                            if version >= 4 {
+                                dm.group_instance_id = m.instance_id.as_deref().map(sb);
+                            }
+                            dm.client_id = sb(&m.client_id);
+                            dm.client_host = sb(&m.client_host);
+                            if stable {
+                                dm.member_metadata = m.metadata(&protocol);
+                                dm.member_assignment = m.assignment.clone();
+                            }
+                            dm
+                        })
+                        .collect();
+                }
+            }
+            resp.groups.push(d);
+        }
+        resp
+    }
+
+    pub fn list_groups(&self, version: i16, req: ListGroupsRequest) -> ListGroupsResponse {
+        let states: Vec<String> = if version >= 4 {
+            req.states_filter.iter().map(|x| x.to_lowercase()).collect()
+        } else {
+            Vec::new()
+        };
+        let types: Vec<String> = if version >= 5 {
+            req.types_filter.iter().map(|x| x.to_lowercase()).collect()
+        } else {
+            Vec::new()
+        };
+        let mut resp = ListGroupsResponse::default();
+        if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+            return resp;
+        }
+        for g in self.groups.values() {
+            if !states.is_empty() && !states.contains(&g.state.name().to_lowercase()) {
+                continue;
+            }
+            let mut l = ListedGroup::default();
+            l.group_id = GroupId(sb(&g.id));
+            l.protocol_type = sb(g.protocol_type.as_deref().unwrap_or(""));
+            if version >= 4 {
+                l.group_state = sb(g.state.name());
+            }
+            if version >= 5 {
+                l.group_type = sb("classic");
+            }
+            resp.groups.push(l);
+        }
+        resp
+    }
+
+    // ----- DeleteGroups / OffsetDelete ------------------------------------------------------------
+
+    /// Tombstones every offset of the group, then the group; removes it.
+    fn delete_group(&mut self, ctx: &mut Ctx, group_id: &str) {
+        if let Some(g) = self.groups.remove(group_id) {
+            for (topic, partition) in g.offsets.keys() {
+                ctx.records.push(GroupRecord::OffsetRemoved {
+                    group: s(group_id),
+                    topic: topic.clone(),
+                    partition: *partition,
+                });
+            }
+            ctx.records
+                .push(GroupRecord::GroupRemoved { group: s(group_id) });
+        }
+    }
+
+    pub fn delete_groups(
+        &mut self,
+        now_ms: i64,
+        _version: i16,
+        req: DeleteGroupsRequest,
+        reply: Responder<DeleteGroupsResponse>,
+    ) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        let mut resp = DeleteGroupsResponse::default();
+        for id in &req.groups_names {
+            let error = match self.groups.get(id.as_str()) {
+                None => errors::GROUP_ID_NOT_FOUND,
+                Some(g) if g.state == GroupState::Empty => {
+                    self.delete_group(&mut ctx, id);
+                    errors::NONE
+                }
+                Some(_) => errors::NON_EMPTY_GROUP,
+            };
+            let mut r = DeletableGroupResult::default();
+            r.group_id = id.clone();
+            r.error_code = error;
+            resp.results.push(r);
+        }
+        ctx.reply(reply, resp);
+        self.finish(ctx)
+    }
+
+    pub fn offset_delete(
+        &mut self,
+        now_ms: i64,
+        _version: i16,
+        req: OffsetDeleteRequest,
+        reply: Responder<OffsetDeleteResponse>,
+    ) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        let group_id = s(&req.group_id);
+        let mut resp = OffsetDeleteResponse::default();
+        match self.groups.get_mut(&group_id) {
+            None => resp.error_code = errors::GROUP_ID_NOT_FOUND,
+            Some(group) => {
+                let check_subscription = match group.state {
+                    GroupState::Empty => Some(false),
+                    _ if group.is_consumer_group() => Some(true),
+                    _ => None,
+                };
+                match check_subscription {
+                    None => resp.error_code = errors::NON_EMPTY_GROUP,
+                    Some(check) => {
+                        for t in &req.topics {
+                            let topic = s(&t.name);
+                            let subscribed = check && group.is_subscribed_to_topic(&topic);
+                            let mut rt = OffsetDeleteResponseTopic::default();
+                            rt.name = t.name.clone();
+                            for p in &t.partitions {
+                                let error = if subscribed {
+                                    errors::GROUP_SUBSCRIBED_TO_TOPIC
+                                } else {
+                                    if group
+                                        .offsets
+                                        .contains_key(&(topic.clone(), p.partition_index))
+                                    {
+                                        let record = GroupRecord::OffsetRemoved {
+                                            group: group_id.clone(),
+                                            topic: topic.clone(),
+                                            partition: p.partition_index,
+                                        };
+                                        group.apply_offset(&record);
+                                        ctx.records.push(record);
+                                    }
+                                    errors::NONE
+                                };
+                                let mut rp = OffsetDeleteResponsePartition::default();
+                                rp.partition_index = p.partition_index;
+                                rp.error_code = error;
+                                rt.partitions.push(rp);
+                            }
+                            resp.topics.push(rt);
+                        }
+                    }
+                }
+            }
+        }
+        ctx.reply(reply, resp);
+        self.finish(ctx)
+    }
+
+    // ----- timers -------------------------------------------------------------------------------
+
+    /// Session expiry, rebalance and sync timeouts, the initial rebalance delay, and (at most once
+    /// a minute) offsets retention. Call often.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<GroupRecord> {
+        let mut ctx = Ctx::new(now_ms, self.config);
+        let now = now_ms;
+        for group in self.groups.values_mut() {
+            // Members loaded from the log: their sessions start now.
+            for m in group.members.iter_mut() {
+                if m.deadline.is_none() {
+                    m.touch(now);
+                }
+            }
+            // MEMBER_ID_REQUIRED ids that never came back.
+            let expired_pending: Vec<String> = group
+                .pending_members
+                .iter()
+                .filter(|(_, d)| **d <= now)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in expired_pending {
+                group.remove_pending_member_and_update(&mut ctx, &id);
+            }
+            // Session expiry (Kafka's hasSatisfiedHeartbeat: members parked in a join or a sync
+            // do not expire, except new members that never completed a join).
+            loop {
+                let expired = group
+                    .members
+                    .iter()
+                    .find(|m| {
+                        m.deadline.is_some_and(|d| d <= now)
+                            && (m.is_new
+                                || (m.awaiting_join.is_none() && m.awaiting_sync.is_none()))
+                    })
+                    .map(|m| m.id.clone());
+                match expired {
+                    Some(id) => {
+                        tracing::info!(group = %group.id, member = %id, "member session expired");
+                        group.remove_member_and_update(&mut ctx, &id);
+                    }
+                    None => break,
+                }
+            }
+            // Join phase timers.
+            group.check_join(&mut ctx);
+            // Members that never sent SyncGroup after the join completed.
+            if matches!(
+                group.state,
+                GroupState::CompletingRebalance | GroupState::Stable
+            ) && group.sync_deadline.is_some_and(|d| d <= now)
+            {
+                group.sync_deadline = None;
+                let pending: Vec<String> = group.pending_sync.iter().cloned().collect();
+                if !pending.is_empty() {
+                    for id in &pending {
+                        group.remove(id);
+                    }
+                    group.prepare_rebalance(&mut ctx);
+                }
+            }
+        }
+        let due = self
+            .last_retention_check
+            .is_none_or(|last| now - last >= RETENTION_CHECK_INTERVAL_MS);
+        if due {
+            self.last_retention_check = Some(now);
+            self.expire_offsets(&mut ctx);
+        }
+        self.finish(ctx)
+    }
+
+    /// Kafka's cleanupGroupMetadata with its offset expiration conditions.
+    fn expire_offsets(&mut self, ctx: &mut Ctx) {
+        let now = ctx.now;
+        let retention = self.config.offsets_retention_ms;
+        let mut deletable = Vec::new();
+        for group in self.groups.values_mut() {
+            // Base timestamp per offset, or no expiry at all.
+            enum Base {
+                Commit,
+                StateOrCommit(Option<i64>),
+            }
+            let rule: Option<(Base, Option<BTreeSet<String>>)> = if group.protocol_type.is_none() {
+                Some((Base::Commit, None))
+            } else if group.state == GroupState::Empty {
+                Some((Base::StateOrCommit(group.state_timestamp), None))
+            } else if group.is_consumer_group()
+                && group.state == GroupState::Stable
+                && group.subscribed_topics.is_some()
+            {
+                Some((Base::Commit, group.subscribed_topics.clone()))
+            } else {
+                None
+            };
+            if let Some((base, subscribed)) = rule {
+                let expired: Vec<(String, i32)> = group
+                    .offsets
+                    .iter()
+                    .filter(|((topic, _), o)| {
+                        if subscribed.as_ref().is_some_and(|s| s.contains(topic)) {
+                            return false;
+                        }
+                        let base_ts = match base {
+                            Base::Commit => o.commit_timestamp,
+                            Base::StateOrCommit(ts) => ts.unwrap_or(o.commit_timestamp),
+                        };
+                        now - base_ts >= retention
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for (topic, partition) in expired {
+                    let record = GroupRecord::OffsetRemoved {
+                        group: group.id.clone(),
+                        topic,
+                        partition,
+                    };
+                    group.apply_offset(&record);
+                    ctx.records.push(record);
+                }
+            }
+            if group.state == GroupState::Empty
+                && group.offsets.is_empty()
+                && group.pending_members.is_empty()
+            {
+                deletable.push(group.id.clone());
+            }
+        }
+        for id in deletable {
+            self.delete_group(ctx, &id);
+        }
+    }
+}
+
+/// Kafka's updateStaticMemberAndRebalance: a known instance id joins with an unknown member id.
+#[allow(clippy::too_many_arguments)]
+fn update_static_member_and_rebalance(
+    group: &mut Group,
+    ctx: &mut Ctx,
+    old_id: &str,
+    new_id: &str,
+    protocols: Vec<(String, Bytes)>,
+    rebalance_timeout: i32,
+    session_timeout: i32,
+    waiter: JoinWaiter,
+) {
+    let current_leader = group.leader.clone().unwrap_or_default();
+    group.replace_static_member(ctx, old_id, new_id);
+    let version = waiter.version;
+    group.update_member(
+        ctx,
+        new_id,
+        protocols,
+        rebalance_timeout,
+        session_timeout,
+        waiter,
+    );
+    if let Some(m) = group.member_mut(new_id) {
+        m.touch(ctx.now);
+    }
+    match group.state {
+        GroupState::Stable => {
+            let selected = group.select_protocol();
+            if selected.is_some() && selected == group.protocol {
+                // Same protocol: persist the new member id, no rebalance. The old leader id is
+                // returned so that a restarted leader does not compute a useless assignment.
+                ctx.records.push(group.metadata_record());
+                let resp = current_generation_join(group, version, new_id, false, current_leader);
+                if let Some(w) = group
+                    .member_mut(new_id)
+                    .and_then(|m| m.awaiting_join.take())
+                {
+                    ctx.reply(w.reply, resp);
+                }
+            } else {
+                group.maybe_prepare_rebalance(ctx);
+            }
+        }
+        GroupState::CompletingRebalance => group.prepare_rebalance(ctx),
+        GroupState::PreparingRebalance => {}
+        GroupState::Empty => group.maybe_prepare_rebalance(ctx),
+    }
+}
+
+fn current_generation_join(
+    group: &Group,
+    version: i16,
+    member_id: &str,
+    with_members: bool,
+    leader: String,
+) -> JoinGroupResponse {
+    let protocol = group.protocol.clone().unwrap_or_default();
+    let members = if with_members {
+        group
+            .members
+            .iter()
+            .map(|m| {
+                let mut rm =
+                    proto_kafka::messages::join_group_response::JoinGroupResponseMember::default();
+                rm.member_id = sb(&m.id);
+                rm.group_instance_id = m.instance_id.as_deref().map(sb);
+                rm.metadata = m.metadata(&protocol);
+                rm
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    join_success(
+        version,
+        group.generation,
+        group.protocol_type.as_deref(),
+        group.protocol.as_deref(),
+        &leader,
+        member_id,
+        members,
+    )
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

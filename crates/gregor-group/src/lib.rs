@@ -1,0 +1,20 @@
+//! The consumer group coordinator of gregor: Kafka's classic group protocol (JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup), committed offsets, and the admin group APIs, as a state machine driven
+//! by requests and `tick`s. Decisions return the records to append to `__consumer_offsets`;
+//! responses are released (via [`GroupCoordinator::take_replies`]) only after the runtime appended
+//! them. No I/O, no clock reads: time comes in as `now_ms`.
+
+pub mod consumer_protocol;
+pub mod coordinator;
+pub mod errors;
+mod group;
+pub mod records;
+
+pub use coordinator::{GroupConfig, GroupCoordinator};
+pub use records::{DecodeError, GroupRecord, MemberRecord};
+
+/// Where a handler sends its response.
+pub type Responder<T> = tokio::sync::oneshot::Sender<T>;
+
+#[cfg(test)]
+mod tests;

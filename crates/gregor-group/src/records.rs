@@ -1,0 +1,414 @@
+//! The records of the internal topic `__consumer_offsets`.
+//!
+//! Every record has a key (what compaction keys on) and a value (`None` for tombstones).
+//! Both are a 2-byte big-endian version followed by JSON:
+//!
+//! * offset keys use version 1 and hold `{group, topic, partition}`;
+//! * group keys use version 2 and hold `{group}`;
+//! * values use version 0.
+//!
+//! Decoding never panics: garbage yields a [`DecodeError`].
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+const OFFSET_KEY_VERSION: u16 = 1;
+const GROUP_KEY_VERSION: u16 = 2;
+const VALUE_VERSION: u16 = 0;
+
+/// One record of the internal topic `__consumer_offsets`. [`GroupRecord::key`] is what compaction keys on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupRecord {
+    /// A committed offset.
+    OffsetCommit {
+        group: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
+        leader_epoch: i32,
+        metadata: Option<String>,
+        commit_timestamp: i64,
+    },
+    /// Tombstone of a committed offset.
+    OffsetRemoved {
+        group: String,
+        topic: String,
+        partition: i32,
+    },
+    /// The membership of a group's generation (written when a generation completes).
+    GroupMetadata {
+        group: String,
+        protocol_type: Option<String>,
+        generation: i32,
+        protocol: Option<String>,
+        leader: Option<String>,
+        state_timestamp: i64,
+        members: Vec<MemberRecord>,
+    },
+    /// Tombstone of a group.
+    GroupRemoved { group: String },
+}
+
+/// One member of a [`GroupRecord::GroupMetadata`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    /// The selected protocol's metadata (for the consumer protocol: the subscription).
+    #[serde(with = "hex_bytes")]
+    pub subscription: Bytes,
+    #[serde(with = "hex_bytes")]
+    pub assignment: Bytes,
+}
+
+/// Why a record of `__consumer_offsets` could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("record key is shorter than its version")]
+    ShortKey,
+    #[error("unknown key version {0}")]
+    UnknownKeyVersion(u16),
+    #[error("unknown value version {0}")]
+    UnknownValueVersion(u16),
+    #[error("record value is shorter than its version")]
+    ShortValue,
+    #[error("malformed record: {0}")]
+    Malformed(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct OffsetKey {
+    group: String,
+    topic: String,
+    partition: i32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupKey {
+    group: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OffsetValue {
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<String>,
+    commit_timestamp: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GroupValue {
+    protocol_type: Option<String>,
+    generation: i32,
+    protocol: Option<String>,
+    leader: Option<String>,
+    state_timestamp: i64,
+    members: Vec<MemberRecord>,
+}
+
+fn versioned<T: Serialize>(version: u16, body: &T) -> Vec<u8> {
+    let mut out = version.to_be_bytes().to_vec();
+    // Serialising these plain structs to JSON cannot fail (string keys, no maps with non-string keys).
+    out.extend(serde_json::to_vec(body).unwrap_or_default());
+    out
+}
+
+impl GroupRecord {
+    /// The group this record belongs to.
+    pub fn group(&self) -> &str {
+        match self {
+            GroupRecord::OffsetCommit { group, .. }
+            | GroupRecord::OffsetRemoved { group, .. }
+            | GroupRecord::GroupMetadata { group, .. }
+            | GroupRecord::GroupRemoved { group } => group,
+        }
+    }
+
+    /// The compaction key: distinct per (group, topic, partition) for offsets and per group for metadata.
+    pub fn key(&self) -> Vec<u8> {
+        match self {
+            GroupRecord::OffsetCommit {
+                group,
+                topic,
+                partition,
+                ..
+            }
+            | GroupRecord::OffsetRemoved {
+                group,
+                topic,
+                partition,
+            } => versioned(
+                OFFSET_KEY_VERSION,
+                &OffsetKey {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                },
+            ),
+            GroupRecord::GroupMetadata { group, .. } | GroupRecord::GroupRemoved { group } => {
+                versioned(
+                    GROUP_KEY_VERSION,
+                    &GroupKey {
+                        group: group.clone(),
+                    },
+                )
+            }
+        }
+    }
+
+    /// The value; `None` for tombstones.
+    pub fn value(&self) -> Option<Vec<u8>> {
+        match self {
+            GroupRecord::OffsetCommit {
+                offset,
+                leader_epoch,
+                metadata,
+                commit_timestamp,
+                ..
+            } => Some(versioned(
+                VALUE_VERSION,
+                &OffsetValue {
+                    offset: *offset,
+                    leader_epoch: *leader_epoch,
+                    metadata: metadata.clone(),
+                    commit_timestamp: *commit_timestamp,
+                },
+            )),
+            GroupRecord::GroupMetadata {
+                protocol_type,
+                generation,
+                protocol,
+                leader,
+                state_timestamp,
+                members,
+                ..
+            } => Some(versioned(
+                VALUE_VERSION,
+                &GroupValue {
+                    protocol_type: protocol_type.clone(),
+                    generation: *generation,
+                    protocol: protocol.clone(),
+                    leader: leader.clone(),
+                    state_timestamp: *state_timestamp,
+                    members: members.clone(),
+                },
+            )),
+            GroupRecord::OffsetRemoved { .. } | GroupRecord::GroupRemoved { .. } => None,
+        }
+    }
+
+    /// Decodes a record from its key and value. Never panics on garbage.
+    pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<GroupRecord, DecodeError> {
+        if key.len() < 2 {
+            return Err(DecodeError::ShortKey);
+        }
+        let key_version = u16::from_be_bytes([key[0], key[1]]);
+        let key_body = &key[2..];
+        let value_body = match value {
+            None => None,
+            Some(v) => {
+                if v.len() < 2 {
+                    return Err(DecodeError::ShortValue);
+                }
+                let version = u16::from_be_bytes([v[0], v[1]]);
+                if version != VALUE_VERSION {
+                    return Err(DecodeError::UnknownValueVersion(version));
+                }
+                Some(&v[2..])
+            }
+        };
+        let malformed = |e: serde_json::Error| DecodeError::Malformed(e.to_string());
+        match key_version {
+            OFFSET_KEY_VERSION => {
+                let k: OffsetKey = serde_json::from_slice(key_body).map_err(malformed)?;
+                match value_body {
+                    None => Ok(GroupRecord::OffsetRemoved {
+                        group: k.group,
+                        topic: k.topic,
+                        partition: k.partition,
+                    }),
+                    Some(body) => {
+                        let v: OffsetValue = serde_json::from_slice(body).map_err(malformed)?;
+                        Ok(GroupRecord::OffsetCommit {
+                            group: k.group,
+                            topic: k.topic,
+                            partition: k.partition,
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp: v.commit_timestamp,
+                        })
+                    }
+                }
+            }
+            GROUP_KEY_VERSION => {
+                let k: GroupKey = serde_json::from_slice(key_body).map_err(malformed)?;
+                match value_body {
+                    None => Ok(GroupRecord::GroupRemoved { group: k.group }),
+                    Some(body) => {
+                        let v: GroupValue = serde_json::from_slice(body).map_err(malformed)?;
+                        Ok(GroupRecord::GroupMetadata {
+                            group: k.group,
+                            protocol_type: v.protocol_type,
+                            generation: v.generation,
+                            protocol: v.protocol,
+                            leader: v.leader,
+                            state_timestamp: v.state_timestamp,
+                            members: v.members,
+                        })
+                    }
+                }
+            }
+            other => Err(DecodeError::UnknownKeyVersion(other)),
+        }
+    }
+}
+
+/// Serde for `Bytes` as a lowercase hex string.
+mod hex_bytes {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(bytes.len() * 2);
+        for b in bytes.iter() {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        let s = String::deserialize(d)?;
+        let digits = s.as_bytes();
+        if digits.len() % 2 != 0 {
+            return Err(serde::de::Error::custom("odd number of hex digits"));
+        }
+        let nibble = |c: u8| -> Result<u8, D::Error> {
+            match c {
+                b'0'..=b'9' => Ok(c - b'0'),
+                b'a'..=b'f' => Ok(c - b'a' + 10),
+                b'A'..=b'F' => Ok(c - b'A' + 10),
+                _ => Err(serde::de::Error::custom("invalid hex digit")),
+            }
+        };
+        let mut out = Vec::with_capacity(digits.len() / 2);
+        for pair in digits.chunks(2) {
+            out.push((nibble(pair[0])? << 4) | nibble(pair[1])?);
+        }
+        Ok(Bytes::from(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn samples() -> Vec<GroupRecord> {
+        vec![
+            GroupRecord::OffsetCommit {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 3,
+                offset: 42,
+                leader_epoch: 7,
+                metadata: Some("meta".into()),
+                commit_timestamp: 1000,
+            },
+            GroupRecord::OffsetRemoved {
+                group: "g".into(),
+                topic: "t".into(),
+                partition: 3,
+            },
+            GroupRecord::GroupMetadata {
+                group: "g".into(),
+                protocol_type: Some("consumer".into()),
+                generation: 4,
+                protocol: Some("range".into()),
+                leader: Some("m1".into()),
+                state_timestamp: 99,
+                members: vec![MemberRecord {
+                    member_id: "m1".into(),
+                    group_instance_id: Some("i1".into()),
+                    client_id: "c".into(),
+                    client_host: "/127.0.0.1".into(),
+                    rebalance_timeout_ms: 300000,
+                    session_timeout_ms: 10000,
+                    subscription: Bytes::from_static(&[0, 1, 0xff]),
+                    assignment: Bytes::new(),
+                }],
+            },
+            GroupRecord::GroupRemoved { group: "g".into() },
+        ]
+    }
+
+    #[test]
+    fn round_trip() {
+        for r in samples() {
+            let key = r.key();
+            let value = r.value();
+            let back = GroupRecord::decode(&key, value.as_deref()).unwrap();
+            assert_eq!(back, r);
+        }
+    }
+
+    #[test]
+    fn keys_pair_with_tombstones() {
+        let s = samples();
+        assert_eq!(s[0].key(), s[1].key());
+        assert_eq!(s[2].key(), s[3].key());
+        assert_ne!(s[0].key(), s[2].key());
+        assert!(s[1].value().is_none() && s[3].value().is_none());
+        let other_partition = GroupRecord::OffsetRemoved {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 4,
+        };
+        assert_ne!(other_partition.key(), s[1].key());
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(GroupRecord::decode(&[], None).is_err());
+        assert!(GroupRecord::decode(&[0, 1], None).is_err());
+        assert!(GroupRecord::decode(&[0, 9, b'{', b'}'], None).is_err());
+        let key = samples()[0].key();
+        assert!(GroupRecord::decode(&key, Some(&[0])).is_err());
+        assert!(GroupRecord::decode(&key, Some(&[0, 0, b'['])).is_err());
+        let gkey = samples()[2].key();
+        let bad_hex = br#"{"protocol_type":null,"generation":1,"protocol":null,"leader":null,"state_timestamp":0,"members":[{"member_id":"m","group_instance_id":null,"client_id":"c","client_host":"h","rebalance_timeout_ms":1,"session_timeout_ms":1,"subscription":"abc","assignment":""}]}"#;
+        let mut v = vec![0, 0];
+        v.extend_from_slice(bad_hex);
+        assert!(GroupRecord::decode(&gkey, Some(&v)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decode_never_panics(key in proptest::collection::vec(any::<u8>(), 0..64),
+                               value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..128))) {
+            let _ = GroupRecord::decode(&key, value.as_deref());
+        }
+
+        #[test]
+        fn decode_never_panics_on_mutated_records(idx in 0usize..4, pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+            let r = &samples()[idx];
+            let mut key = r.key();
+            let mut value = r.value();
+            if let Some(v) = value.as_mut() {
+                let p = pos % v.len();
+                v[p] = byte;
+                v.truncate(cut % (v.len() + 1));
+            } else {
+                let p = pos % key.len();
+                key[p] = byte;
+            }
+            let _ = GroupRecord::decode(&key, value.as_deref());
+        }
+    }
+}

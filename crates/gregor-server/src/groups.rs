@@ -1,0 +1,220 @@
+//! The runtime around the group coordinator (`gregor-group`): the coordinator is a state machine;
+//! this shell appends the records its decisions produce to `__consumer_offsets` (an ordinary
+//! compacted topic of the same log as user data), releases responses only once those records are
+//! appended, drives its timers, and replays the topic into it at start-up.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use gregor_group::{GroupConfig, GroupCoordinator, GroupRecord, Responder};
+use gregor_metadata::controller::NewTopic;
+use gregor_storage::records::{encode_batch, Entry};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use crate::broker::{now_ms, Broker};
+use crate::handlers::topics::commit_topic_creation;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Java's `String.hashCode`, which Kafka uses to place a group on a partition of
+/// `__consumer_offsets`; gregor places groups the same way.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+pub fn partition_for(group: &str, partitions: i32) -> i32 {
+    (java_string_hash(group) & 0x7fff_ffff) % partitions.max(1)
+}
+
+pub struct GroupRuntime {
+    coordinator: Mutex<GroupCoordinator>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("cannot create {OFFSETS_TOPIC}: {0}")]
+    Topic(String),
+    #[error("cannot append to {OFFSETS_TOPIC}: {0}")]
+    Append(#[from] gregor_storage::StorageError),
+    #[error("{OFFSETS_TOPIC} partition {0} is not hosted here")]
+    Missing(i32),
+}
+
+impl GroupRuntime {
+    pub fn new(broker_config: &crate::config::BrokerConfig) -> GroupRuntime {
+        let get = |k: &str| broker_config.get_i64(k);
+        let config = GroupConfig {
+            min_session_timeout_ms: get("group.min.session.timeout.ms") as i32,
+            max_session_timeout_ms: get("group.max.session.timeout.ms") as i32,
+            initial_rebalance_delay_ms: get("group.initial.rebalance.delay.ms") as i32,
+            max_size: get("group.max.size") as i32,
+            offsets_retention_ms: get("offsets.retention.minutes") * 60_000,
+        };
+        GroupRuntime {
+            coordinator: Mutex::new(GroupCoordinator::new(config)),
+        }
+    }
+
+    /// Replays every hosted partition of `__consumer_offsets` into the coordinator. Runs before the
+    /// broker accepts connections, so no client sees a half-loaded group.
+    pub fn load(&self, broker: &Broker) -> Result<usize, GroupError> {
+        let mut coordinator = self.coordinator.lock();
+        let mut loaded = 0;
+        let partitions = broker
+            .metadata
+            .image()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map_or(0, |t| t.partitions.len() as i32);
+        for index in 0..partitions {
+            let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, index) else {
+                continue;
+            };
+            partition.with_log(|log| {
+                log.replay(|offset, key, value| {
+                    match GroupRecord::decode(key.as_deref().unwrap_or_default(), value.as_deref()) {
+                        Ok(record) => {
+                            coordinator.replay(record);
+                            loaded += 1;
+                        }
+                        Err(e) => tracing::warn!(partition = index, offset, error = %e, "skipping unreadable group record"),
+                    }
+                    Ok(())
+                })
+            })?;
+        }
+        Ok(loaded)
+    }
+
+    /// Creates `__consumer_offsets` on first use, as Kafka does.
+    pub fn ensure_topic(&self, broker: &Broker) -> Result<i32, GroupError> {
+        if let Some(topic) = broker.metadata.image().topics.get(OFFSETS_TOPIC) {
+            return Ok(topic.partitions.len() as i32);
+        }
+        let brokers = broker.metadata.image().brokers.len() as i64;
+        let replication = broker
+            .config
+            .get_i64("offsets.topic.replication.factor")
+            .min(brokers);
+        let configs = vec![
+            ("cleanup.policy".to_string(), Some("compact".to_string())),
+            ("compression.type".to_string(), Some("producer".to_string())),
+            (
+                "segment.bytes".to_string(),
+                Some(broker.config.get("offsets.topic.segment.bytes")),
+            ),
+        ];
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC,
+            num_partitions: broker.config.get_i64("offsets.topic.num.partitions") as i32,
+            replication_factor: replication as i16,
+            assignments: vec![],
+            configs,
+        };
+        match commit_topic_creation(broker, &topic, false) {
+            Ok(_) => tracing::info!("created {OFFSETS_TOPIC}"),
+            Err(e)
+                if e.code == gregor_protocol::kafka::ResponseError::TopicAlreadyExists.code() => {}
+            Err(e) => return Err(GroupError::Topic(e.message)),
+        }
+        Ok(broker
+            .metadata
+            .image()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map_or(0, |t| t.partitions.len() as i32))
+    }
+
+    /// Appends records, each to the partition its group lives on.
+    fn persist(&self, broker: &Broker, records: Vec<GroupRecord>) -> Result<(), GroupError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let partitions = self.ensure_topic(broker)?;
+        let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
+        for record in &records {
+            by_partition
+                .entry(partition_for(record.group(), partitions))
+                .or_default()
+                .push((
+                    Some(Bytes::from(record.key())),
+                    record.value().map(Bytes::from),
+                ));
+        }
+        let now = now_ms();
+        for (index, entries) in by_partition {
+            let partition = broker
+                .replicas
+                .get(OFFSETS_TOPIC, index)
+                .ok_or(GroupError::Missing(index))?;
+            partition.append(&encode_batch(&entries, now), now)?;
+        }
+        Ok(())
+    }
+
+    /// Runs a decision of the coordinator, appends its records, releases the responses that are
+    /// ready, and waits for this request's own response (which may come from a later call).
+    /// `None` if the response can never come (the records could not be appended).
+    pub async fn call<R>(
+        &self,
+        broker: &Broker,
+        decide: impl FnOnce(&mut GroupCoordinator, i64, Responder<R>) -> Vec<GroupRecord>,
+    ) -> Option<R> {
+        let (reply, response) = oneshot::channel();
+        {
+            let mut coordinator = self.coordinator.lock();
+            let records = decide(&mut coordinator, now_ms(), reply);
+            self.settle(broker, &mut coordinator, records);
+        }
+        response.await.ok()
+    }
+
+    /// Reads state without deciding anything.
+    pub fn read<T>(&self, f: impl FnOnce(&GroupCoordinator) -> T) -> T {
+        f(&self.coordinator.lock())
+    }
+
+    /// Mutating calls whose response is immediate and produce no records.
+    pub fn with<T>(&self, f: impl FnOnce(&mut GroupCoordinator) -> T) -> T {
+        f(&mut self.coordinator.lock())
+    }
+
+    fn settle(
+        &self,
+        broker: &Broker,
+        coordinator: &mut GroupCoordinator,
+        records: Vec<GroupRecord>,
+    ) {
+        let replies = coordinator.take_replies();
+        match self.persist(broker, records) {
+            Ok(()) => replies.into_iter().for_each(|reply| reply()),
+            // Dropping the replies closes those requests' connections; the clients retry.
+            Err(e) => {
+                tracing::error!(error = %e, "group records not appended; dropping {} responses", replies.len())
+            }
+        }
+    }
+
+    /// Session expiry, rebalance timeouts, delayed joins and offset expiry.
+    pub fn tick(&self, broker: &Broker) {
+        let mut coordinator = self.coordinator.lock();
+        let records = coordinator.tick(now_ms());
+        self.settle(broker, &mut coordinator, records);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_land_where_kafka_puts_them() {
+        // Java: "my-group".hashCode() == -1906497762; (h & 0x7fffffff) % 50 == 36.
+        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
+        assert_eq!(partition_for("my-group", 50), 36);
+        assert_eq!(java_string_hash(""), 0);
+        assert!((0..50).contains(&partition_for("ünïcødé", 50)));
+    }
+}

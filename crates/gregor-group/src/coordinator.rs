@@ -27,6 +27,7 @@ use proto_kafka::messages::{
     OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 
+use crate::consumer::ConsumerGroup;
 use crate::errors;
 use crate::group::{
     join_error, join_success, sb, sync_error, sync_success, Ctx, Group, GroupState, JoinWaiter,
@@ -56,6 +57,10 @@ pub struct GroupConfig {
     pub max_size: i32,
     /// offsets.retention.minutes, in milliseconds
     pub offsets_retention_ms: i64,
+    /// group.consumer.session.timeout.ms (KIP-848 consumer groups)
+    pub consumer_session_timeout_ms: i32,
+    /// group.consumer.heartbeat.interval.ms (KIP-848 consumer groups)
+    pub consumer_heartbeat_interval_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -66,20 +71,22 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3000,
             max_size: i32::MAX,
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            consumer_session_timeout_ms: 45_000,
+            consumer_heartbeat_interval_ms: 5_000,
         }
     }
 }
 
 /// The classic consumer group coordinator for all groups of `__consumer_offsets`.
 pub struct GroupCoordinator {
-    config: GroupConfig,
-    groups: BTreeMap<String, Group>,
+    pub(crate) config: GroupConfig,
+    pub(crate) groups: BTreeMap<String, Group>,
     replies: Vec<Reply>,
-    member_counter: u64,
+    pub(crate) member_counter: u64,
     last_retention_check: Option<i64>,
 }
 
-fn s(v: &str) -> String {
+pub(crate) fn s(v: &str) -> String {
     v.to_string()
 }
 
@@ -130,6 +137,24 @@ impl GroupCoordinator {
                         members,
                     );
             }
+            GroupRecord::ConsumerGroup { state, .. } => {
+                self.groups
+                    .entry(group_id.clone())
+                    .or_insert_with(|| Group::new(&group_id, None))
+                    .consumer = Some(ConsumerGroup::from_value(state));
+            }
+            GroupRecord::ConsumerGroupRemoved { .. } => {
+                if let Some(g) = self.groups.get_mut(&group_id) {
+                    g.consumer = None;
+                    if g.offsets.is_empty()
+                        && g.members.is_empty()
+                        && g.generation == 0
+                        && g.protocol_type.is_none()
+                    {
+                        self.groups.remove(&group_id);
+                    }
+                }
+            }
             GroupRecord::GroupRemoved { .. } => {
                 if let Some(g) = self.groups.get(&group_id) {
                     if g.offsets.is_empty() {
@@ -151,7 +176,7 @@ impl GroupCoordinator {
         std::mem::take(&mut self.replies)
     }
 
-    fn finish(&mut self, ctx: Ctx) -> Vec<GroupRecord> {
+    pub(crate) fn finish(&mut self, ctx: Ctx) -> Vec<GroupRecord> {
         self.replies.extend(ctx.replies);
         ctx.records
     }
@@ -236,6 +261,23 @@ impl GroupCoordinator {
                 join_error(version, errors::INVALID_SESSION_TIMEOUT, &member_id),
             );
             return;
+        }
+        if let Some(g) = self.groups.get_mut(&group_id) {
+            if let Some(cg) = &g.consumer {
+                if !cg.members.is_empty() {
+                    // KIP-848's online downgrade is not supported.
+                    ctx.reply(
+                        reply,
+                        join_error(version, errors::INCONSISTENT_GROUP_PROTOCOL, &member_id),
+                    );
+                    return;
+                }
+                // An empty consumer group becomes a classic group.
+                g.consumer = None;
+                ctx.records.push(GroupRecord::ConsumerGroupRemoved {
+                    group: group_id.clone(),
+                });
+            }
         }
         let is_unknown = member_id.is_empty();
         if !self.groups.contains_key(&group_id) {
@@ -702,6 +744,17 @@ impl GroupCoordinator {
         };
         let group_error = group_error.or_else(|| {
             let group = self.groups.get_mut(&group_id)?;
+            if let Some(cg) = &group.consumer {
+                // Kafka's ConsumerGroup.validateOffsetCommit.
+                return match cg.members.get(&member_id) {
+                    None if generation < 0 && cg.members.is_empty() => None,
+                    None => Some(errors::UNKNOWN_MEMBER_ID),
+                    Some(_) if version < 9 => Some(errors::UNSUPPORTED_VERSION),
+                    Some(m) if generation > m.member_epoch => Some(errors::FENCED_MEMBER_EPOCH),
+                    Some(m) if generation < m.member_epoch => Some(errors::STALE_MEMBER_EPOCH),
+                    Some(_) => None,
+                };
+            }
             let e = if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
                 if group.is_static_member_fenced(instance_id.as_deref(), &member_id) {
                     Some(errors::FENCED_INSTANCE_ID)
@@ -839,6 +892,17 @@ impl GroupCoordinator {
                 });
                 let mut rg = OffsetFetchResponseGroup::default();
                 rg.group_id = g.group_id.clone();
+                if version >= 9 {
+                    if let Some(error) = self.validate_consumer_fetch(
+                        &g.group_id,
+                        g.member_id.as_deref(),
+                        g.member_epoch,
+                    ) {
+                        rg.error_code = error;
+                        resp.groups.push(rg);
+                        continue;
+                    }
+                }
                 rg.topics = self
                     .fetch_group(&g.group_id, topics)
                     .into_iter()
@@ -912,6 +976,14 @@ impl GroupCoordinator {
                         d.error_message = Some(sb(&format!("Group {} not found.", &**id)));
                     }
                 }
+                Some(g) if g.consumer.is_some() => {
+                    d.group_state = sb("Dead");
+                    if version >= 6 {
+                        d.error_code = errors::GROUP_ID_NOT_FOUND;
+                        d.error_message =
+                            Some(sb(&format!("Group {} is not a classic group.", &**id)));
+                    }
+                }
                 Some(g) => {
                     d.group_state = sb(g.state.name());
                     d.protocol_type = sb(g.protocol_type.as_deref().unwrap_or(""));
@@ -957,21 +1029,29 @@ impl GroupCoordinator {
             Vec::new()
         };
         let mut resp = ListGroupsResponse::default();
-        if !types.is_empty() && !types.iter().any(|t| t == "classic") {
-            return resp;
-        }
         for g in self.groups.values() {
-            if !states.is_empty() && !states.contains(&g.state.name().to_lowercase()) {
+            let (group_type, state, protocol_type) = match &g.consumer {
+                Some(cg) => ("consumer", cg.state_name(), "consumer"),
+                None => (
+                    "classic",
+                    g.state.name(),
+                    g.protocol_type.as_deref().unwrap_or(""),
+                ),
+            };
+            if !types.is_empty() && !types.iter().any(|t| t == group_type) {
+                continue;
+            }
+            if !states.is_empty() && !states.contains(&state.to_lowercase()) {
                 continue;
             }
             let mut l = ListedGroup::default();
             l.group_id = GroupId(sb(&g.id));
-            l.protocol_type = sb(g.protocol_type.as_deref().unwrap_or(""));
+            l.protocol_type = sb(protocol_type);
             if version >= 4 {
-                l.group_state = sb(g.state.name());
+                l.group_state = sb(state);
             }
             if version >= 5 {
-                l.group_type = sb("classic");
+                l.group_type = sb(group_type);
             }
             resp.groups.push(l);
         }
@@ -983,6 +1063,10 @@ impl GroupCoordinator {
     /// Tombstones every offset of the group, then the group; removes it.
     fn delete_group(&mut self, ctx: &mut Ctx, group_id: &str) {
         if let Some(g) = self.groups.remove(group_id) {
+            if g.consumer.is_some() {
+                ctx.records
+                    .push(GroupRecord::ConsumerGroupRemoved { group: s(group_id) });
+            }
             for (topic, partition) in g.offsets.keys() {
                 ctx.records.push(GroupRecord::OffsetRemoved {
                     group: s(group_id),
@@ -1007,6 +1091,9 @@ impl GroupCoordinator {
         for id in &req.groups_names {
             let error = match self.groups.get(id.as_str()) {
                 None => errors::GROUP_ID_NOT_FOUND,
+                Some(g) if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) => {
+                    errors::NON_EMPTY_GROUP
+                }
                 Some(g) if g.state == GroupState::Empty => {
                     self.delete_group(&mut ctx, id);
                     errors::NONE
@@ -1035,7 +1122,14 @@ impl GroupCoordinator {
         match self.groups.get_mut(&group_id) {
             None => resp.error_code = errors::GROUP_ID_NOT_FOUND,
             Some(group) => {
+                let consumer_topics = group.consumer.as_ref().map(|c| c.subscribed_topic_names());
                 let check_subscription = match group.state {
+                    _ if group.consumer.is_some() => Some(
+                        group
+                            .consumer
+                            .as_ref()
+                            .is_some_and(|c| !c.members.is_empty()),
+                    ),
                     GroupState::Empty => Some(false),
                     _ if group.is_consumer_group() => Some(true),
                     _ => None,
@@ -1045,7 +1139,11 @@ impl GroupCoordinator {
                     Some(check) => {
                         for t in &req.topics {
                             let topic = s(&t.name);
-                            let subscribed = check && group.is_subscribed_to_topic(&topic);
+                            let subscribed = check
+                                && match &consumer_topics {
+                                    Some(ts) => ts.contains(&topic),
+                                    None => group.is_subscribed_to_topic(&topic),
+                                };
                             let mut rt = OffsetDeleteResponseTopic::default();
                             rt.name = t.name.clone();
                             for p in &t.partitions {
@@ -1088,6 +1186,7 @@ impl GroupCoordinator {
     pub fn tick(&mut self, now_ms: i64) -> Vec<GroupRecord> {
         let mut ctx = Ctx::new(now_ms, self.config);
         let now = now_ms;
+        self.tick_consumer_groups(&mut ctx);
         for group in self.groups.values_mut() {
             // Members loaded from the log: their sessions start now.
             for m in group.members.iter_mut() {
@@ -1164,7 +1263,14 @@ impl GroupCoordinator {
                 Commit,
                 StateOrCommit(Option<i64>),
             }
-            let rule: Option<(Base, Option<BTreeSet<String>>)> = if group.protocol_type.is_none() {
+            let rule: Option<(Base, Option<BTreeSet<String>>)> = if let Some(cg) = &group.consumer {
+                // KIP-848 groups: by commit time, never for subscribed topics of a live group.
+                if cg.members.is_empty() {
+                    Some((Base::Commit, None))
+                } else {
+                    Some((Base::Commit, Some(cg.subscribed_topic_names())))
+                }
+            } else if group.protocol_type.is_none() {
                 Some((Base::Commit, None))
             } else if group.state == GroupState::Empty {
                 Some((Base::StateOrCommit(group.state_timestamp), None))
@@ -1205,6 +1311,7 @@ impl GroupCoordinator {
             if group.state == GroupState::Empty
                 && group.offsets.is_empty()
                 && group.pending_members.is_empty()
+                && group.consumer.as_ref().is_none_or(|c| c.members.is_empty())
             {
                 deletable.push(group.id.clone());
             }

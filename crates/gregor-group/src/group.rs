@@ -11,6 +11,7 @@ use proto_kafka::messages::join_group_response::JoinGroupResponseMember;
 use proto_kafka::messages::{JoinGroupResponse, SyncGroupResponse};
 use proto_kafka::protocol::StrBytes;
 
+use crate::consumer::ConsumerGroup;
 use crate::consumer_protocol::{subscribed_topics, CONSUMER_PROTOCOL_TYPE};
 use crate::coordinator::GroupConfig;
 use crate::errors;
@@ -157,6 +158,8 @@ pub(crate) struct Group {
     pub sync_deadline: Option<i64>,
     pub subscribed_topics: Option<BTreeSet<String>>,
     pub offsets: BTreeMap<(String, i32), Offset>,
+    /// Set when this is a KIP-848 consumer group (the classic state then stays Empty).
+    pub consumer: Option<ConsumerGroup>,
 }
 
 impl Group {
@@ -178,6 +181,7 @@ impl Group {
             sync_deadline: None,
             subscribed_topics: None,
             offsets: BTreeMap::new(),
+            consumer: None,
         }
     }
 

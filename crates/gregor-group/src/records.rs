@@ -5,6 +5,8 @@
 //!
 //! * offset keys use version 1 and hold `{group, topic, partition}`;
 //! * group keys use version 2 and hold `{group}`;
+//! * consumer group (KIP-848) keys use version 3 and hold `{group}`: the value is a snapshot of the
+//!   whole group (epochs, members, subscriptions, current and target assignments);
 //! * values use version 0.
 //!
 //! Decoding never panics: garbage yields a [`DecodeError`].
@@ -14,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 const OFFSET_KEY_VERSION: u16 = 1;
 const GROUP_KEY_VERSION: u16 = 2;
+const CONSUMER_GROUP_KEY_VERSION: u16 = 3;
 const VALUE_VERSION: u16 = 0;
 
 /// One record of the internal topic `__consumer_offsets`. [`GroupRecord::key`] is what compaction keys on.
@@ -47,6 +50,71 @@ pub enum GroupRecord {
     },
     /// Tombstone of a group.
     GroupRemoved { group: String },
+    /// A snapshot of a consumer group of the KIP-848 protocol.
+    ConsumerGroup {
+        group: String,
+        state: ConsumerGroupValue,
+    },
+    /// Tombstone of a consumer group's snapshot.
+    ConsumerGroupRemoved { group: String },
+}
+
+/// The persisted state of a KIP-848 consumer group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConsumerGroupValue {
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    /// The subscribed topics as last seen (what a metadata change is compared with).
+    #[serde(default)]
+    pub topics: Vec<TopicMetadataRecord>,
+    #[serde(default)]
+    pub members: Vec<ConsumerMemberRecord>,
+}
+
+/// One subscribed topic of a [`ConsumerGroupValue`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicMetadataRecord {
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub partitions: i32,
+}
+
+/// Partitions of one topic, by topic id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPartitionsRecord {
+    pub topic_id: uuid::Uuid,
+    pub partitions: Vec<i32>,
+}
+
+/// One member of a [`ConsumerGroupValue`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ConsumerMemberRecord {
+    pub member_id: String,
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub rack_id: Option<String>,
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    #[serde(default)]
+    pub subscribed_topic_names: Vec<String>,
+    #[serde(default)]
+    pub subscribed_topic_regex: Option<String>,
+    #[serde(default)]
+    pub server_assignor: Option<String>,
+    pub member_epoch: i32,
+    pub previous_member_epoch: i32,
+    /// 0 stable, 1 unrevoked partitions, 2 unreleased partitions.
+    pub state: u8,
+    #[serde(default)]
+    pub assigned: Vec<TopicPartitionsRecord>,
+    #[serde(default)]
+    pub pending_revocation: Vec<TopicPartitionsRecord>,
+    #[serde(default)]
+    pub target: Vec<TopicPartitionsRecord>,
 }
 
 /// One member of a [`GroupRecord::GroupMetadata`].
@@ -124,7 +192,9 @@ impl GroupRecord {
             GroupRecord::OffsetCommit { group, .. }
             | GroupRecord::OffsetRemoved { group, .. }
             | GroupRecord::GroupMetadata { group, .. }
-            | GroupRecord::GroupRemoved { group } => group,
+            | GroupRecord::GroupRemoved { group }
+            | GroupRecord::ConsumerGroup { group, .. }
+            | GroupRecord::ConsumerGroupRemoved { group } => group,
         }
     }
 
@@ -157,6 +227,13 @@ impl GroupRecord {
                     },
                 )
             }
+            GroupRecord::ConsumerGroup { group, .. }
+            | GroupRecord::ConsumerGroupRemoved { group } => versioned(
+                CONSUMER_GROUP_KEY_VERSION,
+                &GroupKey {
+                    group: group.clone(),
+                },
+            ),
         }
     }
 
@@ -197,7 +274,10 @@ impl GroupRecord {
                     members: members.clone(),
                 },
             )),
-            GroupRecord::OffsetRemoved { .. } | GroupRecord::GroupRemoved { .. } => None,
+            GroupRecord::ConsumerGroup { state, .. } => Some(versioned(VALUE_VERSION, state)),
+            GroupRecord::OffsetRemoved { .. }
+            | GroupRecord::GroupRemoved { .. }
+            | GroupRecord::ConsumerGroupRemoved { .. } => None,
         }
     }
 
@@ -261,6 +341,16 @@ impl GroupRecord {
                             members: v.members,
                         })
                     }
+                }
+            }
+            CONSUMER_GROUP_KEY_VERSION => {
+                let k: GroupKey = serde_json::from_slice(key_body).map_err(malformed)?;
+                match value_body {
+                    None => Ok(GroupRecord::ConsumerGroupRemoved { group: k.group }),
+                    Some(body) => Ok(GroupRecord::ConsumerGroup {
+                        group: k.group,
+                        state: serde_json::from_slice(body).map_err(malformed)?,
+                    }),
                 }
             }
             other => Err(DecodeError::UnknownKeyVersion(other)),
@@ -345,6 +435,32 @@ mod tests {
                 }],
             },
             GroupRecord::GroupRemoved { group: "g".into() },
+            GroupRecord::ConsumerGroup {
+                group: "g".into(),
+                state: ConsumerGroupValue {
+                    group_epoch: 3,
+                    assignment_epoch: 3,
+                    topics: vec![TopicMetadataRecord {
+                        name: "t".into(),
+                        id: uuid::Uuid::from_u128(7),
+                        partitions: 4,
+                    }],
+                    members: vec![ConsumerMemberRecord {
+                        member_id: "m".into(),
+                        rebalance_timeout_ms: 1000,
+                        subscribed_topic_names: vec!["t".into()],
+                        member_epoch: 3,
+                        previous_member_epoch: 2,
+                        state: 1,
+                        assigned: vec![TopicPartitionsRecord {
+                            topic_id: uuid::Uuid::from_u128(7),
+                            partitions: vec![0, 1],
+                        }],
+                        ..Default::default()
+                    }],
+                },
+            },
+            GroupRecord::ConsumerGroupRemoved { group: "g".into() },
         ]
     }
 
@@ -364,6 +480,9 @@ mod tests {
         assert_eq!(s[0].key(), s[1].key());
         assert_eq!(s[2].key(), s[3].key());
         assert_ne!(s[0].key(), s[2].key());
+        assert_eq!(s[4].key(), s[5].key());
+        assert_ne!(s[4].key(), s[2].key());
+        assert!(s[5].value().is_none());
         assert!(s[1].value().is_none() && s[3].value().is_none());
         let other_partition = GroupRecord::OffsetRemoved {
             group: "g".into(),
@@ -396,7 +515,7 @@ mod tests {
         }
 
         #[test]
-        fn decode_never_panics_on_mutated_records(idx in 0usize..4, pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+        fn decode_never_panics_on_mutated_records(idx in 0usize..6, pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
             let r = &samples()[idx];
             let mut key = r.key();
             let mut value = r.value();

@@ -140,6 +140,7 @@ impl Broker {
         {
             tracing::error!(error = %e, "cannot apply metadata to partition logs");
         }
+        self.groups.on_metadata_change(self);
         Ok(outcome)
     }
 

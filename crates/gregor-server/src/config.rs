@@ -79,6 +79,16 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     broker("group.max.size", "2147483647", ConfigKind::Int { min: 1 }),
     broker(
+        "group.consumer.session.timeout.ms",
+        "45000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "group.consumer.heartbeat.interval.ms",
+        "5000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
         "offsets.retention.minutes",
         "10080",
         ConfigKind::Int { min: 1 },

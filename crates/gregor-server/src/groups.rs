@@ -6,8 +6,11 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use gregor_group::{GroupConfig, GroupCoordinator, GroupRecord, Responder};
+use gregor_group::{
+    GroupConfig, GroupCoordinator, GroupRecord, Responder, TopicCatalog, TopicInfo,
+};
 use gregor_metadata::controller::NewTopic;
+use gregor_metadata::MetadataImage;
 use gregor_storage::records::{encode_batch, Entry};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -28,6 +31,27 @@ pub fn partition_for(group: &str, partitions: i32) -> i32 {
     (java_string_hash(group) & 0x7fff_ffff) % partitions.max(1)
 }
 
+/// The metadata image as the coordinator's view of topics (KIP-848 assignors need partition counts).
+pub struct Catalog<'a>(pub &'a MetadataImage);
+
+impl TopicCatalog for Catalog<'_> {
+    fn by_name(&self, name: &str) -> Option<TopicInfo> {
+        self.0.topics.get(name).map(|t| TopicInfo {
+            name: t.name.clone(),
+            id: t.id,
+            partitions: t.partitions.len() as i32,
+        })
+    }
+
+    fn by_id(&self, id: &uuid::Uuid) -> Option<TopicInfo> {
+        self.0.topic_by_id(id).and_then(|t| self.by_name(&t.name))
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0.topics.keys().cloned().collect()
+    }
+}
+
 pub struct GroupRuntime {
     coordinator: Mutex<GroupCoordinator>,
 }
@@ -38,7 +62,7 @@ pub enum GroupError {
     Topic(String),
     #[error("cannot append to {OFFSETS_TOPIC}: {0}")]
     Append(#[from] gregor_storage::StorageError),
-    #[error("{OFFSETS_TOPIC} partition {0} is not hosted here")]
+    #[error("{OFFSETS_TOPIC} partition {0} does not exist or is not hosted here")]
     Missing(i32),
 }
 
@@ -51,6 +75,8 @@ impl GroupRuntime {
             initial_rebalance_delay_ms: get("group.initial.rebalance.delay.ms") as i32,
             max_size: get("group.max.size") as i32,
             offsets_retention_ms: get("offsets.retention.minutes") * 60_000,
+            consumer_session_timeout_ms: get("group.consumer.session.timeout.ms") as i32,
+            consumer_heartbeat_interval_ms: get("group.consumer.heartbeat.interval.ms") as i32,
         };
         GroupRuntime {
             coordinator: Mutex::new(GroupCoordinator::new(config)),
@@ -132,7 +158,14 @@ impl GroupRuntime {
         if records.is_empty() {
             return Ok(());
         }
-        let partitions = self.ensure_topic(broker)?;
+        // Created by `call` before the lock is taken: creating it here, under the coordinator's
+        // lock, would re-enter the coordinator through the metadata change it causes.
+        let partitions = broker
+            .metadata
+            .image()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map_or(0, |t| t.partitions.len() as i32);
         let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
         for record in &records {
             by_partition
@@ -162,6 +195,10 @@ impl GroupRuntime {
         broker: &Broker,
         decide: impl FnOnce(&mut GroupCoordinator, i64, Responder<R>) -> Vec<GroupRecord>,
     ) -> Option<R> {
+        if let Err(e) = self.ensure_topic(broker) {
+            tracing::error!(error = %e, "cannot create the offsets topic");
+            return None;
+        }
         let (reply, response) = oneshot::channel();
         {
             let mut coordinator = self.coordinator.lock();
@@ -195,6 +232,14 @@ impl GroupRuntime {
                 tracing::error!(error = %e, "group records not appended; dropping {} responses", replies.len())
             }
         }
+    }
+
+    /// Gives consumer groups (KIP-848) new target assignments when their topics changed.
+    pub fn on_metadata_change(&self, broker: &Broker) {
+        let image = broker.metadata.image();
+        let mut coordinator = self.coordinator.lock();
+        let records = coordinator.on_metadata_change(now_ms(), &Catalog(&image));
+        self.settle(broker, &mut coordinator, records);
     }
 
     /// Session expiry, rebalance timeouts, delayed joins and offset expiry.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use gregor_protocol::kafka::messages::*;
 
 use crate::broker::Broker;
+use crate::groups::Catalog;
 
 pub async fn join_group(
     broker: &Arc<Broker>,
@@ -123,4 +124,40 @@ pub async fn offset_delete(
             c.offset_delete(now, version, request, reply)
         })
         .await
+}
+
+pub async fn consumer_group_heartbeat(
+    broker: &Arc<Broker>,
+    version: i16,
+    client_id: &str,
+    peer: SocketAddr,
+    request: ConsumerGroupHeartbeatRequest,
+) -> Option<ConsumerGroupHeartbeatResponse> {
+    let host = format!("/{}", peer.ip());
+    let image = broker.metadata.image();
+    broker
+        .groups
+        .call(broker, |c, now, reply| {
+            c.consumer_group_heartbeat_from(
+                now,
+                version,
+                client_id,
+                &host,
+                request,
+                &Catalog(&image),
+                reply,
+            )
+        })
+        .await
+}
+
+pub fn consumer_group_describe(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    let image = broker.metadata.image();
+    broker
+        .groups
+        .read(|c| c.consumer_group_describe(version, request, &Catalog(&image)))
 }

@@ -88,6 +88,12 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         RequestKind::ListGroups(r) => respond!(groups::list_groups(broker, version, r)),
         RequestKind::DeleteGroups(r) => respond_later!(groups::delete_groups(broker, version, r)),
         RequestKind::OffsetDelete(r) => respond_later!(groups::offset_delete(broker, version, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => respond_later!(groups::consumer_group_heartbeat(
+            broker, version, &client_id, peer, r
+        )),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            respond!(groups::consumer_group_describe(broker, version, r))
+        }
         RequestKind::ListOffsets(r) => respond!(list_offsets::handle(broker, version, r)),
         RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r)),
         RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r)),

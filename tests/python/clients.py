@@ -1,8 +1,9 @@
 """Client helpers shared by the tests: topic creation, produce and consume with
 confluent-kafka, kafka-python and aiokafka, and a poll-until helper.
 
-Consumers never use consumer groups (the broker has no group coordinator yet):
-they assign partitions by hand and start from explicit offsets."""
+These consumers assign partitions by hand and start from explicit offsets, so
+each test controls exactly what it reads; consumer groups are tested in
+test_groups.py."""
 
 import asyncio
 import time

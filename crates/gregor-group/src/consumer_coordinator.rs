@@ -552,14 +552,33 @@ impl GroupCoordinator {
         resp
     }
 
-    /// After a metadata change: consumer groups whose subscribed topics changed (created,
-    /// deleted, partitions added, regex now matching) get a new epoch and target assignment.
+    /// After a metadata change: committed offsets of deleted topics (or partitions) are removed,
+    /// as Kafka does, so a topic re-created under the same name starts without them; consumer
+    /// groups whose subscribed topics changed (created, deleted, partitions added, regex now
+    /// matching) get a new epoch and target assignment.
     pub fn on_metadata_change(
         &mut self,
         now_ms: i64,
         topics: &dyn TopicCatalog,
     ) -> Vec<GroupRecord> {
         let mut ctx = Ctx::new(now_ms, self.config);
+        for g in self.groups.values_mut() {
+            let gone: Vec<(String, i32)> = g
+                .offsets
+                .keys()
+                .filter(|(t, p)| topics.by_name(t).is_none_or(|info| *p >= info.partitions))
+                .cloned()
+                .collect();
+            for (topic, partition) in gone {
+                let record = GroupRecord::OffsetRemoved {
+                    group: g.id.clone(),
+                    topic,
+                    partition,
+                };
+                g.apply_offset(&record);
+                ctx.records.push(record);
+            }
+        }
         for g in self.groups.values_mut() {
             let Some(cg) = g.consumer.as_mut() else {
                 continue;

@@ -670,3 +670,27 @@ fn replay_restores_the_group() {
     assert_eq!(h.describe("g").members.len(), 1);
     assert_eq!(h.hb("g", "m2", 2, None).error_code, UNKNOWN_MEMBER_ID);
 }
+
+#[test]
+fn offsets_of_deleted_topics_are_removed() {
+    let mut h = C::new();
+    h.two_stable("g");
+    assert_eq!(h.commit(9, "g", "m1", 2), NONE);
+    // Partitions still there: nothing removed.
+    let recs = h.c.on_metadata_change(h.now, &h.topics);
+    assert!(!recs
+        .iter()
+        .any(|r| matches!(r, GroupRecord::OffsetRemoved { .. })));
+    h.topics.0.remove("t");
+    let recs = h.c.on_metadata_change(h.now, &h.topics);
+    let recs = h.run(recs);
+    assert!(recs.iter().any(|r| matches!(
+        r,
+        GroupRecord::OffsetRemoved { group, topic, partition: 0 } if group == "g" && topic == "t"
+    )));
+    let mut req = OffsetFetchRequest::default();
+    req.group_id = GroupId(sb("g"));
+    req.topics = None;
+    let fetched = h.c.offset_fetch(7, req);
+    assert!(fetched.topics.is_empty(), "{:?}", fetched.topics);
+}

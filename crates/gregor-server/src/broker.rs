@@ -120,6 +120,8 @@ impl Broker {
             config,
         });
         let loaded = broker.groups.load(&broker)?;
+        // Catches up on metadata changes the groups missed in a crash (offsets of deleted topics).
+        broker.groups.on_metadata_change(&broker);
         tracing::info!(log_dir = %log_dir.display(), node_id, group_records = loaded, "gregor started");
         Ok(RunningBroker {
             broker,

@@ -86,12 +86,13 @@ fn pump(c: &BaseConsumer, out: &mut Vec<Seen>, phase: u32, budget: Duration) {
     }
 }
 
-/// A crash-able group member: `kcat -G` (librdkafka's balanced consumer, never committing).
+/// A crash-able group member: `kcat -G` (librdkafka's balanced consumer with auto commit off; it
+/// still commits what it consumed when an eager rebalance revokes its partitions).
 /// Its stderr rebalance lines tell which partitions it holds; stdout lines are "partition offset".
 struct KcatMember {
     child: Child,
     owned: Arc<Mutex<BTreeSet<i32>>>,
-    consumed: Arc<Mutex<BTreeMap<i32, i64>>>,
+    consumed: Arc<Mutex<BTreeSet<(i32, i64)>>>,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -125,7 +126,7 @@ impl KcatMember {
             .spawn()
             .expect("spawn kcat");
         let owned = Arc::new(Mutex::new(BTreeSet::new()));
-        let consumed = Arc::new(Mutex::new(BTreeMap::new()));
+        let consumed = Arc::new(Mutex::new(BTreeSet::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
         {
             let out = child.stdout.take().unwrap();
@@ -136,9 +137,7 @@ impl KcatMember {
                     let mut it = line.split_whitespace();
                     if let (Some(p), Some(o)) = (it.next(), it.next()) {
                         if let (Ok(p), Ok(o)) = (p.parse::<i32>(), o.parse::<i64>()) {
-                            let mut c = consumed.lock().unwrap();
-                            let e = c.entry(p).or_insert(-1);
-                            *e = (*e).max(o);
+                            consumed.lock().unwrap().insert((p, o));
                         }
                     }
                 }
@@ -288,10 +287,10 @@ fn produce_round(g: &Gregor, topic: &str, partitions: i32, per_partition: usize,
 }
 
 /// Three members (two rdkafka consumers A and B, one kcat K) share a 6-partition topic two
-/// partitions each. B leaves cleanly (its committed position is where A resumes), K is SIGKILLed
-/// after consuming without committing (A gets its partitions after K's session expires and
-/// re-reads them). Records are produced before, during and after; in the end A and B together
-/// processed every record and the group's committed offsets equal the log end offsets.
+/// partitions each. B leaves cleanly (its close commits exactly what it processed), K is SIGKILLed
+/// with uncommitted progress (A gets its partitions once K's session expires and resumes exactly
+/// at the group's committed offsets). Records are produced before, during and after; in the end
+/// every record was processed by some member and the committed offsets equal the log end offsets.
 fn three_members_leave_and_crash(strategy: &str) {
     const PARTS: i32 = 6;
     let g = Gregor::start(FAST_GROUPS);
@@ -387,16 +386,14 @@ fn three_members_leave_and_crash(strategy: &str) {
             })
         };
         let k = kcat.consumed.lock().unwrap().clone();
-        let k_ok = kcat
-            .owned()
-            .iter()
-            .all(|p| k.get(p).copied() == Some(high[p] - 1));
+        let k_ok = kcat.owned().iter().all(|p| k.contains(&(*p, high[p] - 1)));
         if caught_up(&seen_a, &assigned(&a)) && caught_up(&seen_b, &assigned(&b)) && k_ok {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "[{strategy}] members never caught up to {high:?}; kcat read {k:?}"
+            "[{strategy}] members never caught up to {high:?}; kcat holds {:?}",
+            kcat.owned()
         );
     }
 
@@ -415,6 +412,14 @@ fn three_members_leave_and_crash(strategy: &str) {
         })
         .collect();
     drop(b);
+    let committed = committed_of(&probe, &topic, PARTS);
+    for (p, last) in &b_last {
+        assert_eq!(
+            committed[p],
+            Offset::Offset(last + 1),
+            "[{strategy}] partition {p}: B processed up to {last}, then closed (commit + LeaveGroup)"
+        );
+    }
     produce_round(&g, &topic, PARTS, 20, "after-leave");
     // Someone takes B's partitions: A (seen via assignment) or kcat.
     let deadline = Instant::now() + DEADLINE;
@@ -433,6 +438,8 @@ fn three_members_leave_and_crash(strategy: &str) {
     }
 
     // Phase 3: SIGKILL kcat; its partitions must reach A once its session expires.
+    let k_parts = kcat.owned();
+    let committed_at_kill = committed_of(&probe, &topic, PARTS);
     let killed_at = Instant::now();
     kcat.sigkill();
     produce_round(&g, &topic, PARTS, 10, "after-crash");
@@ -449,14 +456,6 @@ fn three_members_leave_and_crash(strategy: &str) {
         );
     }
     let moved_after = killed_at.elapsed();
-    if std::env::var_os("GROUPS_DEBUG").is_some() {
-        eprintln!("[{strategy}] DEBUG b_last {b_last:?} kcat consumed {:?}\nkcat stderr:\n{}\ncommitted now {:?}",
-            kcat.consumed.lock().unwrap(), kcat.stderr(), committed_of(&probe, &topic, PARTS));
-        let mut firsts: BTreeMap<(u32, i32), i64> = BTreeMap::new();
-        for s in &seen_a { let e = firsts.entry((s.phase, s.partition)).or_insert(s.offset); *e = (*e).min(s.offset); }
-        eprintln!("A firsts by (phase, partition): {firsts:?}");
-    }
-
     // Phase 4: A processes everything that is left.
     let high = watermarks(&probe, &topic, PARTS);
     let deadline = Instant::now() + DEADLINE;
@@ -483,6 +482,9 @@ fn three_members_leave_and_crash(strategy: &str) {
     for s in seen_a.iter().chain(&seen_b) {
         got.entry(s.partition).or_default().insert(s.offset);
     }
+    for (p, o) in kcat.consumed.lock().unwrap().iter() {
+        got.entry(*p).or_default().insert(*o);
+    }
     for p in 0..PARTS {
         let want: BTreeSet<i64> = (0..high[&p]).collect();
         let have = got.remove(&p).unwrap_or_default();
@@ -492,20 +494,23 @@ fn three_members_leave_and_crash(strategy: &str) {
             "[{strategy}] partition {p}: records never processed: {missing:?}"
         );
     }
-    // Where B left off is exactly where the next owner started (its close committed).
-    for (p, last) in &b_last {
-        let next = seen_a
+    // A took over the crashed member's partitions exactly at the group's committed offsets.
+    for p in &k_parts {
+        let first = seen_a
             .iter()
-            .filter(|s| s.phase >= 2 && s.partition == *p)
+            .filter(|s| s.phase >= 3 && s.partition == *p)
             .map(|s| s.offset)
             .min();
-        if let Some(next) = next {
-            assert_eq!(
-                next,
-                last + 1,
-                "[{strategy}] partition {p}: B processed up to {last} and left cleanly, A resumed at {next}"
-            );
-        }
+        let want = match committed_at_kill[p] {
+            Offset::Offset(o) => o,
+            _ => 0,
+        };
+        assert_eq!(
+            first,
+            Some(want),
+            "[{strategy}] partition {p} of the crashed member: committed {:?} when it died, A resumed at {first:?}",
+            committed_at_kill[p]
+        );
     }
     // The group's committed offsets are the log end offsets, as seen by the member and by an
     // outsider's OffsetFetch.

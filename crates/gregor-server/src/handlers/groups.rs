@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use gregor_protocol::kafka::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use gregor_protocol::kafka::messages::*;
+use gregor_protocol::kafka::ResponseError;
 
 use crate::broker::Broker;
 use crate::groups::Catalog;
@@ -63,17 +67,54 @@ pub async fn leave_group(
         .await
 }
 
+/// Partitions of topics that do not exist are refused here with UNKNOWN_TOPIC_OR_PARTITION, as
+/// Kafka's request handler does; the coordinator sees only the rest.
 pub async fn offset_commit(
     broker: &Arc<Broker>,
     version: i16,
-    request: OffsetCommitRequest,
+    mut request: OffsetCommitRequest,
 ) -> Option<OffsetCommitResponse> {
-    broker
+    let image = broker.metadata.image();
+    let mut unknown: Vec<(TopicName, Vec<i32>)> = Vec::new();
+    for topic in &mut request.topics {
+        let count = image
+            .topics
+            .get(topic.name.0.as_str())
+            .map_or(0, |t| t.partitions.len() as i32);
+        let (known, missing): (Vec<_>, Vec<_>) = std::mem::take(&mut topic.partitions)
+            .into_iter()
+            .partition(|p| (0..count).contains(&p.partition_index));
+        topic.partitions = known;
+        if !missing.is_empty() {
+            unknown.push((
+                topic.name.clone(),
+                missing.iter().map(|p| p.partition_index).collect(),
+            ));
+        }
+    }
+    request.topics.retain(|t| !t.partitions.is_empty());
+    let mut response = broker
         .groups
         .call(broker, |c, now, reply| {
             c.offset_commit(now, version, request, reply)
         })
-        .await
+        .await?;
+    for (name, partitions) in unknown {
+        let refused = partitions.into_iter().map(|index| {
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+        });
+        match response.topics.iter_mut().find(|t| t.name == name) {
+            Some(topic) => topic.partitions.extend(refused),
+            None => response.topics.push(
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(refused.collect()),
+            ),
+        }
+    }
+    Some(response)
 }
 
 pub fn offset_fetch(

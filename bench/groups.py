@@ -39,16 +39,20 @@ class Member:
             "enable.auto.commit": False,
         })
         self.consumer.subscribe([topic])
+        self.owned = 0
         self.running = True
         self.thread = threading.Thread(target=self.loop, daemon=True)
         self.thread.start()
 
     def loop(self):
+        # Only this thread touches the consumer: confluent-kafka handles are not safe to call from
+        # two threads at once.
         while self.running:
-            self.consumer.poll(0.05)
+            self.consumer.poll(0.01)
+            self.owned = len(self.consumer.assignment())
 
     def partitions(self):
-        return len(self.consumer.assignment())
+        return self.owned
 
     def close(self):
         self.running = False

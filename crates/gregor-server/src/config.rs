@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use gregor_metadata::configs::{topic_config, ConfigDef, ConfigKind};
 use gregor_metadata::TOPIC_CONFIGS;
+use gregor_storage::compression::BrokerCompression;
 use gregor_storage::{LogConfig, TimestampType};
 
 /// A config that cannot be used; the message names the key.
@@ -317,6 +318,8 @@ impl BrokerConfig {
             segment_index_bytes: num("segment.index.bytes") as usize,
             flush_messages: num("flush.messages"),
             flush_ms: num("flush.ms"),
+            compression: BrokerCompression::parse(&self.topic_value("compression.type", overrides))
+                .unwrap_or_default(),
         }
     }
 }

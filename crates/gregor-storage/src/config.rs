@@ -28,6 +28,8 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// flush.ms
     pub flush_ms: i64,
+    /// compression.type: the codec batches are stored in
+    pub compression: crate::compression::BrokerCompression,
 }
 
 impl Default for LogConfig {
@@ -43,6 +45,7 @@ impl Default for LogConfig {
             segment_index_bytes: 10_485_760,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            compression: crate::compression::BrokerCompression::Producer,
         }
     }
 }

@@ -8,6 +8,7 @@ mod error;
 mod index;
 pub mod log;
 mod producer_state;
+pub mod compression;
 pub mod records;
 mod segment;
 

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::batch::{self, BatchHeader};
 use crate::checkpoint::{self, Checkpoint};
+use crate::compression;
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Result, StorageError};
 use crate::producer_state::{self, ProducerEntry, ProducerStateManager};
@@ -157,6 +158,14 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendResult> {
         let mut headers = batch::validate_batches(records, self.config.max_message_bytes)?;
+        let recompressed = compression::recompress(records, &headers, self.config.compression)?;
+        let records = match &recompressed {
+            Some(rewritten) => {
+                headers = batch::validate_batches(rewritten, self.config.max_message_bytes)?;
+                &rewritten[..]
+            }
+            None => records,
+        };
         let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
 
         // Producer checks and offset assignment, staged until the write succeeds.

@@ -7,6 +7,10 @@ pub enum ConfigKind {
     Long { min: i64 },
     /// A 32-bit integer no smaller than the bound.
     Int { min: i32 },
+    /// A 32-bit integer in `min..=max`, or exactly `or` (Kafka's "default" sentinel, e.g. -1).
+    IntRange { min: i32, max: i32, or: Option<i32> },
+    /// A floating-point number in `min..=max`.
+    Double { min: f64, max: f64 },
     /// One of the listed strings.
     Choice(&'static [&'static str]),
     /// A comma-separated, non-empty list drawn from the listed strings.
@@ -40,6 +44,9 @@ const fn def(
 
 const MAX: &str = "9223372036854775807";
 
+/// A boolean config: Kafka accepts `true`/`false` (case-insensitively, normalised here to lower).
+pub const BOOL: ConfigKind = ConfigKind::Choice(&["true", "false"]);
+
 /// The topic configs gregor knows, with Kafka's defaults.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     def(
@@ -49,10 +56,52 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigKind::ChoiceList(&["delete", "compact"]),
     ),
     def(
+        "compression.gzip.level",
+        "compression.gzip.level",
+        "-1",
+        ConfigKind::IntRange {
+            min: 1,
+            max: 9,
+            or: Some(-1),
+        },
+    ),
+    def(
+        "compression.lz4.level",
+        "compression.lz4.level",
+        "9",
+        ConfigKind::IntRange {
+            min: 1,
+            max: 17,
+            or: None,
+        },
+    ),
+    def(
+        "compression.zstd.level",
+        "compression.zstd.level",
+        "3",
+        ConfigKind::IntRange {
+            min: -131072,
+            max: 22,
+            or: None,
+        },
+    ),
+    def(
         "compression.type",
         "compression.type",
         "producer",
         ConfigKind::Choice(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
+    ),
+    def(
+        "delete.retention.ms",
+        "log.cleaner.delete.retention.ms",
+        "86400000",
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        "60000",
+        ConfigKind::Long { min: 0 },
     ),
     def(
         "flush.messages",
@@ -73,10 +122,29 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigKind::Int { min: 0 },
     ),
     def(
+        "max.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        MAX,
+        ConfigKind::Long { min: 1 },
+    ),
+    def(
         "max.message.bytes",
         "message.max.bytes",
         "1048588",
         ConfigKind::Int { min: 0 },
+    ),
+    // Kafka 4.0 lowered the default of the "after" bound from Long.MAX_VALUE to one hour.
+    def(
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+        "3600000",
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+        MAX,
+        ConfigKind::Long { min: 0 },
     ),
     def(
         "message.timestamp.type",
@@ -85,11 +153,24 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigKind::Choice(&["CreateTime", "LogAppendTime"]),
     ),
     def(
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+        "0.5",
+        ConfigKind::Double { min: 0.0, max: 1.0 },
+    ),
+    def(
+        "min.compaction.lag.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "0",
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
         "min.insync.replicas",
         "min.insync.replicas",
         "1",
         ConfigKind::Int { min: 1 },
     ),
+    def("preallocate", "log.preallocate", "false", BOOL),
     def(
         "retention.bytes",
         "log.retention.bytes",
@@ -115,12 +196,59 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigKind::Int { min: 4 },
     ),
     def(
+        "segment.jitter.ms",
+        "log.roll.jitter.ms",
+        "0",
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
         "segment.ms",
         "log.roll.ms",
         "604800000",
         ConfigKind::Long { min: 1 },
     ),
+    def(
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+        "false",
+        BOOL,
+    ),
 ];
+
+/// Older broker spellings of a topic default, scaled to the synonym's unit: the broker reads
+/// `log.retention.ms`, else `log.retention.minutes`, else `log.retention.hours` (Kafka's order).
+pub const SCALED_SYNONYMS: &[(&str, &str, i64)] = &[
+    ("log.retention.ms", "log.retention.minutes", 60_000),
+    ("log.retention.ms", "log.retention.hours", 3_600_000),
+    ("log.roll.ms", "log.roll.hours", 3_600_000),
+];
+
+/// Whether a broker config may be changed at run time (per broker or as the cluster default),
+/// as Kafka's `DynamicLogConfig` allows: the broker synonyms of the topic configs, with their
+/// older spellings. Everything else a broker knows is read-only.
+pub fn is_dynamic_broker_config(name: &str) -> bool {
+    TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == name)
+        || SCALED_SYNONYMS.iter().any(|(_, alias, _)| *alias == name)
+}
+
+/// The definition of a dynamic broker config (its kind is the topic config's).
+pub fn dynamic_broker_config(name: &str) -> Option<ConfigDef> {
+    if let Some(d) = TOPIC_CONFIGS.iter().find(|d| d.broker_synonym == name) {
+        return Some(def(d.broker_synonym, d.broker_synonym, d.default, d.kind));
+    }
+    SCALED_SYNONYMS
+        .iter()
+        .find(|(_, alias, _)| *alias == name)
+        .map(|(_, alias, _)| {
+            let default = if *alias == "log.retention.minutes" {
+                ""
+            } else {
+                "168"
+            };
+            let min = if *alias == "log.roll.hours" { 1 } else { -1 };
+            def(alias, alias, default, ConfigKind::Int { min })
+        })
+}
 
 pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
     TOPIC_CONFIGS.iter().find(|d| d.name == name)
@@ -147,8 +275,23 @@ impl ConfigDef {
                 Ok(_) => invalid(&format!("Value must be at least {min}")),
                 Err(_) => invalid("Not a number of type INT"),
             },
+            ConfigKind::IntRange { min, max, or } => match value.trim().parse::<i32>() {
+                Ok(v) if (min..=max).contains(&v) || Some(v) == or => Ok(()),
+                Ok(_) => invalid(&match or {
+                    Some(or) => format!("Value must be in [{min},...,{max}] or {or}"),
+                    None => format!("Value must be in [{min},...,{max}]"),
+                }),
+                Err(_) => invalid("Not a number of type INT"),
+            },
+            ConfigKind::Double { min, max } => match value.trim().parse::<f64>() {
+                Ok(v) if v.is_finite() && v >= min && v <= max => Ok(()),
+                Ok(_) => invalid(&format!("Value must be in [{min},...,{max}]")),
+                Err(_) => invalid("Not a number of type DOUBLE"),
+            },
             ConfigKind::Choice(options) => {
-                if options.contains(&value.trim()) {
+                let boolean = options == ["true", "false"];
+                let v = value.trim();
+                if options.contains(&v) || (boolean && options.contains(&&*v.to_lowercase())) {
                     Ok(())
                 } else {
                     invalid(&format!("String must be one of: {}", options.join(", ")))
@@ -174,7 +317,28 @@ mod tests {
     fn defaults_are_valid_and_bad_values_name_the_key() {
         for d in TOPIC_CONFIGS {
             d.validate(d.default).unwrap();
+            assert!(is_dynamic_broker_config(d.broker_synonym));
         }
+        let check = |name: &str, value: &str| topic_config(name).unwrap().validate(value);
+        assert!(check("min.cleanable.dirty.ratio", "0.1").is_ok());
+        let err = check("min.cleanable.dirty.ratio", "1.5").unwrap_err();
+        assert!(err.contains("min.cleanable.dirty.ratio"), "{err}");
+        assert!(check("min.cleanable.dirty.ratio", "x").is_err());
+        assert!(check("compression.gzip.level", "-1").is_ok());
+        assert!(check("compression.gzip.level", "0").is_err());
+        assert!(check("compression.zstd.level", "-5").is_ok());
+        assert!(check("preallocate", "TRUE").is_ok());
+        assert!(check("preallocate", "yes").is_err());
+        assert!(check("delete.retention.ms", "-1").is_err());
+        assert!(is_dynamic_broker_config("log.retention.hours"));
+        assert!(!is_dynamic_broker_config("log.dirs"));
+        assert!(!is_dynamic_broker_config("log.retention.check.interval.ms"));
+        assert_eq!(
+            dynamic_broker_config("log.cleaner.min.cleanable.ratio")
+                .unwrap()
+                .kind,
+            ConfigKind::Double { min: 0.0, max: 1.0 }
+        );
         let err = topic_config("retention.ms")
             .unwrap()
             .validate("soon")

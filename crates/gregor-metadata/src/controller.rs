@@ -2,11 +2,11 @@
 //! carry it out, or the Kafka error that refuses it. They read no clock and do no I/O.
 
 use proto_kafka::ResponseError;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::configs::topic_config;
+use crate::configs::{dynamic_broker_config, topic_config, ConfigDef, ConfigKind};
 use crate::image::MetadataImage;
 use crate::records::{ConfigResource, MetadataRecord};
 
@@ -92,7 +92,270 @@ pub fn validate_topic_configs(configs: &[(String, Option<String>)]) -> Result<()
         def.validate(value)
             .or_else(|message| refuse(ResponseError::InvalidConfig.code(), message))?;
     }
+    let set: BTreeMap<String, String> = configs
+        .iter()
+        .filter_map(|(n, v)| Some((n.clone(), v.clone()?)))
+        .collect();
+    check_topic_config_combination(&set)
+}
+
+/// Kafka's `LogConfig.validateValues`: settings that are valid alone but not together. Unset
+/// values count as their defaults.
+fn check_topic_config_combination(
+    configs: &BTreeMap<String, String>,
+) -> Result<(), ControllerError> {
+    let long = |name: &str| -> i64 {
+        configs
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| topic_config(name).map(|d| d.default))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_default()
+    };
+    let (min_lag, max_lag) = (long("min.compaction.lag.ms"), long("max.compaction.lag.ms"));
+    if min_lag > max_lag {
+        return refuse(
+            ResponseError::InvalidConfig.code(),
+            format!("conflict topic config setting min.compaction.lag.ms ({min_lag}) > max.compaction.lag.ms ({max_lag})"),
+        );
+    }
     Ok(())
+}
+
+/// Kafka's resource types in the config APIs.
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+/// An IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType`, by wire code).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set,
+    Delete,
+    Append,
+    Subtract,
+}
+
+impl ConfigOp {
+    pub fn from_code(code: i8) -> Option<ConfigOp> {
+        match code {
+            0 => Some(ConfigOp::Set),
+            1 => Some(ConfigOp::Delete),
+            2 => Some(ConfigOp::Append),
+            3 => Some(ConfigOp::Subtract),
+            _ => None,
+        }
+    }
+}
+
+/// One change of an IncrementalAlterConfigs resource.
+#[derive(Clone, Debug)]
+pub struct ConfigChange {
+    pub name: String,
+    pub op: ConfigOp,
+    pub value: Option<String>,
+}
+
+/// The resource a config request names: an existing topic, a registered broker (by id), or the
+/// cluster-wide broker default (empty name).
+pub fn config_resource(
+    image: &MetadataImage,
+    resource_type: i8,
+    name: &str,
+) -> Result<ConfigResource, ControllerError> {
+    match resource_type {
+        RESOURCE_TOPIC => {
+            if image.topics.contains_key(name) {
+                Ok(ConfigResource::Topic(name.to_string()))
+            } else {
+                refuse(
+                    ResponseError::UnknownTopicOrPartition.code(),
+                    format!("The topic '{name}' does not exist."),
+                )
+            }
+        }
+        RESOURCE_BROKER if name.is_empty() => Ok(ConfigResource::Broker(None)),
+        RESOURCE_BROKER => match name.trim().parse::<i32>() {
+            Ok(id) if image.brokers.contains_key(&id) => Ok(ConfigResource::Broker(Some(id))),
+            Ok(id) => refuse(
+                ResponseError::InvalidRequest.code(),
+                format!("Broker {id} is not registered"),
+            ),
+            Err(_) => refuse(
+                ResponseError::InvalidRequest.code(),
+                format!("Unable to parse broker name as an integer: {name}"),
+            ),
+        },
+        other => refuse(
+            ResponseError::InvalidRequest.code(),
+            format!("Unsupported resource type {other}"),
+        ),
+    }
+}
+
+/// The definition a config of `resource` is validated against. Broker configs that Kafka does
+/// not allow to change at run time are refused, as Kafka's `DynamicBrokerConfig` refuses them.
+fn alterable_config(resource: &ConfigResource, name: &str) -> Result<ConfigDef, ControllerError> {
+    match resource {
+        ConfigResource::Topic(_) => topic_config(name).copied().map_or_else(
+            || {
+                refuse(
+                    ResponseError::InvalidConfig.code(),
+                    format!("Unknown topic config name: {name}"),
+                )
+            },
+            Ok,
+        ),
+        ConfigResource::Broker(_) => dynamic_broker_config(name).map_or_else(
+            || {
+                refuse(
+                    ResponseError::InvalidConfig.code(),
+                    format!("Cannot update these configs dynamically: Set({name})"),
+                )
+            },
+            Ok,
+        ),
+    }
+}
+
+fn check_duplicates<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), ControllerError> {
+    let mut seen = BTreeSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return refuse(
+                ResponseError::InvalidRequest.code(),
+                format!("Error due to duplicate config keys: {name}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn validate_value(def: &ConfigDef, value: &str) -> Result<(), ControllerError> {
+    def.validate(value)
+        .or_else(|message| refuse(ResponseError::InvalidConfig.code(), message))
+}
+
+/// The records that turn `old` into `new` for one resource.
+fn config_diff(
+    resource: &ConfigResource,
+    old: &BTreeMap<String, String>,
+    new: &BTreeMap<String, String>,
+) -> Vec<MetadataRecord> {
+    let removed = old
+        .keys()
+        .filter(|k| !new.contains_key(*k))
+        .map(|k| (k, None));
+    let changed = new
+        .iter()
+        .filter(|(k, v)| old.get(*k) != Some(v))
+        .map(|(k, v)| (k, Some(v.clone())));
+    removed
+        .chain(changed)
+        .map(|(name, value)| MetadataRecord::Config {
+            resource: resource.clone(),
+            name: name.clone(),
+            value,
+        })
+        .collect()
+}
+
+fn checked_diff(
+    image: &MetadataImage,
+    resource: &ConfigResource,
+    new: &BTreeMap<String, String>,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    if matches!(resource, ConfigResource::Topic(_)) {
+        check_topic_config_combination(new)?;
+    }
+    let old = image.configs.get(resource).cloned().unwrap_or_default();
+    Ok(config_diff(resource, &old, new))
+}
+
+/// AlterConfigs: the given configs replace every dynamic config of the resource.
+pub fn alter_configs(
+    image: &MetadataImage,
+    resource: &ConfigResource,
+    configs: &[(String, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    check_duplicates(configs.iter().map(|(n, _)| n.as_str()))?;
+    let mut new = BTreeMap::new();
+    for (name, value) in configs {
+        let def = alterable_config(resource, name)?;
+        let Some(value) = value else {
+            return refuse(
+                ResponseError::InvalidRequest.code(),
+                format!("Null value not supported for : {name}"),
+            );
+        };
+        validate_value(&def, value)?;
+        new.insert(name.clone(), value.clone());
+    }
+    checked_diff(image, resource, &new)
+}
+
+/// The items of a list config (`compact,delete`).
+fn list_items(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// IncrementalAlterConfigs: SET and DELETE one config each; APPEND and SUBTRACT add or remove
+/// items of a list config, starting from the resource's current value, else the config's default.
+pub fn incremental_alter_configs(
+    image: &MetadataImage,
+    resource: &ConfigResource,
+    changes: &[ConfigChange],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    check_duplicates(changes.iter().map(|c| c.name.as_str()))?;
+    let mut new = image.configs.get(resource).cloned().unwrap_or_default();
+    for change in changes {
+        let name = &change.name;
+        let def = alterable_config(resource, name)?;
+        if change.op == ConfigOp::Delete {
+            new.remove(name);
+            continue;
+        }
+        let Some(value) = &change.value else {
+            return refuse(
+                ResponseError::InvalidRequest.code(),
+                format!("Null value not supported for : {name}"),
+            );
+        };
+        let value = match change.op {
+            ConfigOp::Set | ConfigOp::Delete => value.clone(),
+            ConfigOp::Append | ConfigOp::Subtract => {
+                let op = if change.op == ConfigOp::Append {
+                    "APPEND"
+                } else {
+                    "SUBTRACT"
+                };
+                if !matches!(def.kind, ConfigKind::ChoiceList(_)) {
+                    return refuse(
+                        ResponseError::InvalidConfig.code(),
+                        format!("Can't {op} to key {name} because its type is not LIST."),
+                    );
+                }
+                let mut items = list_items(new.get(name).map_or(def.default, String::as_str));
+                for item in list_items(value) {
+                    if change.op == ConfigOp::Append {
+                        if !items.contains(&item) {
+                            items.push(item);
+                        }
+                    } else {
+                        items.retain(|i| *i != item);
+                    }
+                }
+                items.join(",")
+            }
+        };
+        validate_value(&def, &value)?;
+        new.insert(name.clone(), value);
+    }
+    checked_diff(image, resource, &new)
 }
 
 fn place_replicas(brokers: &[i32], partition: i32, replication_factor: usize) -> Vec<i32> {
@@ -417,5 +680,287 @@ mod tests {
             delete_topic(&image, "t").unwrap_err().code,
             ResponseError::UnknownTopicOrPartition.code()
         );
+    }
+
+    fn image_with_topic(name: &str) -> MetadataImage {
+        let mut image = image_with_broker();
+        for r in create_topic(&image, &new_topic(name, 1, 1), &DEFAULTS, Uuid::new_v4()).unwrap() {
+            image.apply(&r);
+        }
+        image
+    }
+
+    fn change(name: &str, op: ConfigOp, value: Option<&str>) -> ConfigChange {
+        ConfigChange {
+            name: name.into(),
+            op,
+            value: value.map(String::from),
+        }
+    }
+
+    fn incremental(
+        image: &mut MetadataImage,
+        resource: &ConfigResource,
+        changes: &[ConfigChange],
+    ) -> Result<usize, ControllerError> {
+        let records = incremental_alter_configs(image, resource, changes)?;
+        for r in &records {
+            image.apply(r);
+        }
+        Ok(records.len())
+    }
+
+    #[test]
+    fn incremental_set_delete_append_subtract() {
+        let mut image = image_with_topic("t");
+        let topic = config_resource(&image, RESOURCE_TOPIC, "t").unwrap();
+        let configs =
+            |image: &MetadataImage| image.topic_overrides("t").cloned().unwrap_or_default();
+
+        incremental(
+            &mut image,
+            &topic,
+            &[change("retention.ms", ConfigOp::Set, Some("1000"))],
+        )
+        .unwrap();
+        assert_eq!(configs(&image)["retention.ms"], "1000");
+        // Setting the same value again writes nothing.
+        assert_eq!(
+            incremental(
+                &mut image,
+                &topic,
+                &[change("retention.ms", ConfigOp::Set, Some("1000"))]
+            ),
+            Ok(0)
+        );
+
+        // APPEND starts from the default ("delete") when the topic has no override.
+        incremental(
+            &mut image,
+            &topic,
+            &[change("cleanup.policy", ConfigOp::Append, Some("compact"))],
+        )
+        .unwrap();
+        assert_eq!(configs(&image)["cleanup.policy"], "delete,compact");
+        incremental(
+            &mut image,
+            &topic,
+            &[change("cleanup.policy", ConfigOp::Append, Some("compact"))],
+        )
+        .unwrap();
+        assert_eq!(configs(&image)["cleanup.policy"], "delete,compact");
+        incremental(
+            &mut image,
+            &topic,
+            &[change("cleanup.policy", ConfigOp::Subtract, Some("delete"))],
+        )
+        .unwrap();
+        assert_eq!(configs(&image)["cleanup.policy"], "compact");
+        // Subtracting the last item leaves an empty list, which is not a valid policy.
+        let err = incremental(
+            &mut image,
+            &topic,
+            &[change(
+                "cleanup.policy",
+                ConfigOp::Subtract,
+                Some("compact"),
+            )],
+        )
+        .unwrap_err();
+        assert_eq!(err.code, ResponseError::InvalidConfig.code());
+        assert!(err.message.contains("cleanup.policy"), "{}", err.message);
+
+        // DELETE removes the override; deleting an absent one is fine.
+        incremental(
+            &mut image,
+            &topic,
+            &[
+                change("retention.ms", ConfigOp::Delete, None),
+                change("segment.ms", ConfigOp::Delete, None),
+            ],
+        )
+        .unwrap();
+        assert_eq!(configs(&image).get("retention.ms"), None);
+        assert_eq!(configs(&image)["cleanup.policy"], "compact");
+    }
+
+    #[test]
+    fn incremental_refusals() {
+        let mut image = image_with_topic("t");
+        let topic = config_resource(&image, RESOURCE_TOPIC, "t").unwrap();
+        let code = |image: &mut MetadataImage, changes: &[ConfigChange]| {
+            incremental(image, &topic, changes).unwrap_err().code
+        };
+        let invalid_config = ResponseError::InvalidConfig.code();
+        let invalid_request = ResponseError::InvalidRequest.code();
+        assert_eq!(
+            code(
+                &mut image,
+                &[change("retention.ms", ConfigOp::Set, Some("soon"))]
+            ),
+            invalid_config
+        );
+        assert_eq!(
+            code(
+                &mut image,
+                &[change("no.such.config", ConfigOp::Set, Some("1"))]
+            ),
+            invalid_config
+        );
+        assert_eq!(
+            code(
+                &mut image,
+                &[change("retention.ms", ConfigOp::Append, Some("1"))]
+            ),
+            invalid_config
+        );
+        assert_eq!(
+            code(&mut image, &[change("retention.ms", ConfigOp::Set, None)]),
+            invalid_request
+        );
+        assert_eq!(
+            code(
+                &mut image,
+                &[
+                    change("retention.ms", ConfigOp::Set, Some("1")),
+                    change("retention.ms", ConfigOp::Delete, None)
+                ]
+            ),
+            invalid_request
+        );
+        assert_eq!(
+            code(
+                &mut image,
+                &[change(
+                    "min.cleanable.dirty.ratio",
+                    ConfigOp::Set,
+                    Some("2")
+                )]
+            ),
+            invalid_config
+        );
+        assert_eq!(
+            code(
+                &mut image,
+                &[
+                    change("min.compaction.lag.ms", ConfigOp::Set, Some("100")),
+                    change("max.compaction.lag.ms", ConfigOp::Set, Some("10"))
+                ]
+            ),
+            invalid_config
+        );
+        // A refused resource changes nothing, even the valid entries before the bad one.
+        assert_eq!(
+            code(
+                &mut image,
+                &[
+                    change("segment.ms", ConfigOp::Set, Some("100")),
+                    change("retention.ms", ConfigOp::Set, Some("x"))
+                ]
+            ),
+            invalid_config
+        );
+        assert!(image.topic_overrides("t").is_none());
+        assert_eq!(
+            config_resource(&image, RESOURCE_TOPIC, "missing")
+                .unwrap_err()
+                .code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        assert_eq!(
+            config_resource(&image, RESOURCE_BROKER, "7")
+                .unwrap_err()
+                .code,
+            invalid_request
+        );
+        assert_eq!(
+            config_resource(&image, 3, "x").unwrap_err().code,
+            invalid_request
+        );
+    }
+
+    #[test]
+    fn broker_configs_dynamic_and_read_only() {
+        let mut image = image_with_broker();
+        let default = config_resource(&image, RESOURCE_BROKER, "").unwrap();
+        assert_eq!(default, ConfigResource::Broker(None));
+        let node = config_resource(&image, RESOURCE_BROKER, "1").unwrap();
+        assert_eq!(node, ConfigResource::Broker(Some(1)));
+        incremental(
+            &mut image,
+            &default,
+            &[change("log.retention.ms", ConfigOp::Set, Some("5000"))],
+        )
+        .unwrap();
+        incremental(
+            &mut image,
+            &node,
+            &[change("message.max.bytes", ConfigOp::Set, Some("2000"))],
+        )
+        .unwrap();
+        assert_eq!(
+            image.configs[&ConfigResource::Broker(None)]["log.retention.ms"],
+            "5000"
+        );
+        assert_eq!(
+            image.configs[&ConfigResource::Broker(Some(1))]["message.max.bytes"],
+            "2000"
+        );
+        for read_only in ["log.dirs", "node.id", "log.retention.check.interval.ms"] {
+            let err = incremental(
+                &mut image,
+                &node,
+                &[change(read_only, ConfigOp::Set, Some("1"))],
+            )
+            .unwrap_err();
+            assert_eq!(err.code, ResponseError::InvalidConfig.code());
+            assert!(err.message.contains(read_only), "{}", err.message);
+        }
+        let err = incremental(
+            &mut image,
+            &default,
+            &[change("log.retention.ms", ConfigOp::Set, Some("-7"))],
+        )
+        .unwrap_err();
+        assert!(err.message.contains("log.retention.ms"), "{}", err.message);
+    }
+
+    #[test]
+    fn alter_configs_replaces_the_whole_set() {
+        let mut image = image_with_topic("t");
+        let topic = ConfigResource::Topic("t".into());
+        let set = |pairs: &[(&str, &str)]| -> Vec<(String, Option<String>)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.to_string())))
+                .collect()
+        };
+        for r in alter_configs(
+            &image,
+            &topic,
+            &set(&[("retention.ms", "10"), ("segment.ms", "20")]),
+        )
+        .unwrap()
+        {
+            image.apply(&r);
+        }
+        let records = alter_configs(&image, &topic, &set(&[("segment.ms", "30")])).unwrap();
+        assert_eq!(records.len(), 2);
+        for r in &records {
+            image.apply(r);
+        }
+        let configs = image.topic_overrides("t").unwrap();
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs["segment.ms"], "30");
+        assert_eq!(
+            alter_configs(&image, &topic, &[("retention.ms".into(), None)])
+                .unwrap_err()
+                .code,
+            ResponseError::InvalidRequest.code()
+        );
+        for r in alter_configs(&image, &topic, &[]).unwrap() {
+            image.apply(&r);
+        }
+        assert!(image.topic_overrides("t").is_none());
     }
 }

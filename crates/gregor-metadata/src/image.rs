@@ -36,6 +36,35 @@ impl TopicImage {
     }
 }
 
+/// The dynamic config layers of an image that a topic's or broker's effective config is built
+/// from, highest precedence first: topic overrides, this node's dynamic broker configs, the
+/// cluster-wide dynamic default. `Default` is no dynamic config at all.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConfigLayers<'a> {
+    pub topic: Option<&'a BTreeMap<String, String>>,
+    dynamic: Option<&'a BTreeMap<ConfigResource, BTreeMap<String, String>>>,
+}
+
+impl<'a> ConfigLayers<'a> {
+    /// Only topic overrides (tests, and topics not yet in an image).
+    pub fn topic_only(topic: Option<&'a BTreeMap<String, String>>) -> ConfigLayers<'a> {
+        ConfigLayers {
+            topic,
+            dynamic: None,
+        }
+    }
+
+    /// The same broker layers with other topic overrides (a CreateTopics being validated).
+    pub fn with_topic(self, topic: Option<&'a BTreeMap<String, String>>) -> ConfigLayers<'a> {
+        ConfigLayers { topic, ..self }
+    }
+
+    /// The dynamic configs of one broker (`Some(node)`) or of the cluster default (`None`).
+    pub fn broker(&self, node: Option<i32>) -> Option<&'a BTreeMap<String, String>> {
+        self.dynamic?.get(&ConfigResource::Broker(node))
+    }
+}
+
 /// The cluster as of `offset` in the metadata log. Cheap to clone for the few writers; readers
 /// share it behind an `Arc`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -55,8 +84,26 @@ impl MetadataImage {
             .and_then(|name| self.topics.get(name))
     }
 
-    pub fn topic_configs(&self, topic: &str) -> Option<&BTreeMap<String, String>> {
+    /// The overrides set on a topic, if any.
+    pub fn topic_overrides(&self, topic: &str) -> Option<&BTreeMap<String, String>> {
         self.configs.get(&ConfigResource::Topic(topic.to_string()))
+    }
+
+    /// Everything that decides a topic's effective configs: its overrides and the dynamic broker
+    /// configs (per node and cluster default). The broker adds its static config and defaults.
+    pub fn topic_configs(&self, topic: &str) -> ConfigLayers<'_> {
+        ConfigLayers {
+            topic: self.topic_overrides(topic),
+            dynamic: Some(&self.configs),
+        }
+    }
+
+    /// The dynamic broker configs, without a topic.
+    pub fn broker_configs(&self) -> ConfigLayers<'_> {
+        ConfigLayers {
+            topic: None,
+            dynamic: Some(&self.configs),
+        }
     }
 
     /// Applies one record. Records come from the controller, which validated them against the

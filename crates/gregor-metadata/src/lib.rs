@@ -12,6 +12,6 @@ pub mod store;
 
 pub use configs::{ConfigDef, TOPIC_CONFIGS};
 pub use controller::ControllerError;
-pub use image::{BrokerRegistration, MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerRegistration, ConfigLayers, MetadataImage, PartitionImage, TopicImage};
 pub use records::{ConfigResource, MetadataRecord};
 pub use store::MetadataStore;

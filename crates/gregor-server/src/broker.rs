@@ -105,7 +105,7 @@ impl Broker {
         }
         metadata.commit(startup)?;
         write_meta_properties(&log_dir, &metadata.image(), node_id);
-        let replicas = ReplicaManager::new(log_dir.clone());
+        let replicas = ReplicaManager::new(&config.log_dirs);
         replicas.reconcile(&metadata.image(), &config, node_id)?;
         let slots = config.get_i64("max.incremental.fetch.session.cache.slots") as usize;
         let (shutdown, _) = watch::channel(false);
@@ -168,9 +168,14 @@ impl Broker {
         self.shutdown.subscribe()
     }
 
+    /// Tells connections, timers and the cleaner to stop.
+    pub fn stop_background(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
     /// Stops accepting work and writes every checkpoint.
     pub fn shutdown(&self) {
-        let _ = self.shutdown.send(true);
+        self.stop_background();
         for partition in self.replicas.all() {
             if let Err(e) = partition.with_log_mut(|log| log.checkpoint()) {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "checkpoint failed");
@@ -221,10 +226,21 @@ impl RunningBroker {
         let broker = self.broker.clone();
         tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
         tokio::spawn(broker.clone().maintain());
+        let cleaner = {
+            let broker = broker.clone();
+            std::thread::Builder::new()
+                .name("log-cleaner".into())
+                .spawn(move || crate::cleaner::run(broker))
+                .expect("spawn the log cleaner thread")
+        };
         tokio::select! {
             _ = crate::network::accept_loop(broker.clone(), self.listener) => {}
             _ = stop => {}
         }
+        // Stop background work first: the cleaner finishes the partition it is on, then every
+        // checkpoint is written.
+        broker.stop_background();
+        let _ = cleaner.join();
         broker.shutdown();
     }
 }

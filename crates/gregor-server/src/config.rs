@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use gregor_metadata::configs::{topic_config, ConfigDef, ConfigKind};
-use gregor_metadata::TOPIC_CONFIGS;
+use gregor_metadata::configs::{
+    is_dynamic_broker_config, topic_config, ConfigDef, ConfigKind, BOOL, SCALED_SYNONYMS,
+};
+use gregor_metadata::{ConfigLayers, TOPIC_CONFIGS};
 use gregor_storage::compression::BrokerCompression;
 use gregor_storage::{LogConfig, TimestampType};
 
@@ -24,7 +26,12 @@ const fn broker(name: &'static str, default: &'static str, kind: ConfigKind) -> 
     }
 }
 
-const BOOL: ConfigKind = ConfigKind::Choice(&["true", "false"]);
+// Kafka's ConfigSource values (DescribeConfigs, CreateTopics).
+pub const DYNAMIC_TOPIC_CONFIG: i8 = 1;
+pub const DYNAMIC_BROKER_CONFIG: i8 = 2;
+pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
+pub const STATIC_BROKER_CONFIG: i8 = 4;
+pub const DEFAULT_CONFIG: i8 = 5;
 
 /// Broker configs beyond the topic defaults (whose broker synonyms are accepted too).
 const BROKER_CONFIGS: &[ConfigDef] = &[
@@ -108,6 +115,22 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "offsets.topic.segment.bytes",
         "104857600",
         ConfigKind::Int { min: 1 },
+    ),
+    broker("log.cleaner.enable", "true", BOOL),
+    broker(
+        "log.cleaner.dedupe.buffer.size",
+        "134217728",
+        ConfigKind::Long { min: 1 << 20 },
+    ),
+    broker(
+        "log.cleaner.io.max.bytes.per.second",
+        "1.7976931348623157E308",
+        ConfigKind::Text,
+    ),
+    broker(
+        "log.cleaner.backoff.ms",
+        "15000",
+        ConfigKind::Long { min: 1 },
     ),
     broker(
         "connections.max.idle.ms",
@@ -245,49 +268,101 @@ impl BrokerConfig {
             .collect()
     }
 
-    /// The value of a broker config: explicit, else its default. Unknown names give "".
+    /// The static value of a broker config (file and overrides), else its default. Unknown names
+    /// give "". Dynamic broker configs are not looked at: see [`BrokerConfig::broker_value`].
     pub fn get(&self, name: &str) -> String {
-        self.explicit
-            .get(name)
-            .cloned()
-            .or_else(|| self.derived(name))
-            .or_else(|| definition(name).map(|d| d.default.to_string()))
-            .unwrap_or_default()
+        self.broker_value(name, ConfigLayers::default())
     }
 
-    /// Whether a broker config was set explicitly (or derived from one that was).
+    /// Whether a broker config was set statically (or derived from one that was).
     pub fn is_explicit(&self, name: &str) -> bool {
-        self.explicit.contains_key(name) || self.derived(name).is_some()
-    }
-
-    /// Kafka's older spellings: `log.retention.hours/minutes`, `log.roll.hours`.
-    fn derived(&self, name: &str) -> Option<String> {
-        let scaled = |key: &str, factor: i64| {
-            let v: i64 = self.explicit.get(key)?.parse().ok()?;
-            Some(if v < 0 { v } else { v * factor }.to_string())
-        };
-        match name {
-            "log.retention.ms" => scaled("log.retention.minutes", 60_000)
-                .or_else(|| scaled("log.retention.hours", 3_600_000)),
-            "log.roll.ms" => scaled("log.roll.hours", 3_600_000),
-            _ => None,
-        }
+        self.broker_source(name, ConfigLayers::default()).is_some()
     }
 
     pub fn get_i64(&self, name: &str) -> i64 {
         self.get(name).trim().parse().unwrap_or_default()
     }
 
-    /// The effective value of a topic config: the topic's override, else the broker's synonym.
-    pub fn topic_value(&self, name: &str, overrides: Option<&BTreeMap<String, String>>) -> String {
-        overrides
+    /// Where a broker config is set, highest precedence first: this node's dynamic configs, the
+    /// cluster default, the static config. `(name, raw value, source)`.
+    pub fn broker_layers<'a>(
+        &'a self,
+        name: &str,
+        layers: ConfigLayers<'a>,
+    ) -> Vec<(String, String, i8)> {
+        let mut found = Vec::new();
+        let candidates = [
+            (layers.broker(Some(self.node_id)), DYNAMIC_BROKER_CONFIG),
+            (layers.broker(None), DYNAMIC_DEFAULT_BROKER_CONFIG),
+            (Some(&self.explicit), STATIC_BROKER_CONFIG),
+        ];
+        for (layer, source) in candidates {
+            let Some(layer) = layer else { continue };
+            if let Some(v) = layer.get(name) {
+                found.push((name.to_string(), v.clone(), source));
+            }
+            for (_, alias, _) in SCALED_SYNONYMS.iter().filter(|(t, _, _)| *t == name) {
+                if let Some(v) = layer.get(*alias) {
+                    found.push((alias.to_string(), v.clone(), source));
+                }
+            }
+        }
+        found
+    }
+
+    /// The effective value of a broker config and where it comes from; `None`: the default. As
+    /// in Kafka, the layers are merged before older spellings are read, so `log.retention.ms`
+    /// anywhere beats `log.retention.hours` anywhere.
+    pub fn broker_source(&self, name: &str, layers: ConfigLayers) -> Option<(String, i8)> {
+        let candidates = [
+            (layers.broker(Some(self.node_id)), DYNAMIC_BROKER_CONFIG),
+            (layers.broker(None), DYNAMIC_DEFAULT_BROKER_CONFIG),
+            (Some(&self.explicit), STATIC_BROKER_CONFIG),
+        ];
+        let lookup = |key: &str| {
+            candidates
+                .iter()
+                .find_map(|(layer, source)| Some((layer.as_ref()?.get(key)?.clone(), *source)))
+        };
+        if let Some(found) = lookup(name) {
+            return Some(found);
+        }
+        SCALED_SYNONYMS
+            .iter()
+            .filter(|(target, _, _)| *target == name)
+            .find_map(|(_, alias, factor)| {
+                let (v, source) = lookup(alias)?;
+                let v: i64 = v.trim().parse().ok()?;
+                Some((if v < 0 { v } else { v * factor }.to_string(), source))
+            })
+    }
+
+    /// The effective value of a broker config with the dynamic layers of `layers`.
+    pub fn broker_value(&self, name: &str, layers: ConfigLayers) -> String {
+        self.broker_source(name, layers)
+            .map(|(v, _)| v)
+            .or_else(|| definition(name).map(|d| d.default.to_string()))
+            .unwrap_or_default()
+    }
+
+    /// Whether a broker config can be changed at run time (else DescribeConfigs says read-only).
+    pub fn is_dynamic(name: &str) -> bool {
+        is_dynamic_broker_config(name)
+    }
+
+    /// The effective value of a topic config: the topic's override, else the broker's synonym
+    /// (dynamic per node, dynamic cluster default, static), else the default.
+    pub fn topic_value(&self, name: &str, layers: ConfigLayers) -> String {
+        layers
+            .topic
             .and_then(|o| o.get(name).cloned())
-            .or_else(|| topic_config(name).map(|d| self.get(d.broker_synonym)))
+            .or_else(|| topic_config(name).map(|d| self.broker_value(d.broker_synonym, layers)))
             .unwrap_or_default()
     }
 
     /// The storage settings of a topic.
-    pub fn log_config(&self, overrides: Option<&BTreeMap<String, String>>) -> LogConfig {
+    pub fn log_config(&self, layers: ConfigLayers) -> LogConfig {
+        let overrides = layers;
         let num = |name: &str| -> i64 {
             self.topic_value(name, overrides)
                 .trim()
@@ -301,7 +376,20 @@ impl BrokerConfig {
             .split(',')
             .any(|p| p.trim() == "delete");
         let retention = |name: &str| if deletes { num(name) } else { -1 };
+        let compact = self
+            .topic_value("cleanup.policy", overrides)
+            .split(',')
+            .any(|p| p.trim() == "compact");
         LogConfig {
+            compact,
+            delete_retention_ms: num("delete.retention.ms"),
+            min_compaction_lag_ms: num("min.compaction.lag.ms"),
+            max_compaction_lag_ms: num("max.compaction.lag.ms"),
+            min_cleanable_dirty_ratio: self
+                .topic_value("min.cleanable.dirty.ratio", overrides)
+                .trim()
+                .parse()
+                .unwrap_or(0.5),
             segment_bytes: num("segment.bytes") as u64,
             segment_ms: num("segment.ms"),
             retention_ms: retention("retention.ms"),
@@ -341,7 +429,7 @@ mod tests {
         assert_eq!(config.listener.to_string(), "127.0.0.1:9092");
         assert_eq!(config.log_dirs, vec![PathBuf::from("./gregor-data")]);
         assert_eq!(config.get("num.partitions"), "1");
-        let log = config.log_config(None);
+        let log = config.log_config(ConfigLayers::default());
         assert_eq!(log.retention_ms, 604_800_000);
         assert_eq!(log.max_message_bytes, 1_048_588);
     }
@@ -364,13 +452,120 @@ mod tests {
         .unwrap();
         let topic: BTreeMap<String, String> =
             [("retention.bytes".to_string(), "10".to_string())].into();
-        let log = config.log_config(Some(&topic));
+        let log = config.log_config(ConfigLayers::topic_only(Some(&topic)));
         assert_eq!(log.retention_ms, 3_600_000);
         assert_eq!(log.retention_bytes, 10);
         assert_eq!(log.max_message_bytes, 5000);
         assert_eq!(config.listener.port(), 0);
         let compacted: BTreeMap<String, String> =
             [("cleanup.policy".to_string(), "compact".to_string())].into();
-        assert_eq!(config.log_config(Some(&compacted)).retention_ms, -1);
+        assert_eq!(
+            config
+                .log_config(ConfigLayers::topic_only(Some(&compacted)))
+                .retention_ms,
+            -1
+        );
+    }
+
+    #[test]
+    fn dynamic_layers_take_precedence() {
+        use gregor_metadata::{ConfigResource, MetadataImage, MetadataRecord};
+        let config = BrokerConfig::from_pairs(pairs(&[("log.retention.hours", "1")])).unwrap();
+        let mut image = MetadataImage::default();
+        let set = |image: &mut MetadataImage, resource: ConfigResource, name: &str, v: &str| {
+            image.apply(&MetadataRecord::Config {
+                resource,
+                name: name.into(),
+                value: Some(v.into()),
+            })
+        };
+        let source = |image: &MetadataImage| {
+            config.broker_source("log.retention.ms", image.topic_configs("t"))
+        };
+        assert_eq!(
+            source(&image),
+            Some(("3600000".into(), STATIC_BROKER_CONFIG))
+        );
+        set(
+            &mut image,
+            ConfigResource::Broker(None),
+            "log.retention.ms",
+            "5000",
+        );
+        assert_eq!(
+            source(&image),
+            Some(("5000".into(), DYNAMIC_DEFAULT_BROKER_CONFIG))
+        );
+        // log.retention.ms in any layer beats the older spellings in any layer, as in Kafka.
+        set(
+            &mut image,
+            ConfigResource::Broker(Some(1)),
+            "log.retention.minutes",
+            "2",
+        );
+        assert_eq!(
+            source(&image),
+            Some(("5000".into(), DYNAMIC_DEFAULT_BROKER_CONFIG))
+        );
+        set(
+            &mut image,
+            ConfigResource::Broker(Some(1)),
+            "log.retention.ms",
+            "7000",
+        );
+        assert_eq!(source(&image), Some(("7000".into(), DYNAMIC_BROKER_CONFIG)));
+        // Another node's dynamic config does not apply here.
+        set(
+            &mut image,
+            ConfigResource::Broker(Some(2)),
+            "log.segment.bytes",
+            "1000",
+        );
+        assert_eq!(
+            config.log_config(image.topic_configs("t")).segment_bytes,
+            1_073_741_824
+        );
+        assert_eq!(
+            config.log_config(image.topic_configs("t")).retention_ms,
+            7000
+        );
+        set(
+            &mut image,
+            ConfigResource::Topic("t".into()),
+            "retention.ms",
+            "9",
+        );
+        assert_eq!(config.log_config(image.topic_configs("t")).retention_ms, 9);
+        assert_eq!(
+            config.log_config(image.topic_configs("u")).retention_ms,
+            7000
+        );
+        // The static view is unchanged.
+        assert_eq!(config.get("log.retention.ms"), "3600000");
+        assert_eq!(
+            config.broker_layers("log.retention.ms", image.broker_configs()),
+            vec![
+                (
+                    "log.retention.ms".to_string(),
+                    "7000".to_string(),
+                    DYNAMIC_BROKER_CONFIG
+                ),
+                (
+                    "log.retention.minutes".to_string(),
+                    "2".to_string(),
+                    DYNAMIC_BROKER_CONFIG
+                ),
+                (
+                    "log.retention.ms".to_string(),
+                    "5000".to_string(),
+                    DYNAMIC_DEFAULT_BROKER_CONFIG
+                ),
+                (
+                    "log.retention.hours".to_string(),
+                    "1".to_string(),
+                    STATIC_BROKER_CONFIG
+                ),
+            ]
+        );
     }
 }

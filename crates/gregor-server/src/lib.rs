@@ -3,6 +3,7 @@
 //! (`gregor-storage`).
 
 pub mod broker;
+mod cleaner;
 pub mod config;
 mod delayed;
 mod fetch_session;

@@ -3,12 +3,14 @@
 //! opens, reconfigures and deletes logs to match it.
 
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_metadata::MetadataImage;
+use gregor_protocol::kafka::ResponseError;
 use gregor_storage::{AppendResult, PartitionLog, Result as StorageResult};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -22,6 +24,8 @@ const PARTITION_METADATA: &str = "partition.metadata";
 
 pub struct Partition {
     pub topic: String,
+    /// The partition's directory, in one of `log.dirs`.
+    dir: PathBuf,
     pub topic_id: Uuid,
     pub index: i32,
     log: RwLock<PartitionLog>,
@@ -95,9 +99,21 @@ impl Partition {
     }
 }
 
+/// One of `log.dirs`. A directory that cannot be used at start-up is offline: its partitions are
+/// unavailable (KAFKA_STORAGE_ERROR) while every other directory keeps serving.
+struct LogDir {
+    path: PathBuf,
+    online: bool,
+}
+
 pub struct ReplicaManager {
-    log_dir: PathBuf,
+    log_dirs: Vec<LogDir>,
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Partitions that cannot be served: their directory is offline or their log did not open.
+    offline: RwLock<HashSet<(String, i32)>>,
+    /// Set after the first reconcile: partitions that appear later are new and may be placed on
+    /// any online directory, while at start-up a missing partition may sit on an offline one.
+    started: AtomicBool,
 }
 
 fn is_partition_dir(name: &str) -> bool {
@@ -114,11 +130,71 @@ fn read_topic_id(dir: &Path) -> Option<Uuid> {
 }
 
 impl ReplicaManager {
-    pub fn new(log_dir: PathBuf) -> ReplicaManager {
+    /// Checks every log dir; those that cannot be created or listed are offline. The first
+    /// directory holds the metadata log and must be usable (the caller checks it).
+    pub fn new(log_dirs: &[PathBuf]) -> ReplicaManager {
+        let log_dirs = log_dirs
+            .iter()
+            .map(|path| {
+                let usable = std::fs::create_dir_all(path).and_then(|()| std::fs::read_dir(path).map(drop));
+                if let Err(e) = &usable {
+                    tracing::error!(dir = %path.display(), error = %e, "log dir is offline; its partitions are unavailable");
+                }
+                LogDir {
+                    path: path.clone(),
+                    online: usable.is_ok(),
+                }
+            })
+            .collect();
         ReplicaManager {
-            log_dir,
+            log_dirs,
             partitions: RwLock::new(HashMap::new()),
+            offline: RwLock::new(HashSet::new()),
+            started: AtomicBool::new(false),
         }
+    }
+
+    /// The partition, or the error code that explains why it is not served here.
+    pub fn lookup(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
+        self.get(topic, index).ok_or_else(|| {
+            if self.is_offline(topic, index) {
+                ResponseError::KafkaStorageError.code()
+            } else {
+                ResponseError::UnknownTopicOrPartition.code()
+            }
+        })
+    }
+
+    pub fn is_offline(&self, topic: &str, index: i32) -> bool {
+        self.offline.read().contains(&(topic.to_string(), index))
+    }
+
+    /// Where a partition's directory is: the online log dir that already has it, else (for a
+    /// partition new since start-up, or when no dir is offline) the online dir hosting the fewest
+    /// partitions, as Kafka places them. `None`: it may be on an offline dir.
+    fn place(
+        &self,
+        partitions: &HashMap<(String, i32), Arc<Partition>>,
+        topic: &str,
+        index: i32,
+    ) -> Option<PathBuf> {
+        let name = format!("{topic}-{index}");
+        let online = || self.log_dirs.iter().filter(|d| d.online);
+        if let Some(existing) = online().map(|d| d.path.join(&name)).find(|p| p.is_dir()) {
+            return Some(existing);
+        }
+        let some_offline = self.log_dirs.iter().any(|d| !d.online);
+        if some_offline && !self.started.load(Ordering::Acquire) {
+            return None;
+        }
+        online()
+            .min_by_key(|d| {
+                partitions
+                    .values()
+                    .filter(|p| p.dir.parent() == Some(&d.path))
+                    .count()
+            })
+            .map(|d| d.path.join(name))
     }
 
     pub fn get(&self, topic: &str, index: i32) -> Option<Arc<Partition>> {
@@ -154,13 +230,19 @@ impl ReplicaManager {
             if let Some(partition) = partitions.remove(&key) {
                 tracing::info!(topic = %key.0, partition = key.1, "deleting partition log");
                 partition.wake_waiters();
-                let dir = self.dir_of(&key.0, key.1);
+                let dir = partition.dir.clone();
                 drop(partition);
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
                 }
             }
         }
+        self.offline.write().retain(|(t, i)| {
+            image
+                .topics
+                .get(t)
+                .is_some_and(|t| t.partitions.contains_key(i))
+        });
         self.remove_stray_dirs(image)?;
         for topic in image.topics.values() {
             let log_config = config.log_config(image.topic_configs(&topic.name));
@@ -176,17 +258,33 @@ impl ReplicaManager {
                     existing.with_log_mut(|log| log.update_config(log_config.clone()));
                     continue;
                 }
-                let dir = self.dir_of(&topic.name, index);
-                std::fs::create_dir_all(&dir)?;
-                std::fs::write(
-                    dir.join(PARTITION_METADATA),
-                    format!("version: 0\ntopic_id: {}\n", topic.id),
-                )?;
-                let log = PartitionLog::open(dir, log_config.clone())?;
+                let Some(dir) = self.place(&partitions, &topic.name, index) else {
+                    self.offline.write().insert(key);
+                    continue;
+                };
+                let opened = std::fs::create_dir_all(&dir)
+                    .and_then(|()| {
+                        std::fs::write(
+                            dir.join(PARTITION_METADATA),
+                            format!("version: 0\ntopic_id: {}\n", topic.id),
+                        )
+                    })
+                    .map_err(gregor_storage::StorageError::from)
+                    .and_then(|()| PartitionLog::open(dir.clone(), log_config.clone()));
+                let log = match opened {
+                    Ok(log) => log,
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, partition = index, dir = %dir.display(), error = %e, "partition log is offline");
+                        self.offline.write().insert(key);
+                        continue;
+                    }
+                };
+                self.offline.write().remove(&key);
                 let high_watermark = AtomicI64::new(log.log_end_offset());
                 partitions.insert(
                     key,
                     Arc::new(Partition {
+                        dir,
                         topic: topic.name.clone(),
                         topic_id: topic.id,
                         index,
@@ -198,20 +296,19 @@ impl ReplicaManager {
                 );
             }
         }
+        self.started.store(true, Ordering::Release);
         Ok(())
-    }
-
-    fn dir_of(&self, topic: &str, index: i32) -> PathBuf {
-        self.log_dir.join(format!("{topic}-{index}"))
     }
 
     /// Removes partition directories whose topic (by id) the image no longer has: left behind by a
     /// crash between a deletion's commit and its cleanup.
     fn remove_stray_dirs(&self, image: &MetadataImage) -> StorageResult<()> {
-        let Ok(entries) = std::fs::read_dir(&self.log_dir) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
+        let online = self.log_dirs.iter().filter(|d| d.online);
+        for entry in online
+            .filter_map(|d| std::fs::read_dir(&d.path).ok())
+            .flatten()
+            .flatten()
+        {
             let name = entry.file_name().to_string_lossy().to_string();
             if !entry.path().is_dir() || !is_partition_dir(&name) {
                 continue;

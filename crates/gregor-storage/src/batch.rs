@@ -179,6 +179,30 @@ pub(crate) fn validate_one(buf: &[u8]) -> Result<BatchHeader> {
     Ok(h)
 }
 
+/// Validates a batch read back from a segment: CRC, and a record count that fits the offset
+/// range. Compaction leaves batches with offset gaps (fewer records than `lastOffsetDelta + 1`)
+/// and, for a producer's last batch, no records at all.
+pub(crate) fn validate_stored(buf: &[u8]) -> Result<BatchHeader> {
+    let h = BatchHeader::parse(buf)?;
+    let crc = compute_crc(buf);
+    if crc != h.crc {
+        return Err(StorageError::CorruptMessage(format!(
+            "record batch CRC mismatch: stored {:#010x}, computed {crc:#010x}",
+            h.crc
+        )));
+    }
+    if h.records_count < 0
+        || h.last_offset_delta < 0
+        || i64::from(h.records_count) > i64::from(h.last_offset_delta) + 1
+    {
+        return Err(StorageError::InvalidRecord(format!(
+            "records_count {} does not fit lastOffsetDelta {}",
+            h.records_count, h.last_offset_delta
+        )));
+    }
+    Ok(h)
+}
+
 /// Validates every batch in `buf` (one or more concatenated v2 batches as a producer sent
 /// them): sane length within the buffer, magic 2, size limit, CRC-32C, record count.
 pub fn validate_batches(buf: &[u8], max_message_bytes: usize) -> Result<Vec<BatchHeader>> {

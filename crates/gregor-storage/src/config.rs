@@ -28,6 +28,16 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// flush.ms
     pub flush_ms: i64,
+    /// cleanup.policy includes `compact`
+    pub compact: bool,
+    /// delete.retention.ms: how long tombstones survive compaction
+    pub delete_retention_ms: i64,
+    /// min.compaction.lag.ms
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms
+    pub max_compaction_lag_ms: i64,
+    /// min.cleanable.dirty.ratio
+    pub min_cleanable_dirty_ratio: f64,
     /// compression.type: the codec batches are stored in
     pub compression: crate::compression::BrokerCompression,
 }
@@ -45,6 +55,11 @@ impl Default for LogConfig {
             segment_index_bytes: 10_485_760,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
             compression: crate::compression::BrokerCompression::Producer,
         }
     }

@@ -3,17 +3,18 @@
 
 pub mod batch;
 mod checkpoint;
+pub mod compression;
 mod config;
 mod error;
 mod index;
 pub mod log;
 mod producer_state;
-pub mod compression;
 pub mod records;
 mod segment;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::{Result, StorageError};
+pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
 pub use log::{AppendResult, PartitionLog};
 
 #[cfg(test)]

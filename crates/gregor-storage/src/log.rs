@@ -14,6 +14,13 @@ use crate::error::{Result, StorageError};
 use crate::producer_state::{self, ProducerEntry, ProducerStateManager};
 use crate::segment::{self, Segment};
 
+// Log compaction (cleanup.policy=compact): a child module so it can reach the log's fields.
+#[path = "cleaner.rs"]
+pub mod cleaner;
+// DeleteRecords, likewise.
+#[path = "delete_records.rs"]
+mod delete_records;
+
 /// Outcome of [`PartitionLog::append`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendResult {
@@ -40,6 +47,8 @@ pub struct PartitionLog {
     unflushed_messages: i64,
     last_flush_ms: Option<i64>,
     scratch: Vec<u8>,
+    /// Log cleaner state (clean offset), see cleaner.rs.
+    cleaner: cleaner::CleanerState,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -58,6 +67,7 @@ impl PartitionLog {
     pub fn open(dir: PathBuf, config: LogConfig) -> Result<PartitionLog> {
         fs::create_dir_all(&dir)?;
         checkpoint::remove_tmp(&dir);
+        cleaner::recover_dir(&dir)?;
         let cp = checkpoint::read(&dir);
         let recovery_point = cp.map_or(0, |c| c.recovery_point);
         let mut log_start_offset = cp.map_or(0, |c| c.log_start_offset);
@@ -131,6 +141,7 @@ impl PartitionLog {
         log_start_offset = log_start_offset.max(first_base).min(log_end_offset);
         producers.evict_before(log_start_offset);
 
+        let cleaner = cleaner::CleanerState::load(&dir, log_end_offset);
         Ok(PartitionLog {
             dir,
             config,
@@ -142,6 +153,7 @@ impl PartitionLog {
             unflushed_messages: 0,
             last_flush_ms: None,
             scratch: Vec::new(),
+            cleaner,
         })
     }
 
@@ -166,6 +178,9 @@ impl PartitionLog {
             }
             None => records,
         };
+        if self.config.compact {
+            compression::require_keys(records, &headers)?;
+        }
         let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
 
         // Producer checks and offset assignment, staged until the write succeeds.
@@ -443,7 +458,7 @@ impl PartitionLog {
         self.log_start_offset = self.log_start_offset.max(next_base);
         self.recovery_point = self.recovery_point.max(self.log_start_offset);
         tracing::info!(
-            "{}: deleting segment {} (retention)",
+            "{}: deleting segment {} (below the new log start)",
             self.dir.display(),
             seg.base_offset
         );

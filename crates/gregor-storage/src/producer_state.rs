@@ -134,6 +134,15 @@ impl ProducerStateManager {
             .replay(h);
     }
 
+    /// Per producer id, the last offset of its newest retained data batch (for the cleaner,
+    /// which must keep each producer's last batch). Producers without one are absent.
+    pub fn last_batch_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
+            .collect()
+    }
+
     /// Forgets producers none of whose retained batches remain in the log.
     pub fn evict_before(&mut self, log_start_offset: i64) {
         self.producers.retain(|_, e| {

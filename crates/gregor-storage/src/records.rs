@@ -7,6 +7,7 @@ use proto_kafka::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
+use crate::batch::{self, BatchHeader};
 use crate::error::{Result, StorageError};
 use crate::log::PartitionLog;
 
@@ -61,15 +62,31 @@ impl PartitionLog {
             if chunk.is_empty() {
                 break;
             }
-            let sets = RecordBatchDecoder::decode_all(&mut chunk).map_err(|e| {
-                StorageError::CorruptMessage(format!("unreadable batch at offset {offset}: {e}"))
-            })?;
             let before = offset;
-            for record in sets.into_iter().flat_map(|s| s.records) {
-                offset = offset.max(record.offset + 1);
-                if !record.control {
-                    apply(record.offset, record.key, record.value)?;
+            // Batch by batch: a compacted batch may have offset gaps or no records at all, so
+            // the next offset comes from the batch header, not from the last record.
+            while !chunk.is_empty() {
+                let h = BatchHeader::parse(&chunk)?;
+                let len = h.total_len();
+                if len > chunk.len() || h.batch_length < batch::MIN_BATCH_LENGTH {
+                    return Err(StorageError::CorruptMessage(format!(
+                        "truncated batch at offset {}",
+                        h.base_offset
+                    )));
                 }
+                let mut one = chunk.split_to(len);
+                let set = RecordBatchDecoder::decode(&mut one).map_err(|e| {
+                    StorageError::CorruptMessage(format!(
+                        "unreadable batch at offset {}: {e}",
+                        h.base_offset
+                    ))
+                })?;
+                for record in set.records {
+                    if !record.control {
+                        apply(record.offset, record.key, record.value)?;
+                    }
+                }
+                offset = offset.max(h.next_offset());
             }
             if offset == before {
                 break;

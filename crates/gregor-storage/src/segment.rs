@@ -178,7 +178,7 @@ impl Segment {
         if h.base_offset < expected_min
             || h.last_offset_delta < 0
             || h.last_offset() >= upper_offset
-            || h.records_count <= 0
+            || h.records_count < 0
             || h.last_offset() - self.base_offset > i64::from(i32::MAX)
             || pos + len as u64 > u64::from(u32::MAX)
         {
@@ -190,7 +190,8 @@ impl Segment {
         if h.last_offset() >= recovery_point {
             data.resize(len, 0);
             self.file.read_exact_at(data, pos)?;
-            batch::validate_one(data)?;
+            // Stored batches may have been compacted (offset gaps, or empty; see cleaner.rs).
+            batch::validate_stored(data)?;
         }
         Ok(h)
     }
@@ -374,4 +375,43 @@ pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+// ---- Log cleaner support (see cleaner.rs) ----
+
+/// Suffix of a cleaned segment file being written (discarded on open).
+pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
+/// Suffix of a complete cleaned segment file ready to replace the original (completed on open).
+pub(crate) const SWAP_SUFFIX: &str = ".swap";
+/// Suffix of a replaced original segment file awaiting deletion (deleted on open).
+pub(crate) const DELETED_SUFFIX: &str = ".deleted";
+
+/// `NNN.log` followed by `suffix`.
+pub(crate) fn log_path_with(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{LOG_EXT}{suffix}"))
+}
+
+impl Segment {
+    /// Creates an empty segment writing to `NNN.log.cleaned`; once that file is renamed to
+    /// `NNN.log` the segment is an ordinary one (its handle follows the rename).
+    pub(crate) fn create_cleaned(dir: &Path, base_offset: i64) -> Result<Segment> {
+        let f = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(log_path_with(dir, base_offset, CLEANED_SUFFIX))?;
+        f.set_len(0)?;
+        Ok(Self::empty(dir, base_offset, f))
+    }
+
+    /// A second handle on the `.log` file (stays readable after the file is renamed or deleted).
+    pub(crate) fn clone_file(&self) -> Result<File> {
+        Ok(self.file.try_clone()?)
+    }
+
+    /// fsyncs the `.log` file unconditionally.
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.file.sync_all()?;
+        Ok(())
+    }
 }

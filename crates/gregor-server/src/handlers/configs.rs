@@ -1,57 +1,129 @@
-//! DescribeConfigs for topics and brokers: every known config with its value, source and synonyms.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics and brokers.
+//!
+//! A topic config's effective value comes from, in order: the topic's override, this broker's
+//! dynamic config, the cluster-wide dynamic default, the static config (file, `--override`), the
+//! default. All dynamic configs are metadata records; changes are controller decisions.
 
-use gregor_protocol::kafka::ResponseError;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gregor_metadata::configs::{ConfigDef, ConfigKind};
-use gregor_metadata::TOPIC_CONFIGS;
+use gregor_metadata::controller::{
+    alter_configs as decide_alter, config_resource,
+    incremental_alter_configs as decide_incremental, ConfigChange, ConfigOp, ControllerError,
+    RESOURCE_BROKER, RESOURCE_TOPIC,
+};
+use gregor_metadata::{ConfigLayers, ConfigResource, MetadataImage, MetadataRecord, TOPIC_CONFIGS};
+use gregor_protocol::kafka::messages::alter_configs_response::AlterConfigsResourceResponse;
+use gregor_protocol::kafka::messages::create_topics_response::CreatableTopicConfigs;
 use gregor_protocol::kafka::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
 };
-use gregor_protocol::kafka::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use gregor_protocol::kafka::messages::incremental_alter_configs_response::AlterConfigsResourceResponse as IncrementalResourceResponse;
+use gregor_protocol::kafka::messages::{
+    AlterConfigsRequest, AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
+use super::topics::storage_failure;
 use crate::broker::Broker;
-use crate::config::broker_config_names;
-
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
-
-// Kafka's ConfigSource values.
-const DYNAMIC_TOPIC_CONFIG: i8 = 1;
-const STATIC_BROKER_CONFIG: i8 = 4;
-const DEFAULT_CONFIG: i8 = 5;
+use crate::config::{
+    broker_config_names, BrokerConfig, DEFAULT_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,
+    DYNAMIC_TOPIC_CONFIG,
+};
 
 fn config_type(kind: ConfigKind) -> i8 {
     match kind {
-        ConfigKind::Int { .. } => 3,
+        ConfigKind::Int { .. } | ConfigKind::IntRange { .. } => 3,
         ConfigKind::Long { .. } => 5,
+        ConfigKind::Double { .. } => 6,
         ConfigKind::ChoiceList(_) => 7,
         ConfigKind::Choice(["true", "false"]) => 1,
         ConfigKind::Choice(_) | ConfigKind::Text => 2,
     }
 }
 
-/// One config entry; `synonyms` are `(name, value, source)` from highest precedence down, the
-/// first being the effective one.
-fn entry(
-    def: &ConfigDef,
-    synonyms: Vec<(&str, String, i8)>,
-    include_synonyms: bool,
-) -> DescribeConfigsResourceResult {
-    let (_, value, source) = synonyms[0].clone();
+/// One config as described: its effective value and source, whether it can be altered, and
+/// `(name, value, source)` synonyms from highest precedence down (the default last).
+pub(crate) struct Described {
+    pub name: &'static str,
+    pub kind: ConfigKind,
+    pub value: String,
+    pub source: i8,
+    pub read_only: bool,
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+/// Every topic config of a topic with `layers` (its overrides and the dynamic broker configs).
+pub(crate) fn describe_topic(config: &BrokerConfig, layers: ConfigLayers) -> Vec<Described> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let mut synonyms = Vec::new();
+            if let Some(v) = layers.topic.and_then(|o| o.get(def.name)) {
+                synonyms.push((def.name.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
+            }
+            synonyms.extend(config.broker_layers(def.broker_synonym, layers));
+            synonyms.push((
+                def.broker_synonym.to_string(),
+                def.default.to_string(),
+                DEFAULT_CONFIG,
+            ));
+            let (value, source) = match layers.topic.and_then(|o| o.get(def.name)) {
+                Some(v) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
+                None => config
+                    .broker_source(def.broker_synonym, layers)
+                    .unwrap_or_else(|| (def.default.to_string(), DEFAULT_CONFIG)),
+            };
+            Described {
+                name: def.name,
+                kind: def.kind,
+                value,
+                source,
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+fn describe_broker(config: &BrokerConfig, def: &ConfigDef, layers: ConfigLayers) -> Described {
+    let mut synonyms = config.broker_layers(def.name, layers);
+    synonyms.push((
+        def.name.to_string(),
+        def.default.to_string(),
+        DEFAULT_CONFIG,
+    ));
+    let (value, source) = config
+        .broker_source(def.name, layers)
+        .unwrap_or_else(|| (def.default.to_string(), DEFAULT_CONFIG));
+    Described {
+        name: def.name,
+        kind: def.kind,
+        value,
+        source,
+        read_only: !BrokerConfig::is_dynamic(def.name),
+        synonyms,
+    }
+}
+
+fn entry(described: Described, include_synonyms: bool) -> DescribeConfigsResourceResult {
     DescribeConfigsResourceResult::default()
-        .with_name(str_bytes(def.name))
-        .with_value(Some(str_bytes(&value)))
-        .with_config_source(source)
-        .with_config_type(config_type(def.kind))
+        .with_name(str_bytes(described.name))
+        .with_value(Some(str_bytes(&described.value)))
+        .with_config_source(described.source)
+        .with_read_only(described.read_only)
+        .with_config_type(config_type(described.kind))
         .with_documentation(None)
         .with_synonyms(if include_synonyms {
-            synonyms
+            described
+                .synonyms
                 .into_iter()
                 .map(|(name, value, source)| {
                     DescribeConfigsSynonym::default()
-                        .with_name(str_bytes(name))
+                        .with_name(str_bytes(&name))
                         .with_value(Some(str_bytes(&value)))
                         .with_source(source)
                 })
@@ -61,17 +133,26 @@ fn entry(
         })
 }
 
-fn broker_synonyms<'a>(broker: &Broker, def: &'a ConfigDef) -> Vec<(&'a str, String, i8)> {
-    let mut synonyms = Vec::new();
-    if broker.config.is_explicit(def.broker_synonym) {
-        synonyms.push((
-            def.broker_synonym,
-            broker.config.get(def.broker_synonym),
-            STATIC_BROKER_CONFIG,
-        ));
-    }
-    synonyms.push((def.broker_synonym, def.default.to_string(), DEFAULT_CONFIG));
-    synonyms
+/// The configs of a created topic, as CreateTopics v5+ returns them.
+pub(crate) fn created_topic_configs(
+    broker: &Broker,
+    image: &MetadataImage,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    describe_topic(
+        &broker.config,
+        image.broker_configs().with_topic(Some(overrides)),
+    )
+    .into_iter()
+    .map(|d| {
+        CreatableTopicConfigs::default()
+            .with_name(str_bytes(d.name))
+            .with_value(Some(str_bytes(&d.value)))
+            .with_read_only(d.read_only)
+            .with_config_source(d.source)
+            .with_is_sensitive(false)
+    })
+    .collect()
 }
 
 pub fn describe_configs(
@@ -80,23 +161,24 @@ pub fn describe_configs(
     request: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let image = broker.metadata.image();
+    let config = &broker.config;
     let results = request
         .resources
         .iter()
         .map(|resource| {
             let name = resource.resource_name.as_str();
-            let wanted = |key: &str| {
+            let wanted = |d: &Described| {
                 resource
                     .configuration_keys
                     .as_ref()
-                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == key))
+                    .is_none_or(|keys| keys.iter().any(|k| k.as_str() == d.name))
             };
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone())
                 .with_error_message(None);
-            let configs = match resource.resource_type {
-                TOPIC => {
+            let described: Vec<Described> = match resource.resource_type {
+                RESOURCE_TOPIC => {
                     if !image.topics.contains_key(name) {
                         return result
                             .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -104,22 +186,32 @@ pub fn describe_configs(
                                 "Topic '{name}' does not exist"
                             ))));
                     }
-                    let overrides = image.topic_configs(name);
-                    TOPIC_CONFIGS
-                        .iter()
-                        .filter(|d| wanted(d.name))
-                        .map(|def| {
-                            let mut synonyms = Vec::new();
-                            if let Some(v) = overrides.and_then(|o| o.get(def.name)) {
-                                synonyms.push((def.name, v.clone(), DYNAMIC_TOPIC_CONFIG));
-                            }
-                            synonyms.extend(broker_synonyms(broker, def));
-                            entry(def, synonyms, request.include_synonyms)
-                        })
-                        .collect()
+                    describe_topic(config, image.topic_configs(name))
                 }
-                BROKER => {
-                    if !name.is_empty() && name != broker.node_id.to_string() {
+                // The cluster-wide default resource lists only the dynamic defaults set, as Kafka.
+                RESOURCE_BROKER if name.is_empty() => image
+                    .broker_configs()
+                    .broker(None)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(key, value)| {
+                        let def = broker_config_names().find(|d| d.name == key)?;
+                        Some(Described {
+                            name: def.name,
+                            kind: def.kind,
+                            value: value.clone(),
+                            source: DYNAMIC_DEFAULT_BROKER_CONFIG,
+                            read_only: false,
+                            synonyms: vec![(
+                                key.clone(),
+                                value.clone(),
+                                DYNAMIC_DEFAULT_BROKER_CONFIG,
+                            )],
+                        })
+                    })
+                    .collect(),
+                RESOURCE_BROKER => {
+                    if name != broker.node_id.to_string() {
                         return result
                             .with_error_code(ResponseError::InvalidRequest.code())
                             .with_error_message(Some(str_bytes(&format!(
@@ -128,14 +220,7 @@ pub fn describe_configs(
                             ))));
                     }
                     broker_config_names()
-                        .filter(|d| wanted(d.name))
-                        .map(|def| {
-                            entry(
-                                &def,
-                                broker_synonyms(broker, &def),
-                                request.include_synonyms,
-                            )
-                        })
+                        .map(|def| describe_broker(config, &def, image.broker_configs()))
                         .collect()
                 }
                 other => {
@@ -146,8 +231,124 @@ pub fn describe_configs(
                         ))));
                 }
             };
-            result.with_configs(configs)
+            result.with_configs(
+                described
+                    .into_iter()
+                    .filter(wanted)
+                    .map(|d| entry(d, request.include_synonyms))
+                    .collect(),
+            )
         })
         .collect();
     DescribeConfigsResponse::default().with_results(results)
+}
+
+/// Decides (and, unless `validate_only`, commits) a config change of one resource.
+fn change_resource(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    validate_only: bool,
+    decide: impl FnOnce(&MetadataImage, &ConfigResource) -> Result<Vec<MetadataRecord>, ControllerError>,
+) -> Result<(), ControllerError> {
+    let outcome = broker
+        .decide(|image| {
+            let resource = config_resource(image, resource_type, name)?;
+            let records = decide(image, &resource)?;
+            let changed = records.len();
+            Ok((if validate_only { vec![] } else { records }, changed))
+        })
+        .map_err(storage_failure)?;
+    if let Ok(changed) = &outcome {
+        if !validate_only && *changed > 0 {
+            tracing::info!(resource_type, resource = name, changed, "altered configs");
+        }
+    }
+    outcome.map(drop)
+}
+
+fn error_parts(outcome: Result<(), ControllerError>) -> (i16, Option<String>) {
+    match outcome {
+        Ok(()) => (0, None),
+        Err(e) => (e.code, Some(e.message)),
+    }
+}
+
+pub fn alter_configs(
+    broker: &Arc<Broker>,
+    _version: i16,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
+    let responses = request
+        .resources
+        .iter()
+        .map(|r| {
+            let configs: Vec<(String, Option<String>)> = r
+                .configs
+                .iter()
+                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                .collect();
+            let (code, message) = error_parts(change_resource(
+                broker,
+                r.resource_type,
+                r.resource_name.as_str(),
+                request.validate_only,
+                |image, resource| decide_alter(image, resource, &configs),
+            ));
+            AlterConfigsResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message.as_deref().map(str_bytes))
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+pub fn incremental_alter_configs(
+    broker: &Arc<Broker>,
+    _version: i16,
+    request: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = request
+        .resources
+        .iter()
+        .map(|r| {
+            let changes: Result<Vec<ConfigChange>, ControllerError> = r
+                .configs
+                .iter()
+                .map(|c| {
+                    let op =
+                        ConfigOp::from_code(c.config_operation).ok_or_else(|| ControllerError {
+                            code: ResponseError::InvalidRequest.code(),
+                            message: format!(
+                                "Unknown config operation {} for {}",
+                                c.config_operation, c.name
+                            ),
+                        })?;
+                    Ok(ConfigChange {
+                        name: c.name.to_string(),
+                        op,
+                        value: c.value.as_ref().map(|v| v.to_string()),
+                    })
+                })
+                .collect();
+            let outcome = changes.and_then(|changes| {
+                change_resource(
+                    broker,
+                    r.resource_type,
+                    r.resource_name.as_str(),
+                    request.validate_only,
+                    |image, resource| decide_incremental(image, resource, &changes),
+                )
+            });
+            let (code, message) = error_parts(outcome);
+            IncrementalResourceResponse::default()
+                .with_resource_type(r.resource_type)
+                .with_resource_name(r.resource_name.clone())
+                .with_error_code(code)
+                .with_error_message(message.as_deref().map(str_bytes))
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

@@ -114,7 +114,7 @@ fn update_session(
 
 fn read_all(
     fetch_set: &[SessionPartition],
-    partitions: &[Option<Arc<Partition>>],
+    partitions: &[Result<Arc<Partition>, i16>],
     max_bytes: usize,
     unknown: i16,
 ) -> Vec<PartitionRead> {
@@ -124,13 +124,20 @@ fn read_all(
         .iter()
         .zip(partitions)
         .map(|(want, partition)| {
-            let Some(partition) = partition else {
-                return PartitionRead {
-                    error: unknown,
-                    high_watermark: -1,
-                    log_start: -1,
-                    records: Bytes::new(),
-                };
+            let partition = match partition {
+                Ok(partition) => partition,
+                Err(code) => {
+                    return PartitionRead {
+                        error: if *code == ResponseError::UnknownTopicOrPartition.code() {
+                            unknown
+                        } else {
+                            *code
+                        },
+                        high_watermark: -1,
+                        log_start: -1,
+                        records: Bytes::new(),
+                    }
+                }
             };
             let limit = (want.max_bytes.max(0) as usize).min(remaining);
             let result = if limit == 0 {
@@ -188,9 +195,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             }
         },
     };
-    let partitions: Vec<Option<Arc<Partition>>> = fetch_set
+    let partitions: Vec<Result<Arc<Partition>, i16>> = fetch_set
         .iter()
-        .map(|p| broker.replicas.get(&p.topic, p.partition))
+        .map(|p| broker.replicas.lookup(&p.topic, p.partition))
         .collect();
     let live: Vec<Arc<Partition>> = partitions.iter().flatten().cloned().collect();
     let fetch_max = broker.config.get_i64("fetch.max.bytes").max(1) as usize;

@@ -52,14 +52,17 @@ pub fn handle(
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let Some(partition) = broker
+                    let partition = match broker
                         .replicas
-                        .get(topic.name.0.as_str(), p.partition_index)
-                    else {
-                        return response
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_offset(-1)
-                            .with_timestamp(-1);
+                        .lookup(topic.name.0.as_str(), p.partition_index)
+                    {
+                        Ok(partition) => partition,
+                        Err(code) => {
+                            return response
+                                .with_error_code(code)
+                                .with_offset(-1)
+                                .with_timestamp(-1)
+                        }
                     };
                     match lookup(&partition, p.timestamp) {
                         Ok((offset, timestamp)) => response

@@ -32,18 +32,28 @@ pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
         .collect()
 }
 
-fn describe(topic: &TopicImage) -> MetadataResponseTopic {
+/// A topic's partitions; one whose log is offline here shows no leader, as Kafka shows a partition
+/// whose leader's log dir failed.
+fn describe(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
             let ids = |v: &[i32]| v.iter().map(|&b| BrokerId(b)).collect::<Vec<_>>();
-            MetadataResponsePartition::default()
+            let described = MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(BrokerId(p.leader))
                 .with_leader_epoch(p.leader_epoch)
                 .with_replica_nodes(ids(&p.replicas))
-                .with_isr_nodes(ids(&p.isr))
+                .with_isr_nodes(ids(&p.isr));
+            if broker.replicas.is_offline(&topic.name, index) {
+                described
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_offline_replicas(vec![BrokerId(broker.node_id)])
+            } else {
+                described
+            }
         })
         .collect();
     MetadataResponseTopic::default()
@@ -69,21 +79,21 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
     let mut image = broker.metadata.image();
     let topics = match request.topics {
         // v0 sends an empty list for "all topics"; later versions send null.
-        None => image.topics.values().map(describe).collect(),
+        None => image.topics.values().map(|t| describe(broker, t)).collect(),
         Some(wanted) if wanted.is_empty() && version == 0 => {
-            image.topics.values().map(describe).collect()
+            image.topics.values().map(|t| describe(broker, t)).collect()
         }
         Some(wanted) => wanted
             .into_iter()
             .map(|t| {
                 let Some(name) = t.name.map(|n| n.0) else {
                     return match image.topic_by_id(&t.topic_id) {
-                        Some(topic) => describe(topic),
+                        Some(topic) => describe(broker, topic),
                         None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId.code()),
                     };
                 };
                 if let Some(topic) = image.topics.get(name.as_str()) {
-                    return describe(topic);
+                    return describe(broker, topic);
                 }
                 if validate_topic_name(&name).is_err() {
                     return topic_error(
@@ -105,7 +115,7 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
                         image
                             .topics
                             .get(name.as_str())
-                            .map(describe)
+                            .map(|t| describe(broker, t))
                             .unwrap_or_else(|| {
                                 topic_error(
                                     Some(name),

@@ -11,6 +11,7 @@ mod list_offsets;
 mod metadata;
 mod produce;
 mod producer_id;
+mod records;
 pub(crate) mod topics;
 
 use std::net::SocketAddr;
@@ -101,6 +102,11 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         RequestKind::InitProducerId(r) => respond!(producer_id::handle(broker, r)),
         RequestKind::DescribeCluster(r) => respond!(cluster::describe_cluster(broker, version, r)),
         RequestKind::DescribeConfigs(r) => respond!(configs::describe_configs(broker, version, r)),
+        RequestKind::AlterConfigs(r) => respond!(configs::alter_configs(broker, version, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            respond!(configs::incremental_alter_configs(broker, version, r))
+        }
+        RequestKind::DeleteRecords(r) => respond!(records::delete_records(broker, version, r)),
         _ => {
             // `versions::decodable` admits only the APIs above.
             tracing::error!(?api, "no handler for an advertised API");

@@ -51,30 +51,41 @@ pub async fn handle(
         };
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for (i, data) in topic.partition_data.into_iter().enumerate() {
-            let partition = name
-                .as_deref()
-                .and_then(|n| broker.replicas.get(n, data.index));
+            let partition = match name.as_deref() {
+                Some(n) => broker.replicas.lookup(n, data.index).map_err(|code| {
+                    if code == ResponseError::UnknownTopicOrPartition.code() {
+                        unknown
+                    } else {
+                        code
+                    }
+                }),
+                None => Err(unknown),
+            };
             let internal = name
                 .as_deref()
                 .and_then(|n| image.topics.get(n))
                 .is_some_and(|t| t.is_internal());
             let response = match (acks, partition, data.records) {
-                (-1..=1, Some(_), _) if internal => failed(
+                (-1..=1, Ok(_), _) if internal => failed(
                     data.index,
                     ResponseError::InvalidTopicException.code(),
                     "Cannot append to internal topic",
                 ),
-                (-1..=1, None, _) => failed(
+                (-1..=1, Err(code), _) => failed(
                     data.index,
-                    unknown,
-                    "This server does not host this topic-partition.",
+                    code,
+                    if code == unknown {
+                        "This server does not host this topic-partition."
+                    } else {
+                        "The partition's log directory is offline."
+                    },
                 ),
-                (-1..=1, Some(_), None) => failed(
+                (-1..=1, Ok(_), None) => failed(
                     data.index,
                     ResponseError::CorruptMessage.code(),
                     "no records",
                 ),
-                (-1..=1, Some(partition), Some(records)) => match partition.append(&records, now) {
+                (-1..=1, Ok(partition), Some(records)) => match partition.append(&records, now) {
                     Ok(appended) => {
                         if acks == -1 {
                             pending.push((t, i, partition.clone(), appended.last_offset + 1));

@@ -27,7 +27,7 @@ fn defaults(broker: &Broker) -> TopicDefaults {
     }
 }
 
-fn storage_failure(e: impl std::fmt::Display) -> ControllerError {
+pub(crate) fn storage_failure(e: impl std::fmt::Display) -> ControllerError {
     tracing::error!(error = %e, "metadata log append failed");
     ControllerError {
         code: ResponseError::KafkaStorageError.code(),
@@ -131,6 +131,16 @@ pub fn create_topics(
                 let factor = created
                     .and_then(|c| c.partitions.values().next())
                     .map_or(t.replication_factor, |p| p.replicas.len() as i16);
+                if version >= 5 {
+                    let overrides = topic
+                        .configs
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                        .collect();
+                    result = result.with_configs(Some(super::configs::created_topic_configs(
+                        broker, &image, &overrides,
+                    )));
+                }
                 result = result
                     .with_topic_id(if request.validate_only {
                         Uuid::nil()

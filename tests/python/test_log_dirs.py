@@ -1,0 +1,49 @@
+"""Several `log.dirs`: partitions are spread across them, stay where they are across restarts, and
+a directory that cannot be used takes only its own partitions offline."""
+
+from pathlib import Path
+
+from clients import consume_confluent, create_topic, produce_confluent, unique_topic
+
+
+def hosted(dirs, topic):
+    """{partition: index of the log dir holding it}"""
+    out = {}
+    for i, d in enumerate(dirs):
+        for p in Path(d).glob(f"{topic}-*"):
+            out[int(p.name.rsplit("-", 1)[1])] = i
+    return out
+
+
+def test_partitions_spread_and_a_bad_dir_takes_only_its_partitions_offline(broker_factory, tmp_path):
+    dirs = [tmp_path / "disk-a", tmp_path / "disk-b"]
+    b = broker_factory(overrides={"log.dirs": ",".join(str(d) for d in dirs)})
+    t = create_topic(b.bootstrap, unique_topic("dirs"), 4)
+    placement = hosted(dirs, t)
+    assert sorted(placement) == [0, 1, 2, 3]
+    assert sorted(placement.values()) == [0, 0, 1, 1], placement
+    produce_confluent(b.bootstrap, t, [{"value": f"v{p}".encode(), "partition": p} for p in range(4)])
+
+    # Restart: every partition is found where it was, with its data.
+    b.stop()
+    b.start()
+    assert hosted(dirs, t) == placement
+    got = consume_confluent(b.bootstrap, t, range(4), 4)
+    assert sorted((r["partition"], r["value"]) for r in got) == [(p, f"v{p}".encode()) for p in range(4)]
+
+    # The second disk fails: replace it with a file so it cannot be read.
+    b.stop()
+    moved = tmp_path / "disk-b.lost"
+    dirs[1].rename(moved)
+    dirs[1].write_text("not a directory")
+    b.start()
+    on_a = sorted(p for p, d in placement.items() if d == 0)
+    on_b = sorted(p for p, d in placement.items() if d == 1)
+    reports = produce_confluent(b.bootstrap, t, [{"value": b"after", "partition": p} for p in range(4)],
+                                **{"message.timeout.ms": 5000, "retries": 0})
+    errors = {p: err for err, p, _o in reports}
+    assert all(errors[p] is None for p in on_a), errors
+    assert all(errors[p] is not None for p in on_b), errors
+    assert "log dir is offline" in b.log_text()
+    got = consume_confluent(b.bootstrap, t, on_a, 2 * len(on_a))
+    assert sorted(r["value"] for r in got) == sorted([b"after"] * len(on_a) + [f"v{p}".encode() for p in on_a])

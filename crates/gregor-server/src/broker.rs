@@ -170,7 +170,9 @@ impl Broker {
 
     /// Tells connections, timers and the cleaner to stop.
     pub fn stop_background(&self) {
-        let _ = self.shutdown.send(true);
+        // send_replace stores the value even when nothing subscribed yet (send would drop it), so
+        // a task that subscribes later still sees the stop.
+        self.shutdown.send_replace(true);
     }
 
     /// Stops accepting work and writes every checkpoint.

@@ -369,6 +369,12 @@ impl BrokerConfig {
                 .parse()
                 .unwrap_or_default()
         };
+        let num_or = |name: &str, default: i64| -> i64 {
+            self.topic_value(name, overrides)
+                .trim()
+                .parse()
+                .unwrap_or(default)
+        };
         // Retention deletes only where the cleanup policy includes "delete": a compacted-only
         // topic (like __consumer_offsets) keeps every segment.
         let deletes = self
@@ -408,6 +414,15 @@ impl BrokerConfig {
             flush_ms: num("flush.ms"),
             compression: BrokerCompression::parse(&self.topic_value("compression.type", overrides))
                 .unwrap_or_default(),
+            timestamp_before_max_ms: num_or("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: num_or("message.timestamp.after.max.ms", 3_600_000),
+            file_delete_delay_ms: num_or("file.delete.delay.ms", 60_000),
+            segment_jitter_ms: num("segment.jitter.ms"),
+            // Accepted and ignored: gregor does not preallocate segment files.
+            preallocate: self
+                .topic_value("preallocate", overrides)
+                .trim()
+                .eq_ignore_ascii_case("true"),
         }
     }
 }
@@ -465,6 +480,34 @@ mod tests {
                 .retention_ms,
             -1
         );
+    }
+
+    #[test]
+    fn timestamp_bounds_delete_delay_jitter_and_preallocate() {
+        let config =
+            BrokerConfig::from_pairs(pairs(&[("log.segment.delete.delay.ms", "5")])).unwrap();
+        let log = config.log_config(ConfigLayers::default());
+        assert_eq!(log.timestamp_before_max_ms, i64::MAX);
+        assert_eq!(log.timestamp_after_max_ms, 3_600_000);
+        assert_eq!(log.file_delete_delay_ms, 5);
+        assert_eq!(log.segment_jitter_ms, 0);
+        assert!(!log.preallocate);
+        let topic: BTreeMap<String, String> = [
+            ("message.timestamp.before.max.ms", "1000"),
+            ("message.timestamp.after.max.ms", "2000"),
+            ("file.delete.delay.ms", "0"),
+            ("segment.jitter.ms", "300"),
+            ("preallocate", "TRUE"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let log = config.log_config(ConfigLayers::topic_only(Some(&topic)));
+        assert_eq!(log.timestamp_before_max_ms, 1000);
+        assert_eq!(log.timestamp_after_max_ms, 2000);
+        assert_eq!(log.file_delete_delay_ms, 0);
+        assert_eq!(log.segment_jitter_ms, 300);
+        assert!(log.preallocate);
     }
 
     #[test]

@@ -16,8 +16,9 @@
 //!
 //! Crash safety: `.cleaned` files are renamed to `.swap` in ascending base-offset order (each
 //! rename made durable before the next), then each original `.log` is renamed `.deleted`, its
-//! `.swap` renamed into place and the `.deleted` file removed. On open, `.cleaned` files are
-//! discarded, `.swap` files completed and `.deleted` files removed. Any prefix of swapped
+//! `.swap` renamed into place and the `.deleted` file scheduled for removal after
+//! `file.delete.delay.ms` (like segments deleted by retention). On open, `.cleaned` files are
+//! discarded, `.swap` files completed and (by the log) `.deleted` files removed. Any prefix of swapped
 //! segments leaves every key's latest value (a cleaned segment only drops records superseded by
 //! later ones, which both the original and the cleaned later segments keep).
 
@@ -93,8 +94,8 @@ fn remove_if_exists(path: &Path) -> Result<()> {
 }
 
 /// Resolves what an interrupted clean left behind (called by `PartitionLog::open` before it
-/// lists the segments): `.cleaned` files are deleted, `.swap` files replace their originals,
-/// `.deleted` files are deleted.
+/// lists the segments): `.cleaned` files are deleted, `.swap` files replace their originals.
+/// (`.deleted` files, of the cleaner and of retention alike, are removed by the log's open.)
 pub(crate) fn recover_dir(dir: &Path) -> Result<()> {
     let _ = fs::remove_file(dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp")));
     let mut swaps = Vec::new();
@@ -103,7 +104,7 @@ pub(crate) fn recover_dir(dir: &Path) -> Result<()> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(CLEANED_SUFFIX) || name.ends_with(DELETED_SUFFIX) {
+        if name.ends_with(CLEANED_SUFFIX) {
             junk.push(entry.path());
         } else if let Some(stem) = name.strip_suffix(SWAP_SUFFIX) {
             if let Some(base) = segment::parse_file_name(stem, LOG_EXT) {
@@ -361,7 +362,7 @@ impl PartitionLog {
                 sync_dir(&dir);
             }
         }
-        // Phase 2: original → .deleted, .swap → original name, remove .deleted.
+        // Phase 2: original → .deleted, .swap → original name, .deleted removed after the delay.
         for (i, c) in &mut targets {
             let Some(mut new_seg) = c.segment.take() else {
                 continue;
@@ -376,7 +377,7 @@ impl PartitionLog {
             cleaned.stats.bytes_replaced += self.segments[*i].size;
             // The old segment's handle closes here; readers holding clones keep reading it.
             self.segments[*i] = new_seg;
-            remove_if_exists(&deleted)?;
+            self.schedule_file_delete(deleted, None);
         }
         // Empty segments between others are dropped (the first one stays: it keeps offsets
         // below it out of range).
@@ -386,7 +387,7 @@ impl PartitionLog {
         while i < end {
             if self.segments[i].size == 0 {
                 let s = self.segments.remove(i);
-                s.delete_files()?;
+                self.schedule_segment_delete(s, None)?;
                 end -= 1;
             } else {
                 i += 1;

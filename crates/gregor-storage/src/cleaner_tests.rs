@@ -689,3 +689,24 @@ fn corrupt_segment_aborts_clean_without_panic() {
     assert!(plan.execute(NOW, 1 << 20, &mut |_| {}).is_err());
     assert!(files_with(&dir, ".cleaned").is_empty());
 }
+
+#[test]
+fn replaced_originals_removed_after_file_delete_delay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = dir_of(tmp.path());
+    let mut log = open(tmp.path(), compact_config());
+    fill(&mut log, 5, Compression::None);
+    let want = latest(&all_records(&log));
+    let stats = clean(&mut log, NOW, 1 << 20).unwrap();
+    assert!(stats.segments_cleaned > 0);
+    // The originals wait as .log.deleted; reads see the cleaned segments.
+    let pending = files_with(&dir, ".log.deleted").len();
+    assert!(pending >= stats.segments_cleaned, "{pending}");
+    assert_eq!(latest(&all_records(&log)), want);
+    log.maybe_flush(NOW).unwrap(); // starts the 60 s default delay
+    log.maybe_flush(NOW + 59_999).unwrap();
+    assert_eq!(files_with(&dir, ".log.deleted").len(), pending);
+    log.maybe_flush(NOW + 60_000).unwrap();
+    assert!(files_with(&dir, ".deleted").is_empty());
+    assert_eq!(latest(&all_records(&log)), want);
+}

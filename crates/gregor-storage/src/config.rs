@@ -40,6 +40,17 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// compression.type: the codec batches are stored in
     pub compression: crate::compression::BrokerCompression,
+    /// message.timestamp.before.max.ms: how far in the past a CreateTime timestamp may be
+    pub timestamp_before_max_ms: i64,
+    /// message.timestamp.after.max.ms: how far in the future a CreateTime timestamp may be
+    pub timestamp_after_max_ms: i64,
+    /// file.delete.delay.ms: how long a deleted segment's `.deleted` files stay on disk
+    pub file_delete_delay_ms: i64,
+    /// segment.jitter.ms: the largest random amount subtracted from `segment_ms` per segment
+    pub segment_jitter_ms: i64,
+    /// preallocate: accepted and ignored (gregor never preallocates segment files; they grow
+    /// with each append).
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -61,6 +72,29 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             compression: crate::compression::BrokerCompression::Producer,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            file_delete_delay_ms: 60_000,
+            segment_jitter_ms: 0,
+            preallocate: false,
         }
+    }
+}
+
+impl LogConfig {
+    /// The time-based roll jitter of the segment starting at `base_offset`: a value in
+    /// `[0, min(segment.jitter.ms, segment.ms))`, like Kafka's per-segment random jitter but
+    /// derived from the base offset (a SplitMix64 hash), so it is deterministic and survives a
+    /// restart.
+    pub fn roll_jitter_ms(&self, base_offset: i64) -> i64 {
+        let bound = self.segment_jitter_ms.min(self.segment_ms);
+        if bound <= 0 {
+            return 0;
+        }
+        let mut z = (base_offset as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % bound as u64) as i64
     }
 }

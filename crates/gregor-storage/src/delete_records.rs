@@ -21,7 +21,7 @@ impl PartitionLog {
             return Ok(self.log_start_offset);
         }
         while self.segments.len() > 1 && self.segments[1].base_offset <= offset {
-            self.delete_oldest_segment()?;
+            self.delete_oldest_segment(None)?;
         }
         self.log_start_offset = offset;
         self.recovery_point = self.recovery_point.max(offset);

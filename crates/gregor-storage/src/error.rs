@@ -13,6 +13,9 @@ pub enum StorageError {
     /// Structurally valid batch with invalid contents.
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// A CreateTime timestamp outside `message.timestamp.{before,after}.max.ms` of now.
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
     /// Idempotent producer sequence gap or reordering.
     #[error("out of order sequence number: {0}")]
     OutOfOrderSequence(String),
@@ -40,6 +43,7 @@ impl StorageError {
             StorageError::MessageTooLarge(_) => Kafka::MessageTooLarge,
             StorageError::UnsupportedForMessageFormat => Kafka::UnsupportedForMessageFormat,
             StorageError::InvalidRecord(_) => Kafka::InvalidRecord,
+            StorageError::InvalidTimestamp(_) => Kafka::InvalidTimestamp,
             StorageError::OutOfOrderSequence(_) => Kafka::OutOfOrderSequenceNumber,
             StorageError::InvalidProducerEpoch(_) => Kafka::InvalidProducerEpoch,
             StorageError::OffsetOutOfRange { .. } => Kafka::OffsetOutOfRange,

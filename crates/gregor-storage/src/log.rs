@@ -49,6 +49,9 @@ pub struct PartitionLog {
     scratch: Vec<u8>,
     /// Log cleaner state (clean offset), see cleaner.rs.
     cleaner: cleaner::CleanerState,
+    /// `*.deleted` files awaiting removal, with their due time (`None`: not yet stamped; the
+    /// next [`PartitionLog::delete_expired_files`] stamps it with its `now_ms` plus the delay).
+    pending_deletes: Vec<(Option<i64>, PathBuf)>,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -68,6 +71,7 @@ impl PartitionLog {
         fs::create_dir_all(&dir)?;
         checkpoint::remove_tmp(&dir);
         cleaner::recover_dir(&dir)?;
+        segment::remove_deleted_files(&dir)?;
         let cp = checkpoint::read(&dir);
         let recovery_point = cp.map_or(0, |c| c.recovery_point);
         let mut log_start_offset = cp.map_or(0, |c| c.log_start_offset);
@@ -154,6 +158,7 @@ impl PartitionLog {
             last_flush_ms: None,
             scratch: Vec::new(),
             cleaner,
+            pending_deletes: Vec::new(),
         })
     }
 
@@ -170,6 +175,9 @@ impl PartitionLog {
         now_ms: i64,
     ) -> Result<AppendResult> {
         let mut headers = batch::validate_batches(records, self.config.max_message_bytes)?;
+        if self.config.timestamp_type == TimestampType::CreateTime {
+            self.check_timestamps(&headers, now_ms)?;
+        }
         let recompressed = compression::recompress(records, &headers, self.config.compression)?;
         let records = match &recompressed {
             Some(rewritten) => {
@@ -269,6 +277,28 @@ impl PartitionLog {
         })
     }
 
+    /// `message.timestamp.{before,after}.max.ms` for a CreateTime topic: every timestamp must
+    /// lie in `[now - before, now + after]`. Kafka checks each record; this checks only the
+    /// batch header's first (base) and max timestamps, which bound the records of v2 batches as
+    /// real producers write them (timestamps not decreasing within a batch), so the hot path
+    /// decodes nothing. -1 (no timestamp) is exempt, as in Kafka.
+    fn check_timestamps(&self, headers: &[BatchHeader], now_ms: i64) -> Result<()> {
+        let earliest = now_ms.saturating_sub(self.config.timestamp_before_max_ms);
+        let latest = now_ms.saturating_add(self.config.timestamp_after_max_ms);
+        for h in headers {
+            for ts in [h.first_timestamp, h.max_timestamp] {
+                if ts != -1 && (ts < earliest || ts > latest) {
+                    return Err(StorageError::InvalidTimestamp(format!(
+                        "timestamp {ts} of the batch at base offset {} is out of range; it must \
+                         be within [{earliest}, {latest}]",
+                        h.base_offset
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn maybe_roll(
         &mut self,
         bytes: usize,
@@ -286,9 +316,9 @@ impl PartitionLog {
         let new_size = seg.size.saturating_add(bytes as u64);
         let roll = new_size > cfg.segment_bytes
             || new_size > u64::from(u32::MAX)
-            || seg
-                .roll_base_ms
-                .is_some_and(|t| now_ms.saturating_sub(t) >= cfg.segment_ms)
+            || seg.roll_base_ms.is_some_and(|t| {
+                now_ms.saturating_sub(t) >= cfg.segment_ms - cfg.roll_jitter_ms(seg.base_offset)
+            })
             || seg.offset_index.len().saturating_add(batches) > max_index_entries
             || seg.time_index.len().saturating_add(batches) > max_time_entries
             || last_offset - seg.base_offset > i64::from(i32::MAX);
@@ -424,7 +454,7 @@ impl PartitionLog {
                 if !expired {
                     break;
                 }
-                self.delete_oldest_segment()?;
+                self.delete_oldest_segment(Some(now_ms))?;
                 deleted += 1;
             }
         }
@@ -438,7 +468,7 @@ impl PartitionLog {
                     break;
                 }
                 diff -= size;
-                self.delete_oldest_segment()?;
+                self.delete_oldest_segment(Some(now_ms))?;
                 deleted += 1;
             }
         }
@@ -449,7 +479,7 @@ impl PartitionLog {
         Ok(deleted)
     }
 
-    fn delete_oldest_segment(&mut self) -> Result<()> {
+    fn delete_oldest_segment(&mut self, now_ms: Option<i64>) -> Result<()> {
         let seg = self.segments.remove(0);
         let next_base = self
             .segments
@@ -462,11 +492,57 @@ impl PartitionLog {
             self.dir.display(),
             seg.base_offset
         );
-        seg.delete_files()
+        self.schedule_segment_delete(seg, now_ms)
     }
 
-    /// fsync if flush_ms elapsed since the last flush and there is unflushed data.
+    /// Renames a removed segment's files to `*.deleted` at once and schedules their removal
+    /// after `file.delete.delay.ms` from `now_ms` (or from the next
+    /// [`PartitionLog::delete_expired_files`] call when the caller has no clock).
+    fn schedule_segment_delete(&mut self, seg: Segment, now_ms: Option<i64>) -> Result<()> {
+        for path in seg.rename_to_deleted()? {
+            self.schedule_file_delete(path, now_ms);
+        }
+        Ok(())
+    }
+
+    fn schedule_file_delete(&mut self, path: PathBuf, now_ms: Option<i64>) {
+        let due = now_ms.map(|now| now.saturating_add(self.config.file_delete_delay_ms.max(0)));
+        // A new file of the same name (a cleaned segment deleted again) restarts the delay.
+        self.pending_deletes.retain(|(_, p)| *p != path);
+        self.pending_deletes.push((due, path));
+    }
+
+    /// Removes the `*.deleted` files whose `file.delete.delay.ms` has elapsed at `now_ms`
+    /// (called from [`PartitionLog::maybe_flush`]); returns how many were removed.
+    pub fn delete_expired_files(&mut self, now_ms: i64) -> usize {
+        if self.pending_deletes.is_empty() {
+            return 0;
+        }
+        let delay = self.config.file_delete_delay_ms.max(0);
+        let mut removed = 0usize;
+        let dir = &self.dir;
+        self.pending_deletes.retain_mut(|(due, path)| {
+            let due = *due.get_or_insert(now_ms.saturating_add(delay));
+            if due > now_ms {
+                return true;
+            }
+            match fs::remove_file(&*path) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Left for the next open to remove.
+                Err(e) => {
+                    tracing::warn!("{}: cannot remove {}: {e}", dir.display(), path.display())
+                }
+            }
+            false
+        });
+        removed
+    }
+
+    /// fsync if flush_ms elapsed since the last flush and there is unflushed data; also removes
+    /// deleted segment files whose `file.delete.delay.ms` has elapsed.
     pub fn maybe_flush(&mut self, now_ms: i64) -> Result<()> {
+        self.delete_expired_files(now_ms);
         if self.unflushed_messages == 0 {
             return Ok(());
         }

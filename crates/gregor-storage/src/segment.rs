@@ -270,6 +270,23 @@ impl Segment {
         Ok(())
     }
 
+    /// Renames the segment's files to `*.deleted` (so no later open or read sees the segment)
+    /// and returns the new paths, for removal after `file.delete.delay.ms`. Readers holding a
+    /// clone of the file handle keep reading it.
+    pub fn rename_to_deleted(self) -> Result<Vec<PathBuf>> {
+        let mut renamed = Vec::with_capacity(3);
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            let from = file_path(&self.dir, self.base_offset, ext);
+            let to = deleted_path(&from);
+            match fs::rename(&from, &to) {
+                Ok(()) => renamed.push(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(renamed)
+    }
+
     /// Deletes the segment's files.
     pub fn delete_files(self) -> Result<()> {
         let Segment {
@@ -383,8 +400,35 @@ pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<()> {
 pub(crate) const CLEANED_SUFFIX: &str = ".cleaned";
 /// Suffix of a complete cleaned segment file ready to replace the original (completed on open).
 pub(crate) const SWAP_SUFFIX: &str = ".swap";
-/// Suffix of a replaced original segment file awaiting deletion (deleted on open).
+/// Suffix of a segment file awaiting deletion (after `file.delete.delay.ms`, or on open): of
+/// segments deleted by retention or DeleteRecords and of originals replaced by the cleaner.
 pub(crate) const DELETED_SUFFIX: &str = ".deleted";
+
+/// `path` with [`DELETED_SUFFIX`] appended.
+pub(crate) fn deleted_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(DELETED_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// Removes every `*.deleted` file left in `dir` (by a restart before their delay elapsed).
+pub(crate) fn remove_deleted_files(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(DELETED_SUFFIX))
+        {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
 
 /// `NNN.log` followed by `suffix`.
 pub(crate) fn log_path_with(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {

@@ -827,3 +827,220 @@ fn partition_log_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<PartitionLog>();
 }
+
+// ---- message.timestamp.{before,after}.max.ms, file.delete.delay.ms, segment.jitter.ms ----
+
+fn ts_batch(n: usize, ts: i64, ts_step: i64) -> Vec<u8> {
+    build(B {
+        n,
+        ts,
+        ts_step,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn create_time_timestamps_outside_bounds_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        timestamp_before_max_ms: 1_000,
+        timestamp_after_max_ms: 2_000,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg);
+    let now = 10_000;
+    // Exactly at both bounds: accepted.
+    log.append(&ts_batch(1, 9_000, 0), 0, now).unwrap();
+    log.append(&ts_batch(1, 12_000, 0), 0, now).unwrap();
+    log.append(&ts_batch(3, 9_000, 1_500), 0, now).unwrap();
+    assert_eq!(log.log_end_offset(), 5);
+    let refused = [
+        ts_batch(1, 8_999, 0),      // first timestamp 1 ms too old
+        ts_batch(1, 12_001, 0),     // 1 ms too far ahead
+        ts_batch(2, 11_000, 1_001), // first in range, max 12_001 too far ahead
+        ts_batch(2, 8_999, 2),      // max in range, first too old
+        [ts_batch(1, 10_000, 0), ts_batch(1, 1, 0)].concat(), // second batch of the call bad
+    ];
+    for records in refused {
+        let err = log.append(&records, 0, now).unwrap_err();
+        assert!(matches!(err, StorageError::InvalidTimestamp(_)), "{err}");
+        assert_eq!(err.error_code(), 32);
+    }
+    // Nothing of a refused call was written.
+    assert_eq!(log.log_end_offset(), 5);
+    assert_eq!(all_batches(&log), vec![(0, 1), (1, 1), (2, 3)]);
+    // A later now moves the window.
+    log.append(&ts_batch(1, 8_999, 0), 0, 9_999).unwrap();
+    // No timestamp (-1) is exempt, as in Kafka.
+    log.append(&ts_batch(1, -1, 0), 0, now).unwrap();
+    assert_eq!(log.log_end_offset(), 7);
+}
+
+#[test]
+fn timestamp_bound_defaults_and_log_append_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    let now = 1_700_000_000_000;
+    // before.max.ms = i64::MAX: anything old is fine; after.max.ms = 1 hour.
+    log.append(&ts_batch(1, 0, 0), 0, now).unwrap();
+    log.append(&ts_batch(1, now + 3_600_000, 0), 0, now)
+        .unwrap();
+    assert!(matches!(
+        log.append(&ts_batch(1, now + 3_600_001, 0), 0, now),
+        Err(StorageError::InvalidTimestamp(_))
+    ));
+    // LogAppendTime topics skip the check (the broker overwrites the timestamps).
+    log.update_config(LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        timestamp_before_max_ms: 0,
+        timestamp_after_max_ms: 0,
+        ..LogConfig::default()
+    });
+    let res = log
+        .append(&ts_batch(1, now + (1 << 40), 0), 0, now)
+        .unwrap();
+    assert_eq!(res.log_append_time, now);
+    assert_eq!(log.log_end_offset(), 3);
+}
+
+#[test]
+fn deleted_segments_removed_after_file_delete_delay() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(tmp.path());
+    let b = batch(2);
+    let cfg = LogConfig {
+        segment_bytes: (b.len() * 2) as u64,
+        retention_ms: 1_000,
+        file_delete_delay_ms: 5_000,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg.clone());
+    for _ in 0..7 {
+        log.append(&b, 0, 1_000).unwrap();
+    }
+    // Segments [0,4) [4,8) [8,12) and the active [12,14).
+    assert_eq!(count_files(&dir, ".log"), 4);
+    let now = 100_000;
+    assert_eq!(log.enforce_retention(now).unwrap(), 3);
+    // Renamed at once: no longer segments, not readable, but still on disk.
+    assert_eq!(count_files(&dir, ".log"), 1);
+    assert_eq!(count_files(&dir, ".log.deleted"), 3);
+    assert_eq!(count_files(&dir, ".index.deleted"), 3);
+    assert!(matches!(
+        log.read(0, 1 << 20, i64::MAX),
+        Err(StorageError::OffsetOutOfRange { .. })
+    ));
+    log.maybe_flush(now + 4_999).unwrap();
+    assert_eq!(count_files(&dir, ".log.deleted"), 3);
+    log.maybe_flush(now + 5_000).unwrap();
+    assert_eq!(count_files(&dir, ".deleted"), 0);
+    assert_eq!(count_files(&dir, ".log"), 1);
+
+    // DeleteRecords has no clock: the delay starts at the next maybe_flush.
+    for _ in 0..4 {
+        log.append(&b, 0, now).unwrap();
+    }
+    assert_eq!(log.delete_records_before(20).unwrap(), 20);
+    assert_eq!(count_files(&dir, ".log.deleted"), 2);
+    assert_eq!(log.delete_expired_files(200_000), 0); // stamps: due at 205_000
+    assert_eq!(log.delete_expired_files(204_999), 0);
+    assert_eq!(count_files(&dir, ".log.deleted"), 2);
+    assert!(log.delete_expired_files(205_000) >= 2);
+    assert_eq!(count_files(&dir, ".deleted"), 0);
+
+    // Left-over .deleted files (a restart inside the delay) are removed on open.
+    for _ in 0..4 {
+        log.append(&b, 0, now).unwrap();
+    }
+    assert_eq!(log.enforce_retention(now).unwrap(), 2);
+    assert_eq!(count_files(&dir, ".log.deleted"), 2);
+    drop(log);
+    std::fs::write(dir.join("00000000000000000007.timeindex.deleted"), "x").unwrap();
+    let log = open(tmp.path(), cfg);
+    assert_eq!(count_files(&dir, ".deleted"), 0);
+    assert_eq!(log.log_start_offset(), 28);
+    assert_eq!(log.log_end_offset(), 30);
+}
+
+#[test]
+fn zero_file_delete_delay_removes_at_next_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(tmp.path());
+    let b = batch(2);
+    let mut log = open(
+        tmp.path(),
+        LogConfig {
+            segment_bytes: b.len() as u64,
+            file_delete_delay_ms: 0,
+            ..LogConfig::default()
+        },
+    );
+    for _ in 0..3 {
+        log.append(&b, 0, 1_000).unwrap();
+    }
+    log.delete_records_before(4).unwrap();
+    assert_eq!(count_files(&dir, ".log.deleted"), 2);
+    log.maybe_flush(1_000).unwrap();
+    assert_eq!(count_files(&dir, ".deleted"), 0);
+}
+
+#[test]
+fn roll_jitter_is_deterministic_and_in_range() {
+    let no_jitter = LogConfig::default();
+    assert!((0..1_000).all(|base| no_jitter.roll_jitter_ms(base) == 0));
+    let cfg = LogConfig {
+        segment_ms: 10_000,
+        segment_jitter_ms: 1_000,
+        ..LogConfig::default()
+    };
+    let jitters: Vec<i64> = (0..1_000).map(|b| cfg.roll_jitter_ms(b * 37)).collect();
+    assert!(jitters.iter().all(|j| (0..1_000).contains(j)));
+    assert_eq!(
+        jitters,
+        (0..1_000)
+            .map(|b| cfg.roll_jitter_ms(b * 37))
+            .collect::<Vec<_>>()
+    );
+    // Spread over the range, not one value.
+    let distinct: std::collections::HashSet<_> = jitters.iter().collect();
+    assert!(distinct.len() > 500, "{} distinct", distinct.len());
+    assert!(jitters.iter().any(|&j| j >= 900) && jitters.iter().any(|&j| j < 100));
+    // Capped by segment.ms, as in Kafka.
+    let capped = LogConfig {
+        segment_ms: 10,
+        segment_jitter_ms: 1_000,
+        ..LogConfig::default()
+    };
+    assert!((0..1_000).all(|b| (0..10).contains(&capped.roll_jitter_ms(b))));
+    for base in [i64::MIN, -1, i64::MAX] {
+        assert!((0..1_000).contains(&cfg.roll_jitter_ms(base)));
+    }
+}
+
+#[test]
+fn time_roll_deadline_subtracts_segment_jitter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = log_dir(tmp.path());
+    let cfg = LogConfig {
+        segment_ms: 10_000,
+        segment_jitter_ms: 5_000,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg.clone());
+    let b = batch(1);
+    let t0 = 100_000;
+    log.append(&b, 0, t0).unwrap();
+    let deadline = 10_000 - cfg.roll_jitter_ms(0);
+    assert!(deadline > 5_000 && deadline <= 10_000);
+    log.append(&b, 0, t0 + deadline - 1).unwrap();
+    assert_eq!(count_files(&dir, ".log"), 1);
+    log.append(&b, 0, t0 + deadline).unwrap();
+    assert_eq!(count_files(&dir, ".log"), 2);
+    // The new segment (base 2) has its own deadline, measured from its first append.
+    let t1 = t0 + deadline;
+    let deadline2 = 10_000 - cfg.roll_jitter_ms(2);
+    log.append(&b, 0, t1 + deadline2 - 1).unwrap();
+    assert_eq!(count_files(&dir, ".log"), 2);
+    log.append(&b, 0, t1 + deadline2).unwrap();
+    assert_eq!(count_files(&dir, ".log"), 3);
+}

@@ -144,9 +144,7 @@ fn alter_describe_delete_records_and_restart() {
     assert_eq!(watermarks(&g, "cfg"), (6, 10));
     let got = g.consume("cfg", &[0], 4);
     assert_eq!(
-        got.iter()
-            .map(rdkafka::Message::offset)
-            .collect::<Vec<_>>(),
+        got.iter().map(rdkafka::Message::offset).collect::<Vec<_>>(),
         vec![6, 7, 8, 9]
     );
 

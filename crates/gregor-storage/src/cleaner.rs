@@ -675,10 +675,16 @@ impl CleaningPlan {
                     break 'build;
                 }
                 used = used.saturating_add(cost);
-                let body = Bytes::from(body);
+                // Keys are copied out: a slice would keep the whole decompressed batch alive, and
+                // the map would outgrow log.cleaner.dedupe.buffer.size.
                 for r in &records {
                     if let Some((a, b)) = r.key {
-                        map.insert(body.slice(a..b), r.offset);
+                        match map.get_mut(&body[a..b]) {
+                            Some(offset) => *offset = r.offset,
+                            None => {
+                                map.insert(Bytes::copy_from_slice(&body[a..b]), r.offset);
+                            }
+                        }
                     }
                 }
             }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gregor_server::{Broker, BrokerConfig};
 
+mod cli;
 mod perf;
 
 #[derive(Parser)]
@@ -33,6 +34,29 @@ enum Command {
     /// Load generators: `perf produce` and `perf consume` (like kafka-*-perf-test.sh).
     #[command(subcommand)]
     Perf(perf::PerfCommand),
+    /// Create, list, describe, alter and delete topics (like kafka-topics.sh).
+    Topics(cli::topics::Args),
+    /// Describe and alter topic, broker and group configs (like kafka-configs.sh).
+    Configs(cli::configs::Args),
+    /// Brokers, controller, cluster id and API versions.
+    Cluster(cli::cluster::Args),
+    /// Console producer: records from stdin or a file (like kafka-console-producer.sh).
+    Produce(cli::produce::Args),
+    /// Console consumer (like kafka-console-consumer.sh and kcat -C).
+    Consume(cli::consume::Args),
+    /// Consumer groups: list, describe, reset offsets, delete (like kafka-consumer-groups.sh).
+    Groups(cli::groups::Args),
+}
+
+/// Exit status of a tool: 0, or 1 with a one-line error.
+fn tool(name: &str, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gregor {name}: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn load_config(file: Option<PathBuf>, overrides: Vec<String>) -> Result<BrokerConfig, String> {
@@ -78,6 +102,12 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Topics(args) => tool("topics", cli::topics::run(args)),
+        Command::Configs(args) => tool("configs", cli::configs::run(args)),
+        Command::Cluster(args) => tool("cluster", cli::cluster::run(args)),
+        Command::Produce(args) => tool("produce", cli::produce::run(args)),
+        Command::Consume(args) => tool("consume", cli::consume::run(args)),
+        Command::Groups(args) => tool("groups", cli::groups::run(args)),
         Command::Perf(command) => match perf::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -30,6 +30,12 @@ pub enum PerfCommand {
     /// (like kafka-consumer-perf-test.sh).
     #[command(after_help = "Example:\n  gregor perf consume --topic t --messages 1000000")]
     Consume(ConsumeArgs),
+    /// End-to-end latency: produce one record, wait until a consumer reads it, repeat
+    /// (like Kafka's EndToEndLatency tool).
+    #[command(
+        after_help = "Example:\n  gregor perf e2e --topic latency --num-records 10000 --record-size 100 --acks 1"
+    )]
+    E2e(E2eArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -84,10 +90,35 @@ pub struct ConsumeArgs {
     output: Output,
 }
 
+#[derive(Args)]
+pub struct E2eArgs {
+    #[arg(long, default_value = "localhost:9092")]
+    bootstrap_server: String,
+    #[arg(long)]
+    topic: String,
+    #[arg(long, default_value_t = 10_000)]
+    num_records: u64,
+    /// Bytes of value per record.
+    #[arg(long, default_value_t = 100)]
+    record_size: usize,
+    /// 0, 1 or all.
+    #[arg(long, default_value = "1")]
+    acks: String,
+    /// librdkafka producer properties, KEY=VALUE.
+    #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
+    producer_props: Vec<String>,
+    /// librdkafka consumer properties, KEY=VALUE.
+    #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
+    consumer_props: Vec<String>,
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
 pub fn run(command: PerfCommand) -> anyhow::Result<()> {
     match command {
         PerfCommand::Produce(args) => produce(args),
         PerfCommand::Consume(args) => consume(args),
+        PerfCommand::E2e(args) => e2e(args),
     }
 }
 
@@ -462,6 +493,139 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     if timed_out && records < args.messages {
         anyhow::bail!("only {records} of {} records read", args.messages);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// end-to-end latency
+
+/// Sends one record to partition 0 and waits until the consumer has read it back and the
+/// producer has its acknowledgement; the latency is from the send to the read. Both clients are
+/// polled in one loop (a blocking `flush` would add its own polling interval to every sample).
+fn round_trip(
+    producer: &BaseProducer,
+    consumer: &BaseConsumer<PerfConsumerContext>,
+    topic: &str,
+    payload: &[u8],
+) -> anyhow::Result<Duration> {
+    let sent = Instant::now();
+    producer
+        .send(
+            BaseRecord::<(), [u8]>::to(topic)
+                .partition(0)
+                .payload(payload),
+        )
+        .map_err(|(e, _)| anyhow::anyhow!("send failed: {e}"))?;
+    let deadline = sent + Duration::from_secs(30);
+    let mut read = None;
+    while read.is_none() || producer.in_flight_count() > 0 {
+        producer.poll(Duration::ZERO);
+        match consumer.poll(Duration::from_millis(1)) {
+            Some(Ok(msg)) if msg.payload() == Some(payload) => read = Some(sent.elapsed()),
+            Some(Ok(_)) => anyhow::bail!("read a record that was not the one just sent"),
+            Some(Err(e)) => anyhow::bail!("consume failed: {e}"),
+            None => {}
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("the record was not read and acknowledged within 30 s");
+        }
+    }
+    Ok(read.expect("the loop ends only once the record was read"))
+}
+
+fn e2e(args: E2eArgs) -> anyhow::Result<()> {
+    let mut producer_config = ClientConfig::new();
+    producer_config
+        .set("bootstrap.servers", &args.bootstrap_server)
+        .set("acks", &args.acks)
+        .set("linger.ms", "0");
+    apply_props(&mut producer_config, &args.producer_props)?;
+    let producer: BaseProducer = producer_config.create()?;
+    let mut consumer_config = ClientConfig::new();
+    consumer_config
+        .set("bootstrap.servers", &args.bootstrap_server)
+        .set("group.id", "gregor-perf-e2e")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "500");
+    apply_props(&mut consumer_config, &args.consumer_props)?;
+    let consumer: BaseConsumer<PerfConsumerContext> =
+        consumer_config.create_with_context(PerfConsumerContext)?;
+    // Metadata first: it creates the topic where auto-creation is on.
+    consumer.fetch_metadata(Some(&args.topic), Duration::from_secs(30))?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(&args.topic, 0, Offset::End)?;
+    consumer.assign(&tpl)?;
+
+    let mut payload = vec![b'x'; args.record_size.max(8)];
+    // Untimed warm-up until one record makes the round trip: the consumer resolves its start
+    // ("end") asynchronously, so the first records may land before it and never be read.
+    let mut warm = false;
+    for attempt in 0..10u64 {
+        payload[..8].copy_from_slice(&(u64::MAX - attempt).to_be_bytes());
+        producer
+            .send(
+                BaseRecord::<(), [u8]>::to(&args.topic)
+                    .partition(0)
+                    .payload(&payload[..]),
+            )
+            .map_err(|(e, _)| anyhow::anyhow!("send failed: {e}"))?;
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until && !warm {
+            producer.poll(Duration::ZERO);
+            if let Some(Ok(_)) = consumer.poll(Duration::from_millis(10)) {
+                warm = true;
+            }
+        }
+        if warm {
+            break;
+        }
+    }
+    if !warm {
+        anyhow::bail!(
+            "no record came back from topic {} during the warm-up",
+            args.topic
+        );
+    }
+    // Drain what else the warm-up sent, so every timed read is the record just sent.
+    while producer.in_flight_count() > 0 {
+        producer.poll(Duration::from_millis(1));
+    }
+    while consumer.poll(Duration::from_millis(200)).is_some() {}
+    let mut histogram = new_histogram();
+    let started = Instant::now();
+    for i in 0..args.num_records {
+        payload[..8].copy_from_slice(&i.to_be_bytes());
+        let latency = round_trip(&producer, &consumer, &args.topic, &payload)?;
+        histogram.saturating_record((latency.as_micros() as u64).max(1));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let h = &histogram;
+    match args.output {
+        Output::Text => println!(
+            "{} records, avg latency {:.3} ms, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms ({:.1} s)",
+            args.num_records,
+            h.mean() / 1000.0,
+            ms(h.value_at_quantile(0.50)),
+            ms(h.value_at_quantile(0.99)),
+            ms(h.value_at_quantile(0.999)),
+            ms(h.max()),
+            elapsed
+        ),
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "records": args.num_records,
+                "record_size": args.record_size,
+                "acks": args.acks,
+                "avg_latency_ms": h.mean() / 1000.0,
+                "p50_ms": ms(h.value_at_quantile(0.50)),
+                "p99_ms": ms(h.value_at_quantile(0.99)),
+                "p999_ms": ms(h.value_at_quantile(0.999)),
+                "max_latency_ms": ms(h.max()),
+                "elapsed_s": elapsed,
+            })
+        ),
     }
     Ok(())
 }

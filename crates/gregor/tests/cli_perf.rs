@@ -1,0 +1,79 @@
+//! `gregor perf produce|consume|e2e` against a real broker: the numbers they print in JSON are the
+//! records that really went through.
+
+mod common;
+
+use std::process::Command;
+
+use common::Gregor;
+use rdkafka::consumer::Consumer;
+
+fn perf(g: &Gregor, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .arg("perf")
+        .args(args)
+        .args(["--bootstrap-server", &g.bootstrap(), "--output", "json"])
+        .output()
+        .expect("run gregor perf");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gregor perf {args:?} failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("valid JSON")
+}
+
+#[test]
+fn produce_consume_and_end_to_end_report_what_went_through() {
+    let g = Gregor::start(&[]);
+    let produced = perf(
+        &g,
+        &[
+            "produce",
+            "--topic",
+            "p",
+            "--num-records",
+            "20000",
+            "--record-size",
+            "100",
+        ],
+    );
+    assert_eq!(produced["records"], 20000);
+    assert_eq!(produced["errors"], 0);
+    assert!(produced["p99_ms"].as_f64().unwrap() > 0.0);
+    let (low, high) = g
+        .consumer(&[])
+        .fetch_watermarks("p", 0, std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!((low, high), (0, 20000));
+
+    let consumed = perf(&g, &["consume", "--topic", "p", "--messages", "20000"]);
+    assert_eq!(consumed["records"], 20000);
+    assert_eq!(consumed["timed_out"], false);
+
+    let e2e = perf(
+        &g,
+        &[
+            "e2e",
+            "--topic",
+            "lat",
+            "--num-records",
+            "200",
+            "--acks",
+            "all",
+        ],
+    );
+    assert_eq!(e2e["records"], 200);
+    let (p50, p99) = (
+        e2e["p50_ms"].as_f64().unwrap(),
+        e2e["p99_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p50 <= p99, "{e2e}");
+    // 200 timed records plus the warm-up ones landed in the topic.
+    let (_, end) = g
+        .consumer(&[])
+        .fetch_watermarks("lat", 0, std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(end >= 201, "{end}");
+}

@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use gregor_protocol::ApiKey;
 
+use super::common::{admin, emit, metadata, out, table};
 use super::librdkafka as ffi;
-use super::topics::{admin, emit, metadata, out, table};
 use super::ClientArgs;
 
 const EXAMPLES: &str = "Examples:

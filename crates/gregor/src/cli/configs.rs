@@ -5,8 +5,8 @@ use clap::Args as ClapArgs;
 use rdkafka::admin::{ConfigSource, ResourceSpecifier};
 use rdkafka::bindings::rd_kafka_ResourceType_t as ResourceType;
 
+use super::common::{admin, admin_opts, block_on, emit, metadata, request_error, table};
 use super::librdkafka as ffi;
-use super::topics::{admin, admin_opts, block_on, emit, metadata, request_error, table};
 use super::ClientArgs;
 
 const EXAMPLES: &str = "Examples:

@@ -2,6 +2,7 @@
 //! cluster through librdkafka (rdkafka), with the flags Kafka's own scripts use.
 
 pub mod cluster;
+mod common;
 pub mod configs;
 pub mod consume;
 pub mod groups;

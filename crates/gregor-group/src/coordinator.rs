@@ -301,6 +301,23 @@ impl GroupCoordinator {
             return;
         };
         let waiter = JoinWaiter { version, reply };
+        // The one way a joiner becomes a member; every branch below that admits one uses it.
+        macro_rules! add_member {
+            ($id:expr, $instance:expr) => {
+                group.add_member_and_rebalance(
+                    ctx,
+                    $id,
+                    $instance,
+                    client_id,
+                    client_host,
+                    rebalance_timeout,
+                    session_timeout,
+                    protocol_type,
+                    protocols,
+                    waiter,
+                )
+            };
+        }
 
         // A known static member restarting takes its own slot back, even in a full group.
         let known_static = instance_id
@@ -331,18 +348,7 @@ impl GroupCoordinator {
                         session_timeout,
                         waiter,
                     ),
-                    None => group.add_member_and_rebalance(
-                        ctx,
-                        new_id,
-                        Some(iid),
-                        client_id,
-                        client_host,
-                        rebalance_timeout,
-                        session_timeout,
-                        protocol_type,
-                        protocols,
-                        waiter,
-                    ),
+                    None => add_member!(new_id, Some(iid)),
                 }
             } else if version >= 4 {
                 group
@@ -353,18 +359,7 @@ impl GroupCoordinator {
                     join_error(version, errors::MEMBER_ID_REQUIRED, &new_id),
                 );
             } else {
-                group.add_member_and_rebalance(
-                    ctx,
-                    new_id,
-                    None,
-                    client_id,
-                    client_host,
-                    rebalance_timeout,
-                    session_timeout,
-                    protocol_type,
-                    protocols,
-                    waiter,
-                );
+                add_member!(new_id, None);
             }
         } else {
             // Kafka's doCurrentMemberJoinGroup.
@@ -380,18 +375,7 @@ impl GroupCoordinator {
                         join_error(version, errors::UNKNOWN_MEMBER_ID, &member_id),
                     );
                 } else {
-                    group.add_member_and_rebalance(
-                        ctx,
-                        member_id,
-                        None,
-                        client_id,
-                        client_host,
-                        rebalance_timeout,
-                        session_timeout,
-                        protocol_type,
-                        protocols,
-                        waiter,
-                    );
+                    add_member!(member_id, None);
                 }
             } else if group.is_static_member_fenced(instance_id.as_deref(), &member_id) {
                 ctx.reply(

@@ -469,6 +469,9 @@ fn group_consume_describe_reset_and_delete() {
     for (spec, expected) in [
         (&["--to-datetime", "2000-01-01T00:00:00.000"][..], "0"),
         (&["--to-datetime", "2999-01-01T00:00:00Z"][..], "3"),
+        // Every record is younger than a day; none is younger than "now minus nothing".
+        (&["--by-duration", "P1D"][..], "0"),
+        (&["--by-duration", "PT0S"][..], "3"),
         (&["--to-offset", "1"][..], "1"),
         (&["--to-offset", "99"][..], "3"),
     ] {

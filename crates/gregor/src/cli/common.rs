@@ -20,13 +20,10 @@ macro_rules! out {
 }
 pub(crate) use out;
 
-/// An AdminClient for `client`: quiet librdkafka logging (errors become our one-line error) and
-/// no topic auto-creation from metadata requests, unless the user set them.
+/// An AdminClient for `client` (librdkafka logging off: see `ClientArgs::client_config`) with
+/// no topic auto-creation from metadata requests, unless the user set it.
 pub(crate) fn admin(client: &ClientArgs) -> anyhow::Result<AdminClient<DefaultClientContext>> {
     let mut config = client.client_config()?;
-    if config.get("log_level").is_none() {
-        config.set("log_level", "0");
-    }
     if config.get("allow.auto.create.topics").is_none() {
         config.set("allow.auto.create.topics", "false");
     }

@@ -105,14 +105,6 @@ impl ClientContext for Quiet {
 
 impl rdkafka::consumer::ConsumerContext for Quiet {}
 
-/// librdkafka's own log lines would interleave with the tools' one-line errors: keep them off
-/// unless the user asked for `-X debug=...` or `-X log_level=N`.
-pub(crate) fn quiet(config: &mut rdkafka::ClientConfig) {
-    if config.get("debug").is_none() && config.get("log_level").is_none() {
-        config.set_log_level(rdkafka::config::RDKafkaLogLevel::Critical);
-    }
-}
-
 /// A clearer message for the usual "cannot reach the cluster" case.
 pub(crate) fn unreachable_error(e: KafkaError, timeout: Duration) -> anyhow::Error {
     let text = e.to_string();
@@ -299,7 +291,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("--consumer-property {pair}: expected KEY=VALUE"))?;
         config.set(k.trim(), v.trim());
     }
-    quiet(&mut config);
     let consumer: BaseConsumer<Quiet> = config
         .create_with_context(Quiet)
         .context("cannot create the consumer")?;

@@ -13,13 +13,13 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::consume::{quiet, topic_partitions, unreachable_error, Quiet};
+use super::consume::{topic_partitions, unreachable_error, Quiet};
 use super::ClientArgs;
 
 #[derive(ClapArgs, Debug)]
 #[command(
     group(ArgGroup::new("action").required(true).args(["list", "describe", "reset_offsets", "delete", "delete_offsets"])),
-    group(ArgGroup::new("spec").args(["to_earliest", "to_latest", "to_current", "to_datetime", "to_offset", "shift_by"])),
+    group(ArgGroup::new("spec").args(["to_earliest", "to_latest", "to_current", "to_datetime", "by_duration", "to_offset", "shift_by"])),
     after_help = "Examples:
   gregor groups --list
   gregor groups --list --state
@@ -28,6 +28,7 @@ use super::ClientArgs;
   gregor groups --reset-offsets --group billing --topic events --to-earliest --dry-run
   gregor groups --reset-offsets --group billing --topic events:0,1 --shift-by -10 --execute
   gregor groups --reset-offsets --group billing --all-topics --to-datetime 2026-11-22T00:00:00.000 --execute
+  gregor groups --reset-offsets --group billing --topic orders --by-duration PT30M --execute
   gregor groups --delete-offsets --group billing --topic events
   gregor groups --delete --group billing
 
@@ -76,6 +77,10 @@ pub struct Args {
     /// Reset to the first offset with a timestamp at or after this time.
     #[arg(long, value_name = "YYYY-MM-DDTHH:mm:SS.sss")]
     pub to_datetime: Option<String>,
+    /// Reset to the first offset with a timestamp at or after now minus this ISO-8601 duration,
+    /// e.g. PT30M, P1DT2H (Kafka's --by-duration).
+    #[arg(long, value_name = "PnDTnHnMnS")]
+    pub by_duration: Option<String>,
     /// Reset to this offset (clamped to the log's range).
     #[arg(long, value_name = "N")]
     pub to_offset: Option<i64>,
@@ -160,7 +165,6 @@ impl Ctx {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
-        quiet(&mut config);
         config
             .create_with_context(Quiet)
             .context("cannot create a client")
@@ -286,6 +290,45 @@ fn parse_topic_spec(spec: &str) -> anyhow::Result<(String, Option<Vec<i32>>)> {
             Ok((t.to_string(), Some(ps)))
         }
     }
+}
+
+/// Milliseconds in an ISO-8601 duration `PnDTnHnMnS` (seconds may have a fraction), as
+/// Kafka's `--by-duration` takes it.
+fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
+    let err =
+        || anyhow::anyhow!("--by-duration {s}: expected an ISO-8601 duration like PT30M or P1DT2H");
+    let rest = s.strip_prefix('P').ok_or_else(err)?;
+    let (days, time) = rest.split_once('T').unwrap_or((rest, ""));
+    let mut total = 0f64;
+    let mut any = false;
+    for (part, units) in [
+        (days, &[('D', 86_400_000f64)][..]),
+        (
+            time,
+            &[('H', 3_600_000f64), ('M', 60_000f64), ('S', 1000f64)][..],
+        ),
+    ] {
+        let mut number = String::new();
+        let mut allowed = units.iter();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' {
+                number.push(c);
+                continue;
+            }
+            // Units must come in order, each at most once.
+            let (_, scale) = allowed.find(|(u, _)| *u == c).ok_or_else(err)?;
+            total += number.parse::<f64>().map_err(|_| err())? * scale;
+            number.clear();
+            any = true;
+        }
+        if !number.is_empty() {
+            return Err(err());
+        }
+    }
+    if !any || (s.contains('T') && time.is_empty()) {
+        return Err(err());
+    }
+    Ok(total as i64)
 }
 
 /// Milliseconds since the epoch of `YYYY-MM-DDTHH:mm:SS[.sss][Z|±hh:mm]` (UTC unless an offset is
@@ -562,11 +605,12 @@ fn reset(ctx: &Ctx, args: &Args, group: &str) -> anyhow::Result<Vec<Vec<String>>
         args.to_latest,
         args.to_current,
         args.to_datetime.is_some(),
+        args.by_duration.is_some(),
         args.to_offset.is_some(),
         args.shift_by.is_some(),
     ];
     if !chosen.contains(&true) {
-        bail!("--reset-offsets needs one of --to-earliest, --to-latest, --to-current, --to-datetime, --to-offset, --shift-by");
+        bail!("--reset-offsets needs one of --to-earliest, --to-latest, --to-current, --to-datetime, --by-duration, --to-offset, --shift-by");
     }
     let c = ctx.consumer(group)?;
     // A group that does not exist yet has nothing to refuse over.
@@ -586,10 +630,19 @@ fn reset(ctx: &Ctx, args: &Args, group: &str) -> anyhow::Result<Vec<Vec<String>>
         ctx.partitions(&c, Some(&args.topic))?
     };
     let committed = ctx.committed(&c, &parts)?;
-    let by_time = match &args.to_datetime {
+    let target_time = match (&args.to_datetime, &args.by_duration) {
+        (Some(s), _) => Some(parse_datetime(s)?),
+        (None, Some(d)) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            Some(now - parse_duration_ms(d)?)
+        }
+        (None, None) => None,
+    };
+    let by_time = match target_time {
         None => BTreeMap::new(),
-        Some(s) => {
-            let ts = parse_datetime(s)?;
+        Some(ts) => {
             let mut tpl = TopicPartitionList::new();
             for (t, p) in &parts {
                 tpl.add_partition_offset(t, *p, Offset::Offset(ts))?;
@@ -649,8 +702,7 @@ fn reset(ctx: &Ctx, args: &Args, group: &str) -> anyhow::Result<Vec<Vec<String>>
 }
 
 fn delete(ctx: &Ctx, groups: &[String]) -> anyhow::Result<()> {
-    let mut config = ctx.client.client_config()?;
-    quiet(&mut config);
+    let config = ctx.client.client_config()?;
     let admin: AdminClient<Quiet> = config
         .create_with_context(Quiet)
         .context("cannot create an admin client")?;
@@ -762,4 +814,23 @@ fn delete_offsets(ctx: &Ctx, group: &str, topics: &[String]) -> anyhow::Result<(
         bail!("{failed} partitions could not be deleted");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn iso_durations() {
+        assert_eq!(parse_duration_ms("PT30M").unwrap(), 30 * 60_000);
+        assert_eq!(
+            parse_duration_ms("P1DT2H").unwrap(),
+            86_400_000 + 2 * 3_600_000
+        );
+        assert_eq!(parse_duration_ms("PT1.5S").unwrap(), 1500);
+        assert_eq!(parse_duration_ms("P2D").unwrap(), 2 * 86_400_000);
+        for bad in ["", "P", "PT", "30M", "PT30", "PTM", "P1H", "PT1M2H"] {
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -58,6 +58,13 @@ impl ClientArgs {
                 .with_context(|| format!("-X {pair}: expected KEY=VALUE"))?;
             config.set(k.trim(), v.trim());
         }
+        // librdkafka's own log lines would interleave with the tools' one-line errors: keep them
+        // off unless asked for (-X debug=... or -X log_level=N). Both the property (in force from
+        // the client's creation) and rdkafka's level (applied just after) are set.
+        if config.get("debug").is_none() && config.get("log_level").is_none() {
+            config.set("log_level", "2");
+            config.set_log_level(rdkafka::config::RDKafkaLogLevel::Critical);
+        }
         Ok(config)
     }
 

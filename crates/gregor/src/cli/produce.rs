@@ -286,7 +286,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if config.get("message.timeout.ms").is_none() {
         config.set("message.timeout.ms", timeout.as_millis().to_string());
     }
-    super::consume::quiet(&mut config);
     let mut fixed_headers = vec![];
     for h in &args.header {
         let (k, v) = h

@@ -619,3 +619,66 @@ fn unknown_topic_and_unreachable_cluster_fail_with_one_line() {
         assert!(out.stderr.starts_with("gregor "), "{}", out.stderr);
     }
 }
+
+/// Ctrl-C (SIGINT) ends a group consumer cleanly: exit 0 and the offsets of what it printed are
+/// committed, as kafka-console-consumer does.
+#[test]
+fn interrupted_group_consumer_commits_what_it_printed() {
+    use std::io::BufRead;
+
+    let g = Gregor::start(&["group.initial.rebalance.delay.ms=0"]);
+    g.create_topic("ctrl-c", 1);
+    ok(
+        &g,
+        &["produce", "--topic", "ctrl-c"],
+        Some("a\nb\nc\nd\ne\n"),
+    );
+    let bootstrap = g.bootstrap();
+    let mut child = spawn(
+        &[
+            "consume",
+            "--topic",
+            "ctrl-c",
+            "--group",
+            "interrupted",
+            "--from-beginning",
+            "--bootstrap-server",
+            &bootstrap,
+            "-X",
+            "broker.address.family=v4",
+        ],
+        None,
+    );
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let _ = lines_tx.send(line.unwrap());
+        }
+    });
+    let printed: Vec<String> = (0..5)
+        .map(|_| {
+            lines
+                .recv_timeout(DEADLINE)
+                .expect("the consumer prints every record")
+        })
+        .collect();
+    assert_eq!(printed, ["a", "b", "c", "d", "e"]);
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let deadline = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the consumer ignored SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let describe = ok(
+        &g,
+        &["groups", "--describe", "--group", "interrupted"],
+        None,
+    );
+    let row = offsets_row(&describe, "ctrl-c", 0).expect("a committed offset row");
+    assert_eq!(&row[..3], ["5", "5", "0"], "{describe}");
+}

@@ -4,6 +4,8 @@
 //! `--group` it subscribes and commits the offsets of the records it printed.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
@@ -104,6 +106,33 @@ impl ClientContext for Quiet {
 }
 
 impl rdkafka::consumer::ConsumerContext for Quiet {}
+
+/// A flag set by SIGINT or SIGTERM, so Ctrl-C ends the loop and the group's final commit still
+/// runs, as with kafka-console-consumer. The handlers are installed before this returns.
+fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        });
+        set.store(true, Ordering::Relaxed);
+    });
+    Ok(flag)
+}
 
 /// A clearer message for the usual "cannot reach the cluster" case.
 pub(crate) fn unreachable_error(e: KafkaError, timeout: Duration) -> anyhow::Error {
@@ -324,8 +353,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut last = Instant::now();
     let started = Instant::now();
     let mut assigned = args.group.is_none();
+    let interrupted = stop_on_signal()?;
     let result: anyhow::Result<()> = loop {
-        if args.max_messages.is_some_and(|max| count >= max) {
+        if args.max_messages.is_some_and(|max| count >= max) || interrupted.load(Ordering::Relaxed)
+        {
             break Ok(());
         }
         // In a group, the idle clock starts once partitions are assigned (joining takes a

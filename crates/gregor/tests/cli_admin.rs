@@ -451,3 +451,37 @@ fn help_has_examples() {
         );
     }
 }
+
+#[test]
+fn describe_filters() {
+    let g = Gregor::start(&[]);
+    let (tuned, plain) = (topic_name("tuned"), topic_name("plain"));
+    ok(
+        &g,
+        &[
+            "topics",
+            "--create",
+            "--topic",
+            &tuned,
+            "--config",
+            "retention.ms=1000",
+        ],
+    );
+    ok(
+        &g,
+        &["topics", "--create", "--topic", &plain, "--partitions", "2"],
+    );
+    let overridden = ok(&g, &["topics", "--describe", "--topics-with-overrides"]);
+    assert!(overridden.contains(&tuned), "{overridden}");
+    assert!(!overridden.contains(&plain), "{overridden}");
+    // One broker: every partition has its full ISR and a leader.
+    let under = ok(
+        &g,
+        &["topics", "--describe", "--under-replicated-partitions"],
+    );
+    assert_eq!(under.trim(), "");
+    let unavailable = ok(&g, &["topics", "--describe", "--unavailable-partitions"]);
+    assert_eq!(unavailable.trim(), "");
+    let all = ok(&g, &["topics", "--describe", "--topic", &plain]);
+    assert_eq!(all.matches("Partition:").count(), 2, "{all}");
+}

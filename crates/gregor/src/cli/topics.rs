@@ -65,6 +65,15 @@ pub struct Args {
     /// --list, --describe: include internal (`__`-prefixed) topics.
     #[arg(long)]
     pub include_internal: bool,
+    /// --describe: only topics with config overrides.
+    #[arg(long)]
+    pub topics_with_overrides: bool,
+    /// --describe: only partitions whose ISR is smaller than their replica set.
+    #[arg(long)]
+    pub under_replicated_partitions: bool,
+    /// --describe: only partitions without a leader.
+    #[arg(long)]
+    pub unavailable_partitions: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -190,7 +199,13 @@ fn describe(admin: &AdminClient<DefaultClientContext>, args: &Args) -> anyhow::R
     let ids =
         super::librdkafka::topic_ids(admin, &names, args.client.timeout()).unwrap_or_default();
     let configs = topic_overrides(admin, &names, args.client.timeout())?;
+    // With a partition filter, only the matching partitions are listed (as kafka-topics.sh does).
+    let partition_filter = args.under_replicated_partitions || args.unavailable_partitions;
     for t in topics {
+        let cfg = configs.get(t.name()).map(String::as_str).unwrap_or("");
+        if args.topics_with_overrides && cfg.is_empty() {
+            continue;
+        }
         let rf = t
             .partitions()
             .iter()
@@ -198,14 +213,23 @@ fn describe(admin: &AdminClient<DefaultClientContext>, args: &Args) -> anyhow::R
             .max()
             .unwrap_or(0);
         let id = ids.get(t.name()).map(String::as_str).unwrap_or("-");
-        let cfg = configs.get(t.name()).map(String::as_str).unwrap_or("");
-        out!(
-            buf,
-            "Topic: {}\tTopicId: {id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {cfg}",
-            t.name(),
-            t.partitions().len()
-        );
-        let mut parts: Vec<_> = t.partitions().iter().collect();
+        if !partition_filter {
+            out!(
+                buf,
+                "Topic: {}\tTopicId: {id}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {cfg}",
+                t.name(),
+                t.partitions().len()
+            );
+        }
+        let mut parts: Vec<_> = t
+            .partitions()
+            .iter()
+            .filter(|p| {
+                !partition_filter
+                    || (args.under_replicated_partitions && p.isr().len() < p.replicas().len())
+                    || (args.unavailable_partitions && p.leader() < 0)
+            })
+            .collect();
         parts.sort_by_key(|p| p.id());
         for p in parts {
             out!(

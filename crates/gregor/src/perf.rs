@@ -134,6 +134,38 @@ fn apply_props(config: &mut ClientConfig, props: &[String]) -> anyhow::Result<()
 
 const MB: f64 = 1024.0 * 1024.0;
 
+/// Progress lines on stderr: on a terminal one live line rewritten in place, when piped plain
+/// lines (one per interval).
+struct Progress {
+    live: bool,
+    shown: AtomicBool,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            live: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            shown: AtomicBool::new(false),
+        }
+    }
+
+    fn update(&self, line: &str) {
+        if self.live {
+            eprint!("\r\x1b[2K{line}");
+            self.shown.store(true, Ordering::Relaxed);
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    /// Ends a live line so the final result starts on its own line.
+    fn finish(&self) {
+        if self.shown.swap(false, Ordering::Relaxed) {
+            eprintln!();
+        }
+    }
+}
+
 fn new_histogram() -> Histogram<u64> {
     // Microseconds, 1 µs .. 1 h, three significant digits.
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
@@ -229,9 +261,11 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
 
     // Progress reporter.
     let done = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(Progress::new());
     let reporter = {
         let producer = producer.clone();
         let done = done.clone();
+        let progress = progress.clone();
         let interval = Duration::from_secs(args.reporting_interval.max(1));
         std::thread::spawn(move || {
             let mut last = Instant::now();
@@ -248,7 +282,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 last = Instant::now();
                 let mut s = producer.context().stats.lock().unwrap();
                 let n = s.window.len();
-                eprintln!(
+                progress.update(&format!(
                     "{} records sent, {:.1} records/sec ({:.2} MB/sec), {:.2} ms avg latency, {:.2} ms max latency, {:.2} ms p99",
                     n,
                     n as f64 / secs,
@@ -256,7 +290,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                     s.window.mean() / 1000.0,
                     ms(s.window.max()),
                     ms(s.window.value_at_quantile(0.99)),
-                );
+                ));
                 s.window.reset();
                 s.window_bytes = 0;
             }
@@ -308,6 +342,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
     let elapsed = send_start.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     let _ = reporter.join();
+    progress.finish();
     let in_flight = producer.in_flight_count();
 
     let s = producer.context().stats.lock().unwrap();
@@ -419,6 +454,7 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let (mut win_at, mut win_records, mut win_bytes) = (Instant::now(), 0u64, 0u64);
     let timeout = Duration::from_millis(args.timeout);
     let mut timed_out = false;
+    let progress = Progress::new();
     while records < args.messages {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(msg)) => {
@@ -441,15 +477,16 @@ fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         }
         if win_records & 0x3ff == 0 && win_at.elapsed() >= interval {
             let secs = win_at.elapsed().as_secs_f64();
-            eprintln!(
+            progress.update(&format!(
                 "{} records, {:.1} records/sec ({:.2} MB/sec)",
                 win_records,
                 win_records as f64 / secs,
                 win_bytes as f64 / MB / secs
-            );
+            ));
             (win_at, win_records, win_bytes) = (Instant::now(), 0, 0);
         }
     }
+    progress.finish();
     let end = last_record;
     // Throughput over the whole run (assign to last record) and over the fetch phase only
     // (first to last record), like Kafka's "fetch" columns.

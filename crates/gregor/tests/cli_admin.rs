@@ -485,3 +485,54 @@ fn describe_filters() {
     let all = ok(&g, &["topics", "--describe", "--topic", &plain]);
     assert_eq!(all.matches("Partition:").count(), 2, "{all}");
 }
+
+#[test]
+fn create_with_a_replica_assignment() {
+    let g = Gregor::start(&[]);
+    let t = topic_name("assigned");
+    ok(
+        &g,
+        &[
+            "topics",
+            "--create",
+            "--topic",
+            &t,
+            "--replica-assignment",
+            "1,1,1",
+        ],
+    );
+    let described = ok(&g, &["topics", "--describe", "--topic", &t]);
+    assert!(described.contains("PartitionCount: 3"), "{described}");
+    // Broker 2 does not exist: the broker refuses the assignment.
+    let refused = gregor(
+        &g,
+        &[
+            "topics",
+            "--create",
+            "--topic",
+            &topic_name("bad"),
+            "--replica-assignment",
+            "1:2",
+        ],
+    );
+    assert!(!refused.status.success());
+    assert_eq!(
+        stderr(&refused).trim().lines().count(),
+        1,
+        "{}",
+        stderr(&refused)
+    );
+    let malformed = gregor(
+        &g,
+        &[
+            "topics",
+            "--create",
+            "--topic",
+            &topic_name("bad"),
+            "--replica-assignment",
+            "1:x",
+        ],
+    );
+    assert!(!malformed.status.success());
+    assert!(stderr(&malformed).contains("--replica-assignment"));
+}

@@ -53,6 +53,11 @@ pub struct Args {
     /// Replication factor (create: the broker's default if omitted).
     #[arg(long)]
     pub replication_factor: Option<i32>,
+    /// --create: explicit replicas per partition, partitions separated by commas and broker ids
+    /// by colons (`1:2,2:3` is two partitions of two replicas); replaces --partitions and
+    /// --replication-factor.
+    #[arg(long, value_name = "ASSIGNMENT", conflicts_with_all = ["partitions", "replication_factor"])]
+    pub replica_assignment: Option<String>,
     /// A topic config override for --create, KEY=VALUE; repeatable.
     #[arg(long = "config", value_name = "KEY=VALUE")]
     pub config: Vec<String>,
@@ -151,12 +156,24 @@ fn create(
             .with_context(|| format!("--config {c}: expected KEY=VALUE"))?;
         configs.push((k.trim(), v.trim()));
     }
-    let rf = args.replication_factor.unwrap_or(-1);
-    let mut new = NewTopic::new(
-        topic,
-        args.partitions.unwrap_or(-1),
-        TopicReplication::Fixed(rf),
-    );
+    let assignment = args
+        .replica_assignment
+        .as_deref()
+        .map(parse_assignment)
+        .transpose()?;
+    let replicas: Vec<&[i32]> = assignment.iter().flatten().map(Vec::as_slice).collect();
+    let mut new = match &assignment {
+        Some(partitions) => NewTopic::new(
+            topic,
+            partitions.len() as i32,
+            TopicReplication::Variable(&replicas),
+        ),
+        None => NewTopic::new(
+            topic,
+            args.partitions.unwrap_or(-1),
+            TopicReplication::Fixed(args.replication_factor.unwrap_or(-1)),
+        ),
+    };
     for (k, v) in &configs {
         new = new.set(k, v);
     }
@@ -171,6 +188,21 @@ fn create(
             Ok(())
         }
     }
+}
+
+/// `1:2,2:3` → [[1, 2], [2, 3]] (kafka-topics.sh's --replica-assignment).
+fn parse_assignment(text: &str) -> anyhow::Result<Vec<Vec<i32>>> {
+    text.split(',')
+        .map(|partition| {
+            partition
+                .split(':')
+                .map(|id| id.trim().parse::<i32>())
+                .collect::<Result<Vec<_>, _>>()
+                .with_context(|| {
+                    format!("--replica-assignment {text}: expected broker ids like 1:2,2:3")
+                })
+        })
+        .collect()
 }
 
 fn describe(admin: &AdminClient<DefaultClientContext>, args: &Args) -> anyhow::Result<()> {

@@ -536,3 +536,26 @@ fn create_with_a_replica_assignment() {
     assert!(!malformed.status.success());
     assert!(stderr(&malformed).contains("--replica-assignment"));
 }
+
+#[test]
+fn topic_patterns_select_whole_names() {
+    let g = Gregor::start(&[]);
+    for t in ["reg-a1", "reg-a2", "reg-b", "xreg-a3"] {
+        ok(&g, &["topics", "--create", "--topic", t]);
+    }
+    let described = ok(&g, &["topics", "--describe", "--topic", "reg-a.*"]);
+    assert!(described.contains("Topic: reg-a1") && described.contains("Topic: reg-a2"));
+    assert!(
+        !described.contains("reg-b") && !described.contains("xreg-a3"),
+        "{described}"
+    );
+    ok(&g, &["topics", "--delete", "--topic", "reg-a.*"]);
+    let listed = ok(&g, &["topics", "--list"]);
+    let names: Vec<&str> = listed.lines().collect();
+    assert_eq!(names, ["reg-b", "xreg-a3"], "{listed}");
+    assert!(
+        !gregor(&g, &["topics", "--describe", "--topic", "nothing-.*"])
+            .status
+            .success()
+    );
+}

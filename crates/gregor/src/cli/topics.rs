@@ -44,7 +44,8 @@ pub struct Args {
     /// Delete a topic.
     #[arg(long)]
     pub delete: bool,
-    /// The topic to act on.
+    /// The topic to act on; for --describe and --delete also a regular expression that matches
+    /// whole names (as kafka-topics.sh reads it).
     #[arg(long)]
     pub topic: Option<String>,
     /// Partition count (create: the broker's num.partitions if omitted; alter: the new count).
@@ -124,19 +125,41 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("Altered topic {topic}: {n} partitions.");
         Ok(())
     } else {
-        let topic = required_topic(&args)?;
-        metadata(&admin, &args.client)?;
-        let res = block_on(admin.delete_topics(&[topic], &admin_opts(timeout)))
+        let pattern = required_topic(&args)?;
+        let md = metadata(&admin, &args.client)?;
+        let mut names: Vec<&str> = md
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && selects(pattern, t.name(), args.include_internal))
+            .map(|t| t.name())
+            .collect();
+        if names.is_empty() {
+            if args.if_exists {
+                return Ok(());
+            }
+            // Asked by exact name: let the broker answer (UnknownTopicOrPartition).
+            names.push(pattern);
+        }
+        let res = block_on(admin.delete_topics(&names, &admin_opts(timeout)))
             .map_err(|e| request_error(e, &args.client))?;
-        match res.into_iter().next() {
-            Some(Err((_, RDKafkaErrorCode::UnknownTopicOrPartition))) if args.if_exists => Ok(()),
-            Some(Err((_, code))) => bail!("cannot delete topic {topic}: {code}"),
-            _ => {
-                println!("Deleted topic {topic}.");
-                Ok(())
+        for outcome in res {
+            match outcome {
+                Ok(topic) => println!("Deleted topic {topic}."),
+                Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) if args.if_exists => {}
+                Err((topic, code)) => bail!("cannot delete topic {topic}: {code}"),
             }
         }
+        Ok(())
     }
+}
+
+/// Whether `--topic pattern` selects `name`: the exact name, or (as kafka-topics.sh reads
+/// `--topic`) a regular expression matching the whole name; internal topics only by exact name
+/// unless `--include-internal`.
+fn selects(pattern: &str, name: &str, include_internal: bool) -> bool {
+    name == pattern
+        || ((include_internal || !name.starts_with("__"))
+            && regex::Regex::new(&format!("^(?:{pattern})$")).is_ok_and(|r| r.is_match(name)))
 }
 
 fn required_topic(args: &Args) -> anyhow::Result<&str> {
@@ -208,14 +231,18 @@ fn parse_assignment(text: &str) -> anyhow::Result<Vec<Vec<i32>>> {
 fn describe(admin: &AdminClient<DefaultClientContext>, args: &Args) -> anyhow::Result<()> {
     let md = metadata(admin, &args.client)?;
     let mut topics: Vec<_> = match &args.topic {
-        Some(name) => {
-            let t = md
+        Some(pattern) => {
+            let matching: Vec<_> = md
                 .topics()
                 .iter()
-                .find(|t| t.name() == name)
-                .filter(|t| t.error().is_none())
-                .with_context(|| format!("topic {name} does not exist"))?;
-            vec![t]
+                .filter(|t| {
+                    t.error().is_none() && selects(pattern, t.name(), args.include_internal)
+                })
+                .collect();
+            if matching.is_empty() {
+                bail!("topic {pattern} does not exist");
+            }
+            matching
         }
         None => md
             .topics()

@@ -682,3 +682,27 @@ fn interrupted_group_consumer_commits_what_it_printed() {
     let row = offsets_row(&describe, "ctrl-c", 0).expect("a committed offset row");
     assert_eq!(&row[..3], ["5", "5", "0"], "{describe}");
 }
+
+/// `--property null.marker=NULL` sends a matching value as null: a tombstone.
+#[test]
+fn null_marker_produces_tombstones() {
+    let g = Gregor::start(&[]);
+    g.create_topic("tomb", 1);
+    ok(
+        &g,
+        &[
+            "produce",
+            "--topic",
+            "tomb",
+            "--key-separator",
+            ":",
+            "--property",
+            "null.marker=NULL",
+        ],
+        Some("k1:v1\nk1:NULL\n"),
+    );
+    let got = g.consume("tomb", &[0], 2);
+    assert_eq!(got[0].payload(), Some(&b"v1"[..]));
+    assert_eq!(got[1].key(), Some(&b"k1"[..]));
+    assert_eq!(got[1].payload(), None, "the marker became a null value");
+}

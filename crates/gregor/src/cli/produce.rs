@@ -31,6 +31,7 @@ use super::ClientArgs;
 
 Line-reader properties (--property, as in Kafka): parse.key (false), key.separator (TAB),
 parse.headers (false), headers.delimiter (TAB), headers.separator (,), headers.key.separator (:),
+null.marker (none: a key or value equal to it is sent as null, e.g. a tombstone),
 ignore.error (false: a line without its separator is a failed record).")]
 pub struct Args {
     #[command(flatten)]
@@ -80,6 +81,8 @@ struct LineFormat {
     headers_separator: Vec<u8>,
     header_key_separator: Vec<u8>,
     ignore_error: bool,
+    /// A value (or key) equal to this is sent as null (Kafka's `null.marker`, KIP-810).
+    null_marker: Option<Vec<u8>>,
 }
 
 impl LineFormat {
@@ -113,6 +116,7 @@ impl LineFormat {
             "headers.separator",
             "headers.key.separator",
             "ignore.error",
+            "null.marker",
         ];
         if let Some(unknown) = props.keys().find(|k| !known.contains(&k.as_str())) {
             bail!(
@@ -128,6 +132,7 @@ impl LineFormat {
             headers_separator: text("headers.separator", ","),
             header_key_separator: text("headers.key.separator", ":"),
             ignore_error: flag("ignore.error")?,
+            null_marker: props.get("null.marker").map(|m| unescape(m)),
         };
         if let Some(sep) = &args.key_separator {
             f.parse_key = true;
@@ -358,10 +363,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ) {
             owned = owned.insert(Header { key: k, value: v });
         }
+        let is_null = |part: &[u8]| format.null_marker.as_deref() == Some(part);
         let mut record =
-            BaseRecord::<[u8], [u8], Box<usize>>::with_opaque_to(&args.topic, Box::new(number))
-                .payload(value);
-        if let Some(k) = key {
+            BaseRecord::<[u8], [u8], Box<usize>>::with_opaque_to(&args.topic, Box::new(number));
+        if !is_null(value) {
+            record = record.payload(value);
+        }
+        if let Some(k) = key.filter(|k| !is_null(k)) {
             record = record.key(k);
         }
         if let Some(p) = args.partition {

@@ -706,3 +706,80 @@ fn null_marker_produces_tombstones() {
     assert_eq!(got[1].key(), Some(&b"k1"[..]));
     assert_eq!(got[1].payload(), None, "the marker became a null value");
 }
+
+/// `--export` prints the plan as CSV; `--from-file` applies such a file.
+#[test]
+fn reset_plans_export_and_import() {
+    let g = Gregor::start(&["group.initial.rebalance.delay.ms=0"]);
+    g.create_topic("plans", 1);
+    ok(&g, &["produce", "--topic", "plans"], Some("a\nb\nc\n"));
+    ok(
+        &g,
+        &[
+            "consume",
+            "--topic",
+            "plans",
+            "--group",
+            "planned",
+            "--from-beginning",
+            "--max-messages",
+            "3",
+        ],
+        None,
+    );
+    let exported = ok(
+        &g,
+        &[
+            "groups",
+            "--reset-offsets",
+            "--group",
+            "planned",
+            "--topic",
+            "plans",
+            "--to-earliest",
+            "--export",
+            "--dry-run",
+        ],
+        None,
+    );
+    assert_eq!(exported.trim(), "plans,0,0");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.csv");
+    std::fs::write(&file, "# edited plan\nplans,0,1\n").unwrap();
+    let path = file.to_str().unwrap();
+    ok(
+        &g,
+        &[
+            "groups",
+            "--reset-offsets",
+            "--group",
+            "planned",
+            "--from-file",
+            path,
+            "--execute",
+        ],
+        None,
+    );
+    let describe = ok(&g, &["groups", "--describe", "--group", "planned"], None);
+    let row = offsets_row(&describe, "plans", 0).expect("an offsets row");
+    assert_eq!(&row[..3], ["1", "3", "2"], "{describe}");
+    std::fs::write(&file, "plans,zero,1\n").unwrap();
+    let bad = gregor(
+        &g,
+        &[
+            "groups",
+            "--reset-offsets",
+            "--group",
+            "planned",
+            "--from-file",
+            path,
+            "--execute",
+        ],
+        None,
+    );
+    assert!(
+        !bad.ok && bad.stderr.contains("expected TOPIC,PARTITION,OFFSET"),
+        "{}",
+        bad.stderr
+    );
+}

@@ -19,7 +19,7 @@ use super::ClientArgs;
 #[derive(ClapArgs, Debug)]
 #[command(
     group(ArgGroup::new("action").required(true).args(["list", "describe", "reset_offsets", "delete", "delete_offsets"])),
-    group(ArgGroup::new("spec").args(["to_earliest", "to_latest", "to_current", "to_datetime", "by_duration", "to_offset", "shift_by"])),
+    group(ArgGroup::new("spec").args(["to_earliest", "to_latest", "to_current", "to_datetime", "by_duration", "to_offset", "shift_by", "from_file"])),
     after_help = "Examples:
   gregor groups --list
   gregor groups --list --state
@@ -29,6 +29,8 @@ use super::ClientArgs;
   gregor groups --reset-offsets --group billing --topic events:0,1 --shift-by -10 --execute
   gregor groups --reset-offsets --group billing --all-topics --to-datetime 2026-11-22T00:00:00.000 --execute
   gregor groups --reset-offsets --group billing --topic orders --by-duration PT30M --execute
+  gregor groups --reset-offsets --group billing --topic orders --to-earliest --export > plan.csv
+  gregor groups --reset-offsets --group billing --from-file plan.csv --execute
   gregor groups --delete-offsets --group billing --topic events
   gregor groups --delete --group billing
 
@@ -87,6 +89,13 @@ pub struct Args {
     /// Move the committed offset by N (may be negative; clamped to the log's range).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub shift_by: Option<i64>,
+    /// Reset to the offsets in a CSV file of `TOPIC,PARTITION,OFFSET` lines (as --export writes).
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<std::path::PathBuf>,
+    /// Print the plan as CSV (`TOPIC,PARTITION,OFFSET`; with several groups
+    /// `GROUP,TOPIC,PARTITION,OFFSET`) instead of a table, for --from-file later.
+    #[arg(long)]
+    pub export: bool,
     /// Show the new offsets without committing them (the default).
     #[arg(long, conflicts_with = "execute")]
     pub dry_run: bool,
@@ -414,7 +423,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         for g in &groups {
             rows.extend(reset(&ctx, &args, g)?);
         }
-        print_table(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], &rows);
+        if args.export {
+            for row in &rows {
+                let fields = if groups.len() > 1 {
+                    &row[..]
+                } else {
+                    &row[1..]
+                };
+                println!("{}", fields.join(","));
+            }
+        } else {
+            print_table(&["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], &rows);
+        }
         Ok(())
     } else if args.delete {
         delete(&ctx, &groups)
@@ -596,9 +616,42 @@ fn describe(
     Ok(())
 }
 
+/// `TOPIC,PARTITION,OFFSET` lines (blank lines and `#` comments skipped).
+fn read_reset_file(path: &std::path::Path) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut plan = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || {
+            anyhow::anyhow!(
+                "{}:{}: expected TOPIC,PARTITION,OFFSET",
+                path.display(),
+                n + 1
+            )
+        };
+        let mut fields = line.rsplitn(3, ',');
+        let offset = fields
+            .next()
+            .and_then(|f| f.trim().parse::<i64>().ok())
+            .ok_or_else(bad)?;
+        let partition = fields
+            .next()
+            .and_then(|f| f.trim().parse::<i32>().ok())
+            .ok_or_else(bad)?;
+        let topic = fields.next().filter(|t| !t.is_empty()).ok_or_else(bad)?;
+        plan.insert((topic.trim().to_string(), partition), offset);
+    }
+    Ok(plan)
+}
+
 fn reset(ctx: &Ctx, args: &Args, group: &str) -> anyhow::Result<Vec<Vec<String>>> {
-    if args.topic.is_empty() && !args.all_topics {
-        bail!("--reset-offsets needs --topic or --all-topics");
+    let from_file = args.from_file.as_deref().map(read_reset_file).transpose()?;
+    if from_file.is_none() && args.topic.is_empty() && !args.all_topics {
+        bail!("--reset-offsets needs --topic, --all-topics or --from-file");
     }
     let chosen = [
         args.to_earliest,
@@ -608,9 +661,10 @@ fn reset(ctx: &Ctx, args: &Args, group: &str) -> anyhow::Result<Vec<Vec<String>>
         args.by_duration.is_some(),
         args.to_offset.is_some(),
         args.shift_by.is_some(),
+        from_file.is_some(),
     ];
     if !chosen.contains(&true) {
-        bail!("--reset-offsets needs one of --to-earliest, --to-latest, --to-current, --to-datetime, --by-duration, --to-offset, --shift-by");
+        bail!("--reset-offsets needs one of --to-earliest, --to-latest, --to-current, --to-datetime, --by-duration, --to-offset, --shift-by, --from-file");
     }
     let c = ctx.consumer(group)?;
     // A group that does not exist yet has nothing to refuse over.
@@ -623,7 +677,9 @@ fn reset(ctx: &Ctx, args: &Args, group: &str) -> anyhow::Result<Vec<Vec<String>>
             );
         }
     }
-    let parts = if args.all_topics {
+    let parts = if let Some(plan) = &from_file {
+        plan.keys().cloned().collect()
+    } else if args.all_topics {
         let all = ctx.partitions(&c, None)?;
         ctx.committed(&c, &all)?.into_keys().collect()
     } else {
@@ -661,7 +717,9 @@ fn reset(ctx: &Ctx, args: &Args, group: &str) -> anyhow::Result<Vec<Vec<String>>
     for (t, p) in &parts {
         let (low, high) = ctx.watermarks(&c, t, *p)?;
         let current = committed.get(&(t.clone(), *p)).copied();
-        let target = if args.to_earliest {
+        let target = if let Some(plan) = &from_file {
+            plan[&(t.clone(), *p)]
+        } else if args.to_earliest {
             low
         } else if args.to_latest {
             high

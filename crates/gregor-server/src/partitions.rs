@@ -208,8 +208,9 @@ impl ReplicaManager {
         self.partitions.read().values().cloned().collect()
     }
 
-    /// Makes the hosted partitions match the image: deletes logs of removed topics (and stray
-    /// directories of topics the image does not know), opens new ones, applies changed configs.
+    /// Makes the hosted partitions match the image: deletes logs of removed topics (and, at
+    /// start-up, stray directories of topics the image does not know), opens new ones, applies
+    /// changed configs.
     pub fn reconcile(
         &self,
         image: &MetadataImage,
@@ -243,7 +244,12 @@ impl ReplicaManager {
                 .get(t)
                 .is_some_and(|t| t.partitions.contains_key(i))
         });
-        self.remove_stray_dirs(image)?;
+        // Strays can only be left by a crash, so the directory scan (a read of every partition's
+        // metadata file) runs once at start-up, not on every metadata commit; deletions at run
+        // time remove their directories above.
+        if !self.started.load(Ordering::Acquire) {
+            self.remove_stray_dirs(image)?;
+        }
         for topic in image.topics.values() {
             let log_config = config.log_config(image.topic_configs(&topic.name));
             for (&index, meta) in &topic.partitions {

@@ -13,7 +13,7 @@ from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, K
 
 import struct
 
-from kafka_wire import connect, frame, header_v1, recv_frame
+from kafka_wire import connect, frame, header_v1, header_v2, read_uvarint, recv_frame, uvarint
 from clients import (admin, consume_confluent, create_topic, produce_confluent, unique_topic,
                      wait_until, watermarks)
 
@@ -353,3 +353,57 @@ def test_kafka_python_create_topics_returns_configs(broker, kadmin):
                                validate_only=True, raise_errors=False)
     assert res["topics"][0]["error_code"] == kerr.InvalidConfigurationError.errno, res
     assert "min.cleanable.dirty.ratio" in res["topics"][0]["error_message"]
+
+
+# ------------------------------------------------------------------ group configs (Kafka 4)
+
+def raw_consumer_group_heartbeat(broker, group, topic):
+    """A first ConsumerGroupHeartbeat v0 (a member joining) over a raw socket; returns
+    (error code, heartbeat interval) of the response."""
+    def cstring(s):
+        b = s.encode()
+        return uvarint(len(b) + 1) + b
+    body = (cstring(group) + cstring("") + struct.pack(">i", 0)  # group, member id, epoch 0
+            + uvarint(0) + uvarint(0)                             # no instance id, no rack
+            + struct.pack(">i", 30000)                            # rebalance timeout
+            + uvarint(2) + cstring(topic)                         # subscribed topics
+            + uvarint(0) + uvarint(1)                             # no server assignor, no owned
+            + uvarint(0))                                         # tagged fields
+    with connect(broker) as s:
+        s.sendall(frame(header_v2(68, 0, 11) + body))
+        payload = recv_frame(s)
+    corr, _tags, _throttle, err = struct.unpack_from(">ibih", payload, 0)
+    assert corr == 11
+    pos = 11
+    n, pos = read_uvarint(payload, pos)       # error message
+    pos += max(n - 1, 0)
+    n, pos = read_uvarint(payload, pos)       # member id
+    pos += max(n - 1, 0)
+    _epoch, interval = struct.unpack_from(">ii", payload, pos)
+    return err, interval
+
+
+def test_group_configs_describe_alter_and_apply(broker):
+    a = admin(broker.bootstrap)
+    t = create_topic(broker.bootstrap, unique_topic("grpcfg"))
+    # A group may have configs before it exists; unset ones show the broker default.
+    entries = describe(a, ResourceType.GROUP, "tuned")
+    assert entries["consumer.heartbeat.interval.ms"].value == "5000"
+    assert entries["consumer.heartbeat.interval.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert error_code(incremental(a, ResourceType.GROUP, "tuned",
+                                  set_op("consumer.heartbeat.interval.ms", "8000"))) is None
+    entries = describe(a, ResourceType.GROUP, "tuned")
+    assert entries["consumer.heartbeat.interval.ms"].value == "8000"
+    assert entries["consumer.heartbeat.interval.ms"].source == ConfigSource.GROUP_CONFIG.value
+    assert entries["consumer.session.timeout.ms"].value == "45000"
+    # Kafka's bounds (group.consumer.min/max.*) and names are enforced.
+    for key, value in [("consumer.session.timeout.ms", "1000"), ("consumer.heartbeat.interval.ms", "0"),
+                       ("consumer.heartbeat.interval.ms", "20000"), ("share.session.timeout.ms", "50000")]:
+        assert error_code(incremental(a, ResourceType.GROUP, "tuned", set_op(key, value))) \
+            == KafkaError.INVALID_CONFIG, (key, value)
+    # The coordinator applies the group's value: new members are told the tuned interval.
+    assert raw_consumer_group_heartbeat(broker, "tuned", t) == (0, 8000)
+    assert raw_consumer_group_heartbeat(broker, "untuned", t) == (0, 5000)
+    assert error_code(incremental(a, ResourceType.GROUP, "tuned",
+                                  delete_op("consumer.heartbeat.interval.ms"))) is None
+    assert raw_consumer_group_heartbeat(broker, "tuned", t) == (0, 5000)

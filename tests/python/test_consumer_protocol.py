@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, ConsumerGroupState, ConsumerGroupType, Kaf
 from clients import admin, create_topic, produce_confluent, unique_topic, wait_until
 
 FAST = {"group.consumer.heartbeat.interval.ms": 500, "group.consumer.session.timeout.ms": 6000,
+        "group.consumer.min.heartbeat.interval.ms": 500, "group.consumer.min.session.timeout.ms": 6000,
         "group.initial.rebalance.delay.ms": 0, "offsets.topic.num.partitions": 5}
 
 

@@ -16,7 +16,7 @@ use crate::consumer::{
     Assignment, ConsumerGroup, ConsumerMember, MemberState, TopicCatalog, ASSIGNORS,
     LEAVE_STATIC_EPOCH,
 };
-use crate::coordinator::{s, GroupConfig, GroupCoordinator};
+use crate::coordinator::{s, GroupCoordinator};
 use crate::errors;
 use crate::group::{sb, Ctx, Group, GroupState};
 use crate::records::GroupRecord;
@@ -268,7 +268,8 @@ impl GroupCoordinator {
         if member_id.is_empty() {
             member_id = self.new_consumer_member_id(&group_id, ctx.now);
         }
-        let config: GroupConfig = self.config;
+        let (session_ms, heartbeat_ms) =
+            self.config.consumer_timings(self.overrides.get(&group_id));
         let Some(cg) = self
             .groups
             .get_mut(&group_id)
@@ -397,7 +398,7 @@ impl GroupCoordinator {
                 bump = true;
             }
         }
-        m.session_deadline = Some(ctx.now + config.consumer_session_timeout_ms.max(0) as i64);
+        m.session_deadline = Some(ctx.now + session_ms.max(0) as i64);
         let old_assigned = m.assigned.clone();
 
         if cg.refresh_topics(topics) {
@@ -417,7 +418,7 @@ impl GroupCoordinator {
         let mut resp = ConsumerGroupHeartbeatResponse::default();
         resp.member_id = Some(sb(&member_id));
         resp.member_epoch = m.member_epoch;
-        resp.heartbeat_interval_ms = config.consumer_heartbeat_interval_ms;
+        resp.heartbeat_interval_ms = heartbeat_ms;
         if epoch == 0 || full_request || m.assigned != old_assigned {
             resp.assignment = Some(response_assignment(&m.assigned));
         }
@@ -597,11 +598,15 @@ impl GroupCoordinator {
     /// Session expiry and revocation (rebalance) timeouts of consumer group members.
     pub(crate) fn tick_consumer_groups(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
-        let session = self.config.consumer_session_timeout_ms.max(0) as i64;
         for g in self.groups.values_mut() {
             let Some(cg) = g.consumer.as_mut() else {
                 continue;
             };
+            let session = self
+                .config
+                .consumer_timings(self.overrides.get(&g.id))
+                .0
+                .max(0) as i64;
             let mut expired = Vec::new();
             for m in cg.members.values_mut() {
                 // Members loaded from the log: their sessions start now.

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::consumer::{TopicCatalog, TopicInfo};
 use crate::consumer_protocol::encode_subscription;
 use crate::errors::*;
-use crate::{GroupConfig, GroupCoordinator, GroupRecord};
+use crate::{GroupConfig, GroupCoordinator, GroupOverrides, GroupRecord};
 
 fn sb(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
@@ -364,6 +364,26 @@ fn session_expiry() {
     assert_eq!(r.member_epoch, 3);
     assert_eq!(h.parts(&r), Some(parts(&[("t", &[0, 1, 2, 3])])));
     assert_eq!(h.hb("g", "m2", 2, None).error_code, UNKNOWN_MEMBER_ID);
+}
+
+#[test]
+fn group_configs_override_session_and_heartbeat_from_the_next_heartbeat() {
+    let mut h = C::new();
+    assert_eq!(h.join("g", "m1", &["t"]).heartbeat_interval_ms, 5_000);
+    assert_eq!(h.join("other", "m1", &["t"]).heartbeat_interval_ms, 5_000);
+    let overrides = GroupOverrides {
+        session_timeout_ms: Some(50_000),
+        heartbeat_interval_ms: Some(8_000),
+    };
+    h.c.set_group_overrides(BTreeMap::from([("g".to_string(), overrides)]));
+    assert_eq!(h.hb("g", "m1", 1, None).heartbeat_interval_ms, 8_000);
+    assert_eq!(h.hb("other", "m1", 1, None).heartbeat_interval_ms, 5_000);
+    // The default session (45 s) has passed: only the group without the override lost its member.
+    h.advance(SESSION + 1);
+    assert_eq!(h.hb("other", "m1", 1, None).error_code, UNKNOWN_MEMBER_ID);
+    assert_eq!(h.hb("g", "m1", 1, None).error_code, NONE);
+    h.advance(50_001);
+    assert_eq!(h.hb("g", "m1", 1, None).error_code, UNKNOWN_MEMBER_ID);
 }
 
 #[test]

@@ -77,9 +77,32 @@ impl Default for GroupConfig {
     }
 }
 
+/// A group's own settings (Kafka's group configs `consumer.session.timeout.ms` and
+/// `consumer.heartbeat.interval.ms`); `None` keeps the coordinator's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupOverrides {
+    pub session_timeout_ms: Option<i32>,
+    pub heartbeat_interval_ms: Option<i32>,
+}
+
+impl GroupConfig {
+    /// The KIP-848 session timeout and heartbeat interval of a group with these overrides.
+    pub(crate) fn consumer_timings(&self, overrides: Option<&GroupOverrides>) -> (i32, i32) {
+        let o = overrides.copied().unwrap_or_default();
+        (
+            o.session_timeout_ms
+                .unwrap_or(self.consumer_session_timeout_ms),
+            o.heartbeat_interval_ms
+                .unwrap_or(self.consumer_heartbeat_interval_ms),
+        )
+    }
+}
+
 /// The classic consumer group coordinator for all groups of `__consumer_offsets`.
 pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
+    /// Group configs by group id; applied from the next heartbeat on, as in Kafka.
+    pub(crate) overrides: BTreeMap<String, GroupOverrides>,
     pub(crate) groups: BTreeMap<String, Group>,
     replies: Vec<Reply>,
     pub(crate) member_counter: u64,
@@ -94,11 +117,17 @@ impl GroupCoordinator {
     pub fn new(config: GroupConfig) -> Self {
         GroupCoordinator {
             config,
+            overrides: BTreeMap::new(),
             groups: BTreeMap::new(),
             replies: Vec::new(),
             member_counter: 0,
             last_retention_check: None,
         }
+    }
+
+    /// Replaces the group configs (the metadata image's, after each change).
+    pub fn set_group_overrides(&mut self, overrides: BTreeMap<String, GroupOverrides>) {
+        self.overrides = overrides;
     }
 
     /// Rebuilds state at start-up from one record of `__consumer_offsets` (called in log order).

@@ -15,7 +15,7 @@ pub mod records;
 mod regex;
 
 pub use consumer::{TopicCatalog, TopicInfo};
-pub use coordinator::{GroupConfig, GroupCoordinator};
+pub use coordinator::{GroupConfig, GroupCoordinator, GroupOverrides};
 pub use records::{ConsumerGroupValue, DecodeError, GroupRecord, MemberRecord};
 
 /// Where a handler sends its response.

@@ -215,6 +215,96 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
     ),
 ];
 
+/// Group configs (Kafka's `GroupConfig`): per-group overrides of the KIP-848 consumer group
+/// timings. The broker's `group.consumer.*` configs are their defaults and bounds.
+pub const GROUP_CONFIGS: &[ConfigDef] = &[
+    def(
+        "consumer.heartbeat.interval.ms",
+        "group.consumer.heartbeat.interval.ms",
+        "5000",
+        ConfigKind::Int { min: 1 },
+    ),
+    def(
+        "consumer.session.timeout.ms",
+        "group.consumer.session.timeout.ms",
+        "45000",
+        ConfigKind::Int { min: 1 },
+    ),
+];
+
+pub fn group_config(name: &str) -> Option<&'static ConfigDef> {
+    GROUP_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// The broker's defaults and bounds for group configs (its `group.consumer.*` configs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupConfigBounds {
+    pub session_timeout_ms: i32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub heartbeat_interval_ms: i32,
+    pub min_heartbeat_interval_ms: i32,
+    pub max_heartbeat_interval_ms: i32,
+}
+
+impl Default for GroupConfigBounds {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        GroupConfigBounds {
+            session_timeout_ms: 45_000,
+            min_session_timeout_ms: 45_000,
+            max_session_timeout_ms: 60_000,
+            heartbeat_interval_ms: 5_000,
+            min_heartbeat_interval_ms: 5_000,
+            max_heartbeat_interval_ms: 15_000,
+        }
+    }
+}
+
+impl GroupConfigBounds {
+    /// Checks a group's overrides together with the broker defaults they leave in place, as
+    /// Kafka's `GroupConfig.validateValues` does; the error names the config and the bound.
+    pub fn check(
+        &self,
+        overrides: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let value = |name: &str, default: i32| {
+            overrides
+                .get(name)
+                .and_then(|v| v.trim().parse::<i32>().ok())
+                .unwrap_or(default)
+        };
+        let heartbeat = value("consumer.heartbeat.interval.ms", self.heartbeat_interval_ms);
+        let session = value("consumer.session.timeout.ms", self.session_timeout_ms);
+        let checks = [
+            (
+                heartbeat >= self.min_heartbeat_interval_ms,
+                "consumer.heartbeat.interval.ms must be greater than or equal to group.consumer.min.heartbeat.interval.ms",
+            ),
+            (
+                heartbeat <= self.max_heartbeat_interval_ms,
+                "consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms",
+            ),
+            (
+                session >= self.min_session_timeout_ms,
+                "consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms",
+            ),
+            (
+                session <= self.max_session_timeout_ms,
+                "consumer.session.timeout.ms must be less than or equal to group.consumer.max.session.timeout.ms",
+            ),
+            (
+                session > heartbeat,
+                "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(why.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Older broker spellings of a topic default, scaled to the synonym's unit: the broker reads
 /// `log.retention.ms`, else `log.retention.minutes`, else `log.retention.hours` (Kafka's order).
 pub const SCALED_SYNONYMS: &[(&str, &str, i64)] = &[
@@ -352,5 +442,47 @@ mod tests {
             .unwrap()
             .validate("forever")
             .is_err());
+    }
+
+    #[test]
+    fn group_configs_are_checked_against_the_broker_bounds() {
+        let bounds = GroupConfigBounds::default();
+        let set = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        assert!(bounds.check(&set(&[])).is_ok());
+        assert!(bounds
+            .check(&set(&[("consumer.session.timeout.ms", "50000")]))
+            .is_ok());
+        let err = bounds
+            .check(&set(&[("consumer.session.timeout.ms", "1000")]))
+            .unwrap_err();
+        assert!(
+            err.contains("group.consumer.min.session.timeout.ms"),
+            "{err}"
+        );
+        let err = bounds
+            .check(&set(&[("consumer.heartbeat.interval.ms", "16000")]))
+            .unwrap_err();
+        assert!(
+            err.contains("group.consumer.max.heartbeat.interval.ms"),
+            "{err}"
+        );
+        let wide = GroupConfigBounds {
+            max_heartbeat_interval_ms: 60_000,
+            ..bounds
+        };
+        let err = wide
+            .check(&set(&[("consumer.heartbeat.interval.ms", "45000")]))
+            .unwrap_err();
+        assert!(
+            err.contains("greater than consumer.heartbeat.interval.ms"),
+            "{err}"
+        );
+        assert!(group_config("consumer.session.timeout.ms").is_some());
+        assert!(group_config("share.session.timeout.ms").is_none());
     }
 }

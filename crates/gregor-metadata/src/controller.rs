@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
-use crate::configs::{dynamic_broker_config, topic_config, ConfigDef, ConfigKind};
+use crate::configs::{
+    dynamic_broker_config, group_config, topic_config, ConfigDef, ConfigKind, GroupConfigBounds,
+};
 use crate::image::MetadataImage;
 use crate::records::{ConfigResource, MetadataRecord};
 
@@ -125,6 +127,7 @@ fn check_topic_config_combination(
 /// Kafka's resource types in the config APIs.
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// An IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType`, by wire code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,8 +158,8 @@ pub struct ConfigChange {
     pub value: Option<String>,
 }
 
-/// The resource a config request names: an existing topic, a registered broker (by id), or the
-/// cluster-wide broker default (empty name).
+/// The resource a config request names: an existing topic, a registered broker (by id), the
+/// cluster-wide broker default (empty name), or a group (which need not exist yet, as in Kafka).
 pub fn config_resource(
     image: &MetadataImage,
     resource_type: i8,
@@ -185,6 +188,11 @@ pub fn config_resource(
                 format!("Unable to parse broker name as an integer: {name}"),
             ),
         },
+        RESOURCE_GROUP if name.is_empty() => refuse(
+            ResponseError::InvalidRequest.code(),
+            "Group name must not be empty",
+        ),
+        RESOURCE_GROUP => Ok(ConfigResource::Group(name.to_string())),
         other => refuse(
             ResponseError::InvalidRequest.code(),
             format!("Unsupported resource type {other}"),
@@ -210,6 +218,15 @@ fn alterable_config(resource: &ConfigResource, name: &str) -> Result<ConfigDef, 
                 refuse(
                     ResponseError::InvalidConfig.code(),
                     format!("Cannot update these configs dynamically: Set({name})"),
+                )
+            },
+            Ok,
+        ),
+        ConfigResource::Group(_) => group_config(name).copied().map_or_else(
+            || {
+                refuse(
+                    ResponseError::InvalidConfig.code(),
+                    format!("Unknown group config name: {name}"),
                 )
             },
             Ok,
@@ -263,19 +280,26 @@ fn checked_diff(
     image: &MetadataImage,
     resource: &ConfigResource,
     new: &BTreeMap<String, String>,
+    group_bounds: &GroupConfigBounds,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    if matches!(resource, ConfigResource::Topic(_)) {
-        check_topic_config_combination(new)?;
+    match resource {
+        ConfigResource::Topic(_) => check_topic_config_combination(new)?,
+        ConfigResource::Group(_) => group_bounds
+            .check(new)
+            .or_else(|message| refuse(ResponseError::InvalidConfig.code(), message))?,
+        ConfigResource::Broker(_) => {}
     }
     let old = image.configs.get(resource).cloned().unwrap_or_default();
     Ok(config_diff(resource, &old, new))
 }
 
-/// AlterConfigs: the given configs replace every dynamic config of the resource.
+/// AlterConfigs: the given configs replace every dynamic config of the resource. Group configs
+/// are checked against the broker's `group_bounds`.
 pub fn alter_configs(
     image: &MetadataImage,
     resource: &ConfigResource,
     configs: &[(String, Option<String>)],
+    group_bounds: &GroupConfigBounds,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     check_duplicates(configs.iter().map(|(n, _)| n.as_str()))?;
     let mut new = BTreeMap::new();
@@ -290,7 +314,7 @@ pub fn alter_configs(
         validate_value(&def, value)?;
         new.insert(name.clone(), value.clone());
     }
-    checked_diff(image, resource, &new)
+    checked_diff(image, resource, &new, group_bounds)
 }
 
 /// The items of a list config (`compact,delete`).
@@ -309,6 +333,7 @@ pub fn incremental_alter_configs(
     image: &MetadataImage,
     resource: &ConfigResource,
     changes: &[ConfigChange],
+    group_bounds: &GroupConfigBounds,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
     check_duplicates(changes.iter().map(|c| c.name.as_str()))?;
     let mut new = image.configs.get(resource).cloned().unwrap_or_default();
@@ -355,7 +380,7 @@ pub fn incremental_alter_configs(
         validate_value(&def, &value)?;
         new.insert(name.clone(), value);
     }
-    checked_diff(image, resource, &new)
+    checked_diff(image, resource, &new, group_bounds)
 }
 
 fn place_replicas(brokers: &[i32], partition: i32, replication_factor: usize) -> Vec<i32> {
@@ -703,7 +728,8 @@ mod tests {
         resource: &ConfigResource,
         changes: &[ConfigChange],
     ) -> Result<usize, ControllerError> {
-        let records = incremental_alter_configs(image, resource, changes)?;
+        let records =
+            incremental_alter_configs(image, resource, changes, &GroupConfigBounds::default())?;
         for r in &records {
             image.apply(r);
         }
@@ -935,16 +961,19 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), Some(v.to_string())))
                 .collect()
         };
+        let bounds = GroupConfigBounds::default();
         for r in alter_configs(
             &image,
             &topic,
             &set(&[("retention.ms", "10"), ("segment.ms", "20")]),
+            &bounds,
         )
         .unwrap()
         {
             image.apply(&r);
         }
-        let records = alter_configs(&image, &topic, &set(&[("segment.ms", "30")])).unwrap();
+        let records =
+            alter_configs(&image, &topic, &set(&[("segment.ms", "30")]), &bounds).unwrap();
         assert_eq!(records.len(), 2);
         for r in &records {
             image.apply(r);
@@ -953,14 +982,57 @@ mod tests {
         assert_eq!(configs.len(), 1);
         assert_eq!(configs["segment.ms"], "30");
         assert_eq!(
-            alter_configs(&image, &topic, &[("retention.ms".into(), None)])
+            alter_configs(&image, &topic, &[("retention.ms".into(), None)], &bounds)
                 .unwrap_err()
                 .code,
             ResponseError::InvalidRequest.code()
         );
-        for r in alter_configs(&image, &topic, &[]).unwrap() {
+        for r in alter_configs(&image, &topic, &[], &bounds).unwrap() {
             image.apply(&r);
         }
         assert!(image.topic_overrides("t").is_none());
+    }
+
+    #[test]
+    fn group_configs_need_no_group_and_respect_the_bounds() {
+        let mut image = image_with_broker();
+        assert_eq!(
+            config_resource(&image, RESOURCE_GROUP, "")
+                .unwrap_err()
+                .code,
+            ResponseError::InvalidRequest.code()
+        );
+        let group = config_resource(&image, RESOURCE_GROUP, "g").unwrap();
+        let set = |name: &str, value: &str| change(name, ConfigOp::Set, Some(value));
+        incremental(
+            &mut image,
+            &group,
+            &[set("consumer.session.timeout.ms", "50000")],
+        )
+        .unwrap();
+        let configs: Vec<_> = image.group_configs().collect();
+        assert_eq!(configs.len(), 1);
+        assert_eq!(configs[0].0, "g");
+        assert_eq!(configs[0].1["consumer.session.timeout.ms"], "50000");
+        for bad in [
+            set("consumer.session.timeout.ms", "5000"),
+            set("consumer.session.timeout.ms", "soon"),
+            set("share.session.timeout.ms", "50000"),
+            set("retention.ms", "1"),
+        ] {
+            let err = incremental(&mut image, &group, &[bad]).unwrap_err();
+            assert_eq!(err.code, ResponseError::InvalidConfig.code(), "{err}");
+        }
+        incremental(
+            &mut image,
+            &group,
+            &[change(
+                "consumer.session.timeout.ms",
+                ConfigOp::Delete,
+                None,
+            )],
+        )
+        .unwrap();
+        assert_eq!(image.group_configs().count(), 0);
     }
 }

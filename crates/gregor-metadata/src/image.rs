@@ -106,6 +106,16 @@ impl MetadataImage {
         }
     }
 
+    /// The groups with configs, and their configs.
+    pub fn group_configs(&self) -> impl Iterator<Item = (&str, &BTreeMap<String, String>)> {
+        self.configs
+            .iter()
+            .filter_map(|(resource, configs)| match resource {
+                ConfigResource::Group(group) => Some((group.as_str(), configs)),
+                _ => None,
+            })
+    }
+
     /// Applies one record. Records come from the controller, which validated them against the
     /// image they were decided on; a record naming something that no longer exists is ignored.
     pub fn apply(&mut self, record: &MetadataRecord) {

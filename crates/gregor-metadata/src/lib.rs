@@ -10,7 +10,7 @@ pub mod image;
 pub mod records;
 pub mod store;
 
-pub use configs::{ConfigDef, TOPIC_CONFIGS};
+pub use configs::{ConfigDef, GroupConfigBounds, GROUP_CONFIGS, TOPIC_CONFIGS};
 pub use controller::ControllerError;
 pub use image::{BrokerRegistration, ConfigLayers, MetadataImage, PartitionImage, TopicImage};
 pub use records::{ConfigResource, MetadataRecord};

@@ -9,6 +9,8 @@ pub enum ConfigResource {
     Topic(String),
     /// A dynamic broker config; node id `None` is the cluster-wide default.
     Broker(Option<i32>),
+    /// A consumer group's configs; a group may have them before it exists.
+    Group(String),
 }
 
 /// One change to the cluster metadata. Stored as the JSON value of a record in the metadata log.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use gregor_metadata::configs::{
     is_dynamic_broker_config, topic_config, ConfigDef, ConfigKind, BOOL, SCALED_SYNONYMS,
 };
-use gregor_metadata::{ConfigLayers, TOPIC_CONFIGS};
+use gregor_metadata::{ConfigLayers, GroupConfigBounds, TOPIC_CONFIGS};
 use gregor_storage::compression::BrokerCompression;
 use gregor_storage::{LogConfig, TimestampType};
 
@@ -32,6 +32,7 @@ pub const DYNAMIC_BROKER_CONFIG: i8 = 2;
 pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 pub const STATIC_BROKER_CONFIG: i8 = 4;
 pub const DEFAULT_CONFIG: i8 = 5;
+pub const GROUP_CONFIG: i8 = 8;
 
 /// Broker configs beyond the topic defaults (whose broker synonyms are accepted too).
 const BROKER_CONFIGS: &[ConfigDef] = &[
@@ -94,6 +95,26 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     broker(
         "group.consumer.heartbeat.interval.ms",
         "5000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "group.consumer.min.session.timeout.ms",
+        "45000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "group.consumer.max.session.timeout.ms",
+        "60000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "group.consumer.min.heartbeat.interval.ms",
+        "5000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "group.consumer.max.heartbeat.interval.ms",
+        "15000",
         ConfigKind::Int { min: 1 },
     ),
     broker(
@@ -253,7 +274,31 @@ impl BrokerConfig {
             .split(',')
             .map(|d| PathBuf::from(d.trim()))
             .collect();
+        // Kafka refuses group.consumer.* defaults outside their own bounds at start-up. The
+        // check speaks of group configs (`consumer.*`); here they are the broker's `group.consumer.*`.
+        config
+            .group_config_bounds()
+            .check(&BTreeMap::new())
+            .map_err(|why| {
+                ConfigError(format!(
+                    "group.{}",
+                    why.replace(" than consumer.", " than group.consumer.")
+                ))
+            })?;
         Ok(config)
+    }
+
+    /// The defaults and bounds of group configs: the `group.consumer.*` broker configs.
+    pub fn group_config_bounds(&self) -> GroupConfigBounds {
+        let get = |name: &str| self.get_i64(name) as i32;
+        GroupConfigBounds {
+            session_timeout_ms: get("group.consumer.session.timeout.ms"),
+            min_session_timeout_ms: get("group.consumer.min.session.timeout.ms"),
+            max_session_timeout_ms: get("group.consumer.max.session.timeout.ms"),
+            heartbeat_interval_ms: get("group.consumer.heartbeat.interval.ms"),
+            min_heartbeat_interval_ms: get("group.consumer.min.heartbeat.interval.ms"),
+            max_heartbeat_interval_ms: get("group.consumer.max.heartbeat.interval.ms"),
+        }
     }
 
     /// Parses a `server.properties` file's text: `key=value` lines, `#`/`!` comments.
@@ -455,6 +500,18 @@ mod tests {
         assert!(err.0.contains("num.partitions"), "{err}");
         let err = BrokerConfig::from_pairs(pairs(&[("listeners", "http://x")])).unwrap_err();
         assert!(err.0.contains("listeners"), "{err}");
+        let err = BrokerConfig::from_pairs(pairs(&[("group.consumer.session.timeout.ms", "6000")]))
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            "group.consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms"
+        );
+        let ok = BrokerConfig::from_pairs(pairs(&[
+            ("group.consumer.session.timeout.ms", "6000"),
+            ("group.consumer.min.session.timeout.ms", "6000"),
+        ]))
+        .unwrap();
+        assert_eq!(ok.group_config_bounds().session_timeout_ms, 6000);
     }
 
     #[test]

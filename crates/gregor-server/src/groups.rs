@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use gregor_group::{
-    GroupConfig, GroupCoordinator, GroupRecord, Responder, TopicCatalog, TopicInfo,
+    GroupConfig, GroupCoordinator, GroupOverrides, GroupRecord, Responder, TopicCatalog, TopicInfo,
 };
 use gregor_metadata::controller::NewTopic;
 use gregor_metadata::MetadataImage;
@@ -29,6 +29,23 @@ fn java_string_hash(s: &str) -> i32 {
 
 pub fn partition_for(group: &str, partitions: i32) -> i32 {
     (java_string_hash(group) & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// The group configs of the image, as the coordinator applies them.
+fn group_overrides(image: &MetadataImage) -> BTreeMap<String, GroupOverrides> {
+    let int = |configs: &BTreeMap<String, String>, name: &str| {
+        configs.get(name).and_then(|v| v.trim().parse().ok())
+    };
+    image
+        .group_configs()
+        .map(|(group, configs)| {
+            let overrides = GroupOverrides {
+                session_timeout_ms: int(configs, "consumer.session.timeout.ms"),
+                heartbeat_interval_ms: int(configs, "consumer.heartbeat.interval.ms"),
+            };
+            (group.to_string(), overrides)
+        })
+        .collect()
 }
 
 /// The metadata image as the coordinator's view of topics (KIP-848 assignors need partition counts).
@@ -87,6 +104,7 @@ impl GroupRuntime {
     /// broker accepts connections, so no client sees a half-loaded group.
     pub fn load(&self, broker: &Broker) -> Result<usize, GroupError> {
         let mut coordinator = self.coordinator.lock();
+        coordinator.set_group_overrides(group_overrides(&broker.metadata.image()));
         let mut loaded = 0;
         let partitions = broker
             .metadata
@@ -238,6 +256,7 @@ impl GroupRuntime {
     pub fn on_metadata_change(&self, broker: &Broker) {
         let image = broker.metadata.image();
         let mut coordinator = self.coordinator.lock();
+        coordinator.set_group_overrides(group_overrides(&image));
         let records = coordinator.on_metadata_change(now_ms(), &Catalog(&image));
         self.settle(broker, &mut coordinator, records);
     }

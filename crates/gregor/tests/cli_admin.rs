@@ -376,18 +376,78 @@ fn configs_alter_and_describe() {
     );
     assert!(desc.lines().count() > 5, "{desc}");
     fails(&g, &["configs", "--describe", "--broker", "42"]);
-    // Groups: gregor has none.
-    fails(
-        &g,
-        &[
+    // Groups: a group may have configs before it exists; unset ones show the broker's default.
+    let group = |action: &str, extra: &[&str]| {
+        let mut args = vec![
             "configs",
-            "--describe",
+            action,
             "--entity-type",
             "groups",
             "--entity-name",
-            "g",
-        ],
+            "payments",
+        ];
+        args.extend_from_slice(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| ok(&g, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let desc = run(group("--describe", &[]));
+    assert!(
+        desc.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["consumer.session.timeout.ms", "45000", "DEFAULT_CONFIG"]),
+        "{desc}"
     );
+    let out = run(group(
+        "--alter",
+        &["--add-config", "consumer.session.timeout.ms=50000"],
+    ));
+    assert!(
+        out.contains("Completed updating config for group payments"),
+        "{out}"
+    );
+    let desc = run(group("--describe", &[]));
+    assert!(
+        desc.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["consumer.session.timeout.ms", "50000", "GROUP_CONFIG"]),
+        "{desc}"
+    );
+    assert!(
+        desc.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == ["consumer.heartbeat.interval.ms", "5000", "DEFAULT_CONFIG"]),
+        "{desc}"
+    );
+    // Outside the broker's bounds (group.consumer.max.session.timeout.ms) and unknown names.
+    let args = group(
+        "--alter",
+        &["--add-config", "consumer.session.timeout.ms=90000"],
+    );
+    let err = fails(&g, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("group.consumer.max.session.timeout.ms"),
+        "{err}"
+    );
+    let args = group("--alter", &["--add-config", "retention.ms=1"]);
+    let err = fails(&g, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("Unknown group config name: retention.ms"),
+        "{err}"
+    );
+    run(group(
+        "--alter",
+        &["--delete-config", "consumer.session.timeout.ms"],
+    ));
+    let desc = run(group("--describe", &["--output", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&desc).expect("json");
+    let session = json["configs"]
+        .as_array()
+        .expect("configs")
+        .iter()
+        .find(|c| c["name"] == "consumer.session.timeout.ms")
+        .expect("session timeout described");
+    assert_eq!(session["value"], "45000");
+    assert_eq!(session["source"], "DEFAULT_CONFIG");
 }
 
 #[test]

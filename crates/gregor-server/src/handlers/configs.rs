@@ -1,8 +1,9 @@
-//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics and brokers.
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics, brokers and groups.
 //!
 //! A topic config's effective value comes from, in order: the topic's override, this broker's
 //! dynamic config, the cluster-wide dynamic default, the static config (file, `--override`), the
-//! default. All dynamic configs are metadata records; changes are controller decisions.
+//! default. A group config's comes from the group's override, else the broker's `group.consumer.*`
+//! value. All dynamic configs are metadata records; changes are controller decisions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,9 +12,11 @@ use gregor_metadata::configs::{ConfigDef, ConfigKind};
 use gregor_metadata::controller::{
     alter_configs as decide_alter, config_resource,
     incremental_alter_configs as decide_incremental, ConfigChange, ConfigOp, ControllerError,
-    RESOURCE_BROKER, RESOURCE_TOPIC,
+    RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
-use gregor_metadata::{ConfigLayers, ConfigResource, MetadataImage, MetadataRecord, TOPIC_CONFIGS};
+use gregor_metadata::{
+    ConfigLayers, ConfigResource, MetadataImage, MetadataRecord, GROUP_CONFIGS, TOPIC_CONFIGS,
+};
 use gregor_protocol::kafka::messages::alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::kafka::messages::create_topics_response::CreatableTopicConfigs;
 use gregor_protocol::kafka::messages::describe_configs_response::{
@@ -31,7 +34,7 @@ use super::topics::storage_failure;
 use crate::broker::Broker;
 use crate::config::{
     broker_config_names, BrokerConfig, DEFAULT_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,
-    DYNAMIC_TOPIC_CONFIG,
+    DYNAMIC_TOPIC_CONFIG, GROUP_CONFIG,
 };
 
 fn config_type(kind: ConfigKind) -> i8 {
@@ -107,6 +110,31 @@ fn describe_broker(config: &BrokerConfig, def: &ConfigDef, layers: ConfigLayers)
         read_only: !BrokerConfig::is_dynamic(def.name),
         synonyms,
     }
+}
+
+/// Every group config of a group with `overrides`. As in Kafka, a config the group does not
+/// override reports the broker's value as DEFAULT_CONFIG.
+fn describe_group(
+    config: &BrokerConfig,
+    overrides: Option<&BTreeMap<String, String>>,
+) -> Vec<Described> {
+    GROUP_CONFIGS
+        .iter()
+        .map(|def| {
+            let (value, source) = match overrides.and_then(|o| o.get(def.name)) {
+                Some(v) => (v.clone(), GROUP_CONFIG),
+                None => (config.get(def.broker_synonym), DEFAULT_CONFIG),
+            };
+            Described {
+                name: def.name,
+                kind: def.kind,
+                synonyms: vec![(def.name.to_string(), value.clone(), source)],
+                value,
+                source,
+                read_only: false,
+            }
+        })
+        .collect()
 }
 
 fn entry(described: Described, include_synonyms: bool) -> DescribeConfigsResourceResult {
@@ -210,6 +238,15 @@ pub fn describe_configs(
                         })
                     })
                     .collect(),
+                RESOURCE_GROUP if name.is_empty() => {
+                    return result
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes("Group name must not be empty")));
+                }
+                RESOURCE_GROUP => describe_group(
+                    config,
+                    image.configs.get(&ConfigResource::Group(name.to_string())),
+                ),
                 RESOURCE_BROKER => {
                     if name != broker.node_id.to_string() {
                         return result
@@ -293,7 +330,14 @@ pub fn alter_configs(
                 r.resource_type,
                 r.resource_name.as_str(),
                 request.validate_only,
-                |image, resource| decide_alter(image, resource, &configs),
+                |image, resource| {
+                    decide_alter(
+                        image,
+                        resource,
+                        &configs,
+                        &broker.config.group_config_bounds(),
+                    )
+                },
             ));
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
@@ -339,7 +383,10 @@ pub fn incremental_alter_configs(
                     r.resource_type,
                     r.resource_name.as_str(),
                     request.validate_only,
-                    |image, resource| decide_incremental(image, resource, &changes),
+                    |image, resource| {
+                        let bounds = broker.config.group_config_bounds();
+                        decide_incremental(image, resource, &changes, &bounds)
+                    },
                 )
             });
             let (code, message) = error_parts(outcome);

@@ -2,10 +2,9 @@
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
-use rdkafka::admin::{ConfigSource, ResourceSpecifier};
 use rdkafka::bindings::rd_kafka_ResourceType_t as ResourceType;
 
-use super::common::{admin, admin_opts, block_on, emit, metadata, request_error, table};
+use super::common::{admin, emit, metadata, table};
 use super::librdkafka as ffi;
 use super::ClientArgs;
 
@@ -15,6 +14,8 @@ const EXAMPLES: &str = "Examples:
   gregor configs --alter --entity-type topics --entity-name orders --add-config retention.ms=86400000,cleanup.policy=compact
   gregor configs --alter --entity-type topics --entity-name orders --delete-config retention.ms
   gregor configs --alter --entity-type brokers --entity-name 1 --add-config log.retention.ms=3600000
+  gregor configs --alter --entity-type groups --entity-name payments --add-config consumer.session.timeout.ms=50000
+  gregor configs --describe --entity-type groups --entity-name payments
 
 Lists in --add-config values go in brackets: --add-config 'cleanup.policy=[compact,delete]'";
 
@@ -78,39 +79,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bail!("broker {id} is not in the cluster");
         }
     }
+    let restype = match kind {
+        EntityType::Topics => ResourceType::RD_KAFKA_RESOURCE_TOPIC,
+        EntityType::Brokers => ResourceType::RD_KAFKA_RESOURCE_BROKER,
+        EntityType::Groups => ResourceType::RD_KAFKA_RESOURCE_GROUP,
+    };
     if args.describe {
-        let spec = match kind {
-            EntityType::Topics => ResourceSpecifier::Topic(&name),
-            EntityType::Groups => ResourceSpecifier::Group(&name),
-            EntityType::Brokers => ResourceSpecifier::Broker(broker_id(&name)?),
-        };
-        let res = block_on(admin.describe_configs(&[spec], &admin_opts(timeout)))
-            .map_err(|e| request_error(e, &args.client))?;
-        let resource = match res.into_iter().next() {
-            Some(Ok(r)) => r,
-            Some(Err(code)) => bail!("cannot describe {} {name}: {code}", kind_name(kind)),
-            None => bail!("no configs returned for {} {name}", kind_name(kind)),
-        };
-        // rdkafka 0.39 drops DescribeConfigs' per-resource errors (an unknown topic comes back
-        // as an empty list), so an empty answer is explained here.
-        if resource.entries.is_empty() {
-            match kind {
-                EntityType::Topics if !md.topics().iter().any(|t| t.name() == name && t.error().is_none()) => {
-                    bail!("topic {name} does not exist")
-                }
-                EntityType::Brokers if !md.brokers().iter().any(|b| b.id().to_string() == name) => {
-                    bail!("broker {name} is not in the cluster")
-                }
-                EntityType::Groups => bail!(
-                    "no configs for group {name}: the cluster has no group configs (gregor has none) or refused the request"
-                ),
-                _ => bail!("the cluster returned no configs for {} {name}", kind_name(kind)),
-            }
-        }
-        let mut entries = resource.entries;
+        let mut entries = ffi::describe_configs(&admin, restype, &name, timeout)
+            .with_context(|| format!("cannot describe {} {name}", kind_name(kind)))?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let value = |e: &rdkafka::admin::ConfigEntry| {
-            if e.is_sensitive {
+        let value = |e: &ffi::ConfigEntry| {
+            if e.sensitive {
                 None
             } else {
                 e.value.clone()
@@ -124,9 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         serde_json::json!({
                             "name": e.name,
                             "value": value(e),
-                            "source": source_name(&e.source),
-                            "read_only": e.is_read_only,
-                            "sensitive": e.is_sensitive,
+                            "source": e.source,
+                            "read_only": e.read_only,
+                            "sensitive": e.sensitive,
                         })
                     })
                     .collect();
@@ -143,12 +122,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .map(|e| {
                         vec![
                             e.name.clone(),
-                            if e.is_sensitive {
+                            if e.sensitive {
                                 "(sensitive)".into()
                             } else {
                                 e.value.clone().unwrap_or_else(|| "null".into())
                             },
-                            source_name(&e.source).to_string(),
+                            e.source.to_string(),
                         ]
                     })
                     .collect();
@@ -180,14 +159,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|(k, v)| ffi::Op::Set(k.as_str(), v.as_str()))
         .collect();
     ops.extend(deletes.iter().map(|k| ffi::Op::Delete(k)));
-    let restype = match kind {
-        EntityType::Topics => ResourceType::RD_KAFKA_RESOURCE_TOPIC,
-        EntityType::Brokers => {
-            broker_id(&name)?;
-            ResourceType::RD_KAFKA_RESOURCE_BROKER
-        }
-        EntityType::Groups => ResourceType::RD_KAFKA_RESOURCE_GROUP,
-    };
     ffi::incremental_alter_configs(&admin, restype, &name, &ops, timeout)
         .with_context(|| format!("cannot alter {} {name}", kind_name(kind)))?;
     println!("Completed updating config for {} {name}.", kind_name(kind));
@@ -221,18 +192,6 @@ fn kind_name(kind: EntityType) -> &'static str {
         EntityType::Topics => "topic",
         EntityType::Brokers => "broker",
         EntityType::Groups => "group",
-    }
-}
-
-/// Kafka's names for config sources (as kafka-configs.sh prints them).
-fn source_name(s: &ConfigSource) -> &'static str {
-    match s {
-        ConfigSource::Unknown => "UNKNOWN",
-        ConfigSource::DynamicTopic => "DYNAMIC_TOPIC_CONFIG",
-        ConfigSource::DynamicBroker => "DYNAMIC_BROKER_CONFIG",
-        ConfigSource::DynamicDefaultBroker => "DYNAMIC_DEFAULT_BROKER_CONFIG",
-        ConfigSource::StaticBroker => "STATIC_BROKER_CONFIG",
-        ConfigSource::Default => "DEFAULT_CONFIG",
     }
 }
 

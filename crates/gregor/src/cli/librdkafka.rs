@@ -1,5 +1,6 @@
 //! librdkafka admin calls that rdkafka 0.39 does not wrap: DescribeTopics (topic ids),
-//! IncrementalAlterConfigs and DescribeCluster. Each call runs on its own queue and waits for
+//! IncrementalAlterConfigs and DescribeCluster; and DescribeConfigs, whose rdkafka wrapper drops
+//! per-resource errors and fails on config sources it does not know (Kafka 4's GROUP_CONFIG). Each call runs on its own queue and waits for
 //! the one result event.
 
 use std::collections::BTreeMap;
@@ -183,20 +184,92 @@ pub(crate) fn incremental_alter_configs(
         let mut n = 0;
         let resources = rd::rd_kafka_IncrementalAlterConfigs_result_resources(res, &mut n);
         for i in 0..n {
-            let r = *resources.add(i);
-            if rd::rd_kafka_ConfigResource_error(r)
-                != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            {
-                let code =
-                    rdkafka::types::RDKafkaErrorCode::from(rd::rd_kafka_ConfigResource_error(r));
-                let msg = cstr(rd::rd_kafka_ConfigResource_error_string(r))
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| code.to_string());
-                bail!("{msg}");
-            }
+            resource_error(*resources.add(i))?;
         }
     }
     Ok(())
+}
+
+/// The broker's error for one resource of a config call, with its message.
+unsafe fn resource_error(r: *const rd::rd_kafka_ConfigResource_t) -> anyhow::Result<()> {
+    let err = rd::rd_kafka_ConfigResource_error(r);
+    if err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return Ok(());
+    }
+    let code = rdkafka::types::RDKafkaErrorCode::from(err);
+    let msg = cstr(rd::rd_kafka_ConfigResource_error_string(r))
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| code.to_string());
+    bail!("{msg}")
+}
+
+/// One described config; `source` is Kafka's ConfigSource name.
+pub(crate) struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: &'static str,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
+/// Kafka's names for config sources (as kafka-configs.sh prints them).
+fn source_name(source: rd::rd_kafka_ConfigSource_t) -> &'static str {
+    use rd::rd_kafka_ConfigSource_t as S;
+    match source {
+        S::RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG => "DYNAMIC_TOPIC_CONFIG",
+        S::RD_KAFKA_CONFIG_SOURCE_DYNAMIC_BROKER_CONFIG => "DYNAMIC_BROKER_CONFIG",
+        S::RD_KAFKA_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER_CONFIG => "DYNAMIC_DEFAULT_BROKER_CONFIG",
+        S::RD_KAFKA_CONFIG_SOURCE_STATIC_BROKER_CONFIG => "STATIC_BROKER_CONFIG",
+        S::RD_KAFKA_CONFIG_SOURCE_DEFAULT_CONFIG => "DEFAULT_CONFIG",
+        S::RD_KAFKA_CONFIG_SOURCE_GROUP_CONFIG => "GROUP_CONFIG",
+        _ => "UNKNOWN",
+    }
+}
+
+/// DescribeConfigs of one resource; the broker's per-resource error is returned.
+pub(crate) fn describe_configs(
+    admin: &AdminClient<DefaultClientContext>,
+    restype: rd::rd_kafka_ResourceType_t,
+    name: &str,
+    timeout: Duration,
+) -> anyhow::Result<Vec<ConfigEntry>> {
+    let cname = CString::new(name)?;
+    let ev = call(
+        admin,
+        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS,
+        timeout,
+        |rk, opts, q| unsafe {
+            let mut res = rd::rd_kafka_ConfigResource_new(restype, cname.as_ptr());
+            rd::rd_kafka_DescribeConfigs(rk, &mut res, 1, opts, q);
+            rd::rd_kafka_ConfigResource_destroy(res);
+        },
+    )?;
+    let mut entries = Vec::new();
+    unsafe {
+        let res = rd::rd_kafka_event_DescribeConfigs_result(ev.0);
+        if res.is_null() {
+            bail!("unexpected DescribeConfigs result");
+        }
+        let mut n = 0;
+        let resources = rd::rd_kafka_DescribeConfigs_result_resources(res, &mut n);
+        for i in 0..n {
+            let r = *resources.add(i);
+            resource_error(r)?;
+            let mut count = 0;
+            let configs = rd::rd_kafka_ConfigResource_configs(r, &mut count);
+            for j in 0..count {
+                let e = *configs.add(j);
+                entries.push(ConfigEntry {
+                    name: cstr(rd::rd_kafka_ConfigEntry_name(e)).unwrap_or_default(),
+                    value: cstr(rd::rd_kafka_ConfigEntry_value(e)),
+                    source: source_name(rd::rd_kafka_ConfigEntry_source(e)),
+                    read_only: rd::rd_kafka_ConfigEntry_is_read_only(e) != 0,
+                    sensitive: rd::rd_kafka_ConfigEntry_is_sensitive(e) != 0,
+                });
+            }
+        }
+    }
+    Ok(entries)
 }
 
 pub(crate) struct Node {

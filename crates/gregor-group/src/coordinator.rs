@@ -36,11 +36,18 @@ use crate::group::{
 use crate::records::GroupRecord;
 use crate::Responder;
 
+/// Which request commits offsets: OffsetCommit of a version, or TxnOffsetCommit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommitKind {
+    Plain { version: i16 },
+    Transactional,
+}
+
 /// (partition, offset, leader epoch, metadata) of one fetched offset.
 type Fetched = (i32, i64, i32, String);
 
 /// Maximum size of committed offset metadata (offset.metadata.max.bytes).
-const MAX_METADATA_BYTES: usize = 4096;
+pub(crate) const MAX_METADATA_BYTES: usize = 4096;
 /// How often the offsets retention check runs at most.
 const RETENTION_CHECK_INTERVAL_MS: i64 = 60_000;
 
@@ -103,6 +110,8 @@ pub struct GroupCoordinator {
     pub(crate) config: GroupConfig,
     /// Group configs by group id; applied from the next heartbeat on, as in Kafka.
     pub(crate) overrides: BTreeMap<String, GroupOverrides>,
+    /// Offsets committed in open transactions, by producer id (see txn_offsets.rs).
+    pub(crate) pending_txn_offsets: BTreeMap<i64, Vec<GroupRecord>>,
     pub(crate) groups: BTreeMap<String, Group>,
     replies: Vec<Reply>,
     pub(crate) member_counter: u64,
@@ -118,6 +127,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             config,
             overrides: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
             groups: BTreeMap::new(),
             replies: Vec::new(),
             member_counter: 0,
@@ -723,6 +733,85 @@ impl GroupCoordinator {
 
     // ----- OffsetCommit -------------------------------------------------------------------------
 
+    /// Kafka's checks of an offset commit against the group (generation or member epoch, member,
+    /// static instance). A commit outside any generation to an unknown group creates a simple
+    /// group; the bool says so (the caller removes it again if nothing was stored).
+    pub(crate) fn validate_offset_commit(
+        &mut self,
+        now: i64,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        kind: CommitKind,
+    ) -> (Option<i16>, bool) {
+        let mut created = false;
+        let group_error: Option<i16> = if !self.groups.contains_key(group_id) {
+            if generation < 0 {
+                self.groups
+                    .insert(group_id.to_string(), Group::new(group_id, Some(now)));
+                created = true;
+                None
+            } else if matches!(kind, CommitKind::Plain { version } if version >= 9) {
+                Some(errors::GROUP_ID_NOT_FOUND)
+            } else {
+                Some(errors::ILLEGAL_GENERATION)
+            }
+        } else {
+            None
+        };
+        let group_error = group_error.or_else(|| {
+            let group = self.groups.get_mut(group_id)?;
+            if let Some(cg) = &group.consumer {
+                // Kafka's ConsumerGroup.validateOffsetCommit.
+                return match cg.members.get(member_id) {
+                    None if generation < 0 && cg.members.is_empty() => None,
+                    None => Some(errors::UNKNOWN_MEMBER_ID),
+                    Some(_) if matches!(kind, CommitKind::Plain { version } if version < 9) => {
+                        Some(errors::UNSUPPORTED_VERSION)
+                    }
+                    Some(m) if generation > m.member_epoch => Some(errors::FENCED_MEMBER_EPOCH),
+                    Some(m) if generation < m.member_epoch => Some(errors::STALE_MEMBER_EPOCH),
+                    Some(_) => None,
+                };
+            }
+            let e = if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+                if group.is_static_member_fenced(instance_id, member_id) {
+                    Some(errors::FENCED_INSTANCE_ID)
+                } else if !group.has(member_id) {
+                    Some(errors::UNKNOWN_MEMBER_ID)
+                } else if generation != group.generation {
+                    Some(errors::ILLEGAL_GENERATION)
+                } else {
+                    None
+                }
+            } else if group.state != GroupState::Empty && kind != CommitKind::Transactional {
+                // Old transactional clients send no member: only plain commits need an Empty group.
+                Some(errors::UNKNOWN_MEMBER_ID)
+            } else {
+                None
+            };
+            if e.is_some() {
+                return e;
+            }
+            match group.state {
+                // The group's state is not enforced for transactional commits.
+                GroupState::CompletingRebalance if kind != CommitKind::Transactional => {
+                    Some(errors::REBALANCE_IN_PROGRESS)
+                }
+                GroupState::CompletingRebalance => None,
+                GroupState::Stable | GroupState::PreparingRebalance => {
+                    if let Some(m) = group.member_mut(member_id) {
+                        m.touch(now);
+                    }
+                    None
+                }
+                GroupState::Empty => None,
+            }
+        });
+        (group_error, created)
+    }
+
     pub fn offset_commit(
         &mut self,
         now_ms: i64,
@@ -740,63 +829,14 @@ impl GroupCoordinator {
         };
         let generation = req.generation_id_or_member_epoch;
 
-        let mut created = false;
-        let group_error: Option<i16> = if !self.groups.contains_key(&group_id) {
-            if generation < 0 {
-                self.groups
-                    .insert(group_id.clone(), Group::new(&group_id, Some(ctx.now)));
-                created = true;
-                None
-            } else if version >= 9 {
-                Some(errors::GROUP_ID_NOT_FOUND)
-            } else {
-                Some(errors::ILLEGAL_GENERATION)
-            }
-        } else {
-            None
-        };
-        let group_error = group_error.or_else(|| {
-            let group = self.groups.get_mut(&group_id)?;
-            if let Some(cg) = &group.consumer {
-                // Kafka's ConsumerGroup.validateOffsetCommit.
-                return match cg.members.get(&member_id) {
-                    None if generation < 0 && cg.members.is_empty() => None,
-                    None => Some(errors::UNKNOWN_MEMBER_ID),
-                    Some(_) if version < 9 => Some(errors::UNSUPPORTED_VERSION),
-                    Some(m) if generation > m.member_epoch => Some(errors::FENCED_MEMBER_EPOCH),
-                    Some(m) if generation < m.member_epoch => Some(errors::STALE_MEMBER_EPOCH),
-                    Some(_) => None,
-                };
-            }
-            let e = if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
-                if group.is_static_member_fenced(instance_id.as_deref(), &member_id) {
-                    Some(errors::FENCED_INSTANCE_ID)
-                } else if !group.has(&member_id) {
-                    Some(errors::UNKNOWN_MEMBER_ID)
-                } else if generation != group.generation {
-                    Some(errors::ILLEGAL_GENERATION)
-                } else {
-                    None
-                }
-            } else if group.state != GroupState::Empty {
-                Some(errors::UNKNOWN_MEMBER_ID)
-            } else {
-                None
-            };
-            if e.is_some() {
-                return e;
-            }
-            match group.state {
-                GroupState::CompletingRebalance => Some(errors::REBALANCE_IN_PROGRESS),
-                GroupState::Stable | GroupState::PreparingRebalance => {
-                    if let Some(m) = group.member_mut(&member_id) {
-                        m.touch(ctx.now);
-                    }
-                    None
-                }
-                GroupState::Empty => None,
-            }
-        });
+        let (group_error, created) = self.validate_offset_commit(
+            ctx.now,
+            &group_id,
+            &member_id,
+            instance_id.as_deref(),
+            generation,
+            CommitKind::Plain { version },
+        );
 
         let mut resp = OffsetCommitResponse::default();
         let mut stored = false;
@@ -893,7 +933,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// Committed offsets; unknown groups and partitions answer offset -1 without error.
+    /// Committed offsets; unknown groups and partitions answer offset -1 without error. With
+    /// `require_stable` (v7+), a partition with an offset in an open transaction answers
+    /// UNSTABLE_OFFSET_COMMIT (the client retries).
     pub fn offset_fetch(&mut self, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
         let mut resp = OffsetFetchResponse::default();
         if version >= 8 {
@@ -930,6 +972,12 @@ impl GroupCoordinator {
                                 rp.committed_offset = offset;
                                 rp.committed_leader_epoch = epoch;
                                 rp.metadata = Some(sb(&metadata));
+                                if req.require_stable
+                                    && self.has_pending_offset(&g.group_id, &topic, p)
+                                {
+                                    rp.error_code = errors::UNSTABLE_OFFSET_COMMIT;
+                                    rp.committed_offset = -1;
+                                }
                                 rp
                             })
                             .collect();
@@ -960,6 +1008,12 @@ impl GroupCoordinator {
                                 rp.committed_leader_epoch = epoch;
                             }
                             rp.metadata = Some(sb(&metadata));
+                            if req.require_stable
+                                && self.has_pending_offset(&req.group_id, &topic, p)
+                            {
+                                rp.error_code = errors::UNSTABLE_OFFSET_COMMIT;
+                                rp.committed_offset = -1;
+                            }
                             rp
                         })
                         .collect();

@@ -13,6 +13,7 @@ pub mod errors;
 mod group;
 pub mod records;
 mod regex;
+mod txn_offsets;
 
 pub use consumer::{TopicCatalog, TopicInfo};
 pub use coordinator::{GroupConfig, GroupCoordinator, GroupOverrides};

@@ -1031,3 +1031,132 @@ fn responses_encode_at_all_versions() {
         enc(&h.c.list_groups(v, ListGroupsRequest::default()), v);
     }
 }
+
+fn txn_commit(
+    h: &mut H,
+    group: &str,
+    producer_id: i64,
+    partition: i32,
+    offset: i64,
+) -> (i16, Vec<GroupRecord>) {
+    let mut req = TxnOffsetCommitRequest::default();
+    req.transactional_id = TransactionalId(sb("tx"));
+    req.group_id = GroupId(sb(group));
+    req.producer_id = ProducerId(producer_id);
+    req.generation_id = -1;
+    let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+    t.name = TopicName(sb("t"));
+    let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+    p.partition_index = partition;
+    p.committed_offset = offset;
+    t.partitions = vec![p];
+    req.topics = vec![t];
+    let (tx, mut rx) = oneshot::channel();
+    let recs = h.c.txn_offset_commit(h.now, req, tx);
+    let recs = h.run(recs);
+    (
+        rx.try_recv().unwrap().topics[0].partitions[0].error_code,
+        recs,
+    )
+}
+
+fn fetch_stable(h: &mut H, group: &str, partition: i32) -> (i16, i64) {
+    let mut req = OffsetFetchRequest::default();
+    req.group_id = GroupId(sb(group));
+    req.require_stable = true;
+    let mut t = OffsetFetchRequestTopic::default();
+    t.name = TopicName(sb("t"));
+    t.partition_indexes = vec![partition];
+    req.topics = Some(vec![t]);
+    let p = &h.c.offset_fetch(7, req).topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+#[test]
+fn txn_offsets_count_only_when_their_transaction_commits() {
+    let mut h = H::new();
+    h.commit("g", "", -1, "t", 0, 5, None);
+    let (e, recs) = txn_commit(&mut h, "g", 7, 0, 10);
+    assert_eq!(e, NONE);
+    assert!(matches!(
+        &recs[..],
+        [GroupRecord::OffsetCommit { offset: 10, .. }]
+    ));
+    // Pending: plain fetches see the old offset, stable ones are told to retry.
+    assert_eq!(h.fetch("g", "t", 0).0, 5);
+    assert_eq!(fetch_stable(&mut h, "g", 0), (UNSTABLE_OFFSET_COMMIT, -1));
+    assert_eq!(fetch_stable(&mut h, "g", 1), (NONE, -1));
+    h.c.end_txn(7, false);
+    assert_eq!(
+        fetch_stable(&mut h, "g", 0),
+        (NONE, 5),
+        "aborted offsets dropped"
+    );
+
+    txn_commit(&mut h, "g", 7, 0, 11);
+    txn_commit(&mut h, "fresh", 7, 2, 3);
+    h.c.end_txn(7, true);
+    assert_eq!(fetch_stable(&mut h, "g", 0), (NONE, 11));
+    assert_eq!(
+        fetch_stable(&mut h, "fresh", 2),
+        (NONE, 3),
+        "a new group is created"
+    );
+    // Ending an unknown transaction is harmless.
+    h.c.end_txn(99, true);
+
+    // Replay: pending records, then the marker, rebuild the same state.
+    let mut r = GroupCoordinator::new(GroupConfig::default());
+    r.replay_pending(
+        8,
+        GroupRecord::OffsetCommit {
+            group: "g".into(),
+            topic: "t".into(),
+            partition: 0,
+            offset: 20,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp: 1,
+        },
+    );
+    let mut h2 = H {
+        c: r,
+        now: h.now,
+        log: vec![],
+    };
+    assert_eq!(fetch_stable(&mut h2, "g", 0), (UNSTABLE_OFFSET_COMMIT, -1));
+    h2.c.end_txn(8, true);
+    assert_eq!(fetch_stable(&mut h2, "g", 0), (NONE, 20));
+}
+
+#[test]
+fn txn_offset_commit_checks_the_generation_but_not_the_group_state() {
+    let mut h = H::new();
+    let send = |h: &mut H, group: &str, member: &str, generation: i32| {
+        let mut req = TxnOffsetCommitRequest::default();
+        req.group_id = GroupId(sb(group));
+        req.member_id = sb(member);
+        req.generation_id = generation;
+        let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+        t.name = TopicName(sb("t"));
+        t.partitions = vec![Default::default()];
+        req.topics = vec![t];
+        let (tx, mut rx) = oneshot::channel();
+        let recs = h.c.txn_offset_commit(h.now, req, tx);
+        h.run(recs);
+        rx.try_recv().unwrap().topics[0].partitions[0].error_code
+    };
+    assert_eq!(send(&mut h, "absent", "", 3), ILLEGAL_GENERATION);
+    let (member, generation) = h.stable_single("live", &["t"]);
+    assert_eq!(send(&mut h, "live", &member, generation), NONE);
+    assert_eq!(
+        send(&mut h, "live", &member, generation + 1),
+        ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        send(&mut h, "live", "stranger", generation),
+        UNKNOWN_MEMBER_ID
+    );
+    // Old transactional clients send no member: accepted although the group is not Empty.
+    assert_eq!(send(&mut h, "live", "", -1), NONE);
+}

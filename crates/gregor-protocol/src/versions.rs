@@ -35,6 +35,14 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    // Transactions without KIP-890's server-side verification: AddPartitionsToTxn v4+ is
+    // broker-to-broker; the v4s of the others only add an error code gregor never returns.
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The advertised range of `api`, if gregor implements it.
@@ -66,6 +74,7 @@ mod tests {
         }
         assert!(!decodable(ApiKey::Produce, 2));
         assert!(decodable(ApiKey::Produce, 3));
-        assert!(!decodable(ApiKey::AddPartitionsToTxn, 0));
+        assert!(decodable(ApiKey::AddPartitionsToTxn, 0));
+        assert!(!decodable(ApiKey::AddPartitionsToTxn, 4));
     }
 }

@@ -16,6 +16,7 @@ use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::groups::GroupRuntime;
 use crate::partitions::ReplicaManager;
+use crate::transactions::TxnRuntime;
 
 /// How many producer ids one metadata record reserves.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -30,6 +31,8 @@ pub enum StartError {
     Storage(#[from] gregor_storage::StorageError),
     #[error("cannot load consumer groups: {0}")]
     Groups(#[from] crate::groups::GroupError),
+    #[error("cannot load transactions: {0}")]
+    Transactions(#[from] crate::transactions::TxnError),
     #[error("cannot listen on {addr}: {error}")]
     Listen {
         addr: SocketAddr,
@@ -44,6 +47,7 @@ pub struct Broker {
     pub replicas: ReplicaManager,
     pub fetch_sessions: FetchSessions,
     pub groups: GroupRuntime,
+    pub txns: TxnRuntime,
     /// The next unused producer id and the end of the reserved block.
     producer_ids: Mutex<(i64, i64)>,
     shutdown: watch::Sender<bool>,
@@ -115,6 +119,7 @@ impl Broker {
             replicas,
             fetch_sessions: FetchSessions::new(slots),
             groups: GroupRuntime::new(&config),
+            txns: TxnRuntime::new(&config),
             producer_ids: Mutex::new((0, 0)),
             shutdown,
             config,
@@ -122,7 +127,9 @@ impl Broker {
         let loaded = broker.groups.load(&broker)?;
         // Catches up on metadata changes the groups missed in a crash (offsets of deleted topics).
         broker.groups.on_metadata_change(&broker);
-        tracing::info!(log_dir = %log_dir.display(), node_id, group_records = loaded, "gregor started");
+        // After the groups: finishing a half-ended transaction may complete their pending offsets.
+        let txn_records = broker.txns.load(&broker)?;
+        tracing::info!(log_dir = %log_dir.display(), node_id, group_records = loaded, txn_records, "gregor started");
         Ok(RunningBroker {
             broker,
             local_addr,
@@ -198,6 +205,11 @@ impl Broker {
         let mut retention = tokio::time::interval(Duration::from_millis(retention_every));
         let mut flush = tokio::time::interval(Duration::from_secs(1));
         let mut group_timers = tokio::time::interval(Duration::from_millis(100));
+        let txn_every = self
+            .config
+            .get_i64("transaction.abort.timed.out.transaction.cleanup.interval.ms")
+            .max(1) as u64;
+        let mut txn_timers = tokio::time::interval(Duration::from_millis(txn_every));
         let mut stop = self.shutdown_signal();
         loop {
             tokio::select! {
@@ -216,6 +228,7 @@ impl Broker {
                     }
                 }
                 _ = group_timers.tick() => self.groups.tick(&self),
+                _ = txn_timers.tick() => self.txns.tick(&self),
                 _ = stop.changed() => return,
             }
         }

@@ -137,6 +137,36 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "104857600",
         ConfigKind::Int { min: 1 },
     ),
+    broker(
+        "transaction.state.log.num.partitions",
+        "50",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "transaction.state.log.replication.factor",
+        "3",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "transaction.state.log.segment.bytes",
+        "104857600",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "transaction.max.timeout.ms",
+        "900000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "transactional.id.expiration.ms",
+        "604800000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        ConfigKind::Int { min: 1 },
+    ),
     broker("log.cleaner.enable", "true", BOOL),
     broker(
         "log.cleaner.dedupe.buffer.size",

@@ -9,27 +9,15 @@ use bytes::Bytes;
 use gregor_group::{
     GroupConfig, GroupCoordinator, GroupOverrides, GroupRecord, Responder, TopicCatalog, TopicInfo,
 };
-use gregor_metadata::controller::NewTopic;
 use gregor_metadata::MetadataImage;
-use gregor_storage::records::{encode_batch, Entry};
+use gregor_storage::records::{encode_batch, encode_transactional_batch, Entry, Replayed};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::broker::{now_ms, Broker};
-use crate::handlers::topics::commit_topic_creation;
+use crate::internal_topics::{self, partition_for, OFFSETS};
 
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-
-/// Java's `String.hashCode`, which Kafka uses to place a group on a partition of
-/// `__consumer_offsets`; gregor places groups the same way.
-fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16()
-        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
-}
-
-pub fn partition_for(group: &str, partitions: i32) -> i32 {
-    (java_string_hash(group) & 0x7fff_ffff) % partitions.max(1)
-}
+pub const OFFSETS_TOPIC: &str = OFFSETS.name;
 
 /// The group configs of the image, as the coordinator applies them.
 fn group_overrides(image: &MetadataImage) -> BTreeMap<String, GroupOverrides> {
@@ -117,10 +105,28 @@ impl GroupRuntime {
                 continue;
             };
             partition.with_log(|log| {
-                log.replay(|offset, key, value| {
+                log.replay_transactional(|step| {
+                    let (offset, key, value, txn_producer) = match step {
+                        Replayed::Record {
+                            offset,
+                            key,
+                            value,
+                            txn_producer,
+                        } => (offset, key, value, txn_producer),
+                        Replayed::Marker {
+                            producer_id,
+                            commit,
+                        } => {
+                            coordinator.end_txn(producer_id, commit);
+                            return Ok(());
+                        }
+                    };
                     match GroupRecord::decode(key.as_deref().unwrap_or_default(), value.as_deref()) {
                         Ok(record) => {
-                            coordinator.replay(record);
+                            match txn_producer {
+                                Some(producer_id) => coordinator.replay_pending(producer_id, record),
+                                None => coordinator.replay(record),
+                            }
                             loaded += 1;
                         }
                         Err(e) => tracing::warn!(partition = index, offset, error = %e, "skipping unreadable group record"),
@@ -134,56 +140,23 @@ impl GroupRuntime {
 
     /// Creates `__consumer_offsets` on first use, as Kafka does.
     pub fn ensure_topic(&self, broker: &Broker) -> Result<i32, GroupError> {
-        if let Some(topic) = broker.metadata.image().topics.get(OFFSETS_TOPIC) {
-            return Ok(topic.partitions.len() as i32);
-        }
-        let brokers = broker.metadata.image().brokers.len() as i64;
-        let replication = broker
-            .config
-            .get_i64("offsets.topic.replication.factor")
-            .min(brokers);
-        let configs = vec![
-            ("cleanup.policy".to_string(), Some("compact".to_string())),
-            ("compression.type".to_string(), Some("producer".to_string())),
-            (
-                "segment.bytes".to_string(),
-                Some(broker.config.get("offsets.topic.segment.bytes")),
-            ),
-        ];
-        let topic = NewTopic {
-            name: OFFSETS_TOPIC,
-            num_partitions: broker.config.get_i64("offsets.topic.num.partitions") as i32,
-            replication_factor: replication as i16,
-            assignments: vec![],
-            configs,
-        };
-        match commit_topic_creation(broker, &topic, false) {
-            Ok(_) => tracing::info!("created {OFFSETS_TOPIC}"),
-            Err(e)
-                if e.code == gregor_protocol::kafka::ResponseError::TopicAlreadyExists.code() => {}
-            Err(e) => return Err(GroupError::Topic(e.message)),
-        }
-        Ok(broker
-            .metadata
-            .image()
-            .topics
-            .get(OFFSETS_TOPIC)
-            .map_or(0, |t| t.partitions.len() as i32))
+        internal_topics::ensure(broker, &OFFSETS).map_err(GroupError::Topic)
     }
 
-    /// Appends records, each to the partition its group lives on.
-    fn persist(&self, broker: &Broker, records: Vec<GroupRecord>) -> Result<(), GroupError> {
+    /// Appends records, each to the partition its group lives on; in the transaction of
+    /// `producer` (id, epoch) if given (TxnOffsetCommit).
+    fn persist(
+        &self,
+        broker: &Broker,
+        records: Vec<GroupRecord>,
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), GroupError> {
         if records.is_empty() {
             return Ok(());
         }
         // Created by `call` before the lock is taken: creating it here, under the coordinator's
         // lock, would re-enter the coordinator through the metadata change it causes.
-        let partitions = broker
-            .metadata
-            .image()
-            .topics
-            .get(OFFSETS_TOPIC)
-            .map_or(0, |t| t.partitions.len() as i32);
+        let partitions = internal_topics::partition_count(broker, &OFFSETS);
         let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
         for record in &records {
             by_partition
@@ -200,7 +173,11 @@ impl GroupRuntime {
                 .replicas
                 .get(OFFSETS_TOPIC, index)
                 .ok_or(GroupError::Missing(index))?;
-            partition.append(&encode_batch(&entries, now), now)?;
+            let batch = match producer {
+                Some((id, epoch)) => encode_transactional_batch(&entries, now, id, epoch),
+                None => encode_batch(&entries, now),
+            };
+            partition.append(&batch, now)?;
         }
         Ok(())
     }
@@ -213,6 +190,16 @@ impl GroupRuntime {
         broker: &Broker,
         decide: impl FnOnce(&mut GroupCoordinator, i64, Responder<R>) -> Vec<GroupRecord>,
     ) -> Option<R> {
+        self.call_in(broker, None, decide).await
+    }
+
+    /// [`GroupRuntime::call`] whose records are written in the transaction of `producer`.
+    pub async fn call_in<R>(
+        &self,
+        broker: &Broker,
+        producer: Option<(i64, i16)>,
+        decide: impl FnOnce(&mut GroupCoordinator, i64, Responder<R>) -> Vec<GroupRecord>,
+    ) -> Option<R> {
         if let Err(e) = self.ensure_topic(broker) {
             tracing::error!(error = %e, "cannot create the offsets topic");
             return None;
@@ -221,7 +208,7 @@ impl GroupRuntime {
         {
             let mut coordinator = self.coordinator.lock();
             let records = decide(&mut coordinator, now_ms(), reply);
-            self.settle(broker, &mut coordinator, records);
+            self.settle_in(broker, &mut coordinator, records, producer);
         }
         response.await.ok()
     }
@@ -242,14 +229,29 @@ impl GroupRuntime {
         coordinator: &mut GroupCoordinator,
         records: Vec<GroupRecord>,
     ) {
+        self.settle_in(broker, coordinator, records, None)
+    }
+
+    fn settle_in(
+        &self,
+        broker: &Broker,
+        coordinator: &mut GroupCoordinator,
+        records: Vec<GroupRecord>,
+        producer: Option<(i64, i16)>,
+    ) {
         let replies = coordinator.take_replies();
-        match self.persist(broker, records) {
+        match self.persist(broker, records, producer) {
             Ok(()) => replies.into_iter().for_each(|reply| reply()),
             // Dropping the replies closes those requests' connections; the clients retry.
             Err(e) => {
                 tracing::error!(error = %e, "group records not appended; dropping {} responses", replies.len())
             }
         }
+    }
+
+    /// A transaction's marker is in `__consumer_offsets`: its offsets count, or are dropped.
+    pub fn end_txn(&self, producer_id: i64, commit: bool) {
+        self.coordinator.lock().end_txn(producer_id, commit);
     }
 
     /// Gives consumer groups (KIP-848) new target assignments when their topics changed.
@@ -266,19 +268,5 @@ impl GroupRuntime {
         let mut coordinator = self.coordinator.lock();
         let records = coordinator.tick(now_ms());
         self.settle(broker, &mut coordinator, records);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn groups_land_where_kafka_puts_them() {
-        // Java: "my-group".hashCode() == -1906497762; (h & 0x7fffffff) % 50 == 36.
-        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
-        assert_eq!(partition_for("my-group", 50), 36);
-        assert_eq!(java_string_hash(""), 0);
-        assert!((0..50).contains(&partition_for("ünïcødé", 50)));
     }
 }

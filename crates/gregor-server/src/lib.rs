@@ -9,8 +9,10 @@ mod delayed;
 mod fetch_session;
 mod groups;
 mod handlers;
+mod internal_topics;
 mod network;
 mod partitions;
+mod transactions;
 
 pub use broker::Broker;
 pub use config::{BrokerConfig, ConfigError};

@@ -51,10 +51,51 @@ impl Partition {
         Ok(result)
     }
 
-    /// Reads committed batches (below the high watermark) from `offset`.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> StorageResult<Bytes> {
+    /// Writes a transaction marker of the producer, which ends its transaction here.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> StorageResult<AppendResult> {
+        let result = {
+            let mut log = self.log.write();
+            let result = log.append_marker(
+                producer_id,
+                producer_epoch,
+                commit,
+                self.leader_epoch(),
+                now_ms,
+            )?;
+            self.high_watermark
+                .store(log.log_end_offset(), Ordering::Release);
+            result
+        };
+        self.wake_waiters();
+        Ok(result)
+    }
+
+    /// Reads committed batches (below the high watermark, or with `read_committed` below the
+    /// last stable offset) from `offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        read_committed: bool,
+    ) -> StorageResult<Bytes> {
         let log = self.log.read();
-        log.read(offset, max_bytes, self.high_watermark())
+        let max_offset = if read_committed {
+            last_stable(&log, self.high_watermark())
+        } else {
+            self.high_watermark()
+        };
+        log.read(offset, max_bytes, max_offset)
+    }
+
+    /// The last stable offset: below it every transaction has ended.
+    pub fn last_stable_offset(&self) -> i64 {
+        last_stable(&self.log.read(), self.high_watermark())
     }
 
     pub fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> T) -> T {
@@ -97,6 +138,11 @@ impl Partition {
             waiter.notify_one();
         }
     }
+}
+
+fn last_stable(log: &PartitionLog, high_watermark: i64) -> i64 {
+    log.first_unstable_offset()
+        .map_or(high_watermark, |first| first.min(high_watermark))
 }
 
 /// One of `log.dirs`. A directory that cannot be used at start-up is offline: its partitions are

@@ -241,6 +241,46 @@ pub fn validate_batches(buf: &[u8], max_message_bytes: usize) -> Result<Vec<Batc
     Ok(out)
 }
 
+/// Reads a zig-zag varint (the record fields of v2 batches) at `pos`, advancing it.
+pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut result: u64 = 0;
+    let mut shift = 0u32;
+    loop {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        if shift >= 64 {
+            return None;
+        }
+        result |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+    }
+    Some(((result >> 1) as i64) ^ -((result & 1) as i64))
+}
+
+/// What the control batch `batch` (header included) marks: `Some(true)` a commit, `Some(false)`
+/// an abort, `None` anything else. Control batches are never compressed; the marker is the first
+/// record's key: version (i16), then type (i16: 0 abort, 1 commit).
+pub fn control_marker(batch: &[u8]) -> Option<bool> {
+    let body = batch.get(HEADER_LEN..)?;
+    let mut pos = 0usize;
+    read_varint(body, &mut pos)?; // record length
+    pos += 1; // attributes
+    read_varint(body, &mut pos)?; // timestamp delta
+    read_varint(body, &mut pos)?; // offset delta
+    if read_varint(body, &mut pos)? < 4 {
+        return None;
+    }
+    let key = body.get(pos..pos + 4)?;
+    match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
+}
+
 /// Patches baseOffset and partitionLeaderEpoch of the batch at the start of `batch` (both lie
 /// outside the CRC).
 pub fn patch_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {

@@ -32,7 +32,7 @@ use bytes::{Buf, BufMut, Bytes};
 use proto_kafka::compression::{self as cmpr, Compressor, Decompressor};
 
 use super::PartitionLog;
-use crate::batch::{self, BatchHeader, HEADER_LEN};
+use crate::batch::{self, read_varint, BatchHeader, HEADER_LEN};
 use crate::config::TimestampType;
 use crate::error::{Result, StorageError};
 use crate::segment::{self, Segment, CLEANED_SUFFIX, DELETED_SUFFIX, LOG_EXT, SWAP_SUFFIX};
@@ -409,24 +409,6 @@ struct RawRecord {
     null_value: bool,
     /// The whole record including its length prefix.
     raw: (usize, usize),
-}
-
-fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut result: u64 = 0;
-    let mut shift = 0u32;
-    loop {
-        let b = *buf.get(*pos)?;
-        *pos += 1;
-        if shift >= 64 {
-            return None;
-        }
-        result |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    Some(((result >> 1) as i64) ^ -((result & 1) as i64))
 }
 
 fn read_bytes_field(buf: &[u8], pos: &mut usize, end: usize) -> Option<Option<(usize, usize)>> {

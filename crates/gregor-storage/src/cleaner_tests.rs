@@ -74,38 +74,6 @@ fn kv_batch(entries: &[(&str, Option<&str>)], s: &Spec) -> Vec<u8> {
     buf.to_vec()
 }
 
-/// A transaction commit marker of producer `pid`.
-fn control_batch(pid: i64) -> Vec<u8> {
-    let r = Record {
-        transactional: true,
-        control: true,
-        delete_horizon_ms: None,
-        partition_leader_epoch: -1,
-        producer_id: pid,
-        producer_epoch: 0,
-        timestamp_type: PkTimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1_000,
-        key: Some(Bytes::from_static(&[0, 0, 0, 1])),
-        value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
-        headers: vec![],
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        [&r],
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    let v = buf.to_vec();
-    assert_ne!(BatchHeader::parse(&v).unwrap().attributes & 0x20, 0);
-    v
-}
-
 fn compact_config() -> LogConfig {
     LogConfig {
         compact: true,
@@ -407,7 +375,7 @@ fn control_and_transactional_batches_untouched() {
     log.append(&kv_batch(&[("a", Some("0"))], &Spec::default()), 0, 0)
         .unwrap();
     log.append(&txn, 0, 0).unwrap();
-    log.append(&control_batch(7), 0, 0).unwrap();
+    log.append_marker(7, 0, true, 0, 0).unwrap();
     log.append(
         &kv_batch(&[("a", Some("2")), ("b", Some("2"))], &Spec::default()),
         0,

@@ -16,6 +16,7 @@ pub use config::{LogConfig, TimestampType};
 pub use error::{Result, StorageError};
 pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
 pub use log::{AppendResult, PartitionLog};
+pub use producer_state::AbortedTxn;
 
 #[cfg(test)]
 mod tests;

@@ -11,7 +11,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::compression;
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Result, StorageError};
-use crate::producer_state::{self, ProducerEntry, ProducerStateManager};
+use crate::producer_state::{self, AbortedTxn, ProducerEntry, ProducerStateManager};
 use crate::segment::{self, Segment};
 
 // Log compaction (cleanup.policy=compact): a child module so it can reach the log's fields.
@@ -119,7 +119,7 @@ impl PartitionLog {
                 upper,
                 recovery_point,
                 config.index_interval_bytes,
-                &mut |h: &BatchHeader| producers.replay(h),
+                &mut |h: &BatchHeader, marker| producers.replay(h, marker),
             )?;
             corrupt_seen |= rec.corrupt;
             segments.push(rec.segment);
@@ -167,14 +167,67 @@ impl PartitionLog {
         &mut self.segments[n - 1]
     }
 
-    /// Appends one or more producer batches (all-or-nothing).
+    /// Appends one or more producer batches (all-or-nothing). Control batches are the
+    /// transaction coordinator's alone ([`PartitionLog::append_marker`]); a client's are refused.
     pub fn append(
         &mut self,
         records: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        let mut headers = batch::validate_batches(records, self.config.max_message_bytes)?;
+        let headers = batch::validate_batches(records, self.config.max_message_bytes)?;
+        if headers.iter().any(BatchHeader::is_control) {
+            return Err(StorageError::InvalidRecord(
+                "control batches cannot be produced by clients".into(),
+            ));
+        }
+        self.append_validated(records, headers, leader_epoch, now_ms)
+    }
+
+    /// Writes a transaction marker (commit or abort) for `producer_id`, ending its transaction
+    /// in this partition. A marker of an epoch older than the producer's is refused (fenced).
+    pub fn append_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
+        if let Some(e) = self.producers.get(producer_id) {
+            if producer_epoch < e.epoch {
+                return Err(StorageError::InvalidProducerEpoch(format!(
+                    "marker of producer {producer_id} epoch {producer_epoch} is older than the current epoch {}",
+                    e.epoch
+                )));
+            }
+        }
+        let marker = crate::records::marker_batch(producer_id, producer_epoch, commit, now_ms);
+        let headers =
+            batch::validate_batches(&marker, self.config.max_message_bytes.max(marker.len()))?;
+        let res = self.append_validated(&marker, headers, leader_epoch, now_ms)?;
+        self.producers.end_txn(producer_id, res.base_offset, commit);
+        Ok(res)
+    }
+
+    /// The first offset of the oldest open transaction, if any: read_committed consumers read
+    /// up to it (the last stable offset).
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.first_unstable_offset()
+    }
+
+    /// Aborted transactions with records that may lie in `from..to` (for read_committed fetches).
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.producers.aborted_between(from, to)
+    }
+
+    fn append_validated(
+        &mut self,
+        records: &[u8],
+        mut headers: Vec<BatchHeader>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendResult> {
         if self.config.timestamp_type == TimestampType::CreateTime {
             self.check_timestamps(&headers, now_ms)?;
         }
@@ -226,7 +279,7 @@ impl PartitionLog {
                         v.insert(self.producers.get(h.producer_id).cloned().unwrap_or(
                             ProducerEntry {
                                 epoch: h.producer_epoch,
-                                batches: Default::default(),
+                                ..ProducerEntry::default()
                             },
                         ))
                     }

@@ -1,6 +1,8 @@
-//! Idempotent producer state: per producer id its epoch and its last 5 batches.
+//! Producer state: per producer id its epoch, its last 5 batches (idempotence) and the first
+//! offset of its open transaction; the partition's open transactions (which bound the last stable
+//! offset) and its aborted transactions (which read_committed fetches return).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 
 use crate::batch::BatchHeader;
 use crate::error::{Result, StorageError};
@@ -21,6 +23,17 @@ pub(crate) struct BatchMeta {
 pub(crate) struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchMeta>,
+    /// First offset of the producer's open transaction in this partition.
+    pub txn_first_offset: Option<i64>,
+}
+
+/// A transaction that ended with an abort marker: read_committed consumers drop the producer's
+/// records in `first_offset..=last_offset` (the last offset is the marker's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
 }
 
 impl ProducerEntry {
@@ -33,6 +46,9 @@ impl ProducerEntry {
             }
             self.epoch = h.producer_epoch;
             self.batches.clear();
+        }
+        if h.is_transactional() && !h.is_control() && self.txn_first_offset.is_none() {
+            self.txn_first_offset = Some(h.base_offset);
         }
         if h.is_control() || h.base_sequence < 0 {
             return;
@@ -109,6 +125,10 @@ pub(crate) fn check(entry: Option<&ProducerEntry>, h: &BatchHeader) -> Result<Op
 #[derive(Default, Debug)]
 pub(crate) struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions as (first offset, producer id).
+    ongoing: BTreeSet<(i64, i64)>,
+    /// Aborted transactions in marker order (so by last offset).
+    aborted: Vec<AbortedTxn>,
 }
 
 impl ProducerStateManager {
@@ -117,21 +137,64 @@ impl ProducerStateManager {
     }
 
     pub fn insert(&mut self, producer_id: i64, entry: ProducerEntry) {
+        if let Some(first) = entry.txn_first_offset {
+            self.ongoing.insert((first, producer_id));
+        }
         self.producers.insert(producer_id, entry);
     }
 
-    /// Replays a batch read from the log.
-    pub fn replay(&mut self, h: &BatchHeader) {
+    /// Replays a batch read from the log; `marker` is a control batch's commit (true) or abort.
+    pub fn replay(&mut self, h: &BatchHeader, marker: Option<bool>) {
         if h.producer_id < 0 {
             return;
         }
-        self.producers
+        let entry = self
+            .producers
             .entry(h.producer_id)
             .or_insert_with(|| ProducerEntry {
                 epoch: h.producer_epoch,
-                batches: VecDeque::new(),
-            })
-            .replay(h);
+                ..ProducerEntry::default()
+            });
+        entry.replay(h);
+        if let Some(first) = entry.txn_first_offset {
+            self.ongoing.insert((first, h.producer_id));
+        }
+        if let Some(commit) = marker {
+            self.end_txn(h.producer_id, h.base_offset, commit);
+        }
+    }
+
+    /// A commit or abort marker at `marker_offset` ends the producer's open transaction.
+    pub fn end_txn(&mut self, producer_id: i64, marker_offset: i64, commit: bool) {
+        let Some(entry) = self.producers.get_mut(&producer_id) else {
+            return;
+        };
+        let Some(first) = entry.txn_first_offset.take() else {
+            return;
+        };
+        self.ongoing.remove(&(first, producer_id));
+        if !commit {
+            self.aborted.push(AbortedTxn {
+                producer_id,
+                first_offset: first,
+                last_offset: marker_offset,
+            });
+        }
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset's bound.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|(offset, _)| *offset)
+    }
+
+    /// Aborted transactions that may hold records in `from..to`, oldest first.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
     }
 
     /// Per producer id, the last offset of its newest retained data batch (for the cleaner,
@@ -143,12 +206,15 @@ impl ProducerStateManager {
             .collect()
     }
 
-    /// Forgets producers none of whose retained batches remain in the log.
+    /// Forgets producers none of whose retained batches remain in the log (unless their
+    /// transaction is open) and aborted transactions wholly below the log start.
     pub fn evict_before(&mut self, log_start_offset: i64) {
         self.producers.retain(|_, e| {
-            e.batches
-                .back()
-                .is_some_and(|b| b.last_offset >= log_start_offset)
+            e.txn_first_offset.is_some()
+                || e.batches
+                    .back()
+                    .is_some_and(|b| b.last_offset >= log_start_offset)
         });
+        self.aborted.retain(|a| a.last_offset >= log_start_offset);
     }
 }

@@ -104,7 +104,7 @@ impl Segment {
         upper_offset: i64,
         recovery_point: i64,
         index_interval: usize,
-        on_batch: &mut dyn FnMut(&BatchHeader),
+        on_batch: &mut dyn FnMut(&BatchHeader, Option<bool>),
     ) -> Result<Recovered> {
         let file = Self::open_file(dir, base_offset, false)?;
         let file_len = file.metadata()?.len();
@@ -126,7 +126,13 @@ impl Segment {
                 Ok(h) => {
                     let len = h.total_len() as u64;
                     seg.track_batch(&h, pos, index_interval);
-                    on_batch(&h);
+                    // Transaction markers: commit or abort (a few bytes, rare).
+                    let marker = if h.is_control() {
+                        batch::control_marker(&seg.read_batch(pos, &h)?)
+                    } else {
+                        None
+                    };
+                    on_batch(&h, marker);
                     expected_min = h.next_offset();
                     pos += len;
                 }

@@ -23,6 +23,7 @@ struct B {
     seq: i32,
     compression: Compression,
     ts_step: i64,
+    transactional: bool,
 }
 
 impl Default for B {
@@ -36,6 +37,7 @@ impl Default for B {
             seq: -1,
             compression: Compression::None,
             ts_step: 1,
+            transactional: false,
         }
     }
 }
@@ -43,7 +45,7 @@ impl Default for B {
 fn build(b: B) -> Vec<u8> {
     let records: Vec<Record> = (0..b.n)
         .map(|i| Record {
-            transactional: false,
+            transactional: b.transactional,
             control: false,
             delete_horizon_ms: None,
             partition_leader_epoch: -1,
@@ -1043,4 +1045,80 @@ fn time_roll_deadline_subtracts_segment_jitter() {
     assert_eq!(count_files(&dir, ".log"), 2);
     log.append(&b, 0, t1 + deadline2).unwrap();
     assert_eq!(count_files(&dir, ".log"), 3);
+}
+
+fn txn(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    build(B {
+        n,
+        pid,
+        epoch,
+        seq,
+        transactional: true,
+        ..Default::default()
+    })
+}
+
+#[test]
+fn transactions_bound_the_stable_offset_and_record_aborts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    log.append(&txn(7, 0, 0, 3), 0, 1_000).unwrap(); // 0..=2
+    log.append(&batch(3), 0, 1_000).unwrap(); // 3..=5
+    log.append(&txn(8, 0, 0, 3), 0, 1_000).unwrap(); // 6..=8
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    assert_eq!(
+        log.append_marker(7, 0, true, 0, 1_000).unwrap().base_offset,
+        9
+    );
+    assert_eq!(log.first_unstable_offset(), Some(6));
+    assert_eq!(
+        log.append_marker(8, 0, false, 0, 1_000)
+            .unwrap()
+            .base_offset,
+        10
+    );
+    assert_eq!(log.first_unstable_offset(), None);
+    let aborted = |log: &PartitionLog, from, to| {
+        log.aborted_transactions(from, to)
+            .iter()
+            .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(aborted(&log, 0, 11), vec![(8, 6, 10)]);
+    assert_eq!(aborted(&log, 0, 6), vec![]);
+    assert_eq!(aborted(&log, 11, 20), vec![]);
+
+    // A new transaction of producer 7, then a marker of an older epoch: fenced.
+    log.append(&txn(7, 0, 3, 2), 0, 1_000).unwrap(); // 11..=12
+    drop(log);
+    let mut log = open(tmp.path(), LogConfig::default());
+    assert_eq!(
+        log.first_unstable_offset(),
+        Some(11),
+        "open transaction rebuilt"
+    );
+    assert_eq!(aborted(&log, 0, 13), vec![(8, 6, 10)], "aborts rebuilt");
+    // The coordinator fences producer 7 (abort with a bumped epoch).
+    log.append_marker(7, 1, false, 0, 1_000).unwrap(); // 13
+    assert!(matches!(
+        log.append(&txn(7, 0, 5, 1), 0, 1_000),
+        Err(StorageError::InvalidProducerEpoch(_))
+    ));
+    assert!(matches!(
+        log.append_marker(7, 0, true, 0, 1_000),
+        Err(StorageError::InvalidProducerEpoch(_))
+    ));
+    assert_eq!(aborted(&log, 11, 14), vec![(7, 11, 13)]);
+    // Clients cannot write control batches.
+    let control = crate::records::marker_batch(9, 0, true, 1_000);
+    assert!(matches!(
+        log.append(&control, 0, 1_000),
+        Err(StorageError::InvalidRecord(_))
+    ));
+    assert_eq!(batch::control_marker(&control), Some(true));
+    assert_eq!(
+        batch::control_marker(&crate::records::marker_batch(9, 0, false, 1)),
+        Some(false)
+    );
+    assert_eq!(batch::control_marker(&batch(1)[..70]), None);
 }

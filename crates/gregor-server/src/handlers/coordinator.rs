@@ -1,6 +1,5 @@
-//! FindCoordinator: this broker coordinates every group (single node), creating
-//! `__consumer_offsets` on first use. There is no transaction coordinator yet, so transaction keys
-//! are answered COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: this broker coordinates every group and transactional id (single node),
+//! creating `__consumer_offsets` or `__transaction_state` on first use.
 
 use std::sync::Arc;
 
@@ -13,18 +12,26 @@ use super::str_bytes;
 use crate::broker::Broker;
 
 const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
 /// (node id, host, port) of the coordinator, or an error code with its message.
 fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (i16, String)> {
-    if key_type != GROUP {
-        return Err((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "gregor has no transaction coordinator yet".into(),
-        ));
-    }
-    if let Err(e) = broker.groups.ensure_topic(broker) {
-        tracing::error!(error = %e, "cannot create the offsets topic");
-        return Err((ResponseError::CoordinatorNotAvailable.code(), e.to_string()));
+    let created = match key_type {
+        GROUP => broker
+            .groups
+            .ensure_topic(broker)
+            .map_err(|e| e.to_string()),
+        TRANSACTION => broker.txns.ensure_topic(broker).map_err(|e| e.to_string()),
+        other => {
+            return Err((
+                ResponseError::InvalidRequest.code(),
+                format!("Unknown coordinator type {other}"),
+            ))
+        }
+    };
+    if let Err(e) = created {
+        tracing::error!(error = %e, "cannot create an internal topic");
+        return Err((ResponseError::CoordinatorNotAvailable.code(), e));
     }
     let image = broker.metadata.image();
     match image.brokers.get(&broker.node_id) {

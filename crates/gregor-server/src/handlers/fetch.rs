@@ -1,13 +1,18 @@
 //! Fetch: long polling woken by appends (no busy loop), `max.bytes`/per-partition limits with
-//! KIP-74's first-batch exception, and incremental fetch sessions (KIP-227).
+//! KIP-74's first-batch exception, incremental fetch sessions (KIP-227), and read_committed
+//! (isolation level 1): data up to the last stable offset, with the aborted transactions in it.
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gregor_protocol::kafka::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use gregor_protocol::kafka::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use gregor_protocol::kafka::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use gregor_protocol::kafka::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use gregor_storage::StorageError;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -22,8 +27,11 @@ use crate::partitions::Partition;
 struct PartitionRead {
     error: i16,
     high_watermark: i64,
+    last_stable: i64,
     log_start: i64,
     records: Bytes,
+    /// read_committed only: (producer id, first offset) of aborted transactions in the data.
+    aborted: Vec<AbortedTransaction>,
 }
 
 fn requested_partitions(
@@ -117,6 +125,7 @@ fn read_all(
     partitions: &[Result<Arc<Partition>, i16>],
     max_bytes: usize,
     unknown: i16,
+    read_committed: bool,
 ) -> Vec<PartitionRead> {
     let mut remaining = max_bytes;
     let mut collected = 0usize;
@@ -134,8 +143,10 @@ fn read_all(
                             *code
                         },
                         high_watermark: -1,
+                        last_stable: -1,
                         log_start: -1,
                         records: Bytes::new(),
+                        aborted: Vec::new(),
                     }
                 }
             };
@@ -143,7 +154,7 @@ fn read_all(
             let result = if limit == 0 {
                 Ok(Bytes::new())
             } else {
-                partition.read(want.fetch_offset, limit)
+                partition.read(want.fetch_offset, limit, read_committed)
             };
             let (error, records) = match result {
                 // KIP-74: only the first non-empty partition may exceed its limit.
@@ -157,11 +168,27 @@ fn read_all(
             };
             remaining = remaining.saturating_sub(records.len());
             collected += records.len();
+            let last_stable = partition.last_stable_offset();
+            let aborted = if read_committed && !records.is_empty() {
+                partition
+                    .with_log(|log| log.aborted_transactions(want.fetch_offset, last_stable))
+                    .into_iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             PartitionRead {
                 error,
                 high_watermark: partition.high_watermark(),
+                last_stable,
                 log_start: partition.log_start_offset(),
                 records,
+                aborted,
             }
         })
         .collect()
@@ -214,7 +241,13 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut stop = broker.shutdown_signal();
     let reads = loop {
-        let reads = read_all(&fetch_set, &partitions, max_bytes, unknown);
+        let reads = read_all(
+            &fetch_set,
+            &partitions,
+            max_bytes,
+            unknown,
+            request.isolation_level == 1,
+        );
         let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
         let errors = reads.iter().any(|r| r.error != 0);
         if bytes >= request.min_bytes.max(0) as usize
@@ -252,9 +285,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             .with_partition_index(want.partition)
             .with_error_code(read.error)
             .with_high_watermark(read.high_watermark)
-            .with_last_stable_offset(read.high_watermark)
+            .with_last_stable_offset(read.last_stable)
             .with_log_start_offset(read.log_start)
-            .with_aborted_transactions((request.isolation_level == 1).then(Vec::new))
+            .with_aborted_transactions((request.isolation_level == 1).then_some(read.aborted))
             .with_preferred_read_replica(BrokerId(-1))
             .with_records(Some(read.records));
         match responses.last_mut() {

@@ -1,4 +1,5 @@
-//! ListOffsets: earliest, latest, by timestamp and max timestamp.
+//! ListOffsets: earliest, latest (the last stable offset for read_committed), by timestamp and
+//! max timestamp.
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
@@ -18,9 +19,10 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 /// `(offset, timestamp)` for one query, or an error code.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), i16> {
+fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
     let storage = |e: gregor_storage::StorageError| e.error_code();
     match timestamp {
+        LATEST if read_committed => Ok((partition.last_stable_offset(), -1)),
         LATEST => Ok((partition.high_watermark(), -1)),
         EARLIEST | EARLIEST_LOCAL => Ok((partition.log_start_offset(), -1)),
         // Nothing is tiered: Kafka answers "none" as offset -1.
@@ -42,6 +44,7 @@ pub fn handle(
     version: i16,
     request: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    let read_committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -64,7 +67,7 @@ pub fn handle(
                                 .with_timestamp(-1)
                         }
                     };
-                    match lookup(&partition, p.timestamp) {
+                    match lookup(&partition, p.timestamp, read_committed) {
                         Ok((offset, timestamp)) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)

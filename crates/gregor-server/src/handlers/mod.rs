@@ -13,6 +13,7 @@ mod produce;
 mod producer_id;
 mod records;
 pub(crate) mod topics;
+mod transactions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,7 +100,23 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r)),
         RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r)),
         RequestKind::CreatePartitions(r) => respond!(topics::create_partitions(broker, r)),
-        RequestKind::InitProducerId(r) => respond!(producer_id::handle(broker, r)),
+        RequestKind::InitProducerId(r) => respond!(producer_id::handle(broker, version, r)),
+        RequestKind::AddPartitionsToTxn(r) => {
+            respond!(transactions::add_partitions_to_txn(broker, version, r))
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            respond!(transactions::add_offsets_to_txn(broker, version, r))
+        }
+        RequestKind::EndTxn(r) => respond!(transactions::end_txn(broker, version, r)),
+        RequestKind::TxnOffsetCommit(r) => {
+            respond_later!(transactions::txn_offset_commit(broker, r))
+        }
+        RequestKind::DescribeTransactions(r) => {
+            respond!(transactions::describe_transactions(broker, r))
+        }
+        RequestKind::ListTransactions(r) => {
+            respond!(transactions::list_transactions(broker, version, r))
+        }
         RequestKind::DescribeCluster(r) => respond!(cluster::describe_cluster(broker, version, r)),
         RequestKind::DescribeConfigs(r) => respond!(configs::describe_configs(broker, version, r)),
         RequestKind::AlterConfigs(r) => respond!(configs::alter_configs(broker, version, r)),

@@ -1,5 +1,5 @@
-//! InitProducerId for idempotent producers. Transactional ids need the transaction coordinator,
-//! which gregor does not have yet: they are refused with a clear error.
+//! InitProducerId: idempotent producers get an id here; transactional ids go to the transaction
+//! coordinator (handlers/transactions.rs).
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
@@ -8,16 +8,17 @@ use gregor_protocol::kafka::messages::{InitProducerIdRequest, InitProducerIdResp
 
 use crate::broker::Broker;
 
-pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    if let Some(id) = &request.transactional_id {
+        return super::transactions::init_producer_id(broker, version, id, &request);
+    }
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        tracing::warn!(
-            "InitProducerId with a transactional id: transactions are not supported yet"
-        );
-        return response.with_error_code(ResponseError::InvalidRequest.code());
-    }
     // KIP-360: a producer that knows its id asks for the next epoch; a new id once the epoch is spent.
     if request.producer_id.0 >= 0
         && request.producer_epoch >= 0

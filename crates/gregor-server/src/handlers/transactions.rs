@@ -1,0 +1,343 @@
+//! The transactional APIs: InitProducerId with a transactional id, AddPartitionsToTxn,
+//! AddOffsetsToTxn, EndTxn, TxnOffsetCommit, DescribeTransactions and ListTransactions. The
+//! decisions are the transaction coordinator's (`gregor-txn`); this maps Kafka messages to and
+//! from it, and checks what only the broker knows (which partitions exist).
+
+use std::sync::Arc;
+
+use gregor_group::errors::INVALID_GROUP_ID;
+use gregor_protocol::kafka::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
+use gregor_protocol::kafka::messages::describe_transactions_response::{
+    TopicData, TransactionState as DescribedState,
+};
+use gregor_protocol::kafka::messages::list_transactions_response::TransactionState as ListedState;
+use gregor_protocol::kafka::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use gregor_protocol::kafka::messages::{
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    EndTxnRequest, EndTxnResponse, InitProducerIdRequest, InitProducerIdResponse,
+    ListTransactionsRequest, ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
+    TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+use gregor_protocol::kafka::ResponseError;
+use gregor_txn::{errors, InitProducerIdResult, TxnState};
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::internal_topics::{partition_for, OFFSETS};
+
+/// Clients older than the version that introduced PRODUCER_FENCED know it as
+/// INVALID_PRODUCER_EPOCH (Kafka maps it the same way).
+fn for_version(error: i16, version: i16, fenced_since: i16) -> i16 {
+    if error == errors::PRODUCER_FENCED && version < fenced_since {
+        errors::INVALID_PRODUCER_EPOCH
+    } else {
+        error
+    }
+}
+
+/// The coordinator could not persist its decision: the client retries elsewhere or later.
+fn unavailable(e: impl std::fmt::Display) -> i16 {
+    tracing::error!(error = %e, "transaction coordinator failure");
+    ResponseError::CoordinatorNotAvailable.code()
+}
+
+pub fn init_producer_id(
+    broker: &Arc<Broker>,
+    version: i16,
+    transactional_id: &str,
+    request: &InitProducerIdRequest,
+) -> InitProducerIdResponse {
+    let response = |r: InitProducerIdResult| {
+        InitProducerIdResponse::default()
+            .with_error_code(for_version(r.error, version, 4))
+            .with_producer_id(ProducerId(r.producer_id))
+            .with_producer_epoch(r.producer_epoch)
+    };
+    let failed = |error| InitProducerIdResult {
+        error,
+        producer_id: -1,
+        producer_epoch: -1,
+    };
+    if let Err(e) = broker.txns.ensure_topic(broker) {
+        return response(failed(unavailable(e)));
+    }
+    // One fresh id, allocated before the coordinator's lock is taken; used only if the
+    // coordinator needs one (a new transactional id, or an exhausted epoch).
+    let fresh = match broker.next_producer_id() {
+        Ok(id) => id,
+        Err(e) => return response(failed(unavailable(e))),
+    };
+    let expected = (version >= 3 && request.producer_id.0 >= 0)
+        .then_some((request.producer_id.0, request.producer_epoch));
+    let result = broker.txns.decide(broker, |c, now| {
+        c.init_producer_id(
+            transactional_id,
+            request.transaction_timeout_ms,
+            expected,
+            now,
+            &mut || fresh,
+        )
+    });
+    response(result.unwrap_or_else(|e| failed(unavailable(e))))
+}
+
+/// AddPartitionsToTxn v0-3 (v4+ is broker-to-broker, KIP-890). Unknown partitions fail the
+/// request: they get UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED.
+pub fn add_partitions_to_txn(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let wanted: Vec<(String, i32)> = request
+        .v3_and_below_topics
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
+        .collect();
+    let unknown =
+        |(topic, p): &(String, i32)| broker.replicas.lookup(topic, *p).is_err() || topic.is_empty();
+    let any_unknown = wanted.iter().any(unknown);
+    let outcome = if any_unknown {
+        None
+    } else {
+        Some(
+            broker
+                .txns
+                .decide(broker, |c, now| {
+                    c.add_partitions(
+                        &request.v3_and_below_transactional_id,
+                        request.v3_and_below_producer_id.0,
+                        request.v3_and_below_producer_epoch,
+                        &wanted,
+                        now,
+                    )
+                })
+                .unwrap_or_else(unavailable),
+        )
+    };
+    let results = request
+        .v3_and_below_topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = match outcome {
+                        Some(code) => for_version(code, version, 2),
+                        None if unknown(&(t.name.to_string(), *p)) => {
+                            ResponseError::UnknownTopicOrPartition.code()
+                        }
+                        None => ResponseError::OperationNotAttempted.code(),
+                    };
+                    AddPartitionsToTxnPartitionResult::default()
+                        .with_partition_index(*p)
+                        .with_partition_error_code(code)
+                })
+                .collect();
+            AddPartitionsToTxnTopicResult::default()
+                .with_name(t.name.clone())
+                .with_results_by_partition(partitions)
+        })
+        .collect();
+    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+}
+
+/// AddOffsetsToTxn: the group's partition of `__consumer_offsets` joins the transaction.
+pub fn add_offsets_to_txn(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: AddOffsetsToTxnRequest,
+) -> AddOffsetsToTxnResponse {
+    let code = match broker.groups.ensure_topic(broker) {
+        Err(e) => unavailable(e),
+        Ok(partitions) => {
+            let partition = (
+                OFFSETS.name.to_string(),
+                partition_for(&request.group_id, partitions),
+            );
+            broker
+                .txns
+                .decide(broker, |c, now| {
+                    c.add_partitions(
+                        &request.transactional_id,
+                        request.producer_id.0,
+                        request.producer_epoch,
+                        &[partition],
+                        now,
+                    )
+                })
+                .unwrap_or_else(unavailable)
+        }
+    };
+    AddOffsetsToTxnResponse::default().with_error_code(for_version(code, version, 2))
+}
+
+pub fn end_txn(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> EndTxnResponse {
+    let code = broker
+        .txns
+        .decide(broker, |c, now| {
+            c.end_txn(
+                &request.transactional_id,
+                request.producer_id.0,
+                request.producer_epoch,
+                request.committed,
+                now,
+            )
+        })
+        .unwrap_or_else(unavailable);
+    EndTxnResponse::default()
+        .with_error_code(for_version(code, version, 2))
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1)
+}
+
+/// TxnOffsetCommit: the producer must be the transactional id's current one; the offsets are
+/// then pending in the group coordinator until the transaction's marker.
+pub async fn txn_offset_commit(
+    broker: &Arc<Broker>,
+    request: TxnOffsetCommitRequest,
+) -> Option<TxnOffsetCommitResponse> {
+    let producer = (request.producer_id.0, request.producer_epoch);
+    let check = broker
+        .txns
+        .read(|c| c.check_producer(&request.transactional_id, producer.0, producer.1));
+    // As Kafka's log answers a write of a stale epoch.
+    let check = if check == errors::PRODUCER_FENCED {
+        errors::INVALID_PRODUCER_EPOCH
+    } else {
+        check
+    };
+    let refusal = if check != errors::NONE {
+        Some(check)
+    } else {
+        request.group_id.is_empty().then_some(INVALID_GROUP_ID)
+    };
+    if let Some(code) = refusal {
+        return Some(txn_offset_error(&request, code));
+    }
+    broker
+        .groups
+        .call_in(broker, Some(producer), |c, now, reply| {
+            c.txn_offset_commit(now, request, reply)
+        })
+        .await
+}
+
+fn txn_offset_error(request: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
+    let topics = request
+        .topics
+        .iter()
+        .map(|t| {
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(t.name.clone())
+                .with_partitions(
+                    t.partitions
+                        .iter()
+                        .map(|p| {
+                            TxnOffsetCommitResponsePartition::default()
+                                .with_partition_index(p.partition_index)
+                                .with_error_code(code)
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+pub fn describe_transactions(
+    broker: &Arc<Broker>,
+    request: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
+    let states = request
+        .transactional_ids
+        .iter()
+        .map(|id| {
+            let state = DescribedState::default().with_transactional_id(id.clone());
+            match broker.txns.read(|c| c.describe(id)) {
+                None => state
+                    .with_error_code(errors::TRANSACTIONAL_ID_NOT_FOUND)
+                    .with_transaction_state(str_bytes(""))
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1)
+                    .with_transaction_start_time_ms(-1),
+                Some(d) => {
+                    let mut topics: Vec<TopicData> = Vec::new();
+                    for (topic, partition) in d.partitions {
+                        match topics.last_mut() {
+                            Some(t) if t.topic.as_str() == topic => t.partitions.push(partition),
+                            _ => topics.push(
+                                TopicData::default()
+                                    .with_topic(TopicName(str_bytes(&topic)))
+                                    .with_partitions(vec![partition]),
+                            ),
+                        }
+                    }
+                    state
+                        .with_transaction_state(str_bytes(d.state.name()))
+                        .with_transaction_timeout_ms(d.timeout_ms)
+                        .with_transaction_start_time_ms(d.start_ms)
+                        .with_producer_id(ProducerId(d.producer_id))
+                        .with_producer_epoch(d.producer_epoch)
+                        .with_topics(topics)
+                }
+            }
+        })
+        .collect();
+    DescribeTransactionsResponse::default().with_transaction_states(states)
+}
+
+/// Kafka's state names, which ListTransactions filters by.
+const STATES: [TxnState; 6] = [
+    TxnState::Empty,
+    TxnState::Ongoing,
+    TxnState::PrepareCommit,
+    TxnState::PrepareAbort,
+    TxnState::CompleteCommit,
+    TxnState::CompleteAbort,
+];
+
+pub fn list_transactions(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: ListTransactionsRequest,
+) -> ListTransactionsResponse {
+    let filters: Vec<String> = request
+        .state_filters
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let unknown: Vec<_> = request
+        .state_filters
+        .iter()
+        .filter(|f| !STATES.iter().any(|s| s.name() == f.as_str()))
+        .cloned()
+        .collect();
+    let producers: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
+    let duration = if version >= 1 {
+        request.duration_filter
+    } else {
+        -1
+    };
+    let listed = broker
+        .txns
+        .read(|c| c.list(&filters, &producers, duration, crate::broker::now_ms()));
+    ListTransactionsResponse::default()
+        .with_unknown_state_filters(unknown)
+        .with_transaction_states(
+            listed
+                .into_iter()
+                .map(|d| {
+                    ListedState::default()
+                        .with_transactional_id(TransactionalId(str_bytes(&d.transactional_id)))
+                        .with_producer_id(ProducerId(d.producer_id))
+                        .with_transaction_state(str_bytes(d.state.name()))
+                })
+                .collect(),
+        )
+}

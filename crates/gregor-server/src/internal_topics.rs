@@ -1,0 +1,97 @@
+//! The coordinators' internal topics, `__consumer_offsets` and `__transaction_state`: compacted
+//! topics of the ordinary log, created on first use with the sizes the broker configs give, and
+//! keyed the way Kafka places a group or transactional id on one of their partitions.
+
+use gregor_metadata::controller::NewTopic;
+use gregor_protocol::kafka::ResponseError;
+
+use crate::broker::Broker;
+use crate::handlers::topics::commit_topic_creation;
+
+/// An internal topic and the broker configs that size it.
+pub struct InternalTopic {
+    pub name: &'static str,
+    partitions: &'static str,
+    replication: &'static str,
+    segment_bytes: &'static str,
+}
+
+pub const OFFSETS: InternalTopic = InternalTopic {
+    name: "__consumer_offsets",
+    partitions: "offsets.topic.num.partitions",
+    replication: "offsets.topic.replication.factor",
+    segment_bytes: "offsets.topic.segment.bytes",
+};
+
+pub const TRANSACTIONS: InternalTopic = InternalTopic {
+    name: "__transaction_state",
+    partitions: "transaction.state.log.num.partitions",
+    replication: "transaction.state.log.replication.factor",
+    segment_bytes: "transaction.state.log.segment.bytes",
+};
+
+/// Java's `String.hashCode`, which Kafka uses to place a group or transactional id on a
+/// partition of its internal topic; gregor places them the same way.
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+pub fn partition_for(key: &str, partitions: i32) -> i32 {
+    (java_string_hash(key) & 0x7fff_ffff) % partitions.max(1)
+}
+
+/// How many partitions the topic has (0 if it does not exist yet).
+pub fn partition_count(broker: &Broker, topic: &InternalTopic) -> i32 {
+    broker
+        .metadata
+        .image()
+        .topics
+        .get(topic.name)
+        .map_or(0, |t| t.partitions.len() as i32)
+}
+
+/// Creates the topic on first use, as Kafka does; returns its partition count.
+pub fn ensure(broker: &Broker, topic: &InternalTopic) -> Result<i32, String> {
+    let existing = partition_count(broker, topic);
+    if existing > 0 {
+        return Ok(existing);
+    }
+    let brokers = broker.metadata.image().brokers.len() as i64;
+    let replication = broker.config.get_i64(topic.replication).min(brokers);
+    let configs = vec![
+        ("cleanup.policy".to_string(), Some("compact".to_string())),
+        ("compression.type".to_string(), Some("producer".to_string())),
+        (
+            "segment.bytes".to_string(),
+            Some(broker.config.get(topic.segment_bytes)),
+        ),
+    ];
+    let new = NewTopic {
+        name: topic.name,
+        num_partitions: broker.config.get_i64(topic.partitions) as i32,
+        replication_factor: replication as i16,
+        assignments: vec![],
+        configs,
+    };
+    match commit_topic_creation(broker, &new, false) {
+        Ok(_) => tracing::info!("created {}", topic.name),
+        Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => {}
+        Err(e) => return Err(e.message),
+    }
+    Ok(partition_count(broker, topic))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_land_where_kafka_puts_them() {
+        // Java: "my-group".hashCode() == -1906497762; (h & 0x7fffffff) % 50 == 36.
+        assert_eq!(java_string_hash("my-group"), -1_906_497_762);
+        assert_eq!(partition_for("my-group", 50), 36);
+        assert_eq!(java_string_hash(""), 0);
+        assert!((0..50).contains(&partition_for("ünïcødé", 50)));
+    }
+}

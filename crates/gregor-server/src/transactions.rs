@@ -1,0 +1,208 @@
+//! The runtime around the transaction coordinator (`gregor-txn`): it appends the coordinator's
+//! records to `__transaction_state`, writes the commit/abort markers a decision asks for into
+//! the transaction's partitions (telling the group coordinator when `__consumer_offsets` got
+//! one), replays the topic at start-up and finishes transactions a crash left half-ended, and
+//! drives the timers that abort timed-out transactions.
+//!
+//! As in Kafka, an EndTxn is answered once its PrepareCommit/PrepareAbort record is appended; a
+//! marker that cannot be written (an offline log directory) leaves the transaction in its
+//! Prepare state, which the producer sees as CONCURRENT_TRANSACTIONS, and the timer retries it.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use gregor_storage::records::{encode_batch, Entry};
+use gregor_storage::StorageError;
+use gregor_txn::{Decision, Markers, TxnConfig, TxnCoordinator, TxnRecord};
+use parking_lot::Mutex;
+
+use crate::broker::{now_ms, Broker};
+use crate::config::BrokerConfig;
+use crate::internal_topics::{self, partition_for, OFFSETS, TRANSACTIONS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TxnError {
+    #[error("cannot create __transaction_state: {0}")]
+    Topic(String),
+    #[error("cannot append to __transaction_state: {0}")]
+    Append(#[from] StorageError),
+    #[error("__transaction_state partition {0} does not exist or is not hosted here")]
+    Missing(i32),
+}
+
+pub struct TxnRuntime {
+    coordinator: Mutex<TxnCoordinator>,
+}
+
+impl TxnRuntime {
+    pub fn new(config: &BrokerConfig) -> TxnRuntime {
+        let config = TxnConfig {
+            max_timeout_ms: config.get_i64("transaction.max.timeout.ms") as i32,
+            id_expiration_ms: config.get_i64("transactional.id.expiration.ms"),
+        };
+        TxnRuntime {
+            coordinator: Mutex::new(TxnCoordinator::new(config)),
+        }
+    }
+
+    /// Creates `__transaction_state` on first use, as Kafka does.
+    pub fn ensure_topic(&self, broker: &Broker) -> Result<i32, TxnError> {
+        internal_topics::ensure(broker, &TRANSACTIONS).map_err(TxnError::Topic)
+    }
+
+    /// Replays every hosted partition of `__transaction_state`, then writes the markers of
+    /// transactions that were between Prepare and Complete when the broker stopped. Runs after
+    /// the groups are loaded (markers in `__consumer_offsets` complete their pending offsets)
+    /// and before the broker accepts connections.
+    pub fn load(&self, broker: &Broker) -> Result<usize, TxnError> {
+        let mut coordinator = self.coordinator.lock();
+        let mut loaded = 0;
+        for index in 0..internal_topics::partition_count(broker, &TRANSACTIONS) {
+            let Some(partition) = broker.replicas.get(TRANSACTIONS.name, index) else {
+                continue;
+            };
+            partition.with_log(|log| {
+                log.replay(|offset, key, value| {
+                    match TxnRecord::decode(key.as_deref().unwrap_or_default(), value.as_deref()) {
+                        Ok(record) => {
+                            coordinator.replay(record);
+                            loaded += 1;
+                        }
+                        Err(e) => tracing::warn!(partition = index, offset, error = %e, "skipping unreadable transaction record"),
+                    }
+                    Ok(())
+                })
+            })?;
+        }
+        self.retry_markers(broker, &mut coordinator)?;
+        Ok(loaded)
+    }
+
+    /// Runs a decision of the coordinator and carries it out: its records appended, its markers
+    /// written. The response is returned only once the records are appended.
+    pub fn decide<R>(
+        &self,
+        broker: &Broker,
+        decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
+    ) -> Result<R, TxnError> {
+        let mut coordinator = self.coordinator.lock();
+        let decision = decide(&mut coordinator, now_ms());
+        self.carry_out(broker, &mut coordinator, decision.records, decision.markers)?;
+        Ok(decision.response)
+    }
+
+    /// Reads state without deciding anything.
+    pub fn read<T>(&self, f: impl FnOnce(&TxnCoordinator) -> T) -> T {
+        f(&self.coordinator.lock())
+    }
+
+    /// Aborts timed-out transactions, expires idle transactional ids, and retries markers that
+    /// could not be written before.
+    pub fn tick(&self, broker: &Broker) {
+        let mut coordinator = self.coordinator.lock();
+        let decisions = coordinator.tick(now_ms());
+        for d in decisions {
+            if let Err(e) = self.carry_out(broker, &mut coordinator, d.records, d.markers) {
+                tracing::error!(error = %e, "transaction timer decision not carried out");
+            }
+        }
+        if let Err(e) = self.retry_markers(broker, &mut coordinator) {
+            tracing::error!(error = %e, "transaction markers not completed");
+        }
+    }
+
+    fn retry_markers(
+        &self,
+        broker: &Broker,
+        coordinator: &mut TxnCoordinator,
+    ) -> Result<(), TxnError> {
+        for markers in coordinator.pending_markers() {
+            self.carry_out(broker, coordinator, vec![], Some(markers))?;
+        }
+        Ok(())
+    }
+
+    fn carry_out(
+        &self,
+        broker: &Broker,
+        coordinator: &mut TxnCoordinator,
+        records: Vec<TxnRecord>,
+        markers: Option<Markers>,
+    ) -> Result<(), TxnError> {
+        self.persist(broker, records)?;
+        let Some(markers) = markers else {
+            return Ok(());
+        };
+        if write_markers(broker, &markers) {
+            let done = coordinator.markers_written(&markers.transactional_id, now_ms());
+            self.persist(broker, done)?;
+        }
+        Ok(())
+    }
+
+    /// Appends records, each to the partition its transactional id lives on.
+    fn persist(&self, broker: &Broker, records: Vec<TxnRecord>) -> Result<(), TxnError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let partitions = internal_topics::partition_count(broker, &TRANSACTIONS);
+        let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
+        for record in &records {
+            by_partition
+                .entry(partition_for(&record.transactional_id, partitions))
+                .or_default()
+                .push((
+                    Some(Bytes::from(record.key())),
+                    record.value().map(Bytes::from),
+                ));
+        }
+        let now = now_ms();
+        for (index, entries) in by_partition {
+            let partition = broker
+                .replicas
+                .get(TRANSACTIONS.name, index)
+                .ok_or(TxnError::Missing(index))?;
+            partition.append(&encode_batch(&entries, now), now)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes one marker per partition of the transaction; true when all are written. Partitions
+/// deleted since (unknown now) need none, as in Kafka.
+fn write_markers(broker: &Broker, markers: &Markers) -> bool {
+    let now = now_ms();
+    let mut all = true;
+    let mut offsets_marked = false;
+    for (topic, index) in &markers.partitions {
+        let partition = match broker.replicas.lookup(topic, *index) {
+            Ok(partition) => partition,
+            Err(_) if broker.replicas.is_offline(topic, *index) => {
+                tracing::warn!(%topic, partition = index, "transaction marker waits for an offline log directory");
+                all = false;
+                continue;
+            }
+            Err(_) => continue,
+        };
+        match partition.append_marker(
+            markers.producer_id,
+            markers.producer_epoch,
+            markers.commit,
+            now,
+        ) {
+            Ok(_) => offsets_marked |= topic == OFFSETS.name,
+            // The partition already saw a newer epoch of the producer: nothing left to end.
+            Err(StorageError::InvalidProducerEpoch(e)) => {
+                tracing::warn!(%topic, partition = index, error = %e, "stale transaction marker skipped")
+            }
+            Err(e) => {
+                tracing::error!(%topic, partition = index, error = %e, "transaction marker not written");
+                all = false;
+            }
+        }
+    }
+    if offsets_marked {
+        broker.groups.end_txn(markers.producer_id, markers.commit);
+    }
+    all
+}

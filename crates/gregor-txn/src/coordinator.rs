@@ -1,0 +1,417 @@
+//! The transaction coordinator: request handlers and timers over all transactional ids.
+
+use std::collections::BTreeMap;
+
+use crate::errors;
+use crate::metadata::{TxnMetadata, TxnState};
+use crate::records::TxnRecord;
+
+/// The coordinator's settings, with Kafka's names and defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// transaction.max.timeout.ms
+    pub max_timeout_ms: i32,
+    /// transactional.id.expiration.ms
+    pub id_expiration_ms: i64,
+}
+
+impl Default for TxnConfig {
+    fn default() -> Self {
+        TxnConfig {
+            max_timeout_ms: 900_000,
+            id_expiration_ms: 7 * 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// Commit or abort markers the runtime must write: one control batch of (`producer_id`,
+/// `producer_epoch`) to each partition, then call [`TxnCoordinator::markers_written`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Markers {
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub commit: bool,
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// What a handler decided: append `records` to `__transaction_state`; if `markers` is `Some`,
+/// write them and then call [`TxnCoordinator::markers_written`] (appending its records) before
+/// sending `response`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decision<R> {
+    pub records: Vec<TxnRecord>,
+    pub markers: Option<Markers>,
+    pub response: R,
+}
+
+impl<R> Decision<R> {
+    /// A response alone: nothing to persist, no markers.
+    pub(crate) fn reply(response: R) -> Self {
+        Decision {
+            records: Vec::new(),
+            markers: None,
+            response,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InitProducerIdResult {
+    pub error: i16,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
+impl InitProducerIdResult {
+    fn ok((producer_id, producer_epoch): (i64, i16)) -> Self {
+        InitProducerIdResult {
+            error: errors::NONE,
+            producer_id,
+            producer_epoch,
+        }
+    }
+
+    fn error(error: i16) -> Self {
+        InitProducerIdResult {
+            error,
+            producer_id: -1,
+            producer_epoch: -1,
+        }
+    }
+}
+
+/// A transactional id as DescribeTransactions and ListTransactions report it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnDescription {
+    pub transactional_id: String,
+    pub state: TxnState,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub timeout_ms: i32,
+    pub start_ms: i64,
+    pub partitions: Vec<(String, i32)>,
+}
+
+/// The transaction coordinator for the transactional ids of `__transaction_state`.
+pub struct TxnCoordinator {
+    config: TxnConfig,
+    txns: BTreeMap<String, TxnMetadata>,
+}
+
+fn record(transactional_id: &str, metadata: &TxnMetadata) -> TxnRecord {
+    TxnRecord {
+        transactional_id: transactional_id.to_string(),
+        metadata: Some(metadata.clone()),
+    }
+}
+
+/// The markers still owed by a transaction in a Prepare state.
+fn markers(transactional_id: &str, metadata: &TxnMetadata) -> Option<Markers> {
+    metadata.state.is_prepare().then(|| Markers {
+        transactional_id: transactional_id.to_string(),
+        producer_id: metadata.producer_id,
+        producer_epoch: metadata.producer_epoch,
+        commit: metadata.state == TxnState::PrepareCommit,
+        partitions: metadata.partitions.iter().cloned().collect(),
+    })
+}
+
+/// The decision of a transition into a Prepare state: persist it and write its markers.
+fn prepared<R>(transactional_id: &str, metadata: &TxnMetadata, response: R) -> Decision<R> {
+    Decision {
+        records: vec![record(transactional_id, metadata)],
+        markers: markers(transactional_id, metadata),
+        response,
+    }
+}
+
+fn describe(transactional_id: &str, metadata: &TxnMetadata) -> TxnDescription {
+    TxnDescription {
+        transactional_id: transactional_id.to_string(),
+        state: metadata.state,
+        producer_id: metadata.producer_id,
+        producer_epoch: metadata.producer_epoch,
+        timeout_ms: metadata.timeout_ms,
+        start_ms: metadata.start_ms,
+        partitions: metadata.partitions.iter().cloned().collect(),
+    }
+}
+
+impl TxnCoordinator {
+    pub fn new(config: TxnConfig) -> Self {
+        TxnCoordinator {
+            config,
+            txns: BTreeMap::new(),
+        }
+    }
+
+    /// Rebuilds the state at start-up from one record of `__transaction_state`, in log order.
+    /// A tombstone removes the id.
+    pub fn replay(&mut self, record: TxnRecord) {
+        match record.metadata {
+            // Kafka never persists Dead; should one appear, it means "being expired": gone.
+            Some(metadata) if metadata.state != TxnState::Dead => {
+                self.txns.insert(record.transactional_id, metadata);
+            }
+            _ => {
+                self.txns.remove(&record.transactional_id);
+            }
+        }
+    }
+
+    /// After loading: the markers of transactions left in PrepareCommit/PrepareAbort, which must
+    /// be (re)written before their transactions can complete.
+    pub fn pending_markers(&self) -> Vec<Markers> {
+        self.txns
+            .iter()
+            .filter_map(|(id, metadata)| markers(id, metadata))
+            .collect()
+    }
+
+    /// InitProducerId with a transactional id (the runtime handles the non-transactional case).
+    /// `expected` is the (producer id, epoch) a KIP-360 request (v3+) sends when it holds a
+    /// producer id; `new_producer_id` allocates a fresh producer id.
+    pub fn init_producer_id(
+        &mut self,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        now_ms: i64,
+        new_producer_id: &mut dyn FnMut() -> i64,
+    ) -> Decision<InitProducerIdResult> {
+        let fail = |error| Decision::reply(InitProducerIdResult::error(error));
+        if transactional_id.is_empty() {
+            return fail(errors::INVALID_REQUEST);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
+            return fail(errors::INVALID_TRANSACTION_TIMEOUT);
+        }
+        let Some(metadata) = self.txns.get_mut(transactional_id) else {
+            let metadata = TxnMetadata::new(new_producer_id(), timeout_ms, now_ms);
+            let decision = Decision {
+                records: vec![record(transactional_id, &metadata)],
+                markers: None,
+                response: InitProducerIdResult::ok(metadata.current()),
+            };
+            self.txns.insert(transactional_id.to_string(), metadata);
+            return decision;
+        };
+        match metadata.state {
+            // The client backs off and retries once the markers are written.
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                fail(errors::CONCURRENT_TRANSACTIONS)
+            }
+            TxnState::Ongoing => {
+                if expected.is_some_and(|(id, _)| id != metadata.producer_id) {
+                    return fail(errors::PRODUCER_FENCED);
+                }
+                // A new instance of the producer: abort the old one's transaction under a bumped
+                // epoch (fencing it) and let the client retry, which then bumps once more. The
+                // fencing epoch is never handed out.
+                tracing::info!(
+                    transactional_id,
+                    "fencing the ongoing transaction of a previous producer"
+                );
+                metadata.fence(now_ms);
+                prepared(
+                    transactional_id,
+                    metadata,
+                    InitProducerIdResult::error(errors::CONCURRENT_TRANSACTIONS),
+                )
+            }
+            // Empty, CompleteCommit, CompleteAbort (Dead is never held).
+            _ => {
+                if let Some(expected) = expected.filter(|e| *e != metadata.current()) {
+                    return if metadata.is_retry_of_last_bump(expected) {
+                        // The producer missed the answer to its bump: give it again.
+                        Decision::reply(InitProducerIdResult::ok(metadata.current()))
+                    } else {
+                        fail(errors::PRODUCER_FENCED)
+                    };
+                }
+                metadata.bump(timeout_ms, expected.is_some(), now_ms, new_producer_id);
+                Decision {
+                    records: vec![record(transactional_id, metadata)],
+                    markers: None,
+                    response: InitProducerIdResult::ok(metadata.current()),
+                }
+            }
+        }
+    }
+
+    /// The metadata of the transaction a request's producer owns, or the error code to answer.
+    fn producer_txn(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<&mut TxnMetadata, i16> {
+        if transactional_id.is_empty() {
+            return Err(errors::INVALID_REQUEST);
+        }
+        let metadata = self
+            .txns
+            .get_mut(transactional_id)
+            .ok_or(errors::INVALID_PRODUCER_ID_MAPPING)?;
+        if metadata.producer_id != producer_id {
+            Err(errors::INVALID_PRODUCER_ID_MAPPING)
+        } else if metadata.producer_epoch != producer_epoch {
+            Err(errors::PRODUCER_FENCED)
+        } else {
+            Ok(metadata)
+        }
+    }
+
+    /// AddPartitionsToTxn, and AddOffsetsToTxn (whose single partition is the group's
+    /// `__consumer_offsets` partition). One error code answers for all partitions.
+    pub fn add_partitions(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        now_ms: i64,
+    ) -> Decision<i16> {
+        let metadata = match self.producer_txn(transactional_id, producer_id, producer_epoch) {
+            Ok(metadata) => metadata,
+            Err(error) => return Decision::reply(error),
+        };
+        if metadata.state.is_prepare() {
+            return Decision::reply(errors::CONCURRENT_TRANSACTIONS);
+        }
+        if metadata.state == TxnState::Ongoing
+            && partitions.iter().all(|p| metadata.partitions.contains(p))
+        {
+            return Decision::reply(errors::NONE);
+        }
+        metadata.add_partitions(partitions, now_ms);
+        Decision {
+            records: vec![record(transactional_id, metadata)],
+            markers: None,
+            response: errors::NONE,
+        }
+    }
+
+    /// EndTxn: commit or abort the ongoing transaction.
+    pub fn end_txn(
+        &mut self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        now_ms: i64,
+    ) -> Decision<i16> {
+        let metadata = match self.producer_txn(transactional_id, producer_id, producer_epoch) {
+            Ok(metadata) => metadata,
+            Err(error) => return Decision::reply(error),
+        };
+        match (metadata.state, commit) {
+            (TxnState::Ongoing, _) => {
+                metadata.prepare(commit, now_ms);
+                prepared(transactional_id, metadata, errors::NONE)
+            }
+            // A retry of the EndTxn that completed the transaction.
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                Decision::reply(errors::NONE)
+            }
+            // A retry while the markers are being written.
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Decision::reply(errors::CONCURRENT_TRANSACTIONS)
+            }
+            _ => Decision::reply(errors::INVALID_TXN_STATE),
+        }
+    }
+
+    /// The markers of a PrepareCommit/PrepareAbort are written: the transaction completes.
+    /// Returns the records to append; empty if the id is not in a Prepare state.
+    pub fn markers_written(&mut self, transactional_id: &str, now_ms: i64) -> Vec<TxnRecord> {
+        match self.txns.get_mut(transactional_id) {
+            Some(metadata) if metadata.state.is_prepare() => {
+                metadata.complete(now_ms);
+                vec![record(transactional_id, metadata)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Timers. Every Ongoing transaction past its timeout is aborted under a bumped epoch
+    /// (fencing its producer); idle ids not updated for `id_expiration_ms` are removed with a
+    /// tombstone.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Decision<()>> {
+        let expiration_ms = self.config.id_expiration_ms;
+        let mut decisions = Vec::new();
+        self.txns.retain(|id, metadata| {
+            if metadata.has_timed_out(now_ms) {
+                tracing::info!(transactional_id = %id, "aborting a timed-out transaction");
+                metadata.fence(now_ms);
+                decisions.push(prepared(id, metadata, ()));
+                true
+            } else if metadata.has_expired(now_ms, expiration_ms) {
+                tracing::debug!(transactional_id = %id, "expiring an idle transactional id");
+                decisions.push(Decision {
+                    records: vec![TxnRecord {
+                        transactional_id: id.clone(),
+                        metadata: None,
+                    }],
+                    markers: None,
+                    response: (),
+                });
+                false
+            } else {
+                true
+            }
+        });
+        decisions
+    }
+
+    /// Is (`producer_id`, `producer_epoch`) the current producer of `transactional_id`? For
+    /// TxnOffsetCommit; returns an error code.
+    pub fn check_producer(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> i16 {
+        match self.txns.get(transactional_id) {
+            Some(metadata) if metadata.producer_id == producer_id => {
+                // Like a partition leader, only an older epoch is a fenced (zombie) producer.
+                if producer_epoch < metadata.producer_epoch {
+                    errors::PRODUCER_FENCED
+                } else {
+                    errors::NONE
+                }
+            }
+            _ => errors::INVALID_PRODUCER_ID_MAPPING,
+        }
+    }
+
+    /// DescribeTransactions; `None` answers TRANSACTIONAL_ID_NOT_FOUND.
+    pub fn describe(&self, transactional_id: &str) -> Option<TxnDescription> {
+        self.txns
+            .get(transactional_id)
+            .map(|metadata| describe(transactional_id, metadata))
+    }
+
+    /// ListTransactions, by transactional id. Filters: `states` by Kafka name (empty: all),
+    /// `producer_ids` (empty: all), and `duration_filter_ms` (>= 0: only transactions running
+    /// for longer than that at `now_ms`; -1: no filter).
+    pub fn list(
+        &self,
+        states: &[String],
+        producer_ids: &[i64],
+        duration_filter_ms: i64,
+        now_ms: i64,
+    ) -> Vec<TxnDescription> {
+        self.txns
+            .iter()
+            .filter(|(_, m)| states.is_empty() || states.iter().any(|s| s == m.state.name()))
+            .filter(|(_, m)| producer_ids.is_empty() || producer_ids.contains(&m.producer_id))
+            .filter(|(_, m)| {
+                duration_filter_ms < 0
+                    || (m.start_ms >= 0 && now_ms.saturating_sub(m.start_ms) > duration_filter_ms)
+            })
+            .map(|(id, m)| describe(id, m))
+            .collect()
+    }
+}

@@ -215,11 +215,11 @@ def consume_kafka_python(bootstrap, topic, partitions, expected, timeout=DEFAULT
 
 # ---------------------------------------------------------------- aiokafka
 
-def consume_aiokafka(bootstrap, topic, partitions, expected, timeout=DEFAULT_TIMEOUT):
+def consume_aiokafka(bootstrap, topic, partitions, expected, timeout=DEFAULT_TIMEOUT, **conf):
     async def run():
         from aiokafka import AIOKafkaConsumer, TopicPartition as ATP
-        c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                             auto_offset_reset="earliest", request_timeout_ms=15000)
+        c = AIOKafkaConsumer(**{"bootstrap_servers": bootstrap, "group_id": None, "enable_auto_commit": False,
+                                "auto_offset_reset": "earliest", "request_timeout_ms": 15000, **conf})
         await c.start()
         try:
             tps = [ATP(topic, p) for p in partitions]

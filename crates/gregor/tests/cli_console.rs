@@ -783,3 +783,48 @@ fn reset_plans_export_and_import() {
         bad.stderr
     );
 }
+
+/// `--transactional-id`: the input is one transaction, committed at the end; a line that cannot
+/// be parsed aborts all of it, which read_committed consumers never see.
+#[test]
+fn transactional_produce_is_all_or_nothing() {
+    let g = Gregor::start(BROKER);
+    g.create_topic("txn", 1);
+    let produce = [
+        "produce",
+        "--topic",
+        "txn",
+        "--transactional-id",
+        "cli-tx",
+        "--key-separator",
+        ":",
+    ];
+    ok(&g, &produce, Some("k1:a\nk2:b\n"));
+    let failed = gregor(&g, &produce, Some("k3:c\nno separator\n"));
+    assert!(!failed.ok);
+    assert!(
+        failed
+            .stderr
+            .contains("1 of 2 records failed; the transaction was aborted"),
+        "{}",
+        failed.stderr
+    );
+    ok(&g, &produce, Some("k4:d\n"));
+    let committed = ok(
+        &g,
+        &[
+            "consume",
+            "--topic",
+            "txn",
+            "--from-beginning",
+            "--isolation-level",
+            "read_committed",
+            "--timeout",
+            "2000",
+            "--format",
+            "%k=%s\n",
+        ],
+        None,
+    );
+    assert_eq!(committed, "k1=a\nk2=b\nk4=d\n");
+}

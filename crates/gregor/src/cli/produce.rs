@@ -64,7 +64,8 @@ pub struct Args {
     /// Enable the idempotent producer.
     #[arg(long)]
     pub idempotence: bool,
-    /// Produce inside one transaction with this transactional id (committed at the end).
+    /// Produce all lines in one transaction with this transactional id: committed at the end of
+    /// the input (within transaction.timeout.ms, 60 s by default), aborted if any line fails.
     #[arg(long, value_name = "ID")]
     pub transactional_id: Option<String>,
     /// A producer property, KEY=VALUE (librdkafka names; same as -X); repeatable.
@@ -399,9 +400,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     if args.transactional_id.is_some() {
-        producer
-            .commit_transaction(timeout)
-            .context("cannot commit the transaction")?;
+        // All or nothing: a line that could not be sent aborts the whole transaction.
+        if parse_errors > 0 {
+            // A BaseProducer serves delivery reports only when polled, which abort waits for.
+            let _ = producer.flush(timeout);
+            producer
+                .abort_transaction(timeout)
+                .context("cannot abort the transaction")?;
+            bail!("{parse_errors} of {number} records failed; the transaction was aborted");
+        }
+        if let Err(e) = producer.commit_transaction(timeout) {
+            // A record that failed on the broker makes the commit fail; end it explicitly.
+            let _ = producer.flush(timeout);
+            let aborted = producer.abort_transaction(timeout).is_ok();
+            bail!(
+                "cannot commit the transaction: {e}{}",
+                if aborted { "; it was aborted" } else { "" }
+            );
+        }
     }
     // message.timeout.ms bounds every record, so this returns once each has a report.
     producer

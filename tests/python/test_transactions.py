@@ -1,0 +1,284 @@
+"""Transactions with confluent-kafka (librdkafka): commit and abort visibility under
+read_committed, the last stable offset, consume-transform-produce with
+send_offsets_to_transaction, zombie fencing, timeouts, recovery after a crash, the admin
+transaction APIs, and refusals of bad requests."""
+
+import struct
+import time
+
+import pytest
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
+
+from clients import admin, consumer_confluent, create_topic, unique_topic, wait_until
+from kafka_wire import connect, frame, header_v2, read_uvarint, recv_frame, uvarint
+
+TRANSACTIONAL_ID_NOT_FOUND = 105  # not among confluent-kafka's KafkaError constants
+FAST_TIMERS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 200,
+               "offsets.topic.num.partitions": 3, "transaction.state.log.num.partitions": 3}
+
+
+def txn_producer(bootstrap, txn_id, **conf):
+    c = {"bootstrap.servers": bootstrap, "transactional.id": txn_id, "linger.ms": 5,
+         "broker.address.family": "v4"}
+    c.update(conf)
+    p = Producer(c)
+    p.init_transactions(20)
+    return p
+
+
+def in_txn(p, topic, values, commit=True, partition=0):
+    """One transaction of `values`, delivered before it ends (so an abort really aborts data)."""
+    p.begin_transaction()
+    for v in values:
+        p.produce(topic, v.encode(), partition=partition)
+    assert p.flush(20) == 0
+    (p.commit_transaction if commit else p.abort_transaction)(20)
+
+
+def read_values(bootstrap, topic, isolation, expected, partition=0, timeout=15.0):
+    """The values a fresh consumer with `isolation` reads from the start; waits for `expected`
+    of them, then makes sure nothing more arrives."""
+    c = consumer_confluent(bootstrap, **{"isolation.level": isolation, "broker.address.family": "v4"})
+    try:
+        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        got = []
+        deadline = time.monotonic() + timeout
+        while len(got) < expected and time.monotonic() < deadline:
+            for m in c.consume(100, timeout=0.2):
+                if not m.error():
+                    got.append(m.value().decode())
+        for m in c.consume(100, timeout=0.5):
+            if not m.error():
+                got.append(m.value().decode())
+        return got
+    finally:
+        c.close()
+
+
+def stable_end(bootstrap, topic, partition=0):
+    """The high watermark a read_committed consumer is told: the last stable offset."""
+    c = consumer_confluent(bootstrap, **{"isolation.level": "read_committed"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=10, cached=False)[1]
+    finally:
+        c.close()
+
+
+def committed(bootstrap, group, topic, partition=0):
+    c = consumer_confluent(bootstrap, **{"group.id": group, "isolation.level": "read_committed"})
+    try:
+        return c.committed([TopicPartition(topic, partition)], timeout=10)[0].offset
+    finally:
+        c.close()
+
+
+def test_commit_and_abort_visibility(broker):
+    t = create_topic(broker.bootstrap, unique_topic("txn"))
+    p = txn_producer(broker.bootstrap, "tx-visibility")
+    in_txn(p, t, ["c0", "c1", "c2"])
+    in_txn(p, t, ["a0", "a1"], commit=False)
+    in_txn(p, t, ["c3"])
+    assert read_values(broker.bootstrap, t, "read_committed", 4) == ["c0", "c1", "c2", "c3"]
+    assert read_values(broker.bootstrap, t, "read_uncommitted", 6) == ["c0", "c1", "c2", "a0", "a1", "c3"]
+    # 6 records and 3 markers; nothing is open, so the stable end is the log end.
+    assert stable_end(broker.bootstrap, t) == 9
+
+
+def test_open_transaction_holds_back_read_committed(broker):
+    t = create_topic(broker.bootstrap, unique_topic("lso"))
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"})
+    plain.produce(t, b"before", partition=0)
+    plain.flush(10)
+    p = txn_producer(broker.bootstrap, "tx-open")
+    p.begin_transaction()
+    p.produce(t, b"pending", partition=0)
+    assert p.flush(20) == 0
+    # A plain record after the open transaction is not stable either.
+    plain.produce(t, b"after", partition=0)
+    plain.flush(10)
+    assert stable_end(broker.bootstrap, t) == 1
+    assert read_values(broker.bootstrap, t, "read_committed", 1, timeout=3) == ["before"]
+    p.commit_transaction(20)
+    wait_until(lambda: stable_end(broker.bootstrap, t) == 4, msg="LSO after commit")
+    assert read_values(broker.bootstrap, t, "read_committed", 3) == ["before", "pending", "after"]
+
+
+def test_consume_transform_produce(broker):
+    src = create_topic(broker.bootstrap, unique_topic("src"))
+    dst = create_topic(broker.bootstrap, unique_topic("dst"))
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "broker.address.family": "v4"})
+    for i in range(5):
+        plain.produce(src, f"m{i}".encode(), partition=0)
+    plain.flush(10)
+    group = "ctp-" + unique_topic("g")
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed",
+                  "broker.address.family": "v4"})
+    p = txn_producer(broker.bootstrap, "tx-ctp")
+    try:
+        c.subscribe([src])
+        msgs = []
+        deadline = time.monotonic() + 20
+        while len(msgs) < 5 and time.monotonic() < deadline:
+            msgs += [m for m in c.consume(10, timeout=0.5) if not m.error()]
+        assert len(msgs) == 5
+        p.begin_transaction()
+        for m in msgs:
+            p.produce(dst, m.value().upper(), partition=0)
+        p.send_offsets_to_transaction([TopicPartition(src, 0, 5)], c.consumer_group_metadata(), 20)
+        p.commit_transaction(20)
+        assert committed(broker.bootstrap, group, src) == 5
+        assert read_values(broker.bootstrap, dst, "read_committed", 5) == [f"M{i}" for i in range(5)]
+
+        # An aborted transaction moves neither the output nor the group's offset.
+        p.begin_transaction()
+        p.produce(dst, b"X", partition=0)
+        p.send_offsets_to_transaction([TopicPartition(src, 0, 3)], c.consumer_group_metadata(), 20)
+        assert p.flush(20) == 0
+        p.abort_transaction(20)
+        assert committed(broker.bootstrap, group, src) == 5
+        assert read_values(broker.bootstrap, dst, "read_committed", 5) == [f"M{i}" for i in range(5)]
+    finally:
+        c.close()
+
+
+def test_zombie_producer_is_fenced(broker):
+    t = create_topic(broker.bootstrap, unique_topic("zombie"))
+    zombie = txn_producer(broker.bootstrap, "tx-zombie")
+    zombie.begin_transaction()
+    zombie.produce(t, b"zombie", partition=0)
+    assert zombie.flush(20) == 0
+    # A new instance with the same id aborts the zombie's transaction and fences it.
+    fresh = txn_producer(broker.bootstrap, "tx-zombie")
+    with pytest.raises(KafkaException) as info:
+        zombie.commit_transaction(20)
+    assert info.value.args[0].code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                         KafkaError.INVALID_PRODUCER_EPOCH), info.value
+    in_txn(fresh, t, ["fresh"])
+    assert read_values(broker.bootstrap, t, "read_committed", 1) == ["fresh"]
+
+
+def test_timed_out_transaction_is_aborted(broker_factory):
+    b = broker_factory(overrides=FAST_TIMERS)
+    t = create_topic(b.bootstrap, unique_topic("timeout"))
+    p = txn_producer(b.bootstrap, "tx-timeout", **{"transaction.timeout.ms": 1000})
+    p.begin_transaction()
+    p.produce(t, b"late", partition=0)
+    assert p.flush(20) == 0
+    assert stable_end(b.bootstrap, t) == 0
+    # The coordinator aborts it: the abort marker (offset 1) makes the partition stable.
+    wait_until(lambda: stable_end(b.bootstrap, t) == 2, timeout=15, msg="timed-out transaction aborted")
+    assert read_values(b.bootstrap, t, "read_committed", 0, timeout=1) == []
+    with pytest.raises(KafkaException):
+        p.commit_transaction(20)
+
+
+def test_transactions_survive_a_crash(broker_factory):
+    b = broker_factory(overrides=FAST_TIMERS)
+    t = create_topic(b.bootstrap, unique_topic("crash"))
+    p = txn_producer(b.bootstrap, "tx-crash")
+    in_txn(p, t, ["kept"])
+    in_txn(p, t, ["dropped"], commit=False)
+    p.begin_transaction()
+    p.produce(t, b"open", partition=0)
+    assert p.flush(20) == 0
+    b.restart(crash=True)
+    # Recovery rebuilds the open transaction (it still bounds the stable offset) and the abort.
+    assert stable_end(b.bootstrap, t) == 4
+    assert read_values(b.bootstrap, t, "read_committed", 1, timeout=3) == ["kept"]
+    # A restarted producer with the same id aborts what its predecessor left open.
+    p2 = txn_producer(b.bootstrap, "tx-crash")
+    wait_until(lambda: stable_end(b.bootstrap, t) == 6, msg="open transaction aborted by the new producer")
+    in_txn(p2, t, ["after"])
+    assert read_values(b.bootstrap, t, "read_committed", 2) == ["kept", "after"]
+    assert read_values(b.bootstrap, t, "read_uncommitted", 4) == ["kept", "dropped", "open", "after"]
+
+
+def test_bad_transactional_requests(broker):
+    with pytest.raises(KafkaException) as info:
+        txn_producer(broker.bootstrap, "tx-too-long", **{"transaction.timeout.ms": 1_000_000})
+    assert info.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT, info.value
+    # EndTxn for a transactional id the coordinator never saw (raw, flexible v3).
+    body = (uvarint(len("nobody") + 1) + b"nobody" + struct.pack(">qh?", 1234, 0, True) + uvarint(0))
+    with connect(broker) as s:
+        s.sendall(frame(header_v2(26, 3, 5) + body))
+        payload = recv_frame(s)
+    corr, _tags, _throttle, err = struct.unpack_from(">ibih", payload, 0)
+    assert (corr, err) == (5, KafkaError.INVALID_PRODUCER_ID_MAPPING)
+
+
+def _cstr(s):
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def _read_cstr(buf, pos):
+    n, pos = read_uvarint(buf, pos)
+    return (buf[pos:pos + n - 1].decode() if n else None), pos + max(n - 1, 0)
+
+
+def list_transactions(broker, states=()):
+    """ListTransactions v0: [(transactional id, producer id, state)]."""
+    body = uvarint(len(states) + 1) + b"".join(_cstr(s) for s in states) + uvarint(1) + uvarint(0)
+    with connect(broker) as s:
+        s.sendall(frame(header_v2(66, 0, 9) + body))
+        payload = recv_frame(s)
+    pos = 4 + 1 + 4  # correlation id, header tags, throttle
+    (err,) = struct.unpack_from(">h", payload, pos)
+    assert err == 0
+    pos += 2
+    n, pos = read_uvarint(payload, pos)  # unknown state filters
+    for _ in range(n - 1):
+        _, pos = _read_cstr(payload, pos)
+    n, pos = read_uvarint(payload, pos)
+    out = []
+    for _ in range(n - 1):
+        txn_id, pos = _read_cstr(payload, pos)
+        (pid,) = struct.unpack_from(">q", payload, pos)
+        state, pos = _read_cstr(payload, pos + 8)
+        _, pos = read_uvarint(payload, pos)  # tags
+        out.append((txn_id, pid, state))
+    return out
+
+
+def describe_transaction(broker, txn_id):
+    """DescribeTransactions v0 of one id: (error, state, [(topic, [partitions])])."""
+    body = uvarint(2) + _cstr(txn_id) + uvarint(0)
+    with connect(broker) as s:
+        s.sendall(frame(header_v2(65, 0, 8) + body))
+        payload = recv_frame(s)
+    pos = 4 + 1 + 4
+    n, pos = read_uvarint(payload, pos)
+    assert n == 2
+    (err,) = struct.unpack_from(">h", payload, pos)
+    got_id, pos = _read_cstr(payload, pos + 2)
+    assert got_id == txn_id
+    state, pos = _read_cstr(payload, pos)
+    pos += 4 + 8 + 8 + 2  # timeout, start time, producer id, epoch
+    n, pos = read_uvarint(payload, pos)
+    topics = []
+    for _ in range(n - 1):
+        topic, pos = _read_cstr(payload, pos)
+        m, pos = read_uvarint(payload, pos)
+        parts = list(struct.unpack_from(f">{m - 1}i", payload, pos))
+        pos += 4 * (m - 1)
+        _, pos = read_uvarint(payload, pos)
+        topics.append((topic, parts))
+    return err, state, topics
+
+
+def test_list_and_describe_transactions(broker):
+    t = create_topic(broker.bootstrap, unique_topic("admin"), partitions=2)
+    p = txn_producer(broker.bootstrap, "tx-admin")
+    p.begin_transaction()
+    p.produce(t, b"x", partition=1)
+    assert p.flush(20) == 0
+    err, state, topics = describe_transaction(broker, "tx-admin")
+    assert (err, state, topics) == (0, "Ongoing", [(t, [1])])
+    listed = list_transactions(broker)
+    assert [(i, s) for i, _, s in listed] == [("tx-admin", "Ongoing")]
+    assert list_transactions(broker, ["CompleteCommit"]) == []
+    p.commit_transaction(20)
+    assert [s for _, _, s in list_transactions(broker, ["CompleteCommit"])] == ["CompleteCommit"]
+    assert describe_transaction(broker, "unknown-id")[0] == TRANSACTIONAL_ID_NOT_FOUND

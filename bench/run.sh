@@ -122,6 +122,18 @@ measure "consume-1024B-p1-bigfetch" consume 1024 1 - \
     "$BIN" perf consume --bootstrap-server "$BOOTSTRAP" --topic t-1024-p1-acks1 --messages "$N1K" --timeout 10000 \
     --consumer-props max.partition.fetch.bytes=16777216 fetch.max.bytes=67108864
 
+# transactions: 1 KiB records in 100 ms transactions (acks=all, idempotent underneath), and
+# reading them back read_committed
+NTX=$(count 5000000)
+measure "produce-1024B-p1-txn100ms" produce 1024 1 all \
+    "$BIN" perf produce --bootstrap-server "$BOOTSTRAP" --topic t-txn \
+    --num-records "$NTX" --record-size 1024 --throughput -1 \
+    --transactional-id bench-tx --transaction-duration-ms 100 \
+    --producer-props acks=all "${PRODUCER_PROPS[@]}"
+measure "consume-1024B-p1-read-committed" consume 1024 1 - \
+    "$BIN" perf consume --bootstrap-server "$BOOTSTRAP" --topic t-txn --messages "$NTX" --timeout 10000 \
+    --consumer-props isolation.level=read_committed
+
 # latency at half the measured 1 KiB / 1 partition / acks=1 rate, ~10 s
 RATE=$(jq -r 'select(.name=="produce-1024B-p1-acks1") | .records_per_sec' "$RESULTS")
 HALF=$(awk -v r="$RATE" 'BEGIN{printf "%d", r/2}')

@@ -61,6 +61,12 @@ pub struct ProduceArgs {
     /// librdkafka producer properties, KEY=VALUE; repeatable or space separated.
     #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
     producer_props: Vec<String>,
+    /// Produce in transactions with this transactional id.
+    #[arg(long, value_name = "ID")]
+    transactional_id: Option<String>,
+    /// Commit the transaction this often (with --transactional-id).
+    #[arg(long, default_value_t = 3000, value_name = "MS")]
+    transaction_duration_ms: u64,
     /// Seconds between progress lines (on stderr).
     #[arg(long, default_value_t = 5)]
     reporting_interval: u64,
@@ -244,8 +250,25 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
             last_error: None,
         }),
     };
+    if let Some(id) = &args.transactional_id {
+        config.set("transactional.id", id);
+    }
     let producer: BaseProducer<PerfProducerContext> = config.create_with_context(context)?;
     let producer = Arc::new(producer);
+    let txn_timeout = Duration::from_secs(60);
+    let txn_every = Duration::from_millis(args.transaction_duration_ms.max(1));
+    let mut txn_start = Instant::now();
+    let mut commits = 0u64;
+    if args.transactional_id.is_some() {
+        producer.init_transactions(txn_timeout)?;
+        producer.begin_transaction()?;
+    }
+    // A BaseProducer serves delivery reports only when polled, so flush before committing.
+    let commit = |producer: &BaseProducer<PerfProducerContext>| -> anyhow::Result<()> {
+        producer.flush(txn_timeout)?;
+        producer.commit_transaction(txn_timeout)?;
+        Ok(())
+    };
 
     // Payload: printable pseudo-random bytes like Kafka's perf test (content is irrelevant
     // without compression, but keeps compressed runs honest).
@@ -330,6 +353,16 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         if i % 64 == 0 {
             producer.poll(Duration::ZERO);
         }
+        if args.transactional_id.is_some() && txn_start.elapsed() >= txn_every {
+            commit(&producer)?;
+            commits += 1;
+            producer.begin_transaction()?;
+            txn_start = Instant::now();
+        }
+    }
+    if args.transactional_id.is_some() {
+        commit(&producer)?;
+        commits += 1;
     }
     // Wait for every delivery report.
     let flush_deadline = Instant::now() + Duration::from_secs(120);
@@ -363,6 +396,9 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 ms(h.value_at_quantile(0.99)),
                 ms(h.value_at_quantile(0.999)),
             );
+            if commits > 0 {
+                println!("{commits} transactions committed");
+            }
             if s.errors > 0 || in_flight > 0 {
                 println!(
                     "{} records failed ({}), {} still in flight",
@@ -387,6 +423,7 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
                 "p95_ms": ms(h.value_at_quantile(0.95)),
                 "p99_ms": ms(h.value_at_quantile(0.99)),
                 "p999_ms": ms(h.value_at_quantile(0.999)),
+                "transactions": commits,
             });
             println!("{v}");
         }

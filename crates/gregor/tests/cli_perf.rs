@@ -77,3 +77,36 @@ fn produce_consume_and_end_to_end_report_what_went_through() {
         .unwrap();
     assert!(end >= 201, "{end}");
 }
+
+#[test]
+fn transactional_produce_commits_every_interval() {
+    let g = Gregor::start(&[]);
+    let produced = perf(
+        &g,
+        &[
+            "produce",
+            "--topic",
+            "tx",
+            "--num-records",
+            "3000",
+            "--record-size",
+            "10",
+            "--throughput",
+            "10000",
+            "--transactional-id",
+            "perf-tx",
+            "--transaction-duration-ms",
+            "50",
+        ],
+    );
+    assert_eq!(produced["records"], 3000);
+    // ~300 ms at 10k records/s in 50 ms transactions: several commits.
+    let commits = produced["transactions"].as_u64().unwrap();
+    assert!(commits >= 3, "{produced}");
+    // Every record and one marker per transaction; all of it stable for read_committed.
+    let consumer = g.consumer(&[("isolation.level", "read_committed")]);
+    let (_, stable) = consumer
+        .fetch_watermarks("tx", 0, std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(stable, 3000 + commits as i64);
+}

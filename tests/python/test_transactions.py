@@ -282,3 +282,42 @@ def test_list_and_describe_transactions(broker):
     p.commit_transaction(20)
     assert [s for _, _, s in list_transactions(broker, ["CompleteCommit"])] == ["CompleteCommit"]
     assert describe_transaction(broker, "unknown-id")[0] == TRANSACTIONAL_ID_NOT_FOUND
+
+
+def test_transactional_offsets_are_compacted_and_survive_restart(broker_factory):
+    """Every send_offsets_to_transaction writes transactional records to __consumer_offsets; the
+    cleaner must compact them (they would otherwise grow forever) without losing the latest."""
+    b = broker_factory(overrides={**FAST_TIMERS, "offsets.topic.num.partitions": 1,
+                                  "offsets.topic.segment.bytes": 2048, "log.cleaner.backoff.ms": 100})
+    src = create_topic(b.bootstrap, unique_topic("src"))
+    group = "compact-" + unique_topic("g")
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "broker.address.family": "v4"})
+    p = txn_producer(b.bootstrap, "tx-offsets")
+    try:
+        for i in range(1, 201):
+            p.begin_transaction()
+            p.send_offsets_to_transaction([TopicPartition(src, 0, i)], c.consumer_group_metadata(), 20)
+            p.commit_transaction(20)
+    finally:
+        c.close()
+    assert committed(b.bootstrap, group, src) == 200
+
+    def offset_records():
+        cons = consumer_confluent(b.bootstrap, **{"isolation.level": "read_uncommitted"})
+        try:
+            cons.assign([TopicPartition("__consumer_offsets", 0, OFFSET_BEGINNING)])
+            _, end = cons.get_watermark_offsets(TopicPartition("__consumer_offsets", 0), timeout=10)
+            n, last = 0, -1
+            while last < end - 2:  # the last offset may be a marker, which is never delivered
+                msgs = cons.consume(1000, timeout=1)
+                if not msgs:
+                    break
+                n += sum(1 for m in msgs if not m.error())
+                last = max([last] + [m.offset() for m in msgs if not m.error()])
+            return n
+        finally:
+            cons.close()
+
+    wait_until(lambda: offset_records() < 50, timeout=30, msg="__consumer_offsets compacted")
+    b.restart()
+    assert committed(b.bootstrap, group, src) == 200

@@ -10,9 +10,14 @@
 //! 3. [`PartitionLog::install_cleaned`] (under the write lock, renames only): swaps them in.
 //!
 //! Batches keep their base offset, last offset delta, producer fields, sequence and timestamps;
-//! removed records leave offset gaps. Control and transactional batches are never changed, and
-//! their keys never supersede anything. The last data batch of each producer id is kept (empty
-//! if all its records are superseded) so producer state survives a restart.
+//! removed records leave offset gaps. The last data batch of each producer id is kept (empty if
+//! all its records are superseded) so producer state survives a restart.
+//!
+//! Transactions, as in Kafka: only the log below the first open transaction is cleaned (so every
+//! transaction in range has ended); batches of aborted transactions are removed; records of
+//! committed ones are compacted like any other; a transaction marker stays while any batch of its
+//! transaction does, and goes once none is left and it is older than `delete.retention.ms`
+//! (so a reader can never see transactional data without its marker).
 //!
 //! Crash safety: `.cleaned` files are renamed to `.swap` in ascending base-offset order (each
 //! rename made durable before the next), then each original `.log` is renamed `.deleted`, its
@@ -22,7 +27,7 @@
 //! segments leaves every key's latest value (a cleaned segment only drops records superseded by
 //! later ones, which both the original and the cleaned later segments keep).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
@@ -175,6 +180,8 @@ pub struct CleaningPlan {
     index_interval: usize,
     /// Producer id → last offset of its newest data batch anywhere in the log.
     producer_last: HashMap<i64, i64>,
+    /// Producer id → (first, last offset) of its aborted transactions in the plan.
+    aborted: HashMap<i64, Vec<(i64, i64)>>,
 }
 
 impl std::fmt::Debug for CleaningPlan {
@@ -253,9 +260,11 @@ impl PartitionLog {
         }
         let lag_limit = now_ms.saturating_sub(cfg.min_compaction_lag_ms.max(0));
         let inactive = &self.segments[..self.segments.len() - 1];
+        // Open transactions are not cleaned: whether their data stays is not decided yet.
+        let unstable = self.producers.first_unstable_offset().unwrap_or(i64::MAX);
         let n = inactive
             .iter()
-            .take_while(|s| s.max_timestamp <= lag_limit)
+            .take_while(|s| s.max_timestamp <= lag_limit && s.next_offset <= unstable)
             .count();
         let cleanable = &inactive[..n];
         let end_offset = cleanable.last()?.next_offset;
@@ -303,6 +312,17 @@ impl PartitionLog {
             delete_retention_ms: cfg.delete_retention_ms,
             index_interval: cfg.index_interval_bytes,
             producer_last: self.producers.last_batch_offsets(),
+            aborted: self
+                .producers
+                .aborted_between(self.log_start_offset, end_offset)
+                .into_iter()
+                .fold(HashMap::new(), |mut by_producer, a| {
+                    by_producer
+                        .entry(a.producer_id)
+                        .or_insert_with(Vec::new)
+                        .push((a.first_offset, a.last_offset));
+                    by_producer
+                }),
         })
     }
 
@@ -616,15 +636,20 @@ impl CleaningPlan {
 
         // Last data batch (by base offset) of each producer within the plan.
         let mut last_in_plan: HashMap<i64, i64> = HashMap::new();
-        let mut has_txn = false;
         for h in scans.iter().flatten().map(|(_, h)| h) {
-            if h.is_transactional() && !h.is_control() {
-                has_txn = true;
-            }
             if h.producer_id >= 0 && !h.is_control() {
                 last_in_plan.insert(h.producer_id, h.base_offset);
             }
         }
+        let aborted = |h: &BatchHeader| {
+            h.is_transactional()
+                && !h.is_control()
+                && self.aborted.get(&h.producer_id).is_some_and(|ranges| {
+                    ranges
+                        .iter()
+                        .any(|&(first, last)| (first..=last).contains(&h.base_offset))
+                })
+        };
 
         // Phase 1: the offset map over [first_dirty, end).
         let mut map: HashMap<Bytes, i64> = HashMap::new();
@@ -633,7 +658,7 @@ impl CleaningPlan {
         let mut undecodable = false;
         'build: for (seg, batches) in self.segments.iter().zip(&scans) {
             for (pos, h) in batches {
-                if h.next_offset() <= self.first_dirty || h.is_control() || h.is_transactional() {
+                if h.next_offset() <= self.first_dirty || h.is_control() || aborted(h) {
                     continue;
                 }
                 let data = seg.read(*pos, h)?;
@@ -679,9 +704,11 @@ impl CleaningPlan {
             map_end,
             tombstone_horizon: now_ms.saturating_sub(self.delete_retention_ms.max(0)),
             // A tombstone may go only if no record of its key can hide where the cleaner
-            // cannot see (transactional or undecodable batches).
-            remove_tombstones: !has_txn && !undecodable,
+            // cannot see (undecodable batches).
+            remove_tombstones: !undecodable,
         };
+        // Producers whose current transaction still has a batch in the output (its marker stays).
+        let mut txn_data_kept: HashSet<i64> = HashSet::new();
         for (seg, batches) in self.segments.iter().zip(&scans) {
             if seg.base_offset >= map_end {
                 break;
@@ -701,7 +728,22 @@ impl CleaningPlan {
                             .producer_last
                             .get(&h.producer_id)
                             .is_none_or(|&l| l <= h.last_offset());
-                    let outcome = filter.batch(&data, h, protected, &mut seg_stats);
+                    let outcome = if h.is_control() {
+                        filter.marker(h, &mut txn_data_kept)
+                    } else if aborted(h) {
+                        seg_stats.records_removed += h.records_count.max(0) as u64;
+                        if protected {
+                            build_batch(&data, h, &[], 0).map_or(Outcome::Keep, Outcome::Replace)
+                        } else {
+                            Outcome::Drop
+                        }
+                    } else {
+                        filter.batch(&data, h, protected, &mut seg_stats)
+                    };
+                    if h.is_transactional() && !h.is_control() && !matches!(outcome, Outcome::Drop)
+                    {
+                        txn_data_kept.insert(h.producer_id);
+                    }
                     let bytes = match &outcome {
                         Outcome::Keep => &data[..],
                         Outcome::Replace(b) => &b[..],
@@ -760,6 +802,17 @@ impl CleaningPlan {
 }
 
 impl Filter<'_> {
+    /// A transaction marker stays while a batch of its transaction is kept (it tells readers
+    /// whether that data counts); without any, it goes once older than the tombstone horizon.
+    fn marker(&self, h: &BatchHeader, txn_data_kept: &mut HashSet<i64>) -> Outcome {
+        if txn_data_kept.remove(&h.producer_id) || h.max_timestamp >= self.tombstone_horizon {
+            Outcome::Keep
+        } else {
+            Outcome::Drop
+        }
+    }
+
+    /// A data batch (of no transaction, or of a committed one).
     fn batch(
         &self,
         data: &[u8],
@@ -767,7 +820,7 @@ impl Filter<'_> {
         protected: bool,
         stats: &mut CleanStats,
     ) -> Outcome {
-        if h.is_control() || h.is_transactional() || h.records_count == 0 {
+        if h.records_count == 0 {
             return Outcome::Keep;
         }
         let Some((body, records)) = decode_records(data, h) else {

@@ -359,44 +359,68 @@ fn min_compaction_lag_respected() {
 }
 
 #[test]
-fn control_and_transactional_batches_untouched() {
+fn transactions_compact_aborts_drop_and_markers_follow_their_data() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut log = open(tmp.path(), compact_config());
-    let txn = kv_batch(
-        &[("a", Some("t1")), ("b", Some("t1"))],
-        &Spec {
-            pid: 7,
+    let cfg = LogConfig {
+        delete_retention_ms: 0,
+        min_cleanable_dirty_ratio: 0.0,
+        ..compact_config()
+    };
+    let mut log = open(tmp.path(), cfg.clone());
+    let txn = |pid: i64, seq: i32, entries: &[(&str, Option<&str>)]| {
+        let spec = Spec {
+            pid,
             epoch: 0,
-            seq: 0,
+            seq,
             transactional: true,
             ..Spec::default()
-        },
-    );
-    log.append(&kv_batch(&[("a", Some("0"))], &Spec::default()), 0, 0)
-        .unwrap();
-    log.append(&txn, 0, 0).unwrap();
-    log.append_marker(7, 0, true, 0, 0).unwrap();
-    log.append(
-        &kv_batch(&[("a", Some("2")), ("b", Some("2"))], &Spec::default()),
-        0,
-        0,
-    )
-    .unwrap();
-    log.append(&kv_batch(&[("z", Some("2"))], &Spec::default()), 0, 0)
-        .unwrap();
-    let before = all_batches(&log);
+        };
+        kv_batch(entries, &spec)
+    };
+    log.append(&txn(7, 0, &[("a", Some("t1"))]), 0, 0).unwrap(); // 0
+    log.append_marker(7, 0, true, 0, 0).unwrap(); // 1: commit
+    log.append(&txn(8, 0, &[("c", Some("aborted"))]), 0, 0)
+        .unwrap(); // 2
+    log.append_marker(8, 0, false, 0, 0).unwrap(); // 3: abort
+    log.append(&txn(7, 1, &[("e", Some("t2"))]), 0, 0).unwrap(); // 4
+    log.append_marker(7, 0, true, 0, 0).unwrap(); // 5: commit
+    log.append(&kv_batch(&[("a", Some("new"))], &Spec::default()), 0, 0)
+        .unwrap(); // 6
+    log.append(&txn(9, 0, &[("d", Some("open"))]), 0, 0)
+        .unwrap(); // 7: stays open
+    log.append(&kv_batch(&[("z", Some("after"))], &Spec::default()), 0, 0)
+        .unwrap(); // 8
     let stats = clean(&mut log, NOW, 1 << 20).unwrap();
-    assert_eq!(stats.records_removed, 1, "only the first a");
-    let after = all_batches(&log);
-    for (h, raw) in &before {
-        if h.is_control() || h.is_transactional() {
-            assert!(
-                after.iter().any(|(_, r)| r == raw),
-                "txn/control batch changed"
-            );
-        }
-    }
-    assert_eq!(after.len(), before.len() - 1);
+    assert_eq!(
+        stats.clean_offset, 7,
+        "the open transaction bounds the clean"
+    );
+
+    // Committed records compact like others (a=t1 superseded); aborted data is gone.
+    let records = all_records(&log);
+    let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+    assert_eq!(offsets, vec![4, 6, 7, 8], "{records:?}");
+    assert_eq!(records[0].2.as_deref(), Some("t2"));
+    // The first commit marker lost its data and is past delete.retention.ms: removed. Producer
+    // 8's aborted batch is kept empty (its producer's last), so its marker stays.
+    let markers: Vec<i64> = all_batches(&log)
+        .iter()
+        .filter(|(h, _)| h.is_control())
+        .map(|(h, _)| h.base_offset)
+        .collect();
+    assert_eq!(markers, vec![3, 5]);
+    let empty: Vec<i64> = all_batches(&log)
+        .iter()
+        .filter(|(h, _)| h.records_count == 0)
+        .map(|(h, _)| h.base_offset)
+        .collect();
+    assert_eq!(empty, vec![2]);
+
+    // A reopened log sees the same transactions: only producer 9's is open.
+    drop(log);
+    let log = open(tmp.path(), cfg);
+    assert_eq!(log.first_unstable_offset(), Some(7));
+    assert_eq!(all_records(&log), records);
 }
 
 #[test]
@@ -677,4 +701,36 @@ fn replaced_originals_removed_after_file_delete_delay() {
     log.maybe_flush(NOW + 60_000).unwrap();
     assert!(files_with(&dir, ".deleted").is_empty());
     assert_eq!(latest(&all_records(&log)), want);
+}
+
+#[test]
+fn many_small_transactions_keep_compacting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_bytes: 300,
+        min_cleanable_dirty_ratio: 0.0,
+        ..compact_config()
+    };
+    let mut log = open(tmp.path(), cfg);
+    let mut cleans = 0;
+    for i in 0..60 {
+        let spec = Spec {
+            pid: 7,
+            epoch: 0,
+            transactional: true,
+            ..Spec::default()
+        };
+        let value = format!("{i}");
+        log.append(&kv_batch(&[("offset", Some(&value))], &spec), 0, 0)
+            .unwrap();
+        log.append_marker(7, 0, true, 0, 0).unwrap();
+        if clean(&mut log, NOW, 1 << 20).is_some() {
+            cleans += 1;
+        }
+    }
+    assert!(cleans > 30, "{cleans} cleans");
+    // What the latest clean saw is one record; the active segment holds at most two more.
+    let records = all_records(&log);
+    assert!(records.len() <= 3, "{records:?}");
+    assert_eq!(latest(&records)["offset"].as_deref(), Some("59"));
 }

@@ -167,6 +167,11 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "10000",
         ConfigKind::Int { min: 1 },
     ),
+    broker(
+        "producer.id.expiration.ms",
+        "86400000",
+        ConfigKind::Int { min: 1 },
+    ),
     broker("log.cleaner.enable", "true", BOOL),
     broker(
         "log.cleaner.dedupe.buffer.size",
@@ -498,6 +503,7 @@ impl BrokerConfig {
                 .topic_value("preallocate", overrides)
                 .trim()
                 .eq_ignore_ascii_case("true"),
+            producer_id_expiration_ms: self.get_i64("producer.id.expiration.ms"),
         }
     }
 }

@@ -51,6 +51,9 @@ pub struct LogConfig {
     /// preallocate: accepted and ignored (gregor never preallocates segment files; they grow
     /// with each append).
     pub preallocate: bool,
+    /// producer.id.expiration.ms (a broker config): producers idle this long are forgotten
+    /// unless their transaction is open, so producer state does not grow without bound.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -77,6 +80,7 @@ impl Default for LogConfig {
             file_delete_delay_ms: 60_000,
             segment_jitter_ms: 0,
             preallocate: false,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }

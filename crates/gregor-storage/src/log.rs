@@ -498,6 +498,12 @@ impl PartitionLog {
 
     /// Deletes old segments by time and size; returns how many were deleted.
     pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
+        let expired = self
+            .producers
+            .expire(now_ms, self.config.producer_id_expiration_ms);
+        if expired > 0 {
+            tracing::debug!("{}: forgot {expired} idle producer ids", self.dir.display());
+        }
         let mut deleted = 0usize;
         if self.config.retention_ms >= 0 {
             while self.segments.len() > 1 {

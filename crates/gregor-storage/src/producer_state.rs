@@ -25,6 +25,8 @@ pub(crate) struct ProducerEntry {
     pub batches: VecDeque<BatchMeta>,
     /// First offset of the producer's open transaction in this partition.
     pub txn_first_offset: Option<i64>,
+    /// The max timestamp of its newest batch (data or marker), for producer id expiration.
+    pub last_timestamp: i64,
 }
 
 /// A transaction that ended with an abort marker: read_committed consumers drop the producer's
@@ -39,6 +41,7 @@ pub struct AbortedTxn {
 impl ProducerEntry {
     /// Records a batch (with its final offsets) as Kafka's replay does.
     pub fn replay(&mut self, h: &BatchHeader) {
+        self.last_timestamp = self.last_timestamp.max(h.max_timestamp);
         if h.producer_epoch != self.epoch {
             if h.producer_epoch < self.epoch && !self.batches.is_empty() {
                 // An older epoch in the log (should not happen); keep the newer state.
@@ -204,6 +207,16 @@ impl ProducerStateManager {
             .iter()
             .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
             .collect()
+    }
+
+    /// Forgets producers idle since before `now_ms - expiration_ms` (Kafka's
+    /// `producer.id.expiration.ms`), except those with an open transaction; returns how many.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let horizon = now_ms.saturating_sub(expiration_ms);
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| e.txn_first_offset.is_some() || e.last_timestamp >= horizon);
+        before - self.producers.len()
     }
 
     /// Forgets producers none of whose retained batches remain in the log (unless their

@@ -1122,3 +1122,34 @@ fn transactions_bound_the_stable_offset_and_record_aborts() {
     );
     assert_eq!(batch::control_marker(&batch(1)[..70]), None);
 }
+
+#[test]
+fn idle_producers_expire_unless_their_transaction_is_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        producer_id_expiration_ms: 10_000,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg);
+    let b = idem(1, 0, 0, 2); // timestamps 1000 and 1001
+    log.append(&b, 0, 2_000).unwrap();
+    log.append(&txn(2, 0, 0, 1), 0, 2_000).unwrap(); // stays open
+    log.enforce_retention(11_000).unwrap();
+    assert!(
+        log.append(&b, 0, 11_000).unwrap().duplicate,
+        "not idle long enough"
+    );
+    log.enforce_retention(20_000).unwrap();
+    assert!(
+        !log.append(&b, 0, 20_000).unwrap().duplicate,
+        "forgotten: the retry counts as new data"
+    );
+    assert_eq!(
+        log.first_unstable_offset(),
+        Some(2),
+        "open transaction kept"
+    );
+    log.append_marker(2, 0, true, 0, 20_000).unwrap();
+    assert_eq!(log.first_unstable_offset(), None);
+}

@@ -91,6 +91,23 @@ impl TxnRuntime {
         Ok(decision.response)
     }
 
+    /// Runs `append` only if `partition` is part of the producer's ongoing transaction
+    /// (KIP-890), holding the coordinator so the transaction cannot end in between; else the
+    /// verification's error code.
+    pub fn verified<T>(
+        &self,
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        partition: &(String, i32),
+        append: impl FnOnce() -> T,
+    ) -> Result<T, i16> {
+        let coordinator = self.coordinator.lock();
+        match coordinator.verify(transactional_id, producer_id, producer_epoch, partition) {
+            gregor_txn::errors::NONE => Ok(append()),
+            error => Err(error),
+        }
+    }
+
     /// Reads state without deciding anything.
     pub fn read<T>(&self, f: impl FnOnce(&TxnCoordinator) -> T) -> T {
         f(&self.coordinator.lock())

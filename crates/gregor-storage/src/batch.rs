@@ -241,6 +241,14 @@ pub fn validate_batches(buf: &[u8], max_message_bytes: usize) -> Result<Vec<Batc
     Ok(out)
 }
 
+/// The (producer id, epoch) of the first batch of `records` if it is a transactional data
+/// batch (a produce request carries at most one producer's). `None` also for unreadable input,
+/// which the append refuses.
+pub fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
+    let h = BatchHeader::parse(records).ok()?;
+    (h.is_transactional() && !h.is_control()).then_some((h.producer_id, h.producer_epoch))
+}
+
 /// Reads a zig-zag varint (the record fields of v2 batches) at `pos`, advancing it.
 pub(crate) fn read_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
     let mut result: u64 = 0;

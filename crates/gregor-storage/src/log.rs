@@ -216,6 +216,13 @@ impl PartitionLog {
         self.producers.first_unstable_offset()
     }
 
+    /// Whether `producer_id` has a transaction open in this partition.
+    pub fn has_open_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
     /// Aborted transactions with records that may lie in `from..to` (for read_committed fetches).
     pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.producers.aborted_between(from, to)

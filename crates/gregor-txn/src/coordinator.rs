@@ -386,6 +386,28 @@ impl TxnCoordinator {
         }
     }
 
+    /// KIP-890 verification of a transactional produce: is `partition` part of the ongoing
+    /// transaction of this producer? A batch that is not (a late retry after the transaction
+    /// ended, or a client that skipped AddPartitionsToTxn) would open a transaction in the
+    /// partition that no marker will ever end. Returns an error code.
+    pub fn verify(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partition: &(String, i32),
+    ) -> i16 {
+        match self.txns.get(transactional_id) {
+            Some(m) if m.producer_id != producer_id => errors::INVALID_PRODUCER_ID_MAPPING,
+            Some(m) if m.producer_epoch != producer_epoch => errors::PRODUCER_FENCED,
+            Some(m) if m.state == TxnState::Ongoing && m.partitions.contains(partition) => {
+                errors::NONE
+            }
+            Some(_) => errors::INVALID_TXN_STATE,
+            None => errors::INVALID_PRODUCER_ID_MAPPING,
+        }
+    }
+
     /// DescribeTransactions; `None` answers TRANSACTIONAL_ID_NOT_FOUND.
     pub fn describe(&self, transactional_id: &str) -> Option<TxnDescription> {
         self.txns

@@ -977,3 +977,35 @@ fn replaying_a_dead_value_forgets_the_id() {
     });
     assert!(c.describe("tx").is_none());
 }
+
+#[test]
+fn produce_verification_needs_the_partition_in_the_ongoing_transaction() {
+    let mut h = H::new();
+    let (a, b) = (tp("t", 0), tp("t", 1));
+    assert_eq!(h.c.verify("tx", 1, 0, &a), INVALID_PRODUCER_ID_MAPPING);
+    let producer = h.begin("tx", std::slice::from_ref(&a));
+    let (pid, epoch) = producer;
+    assert_eq!(h.c.verify("tx", pid, epoch, &a), NONE);
+    assert_eq!(
+        h.c.verify("tx", pid, epoch, &b),
+        INVALID_TXN_STATE,
+        "not added"
+    );
+    assert_eq!(
+        h.c.verify("tx", pid + 1, epoch, &a),
+        INVALID_PRODUCER_ID_MAPPING
+    );
+    assert_eq!(h.c.verify("tx", pid, epoch + 1, &a), PRODUCER_FENCED);
+    assert_eq!(h.end("tx", producer, true).response, NONE);
+    assert_eq!(
+        h.c.verify("tx", pid, epoch, &a),
+        INVALID_TXN_STATE,
+        "preparing"
+    );
+    h.markers_written("tx");
+    assert_eq!(
+        h.c.verify("tx", pid, epoch, &a),
+        INVALID_TXN_STATE,
+        "a late batch"
+    );
+}

@@ -1,6 +1,7 @@
 //! Produce: batches are validated and appended as received (the storage layer assigns offsets in
 //! place); `acks=all` completes through the same delayed-operation path that will wait for
-//! followers; `acks=0` gets no response.
+//! followers; `acks=0` gets no response. The first transactional batch of a transaction in a
+//! partition is verified with the transaction coordinator first (KIP-890).
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
@@ -11,6 +12,9 @@ use gregor_protocol::kafka::messages::produce_response::{
 };
 use gregor_protocol::kafka::messages::{ProduceRequest, ProduceResponse};
 use tokio::time::Instant;
+
+use gregor_storage::{batch, AppendResult, StorageError};
+use gregor_txn::errors;
 
 use super::str_bytes;
 use crate::broker::{now_ms, Broker};
@@ -27,12 +31,49 @@ fn failed(index: i32, error: i16, message: &str) -> PartitionProduceResponse {
         .with_error_message(Some(str_bytes(message)))
 }
 
+/// Appends the records, verifying a transaction's first batch in this partition: a batch of a
+/// transaction the coordinator does not know to include the partition is refused, so no
+/// transaction is opened here that no marker would end (a hanging transaction).
+fn append(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    partition: &Partition,
+    records: &[u8],
+    now: i64,
+) -> Result<AppendResult, (i16, String)> {
+    let storage = |e: StorageError| (e.error_code(), e.to_string());
+    let Some(producer) = batch::transactional_producer(records)
+        .filter(|(id, _)| !partition.with_log(|log| log.has_open_transaction(*id)))
+    else {
+        return partition.append(records, now).map_err(storage);
+    };
+    let key = (partition.topic.clone(), partition.index);
+    match broker
+        .txns
+        .verified(transactional_id.unwrap_or_default(), producer, &key, || {
+            partition.append(records, now)
+        }) {
+        Ok(result) => result.map_err(storage),
+        // As a partition leader answers a stale epoch.
+        Err(errors::PRODUCER_FENCED) => Err((
+            errors::INVALID_PRODUCER_EPOCH,
+            "The producer has been fenced by a newer instance".into(),
+        )),
+        Err(errors::INVALID_TXN_STATE) => Err((
+            errors::INVALID_TXN_STATE,
+            "Partition was not added to the transaction".into(),
+        )),
+        Err(code) => Err((code, "The transaction coordinator refused the batch".into())),
+    }
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
     let acks = request.acks;
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
     let image = broker.metadata.image();
     let now = now_ms();
     // (topic response index, partition response index, partition, offset the HW must reach)
@@ -85,7 +126,13 @@ pub async fn handle(
                     ResponseError::CorruptMessage.code(),
                     "no records",
                 ),
-                (-1..=1, Ok(partition), Some(records)) => match partition.append(&records, now) {
+                (-1..=1, Ok(partition), Some(records)) => match append(
+                    broker,
+                    transactional_id.as_deref(),
+                    &partition,
+                    &records,
+                    now,
+                ) {
                     Ok(appended) => {
                         if acks == -1 {
                             pending.push((t, i, partition.clone(), appended.last_offset + 1));
@@ -97,9 +144,9 @@ pub async fn handle(
                             .with_log_start_offset(appended.log_start_offset)
                             .with_error_message(None)
                     }
-                    Err(e) => {
-                        tracing::debug!(topic = %partition.topic, partition = data.index, error = %e, "produce refused");
-                        failed(data.index, e.error_code(), &e.to_string())
+                    Err((code, message)) => {
+                        tracing::debug!(topic = %partition.topic, partition = data.index, error = %message, "produce refused");
+                        failed(data.index, code, &message)
                     }
                 },
                 _ => failed(
@@ -136,4 +183,137 @@ pub async fn handle(
         }
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::{Bytes, BytesMut};
+    use gregor_protocol::kafka::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use gregor_protocol::kafka::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use gregor_protocol::kafka::messages::{
+        AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProducerId, TopicName,
+        TransactionalId,
+    };
+    use gregor_protocol::kafka::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+
+    use super::super::transactions;
+    use super::*;
+    use crate::config::BrokerConfig;
+
+    fn txn_batch((pid, epoch): (i64, i16), sequence: i32) -> Bytes {
+        let record = Record {
+            transactional: true,
+            control: false,
+            delete_horizon_ms: None,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence,
+            timestamp: now_ms(),
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: vec![],
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
+        buf.freeze()
+    }
+
+    async fn produce(broker: &Arc<Broker>, txn: &str, records: Bytes) -> i16 {
+        let data = PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(records));
+        let request = ProduceRequest::default()
+            .with_transactional_id(Some(TransactionalId(str_bytes(txn))))
+            .with_acks(1)
+            .with_timeout_ms(1000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partition_data(vec![data])]);
+        let response = handle(broker, 9, request).await.unwrap();
+        response.responses[0].partition_responses[0].error_code
+    }
+
+    #[tokio::test]
+    async fn transactional_batches_need_their_partition_in_the_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig::from_pairs([
+            ("log.dirs".to_string(), dir.path().display().to_string()),
+            (
+                "listeners".to_string(),
+                "PLAINTEXT://127.0.0.1:0".to_string(),
+            ),
+            (
+                "transaction.state.log.num.partitions".to_string(),
+                "1".to_string(),
+            ),
+        ])
+        .unwrap();
+        let broker = Broker::start(config).await.unwrap().broker;
+        super::super::topics::create_with_defaults(&broker, "t").unwrap();
+        let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        let r = transactions::init_producer_id(&broker, 4, "tx", &init);
+        let producer = (r.producer_id.0, r.producer_epoch);
+        let log_end = || broker.replicas.get("t", 0).unwrap().high_watermark();
+
+        // Not added to the transaction: refused, nothing written.
+        assert_eq!(
+            produce(&broker, "tx", txn_batch(producer, 0)).await,
+            errors::INVALID_TXN_STATE
+        );
+        assert_eq!(log_end(), 0);
+        let add = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(str_bytes("tx")))
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partitions(vec![0])]);
+        transactions::add_partitions_to_txn(&broker, 3, add);
+        assert_eq!(
+            produce(&broker, "tx", txn_batch(producer, 0)).await,
+            errors::NONE
+        );
+        // A stale epoch and an unknown transactional id are refused too.
+        let stale = (producer.0, producer.1 - 1);
+        assert_eq!(
+            produce(&broker, "tx", txn_batch(stale, 1)).await,
+            errors::INVALID_PRODUCER_EPOCH
+        );
+        let end = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(str_bytes("tx")))
+            .with_producer_id(ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_committed(true);
+        assert_eq!(
+            transactions::end_txn(&broker, 3, end).error_code,
+            errors::NONE
+        );
+        // A late batch after the commit would open a transaction no marker ends.
+        assert_eq!(
+            produce(&broker, "tx", txn_batch(producer, 1)).await,
+            errors::INVALID_TXN_STATE
+        );
+        assert_eq!(
+            produce(&broker, "other", txn_batch(producer, 1)).await,
+            errors::INVALID_PRODUCER_ID_MAPPING
+        );
+        let partition = broker.replicas.get("t", 0).unwrap();
+        assert_eq!(
+            partition.last_stable_offset(),
+            partition.high_watermark(),
+            "nothing hangs"
+        );
+        assert_eq!(log_end(), 2, "one record and its commit marker");
+    }
 }

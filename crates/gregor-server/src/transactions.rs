@@ -78,16 +78,28 @@ impl TxnRuntime {
         Ok(loaded)
     }
 
-    /// Runs a decision of the coordinator and carries it out: its records appended, its markers
-    /// written. The response is returned only once the records are appended.
+    /// Runs a decision of the coordinator about `transactional_id` and carries it out: its
+    /// records appended, its markers written. The response is returned only once the records are
+    /// appended; if they cannot be, the id's state in memory is put back as the log has it.
     pub fn decide<R>(
         &self,
         broker: &Broker,
+        transactional_id: &str,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
     ) -> Result<R, TxnError> {
         let mut coordinator = self.coordinator.lock();
+        let before = coordinator.snapshot(transactional_id);
         let decision = decide(&mut coordinator, now_ms());
-        self.carry_out(broker, &mut coordinator, decision.records, decision.markers)?;
+        if let Err(e) = self.persist(broker, decision.records) {
+            coordinator.restore(transactional_id, before);
+            return Err(e);
+        }
+        if let Some(markers) = decision.markers {
+            // The Prepare record is in the log: the response may go; completion is retried.
+            if let Err(e) = self.complete(broker, &mut coordinator, &markers) {
+                tracing::error!(error = %e, transactional_id, "transaction completion deferred");
+            }
+        }
         Ok(decision.response)
     }
 
@@ -147,14 +159,28 @@ impl TxnRuntime {
         markers: Option<Markers>,
     ) -> Result<(), TxnError> {
         self.persist(broker, records)?;
-        let Some(markers) = markers else {
-            return Ok(());
-        };
-        if write_markers(broker, &markers) {
-            let done = coordinator.markers_written(&markers.transactional_id, now_ms());
-            self.persist(broker, done)?;
+        match markers {
+            Some(markers) => self.complete(broker, coordinator, &markers),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// Writes the markers of a prepared transaction and appends its Complete record. If that
+    /// record cannot be appended, memory stays Prepare (as the log is) and the timer retries.
+    fn complete(
+        &self,
+        broker: &Broker,
+        coordinator: &mut TxnCoordinator,
+        markers: &Markers,
+    ) -> Result<(), TxnError> {
+        if !write_markers(broker, markers) {
+            return Ok(());
+        }
+        let id = &markers.transactional_id;
+        let prepared = coordinator.snapshot(id);
+        let done = coordinator.markers_written(id, now_ms());
+        self.persist(broker, done)
+            .inspect_err(|_| coordinator.restore(id, prepared))
     }
 
     /// Appends records, each to the partition its transactional id lives on.

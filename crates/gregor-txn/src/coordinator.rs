@@ -146,6 +146,24 @@ impl TxnCoordinator {
         }
     }
 
+    /// The state of one transactional id, to put back with [`TxnCoordinator::restore`] when
+    /// the records of a decision about it could not be appended.
+    pub fn snapshot(&self, transactional_id: &str) -> Option<TxnMetadata> {
+        self.txns.get(transactional_id).cloned()
+    }
+
+    /// Puts back a [`TxnCoordinator::snapshot`], so memory matches the log again.
+    pub fn restore(&mut self, transactional_id: &str, snapshot: Option<TxnMetadata>) {
+        match snapshot {
+            Some(metadata) => {
+                self.txns.insert(transactional_id.to_string(), metadata);
+            }
+            None => {
+                self.txns.remove(transactional_id);
+            }
+        }
+    }
+
     /// Rebuilds the state at start-up from one record of `__transaction_state`, in log order.
     /// A tombstone removes the id.
     pub fn replay(&mut self, record: TxnRecord) {

@@ -1009,3 +1009,18 @@ fn produce_verification_needs_the_partition_in_the_ongoing_transaction() {
         "a late batch"
     );
 }
+
+#[test]
+fn a_decision_that_was_not_appended_can_be_undone() {
+    let mut h = H::new();
+    let producer = h.begin("tx", &[tp("t", 0)]);
+    let before = h.c.snapshot("tx");
+    assert_eq!(h.end("tx", producer, true).response, NONE);
+    assert_eq!(h.state("tx"), TxnState::PrepareCommit);
+    h.c.restore("tx", before);
+    assert_eq!(h.state("tx"), TxnState::Ongoing);
+    assert_eq!(h.c.snapshot("new"), None);
+    h.init("new");
+    h.c.restore("new", None);
+    assert!(h.c.describe("new").is_none());
+}

@@ -74,7 +74,7 @@ pub fn init_producer_id(
     };
     let expected = (version >= 3 && request.producer_id.0 >= 0)
         .then_some((request.producer_id.0, request.producer_epoch));
-    let result = broker.txns.decide(broker, |c, now| {
+    let result = broker.txns.decide(broker, transactional_id, |c, now| {
         c.init_producer_id(
             transactional_id,
             request.transaction_timeout_ms,
@@ -107,7 +107,7 @@ pub fn add_partitions_to_txn(
         Some(
             broker
                 .txns
-                .decide(broker, |c, now| {
+                .decide(broker, &request.v3_and_below_transactional_id, |c, now| {
                     c.add_partitions(
                         &request.v3_and_below_transactional_id,
                         request.v3_and_below_producer_id.0,
@@ -162,7 +162,7 @@ pub fn add_offsets_to_txn(
             );
             broker
                 .txns
-                .decide(broker, |c, now| {
+                .decide(broker, &request.transactional_id, |c, now| {
                     c.add_partitions(
                         &request.transactional_id,
                         request.producer_id.0,
@@ -180,7 +180,7 @@ pub fn add_offsets_to_txn(
 pub fn end_txn(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> EndTxnResponse {
     let code = broker
         .txns
-        .decide(broker, |c, now| {
+        .decide(broker, &request.transactional_id, |c, now| {
             c.end_txn(
                 &request.transactional_id,
                 request.producer_id.0,

@@ -23,7 +23,7 @@ pub enum PerfCommand {
     /// Produce records as fast as allowed and report throughput and latency
     /// (like kafka-producer-perf-test.sh).
     #[command(
-        after_help = "Example:\n  gregor perf produce --topic t --num-records 1000000 --record-size 1024 --throughput -1 --producer-props acks=1 linger.ms=5"
+        after_help = "Examples:\n  gregor perf produce --topic t --num-records 1000000 --record-size 1024 --throughput -1 --producer-props acks=1 linger.ms=5\n  gregor perf produce --topic t --num-records 1000000 --record-size 1024 --throughput -1 --transactional-id perf-tx --transaction-duration-ms 100"
     )]
     Produce(ProduceArgs),
     /// Read records of every partition from the beginning and report throughput

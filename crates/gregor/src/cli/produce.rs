@@ -28,6 +28,7 @@ use super::ClientArgs;
   printf 'k1=v1\\n' | gregor produce --topic events --key-separator =
   printf 'h1:a,h2:b\\tk1\\tv1\\n' | gregor produce --topic events --property parse.headers=true --property parse.key=true
   gregor produce --topic events --header source=cli --partition 2 --acks 1 --compression-type zstd
+  gregor produce --topic events --file batch.txt --transactional-id loader-1   # all lines or none
 
 Line-reader properties (--property, as in Kafka): parse.key (false), key.separator (TAB),
 parse.headers (false), headers.delimiter (TAB), headers.separator (,), headers.key.separator (:),

@@ -1,11 +1,15 @@
 """Log compaction with real clients: a `cleanup.policy=compact` topic keeps only the latest value
-per key (and drops tombstones after `delete.retention.ms`) in its inactive segments; offsets of
-the records that stay do not change; keyless records are refused."""
+per key (and drops tombstones `delete.retention.ms` after their first clean) in its inactive
+segments; offsets and timestamps of the records that stay do not change; keyless records are
+refused."""
+
+import time
 
 import pytest
 from confluent_kafka import KafkaError
 
-from clients import consume_confluent, create_topic, produce_confluent, unique_topic, wait_until
+from clients import (consume_confluent, consume_kafka_python, create_topic, produce_confluent, unique_topic,
+                     wait_until)
 
 CLEANER = {"log.cleaner.backoff.ms": 100}
 COMPACT = {"cleanup.policy": "compact", "segment.bytes": "1000", "min.cleanable.dirty.ratio": "0.01",
@@ -53,3 +57,30 @@ def test_keyless_records_are_refused_by_compacted_topics(broker):
                                 **{"retries": 0, "message.timeout.ms": 5000})
     err = reports[0][0]
     assert err is not None and err.code() == KafkaError.INVALID_RECORD, err
+
+
+def test_old_tombstones_survive_their_first_clean_with_their_timestamps(broker_factory):
+    """KIP-534: delete.retention.ms counts from a tombstone's first clean, whatever its timestamp;
+    the cleaned batch (its first-timestamp field now the delete horizon) reads back with every
+    record's own timestamp in librdkafka and kafka-python."""
+    b = broker_factory(overrides=CLEANER)
+    t = create_topic(b.bootstrap, unique_topic("horizon"), 1,
+                     config={**COMPACT, "delete.retention.ms": "3600000"})
+    hour_ago = int(time.time() * 1000) - 3_600_000 * 2
+    records = [{"key": b"gone", "value": b"v", "partition": 0, "timestamp": hour_ago},
+               {"key": b"gone", "value": None, "partition": 0, "timestamp": hour_ago + 1},
+               {"key": b"kept", "value": b"v", "partition": 0, "timestamp": hour_ago + 2}]
+    records += [{"key": b"filler", "value": b"x" * 40, "partition": 0} for _ in range(60)]
+    produce_confluent(b.bootstrap, t, records, **{"linger.ms": 0, "batch.num.messages": 1})
+
+    def cleaned():
+        got = consume_confluent(b.bootstrap, t, [0], 2, timeout=3)
+        keyed = [(r["key"], r["value"], r["timestamp"]) for r in got if r["key"] != b"filler"]
+        return keyed if len(keyed) == 2 else None
+
+    # The superseded value went; the two-hour-old tombstone stays for delete.retention.ms.
+    kept = wait_until(cleaned, timeout=30, msg="the first clean")
+    want = [(b"gone", None, hour_ago + 1), (b"kept", b"v", hour_ago + 2)]
+    assert kept == want
+    got = consume_kafka_python(b.bootstrap, t, [0], 62, timeout=10)
+    assert [(r["key"], r["value"], r["timestamp"]) for r in got if r["key"] != b"filler"] == want

@@ -20,6 +20,8 @@ pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
 const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 const ATTR_TRANSACTIONAL: i16 = 0x10;
 const ATTR_CONTROL: i16 = 0x20;
+/// KIP-534: the batch's first-timestamp field holds its delete horizon (set by the cleaner).
+pub(crate) const ATTR_DELETE_HORIZON: i16 = 0x40;
 
 /// A parsed v2 record batch header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +103,12 @@ impl BatchHeader {
 
     pub fn is_control(&self) -> bool {
         self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// When the cleaner may drop this batch's tombstones (or, for a marker, the marker itself):
+    /// set the first time it cleaned the batch, delete.retention.ms later (KIP-534).
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & ATTR_DELETE_HORIZON != 0).then_some(self.first_timestamp)
     }
 
     /// Compression codec id: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd.
@@ -247,6 +255,16 @@ pub fn validate_batches(buf: &[u8], max_message_bytes: usize) -> Result<Vec<Batc
 pub fn transactional_producer(records: &[u8]) -> Option<(i64, i16)> {
     let h = BatchHeader::parse(records).ok()?;
     (h.is_transactional() && !h.is_control()).then_some((h.producer_id, h.producer_epoch))
+}
+
+/// Appends `v` as a zig-zag varint.
+pub(crate) fn write_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
 }
 
 /// Reads a zig-zag varint (the record fields of v2 batches) at `pos`, advancing it.

@@ -13,11 +13,18 @@
 //! removed records leave offset gaps. The last data batch of each producer id is kept (empty if
 //! all its records are superseded) so producer state survives a restart.
 //!
+//! Tombstones, as in Kafka since KIP-534: the first clean that keeps a batch with tombstones
+//! gives it a delete horizon (now + `delete.retention.ms`, stored in the batch's first-timestamp
+//! field with attribute bit 6; the records' timestamp deltas are rebased so their timestamps do
+//! not change); a later clean past the horizon drops them. So a consumer that reads the log
+//! within `delete.retention.ms` of a tombstone's first clean sees it, whatever its timestamp. A
+//! passed horizon makes the log cleanable even without new writes.
+//!
 //! Transactions, as in Kafka: only the log below the first open transaction is cleaned (so every
 //! transaction in range has ended); batches of aborted transactions are removed; records of
 //! committed ones are compacted like any other; a transaction marker stays while any batch of its
-//! transaction does, and goes once none is left and it is older than `delete.retention.ms`
-//! (so a reader can never see transactional data without its marker).
+//! transaction does; once none is left it gets a delete horizon like a tombstone and goes after
+//! it (so a reader can never see transactional data without its marker).
 //!
 //! Crash safety: `.cleaned` files are renamed to `.swap` in ascending base-offset order (each
 //! rename made durable before the next), then each original `.log` is renamed `.deleted`, its
@@ -52,6 +59,9 @@ const MAP_ENTRY_OVERHEAD: usize = 48;
 pub(crate) struct CleanerState {
     /// Offset below which the log is clean (every key's record is its latest in that range).
     clean_offset: i64,
+    /// When tombstones or markers in the clean range become removable (not kept across
+    /// restarts: then the next clean for new writes removes them).
+    next_delete_horizon: Option<i64>,
 }
 
 impl CleanerState {
@@ -59,6 +69,7 @@ impl CleanerState {
         let clean_offset = read_clean_offset(dir).unwrap_or(0);
         CleanerState {
             clean_offset: clean_offset.clamp(0, log_end_offset.max(0)),
+            next_delete_horizon: None,
         }
     }
 }
@@ -160,6 +171,9 @@ pub struct CleanStats {
     pub segments_cleaned: usize,
     /// The clean offset after this clean.
     pub clean_offset: i64,
+    /// The earliest delete horizon still to come in the cleaned range: when it passes, the
+    /// log is worth cleaning again even without new writes.
+    pub next_delete_horizon: Option<i64>,
 }
 
 struct PlannedSegment {
@@ -269,7 +283,12 @@ impl PartitionLog {
         let cleanable = &inactive[..n];
         let end_offset = cleanable.last()?.next_offset;
         let first_dirty = self.clean_offset();
-        if first_dirty >= end_offset {
+        // Tombstones or markers whose delete horizon passed: clean even without new writes.
+        let horizon_passed = self
+            .cleaner
+            .next_delete_horizon
+            .is_some_and(|h| h <= now_ms);
+        if first_dirty >= end_offset && !horizon_passed {
             return None;
         }
         let total: u64 = cleanable.iter().map(|s| s.size).sum();
@@ -279,7 +298,7 @@ impl PartitionLog {
             .map(|s| s.size)
             .sum();
         let dirty = total - clean;
-        if dirty == 0 {
+        if dirty == 0 && !horizon_passed {
             return None;
         }
         let ratio = dirty as f64 / total as f64;
@@ -287,7 +306,7 @@ impl PartitionLog {
             && self
                 .first_dirty_timestamp(cleanable, first_dirty)
                 .is_some_and(|ts| now_ms.saturating_sub(ts) > cfg.max_compaction_lag_ms);
-        if ratio < cfg.min_cleanable_dirty_ratio && !overdue {
+        if ratio < cfg.min_cleanable_dirty_ratio && !overdue && !horizon_passed {
             return None;
         }
         let mut segments = Vec::with_capacity(cleanable.len());
@@ -415,6 +434,7 @@ impl PartitionLog {
         }
         let new_clean = cleaned.stats.clean_offset.max(self.cleaner.clean_offset);
         self.cleaner.clean_offset = new_clean;
+        self.cleaner.next_delete_horizon = cleaned.stats.next_delete_horizon;
         write_clean_offset(&dir, new_clean)?;
         Ok(cleaned.stats.clone())
     }
@@ -423,12 +443,22 @@ impl PartitionLog {
 /// One record of a decoded batch, as byte ranges into the decompressed records.
 struct RawRecord {
     offset: i64,
-    timestamp: i64,
+    /// The timestamp delta as stored (relative to the batch's first-timestamp field).
+    ts_delta: i64,
     /// Key range, `None` for a null key.
     key: Option<(usize, usize)>,
     null_value: bool,
     /// The whole record including its length prefix.
     raw: (usize, usize),
+    /// Where the attributes byte is, and where the fields after the timestamp delta start.
+    attr_pos: usize,
+    after_ts: usize,
+}
+
+impl RawRecord {
+    fn is_tombstone(&self) -> bool {
+        self.key.is_some() && self.null_value
+    }
 }
 
 fn read_bytes_field(buf: &[u8], pos: &mut usize, end: usize) -> Option<Option<(usize, usize)>> {
@@ -492,8 +522,6 @@ fn decode_records(data: &[u8], h: &BatchHeader) -> Option<(Vec<u8>, Vec<RawRecor
     let mut records = Vec::with_capacity(count.min(body.len()));
     let mut pos = 0usize;
     let mut prev_delta = -1i64;
-    let base_ts = h.first_timestamp;
-    let log_append = h.timestamp_type() == TimestampType::LogAppendTime;
     for _ in 0..count {
         let start = pos;
         let len = usize::try_from(read_varint(&body, &mut pos)?).ok()?;
@@ -501,8 +529,10 @@ fn decode_records(data: &[u8], h: &BatchHeader) -> Option<(Vec<u8>, Vec<RawRecor
         if end > body.len() {
             return None;
         }
+        let attr_pos = pos;
         pos = pos.checked_add(1)?; // attributes
         let ts_delta = read_varint(&body, &mut pos)?;
+        let after_ts = pos;
         let offset_delta = read_varint(&body, &mut pos)?;
         if offset_delta <= prev_delta || offset_delta > i64::from(h.last_offset_delta) {
             return None;
@@ -515,14 +545,12 @@ fn decode_records(data: &[u8], h: &BatchHeader) -> Option<(Vec<u8>, Vec<RawRecor
         }
         records.push(RawRecord {
             offset: h.base_offset.checked_add(offset_delta)?,
-            timestamp: if log_append {
-                h.max_timestamp
-            } else {
-                base_ts.wrapping_add(ts_delta)
-            },
+            ts_delta,
             key,
             null_value: value.is_none(),
             raw: (start, end),
+            attr_pos,
+            after_ts,
         });
         pos = end;
     }
@@ -535,8 +563,14 @@ fn decode_records(data: &[u8], h: &BatchHeader) -> Option<(Vec<u8>, Vec<RawRecor
 /// A batch with the header fields of `h` (and `data`'s attributes) holding `records`
 /// (already encoded, uncompressed), compressed with the batch's codec. With no records the
 /// batch is written uncompressed and empty, as Kafka keeps a producer's last batch.
-fn build_batch(data: &[u8], h: &BatchHeader, records: &[u8], count: i32) -> Option<Vec<u8>> {
-    let (attributes, payload) = if count == 0 {
+fn build_batch(
+    data: &[u8],
+    h: &BatchHeader,
+    records: &[u8],
+    count: i32,
+    horizon: Option<i64>,
+) -> Option<Vec<u8>> {
+    let (mut attributes, payload) = if count == 0 {
         (h.attributes & !0x07, Vec::new())
     } else {
         (h.attributes, compress(h.compression(), records)?)
@@ -546,11 +580,33 @@ fn build_batch(data: &[u8], h: &BatchHeader, records: &[u8], count: i32) -> Opti
     out.extend_from_slice(&payload);
     let batch_length = i32::try_from(out.len() - batch::LOG_OVERHEAD).ok()?;
     out[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    if let Some(horizon) = horizon {
+        // The records' timestamp deltas must already be relative to the horizon.
+        attributes |= batch::ATTR_DELETE_HORIZON;
+        out[27..35].copy_from_slice(&horizon.to_be_bytes());
+    }
     out[21..23].copy_from_slice(&attributes.to_be_bytes());
     out[57..61].copy_from_slice(&count.to_be_bytes());
     let crc = batch::compute_crc(&out);
     out[17..21].copy_from_slice(&crc.to_be_bytes());
     Some(out)
+}
+
+/// `records` re-encoded with their timestamp deltas relative to `new_base` instead of the
+/// batch's first timestamp `old_base` (their timestamps do not change).
+fn rebased(body: &[u8], records: &[&RawRecord], old_base: i64, new_base: i64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + 8 * records.len());
+    let mut fields = Vec::new();
+    for r in records {
+        fields.clear();
+        fields.push(body[r.attr_pos]);
+        let timestamp = old_base.wrapping_add(r.ts_delta);
+        batch::write_varint(&mut fields, timestamp.wrapping_sub(new_base));
+        fields.extend_from_slice(&body[r.after_ts..r.raw.1]);
+        batch::write_varint(&mut out, fields.len() as i64);
+        out.extend_from_slice(&fields);
+    }
+    out
 }
 
 /// What happens to one batch.
@@ -563,7 +619,8 @@ enum Outcome {
 struct Filter<'a> {
     map: &'a HashMap<Bytes, i64>,
     map_end: i64,
-    tombstone_horizon: i64,
+    now_ms: i64,
+    delete_retention_ms: i64,
     remove_tombstones: bool,
 }
 
@@ -702,7 +759,8 @@ impl CleaningPlan {
         let filter = Filter {
             map: &map,
             map_end,
-            tombstone_horizon: now_ms.saturating_sub(self.delete_retention_ms.max(0)),
+            now_ms,
+            delete_retention_ms: self.delete_retention_ms.max(0),
             // A tombstone may go only if no record of its key can hide where the cleaner
             // cannot see (undecodable batches).
             remove_tombstones: !undecodable,
@@ -729,11 +787,12 @@ impl CleaningPlan {
                             .get(&h.producer_id)
                             .is_none_or(|&l| l <= h.last_offset());
                     let outcome = if h.is_control() {
-                        filter.marker(h, &mut txn_data_kept)
+                        filter.marker(&data, h, &mut txn_data_kept, &mut seg_stats)
                     } else if aborted(h) {
                         seg_stats.records_removed += h.records_count.max(0) as u64;
                         if protected {
-                            build_batch(&data, h, &[], 0).map_or(Outcome::Keep, Outcome::Replace)
+                            build_batch(&data, h, &[], 0, None)
+                                .map_or(Outcome::Keep, Outcome::Replace)
                         } else {
                             Outcome::Drop
                         }
@@ -777,6 +836,11 @@ impl CleaningPlan {
             stats.records_removed += seg_stats.records_removed;
             stats.tombstones_removed += seg_stats.tombstones_removed;
             stats.batches_removed += seg_stats.batches_removed;
+            stats.next_delete_horizon =
+                match (stats.next_delete_horizon, seg_stats.next_delete_horizon) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             if !changed {
                 drop(new_seg);
                 remove_if_exists(&path)?;
@@ -802,17 +866,56 @@ impl CleaningPlan {
 }
 
 impl Filter<'_> {
+    /// The delete horizon this clean gives a batch that keeps tombstones (or a marker).
+    fn new_horizon(&self) -> i64 {
+        self.now_ms.saturating_add(self.delete_retention_ms)
+    }
+
+    /// Remembers a horizon, so the log is cleaned again when it passes. (A horizon that had
+    /// passed before this clean and still kept its batch, e.g. beyond the map, is not one.)
+    fn pending(&self, horizon: i64, stats: &mut CleanStats) {
+        stats.next_delete_horizon = Some(
+            stats
+                .next_delete_horizon
+                .map_or(horizon, |h| h.min(horizon)),
+        );
+    }
+
     /// A transaction marker stays while a batch of its transaction is kept (it tells readers
-    /// whether that data counts); without any, it goes once older than the tombstone horizon.
-    fn marker(&self, h: &BatchHeader, txn_data_kept: &mut HashSet<i64>) -> Outcome {
-        if txn_data_kept.remove(&h.producer_id) || h.max_timestamp >= self.tombstone_horizon {
-            Outcome::Keep
-        } else {
-            Outcome::Drop
+    /// whether that data counts). Without any, it gets a delete horizon on its first clean and
+    /// goes in a clean after it (KIP-534), so a reader has delete.retention.ms to see it.
+    fn marker(
+        &self,
+        data: &[u8],
+        h: &BatchHeader,
+        txn_data_kept: &mut HashSet<i64>,
+        stats: &mut CleanStats,
+    ) -> Outcome {
+        if txn_data_kept.remove(&h.producer_id) {
+            return Outcome::Keep;
+        }
+        match h.delete_horizon() {
+            Some(horizon) if horizon <= self.now_ms => Outcome::Drop,
+            Some(horizon) => {
+                self.pending(horizon, stats);
+                Outcome::Keep
+            }
+            None => {
+                let Some((body, records)) = decode_records(data, h) else {
+                    return Outcome::Keep;
+                };
+                let horizon = self.new_horizon();
+                self.pending(horizon, stats);
+                let all: Vec<&RawRecord> = records.iter().collect();
+                let rebased = rebased(&body, &all, h.first_timestamp, horizon);
+                build_batch(data, h, &rebased, h.records_count, Some(horizon))
+                    .map_or(Outcome::Keep, Outcome::Replace)
+            }
         }
     }
 
-    /// A data batch (of no transaction, or of a committed one).
+    /// A data batch (of no transaction, or of a committed one): superseded records go;
+    /// tombstones get a delete horizon on their first clean and go in a clean after it.
     fn batch(
         &self,
         data: &[u8],
@@ -826,8 +929,9 @@ impl Filter<'_> {
         let Some((body, records)) = decode_records(data, h) else {
             return Outcome::Keep;
         };
-        let mut kept = Vec::with_capacity(body.len());
-        let mut count = 0i32;
+        let horizon = h.delete_horizon();
+        let horizon_passed = horizon.is_some_and(|hz| hz <= self.now_ms);
+        let mut kept: Vec<&RawRecord> = Vec::with_capacity(records.len());
         let mut removed = 0u64;
         for r in &records {
             let key = r.key.map(|(a, b)| &body[a..b]);
@@ -835,28 +939,44 @@ impl Filter<'_> {
                 .and_then(|k| self.map.get(k))
                 .is_some_and(|&latest| r.offset < latest);
             let expired_tombstone = self.remove_tombstones
-                && key.is_some()
-                && r.null_value
+                && r.is_tombstone()
                 && r.offset < self.map_end
-                && r.timestamp < self.tombstone_horizon;
+                && horizon_passed;
             if superseded || expired_tombstone {
                 removed += 1;
                 if expired_tombstone && !superseded {
                     stats.tombstones_removed += 1;
                 }
             } else {
-                kept.extend_from_slice(&body[r.raw.0..r.raw.1]);
-                count += 1;
+                kept.push(r);
             }
         }
-        if removed == 0 {
+        let keeps_tombstones = kept.iter().any(|r| r.is_tombstone());
+        // Tombstones in the cleaned range (below the map's end) start their delete.retention.ms.
+        let set_horizon = horizon.is_none() && keeps_tombstones && h.base_offset < self.map_end;
+        if let Some(hz) = horizon.filter(|&hz| keeps_tombstones && hz > self.now_ms) {
+            self.pending(hz, stats);
+        }
+        if removed == 0 && !set_horizon {
             return Outcome::Keep;
         }
+        let count = kept.len() as i32;
         if count == 0 && !protected {
             stats.records_removed += removed;
             return Outcome::Drop;
         }
-        match build_batch(data, h, &kept, count) {
+        let (bytes, new_horizon) = if set_horizon {
+            let hz = self.new_horizon();
+            self.pending(hz, stats);
+            (rebased(&body, &kept, h.first_timestamp, hz), Some(hz))
+        } else {
+            let mut raw = Vec::with_capacity(body.len());
+            for r in &kept {
+                raw.extend_from_slice(&body[r.raw.0..r.raw.1]);
+            }
+            (raw, None)
+        };
+        match build_batch(data, h, &bytes, count, new_horizon) {
             Some(b) => {
                 stats.records_removed += removed;
                 Outcome::Replace(b)

@@ -401,14 +401,19 @@ fn transactions_compact_aborts_drop_and_markers_follow_their_data() {
     let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
     assert_eq!(offsets, vec![4, 6, 7, 8], "{records:?}");
     assert_eq!(records[0].2.as_deref(), Some("t2"));
-    // The first commit marker lost its data and is past delete.retention.ms: removed. Producer
-    // 8's aborted batch is kept empty (its producer's last), so its marker stays.
-    let markers: Vec<i64> = all_batches(&log)
-        .iter()
-        .filter(|(h, _)| h.is_control())
-        .map(|(h, _)| h.base_offset)
-        .collect();
-    assert_eq!(markers, vec![3, 5]);
+    // The first commit marker lost its data: this clean gives it a delete horizon (now +
+    // delete.retention.ms, here 0), a clean after it removes it, even without new writes.
+    // Producer 8's aborted batch is kept empty (its producer's last), so its marker stays.
+    let markers = |log: &PartitionLog| -> Vec<i64> {
+        all_batches(log)
+            .iter()
+            .filter(|(h, _)| h.is_control())
+            .map(|(h, _)| h.base_offset)
+            .collect()
+    };
+    assert_eq!(markers(&log), vec![1, 3, 5]);
+    clean(&mut log, NOW + 1, 1 << 20).expect("a passed horizon makes the log cleanable");
+    assert_eq!(markers(&log), vec![3, 5]);
     let empty: Vec<i64> = all_batches(&log)
         .iter()
         .filter(|(h, _)| h.records_count == 0)
@@ -733,4 +738,63 @@ fn many_small_transactions_keep_compacting() {
     let records = all_records(&log);
     assert!(records.len() <= 3, "{records:?}");
     assert_eq!(latest(&records)["offset"].as_deref(), Some("59"));
+}
+
+/// KIP-534: a tombstone's delete.retention.ms counts from its first clean, not from its
+/// timestamp; the rebased batch keeps every record's timestamp; a passed horizon alone makes
+/// the log cleanable.
+#[test]
+fn tombstones_wait_for_the_delete_horizon_of_their_first_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        delete_retention_ms: 10_000,
+        min_cleanable_dirty_ratio: 0.0,
+        ..compact_config()
+    };
+    let mut log = open(tmp.path(), cfg.clone());
+    let old = Spec::default(); // timestamps 1000.., long past delete.retention.ms at NOW
+    log.append(&kv_batch(&[("a", Some("1")), ("b", Some("1"))], &old), 0, 0)
+        .unwrap();
+    log.append(&kv_batch(&[("a", None), ("c", Some("1"))], &old), 0, 0)
+        .unwrap();
+    log.append(&kv_batch(&[("d", Some("1"))], &old), 0, 0)
+        .unwrap();
+    let timestamps = |log: &PartitionLog| -> Vec<(i64, i64)> {
+        all_batches(log)
+            .into_iter()
+            .flat_map(|(_, raw)| {
+                RecordBatchDecoder::decode(&mut Bytes::from(raw))
+                    .unwrap()
+                    .records
+            })
+            .map(|r| (r.offset, r.timestamp))
+            .collect()
+    };
+    let stats = clean(&mut log, NOW, 1 << 20).unwrap();
+    assert_eq!(
+        stats.tombstones_removed, 0,
+        "the first clean only starts the horizon"
+    );
+    let with_horizon: Vec<_> = all_batches(&log)
+        .into_iter()
+        .filter_map(|(h, _)| h.delete_horizon().map(|hz| (h.base_offset, hz)))
+        .collect();
+    assert_eq!(with_horizon, vec![(2, NOW + 10_000)]);
+    assert_eq!(
+        timestamps(&log),
+        vec![(1, 1_001), (2, 1_000), (3, 1_001), (4, 1_000)],
+        "records keep their timestamps"
+    );
+    assert!(
+        log.cleaning_plan(NOW + 9_999).is_none(),
+        "nothing new, horizon ahead"
+    );
+    let stats = clean(&mut log, NOW + 10_000, 1 << 20).expect("the horizon passed");
+    assert_eq!(stats.tombstones_removed, 1);
+    let records = all_records(&log);
+    assert!(!records.iter().any(|r| r.1 == "a"), "{records:?}");
+    assert!(log.cleaning_plan(NOW + 20_000).is_none(), "no horizon left");
+    drop(log);
+    let log = open(tmp.path(), cfg);
+    assert_eq!(all_records(&log), records);
 }

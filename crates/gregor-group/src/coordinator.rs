@@ -135,6 +135,20 @@ impl GroupCoordinator {
         }
     }
 
+    /// Forgets every group `owned` names, with its transactional offsets and parked replies (the
+    /// waiting requests fail and their clients retry), so they can be replayed from the log
+    /// again: after records could not be appended, memory must not stay ahead of the log.
+    /// Returns how many groups were dropped.
+    pub fn unload(&mut self, owned: impl Fn(&str) -> bool) -> usize {
+        let before = self.groups.len();
+        self.groups.retain(|id, _| !owned(id));
+        self.pending_txn_offsets.retain(|_, records| {
+            records.retain(|r| !owned(r.group()));
+            !records.is_empty()
+        });
+        before - self.groups.len()
+    }
+
     /// Replaces the group configs (the metadata image's, after each change).
     pub fn set_group_overrides(&mut self, overrides: BTreeMap<String, GroupOverrides>) {
         self.overrides = overrides;

@@ -3,7 +3,7 @@
 //! compacted topic of the same log as user data), releases responses only once those records are
 //! appended, drives its timers, and replays the topic into it at start-up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 use gregor_group::{
@@ -34,6 +34,50 @@ fn group_overrides(image: &MetadataImage) -> BTreeMap<String, GroupOverrides> {
             (group.to_string(), overrides)
         })
         .collect()
+}
+
+/// Replays one partition of `__consumer_offsets` into the coordinator; returns the records read.
+/// Transactional offsets stay pending until their marker.
+fn replay_partition(
+    broker: &Broker,
+    coordinator: &mut GroupCoordinator,
+    index: i32,
+) -> Result<usize, GroupError> {
+    let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, index) else {
+        return Ok(0);
+    };
+    let mut loaded = 0;
+    partition.with_log(|log| {
+        log.replay_transactional(|step| {
+            let (offset, key, value, txn_producer) = match step {
+                Replayed::Record {
+                    offset,
+                    key,
+                    value,
+                    txn_producer,
+                } => (offset, key, value, txn_producer),
+                Replayed::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    coordinator.end_txn(producer_id, commit);
+                    return Ok(());
+                }
+            };
+            match GroupRecord::decode(key.as_deref().unwrap_or_default(), value.as_deref()) {
+                Ok(record) => {
+                    match txn_producer {
+                        Some(producer_id) => coordinator.replay_pending(producer_id, record),
+                        None => coordinator.replay(record),
+                    }
+                    loaded += 1;
+                }
+                Err(e) => tracing::warn!(partition = index, offset, error = %e, "skipping unreadable group record"),
+            }
+            Ok(())
+        })
+    })?;
+    Ok(loaded)
 }
 
 /// The metadata image as the coordinator's view of topics (KIP-848 assignors need partition counts).
@@ -94,48 +138,33 @@ impl GroupRuntime {
         let mut coordinator = self.coordinator.lock();
         coordinator.set_group_overrides(group_overrides(&broker.metadata.image()));
         let mut loaded = 0;
-        let partitions = broker
-            .metadata
-            .image()
-            .topics
-            .get(OFFSETS_TOPIC)
-            .map_or(0, |t| t.partitions.len() as i32);
-        for index in 0..partitions {
-            let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, index) else {
-                continue;
-            };
-            partition.with_log(|log| {
-                log.replay_transactional(|step| {
-                    let (offset, key, value, txn_producer) = match step {
-                        Replayed::Record {
-                            offset,
-                            key,
-                            value,
-                            txn_producer,
-                        } => (offset, key, value, txn_producer),
-                        Replayed::Marker {
-                            producer_id,
-                            commit,
-                        } => {
-                            coordinator.end_txn(producer_id, commit);
-                            return Ok(());
-                        }
-                    };
-                    match GroupRecord::decode(key.as_deref().unwrap_or_default(), value.as_deref()) {
-                        Ok(record) => {
-                            match txn_producer {
-                                Some(producer_id) => coordinator.replay_pending(producer_id, record),
-                                None => coordinator.replay(record),
-                            }
-                            loaded += 1;
-                        }
-                        Err(e) => tracing::warn!(partition = index, offset, error = %e, "skipping unreadable group record"),
-                    }
-                    Ok(())
-                })
-            })?;
+        for index in 0..internal_topics::partition_count(broker, &OFFSETS) {
+            loaded += replay_partition(broker, &mut coordinator, index)?;
         }
         Ok(loaded)
+    }
+
+    /// After records of `partitions` could not be appended: drops their groups from memory and
+    /// replays them from the log, as Kafka reloads a coordinator partition.
+    fn reload(
+        &self,
+        broker: &Broker,
+        coordinator: &mut GroupCoordinator,
+        partitions: &BTreeSet<i32>,
+    ) {
+        let count = internal_topics::partition_count(broker, &OFFSETS);
+        let dropped = coordinator.unload(|group| partitions.contains(&partition_for(group, count)));
+        for &index in partitions {
+            match replay_partition(broker, coordinator, index) {
+                Ok(records) => tracing::warn!(
+                    partition = index,
+                    dropped,
+                    records,
+                    "reloaded groups from __consumer_offsets"
+                ),
+                Err(e) => tracing::error!(partition = index, error = %e, "cannot reload groups"),
+            }
+        }
     }
 
     /// Creates `__consumer_offsets` on first use, as Kafka does.
@@ -240,11 +269,19 @@ impl GroupRuntime {
         producer: Option<(i64, i16)>,
     ) {
         let replies = coordinator.take_replies();
+        let count = internal_topics::partition_count(broker, &OFFSETS);
+        let partitions: BTreeSet<i32> = records
+            .iter()
+            .map(|r| partition_for(r.group(), count))
+            .collect();
         match self.persist(broker, records, producer) {
             Ok(()) => replies.into_iter().for_each(|reply| reply()),
-            // Dropping the replies closes those requests' connections; the clients retry.
+            // Dropping the replies closes those requests' connections; the clients retry, and
+            // find the groups as the log has them.
             Err(e) => {
-                tracing::error!(error = %e, "group records not appended; dropping {} responses", replies.len())
+                tracing::error!(error = %e, "group records not appended; dropping {} responses", replies.len());
+                drop(replies);
+                self.reload(broker, coordinator, &partitions);
             }
         }
     }

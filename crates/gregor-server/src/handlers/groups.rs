@@ -202,3 +202,64 @@ pub fn consumer_group_describe(
         .groups
         .read(|c| c.consumer_group_describe(version, request, &Catalog(&image)))
 }
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::kafka::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use gregor_protocol::kafka::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use gregor_protocol::kafka::messages::{GroupId, OffsetFetchRequest};
+
+    use super::*;
+    use crate::config::BrokerConfig;
+    use crate::handlers::str_bytes;
+
+    fn commit(offset: i64, metadata_len: usize) -> OffsetCommitRequest {
+        let partition = OffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(offset)
+            .with_committed_metadata(Some(str_bytes(&"m".repeat(metadata_len))));
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(str_bytes("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partitions(vec![partition])])
+    }
+
+    fn committed(broker: &Arc<Broker>) -> i64 {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(str_bytes("g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partition_indexes(vec![0])]));
+        offset_fetch(broker, 7, request).topics[0].partitions[0].committed_offset
+    }
+
+    /// A commit whose records cannot be appended (here: larger than the offsets topic's
+    /// max.message.bytes) gets no answer, and the coordinator forgets it: memory is reloaded
+    /// from the log instead of serving an offset that was never stored.
+    #[tokio::test]
+    async fn a_commit_that_cannot_be_stored_is_not_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig::from_pairs([
+            ("log.dirs".to_string(), dir.path().display().to_string()),
+            (
+                "listeners".to_string(),
+                "PLAINTEXT://127.0.0.1:0".to_string(),
+            ),
+            ("offsets.topic.num.partitions".to_string(), "1".to_string()),
+            ("message.max.bytes".to_string(), "2000".to_string()),
+        ])
+        .unwrap();
+        let broker = Broker::start(config).await.unwrap().broker;
+        super::super::topics::create_with_defaults(&broker, "t").unwrap();
+        assert!(offset_commit(&broker, 8, commit(5, 10)).await.is_some());
+        assert_eq!(committed(&broker), 5);
+        assert!(offset_commit(&broker, 8, commit(6, 3000)).await.is_none());
+        assert_eq!(committed(&broker), 5, "the unstored commit was forgotten");
+        assert!(offset_commit(&broker, 8, commit(7, 10)).await.is_some());
+        assert_eq!(committed(&broker), 7);
+    }
+}

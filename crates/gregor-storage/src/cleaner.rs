@@ -59,17 +59,21 @@ const MAP_ENTRY_OVERHEAD: usize = 48;
 pub(crate) struct CleanerState {
     /// Offset below which the log is clean (every key's record is its latest in that range).
     clean_offset: i64,
-    /// When tombstones or markers in the clean range become removable (not kept across
-    /// restarts: then the next clean for new writes removes them).
+    /// When tombstones or markers in the clean range become removable (on open: the earliest
+    /// horizon any batch header carries).
     next_delete_horizon: Option<i64>,
 }
 
 impl CleanerState {
-    pub(crate) fn load(dir: &Path, log_end_offset: i64) -> CleanerState {
+    pub(crate) fn load(
+        dir: &Path,
+        log_end_offset: i64,
+        next_delete_horizon: Option<i64>,
+    ) -> CleanerState {
         let clean_offset = read_clean_offset(dir).unwrap_or(0);
         CleanerState {
             clean_offset: clean_offset.clamp(0, log_end_offset.max(0)),
-            next_delete_horizon: None,
+            next_delete_horizon,
         }
     }
 }

@@ -98,6 +98,8 @@ impl PartitionLog {
         }
 
         let mut producers = ProducerStateManager::default();
+        // The earliest delete horizon in the log, so tombstones go on time after a restart too.
+        let mut next_delete_horizon: Option<i64> = None;
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         let mut corrupt_seen = false;
         for (i, &base) in bases.iter().enumerate() {
@@ -119,7 +121,13 @@ impl PartitionLog {
                 upper,
                 recovery_point,
                 config.index_interval_bytes,
-                &mut |h: &BatchHeader, marker| producers.replay(h, marker),
+                &mut |h: &BatchHeader, marker| {
+                    producers.replay(h, marker);
+                    if let Some(horizon) = h.delete_horizon() {
+                        next_delete_horizon =
+                            Some(next_delete_horizon.map_or(horizon, |n: i64| n.min(horizon)));
+                    }
+                },
             )?;
             corrupt_seen |= rec.corrupt;
             segments.push(rec.segment);
@@ -145,7 +153,7 @@ impl PartitionLog {
         log_start_offset = log_start_offset.max(first_base).min(log_end_offset);
         producers.evict_before(log_start_offset);
 
-        let cleaner = cleaner::CleanerState::load(&dir, log_end_offset);
+        let cleaner = cleaner::CleanerState::load(&dir, log_end_offset, next_delete_horizon);
         Ok(PartitionLog {
             dir,
             config,

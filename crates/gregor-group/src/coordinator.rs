@@ -68,6 +68,8 @@ pub struct GroupConfig {
     pub consumer_session_timeout_ms: i32,
     /// group.consumer.heartbeat.interval.ms (KIP-848 consumer groups)
     pub consumer_heartbeat_interval_ms: i32,
+    /// The largest record batch `__consumer_offsets` takes (its max.message.bytes).
+    pub offsets_max_message_bytes: usize,
 }
 
 impl Default for GroupConfig {
@@ -80,6 +82,7 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
             consumer_session_timeout_ms: 45_000,
             consumer_heartbeat_interval_ms: 5_000,
+            offsets_max_message_bytes: 1_048_588,
         }
     }
 }
@@ -826,6 +829,21 @@ impl GroupCoordinator {
         (group_error, created)
     }
 
+    /// INVALID_COMMIT_OFFSET_SIZE if a commit's records cannot fit one batch of the offsets
+    /// topic, judged by a lower bound of their size (group, topic and metadata bytes of each):
+    /// what passes may still fail to append, which the runtime handles by reloading.
+    pub(crate) fn commit_too_large(
+        &self,
+        group_id: &str,
+        partitions: impl Iterator<Item = usize>,
+    ) -> Option<i16> {
+        let bytes: usize = partitions
+            .map(|topic_and_metadata| group_id.len() + topic_and_metadata)
+            .sum();
+        (bytes > self.config.offsets_max_message_bytes)
+            .then_some(errors::INVALID_COMMIT_OFFSET_SIZE)
+    }
+
     pub fn offset_commit(
         &mut self,
         now_ms: i64,
@@ -851,6 +869,14 @@ impl GroupCoordinator {
             generation,
             CommitKind::Plain { version },
         );
+        let group_error = group_error.or_else(|| {
+            let sizes = req.topics.iter().flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| t.name.len() + p.committed_metadata.as_ref().map_or(0, |m| m.len()))
+            });
+            self.commit_too_large(&group_id, sizes)
+        });
 
         let mut resp = OffsetCommitResponse::default();
         let mut stored = false;

@@ -2,6 +2,7 @@
 
 pub const NONE: i16 = 0;
 pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+pub const INVALID_COMMIT_OFFSET_SIZE: i16 = 28;
 pub const ILLEGAL_GENERATION: i16 = 22;
 pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
 pub const INVALID_GROUP_ID: i16 = 24;

@@ -1160,3 +1160,38 @@ fn txn_offset_commit_checks_the_generation_but_not_the_group_state() {
     // Old transactional clients send no member: accepted although the group is not Empty.
     assert_eq!(send(&mut h, "live", "", -1), NONE);
 }
+
+#[test]
+fn commits_too_large_for_one_batch_are_refused() {
+    let mut h = H::new();
+    h.c = GroupCoordinator::new(GroupConfig {
+        offsets_max_message_bytes: 2000,
+        ..GroupConfig::default()
+    });
+    let (e, recs) = h.commit("g", "", -1, "t", 0, 7, Some(&"m".repeat(2000)));
+    assert_eq!(e, INVALID_COMMIT_OFFSET_SIZE);
+    assert!(recs.is_empty());
+    assert!(h.c.groups.is_empty(), "no simple group left behind");
+    assert_eq!(h.commit("g", "", -1, "t", 0, 7, Some("small")).0, NONE);
+    assert_eq!(
+        txn_commit_with_metadata(&mut h, 2000),
+        INVALID_COMMIT_OFFSET_SIZE
+    );
+}
+
+fn txn_commit_with_metadata(h: &mut H, len: usize) -> i16 {
+    let mut req = TxnOffsetCommitRequest::default();
+    req.group_id = GroupId(sb("g"));
+    req.generation_id = -1;
+    let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+    t.name = TopicName(sb("t"));
+    let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+    p.committed_metadata = Some(sb(&"m".repeat(len)));
+    t.partitions = vec![p];
+    req.topics = vec![t];
+    let (tx, mut rx) = oneshot::channel();
+    let recs = h.c.txn_offset_commit(h.now, req, tx);
+    assert!(recs.is_empty());
+    h.run(recs);
+    rx.try_recv().unwrap().topics[0].partitions[0].error_code
+}

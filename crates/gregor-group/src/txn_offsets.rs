@@ -39,6 +39,14 @@ impl GroupCoordinator {
             // A simple group becomes real only when its first offsets commit.
             self.groups.remove(&group_id);
         }
+        let group_error = group_error.or_else(|| {
+            let sizes = req.topics.iter().flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(|p| t.name.len() + p.committed_metadata.as_ref().map_or(0, |m| m.len()))
+            });
+            self.commit_too_large(&group_id, sizes)
+        });
         let mut resp = TxnOffsetCommitResponse::default();
         for t in &req.topics {
             let mut rt = TxnOffsetCommitResponseTopic::default();

@@ -123,6 +123,7 @@ impl GroupRuntime {
             max_session_timeout_ms: get("group.max.session.timeout.ms") as i32,
             initial_rebalance_delay_ms: get("group.initial.rebalance.delay.ms") as i32,
             max_size: get("group.max.size") as i32,
+            offsets_max_message_bytes: get("message.max.bytes").max(0) as usize,
             offsets_retention_ms: get("offsets.retention.minutes") * 60_000,
             consumer_session_timeout_ms: get("group.consumer.session.timeout.ms") as i32,
             consumer_heartbeat_interval_ms: get("group.consumer.heartbeat.interval.ms") as i32,

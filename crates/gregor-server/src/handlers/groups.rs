@@ -237,9 +237,10 @@ mod tests {
         offset_fetch(broker, 7, request).topics[0].partitions[0].committed_offset
     }
 
-    /// A commit whose records cannot be appended (here: larger than the offsets topic's
-    /// max.message.bytes) gets no answer, and the coordinator forgets it: memory is reloaded
-    /// from the log instead of serving an offset that was never stored.
+    /// A commit clearly larger than the offsets topic's max.message.bytes is refused with
+    /// INVALID_COMMIT_OFFSET_SIZE. One that passes that check but still cannot be appended gets
+    /// no answer, and the coordinator forgets it: memory is reloaded from the log instead of
+    /// serving an offset that was never stored.
     #[tokio::test]
     async fn a_commit_that_cannot_be_stored_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
@@ -257,7 +258,12 @@ mod tests {
         super::super::topics::create_with_defaults(&broker, "t").unwrap();
         assert!(offset_commit(&broker, 8, commit(5, 10)).await.is_some());
         assert_eq!(committed(&broker), 5);
-        assert!(offset_commit(&broker, 8, commit(6, 3000)).await.is_none());
+        let refused = offset_commit(&broker, 8, commit(6, 3000)).await.unwrap();
+        assert_eq!(refused.topics[0].partitions[0].error_code, 28);
+        assert_eq!(committed(&broker), 5);
+        // 1950 bytes of metadata pass the check; with the record's other fields and the batch
+        // header the append exceeds 2000 bytes.
+        assert!(offset_commit(&broker, 8, commit(6, 1950)).await.is_none());
         assert_eq!(committed(&broker), 5, "the unstored commit was forgotten");
         assert!(offset_commit(&broker, 8, commit(7, 10)).await.is_some());
         assert_eq!(committed(&broker), 7);

@@ -321,3 +321,42 @@ def test_transactional_offsets_are_compacted_and_survive_restart(broker_factory)
     wait_until(lambda: offset_records() < 50, timeout=30, msg="__consumer_offsets compacted")
     b.restart()
     assert committed(b.bootstrap, group, src) == 200
+
+
+def test_interleaved_transactions_in_one_partition(broker):
+    """Two producers' transactions interleave in one partition; the aborted one's records are
+    dropped by producer id, the committed one's kept, in offset order."""
+    t = create_topic(broker.bootstrap, unique_topic("interleave"))
+    a = txn_producer(broker.bootstrap, "tx-a")
+    b = txn_producer(broker.bootstrap, "tx-b")
+    a.begin_transaction()
+    b.begin_transaction()
+    for i in range(2):
+        for p, name in ((a, "a"), (b, "b")):
+            p.produce(t, f"{name}{i}".encode(), partition=0)
+            assert p.flush(20) == 0
+    a.abort_transaction(20)
+    assert read_values(broker.bootstrap, t, "read_committed", 0, timeout=2) == [], "b is still open"
+    b.commit_transaction(20)
+    assert read_values(broker.bootstrap, t, "read_committed", 2) == ["b0", "b1"]
+    assert read_values(broker.bootstrap, t, "read_uncommitted", 4) == ["a0", "b0", "a1", "b1"]
+
+
+def test_offsets_for_times_stop_at_the_last_stable_offset(broker):
+    t = create_topic(broker.bootstrap, unique_topic("times"))
+    p = txn_producer(broker.bootstrap, "tx-times")
+    p.begin_transaction()
+    p.produce(t, b"open", partition=0, timestamp=5000)
+    assert p.flush(20) == 0
+
+    def lookup(isolation):
+        c = consumer_confluent(broker.bootstrap, **{"isolation.level": isolation})
+        try:
+            return c.offsets_for_times([TopicPartition(t, 0, 4000)], timeout=10)[0].offset
+        finally:
+            c.close()
+
+    assert lookup("read_uncommitted") == 0
+    assert lookup("read_committed") == -1, "the record is past the last stable offset"
+    p.commit_transaction(20)
+    assert lookup("read_committed") == 0

@@ -27,16 +27,35 @@ fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result
         EARLIEST | EARLIEST_LOCAL => Ok((partition.log_start_offset(), -1)),
         // Nothing is tiered: Kafka answers "none" as offset -1.
         LATEST_TIERED => Ok((-1, -1)),
-        MAX_TIMESTAMP => Ok(partition
-            .with_log(|log| log.max_timestamp())
-            .map_err(storage)?
-            .unwrap_or((-1, -1))),
-        ts if ts >= 0 => Ok(partition
-            .with_log(|log| log.offset_for_timestamp(ts))
-            .map_err(storage)?
-            .unwrap_or((-1, -1))),
+        MAX_TIMESTAMP => Ok(fetchable(
+            partition
+                .with_log(|log| log.max_timestamp())
+                .map_err(storage)?,
+            partition,
+            read_committed,
+        )),
+        ts if ts >= 0 => Ok(fetchable(
+            partition
+                .with_log(|log| log.offset_for_timestamp(ts))
+                .map_err(storage)?,
+            partition,
+            read_committed,
+        )),
         _ => Err(ResponseError::InvalidRequest.code()),
     }
+}
+
+/// A timestamp lookup's answer only if a consumer of that isolation level may fetch it: below
+/// the high watermark, or for read_committed below the last stable offset (as Kafka).
+fn fetchable(found: Option<(i64, i64)>, partition: &Partition, read_committed: bool) -> (i64, i64) {
+    let bound = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
+    found
+        .filter(|(offset, _)| *offset < bound)
+        .unwrap_or((-1, -1))
 }
 
 pub fn handle(

@@ -46,6 +46,8 @@ enum Command {
     Consume(cli::consume::Args),
     /// Consumer groups: list, describe, reset offsets, delete (like kafka-consumer-groups.sh).
     Groups(cli::groups::Args),
+    /// List and describe transactions (like kafka-transactions.sh).
+    Transactions(cli::transactions::Args),
 }
 
 /// Exit status of a tool: 0, or 1 with a one-line error.
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => tool("produce", cli::produce::run(args)),
         Command::Consume(args) => tool("consume", cli::consume::run(args)),
         Command::Groups(args) => tool("groups", cli::groups::run(args)),
+        Command::Transactions(args) => tool("transactions", cli::transactions::run(args)),
         Command::Perf(command) => match perf::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

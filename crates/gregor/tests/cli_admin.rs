@@ -619,3 +619,66 @@ fn topic_patterns_select_whole_names() {
             .success()
     );
 }
+
+#[test]
+fn transactions_list_and_describe() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let g = Gregor::start(&["transaction.state.log.num.partitions=3"]);
+    g.create_topic("tx", 2);
+    let mut config = g.client_config();
+    config.set("transactional.id", "cli-tx");
+    let producer: BaseProducer = config.create().expect("producer");
+    let timeout = Duration::from_secs(20);
+    producer.init_transactions(timeout).unwrap();
+    producer.begin_transaction().unwrap();
+    producer
+        .send(
+            BaseRecord::<(), [u8]>::to("tx")
+                .partition(1)
+                .payload(&b"v"[..]),
+        )
+        .unwrap();
+    producer.flush(timeout).unwrap();
+
+    let rows = |args: &[&str]| -> Vec<Vec<String>> {
+        ok(&g, args)
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect()
+    };
+    let listed = rows(&["transactions", "--list"]);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0][0].as_str(), listed[0][3].as_str()),
+        ("cli-tx", "Ongoing")
+    );
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &g,
+        &[
+            "transactions",
+            "--describe",
+            "--transactional-id",
+            "cli-tx",
+            "--output",
+            "json",
+        ],
+    ))
+    .expect("json");
+    assert_eq!(json["state"], "Ongoing");
+    assert_eq!(json["partitions"], serde_json::json!(["tx-1"]));
+    assert!(json["duration_ms"].as_i64().unwrap() >= 0, "{json}");
+
+    producer.commit_transaction(timeout).unwrap();
+    assert!(rows(&["transactions", "--list", "--state", "Ongoing"]).is_empty());
+    let done = rows(&["transactions", "--list", "--state", "CompleteCommit"]);
+    assert_eq!(done.len(), 1, "{done:?}");
+    let err = fails(
+        &g,
+        &["transactions", "--describe", "--transactional-id", "nobody"],
+    );
+    assert!(err.contains("transactional id nobody not found"), "{err}");
+    let err = fails(&g, &["transactions", "--list", "--state", "Sleeping"]);
+    assert!(err.contains("unknown transaction state Sleeping"), "{err}");
+}

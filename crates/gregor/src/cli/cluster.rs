@@ -1,15 +1,15 @@
 //! `gregor cluster`: cluster id, controller, brokers and the API versions each broker supports.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Args as ClapArgs;
+use gregor_protocol::kafka::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use gregor_protocol::ApiKey;
 
-use super::common::{admin, emit, metadata, out, table};
+use super::common::{admin, emit, metadata, out, table, Output};
 use super::librdkafka as ffi;
+use super::wire;
 use super::ClientArgs;
 
 const EXAMPLES: &str = "Examples:
@@ -19,12 +19,6 @@ const EXAMPLES: &str = "Examples:
 
 API versions are asked of each broker over a plain TCP connection (ApiVersions v0); with
 security.protocol other than PLAINTEXT they are skipped.";
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
-    Table,
-    Json,
-}
 
 #[derive(ClapArgs, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -190,49 +184,20 @@ fn api_name(key: i16) -> String {
 
 /// ApiVersions v0 over a fresh TCP connection: `(api key, min, max)` sorted by key.
 fn api_versions(host: &str, port: u16, timeout: Duration) -> anyhow::Result<Vec<(i16, i16, i16)>> {
-    let addr = (host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve {host}"))?
-        .next()
-        .with_context(|| format!("no address for {host}"))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("cannot connect to {host}:{port}"))?;
-    s.set_read_timeout(Some(timeout))?;
-    s.set_write_timeout(Some(timeout))?;
-    // Request header v1: api key 18, version 0, correlation id 1, client id; empty body.
-    let client = b"gregor-cluster";
-    let mut req = vec![];
-    req.extend_from_slice(&18i16.to_be_bytes());
-    req.extend_from_slice(&0i16.to_be_bytes());
-    req.extend_from_slice(&1i32.to_be_bytes());
-    req.extend_from_slice(&(client.len() as i16).to_be_bytes());
-    req.extend_from_slice(client);
-    let mut frame = (req.len() as i32).to_be_bytes().to_vec();
-    frame.extend(req);
-    s.write_all(&frame)?;
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size).context("no ApiVersions response")?;
-    let size = i32::from_be_bytes(size);
-    if !(10..=1_000_000).contains(&size) {
-        bail!("bad ApiVersions response size {size}");
+    let response: ApiVersionsResponse = wire::call(
+        (host, port),
+        ApiKey::ApiVersions,
+        0,
+        &ApiVersionsRequest::default(),
+        timeout,
+    )?;
+    if response.error_code != 0 {
+        bail!("ApiVersions error code {}", response.error_code);
     }
-    let mut body = vec![0u8; size as usize];
-    s.read_exact(&mut body)?;
-    let i16_at = |p: usize| i16::from_be_bytes([body[p], body[p + 1]]);
-    // correlation id (4), error code (2), array length (4), then 6 bytes per API.
-    let error = i16_at(4);
-    if error != 0 {
-        bail!("ApiVersions error code {error}");
-    }
-    let n = i32::from_be_bytes([body[6], body[7], body[8], body[9]]);
-    if n < 0 || 10 + n as usize * 6 > body.len() {
-        bail!("malformed ApiVersions response");
-    }
-    let mut apis: Vec<(i16, i16, i16)> = (0..n as usize)
-        .map(|i| {
-            let p = 10 + i * 6;
-            (i16_at(p), i16_at(p + 2), i16_at(p + 4))
-        })
+    let mut apis: Vec<(i16, i16, i16)> = response
+        .api_keys
+        .iter()
+        .map(|a| (a.api_key, a.min_version, a.max_version))
         .collect();
     apis.sort_unstable();
     Ok(apis)

@@ -112,3 +112,10 @@ pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     buf
 }
+
+/// Output format of the tools with tables: aligned columns for people, JSON for scripts.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Table,
+    Json,
+}

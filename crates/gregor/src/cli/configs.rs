@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
 use rdkafka::bindings::rd_kafka_ResourceType_t as ResourceType;
 
-use super::common::{admin, emit, metadata, table};
+use super::common::{admin, emit, metadata, table, Output};
 use super::librdkafka as ffi;
 use super::ClientArgs;
 
@@ -24,12 +24,6 @@ pub enum EntityType {
     Topics,
     Brokers,
     Groups,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Output {
-    Table,
-    Json,
 }
 
 #[derive(ClapArgs, Debug)]

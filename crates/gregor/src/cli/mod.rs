@@ -9,6 +9,8 @@ pub mod groups;
 mod librdkafka;
 pub mod produce;
 pub mod topics;
+pub mod transactions;
+mod wire;
 
 use std::path::PathBuf;
 

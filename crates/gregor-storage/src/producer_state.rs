@@ -132,6 +132,9 @@ pub(crate) struct ProducerStateManager {
     ongoing: BTreeSet<(i64, i64)>,
     /// Aborted transactions in marker order (so by last offset).
     aborted: Vec<AbortedTxn>,
+    /// The longest aborted transaction (last - first offset): bounds the search for the
+    /// aborted transactions that reach back into a range.
+    max_aborted_span: i64,
 }
 
 impl ProducerStateManager {
@@ -182,6 +185,7 @@ impl ProducerStateManager {
                 first_offset: first,
                 last_offset: marker_offset,
             });
+            self.max_aborted_span = self.max_aborted_span.max(marker_offset - first);
         }
     }
 
@@ -193,8 +197,11 @@ impl ProducerStateManager {
     /// Aborted transactions that may hold records in `from..to`, oldest first.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         let start = self.aborted.partition_point(|a| a.last_offset < from);
+        // Past `to + max span`, no aborted transaction can start before `to`.
+        let horizon = to.saturating_add(self.max_aborted_span);
         self.aborted[start..]
             .iter()
+            .take_while(|a| a.last_offset <= horizon)
             .filter(|a| a.first_offset < to)
             .copied()
             .collect()

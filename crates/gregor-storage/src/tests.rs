@@ -1153,3 +1153,43 @@ fn idle_producers_expire_unless_their_transaction_is_open() {
     log.append_marker(2, 0, true, 0, 20_000).unwrap();
     assert_eq!(log.first_unstable_offset(), None);
 }
+
+#[test]
+fn aborted_transactions_overlapping_a_range() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    // Producer 1's long transaction spans producer 2's short ones; all are aborted.
+    log.append(&txn(1, 0, 0, 1), 0, 1_000).unwrap(); // 0
+    for i in 0..3 {
+        log.append(&txn(2, 0, i, 1), 0, 1_000).unwrap(); // 1, 3, 5
+        log.append_marker(2, 0, false, 0, 1_000).unwrap(); // 2, 4, 6
+    }
+    log.append_marker(1, 0, false, 0, 1_000).unwrap(); // 7
+    let firsts = |from, to| {
+        log.aborted_transactions(from, to)
+            .iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        firsts(0, 1),
+        vec![(1, 0)],
+        "only the long one reaches back to 0"
+    );
+    assert_eq!(firsts(3, 5), vec![(2, 3), (1, 0)]);
+    assert_eq!(
+        firsts(6, 8),
+        vec![(2, 5), (1, 0)],
+        "a marker at 6 ends (2, 5)"
+    );
+    assert_eq!(firsts(7, 8), vec![(1, 0)]);
+    assert_eq!(firsts(8, 9), vec![]);
+    let data = log.read(0, 1 << 20, i64::MAX).unwrap();
+    assert_eq!(batch::end_offset(&data), Some(8));
+    assert_eq!(
+        batch::end_offset(&data[..data.len() - 1]),
+        Some(7),
+        "a torn last batch"
+    );
+    assert_eq!(batch::end_offset(&[]), None);
+}

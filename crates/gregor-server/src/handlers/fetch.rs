@@ -13,7 +13,7 @@ use gregor_protocol::kafka::messages::fetch_response::{
 use gregor_protocol::kafka::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
 };
-use gregor_storage::StorageError;
+use gregor_storage::{batch, StorageError};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -170,8 +170,10 @@ fn read_all(
             collected += records.len();
             let last_stable = partition.last_stable_offset();
             let aborted = if read_committed && !records.is_empty() {
+                // Only the aborted transactions with records in the data returned, as Kafka.
+                let data_end = batch::end_offset(&records).unwrap_or(last_stable);
                 partition
-                    .with_log(|log| log.aborted_transactions(want.fetch_offset, last_stable))
+                    .with_log(|log| log.aborted_transactions(want.fetch_offset, data_end))
                     .into_iter()
                     .map(|a| {
                         AbortedTransaction::default()

@@ -1,6 +1,7 @@
 //! The gregor broker: accepts Kafka connections, decodes requests with `gregor-protocol`, and
-//! answers them from the metadata image (`gregor-metadata`) and the partition logs
-//! (`gregor-storage`).
+//! answers them from the metadata image (`gregor-metadata`), the partition logs
+//! (`gregor-storage`) and the group and transaction coordinators (`gregor-group`, `gregor-txn`),
+//! whose runtimes (`groups.rs`, `transactions.rs`) persist their records.
 
 pub mod broker;
 mod cleaner;

@@ -1,5 +1,6 @@
 //! Partition logs for gregor: v2 record batches, segments, sparse indexes, crash recovery,
-//! retention and idempotent-producer state.
+//! retention, compaction, and producer state (idempotence, transactions: last stable offset,
+//! aborted transactions, markers).
 
 pub mod batch;
 mod checkpoint;

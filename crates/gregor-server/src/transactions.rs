@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use gregor_storage::records::{encode_batch, Entry};
 use gregor_storage::StorageError;
-use gregor_txn::{Decision, Markers, TxnConfig, TxnCoordinator, TxnRecord};
+use gregor_txn::{Decision, Markers, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord};
 use parking_lot::Mutex;
 
 use crate::broker::{now_ms, Broker};
@@ -129,10 +129,29 @@ impl TxnRuntime {
     /// could not be written before.
     pub fn tick(&self, broker: &Broker) {
         let mut coordinator = self.coordinator.lock();
-        let decisions = coordinator.tick(now_ms());
-        for d in decisions {
-            if let Err(e) = self.carry_out(broker, &mut coordinator, d.records, d.markers) {
-                tracing::error!(error = %e, "transaction timer decision not carried out");
+        let now = now_ms();
+        let mut before: BTreeMap<String, Option<TxnMetadata>> = coordinator
+            .due(now)
+            .into_iter()
+            .map(|id| {
+                let snapshot = coordinator.snapshot(&id);
+                (id, snapshot)
+            })
+            .collect();
+        for d in coordinator.tick(now) {
+            let id = d.records.first().map(|r| r.transactional_id.clone());
+            if let Err(e) = self.persist(broker, d.records) {
+                tracing::error!(error = %e, "transaction timer decision not appended; undone");
+                if let Some(id) = id {
+                    let snapshot = before.remove(&id).flatten();
+                    coordinator.restore(&id, snapshot);
+                }
+                continue;
+            }
+            if let Some(markers) = d.markers {
+                if let Err(e) = self.complete(broker, &mut coordinator, &markers) {
+                    tracing::error!(error = %e, "transaction completion deferred");
+                }
             }
         }
         if let Err(e) = self.retry_markers(broker, &mut coordinator) {
@@ -146,23 +165,9 @@ impl TxnRuntime {
         coordinator: &mut TxnCoordinator,
     ) -> Result<(), TxnError> {
         for markers in coordinator.pending_markers() {
-            self.carry_out(broker, coordinator, vec![], Some(markers))?;
+            self.complete(broker, coordinator, &markers)?;
         }
         Ok(())
-    }
-
-    fn carry_out(
-        &self,
-        broker: &Broker,
-        coordinator: &mut TxnCoordinator,
-        records: Vec<TxnRecord>,
-        markers: Option<Markers>,
-    ) -> Result<(), TxnError> {
-        self.persist(broker, records)?;
-        match markers {
-            Some(markers) => self.complete(broker, coordinator, &markers),
-            None => Ok(()),
-        }
     }
 
     /// Writes the markers of a prepared transaction and appends its Complete record. If that

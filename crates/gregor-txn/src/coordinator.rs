@@ -356,6 +356,16 @@ impl TxnCoordinator {
     /// Timers. Every Ongoing transaction past its timeout is aborted under a bumped epoch
     /// (fencing its producer); idle ids not updated for `id_expiration_ms` are removed with a
     /// tombstone.
+    /// The ids [`TxnCoordinator::tick`] at `now_ms` would change (to snapshot them first).
+    pub fn due(&self, now_ms: i64) -> Vec<String> {
+        let expiration_ms = self.config.id_expiration_ms;
+        self.txns
+            .iter()
+            .filter(|(_, m)| m.has_timed_out(now_ms) || m.has_expired(now_ms, expiration_ms))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     pub fn tick(&mut self, now_ms: i64) -> Vec<Decision<()>> {
         let expiration_ms = self.config.id_expiration_ms;
         let mut decisions = Vec::new();

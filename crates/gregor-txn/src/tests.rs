@@ -1024,3 +1024,21 @@ fn a_decision_that_was_not_appended_can_be_undone() {
     h.c.restore("new", None);
     assert!(h.c.describe("new").is_none());
 }
+
+#[test]
+fn due_names_what_tick_changes() {
+    let mut h = H::new();
+    h.begin("slow", &[tp("t", 0)]);
+    h.init("idle");
+    assert!(h.c.due(h.now).is_empty());
+    h.now += i64::from(TIMEOUT);
+    assert_eq!(h.c.due(h.now), vec!["slow".to_string()]);
+    h.now += TxnConfig::default().id_expiration_ms;
+    let due = h.c.due(h.now);
+    let changed: Vec<String> = h
+        .tick()
+        .iter()
+        .map(|d| d.records[0].transactional_id.clone())
+        .collect();
+    assert_eq!(due, changed);
+}

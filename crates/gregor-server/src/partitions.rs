@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
-use gregor_storage::{AppendResult, PartitionLog, Result as StorageResult};
+use gregor_storage::{batch, AbortedTxn, AppendResult, PartitionLog, Result as StorageResult};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -76,21 +76,38 @@ impl Partition {
         Ok(result)
     }
 
-    /// Reads committed batches (below the high watermark, or with `read_committed` below the
-    /// last stable offset) from `offset`.
-    pub fn read(
-        &self,
-        offset: i64,
-        max_bytes: usize,
-        read_committed: bool,
-    ) -> StorageResult<Bytes> {
+    /// What a fetch sees, under one lock: batches from `offset` (up to `max_bytes`, none for 0)
+    /// below the high watermark, or with `read_committed` below the last stable offset, with the
+    /// aborted transactions that have records in them.
+    pub fn read(&self, offset: i64, max_bytes: usize, read_committed: bool) -> FetchRead {
         let log = self.log.read();
-        let max_offset = if read_committed {
-            last_stable(&log, self.high_watermark())
+        let high_watermark = self.high_watermark();
+        let last_stable = last_stable(&log, high_watermark);
+        let bound = if read_committed {
+            last_stable
         } else {
-            self.high_watermark()
+            high_watermark
         };
-        log.read(offset, max_bytes, max_offset)
+        let records = if max_bytes == 0 {
+            Ok(Bytes::new())
+        } else {
+            log.read(offset, max_bytes, bound)
+        };
+        let aborted = match &records {
+            // Only those with records in the data returned, as Kafka.
+            Ok(data) if read_committed && !data.is_empty() => {
+                let end = batch::end_offset(data).unwrap_or(bound);
+                log.aborted_transactions(offset, end)
+            }
+            _ => Vec::new(),
+        };
+        FetchRead {
+            records,
+            high_watermark,
+            last_stable,
+            log_start: log.log_start_offset(),
+            aborted,
+        }
     }
 
     /// The last stable offset: below it every transaction has ended.
@@ -138,6 +155,15 @@ impl Partition {
             waiter.notify_one();
         }
     }
+}
+
+/// One partition's part of a fetch; see [`Partition::read`].
+pub struct FetchRead {
+    pub records: StorageResult<Bytes>,
+    pub high_watermark: i64,
+    pub last_stable: i64,
+    pub log_start: i64,
+    pub aborted: Vec<AbortedTxn>,
 }
 
 fn last_stable(log: &PartitionLog, high_watermark: i64) -> i64 {

@@ -13,7 +13,7 @@ use gregor_protocol::kafka::messages::fetch_response::{
 use gregor_protocol::kafka::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
 };
-use gregor_storage::{batch, StorageError};
+use gregor_storage::StorageError;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -151,46 +151,35 @@ fn read_all(
                 }
             };
             let limit = (want.max_bytes.max(0) as usize).min(remaining);
-            let result = if limit == 0 {
-                Ok(Bytes::new())
-            } else {
-                partition.read(want.fetch_offset, limit, read_committed)
-            };
-            let (error, records) = match result {
+            let read = partition.read(want.fetch_offset, limit, read_committed);
+            let (error, records, aborted) = match read.records {
                 // KIP-74: only the first non-empty partition may exceed its limit.
-                Ok(records) if records.len() > limit && collected > 0 => (0, Bytes::new()),
-                Ok(records) => (0, records),
-                Err(StorageError::OffsetOutOfRange { .. }) => (ResponseError::OffsetOutOfRange.code(), Bytes::new()),
+                Ok(records) if records.len() > limit && collected > 0 => (0, Bytes::new(), vec![]),
+                Ok(records) => (0, records, read.aborted),
+                Err(StorageError::OffsetOutOfRange { .. }) => {
+                    (ResponseError::OffsetOutOfRange.code(), Bytes::new(), vec![])
+                }
                 Err(e) => {
                     tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fetch read failed");
-                    (e.error_code(), Bytes::new())
+                    (e.error_code(), Bytes::new(), vec![])
                 }
             };
             remaining = remaining.saturating_sub(records.len());
             collected += records.len();
-            let last_stable = partition.last_stable_offset();
-            let aborted = if read_committed && !records.is_empty() {
-                // Only the aborted transactions with records in the data returned, as Kafka.
-                let data_end = batch::end_offset(&records).unwrap_or(last_stable);
-                partition
-                    .with_log(|log| log.aborted_transactions(want.fetch_offset, data_end))
+            PartitionRead {
+                error,
+                high_watermark: read.high_watermark,
+                last_stable: read.last_stable,
+                log_start: read.log_start,
+                records,
+                aborted: aborted
                     .into_iter()
                     .map(|a| {
                         AbortedTransaction::default()
                             .with_producer_id(ProducerId(a.producer_id))
                             .with_first_offset(a.first_offset)
                     })
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            PartitionRead {
-                error,
-                high_watermark: partition.high_watermark(),
-                last_stable,
-                log_start: partition.log_start_offset(),
-                records,
-                aborted,
+                    .collect(),
             }
         })
         .collect()

@@ -43,8 +43,14 @@ pub(crate) enum CommitKind {
     Transactional,
 }
 
-/// (partition, offset, leader epoch, metadata) of one fetched offset.
-type Fetched = (i32, i64, i32, String);
+/// One partition's answer to OffsetFetch.
+struct Fetched {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+    error: i16,
+}
 
 /// Maximum size of committed offset metadata (offset.metadata.max.bytes).
 pub(crate) const MAX_METADATA_BYTES: usize = 4096;
@@ -119,6 +125,29 @@ pub struct GroupCoordinator {
     replies: Vec<Reply>,
     pub(crate) member_counter: u64,
     last_retention_check: Option<i64>,
+}
+
+/// The record of one committed offset (partition, offset, leader epoch), or
+/// OFFSET_METADATA_TOO_LARGE (`offset.metadata.max.bytes`).
+pub(crate) fn offset_record(
+    group: &str,
+    topic: &str,
+    (partition, offset, leader_epoch): (i32, i64, i32),
+    metadata: Option<&str>,
+    now: i64,
+) -> Result<GroupRecord, i16> {
+    if metadata.is_some_and(|m| m.len() > MAX_METADATA_BYTES) {
+        return Err(errors::OFFSET_METADATA_TOO_LARGE);
+    }
+    Ok(GroupRecord::OffsetCommit {
+        group: s(group),
+        topic: s(topic),
+        partition,
+        offset,
+        leader_epoch,
+        metadata: metadata.map(s),
+        commit_timestamp: now,
+    })
 }
 
 pub(crate) fn s(v: &str) -> String {
@@ -887,23 +916,18 @@ impl GroupCoordinator {
             for p in &t.partitions {
                 let error = match group_error {
                     Some(e) => e,
-                    None => {
-                        let metadata = p.committed_metadata.as_deref().map(s);
-                        if metadata
-                            .as_ref()
-                            .is_some_and(|m| m.len() > MAX_METADATA_BYTES)
-                        {
-                            errors::OFFSET_METADATA_TOO_LARGE
-                        } else {
-                            let record = GroupRecord::OffsetCommit {
-                                group: group_id.clone(),
-                                topic: s(&t.name),
-                                partition: p.partition_index,
-                                offset: p.committed_offset,
-                                leader_epoch: p.committed_leader_epoch,
-                                metadata,
-                                commit_timestamp: ctx.now,
-                            };
+                    None => match offset_record(
+                        &group_id,
+                        &t.name,
+                        (
+                            p.partition_index,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                        ),
+                        p.committed_metadata.as_deref(),
+                        ctx.now,
+                    ) {
+                        Ok(record) => {
                             if let Some(g) = self.groups.get_mut(&group_id) {
                                 g.apply_offset(&record);
                             }
@@ -911,7 +935,8 @@ impl GroupCoordinator {
                             stored = true;
                             errors::NONE
                         }
-                    }
+                        Err(error) => error,
+                    },
                 };
                 let mut rp = OffsetCommitResponsePartition::default();
                 rp.partition_index = p.partition_index;
@@ -929,48 +954,50 @@ impl GroupCoordinator {
 
     // ----- OffsetFetch --------------------------------------------------------------------------
 
+    /// The committed offsets of `topics` (all of the group's if `None`). With `require_stable`,
+    /// a partition with an offset in an open transaction answers UNSTABLE_OFFSET_COMMIT.
     fn fetch_group(
         &self,
         group_id: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> Vec<(String, Vec<Fetched>)> {
         let group = self.groups.get(group_id);
-        match topics {
-            Some(topics) => topics
-                .into_iter()
-                .map(|(topic, partitions)| {
-                    let parts = partitions
-                        .into_iter()
-                        .map(
-                            |p| match group.and_then(|g| g.offsets.get(&(topic.clone(), p))) {
-                                Some(o) => (
-                                    p,
-                                    o.offset,
-                                    o.leader_epoch,
-                                    o.metadata.clone().unwrap_or_default(),
-                                ),
-                                None => (p, -1, -1, String::new()),
-                            },
-                        )
-                        .collect();
-                    (topic, parts)
-                })
-                .collect(),
-            None => {
-                let mut by_topic: BTreeMap<String, Vec<Fetched>> = BTreeMap::new();
-                if let Some(g) = group {
-                    for ((topic, p), o) in &g.offsets {
-                        by_topic.entry(topic.clone()).or_default().push((
-                            *p,
-                            o.offset,
-                            o.leader_epoch,
-                            o.metadata.clone().unwrap_or_default(),
-                        ));
-                    }
-                }
-                by_topic.into_iter().collect()
+        let fetched = |topic: &str, partition: i32| {
+            if require_stable && self.has_pending_offset(group_id, topic, partition) {
+                return Fetched {
+                    partition,
+                    offset: -1,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    error: errors::UNSTABLE_OFFSET_COMMIT,
+                };
             }
-        }
+            let committed = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+            Fetched {
+                partition,
+                offset: committed.map_or(-1, |o| o.offset),
+                leader_epoch: committed.map_or(-1, |o| o.leader_epoch),
+                metadata: committed
+                    .and_then(|o| o.metadata.clone())
+                    .unwrap_or_default(),
+                error: errors::NONE,
+            }
+        };
+        let topics = topics.unwrap_or_else(|| {
+            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for (topic, p) in group.iter().flat_map(|g| g.offsets.keys()) {
+                by_topic.entry(topic.clone()).or_default().push(*p);
+            }
+            by_topic.into_iter().collect()
+        });
+        topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                let parts = partitions.into_iter().map(|p| fetched(&topic, p)).collect();
+                (topic, parts)
+            })
+            .collect()
     }
 
     /// Committed offsets; unknown groups and partitions answer offset -1 without error. With
@@ -999,25 +1026,20 @@ impl GroupCoordinator {
                     }
                 }
                 rg.topics = self
-                    .fetch_group(&g.group_id, topics)
+                    .fetch_group(&g.group_id, topics, req.require_stable)
                     .into_iter()
                     .map(|(topic, parts)| {
                         let mut rt = OffsetFetchResponseTopics::default();
                         rt.name = TopicName(sb(&topic));
                         rt.partitions = parts
                             .into_iter()
-                            .map(|(p, offset, epoch, metadata)| {
+                            .map(|f| {
                                 let mut rp = OffsetFetchResponsePartitions::default();
-                                rp.partition_index = p;
-                                rp.committed_offset = offset;
-                                rp.committed_leader_epoch = epoch;
-                                rp.metadata = Some(sb(&metadata));
-                                if req.require_stable
-                                    && self.has_pending_offset(&g.group_id, &topic, p)
-                                {
-                                    rp.error_code = errors::UNSTABLE_OFFSET_COMMIT;
-                                    rp.committed_offset = -1;
-                                }
+                                rp.partition_index = f.partition;
+                                rp.committed_offset = f.offset;
+                                rp.committed_leader_epoch = f.leader_epoch;
+                                rp.metadata = Some(sb(&f.metadata));
+                                rp.error_code = f.error;
                                 rp
                             })
                             .collect();
@@ -1033,27 +1055,22 @@ impl GroupCoordinator {
                     .collect()
             });
             resp.topics = self
-                .fetch_group(&req.group_id, topics)
+                .fetch_group(&req.group_id, topics, req.require_stable)
                 .into_iter()
                 .map(|(topic, parts)| {
                     let mut rt = OffsetFetchResponseTopic::default();
                     rt.name = TopicName(sb(&topic));
                     rt.partitions = parts
                         .into_iter()
-                        .map(|(p, offset, epoch, metadata)| {
+                        .map(|f| {
                             let mut rp = OffsetFetchResponsePartition::default();
-                            rp.partition_index = p;
-                            rp.committed_offset = offset;
+                            rp.partition_index = f.partition;
+                            rp.committed_offset = f.offset;
                             if version >= 5 {
-                                rp.committed_leader_epoch = epoch;
+                                rp.committed_leader_epoch = f.leader_epoch;
                             }
-                            rp.metadata = Some(sb(&metadata));
-                            if req.require_stable
-                                && self.has_pending_offset(&req.group_id, &topic, p)
-                            {
-                                rp.error_code = errors::UNSTABLE_OFFSET_COMMIT;
-                                rp.committed_offset = -1;
-                            }
+                            rp.metadata = Some(sb(&f.metadata));
+                            rp.error_code = f.error;
                             rp
                         })
                         .collect();

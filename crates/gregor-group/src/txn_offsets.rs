@@ -10,7 +10,7 @@ use proto_kafka::messages::txn_offset_commit_response::{
 };
 use proto_kafka::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use crate::coordinator::{s, CommitKind, GroupCoordinator, MAX_METADATA_BYTES};
+use crate::coordinator::{offset_record, s, CommitKind, GroupCoordinator};
 use crate::errors;
 use crate::group::{Ctx, Group};
 use crate::records::GroupRecord;
@@ -52,29 +52,26 @@ impl GroupCoordinator {
             let mut rt = TxnOffsetCommitResponseTopic::default();
             rt.name = t.name.clone();
             for p in &t.partitions {
-                let metadata = p.committed_metadata.as_deref().map(s);
                 let error = match group_error {
                     Some(e) => e,
-                    None if metadata
-                        .as_ref()
-                        .is_some_and(|m| m.len() > MAX_METADATA_BYTES) =>
-                    {
-                        errors::OFFSET_METADATA_TOO_LARGE
-                    }
-                    None => {
-                        let record = GroupRecord::OffsetCommit {
-                            group: group_id.clone(),
-                            topic: s(&t.name),
-                            partition: p.partition_index,
-                            offset: p.committed_offset,
-                            leader_epoch: p.committed_leader_epoch,
-                            metadata,
-                            commit_timestamp: ctx.now,
-                        };
-                        self.replay_pending(req.producer_id.0, record.clone());
-                        ctx.records.push(record);
-                        errors::NONE
-                    }
+                    None => match offset_record(
+                        &group_id,
+                        &t.name,
+                        (
+                            p.partition_index,
+                            p.committed_offset,
+                            p.committed_leader_epoch,
+                        ),
+                        p.committed_metadata.as_deref(),
+                        ctx.now,
+                    ) {
+                        Ok(record) => {
+                            self.replay_pending(req.producer_id.0, record.clone());
+                            ctx.records.push(record);
+                            errors::NONE
+                        }
+                        Err(error) => error,
+                    },
                 };
                 let mut rp = TxnOffsetCommitResponsePartition::default();
                 rp.partition_index = p.partition_index;

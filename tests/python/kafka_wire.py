@@ -29,6 +29,18 @@ def read_uvarint(buf, pos):
         shift += 7
 
 
+def compact_string(s):
+    """A flexible version's COMPACT_STRING (length + 1 as an unsigned varint)."""
+    b = s.encode()
+    return uvarint(len(b) + 1) + b
+
+
+def read_compact_string(buf, pos):
+    """(string or None for null, next position) of a COMPACT_(NULLABLE_)STRING at pos."""
+    n, pos = read_uvarint(buf, pos)
+    return (buf[pos:pos + n - 1].decode() if n else None), pos + max(n - 1, 0)
+
+
 def header_v1(api_key, version, corr, client_id=b"gregor-raw-test"):
     return struct.pack(">hhih", api_key, version, corr, len(client_id)) + client_id
 

@@ -13,7 +13,8 @@ from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType, K
 
 import struct
 
-from kafka_wire import connect, frame, header_v1, header_v2, read_uvarint, recv_frame, uvarint
+from kafka_wire import (compact_string, connect, frame, header_v1, header_v2, read_compact_string, recv_frame,
+                        uvarint)
 from clients import (admin, consume_confluent, create_topic, produce_confluent, unique_topic,
                      wait_until, watermarks)
 
@@ -360,25 +361,21 @@ def test_kafka_python_create_topics_returns_configs(broker, kadmin):
 def raw_consumer_group_heartbeat(broker, group, topic):
     """A first ConsumerGroupHeartbeat v0 (a member joining) over a raw socket; returns
     (error code, heartbeat interval) of the response."""
-    def cstring(s):
-        b = s.encode()
-        return uvarint(len(b) + 1) + b
-    body = (cstring(group) + cstring("") + struct.pack(">i", 0)  # group, member id, epoch 0
-            + uvarint(0) + uvarint(0)                             # no instance id, no rack
-            + struct.pack(">i", 30000)                            # rebalance timeout
-            + uvarint(2) + cstring(topic)                         # subscribed topics
-            + uvarint(0) + uvarint(1)                             # no server assignor, no owned
-            + uvarint(0))                                         # tagged fields
+    body = (compact_string(group) + compact_string("")      # group, no member id yet
+            + struct.pack(">i", 0)                              # member epoch 0: joining
+            + uvarint(0) + uvarint(0)                           # no instance id, no rack
+            + struct.pack(">i", 30000)                          # rebalance timeout
+            + uvarint(2) + compact_string(topic)                # subscribed topics
+            + uvarint(0) + uvarint(1)                           # no server assignor, no owned
+            + uvarint(0))                                       # tagged fields
     with connect(broker) as s:
         s.sendall(frame(header_v2(68, 0, 11) + body))
         payload = recv_frame(s)
     corr, _tags, _throttle, err = struct.unpack_from(">ibih", payload, 0)
     assert corr == 11
     pos = 11
-    n, pos = read_uvarint(payload, pos)       # error message
-    pos += max(n - 1, 0)
-    n, pos = read_uvarint(payload, pos)       # member id
-    pos += max(n - 1, 0)
+    _message, pos = read_compact_string(payload, pos)
+    _member_id, pos = read_compact_string(payload, pos)
     _epoch, interval = struct.unpack_from(">ii", payload, pos)
     return err, interval
 

@@ -11,7 +11,8 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcept
                              TopicPartition)
 
 from clients import admin, consumer_confluent, create_topic, unique_topic, wait_until
-from kafka_wire import connect, frame, header_v2, read_uvarint, recv_frame, uvarint
+from kafka_wire import (compact_string, connect, frame, header_v2, read_compact_string, read_uvarint,
+                        recv_frame, uvarint)
 
 TRANSACTIONAL_ID_NOT_FOUND = 105  # not among confluent-kafka's KafkaError constants
 FAST_TIMERS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": 200,
@@ -200,7 +201,7 @@ def test_bad_transactional_requests(broker):
         txn_producer(broker.bootstrap, "tx-too-long", **{"transaction.timeout.ms": 1_000_000})
     assert info.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT, info.value
     # EndTxn for a transactional id the coordinator never saw (raw, flexible v3).
-    body = (uvarint(len("nobody") + 1) + b"nobody" + struct.pack(">qh?", 1234, 0, True) + uvarint(0))
+    body = compact_string("nobody") + struct.pack(">qh?", 1234, 0, True) + uvarint(0)
     with connect(broker) as s:
         s.sendall(frame(header_v2(26, 3, 5) + body))
         payload = recv_frame(s)
@@ -208,19 +209,9 @@ def test_bad_transactional_requests(broker):
     assert (corr, err) == (5, KafkaError.INVALID_PRODUCER_ID_MAPPING)
 
 
-def _cstr(s):
-    b = s.encode()
-    return uvarint(len(b) + 1) + b
-
-
-def _read_cstr(buf, pos):
-    n, pos = read_uvarint(buf, pos)
-    return (buf[pos:pos + n - 1].decode() if n else None), pos + max(n - 1, 0)
-
-
 def list_transactions(broker, states=()):
     """ListTransactions v0: [(transactional id, producer id, state)]."""
-    body = uvarint(len(states) + 1) + b"".join(_cstr(s) for s in states) + uvarint(1) + uvarint(0)
+    body = uvarint(len(states) + 1) + b"".join(compact_string(s) for s in states) + uvarint(1) + uvarint(0)
     with connect(broker) as s:
         s.sendall(frame(header_v2(66, 0, 9) + body))
         payload = recv_frame(s)
@@ -230,13 +221,13 @@ def list_transactions(broker, states=()):
     pos += 2
     n, pos = read_uvarint(payload, pos)  # unknown state filters
     for _ in range(n - 1):
-        _, pos = _read_cstr(payload, pos)
+        _, pos = read_compact_string(payload, pos)
     n, pos = read_uvarint(payload, pos)
     out = []
     for _ in range(n - 1):
-        txn_id, pos = _read_cstr(payload, pos)
+        txn_id, pos = read_compact_string(payload, pos)
         (pid,) = struct.unpack_from(">q", payload, pos)
-        state, pos = _read_cstr(payload, pos + 8)
+        state, pos = read_compact_string(payload, pos + 8)
         _, pos = read_uvarint(payload, pos)  # tags
         out.append((txn_id, pid, state))
     return out
@@ -244,7 +235,7 @@ def list_transactions(broker, states=()):
 
 def describe_transaction(broker, txn_id):
     """DescribeTransactions v0 of one id: (error, state, [(topic, [partitions])])."""
-    body = uvarint(2) + _cstr(txn_id) + uvarint(0)
+    body = uvarint(2) + compact_string(txn_id) + uvarint(0)
     with connect(broker) as s:
         s.sendall(frame(header_v2(65, 0, 8) + body))
         payload = recv_frame(s)
@@ -252,14 +243,14 @@ def describe_transaction(broker, txn_id):
     n, pos = read_uvarint(payload, pos)
     assert n == 2
     (err,) = struct.unpack_from(">h", payload, pos)
-    got_id, pos = _read_cstr(payload, pos + 2)
+    got_id, pos = read_compact_string(payload, pos + 2)
     assert got_id == txn_id
-    state, pos = _read_cstr(payload, pos)
+    state, pos = read_compact_string(payload, pos)
     pos += 4 + 8 + 8 + 2  # timeout, start time, producer id, epoch
     n, pos = read_uvarint(payload, pos)
     topics = []
     for _ in range(n - 1):
-        topic, pos = _read_cstr(payload, pos)
+        topic, pos = read_compact_string(payload, pos)
         m, pos = read_uvarint(payload, pos)
         parts = list(struct.unpack_from(f">{m - 1}i", payload, pos))
         pos += 4 * (m - 1)

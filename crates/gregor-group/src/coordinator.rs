@@ -53,7 +53,7 @@ struct Fetched {
 }
 
 /// Maximum size of committed offset metadata (offset.metadata.max.bytes).
-pub(crate) const MAX_METADATA_BYTES: usize = 4096;
+const MAX_METADATA_BYTES: usize = 4096;
 /// How often the offsets retention check runs at most.
 const RETENTION_CHECK_INTERVAL_MS: i64 = 60_000;
 

@@ -1032,17 +1032,11 @@ fn responses_encode_at_all_versions() {
     }
 }
 
-fn txn_commit(
-    h: &mut H,
-    group: &str,
-    producer_id: i64,
-    partition: i32,
-    offset: i64,
-) -> (i16, Vec<GroupRecord>) {
+/// A TxnOffsetCommit of partition `partition` of topic "t" outside any generation.
+fn txn_req(group: &str, partition: i32, offset: i64) -> TxnOffsetCommitRequest {
     let mut req = TxnOffsetCommitRequest::default();
     req.transactional_id = TransactionalId(sb("tx"));
     req.group_id = GroupId(sb(group));
-    req.producer_id = ProducerId(producer_id);
     req.generation_id = -1;
     let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
     t.name = TopicName(sb("t"));
@@ -1051,6 +1045,11 @@ fn txn_commit(
     p.committed_offset = offset;
     t.partitions = vec![p];
     req.topics = vec![t];
+    req
+}
+
+/// Sends a TxnOffsetCommit: (the partition's error, the records to append).
+fn send_txn(h: &mut H, req: TxnOffsetCommitRequest) -> (i16, Vec<GroupRecord>) {
     let (tx, mut rx) = oneshot::channel();
     let recs = h.c.txn_offset_commit(h.now, req, tx);
     let recs = h.run(recs);
@@ -1058,6 +1057,18 @@ fn txn_commit(
         rx.try_recv().unwrap().topics[0].partitions[0].error_code,
         recs,
     )
+}
+
+fn txn_commit(
+    h: &mut H,
+    group: &str,
+    producer_id: i64,
+    partition: i32,
+    offset: i64,
+) -> (i16, Vec<GroupRecord>) {
+    let mut req = txn_req(group, partition, offset);
+    req.producer_id = ProducerId(producer_id);
+    send_txn(h, req)
 }
 
 fn fetch_stable(h: &mut H, group: &str, partition: i32) -> (i16, i64) {
@@ -1133,18 +1144,10 @@ fn txn_offsets_count_only_when_their_transaction_commits() {
 fn txn_offset_commit_checks_the_generation_but_not_the_group_state() {
     let mut h = H::new();
     let send = |h: &mut H, group: &str, member: &str, generation: i32| {
-        let mut req = TxnOffsetCommitRequest::default();
-        req.group_id = GroupId(sb(group));
+        let mut req = txn_req(group, 0, 0);
         req.member_id = sb(member);
         req.generation_id = generation;
-        let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
-        t.name = TopicName(sb("t"));
-        t.partitions = vec![Default::default()];
-        req.topics = vec![t];
-        let (tx, mut rx) = oneshot::channel();
-        let recs = h.c.txn_offset_commit(h.now, req, tx);
-        h.run(recs);
-        rx.try_recv().unwrap().topics[0].partitions[0].error_code
+        send_txn(h, req).0
     };
     assert_eq!(send(&mut h, "absent", "", 3), ILLEGAL_GENERATION);
     let (member, generation) = h.stable_single("live", &["t"]);
@@ -1173,25 +1176,7 @@ fn commits_too_large_for_one_batch_are_refused() {
     assert!(recs.is_empty());
     assert!(h.c.groups.is_empty(), "no simple group left behind");
     assert_eq!(h.commit("g", "", -1, "t", 0, 7, Some("small")).0, NONE);
-    assert_eq!(
-        txn_commit_with_metadata(&mut h, 2000),
-        INVALID_COMMIT_OFFSET_SIZE
-    );
-}
-
-fn txn_commit_with_metadata(h: &mut H, len: usize) -> i16 {
-    let mut req = TxnOffsetCommitRequest::default();
-    req.group_id = GroupId(sb("g"));
-    req.generation_id = -1;
-    let mut t = txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
-    t.name = TopicName(sb("t"));
-    let mut p = txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
-    p.committed_metadata = Some(sb(&"m".repeat(len)));
-    t.partitions = vec![p];
-    req.topics = vec![t];
-    let (tx, mut rx) = oneshot::channel();
-    let recs = h.c.txn_offset_commit(h.now, req, tx);
-    assert!(recs.is_empty());
-    h.run(recs);
-    rx.try_recv().unwrap().topics[0].partitions[0].error_code
+    let mut req = txn_req("g", 0, 7);
+    req.topics[0].partitions[0].committed_metadata = Some(sb(&"m".repeat(2000)));
+    assert_eq!(send_txn(&mut h, req), (INVALID_COMMIT_OFFSET_SIZE, vec![]));
 }

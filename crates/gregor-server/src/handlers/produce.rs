@@ -187,7 +187,7 @@ pub async fn handle(
 
 #[cfg(test)]
 mod tests {
-    use bytes::{Bytes, BytesMut};
+    use bytes::Bytes;
     use gregor_protocol::kafka::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
     use gregor_protocol::kafka::messages::produce_request::{
         PartitionProduceData, TopicProduceData,
@@ -196,37 +196,19 @@ mod tests {
         AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProducerId, TopicName,
         TransactionalId,
     };
-    use gregor_protocol::kafka::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
+    use gregor_storage::records::encode_transactional_batch;
 
     use super::super::transactions;
     use super::*;
     use crate::config::BrokerConfig;
 
-    fn txn_batch((pid, epoch): (i64, i16), sequence: i32) -> Bytes {
-        let record = Record {
-            transactional: true,
-            control: false,
-            delete_horizon_ms: None,
-            partition_leader_epoch: 0,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: 0,
-            sequence,
-            timestamp: now_ms(),
-            key: None,
-            value: Some(Bytes::from_static(b"v")),
-            headers: vec![],
-        };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).unwrap();
-        buf.freeze()
+    fn txn_batch((pid, epoch): (i64, i16)) -> Bytes {
+        encode_transactional_batch(
+            &[(None, Some(Bytes::from_static(b"v")))],
+            now_ms(),
+            pid,
+            epoch,
+        )
     }
 
     async fn produce(broker: &Arc<Broker>, txn: &str, records: Bytes) -> i16 {
@@ -268,7 +250,7 @@ mod tests {
 
         // Not added to the transaction: refused, nothing written.
         assert_eq!(
-            produce(&broker, "tx", txn_batch(producer, 0)).await,
+            produce(&broker, "tx", txn_batch(producer)).await,
             errors::INVALID_TXN_STATE
         );
         assert_eq!(log_end(), 0);
@@ -281,13 +263,13 @@ mod tests {
                 .with_partitions(vec![0])]);
         transactions::add_partitions_to_txn(&broker, 3, add);
         assert_eq!(
-            produce(&broker, "tx", txn_batch(producer, 0)).await,
+            produce(&broker, "tx", txn_batch(producer)).await,
             errors::NONE
         );
         // A stale epoch and an unknown transactional id are refused too.
         let stale = (producer.0, producer.1 - 1);
         assert_eq!(
-            produce(&broker, "tx", txn_batch(stale, 1)).await,
+            produce(&broker, "tx", txn_batch(stale)).await,
             errors::INVALID_PRODUCER_EPOCH
         );
         let end = EndTxnRequest::default()
@@ -301,11 +283,11 @@ mod tests {
         );
         // A late batch after the commit would open a transaction no marker ends.
         assert_eq!(
-            produce(&broker, "tx", txn_batch(producer, 1)).await,
+            produce(&broker, "tx", txn_batch(producer)).await,
             errors::INVALID_TXN_STATE
         );
         assert_eq!(
-            produce(&broker, "other", txn_batch(producer, 1)).await,
+            produce(&broker, "other", txn_batch(producer)).await,
             errors::INVALID_PRODUCER_ID_MAPPING
         );
         let partition = broker.replicas.get("t", 0).unwrap();

@@ -309,25 +309,13 @@ mod tests {
     use gregor_storage::records::encode_batch;
 
     use super::*;
-    use crate::config::BrokerConfig;
 
     fn batch(value: &str) -> Bytes {
         encode_batch(&[(None, Some(Bytes::from(value.to_string())))], 1)
     }
 
     async fn broker(dir: &std::path::Path) -> Arc<Broker> {
-        let config = BrokerConfig::from_pairs([
-            ("log.dirs".to_string(), dir.display().to_string()),
-            (
-                "listeners".to_string(),
-                "PLAINTEXT://127.0.0.1:0".to_string(),
-            ),
-            ("num.partitions".to_string(), "2".to_string()),
-        ])
-        .unwrap();
-        let broker = Broker::start(config).await.unwrap().broker;
-        super::super::topics::create_with_defaults(&broker, "t").unwrap();
-        broker
+        super::super::test_broker(dir, &[("num.partitions", "2")]).await
     }
 
     fn request(session: i32, epoch: i32, offsets: &[(i32, i64)], forget: &[i32]) -> FetchRequest {

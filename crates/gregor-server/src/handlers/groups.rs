@@ -212,7 +212,6 @@ mod tests {
     use gregor_protocol::kafka::messages::{GroupId, OffsetFetchRequest};
 
     use super::*;
-    use crate::config::BrokerConfig;
     use crate::handlers::str_bytes;
 
     fn commit(offset: i64, metadata_len: usize) -> OffsetCommitRequest {
@@ -244,18 +243,11 @@ mod tests {
     #[tokio::test]
     async fn a_commit_that_cannot_be_stored_is_not_remembered() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig::from_pairs([
-            ("log.dirs".to_string(), dir.path().display().to_string()),
-            (
-                "listeners".to_string(),
-                "PLAINTEXT://127.0.0.1:0".to_string(),
-            ),
-            ("offsets.topic.num.partitions".to_string(), "1".to_string()),
-            ("message.max.bytes".to_string(), "2000".to_string()),
-        ])
-        .unwrap();
-        let broker = Broker::start(config).await.unwrap().broker;
-        super::super::topics::create_with_defaults(&broker, "t").unwrap();
+        let overrides = [
+            ("offsets.topic.num.partitions", "1"),
+            ("message.max.bytes", "2000"),
+        ];
+        let broker = super::super::test_broker(dir.path(), &overrides).await;
         assert!(offset_commit(&broker, 8, commit(5, 10)).await.is_some());
         assert_eq!(committed(&broker), 5);
         let refused = offset_commit(&broker, 8, commit(6, 3000)).await.unwrap();

@@ -135,3 +135,23 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
 pub(crate) fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
+
+/// Handler tests: a broker with its data in `dir`, on a free port, with `overrides`, hosting a
+/// topic "t" (num.partitions, default 1).
+#[cfg(test)]
+pub(crate) async fn test_broker(dir: &std::path::Path, overrides: &[(&str, &str)]) -> Arc<Broker> {
+    let pairs = [
+        ("log.dirs", dir.to_str().expect("a UTF-8 path")),
+        ("listeners", "PLAINTEXT://127.0.0.1:0"),
+    ];
+    let config = crate::config::BrokerConfig::from_pairs(
+        pairs
+            .iter()
+            .chain(overrides)
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    )
+    .expect("a valid test config");
+    let broker = Broker::start(config).await.expect("broker starts").broker;
+    topics::create_with_defaults(&broker, "t").expect("topic t");
+    broker
+}

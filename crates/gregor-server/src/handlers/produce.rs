@@ -200,7 +200,6 @@ mod tests {
 
     use super::super::transactions;
     use super::*;
-    use crate::config::BrokerConfig;
 
     fn txn_batch((pid, epoch): (i64, i16)) -> Bytes {
         encode_transactional_batch(
@@ -229,20 +228,8 @@ mod tests {
     #[tokio::test]
     async fn transactional_batches_need_their_partition_in_the_transaction() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig::from_pairs([
-            ("log.dirs".to_string(), dir.path().display().to_string()),
-            (
-                "listeners".to_string(),
-                "PLAINTEXT://127.0.0.1:0".to_string(),
-            ),
-            (
-                "transaction.state.log.num.partitions".to_string(),
-                "1".to_string(),
-            ),
-        ])
-        .unwrap();
-        let broker = Broker::start(config).await.unwrap().broker;
-        super::super::topics::create_with_defaults(&broker, "t").unwrap();
+        let overrides = [("transaction.state.log.num.partitions", "1")];
+        let broker = super::super::test_broker(dir.path(), &overrides).await;
         let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
         let r = transactions::init_producer_id(&broker, 4, "tx", &init);
         let producer = (r.producer_id.0, r.producer_epoch);

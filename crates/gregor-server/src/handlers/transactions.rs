@@ -341,3 +341,70 @@ pub fn list_transactions(
                 .collect(),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::kafka::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+
+    use super::*;
+
+    fn add(producer: (i64, i16), partitions: Vec<i32>) -> AddPartitionsToTxnRequest {
+        AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(str_bytes("tx")))
+            .with_v3_and_below_producer_id(ProducerId(producer.0))
+            .with_v3_and_below_producer_epoch(producer.1)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partitions(partitions)])
+    }
+
+    fn state(broker: &Arc<Broker>) -> String {
+        broker
+            .txns
+            .read(|c| c.describe("tx"))
+            .map(|d| d.state.name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// A decision whose `__transaction_state` record cannot be appended (here: larger than
+    /// message.max.bytes, from the many partitions it lists) answers COORDINATOR_NOT_AVAILABLE
+    /// and leaves the coordinator as the log has it; a smaller one then goes through.
+    #[tokio::test]
+    async fn a_decision_that_cannot_be_stored_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = [
+            ("num.partitions", "200"),
+            ("message.max.bytes", "1500"),
+            ("transaction.state.log.num.partitions", "1"),
+        ];
+        let broker = crate::handlers::test_broker(dir.path(), &overrides).await;
+        let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        let r = init_producer_id(&broker, 4, "tx", &init);
+        assert_eq!(r.error_code, errors::NONE);
+        let producer = (r.producer_id.0, r.producer_epoch);
+
+        let too_many = add_partitions_to_txn(&broker, 3, add(producer, (0..200).collect()));
+        let codes: Vec<i16> = too_many.results_by_topic_v3_and_below[0]
+            .results_by_partition
+            .iter()
+            .map(|p| p.partition_error_code)
+            .collect();
+        assert!(codes
+            .iter()
+            .all(|&c| c == ResponseError::CoordinatorNotAvailable.code()));
+        assert_eq!(
+            state(&broker),
+            "Empty",
+            "the unstored Ongoing state was undone"
+        );
+
+        let one = add_partitions_to_txn(&broker, 3, add(producer, vec![7]));
+        assert_eq!(
+            one.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+            errors::NONE
+        );
+        let described = broker.txns.read(|c| c.describe("tx")).unwrap();
+        assert_eq!(described.state.name(), "Ongoing");
+        assert_eq!(described.partitions, vec![("t".to_string(), 7)]);
+    }
+}

@@ -367,29 +367,29 @@ impl TxnCoordinator {
     }
 
     pub fn tick(&mut self, now_ms: i64) -> Vec<Decision<()>> {
-        let expiration_ms = self.config.id_expiration_ms;
         let mut decisions = Vec::new();
-        self.txns.retain(|id, metadata| {
+        for id in self.due(now_ms) {
+            let Some(metadata) = self.txns.get_mut(&id) else {
+                continue;
+            };
             if metadata.has_timed_out(now_ms) {
                 tracing::info!(transactional_id = %id, "aborting a timed-out transaction");
                 metadata.fence(now_ms);
-                decisions.push(prepared(id, metadata, ()));
-                true
-            } else if metadata.has_expired(now_ms, expiration_ms) {
+                decisions.push(prepared(&id, metadata, ()));
+            } else {
+                // Expired: idle longer than transactional.id.expiration.ms.
                 tracing::debug!(transactional_id = %id, "expiring an idle transactional id");
+                self.txns.remove(&id);
                 decisions.push(Decision {
                     records: vec![TxnRecord {
-                        transactional_id: id.clone(),
+                        transactional_id: id,
                         metadata: None,
                     }],
                     markers: None,
                     response: (),
                 });
-                false
-            } else {
-                true
             }
-        });
+        }
         decisions
     }
 

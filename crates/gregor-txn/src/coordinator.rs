@@ -353,9 +353,6 @@ impl TxnCoordinator {
         }
     }
 
-    /// Timers. Every Ongoing transaction past its timeout is aborted under a bumped epoch
-    /// (fencing its producer); idle ids not updated for `id_expiration_ms` are removed with a
-    /// tombstone.
     /// The ids [`TxnCoordinator::tick`] at `now_ms` would change (to snapshot them first).
     pub fn due(&self, now_ms: i64) -> Vec<String> {
         let expiration_ms = self.config.id_expiration_ms;
@@ -366,6 +363,9 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// Timers. Every Ongoing transaction past its timeout is aborted under a bumped epoch
+    /// (fencing its producer); idle ids not updated for `id_expiration_ms` are removed with a
+    /// tombstone.
     pub fn tick(&mut self, now_ms: i64) -> Vec<Decision<()>> {
         let mut decisions = Vec::new();
         for id in self.due(now_ms) {

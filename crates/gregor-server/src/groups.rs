@@ -174,13 +174,14 @@ impl GroupRuntime {
     }
 
     /// Appends records, each to the partition its group lives on; in the transaction of
-    /// `producer` (id, epoch) if given (TxnOffsetCommit).
+    /// `producer` (id, epoch) if given (TxnOffsetCommit). On failure, also the partitions the
+    /// records were for (their groups must be reloaded).
     fn persist(
         &self,
         broker: &Broker,
         records: Vec<GroupRecord>,
         producer: Option<(i64, i16)>,
-    ) -> Result<(), GroupError> {
+    ) -> Result<(), (GroupError, BTreeSet<i32>)> {
         if records.is_empty() {
             return Ok(());
         }
@@ -197,17 +198,19 @@ impl GroupRuntime {
                     record.value().map(Bytes::from),
                 ));
         }
+        let touched = || by_partition.keys().copied().collect::<BTreeSet<i32>>();
         let now = now_ms();
-        for (index, entries) in by_partition {
-            let partition = broker
-                .replicas
-                .get(OFFSETS_TOPIC, index)
-                .ok_or(GroupError::Missing(index))?;
-            let batch = match producer {
-                Some((id, epoch)) => encode_transactional_batch(&entries, now, id, epoch),
-                None => encode_batch(&entries, now),
+        for (index, entries) in &by_partition {
+            let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, *index) else {
+                return Err((GroupError::Missing(*index), touched()));
             };
-            partition.append(&batch, now)?;
+            let batch = match producer {
+                Some((id, epoch)) => encode_transactional_batch(entries, now, id, epoch),
+                None => encode_batch(entries, now),
+            };
+            if let Err(e) = partition.append(&batch, now) {
+                return Err((e.into(), touched()));
+            }
         }
         Ok(())
     }
@@ -270,16 +273,11 @@ impl GroupRuntime {
         producer: Option<(i64, i16)>,
     ) {
         let replies = coordinator.take_replies();
-        let count = internal_topics::partition_count(broker, &OFFSETS);
-        let partitions: BTreeSet<i32> = records
-            .iter()
-            .map(|r| partition_for(r.group(), count))
-            .collect();
         match self.persist(broker, records, producer) {
             Ok(()) => replies.into_iter().for_each(|reply| reply()),
             // Dropping the replies closes those requests' connections; the clients retry, and
             // find the groups as the log has them.
-            Err(e) => {
+            Err((e, partitions)) => {
                 tracing::error!(error = %e, "group records not appended; dropping {} responses", replies.len());
                 drop(replies);
                 self.reload(broker, coordinator, &partitions);

@@ -98,8 +98,7 @@ pub fn add_partitions_to_txn(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
-    let unknown =
-        |(topic, p): &(String, i32)| broker.replicas.lookup(topic, *p).is_err() || topic.is_empty();
+    let unknown = |(topic, p): &(String, i32)| broker.replicas.lookup(topic, *p).is_err();
     let any_unknown = wanted.iter().any(unknown);
     let outcome = if any_unknown {
         None

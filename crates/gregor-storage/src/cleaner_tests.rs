@@ -4,74 +4,27 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
-use proto_kafka::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType as PkTimestampType,
-};
+use bytes::Bytes;
+use proto_kafka::records::{Compression, RecordBatchDecoder};
 
 use crate::batch::{self, BatchHeader};
+use crate::test_batches::{batch_of, Spec};
 use crate::{LogConfig, PartitionLog, StorageError};
 
 const NOW: i64 = 1_000_000;
 
-#[derive(Clone)]
-struct Spec {
-    compression: Compression,
-    pid: i64,
-    epoch: i16,
-    seq: i32,
-    transactional: bool,
-    control: bool,
-    ts: i64,
-}
-
-impl Default for Spec {
-    fn default() -> Self {
-        Spec {
-            compression: Compression::None,
-            pid: -1,
-            epoch: -1,
-            seq: -1,
-            transactional: false,
-            control: false,
-            ts: 1_000,
-        }
-    }
-}
-
 /// One batch of `(key, value)` records (`None` value = tombstone).
 fn kv_batch(entries: &[(&str, Option<&str>)], s: &Spec) -> Vec<u8> {
-    let records: Vec<Record> = entries
+    let entries: Vec<_> = entries
         .iter()
-        .enumerate()
-        .map(|(i, (k, v))| Record {
-            transactional: s.transactional,
-            control: s.control,
-            delete_horizon_ms: None,
-            partition_leader_epoch: -1,
-            producer_id: s.pid,
-            producer_epoch: s.epoch,
-            timestamp_type: PkTimestampType::Creation,
-            offset: i as i64,
-            sequence: if s.seq >= 0 { s.seq + i as i32 } else { -1 },
-            timestamp: s.ts + i as i64,
-            key: Some(Bytes::from(k.to_string())),
-            value: v.map(|v| Bytes::from(v.to_string())),
-            headers: vec![],
+        .map(|(k, v)| {
+            (
+                Some(Bytes::from(k.to_string())),
+                v.map(|v| Bytes::from(v.to_string())),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: s.compression,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    batch_of(&entries, s)
 }
 
 fn compact_config() -> LogConfig {

@@ -20,4 +20,6 @@ pub use log::{AppendResult, PartitionLog};
 pub use producer_state::AbortedTxn;
 
 #[cfg(test)]
+mod test_batches;
+#[cfg(test)]
 mod tests;

@@ -4,14 +4,12 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use proptest::prelude::*;
-use proto_kafka::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType as PkTimestampType,
-};
+use proto_kafka::records::{Compression, RecordBatchDecoder};
 
 use crate::batch::{self, BatchHeader};
+use crate::test_batches::{batch_of, Spec};
 use crate::{LogConfig, PartitionLog, StorageError, TimestampType};
 
 struct B {
@@ -42,35 +40,26 @@ impl Default for B {
     }
 }
 
+/// `n` records keyed `k0..`, values of `value_len` bytes.
 fn build(b: B) -> Vec<u8> {
-    let records: Vec<Record> = (0..b.n)
-        .map(|i| Record {
-            transactional: b.transactional,
-            control: false,
-            delete_horizon_ms: None,
-            partition_leader_epoch: -1,
-            producer_id: b.pid,
-            producer_epoch: b.epoch,
-            timestamp_type: PkTimestampType::Creation,
-            offset: i as i64,
-            sequence: if b.seq >= 0 { b.seq + i as i32 } else { -1 },
-            timestamp: b.ts + b.ts_step * i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(vec![b'v'; b.value_len])),
-            headers: vec![],
+    let entries: Vec<_> = (0..b.n)
+        .map(|i| {
+            (
+                Some(Bytes::from(format!("k{i}"))),
+                Some(Bytes::from(vec![b'v'; b.value_len])),
+            )
         })
         .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: b.compression,
-        },
-    )
-    .unwrap();
-    buf.to_vec()
+    let spec = Spec {
+        compression: b.compression,
+        pid: b.pid,
+        epoch: b.epoch,
+        seq: b.seq,
+        transactional: b.transactional,
+        ts: b.ts,
+        ts_step: b.ts_step,
+    };
+    batch_of(&entries, &spec)
 }
 
 fn batch(n: usize) -> Vec<u8> {

@@ -52,11 +52,23 @@ def test_compaction_keeps_the_latest_value_per_key(broker_factory, codec):
 
 
 def test_keyless_records_are_refused_by_compacted_topics(broker):
+    """KIP-467: in one batch of 100 with 10 keyless records, exactly those 10 fail with
+    INVALID_RECORD; librdkafka fails the other 90 as refused because of a different record; the
+    batch is not stored, and a batch of keyed records after it is."""
     t = create_topic(broker.bootstrap, unique_topic("nokey"), 1, config={"cleanup.policy": "compact"})
-    reports = produce_confluent(broker.bootstrap, t, [{"value": b"no key", "partition": 0}],
-                                **{"retries": 0, "message.timeout.ms": 5000})
-    err = reports[0][0]
-    assert err is not None and err.code() == KafkaError.INVALID_RECORD, err
+    records = [{"key": None if i % 10 == 3 else f"k{i}".encode(), "value": b"v", "partition": 0}
+               for i in range(100)]
+    one_batch = {"retries": 0, "message.timeout.ms": 10000, "linger.ms": 1000, "batch.num.messages": 100}
+    reports = produce_confluent(broker.bootstrap, t, records, **one_batch)
+    codes = [err.code() if err else None for err, _p, _o in reports]
+    keyless = [i for i, r in enumerate(records) if r["key"] is None]
+    assert [i for i, c in enumerate(codes) if c == KafkaError.INVALID_RECORD] == keyless, codes
+    assert [c for i, c in enumerate(codes) if i not in keyless] == [KafkaError._INVALID_DIFFERENT_RECORD] * 90
+    keyed = [r for r in records if r["key"] is not None]
+    reports = produce_confluent(broker.bootstrap, t, keyed, **one_batch)
+    assert [(err, off) for err, _p, off in reports] == [(None, i) for i in range(90)]
+    got = consume_confluent(broker.bootstrap, t, [0], 90, timeout=10)
+    assert [r["key"] for r in got] == [r["key"] for r in keyed]
 
 
 def test_old_tombstones_survive_their_first_clean_with_their_timestamps(broker_factory):

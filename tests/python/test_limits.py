@@ -1,4 +1,6 @@
-"""message.max.bytes is enforced by the broker."""
+"""message.max.bytes and message.timestamp.{before,after}.max.ms are enforced by the broker."""
+
+import time
 
 from confluent_kafka import KafkaError
 
@@ -30,3 +32,25 @@ def test_default_limit_accepts_900kb(broker):
     [r] = consume_confluent(broker.bootstrap, t, [0], 1, **{"fetch.max.bytes": 5_000_000,
                                                            "max.partition.fetch.bytes": 5_000_000})
     assert (r["offset"], len(r["value"])) == (0, 900_000)
+
+
+def test_out_of_range_timestamps_fail_only_their_records(broker):
+    """KIP-467: a batch with records older than message.timestamp.before.max.ms is refused naming
+    exactly those records (INVALID_RECORD each in librdkafka); librdkafka fails the rest as
+    refused because of a different record, and nothing of the batch is stored. With a single bad
+    record librdkafka reports the partition's INVALID_TIMESTAMP for the whole batch."""
+    t = create_topic(broker.bootstrap, unique_topic("ts"), 1, config={"message.timestamp.before.max.ms": "60000"})
+    conf = {"retries": 0, "linger.ms": 1000, "batch.num.messages": 20}
+
+    def produce_with_stale(stale):
+        now = int(time.time() * 1000)
+        records = [{"value": f"v{i}".encode(), "partition": 0,
+                    "timestamp": now - 3_600_000 if i in stale else now} for i in range(20)]
+        return [err.code() if err else None for err, _p, _o in produce_confluent(broker.bootstrap, t, records, **conf)]
+
+    codes = produce_with_stale({4, 11, 12})
+    assert [i for i, c in enumerate(codes) if c == KafkaError.INVALID_RECORD] == [4, 11, 12], codes
+    assert [c for i, c in enumerate(codes) if i not in (4, 11, 12)] == [KafkaError._INVALID_DIFFERENT_RECORD] * 17
+    assert produce_with_stale({7}) == [KafkaError.INVALID_TIMESTAMP] * 20
+    [(err, _p, off)] = produce_confluent(broker.bootstrap, t, [{"value": b"fresh", "partition": 0}])
+    assert err is None and off == 0, "the refused batches took no offsets"

@@ -84,27 +84,6 @@ pub fn recompress(
     Ok(Some(out.to_vec()))
 }
 
-/// Compacted topics need a key on every record (Kafka refuses keyless records there with
-/// INVALID_RECORD); checking means reading the records, so only compacted logs pay for it.
-pub fn require_keys(records: &[u8], headers: &[BatchHeader]) -> Result<()> {
-    let mut pos = 0;
-    for h in headers {
-        let raw = &records[pos..pos + h.total_len()];
-        pos += h.total_len();
-        if h.is_control() {
-            continue;
-        }
-        let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(raw))
-            .map_err(|e| StorageError::CorruptMessage(format!("cannot read batch: {e}")))?;
-        if set.records.iter().any(|r| r.key.is_none()) {
-            return Err(StorageError::InvalidRecord(
-                "Compacted topic cannot accept message without key".into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,18 +138,5 @@ mod tests {
             assert_eq!(records[49].key.as_deref(), Some(&b"k49"[..]));
             assert_eq!(records[49].timestamp, 7);
         }
-    }
-
-    #[test]
-    fn compacted_topics_need_keys() {
-        let keyed_batch = encode_batch(&keyed(3), 1);
-        let headers = validate_batches(&keyed_batch, usize::MAX).unwrap();
-        require_keys(&keyed_batch, &headers).unwrap();
-        let keyless = encode_batch(&[(None, Some(Bytes::from_static(b"v")))], 1);
-        let headers = validate_batches(&keyless, usize::MAX).unwrap();
-        assert!(matches!(
-            require_keys(&keyless, &headers),
-            Err(StorageError::InvalidRecord(_))
-        ));
     }
 }

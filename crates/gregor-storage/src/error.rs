@@ -13,9 +13,15 @@ pub enum StorageError {
     /// Structurally valid batch with invalid contents.
     #[error("invalid record: {0}")]
     InvalidRecord(String),
-    /// A CreateTime timestamp outside `message.timestamp.{before,after}.max.ms` of now.
-    #[error("invalid timestamp: {0}")]
-    InvalidTimestamp(String),
+    /// A batch refused because of some of its records (KIP-467): which records and why, so that a
+    /// client fails only those and reports the others as failed by a different record.
+    #[error("{message}")]
+    RecordErrors {
+        /// INVALID_TIMESTAMP if any record's timestamp is out of range, else INVALID_RECORD.
+        invalid_timestamp: bool,
+        message: String,
+        records: Vec<RecordError>,
+    },
     /// Idempotent producer sequence gap or reordering.
     #[error("out of order sequence number: {0}")]
     OutOfOrderSequence(String),
@@ -43,13 +49,53 @@ impl StorageError {
             StorageError::MessageTooLarge(_) => Kafka::MessageTooLarge,
             StorageError::UnsupportedForMessageFormat => Kafka::UnsupportedForMessageFormat,
             StorageError::InvalidRecord(_) => Kafka::InvalidRecord,
-            StorageError::InvalidTimestamp(_) => Kafka::InvalidTimestamp,
+            StorageError::RecordErrors {
+                invalid_timestamp: true,
+                ..
+            } => Kafka::InvalidTimestamp,
+            StorageError::RecordErrors { .. } => Kafka::InvalidRecord,
             StorageError::OutOfOrderSequence(_) => Kafka::OutOfOrderSequenceNumber,
             StorageError::InvalidProducerEpoch(_) => Kafka::InvalidProducerEpoch,
             StorageError::OffsetOutOfRange { .. } => Kafka::OffsetOutOfRange,
             StorageError::Io(_) => Kafka::KafkaStorageError,
         }
         .code()
+    }
+}
+
+/// One refused record: its index in its batch and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
+}
+
+impl StorageError {
+    /// The batch of `errors` (all of one batch, in record order) is refused, worded as Kafka does.
+    pub(crate) fn records(invalid_timestamp: bool, records: Vec<RecordError>) -> StorageError {
+        let message = if invalid_timestamp {
+            "One or more records have been rejected due to invalid timestamp".to_string()
+        } else {
+            let first: Vec<&str> = records.iter().take(3).map(|e| e.message.as_str()).collect();
+            format!(
+                "One or more records have been rejected due to {} record errors in total, and \
+                 only showing the first three errors at most: {first:?}",
+                records.len()
+            )
+        };
+        StorageError::RecordErrors {
+            invalid_timestamp,
+            message,
+            records,
+        }
+    }
+
+    /// The refused records of a [`StorageError::RecordErrors`], empty for any other error.
+    pub fn record_errors(&self) -> &[RecordError] {
+        match self {
+            StorageError::RecordErrors { records, .. } => records,
+            _ => &[],
+        }
     }
 }
 

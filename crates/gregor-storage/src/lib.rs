@@ -10,11 +10,12 @@ mod error;
 mod index;
 pub mod log;
 mod producer_state;
+mod record_checks;
 pub mod records;
 mod segment;
 
 pub use config::{LogConfig, TimestampType};
-pub use error::{Result, StorageError};
+pub use error::{RecordError, Result, StorageError};
 pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
 pub use log::{AppendResult, PartitionLog};
 pub use producer_state::AbortedTxn;

@@ -12,6 +12,7 @@ use crate::compression;
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Result, StorageError};
 use crate::producer_state::{self, AbortedTxn, ProducerEntry, ProducerStateManager};
+use crate::record_checks::{self, RecordRules};
 use crate::segment::{self, Segment};
 
 // Log compaction (cleanup.policy=compact): a child module so it can reach the log's fields.
@@ -170,6 +171,13 @@ impl PartitionLog {
         })
     }
 
+    /// The partition's name (`topic-N`), as its directory is named.
+    fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+
     fn active(&mut self) -> &mut Segment {
         let n = self.segments.len();
         &mut self.segments[n - 1]
@@ -243,9 +251,6 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        if self.config.timestamp_type == TimestampType::CreateTime {
-            self.check_timestamps(&headers, now_ms)?;
-        }
         let recompressed = compression::recompress(records, &headers, self.config.compression)?;
         let records = match &recompressed {
             Some(rewritten) => {
@@ -254,9 +259,17 @@ impl PartitionLog {
             }
             None => records,
         };
-        if self.config.compact {
-            compression::require_keys(records, &headers)?;
-        }
+        let name = self.name();
+        let rules = RecordRules {
+            compacted: self.config.compact.then_some(name.as_str()),
+            timestamps: (self.config.timestamp_type == TimestampType::CreateTime).then(|| {
+                (
+                    now_ms.saturating_sub(self.config.timestamp_before_max_ms),
+                    now_ms.saturating_add(self.config.timestamp_after_max_ms),
+                )
+            }),
+        };
+        record_checks::check(records, &headers, &rules)?;
         let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
 
         // Producer checks and offset assignment, staged until the write succeeds.
@@ -343,28 +356,6 @@ impl PartitionLog {
             log_start_offset: self.log_start_offset,
             duplicate: false,
         })
-    }
-
-    /// `message.timestamp.{before,after}.max.ms` for a CreateTime topic: every timestamp must
-    /// lie in `[now - before, now + after]`. Kafka checks each record; this checks only the
-    /// batch header's first (base) and max timestamps, which bound the records of v2 batches as
-    /// real producers write them (timestamps not decreasing within a batch), so the hot path
-    /// decodes nothing. -1 (no timestamp) is exempt, as in Kafka.
-    fn check_timestamps(&self, headers: &[BatchHeader], now_ms: i64) -> Result<()> {
-        let earliest = now_ms.saturating_sub(self.config.timestamp_before_max_ms);
-        let latest = now_ms.saturating_add(self.config.timestamp_after_max_ms);
-        for h in headers {
-            for ts in [h.first_timestamp, h.max_timestamp] {
-                if ts != -1 && (ts < earliest || ts > latest) {
-                    return Err(StorageError::InvalidTimestamp(format!(
-                        "timestamp {ts} of the batch at base offset {} is out of range; it must \
-                         be within [{earliest}, {latest}]",
-                        h.base_offset
-                    )));
-                }
-            }
-        }
-        Ok(())
     }
 
     fn maybe_roll(

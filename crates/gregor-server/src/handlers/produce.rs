@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gregor_protocol::kafka::messages::produce_response::{
-    PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use gregor_protocol::kafka::messages::{ProduceRequest, ProduceResponse};
 use tokio::time::Instant;
@@ -31,6 +31,43 @@ fn failed(index: i32, error: i16, message: &str) -> PartitionProduceResponse {
         .with_error_message(Some(str_bytes(message)))
 }
 
+/// Why a partition's records were refused: the error, its message, and the records that caused
+/// it when only some did (KIP-467).
+struct Refused {
+    code: i16,
+    message: String,
+    records: Vec<BatchIndexAndErrorMessage>,
+}
+
+impl Refused {
+    fn new(code: i16, message: impl Into<String>) -> Refused {
+        Refused {
+            code,
+            message: message.into(),
+            records: Vec::new(),
+        }
+    }
+}
+
+impl From<StorageError> for Refused {
+    fn from(e: StorageError) -> Refused {
+        let records = e
+            .record_errors()
+            .iter()
+            .map(|r| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(r.batch_index)
+                    .with_batch_index_error_message(Some(str_bytes(&r.message)))
+            })
+            .collect();
+        Refused {
+            code: e.error_code(),
+            message: e.to_string(),
+            records,
+        }
+    }
+}
+
 /// Appends the records, verifying a transaction's first batch in this partition: a batch of a
 /// transaction the coordinator does not know to include the partition is refused, so no
 /// transaction is opened here that no marker would end (a hanging transaction).
@@ -40,12 +77,11 @@ fn append(
     partition: &Partition,
     records: &[u8],
     now: i64,
-) -> Result<AppendResult, (i16, String)> {
-    let storage = |e: StorageError| (e.error_code(), e.to_string());
+) -> Result<AppendResult, Refused> {
     let Some(producer) = batch::transactional_producer(records)
         .filter(|(id, _)| !partition.with_log(|log| log.has_open_transaction(*id)))
     else {
-        return partition.append(records, now).map_err(storage);
+        return Ok(partition.append(records, now)?);
     };
     let key = (partition.topic.clone(), partition.index);
     match broker
@@ -53,17 +89,20 @@ fn append(
         .verified(transactional_id.unwrap_or_default(), producer, &key, || {
             partition.append(records, now)
         }) {
-        Ok(result) => result.map_err(storage),
+        Ok(result) => Ok(result?),
         // As a partition leader answers a stale epoch.
-        Err(errors::PRODUCER_FENCED) => Err((
+        Err(errors::PRODUCER_FENCED) => Err(Refused::new(
             errors::INVALID_PRODUCER_EPOCH,
-            "The producer has been fenced by a newer instance".into(),
+            "The producer has been fenced by a newer instance",
         )),
-        Err(errors::INVALID_TXN_STATE) => Err((
+        Err(errors::INVALID_TXN_STATE) => Err(Refused::new(
             errors::INVALID_TXN_STATE,
-            "Partition was not added to the transaction".into(),
+            "Partition was not added to the transaction",
         )),
-        Err(code) => Err((code, "The transaction coordinator refused the batch".into())),
+        Err(code) => Err(Refused::new(
+            code,
+            "The transaction coordinator refused the batch",
+        )),
     }
 }
 
@@ -144,9 +183,10 @@ pub async fn handle(
                             .with_log_start_offset(appended.log_start_offset)
                             .with_error_message(None)
                     }
-                    Err((code, message)) => {
-                        tracing::debug!(topic = %partition.topic, partition = data.index, error = %message, "produce refused");
-                        failed(data.index, code, &message)
+                    Err(refused) => {
+                        tracing::debug!(topic = %partition.topic, partition = data.index, error = %refused.message, "produce refused");
+                        failed(data.index, refused.code, &refused.message)
+                            .with_record_errors(refused.records)
                     }
                 },
                 _ => failed(
@@ -196,7 +236,7 @@ mod tests {
         AddPartitionsToTxnRequest, EndTxnRequest, InitProducerIdRequest, ProducerId, TopicName,
         TransactionalId,
     };
-    use gregor_storage::records::encode_transactional_batch;
+    use gregor_storage::records::{encode_batch, encode_transactional_batch};
 
     use super::super::transactions;
     use super::*;
@@ -211,18 +251,57 @@ mod tests {
     }
 
     async fn produce(broker: &Arc<Broker>, txn: &str, records: Bytes) -> i16 {
+        produce_to_t(broker, Some(txn), records).await.error_code
+    }
+
+    async fn produce_to_t(
+        broker: &Arc<Broker>,
+        txn: Option<&str>,
+        records: Bytes,
+    ) -> PartitionProduceResponse {
         let data = PartitionProduceData::default()
             .with_index(0)
             .with_records(Some(records));
         let request = ProduceRequest::default()
-            .with_transactional_id(Some(TransactionalId(str_bytes(txn))))
+            .with_transactional_id(txn.map(|t| TransactionalId(str_bytes(t))))
             .with_acks(1)
             .with_timeout_ms(1000)
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(str_bytes("t")))
                 .with_partition_data(vec![data])]);
-        let response = handle(broker, 9, request).await.unwrap();
-        response.responses[0].partition_responses[0].error_code
+        let mut response = handle(broker, 9, request).await.unwrap();
+        response.responses[0].partition_responses.remove(0)
+    }
+
+    #[tokio::test]
+    async fn records_that_fail_a_batch_are_named_in_the_response() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker =
+            super::super::test_broker(dir.path(), &[("log.cleanup.policy", "compact")]).await;
+        let entries: Vec<_> = (0..6)
+            .map(|i| {
+                let key = (i % 3 != 0).then(|| Bytes::from(format!("k{i}")));
+                (key, Some(Bytes::from_static(b"v")))
+            })
+            .collect();
+        let refused = produce_to_t(&broker, None, encode_batch(&entries, now_ms())).await;
+        assert_eq!(refused.error_code, ResponseError::InvalidRecord.code());
+        let named: Vec<_> = refused
+            .record_errors
+            .iter()
+            .map(|e| {
+                let message = e.batch_index_error_message.as_deref().unwrap_or_default();
+                assert!(
+                    message.contains("without key in topic partition t-0"),
+                    "{message}"
+                );
+                e.batch_index
+            })
+            .collect();
+        assert_eq!(named, vec![0, 3]);
+        let message = refused.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains("2 record errors"), "{message}");
+        assert_eq!(broker.replicas.get("t", 0).unwrap().high_watermark(), 0);
     }
 
     #[tokio::test]

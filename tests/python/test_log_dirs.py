@@ -1,9 +1,17 @@
 """Several `log.dirs`: partitions are spread across them, stay where they are across restarts, and
-a directory that cannot be used takes only its own partitions offline."""
+a directory that cannot be used takes only its own partitions offline. DescribeLogDirs (through
+kafka-python's admin client) reports where each partition is and how big it is."""
 
+import json
+import subprocess
 from pathlib import Path
 
+from kafka import KafkaAdminClient
+
 from clients import consume_confluent, create_topic, produce_confluent, unique_topic
+from gregor_broker import GREGOR_BIN
+
+KAFKA_STORAGE_ERROR = 56
 
 
 def hosted(dirs, topic):
@@ -22,14 +30,27 @@ def test_partitions_spread_and_a_bad_dir_takes_only_its_partitions_offline(broke
     placement = hosted(dirs, t)
     assert sorted(placement) == [0, 1, 2, 3]
     assert sorted(placement.values()) == [0, 0, 1, 1], placement
-    produce_confluent(b.bootstrap, t, [{"value": f"v{p}".encode(), "partition": p} for p in range(4)])
+    produce_confluent(b.bootstrap, t, [{"value": f"v{p}".encode() * (p + 1), "partition": p} for p in range(4)])
+    described = describe_log_dirs(b.bootstrap)
+    assert sorted(described) == sorted(str(d) for d in dirs)
+    for i, d in enumerate(dirs):
+        error, total, usable, partitions = described[str(d)]
+        assert error == 0 and total >= usable > 0
+        mine = {p: size for (topic, p), (size, _lag, _future) in partitions.items() if topic == t}
+        assert sorted(mine) == sorted(p for p, at in placement.items() if at == i)
+        for p, size in mine.items():
+            assert size == segment_bytes(d / f"{t}-{p}") > 0
+        assert all(lag == 0 and not future for size, lag, future in partitions.values())
+    # Only the partitions asked for.
+    [(_, _, _, partitions)] = [v for v in describe_log_dirs(b.bootstrap, {t: [2]}).values() if v[3]]
+    assert list(partitions) == [(t, 2)]
 
     # Restart: every partition is found where it was, with its data.
     b.stop()
     b.start()
     assert hosted(dirs, t) == placement
     got = consume_confluent(b.bootstrap, t, range(4), 4)
-    assert sorted((r["partition"], r["value"]) for r in got) == [(p, f"v{p}".encode()) for p in range(4)]
+    assert sorted((r["partition"], r["value"]) for r in got) == [(p, f"v{p}".encode() * (p + 1)) for p in range(4)]
 
     # The second disk fails: replace it with a file so it cannot be read.
     b.stop()
@@ -45,8 +66,19 @@ def test_partitions_spread_and_a_bad_dir_takes_only_its_partitions_offline(broke
     assert all(errors[p] is None for p in on_a), errors
     assert all(errors[p] is not None for p in on_b), errors
     assert "log dir is offline" in b.log_text()
+    described = describe_log_dirs(b.bootstrap)
+    assert described[str(dirs[1])][0] == KAFKA_STORAGE_ERROR
+    assert described[str(dirs[0])][0] == 0
+    # The CLI shows the same, in kafka-log-dirs.sh's JSON.
+    out = subprocess.run([GREGOR_BIN, "log-dirs", "--describe", "--bootstrap-server", b.bootstrap,
+                          "--topic-list", t, "--output", "json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    [broker] = json.loads(out.stdout)["brokers"]
+    by_dir = {d["logDir"]: d for d in broker["logDirs"]}
+    assert by_dir[str(dirs[1])]["error"] == "KafkaStorageError"
+    assert sorted(p["partition"] for p in by_dir[str(dirs[0])]["partitions"]) == [f"{t}-{p}" for p in on_a]
     got = consume_confluent(b.bootstrap, t, on_a, 2 * len(on_a))
-    assert sorted(r["value"] for r in got) == sorted([b"after"] * len(on_a) + [f"v{p}".encode() for p in on_a])
+    assert sorted(r["value"] for r in got) == sorted([b"after"] * len(on_a) + [f"v{p}".encode() * (p + 1) for p in on_a])
 
 
 def test_stray_partition_directories_are_removed_at_start(broker_factory, tmp_path):
@@ -62,3 +94,20 @@ def test_stray_partition_directories_are_removed_at_start(broker_factory, tmp_pa
     b.start()
     assert not stray.exists()
     assert (b.data_dir / f"{t}-0").is_dir()
+
+
+def segment_bytes(partition_dir):
+    return sum(f.stat().st_size for f in Path(partition_dir).glob("*.log"))
+
+
+def describe_log_dirs(bootstrap, topic_partitions=None):
+    """{log dir: (error code, total bytes, usable bytes, {(topic, partition): (size, lag, future)})}"""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        [answer] = admin.describe_log_dirs(topic_partitions)
+    finally:
+        admin.close()
+    return {d["log_dir"]: (d["error_code"], d["total_bytes"], d["usable_bytes"],
+                           {(t["name"], p["partition_index"]): (p["partition_size"], p["offset_lag"], p["is_future_key"])
+                            for t in d["topics"] for p in t["partitions"]})
+            for d in answer["log_dirs"]}

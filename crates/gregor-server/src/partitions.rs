@@ -135,6 +135,16 @@ impl Partition {
         self.log.read().log_start_offset()
     }
 
+    /// The bytes of the partition's segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.read().size_bytes()
+    }
+
+    /// How far this replica's log end is behind the high watermark (0 for a leader).
+    pub fn offset_lag(&self) -> i64 {
+        (self.high_watermark() - self.log.read().log_end_offset()).max(0)
+    }
+
     /// Registers a delayed operation to be woken by the next change. Register before checking the
     /// condition: a wake-up between the check and the wait is then kept as a permit.
     pub fn watch(&self, waiter: &Arc<Notify>) {
@@ -176,6 +186,16 @@ fn last_stable(log: &PartitionLog, high_watermark: i64) -> i64 {
 struct LogDir {
     path: PathBuf,
     online: bool,
+}
+
+/// One of `log.dirs` as DescribeLogDirs reports it.
+pub struct LogDirReport {
+    pub path: PathBuf,
+    pub online: bool,
+    pub partitions: Vec<Arc<Partition>>,
+    /// The file system's size and the bytes still free to gregor (-1 if unknown).
+    pub total_bytes: i64,
+    pub usable_bytes: i64,
 }
 
 pub struct ReplicaManager {
@@ -278,6 +298,36 @@ impl ReplicaManager {
 
     pub fn all(&self) -> Vec<Arc<Partition>> {
         self.partitions.read().values().cloned().collect()
+    }
+
+    /// Every log dir with the partitions it holds and its file system's space.
+    pub fn log_dir_reports(&self) -> Vec<LogDirReport> {
+        let partitions = self.partitions.read();
+        self.log_dirs
+            .iter()
+            .map(|d| {
+                let space = d
+                    .online
+                    .then(|| rustix::fs::statvfs(&d.path).ok())
+                    .flatten();
+                let bytes = |blocks: u64| {
+                    space.as_ref().map_or(-1, |s| {
+                        i64::try_from(blocks.saturating_mul(s.f_frsize)).unwrap_or(i64::MAX)
+                    })
+                };
+                LogDirReport {
+                    path: d.path.clone(),
+                    online: d.online,
+                    partitions: partitions
+                        .values()
+                        .filter(|p| p.dir.parent() == Some(&d.path))
+                        .cloned()
+                        .collect(),
+                    total_bytes: bytes(space.as_ref().map_or(0, |s| s.f_blocks)),
+                    usable_bytes: bytes(space.as_ref().map_or(0, |s| s.f_bavail)),
+                }
+            })
+            .collect()
     }
 
     /// Makes the hosted partitions match the image: deletes logs of removed topics (and, at

@@ -48,6 +48,8 @@ enum Command {
     Groups(cli::groups::Args),
     /// List and describe transactions (like kafka-transactions.sh).
     Transactions(cli::transactions::Args),
+    /// Log directories of the brokers and the partitions they hold (like kafka-log-dirs.sh).
+    LogDirs(cli::log_dirs::Args),
 }
 
 /// Exit status of a tool: 0, or 1 with a one-line error.
@@ -111,6 +113,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => tool("consume", cli::consume::run(args)),
         Command::Groups(args) => tool("groups", cli::groups::run(args)),
         Command::Transactions(args) => tool("transactions", cli::transactions::run(args)),
+        Command::LogDirs(args) => tool("log-dirs", cli::log_dirs::run(args)),
         Command::Perf(command) => match perf::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

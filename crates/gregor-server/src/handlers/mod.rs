@@ -8,6 +8,7 @@ mod coordinator;
 mod fetch;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod produce;
 mod producer_id;
@@ -124,6 +125,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
             respond!(configs::incremental_alter_configs(broker, version, r))
         }
         RequestKind::DeleteRecords(r) => respond!(records::delete_records(broker, version, r)),
+        RequestKind::DescribeLogDirs(r) => respond!(log_dirs::describe_log_dirs(broker, r)),
         _ => {
             // `versions::decodable` admits only the APIs above.
             tracing::error!(?api, "no handler for an advertised API");

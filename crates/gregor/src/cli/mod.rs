@@ -7,6 +7,7 @@ pub mod configs;
 pub mod consume;
 pub mod groups;
 mod librdkafka;
+pub mod log_dirs;
 pub mod produce;
 pub mod topics;
 pub mod transactions;

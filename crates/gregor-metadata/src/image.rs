@@ -75,9 +75,27 @@ pub struct MetadataImage {
     pub topic_names: HashMap<Uuid, String>,
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub next_producer_id: i64,
+    /// Finalized feature levels (none at level 0).
+    pub features: BTreeMap<String, i16>,
+    /// The metadata log offset of the last record applied (-1: none); the finalized features'
+    /// epoch, as Kafka reports it.
+    pub offset: i64,
 }
 
 impl MetadataImage {
+    /// An image of an empty metadata log.
+    pub fn empty() -> MetadataImage {
+        MetadataImage {
+            offset: -1,
+            ..MetadataImage::default()
+        }
+    }
+
+    /// A feature's finalized level; 0 if it has none.
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.features.get(name).copied().unwrap_or(0)
+    }
+
     pub fn topic_by_id(&self, id: &Uuid) -> Option<&TopicImage> {
         self.topic_names
             .get(id)
@@ -198,6 +216,13 @@ impl MetadataImage {
             MetadataRecord::ProducerIds {
                 next_block_start, ..
             } => self.next_producer_id = *next_block_start,
+            MetadataRecord::FeatureLevel { name, level } => {
+                if *level > 0 {
+                    self.features.insert(name.clone(), *level);
+                } else {
+                    self.features.remove(name);
+                }
+            }
         }
     }
 }

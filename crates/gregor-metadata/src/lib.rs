@@ -6,6 +6,7 @@
 
 pub mod configs;
 pub mod controller;
+pub mod features;
 pub mod image;
 pub mod records;
 pub mod store;

@@ -56,4 +56,9 @@ pub enum MetadataRecord {
         node_id: i32,
         next_block_start: i64,
     },
+    /// A feature's finalized level (KIP-584); 0 removes it.
+    FeatureLevel {
+        name: String,
+        level: i16,
+    },
 }

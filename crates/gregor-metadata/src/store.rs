@@ -55,11 +55,14 @@ impl MetadataStore {
             ..LogConfig::default()
         };
         let log = PartitionLog::open(dir.join(METADATA_LOG_DIR), config)?;
-        let mut image = MetadataImage::default();
+        let mut image = MetadataImage::empty();
         let mut corrupt = None;
         log.replay(|offset, _key, value| {
             match serde_json::from_slice::<MetadataRecord>(value.as_deref().unwrap_or_default()) {
-                Ok(record) => image.apply(&record),
+                Ok(record) => {
+                    image.apply(&record);
+                    image.offset = offset;
+                }
                 Err(e) => {
                     corrupt.get_or_insert(StoreError::Corrupt {
                         offset,
@@ -95,11 +98,12 @@ impl MetadataStore {
             Err(e) => return Ok(Err(e)),
         };
         if !records.is_empty() {
-            log.append(&encode(&records, now_ms()), 0, now_ms())?;
+            let appended = log.append(&encode(&records, now_ms()), 0, now_ms())?;
             let mut next = (*current).clone();
             for record in &records {
                 next.apply(record);
             }
+            next.offset = appended.last_offset;
             *self.image.write().expect("image lock") = Arc::new(next);
         }
         Ok(Ok(outcome))

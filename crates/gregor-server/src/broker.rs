@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gregor_metadata::controller::allocate_producer_ids;
 use gregor_metadata::store::StoreError;
-use gregor_metadata::{MetadataImage, MetadataRecord, MetadataStore};
+use gregor_metadata::{features, MetadataImage, MetadataRecord, MetadataStore};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -107,6 +107,7 @@ impl Broker {
                 },
             );
         }
+        startup.extend(features::bootstrap_records(&metadata.image()));
         metadata.commit(startup)?;
         write_meta_properties(&log_dir, &metadata.image(), node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);

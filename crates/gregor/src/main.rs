@@ -48,6 +48,8 @@ enum Command {
     Groups(cli::groups::Args),
     /// List and describe transactions (like kafka-transactions.sh).
     Transactions(cli::transactions::Args),
+    /// Describe, upgrade and downgrade the cluster's feature levels (like kafka-features.sh).
+    Features(cli::features::Args),
     /// Log directories of the brokers and the partitions they hold (like kafka-log-dirs.sh).
     LogDirs(cli::log_dirs::Args),
 }
@@ -113,6 +115,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => tool("consume", cli::consume::run(args)),
         Command::Groups(args) => tool("groups", cli::groups::run(args)),
         Command::Transactions(args) => tool("transactions", cli::transactions::run(args)),
+        Command::Features(args) => tool("features", cli::features::run(args)),
         Command::LogDirs(args) => tool("log-dirs", cli::log_dirs::run(args)),
         Command::Perf(command) => match perf::run(command) {
             Ok(()) => ExitCode::SUCCESS,

@@ -44,6 +44,7 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
         K::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),
         K::CreatePartitions => CreatePartitionsRequest::default().into(),
         K::DescribeCluster => DescribeClusterRequest::default().into(),
+        K::UpdateFeatures => UpdateFeaturesRequest::default().into(),
         K::JoinGroup => JoinGroupRequest::default().into(),
         K::SyncGroup => SyncGroupRequest::default().into(),
         K::Heartbeat => HeartbeatRequest::default().into(),

@@ -3,12 +3,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use gregor_metadata::{features, MetadataImage};
+use gregor_protocol::kafka::messages::consumer_group_describe_response::DescribedGroup;
 use gregor_protocol::kafka::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use gregor_protocol::kafka::messages::*;
 use gregor_protocol::kafka::ResponseError;
 
+use super::str_bytes;
 use crate::broker::Broker;
 use crate::groups::Catalog;
 
@@ -176,6 +179,13 @@ pub async fn consumer_group_heartbeat(
 ) -> Option<ConsumerGroupHeartbeatResponse> {
     let host = format!("/{}", peer.ip());
     let image = broker.metadata.image();
+    if !consumer_protocol_enabled(&image) {
+        return Some(
+            ConsumerGroupHeartbeatResponse::default()
+                .with_error_code(ResponseError::UnsupportedVersion.code())
+                .with_error_message(Some(str_bytes(CONSUMER_PROTOCOL_DISABLED))),
+        );
+    }
     broker
         .groups
         .call(broker, |c, now, reply| {
@@ -198,9 +208,27 @@ pub fn consumer_group_describe(
     request: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let image = broker.metadata.image();
+    if !consumer_protocol_enabled(&image) {
+        let groups = request.group_ids.into_iter().map(|id| {
+            DescribedGroup::default()
+                .with_group_id(id)
+                .with_error_code(ResponseError::UnsupportedVersion.code())
+                .with_error_message(Some(str_bytes(CONSUMER_PROTOCOL_DISABLED)))
+        });
+        return ConsumerGroupDescribeResponse::default().with_groups(groups.collect());
+    }
     broker
         .groups
         .read(|c| c.consumer_group_describe(version, request, &Catalog(&image)))
+}
+
+const CONSUMER_PROTOCOL_DISABLED: &str =
+    "The consumer group protocol (KIP-848) is disabled: group.version is 0";
+
+/// The KIP-848 consumer protocol is served while the finalized `group.version` is at least 1,
+/// as in Kafka; ApiVersions leaves its APIs out otherwise.
+pub fn consumer_protocol_enabled(image: &MetadataImage) -> bool {
+    image.feature_level(features::GROUP_VERSION) >= 1
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ pub mod api_versions;
 mod cluster;
 mod configs;
 mod coordinator;
+mod features;
 mod fetch;
 mod groups;
 mod list_offsets;
@@ -71,7 +72,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         .map_or("", |c| c.as_str())
         .to_string();
     match request.body {
-        RequestKind::ApiVersions(_) => respond!(api_versions::handle(version)),
+        RequestKind::ApiVersions(_) => respond!(api_versions::handle(&broker.metadata.image())),
         RequestKind::Metadata(r) => respond!(metadata::handle(broker, version, r)),
         RequestKind::Produce(r) => match produce::handle(broker, version, r).await {
             Some(response) => respond!(response),
@@ -126,6 +127,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         }
         RequestKind::DeleteRecords(r) => respond!(records::delete_records(broker, version, r)),
         RequestKind::DescribeLogDirs(r) => respond!(log_dirs::describe_log_dirs(broker, r)),
+        RequestKind::UpdateFeatures(r) => respond!(features::update_features(broker, version, r)),
         _ => {
             // `versions::decodable` admits only the APIs above.
             tracing::error!(?api, "no handler for an advertised API");

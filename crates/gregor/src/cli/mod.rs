@@ -5,6 +5,7 @@ pub mod cluster;
 mod common;
 pub mod configs;
 pub mod consume;
+pub mod features;
 pub mod groups;
 mod librdkafka;
 pub mod log_dirs;

@@ -351,3 +351,69 @@ def test_offsets_for_times_stop_at_the_last_stable_offset(broker):
     assert lookup("read_committed") == -1, "the record is past the last stable offset"
     p.commit_transaction(20)
     assert lookup("read_committed") == 0
+
+
+def test_hanging_transaction_is_found_and_aborted(broker_factory):
+    """A transaction no coordinator will end (its __transaction_state was lost) holds read_committed
+    consumers back; kafka-transactions.sh's way out works: describe the partition's producers,
+    find the hanging transaction (an ongoing one the coordinator knows is not reported), abort it
+    with a marker written by the partition leader."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+    import json
+    import shutil
+    import subprocess
+    from gregor_broker import GREGOR_BIN
+
+    b = broker_factory(overrides=FAST_TIMERS)
+    t = create_topic(b.bootstrap, unique_topic("hang"), 2)
+    lost = txn_producer(b.bootstrap, "tx-lost")
+    lost.begin_transaction()
+    for v in (b"h0", b"h1"):
+        lost.produce(t, v, partition=0)
+    assert lost.flush(20) == 0
+    b.kill()
+    for d in b.data_dir.glob("__transaction_state-*"):
+        shutil.rmtree(d)
+    b.start()
+    bs = b.bootstrap
+    live = txn_producer(bs, "tx-live")
+    live.begin_transaction()
+    live.produce(t, b"open", partition=1)
+    assert live.flush(20) == 0
+    plain = Producer({"bootstrap.servers": bs, "broker.address.family": "v4"})
+    plain.produce(t, b"after", partition=0)
+    assert plain.flush(20) == 0
+    assert stable_end(bs, t) == 0, "the lost transaction holds the partition back"
+
+    admin_client = KafkaAdminClient(bootstrap_servers=bs)
+    try:
+        states = admin_client.describe_producers([KTopicPartition(t, 0), KTopicPartition(t, 1)])
+    finally:
+        admin_client.close()
+    [hanging] = [p for p in states[KTopicPartition(t, 0)].active_producers if p.current_transaction_start_offset >= 0]
+    assert hanging.current_transaction_start_offset == 0
+    [open_one] = states[KTopicPartition(t, 1)].active_producers
+    assert open_one.current_transaction_start_offset == 0
+
+    def gregor(*args):
+        out = subprocess.run([GREGOR_BIN, "transactions", "--bootstrap-server", bs, *args],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    found = json.loads(gregor("--find-hanging", "--broker-id", "1", "--max-transaction-timeout", "0",
+                              "--output", "json"))
+    assert [(h["topic"], h["partition"], h["producer_id"], h["start_offset"]) for h in found] == \
+        [(t, 0, hanging.producer_id, 0)]
+    described = gregor("--describe-producers", "--topic", t, "--partition", "0")
+    assert f"{hanging.producer_id} " in described and "CURRENT-TRANSACTION-START-OFFSET" in described
+
+    assert "Aborted the transaction" in gregor("--abort", "--topic", t, "--partition", "0", "--start-offset", "0")
+    # h0, h1, the abort marker, then "after": all stable now, and the aborted records invisible.
+    wait_until(lambda: stable_end(bs, t) == 4, msg="the partition to become stable")
+    assert read_values(bs, t, "read_committed", 1) == ["after"]
+    assert json.loads(gregor("--find-hanging", "--broker-id", "1", "--max-transaction-timeout", "0",
+                             "--output", "json")) == []
+    live.commit_transaction(20)
+    assert read_values(bs, t, "read_committed", 1, partition=1) == ["open"]

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use gregor_protocol::kafka::ResponseError;
 use gregor_storage::records::{encode_batch, Entry};
 use gregor_storage::StorageError;
 use gregor_txn::{Decision, Markers, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord};
@@ -178,7 +179,7 @@ impl TxnRuntime {
         coordinator: &mut TxnCoordinator,
         markers: &Markers,
     ) -> Result<(), TxnError> {
-        if !write_markers(broker, markers) {
+        if !all_written(&write_markers(broker, markers)) {
             return Ok(());
         }
         let id = &markers.transactional_id;
@@ -216,41 +217,48 @@ impl TxnRuntime {
     }
 }
 
-/// Writes one marker per partition of the transaction; true when all are written. Partitions
-/// deleted since (unknown now) need none, as in Kafka.
-fn write_markers(broker: &Broker, markers: &Markers) -> bool {
+/// Writes one marker per partition of `markers`, returning each partition's error code (0 when
+/// written): UNKNOWN_TOPIC_OR_PARTITION for a partition deleted since, INVALID_PRODUCER_EPOCH
+/// where a newer epoch of the producer was seen (both need no marker), KAFKA_STORAGE_ERROR for an
+/// offline log directory. Tells the group coordinator when `__consumer_offsets` got one.
+pub(crate) fn write_markers(broker: &Broker, markers: &Markers) -> Vec<i16> {
     let now = now_ms();
-    let mut all = true;
     let mut offsets_marked = false;
-    for (topic, index) in &markers.partitions {
-        let partition = match broker.replicas.lookup(topic, *index) {
-            Ok(partition) => partition,
-            Err(_) if broker.replicas.is_offline(topic, *index) => {
-                tracing::warn!(%topic, partition = index, "transaction marker waits for an offline log directory");
-                all = false;
-                continue;
+    let outcomes = markers
+        .partitions
+        .iter()
+        .map(|(topic, index)| {
+            let partition = broker.replicas.lookup(topic, *index)?;
+            match partition.append_marker(
+                markers.producer_id,
+                markers.producer_epoch,
+                markers.commit,
+                now,
+            ) {
+                Ok(_) => {
+                    offsets_marked |= topic == OFFSETS.name;
+                    Ok(())
+                }
+                Err(e) => {
+                    tracing::warn!(%topic, partition = index, error = %e, "transaction marker not written");
+                    Err(e.error_code())
+                }
             }
-            Err(_) => continue,
-        };
-        match partition.append_marker(
-            markers.producer_id,
-            markers.producer_epoch,
-            markers.commit,
-            now,
-        ) {
-            Ok(_) => offsets_marked |= topic == OFFSETS.name,
-            // The partition already saw a newer epoch of the producer: nothing left to end.
-            Err(StorageError::InvalidProducerEpoch(e)) => {
-                tracing::warn!(%topic, partition = index, error = %e, "stale transaction marker skipped")
-            }
-            Err(e) => {
-                tracing::error!(%topic, partition = index, error = %e, "transaction marker not written");
-                all = false;
-            }
-        }
-    }
+        })
+        .map(|outcome: Result<(), i16>| outcome.err().unwrap_or(0))
+        .collect();
     if offsets_marked {
         broker.groups.end_txn(markers.producer_id, markers.commit);
     }
-    all
+    outcomes
+}
+
+/// Whether every marker of a transaction is done: written, or not needed (a partition deleted
+/// since, or one that saw a newer epoch of the producer, as in Kafka).
+fn all_written(outcomes: &[i16]) -> bool {
+    outcomes.iter().all(|&code| {
+        code == 0
+            || code == ResponseError::UnknownTopicOrPartition.code()
+            || code == ResponseError::InvalidProducerEpoch.code()
+    })
 }

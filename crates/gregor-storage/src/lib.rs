@@ -18,7 +18,7 @@ pub use config::{LogConfig, TimestampType};
 pub use error::{RecordError, Result, StorageError};
 pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
 pub use log::{AppendResult, PartitionLog};
-pub use producer_state::AbortedTxn;
+pub use producer_state::{AbortedTxn, ActiveProducer};
 
 #[cfg(test)]
 mod test_batches;

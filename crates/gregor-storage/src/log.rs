@@ -11,7 +11,9 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::compression;
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{Result, StorageError};
-use crate::producer_state::{self, AbortedTxn, ProducerEntry, ProducerStateManager};
+use crate::producer_state::{
+    self, AbortedTxn, ActiveProducer, ProducerEntry, ProducerStateManager,
+};
 use crate::record_checks::{self, RecordRules};
 use crate::segment::{self, Segment};
 
@@ -237,6 +239,11 @@ impl PartitionLog {
         self.producers
             .get(producer_id)
             .is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
+    /// The producers with state in this partition (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ActiveProducer> {
+        self.producers.active()
     }
 
     /// Aborted transactions with records that may lie in `from..to` (for read_committed fetches).

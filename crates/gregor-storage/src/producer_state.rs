@@ -29,6 +29,18 @@ pub(crate) struct ProducerEntry {
     pub last_timestamp: i64,
 }
 
+/// What DescribeProducers reports of a producer that has state in a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ActiveProducer {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The last sequence of its newest batch; -1 if it wrote none with sequences.
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// The first offset of its open transaction here; -1 if none.
+    pub current_txn_start_offset: i64,
+}
+
 /// A transaction that ended with an abort marker: read_committed consumers drop the producer's
 /// records in `first_offset..=last_offset` (the last offset is the marker's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +217,23 @@ impl ProducerStateManager {
             .filter(|a| a.first_offset < to)
             .copied()
             .collect()
+    }
+
+    /// Every producer with state here, by producer id.
+    pub fn active(&self) -> Vec<ActiveProducer> {
+        let mut active: Vec<ActiveProducer> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, e)| ActiveProducer {
+                producer_id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                current_txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        active.sort_by_key(|p| p.producer_id);
+        active
     }
 
     /// Per producer id, the last offset of its newest retained data batch (for the cleaner,

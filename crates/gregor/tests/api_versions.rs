@@ -63,6 +63,8 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
         K::TxnOffsetCommit => TxnOffsetCommitRequest::default().into(),
         K::DescribeTransactions => DescribeTransactionsRequest::default().into(),
         K::ListTransactions => ListTransactionsRequest::default().into(),
+        K::DescribeProducers => DescribeProducersRequest::default().into(),
+        K::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
         _ => return None,
     })
 }

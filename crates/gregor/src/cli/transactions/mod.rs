@@ -1,6 +1,9 @@
-//! `gregor transactions`: list and describe transactions, like kafka-transactions.sh. librdkafka
-//! has no ListTransactions/DescribeTransactions call, so these go over plain TCP (PLAINTEXT
-//! listeners only) to the brokers the cluster metadata names.
+//! `gregor transactions`: list and describe transactions, describe a partition's producers, find
+//! and abort hanging transactions, like kafka-transactions.sh. librdkafka has no call for these
+//! APIs, so they go over plain TCP (PLAINTEXT listeners only) to the brokers the cluster metadata
+//! names.
+
+mod producers;
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
@@ -21,6 +24,9 @@ const EXAMPLES: &str = "Examples:
   gregor transactions --list
   gregor transactions --list --state Ongoing --output json
   gregor transactions --describe --transactional-id orders-tx
+  gregor transactions --describe-producers --topic orders --partition 0
+  gregor transactions --find-hanging --broker-id 1
+  gregor transactions --abort --topic orders --partition 0 --start-offset 1234
 
 Transactions are asked of each broker over a plain TCP connection (librdkafka has no call for
 them): PLAINTEXT listeners only.";
@@ -30,7 +36,9 @@ const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 
 #[derive(ClapArgs, Debug)]
 #[command(after_help = EXAMPLES)]
-#[command(group(clap::ArgGroup::new("action").required(true).args(["list", "describe"])))]
+#[command(group(clap::ArgGroup::new("action").required(true).args(
+    ["list", "describe", "describe_producers", "find_hanging", "abort"]
+)))]
 pub struct Args {
     #[command(flatten)]
     pub client: ClientArgs,
@@ -49,6 +57,29 @@ pub struct Args {
     /// With --list: only transactions of this producer id; repeatable.
     #[arg(long, value_name = "ID")]
     pub producer_id: Vec<i64>,
+    /// The producers with state in one partition (--topic, --partition).
+    #[arg(long, requires_all = ["topic", "partition"])]
+    pub describe_producers: bool,
+    /// Transactions open in partitions a broker leads that no coordinator will end
+    /// (--broker-id).
+    #[arg(long, requires = "broker_id")]
+    pub find_hanging: bool,
+    /// Abort the transaction that starts at --start-offset of --topic/--partition, as its
+    /// coordinator would (a commit/abort marker written by the partition leader).
+    #[arg(long, requires_all = ["topic", "partition", "start_offset"])]
+    pub abort: bool,
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    #[arg(long, value_name = "N")]
+    pub partition: Option<i32>,
+    #[arg(long, value_name = "ID")]
+    pub broker_id: Option<i32>,
+    #[arg(long, value_name = "OFFSET")]
+    pub start_offset: Option<i64>,
+    /// With --find-hanging: how long (minutes) a transaction must have been open to be a
+    /// candidate; Kafka's default is the broker's transaction.max.timeout.ms, 15 minutes.
+    #[arg(long, value_name = "MINUTES", default_value_t = 15)]
+    pub max_transaction_timeout: i64,
     #[arg(long, value_enum, default_value = "table")]
     pub output: Output,
 }
@@ -57,6 +88,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let admin = admin(&args.client)?;
     let md = metadata(&admin, &args.client)?;
     let timeout = args.client.timeout();
+    if args.describe_producers || args.find_hanging || args.abort {
+        return producers::run(&args, &md, timeout);
+    }
     if args.describe {
         let id = args.transactional_id.as_deref().unwrap_or_default();
         let broker = md

@@ -1,0 +1,95 @@
+//! The partition leader's side of transaction tooling (kafka-transactions.sh): DescribeProducers
+//! reports the producer state of partitions, so a hanging transaction (one with a start offset
+//! that no coordinator will end) can be found; WriteTxnMarkers writes commit or abort markers as
+//! the coordinator would, which is how an operator aborts such a transaction.
+
+use gregor_protocol::kafka::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use gregor_protocol::kafka::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use gregor_protocol::kafka::messages::{
+    DescribeProducersRequest, DescribeProducersResponse, ProducerId, WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+};
+use gregor_protocol::kafka::ResponseError;
+use gregor_txn::Markers;
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::transactions::write_markers;
+
+pub fn describe_producers(
+    broker: &Broker,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
+    let topics = request.topics.into_iter().map(|topic| {
+        let partitions: Vec<_> = topic
+            .partition_indexes
+            .iter()
+            .map(|&index| {
+                let response = PartitionResponse::default().with_partition_index(index);
+                match broker.replicas.lookup(topic.name.as_str(), index) {
+                    Ok(partition) => response.with_active_producers(
+                        partition
+                            .with_log(|log| log.active_producers())
+                            .into_iter()
+                            .map(|p| {
+                                ProducerState::default()
+                                    .with_producer_id(ProducerId(p.producer_id))
+                                    .with_producer_epoch(i32::from(p.epoch))
+                                    .with_last_sequence(p.last_sequence)
+                                    .with_last_timestamp(p.last_timestamp)
+                                    // gregor's single coordinator never moves: markers carry no epoch.
+                                    .with_coordinator_epoch(-1)
+                                    .with_current_txn_start_offset(p.current_txn_start_offset)
+                            })
+                            .collect(),
+                    ),
+                    Err(code) => response.with_error_code(code).with_error_message(
+                        ResponseError::try_from_code(code).map(|e| str_bytes(&e.to_string())),
+                    ),
+                }
+            })
+            .collect();
+        TopicResponse::default()
+            .with_name(topic.name)
+            .with_partitions(partitions)
+    });
+    DescribeProducersResponse::default().with_topics(topics.collect())
+}
+
+pub fn write_txn_markers(
+    broker: &Broker,
+    request: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let results = request.markers.into_iter().map(|marker| {
+        let markers = Markers {
+            transactional_id: String::new(),
+            producer_id: marker.producer_id.0,
+            producer_epoch: marker.producer_epoch,
+            commit: marker.transaction_result,
+            partitions: marker
+                .topics
+                .iter()
+                .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
+                .collect(),
+        };
+        let mut codes = write_markers(broker, &markers).into_iter();
+        let topics = marker.topics.into_iter().map(|t| {
+            let partitions = t.partition_indexes.iter().map(|&p| {
+                WritableTxnMarkerPartitionResult::default()
+                    .with_partition_index(p)
+                    .with_error_code(codes.next().unwrap_or_default())
+            });
+            WritableTxnMarkerTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions.collect())
+        });
+        WritableTxnMarkerResult::default()
+            .with_producer_id(marker.producer_id)
+            .with_topics(topics.collect())
+    });
+    WriteTxnMarkersResponse::default().with_markers(results.collect())
+}

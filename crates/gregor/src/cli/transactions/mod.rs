@@ -7,6 +7,7 @@ mod producers;
 
 use anyhow::{bail, Context};
 use clap::Args as ClapArgs;
+use gregor_protocol::kafka::messages::describe_transactions_response::TransactionState;
 use gregor_protocol::kafka::messages::find_coordinator_response::Coordinator;
 use gregor_protocol::kafka::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, FindCoordinatorRequest,
@@ -84,6 +85,46 @@ pub struct Args {
     pub output: Output,
 }
 
+/// Asks `broker` for the coordinator of transactional id `id` and the coordinator for the
+/// transaction's state (whose error code says whether it exists).
+fn describe_transaction(
+    broker: (&str, u16),
+    id: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<(Coordinator, TransactionState)> {
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_coordinator_keys(vec![StrBytes::from_string(id.to_string())]);
+    let found: FindCoordinatorResponse =
+        wire::call(broker, ApiKey::FindCoordinator, 4, &find, timeout)?;
+    let coordinator: Coordinator = found
+        .coordinators
+        .into_iter()
+        .next()
+        .context("no coordinator in the answer")?;
+    if coordinator.error_code != 0 {
+        bail!(
+            "no coordinator for transactional id {id} (error {})",
+            coordinator.error_code
+        );
+    }
+    let describe = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.to_string()))]);
+    let described: DescribeTransactionsResponse = wire::call(
+        (coordinator.host.as_str(), coordinator.port as u16),
+        ApiKey::DescribeTransactions,
+        0,
+        &describe,
+        timeout,
+    )?;
+    let state = described
+        .transaction_states
+        .into_iter()
+        .next()
+        .context("no transaction in the answer")?;
+    Ok((coordinator, state))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let admin = admin(&args.client)?;
     let md = metadata(&admin, &args.client)?;
@@ -97,41 +138,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .brokers()
             .first()
             .context("the cluster named no broker")?;
-        let find = FindCoordinatorRequest::default()
-            .with_key_type(1)
-            .with_coordinator_keys(vec![StrBytes::from_string(id.to_string())]);
-        let found: FindCoordinatorResponse = wire::call(
-            (broker.host(), broker.port() as u16),
-            ApiKey::FindCoordinator,
-            4,
-            &find,
-            timeout,
-        )?;
-        let coordinator: Coordinator = found
-            .coordinators
-            .into_iter()
-            .next()
-            .context("no coordinator in the answer")?;
-        if coordinator.error_code != 0 {
-            bail!(
-                "no coordinator for transactional id {id} (error {})",
-                coordinator.error_code
-            );
-        }
-        let describe = DescribeTransactionsRequest::default()
-            .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(id.to_string()))]);
-        let described: DescribeTransactionsResponse = wire::call(
-            (coordinator.host.as_str(), coordinator.port as u16),
-            ApiKey::DescribeTransactions,
-            0,
-            &describe,
-            timeout,
-        )?;
-        let t = described
-            .transaction_states
-            .into_iter()
-            .next()
-            .context("no transaction in the answer")?;
+        let (coordinator, t) =
+            describe_transaction((broker.host(), broker.port() as u16), id, timeout)?;
         match t.error_code {
             0 => {}
             TRANSACTIONAL_ID_NOT_FOUND => bail!("transactional id {id} not found"),

@@ -14,10 +14,8 @@ use gregor_protocol::kafka::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use gregor_protocol::kafka::messages::{
-    DescribeProducersRequest, DescribeProducersResponse, DescribeTransactionsRequest,
-    DescribeTransactionsResponse, FindCoordinatorRequest, FindCoordinatorResponse,
-    ListTransactionsRequest, ListTransactionsResponse, TopicName, TransactionalId,
-    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+    DescribeProducersRequest, DescribeProducersResponse, ListTransactionsRequest,
+    ListTransactionsResponse, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::kafka::ResponseError;
@@ -25,7 +23,7 @@ use gregor_protocol::ApiKey;
 use rdkafka::metadata::Metadata;
 use serde_json::json;
 
-use super::Args;
+use super::{describe_transaction, Args};
 use crate::cli::common::{emit, table, Output};
 use crate::cli::wire;
 
@@ -325,36 +323,14 @@ fn coordinator_has_it_open(
             timeout,
         )?;
         for t in listed.transaction_states {
-            let find = FindCoordinatorRequest::default()
-                .with_key_type(1)
-                .with_coordinator_keys(vec![t.transactional_id.0.clone()]);
-            let found: FindCoordinatorResponse = wire::call(
-                (b.host(), b.port() as u16),
-                ApiKey::FindCoordinator,
-                4,
-                &find,
-                timeout,
-            )?;
-            let Some(c) = found.coordinators.first().filter(|c| c.error_code == 0) else {
-                continue;
-            };
-            let describe = DescribeTransactionsRequest::default()
-                .with_transactional_ids(vec![TransactionalId(t.transactional_id.0.clone())]);
-            let described: DescribeTransactionsResponse = wire::call(
-                (c.host.as_str(), c.port as u16),
-                ApiKey::DescribeTransactions,
-                0,
-                &describe,
-                timeout,
-            )?;
-            let open = described.transaction_states.iter().any(|s| {
-                s.error_code == 0
-                    && s.producer_id == producer.producer_id
-                    && s.transaction_state.as_str() == "Ongoing"
-                    && s.topics
-                        .iter()
-                        .any(|tp| tp.topic.as_str() == topic && tp.partitions.contains(index))
-            });
+            let (_, s) =
+                describe_transaction((b.host(), b.port() as u16), &t.transactional_id, timeout)?;
+            let open = s.error_code == 0
+                && s.producer_id == producer.producer_id
+                && s.transaction_state.as_str() == "Ongoing"
+                && s.topics
+                    .iter()
+                    .any(|tp| tp.topic.as_str() == topic && tp.partitions.contains(index));
             if open {
                 return Ok(true);
             }

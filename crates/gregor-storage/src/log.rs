@@ -173,13 +173,6 @@ impl PartitionLog {
         })
     }
 
-    /// The partition's name (`topic-N`), as its directory is named.
-    fn name(&self) -> String {
-        self.dir
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    }
-
     fn active(&mut self) -> &mut Segment {
         let n = self.segments.len();
         &mut self.segments[n - 1]
@@ -266,9 +259,9 @@ impl PartitionLog {
             }
             None => records,
         };
-        let name = self.name();
         let rules = RecordRules {
-            compacted: self.config.compact.then_some(name.as_str()),
+            partition: &self.dir,
+            compacted: self.config.compact,
             timestamps: (self.config.timestamp_type == TimestampType::CreateTime).then(|| {
                 (
                     now_ms.saturating_sub(self.config.timestamp_before_max_ms),

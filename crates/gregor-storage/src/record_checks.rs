@@ -3,6 +3,8 @@
 //! of a different record. Uncompressed records are read in place (a few varints each, no
 //! allocation); compressed batches are decompressed, as Kafka's validator does.
 
+use std::path::Path;
+
 use bytes::Bytes;
 use proto_kafka::records::RecordBatchDecoder;
 
@@ -11,8 +13,10 @@ use crate::error::{RecordError, Result, StorageError};
 
 /// What the broker requires of every record of a produced batch.
 pub struct RecordRules<'a> {
-    /// The partition's name, if its topic is compacted (every record needs a key).
-    pub compacted: Option<&'a str>,
+    /// The partition's directory (named `topic-N`), for the messages.
+    pub partition: &'a Path,
+    /// Every record needs a key.
+    pub compacted: bool,
     /// `[earliest, latest]` for CreateTime timestamps (`message.timestamp.{before,after}.max.ms`);
     /// -1 (no timestamp) is exempt, as in Kafka.
     pub timestamps: Option<(i64, i64)>,
@@ -56,7 +60,7 @@ fn for_each_record(h: &BatchHeader, raw: &[u8], mut f: impl FnMut(i64, bool)) ->
 /// bad records refuses the whole append, naming them (INVALID_TIMESTAMP if any timestamp is out
 /// of range, else INVALID_RECORD).
 pub fn check(records: &[u8], headers: &[BatchHeader], rules: &RecordRules) -> Result<()> {
-    if rules.compacted.is_none() && rules.timestamps.is_none() {
+    if !rules.compacted && rules.timestamps.is_none() {
         return Ok(());
     }
     let mut pos = 0;
@@ -71,9 +75,14 @@ pub fn check(records: &[u8], headers: &[BatchHeader], rules: &RecordRules) -> Re
         let mut index = 0;
         for_each_record(h, raw, |timestamp, has_key| {
             let message = match (rules.compacted, rules.timestamps) {
-                (Some(partition), _) if !has_key => Some(format!(
+                (true, _) if !has_key => Some(format!(
                     "Compacted topic cannot accept message without key in topic partition \
-                     {partition}"
+                     {}",
+                    rules
+                        .partition
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
                 )),
                 (_, Some((earliest, latest)))
                     if timestamp != -1 && (timestamp < earliest || timestamp > latest) =>
@@ -122,7 +131,8 @@ mod tests {
             (key, Some(Bytes::from_static(b"v")))
         };
         let rules = RecordRules {
-            compacted: Some("t-0"),
+            partition: Path::new("/data/t-0"),
+            compacted: true,
             timestamps: None,
         };
         let keyed = encode_batch(&[record(0), record(2)], 1);
@@ -162,7 +172,8 @@ mod tests {
         );
         let headers = validate_batches(&batch, usize::MAX).unwrap();
         let rules = |earliest, latest| RecordRules {
-            compacted: None,
+            partition: Path::new("/data/t-0"),
+            compacted: false,
             timestamps: Some((earliest, latest)),
         };
         check(&batch, &headers, &rules(0, 300)).unwrap();

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from clients import consume_confluent, create_topic, produce_confluent, unique_topic
+from clients import consume_confluent, create_topic, produce_confluent, unique_topic, wait_until
 from gregor_broker import GREGOR_BIN
 
 KAFKA_STORAGE_ERROR = 56
@@ -111,3 +111,69 @@ def describe_log_dirs(bootstrap, topic_partitions=None):
                            {(t["name"], p["partition_index"]): (p["partition_size"], p["offset_lag"], p["is_future_key"])
                             for t in d["topics"] for p in t["partitions"]})
             for d in answer["log_dirs"]}
+
+
+def test_a_partition_moves_to_another_log_dir_while_it_is_written(broker_factory, tmp_path):
+    """AlterReplicaLogDirs through kafka-python: the partition is copied to the other directory
+    and swapped in while a producer keeps writing; every acknowledged record is there once, in
+    order, afterwards and after a restart, and the old directory is gone."""
+    import threading
+
+    from confluent_kafka import Producer
+    from kafka.errors import LogDirNotFoundError, NoError
+
+    dirs = [tmp_path / "disk-a", tmp_path / "disk-b"]
+    b = broker_factory(overrides={"log.dirs": ",".join(str(d) for d in dirs), "log.segment.bytes": "65536"})
+    t = create_topic(b.bootstrap, unique_topic("move"), 1)
+    [src] = hosted(dirs, t).values()
+    dest = dirs[1 - src]
+    before = [{"value": f"before-{i}".encode() * 50, "partition": 0} for i in range(2000)]
+    assert all(err is None for err, _p, _o in produce_confluent(b.bootstrap, t, before))
+
+    acked, stop = [], threading.Event()
+
+    def keep_writing():
+        p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "enable.idempotence": True,
+                      "linger.ms": 2, "broker.address.family": "v4"})
+        i = 0
+        while not stop.is_set():
+            value = f"live-{i}".encode()
+            p.produce(t, value, partition=0,
+                      on_delivery=lambda err, msg, v=value: acked.append(v) if err is None else None)
+            p.poll(0.001)
+            i += 1
+        assert p.flush(30) == 0
+
+    writer = threading.Thread(target=keep_writing)
+    writer.start()
+    try:
+        wait_until(lambda: len(acked) > 100, msg="the writer to get going")
+        admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        try:
+            result = admin.alter_replica_log_dirs({(t, 0, 1): str(dest)})
+            assert list(result.values()) == [NoError], result
+            refused = admin.alter_replica_log_dirs({(t, 0, 1): str(tmp_path / "not-a-log-dir")})
+            assert list(refused.values()) == [LogDirNotFoundError], refused
+        finally:
+            admin.close()
+
+        def moved():
+            d = describe_log_dirs(b.bootstrap)
+            return (t, 0) in d[str(dest)][3] and (t, 0) not in d[str(src_dir)][3] and \
+                not d[str(dest)][3][(t, 0)][2]
+
+        src_dir = dirs[src]
+        wait_until(moved, timeout=60, msg="the partition to be in the other log dir")
+        wait_until(lambda: len(acked) > 200, msg="writes after the move")
+    finally:
+        stop.set()
+        writer.join()
+    assert not (src_dir / f"{t}-0").exists()
+    assert [p.name for p in src_dir.iterdir() if p.name.startswith(t)] == []
+    want = [r["value"] for r in before] + acked
+    got = consume_confluent(b.bootstrap, t, [0], len(want), timeout=60)
+    assert [r["value"] for r in got] == want
+    b.stop()
+    b.start()
+    assert hosted(dirs, t) == {0: 1 - src}
+    assert [r["value"] for r in consume_confluent(b.bootstrap, t, [0], len(want), timeout=60)] == want

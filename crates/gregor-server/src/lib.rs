@@ -11,6 +11,7 @@ mod fetch_session;
 mod groups;
 mod handlers;
 mod internal_topics;
+mod log_dir_moves;
 mod network;
 mod partitions;
 mod transactions;

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
+use crate::log_dir_moves::{self, FutureReplica, LogDirMoves};
 
 /// The file in a partition directory naming the topic id it belongs to, so a directory left by a
 /// deleted topic is never mistaken for a new topic of the same name.
@@ -24,8 +25,6 @@ const PARTITION_METADATA: &str = "partition.metadata";
 
 pub struct Partition {
     pub topic: String,
-    /// The partition's directory, in one of `log.dirs`.
-    dir: PathBuf,
     pub topic_id: Uuid,
     pub index: i32,
     log: RwLock<PartitionLog>,
@@ -135,6 +134,16 @@ impl Partition {
         self.log.read().log_start_offset()
     }
 
+    /// The one of `log.dirs` that holds the partition's directory.
+    pub fn log_dir(&self) -> PathBuf {
+        self.with_log(|log| {
+            log.dir()
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        })
+    }
+
     /// The bytes of the partition's segments.
     pub fn size_bytes(&self) -> u64 {
         self.log.read().size_bytes()
@@ -193,6 +202,8 @@ pub struct LogDirReport {
     pub path: PathBuf,
     pub online: bool,
     pub partitions: Vec<Arc<Partition>>,
+    /// Partitions being copied into this directory (AlterReplicaLogDirs).
+    pub futures: Vec<Arc<FutureReplica>>,
     /// The file system's size and the bytes still free to gregor (-1 if unknown).
     pub total_bytes: i64,
     pub usable_bytes: i64,
@@ -206,6 +217,8 @@ pub struct ReplicaManager {
     /// Set after the first reconcile: partitions that appear later are new and may be placed on
     /// any online directory, while at start-up a missing partition may sit on an offline one.
     started: AtomicBool,
+    /// Partitions moving to another log dir.
+    pub(crate) moves: LogDirMoves,
 }
 
 fn is_partition_dir(name: &str) -> bool {
@@ -225,7 +238,7 @@ impl ReplicaManager {
     /// Checks every log dir; those that cannot be created or listed are offline. The first
     /// directory holds the metadata log and must be usable (the caller checks it).
     pub fn new(log_dirs: &[PathBuf]) -> ReplicaManager {
-        let log_dirs = log_dirs
+        let log_dirs: Vec<LogDir> = log_dirs
             .iter()
             .map(|path| {
                 let usable = std::fs::create_dir_all(path).and_then(|()| std::fs::read_dir(path).map(drop));
@@ -238,11 +251,20 @@ impl ReplicaManager {
                 }
             })
             .collect();
+        let online: Vec<PathBuf> = log_dirs
+            .iter()
+            .filter(|d| d.online)
+            .map(|d| d.path.clone())
+            .collect();
+        if let Err(e) = log_dir_moves::resolve_interrupted(&online) {
+            tracing::error!(error = %e, "cannot resolve an interrupted log dir move");
+        }
         ReplicaManager {
             log_dirs,
             partitions: RwLock::new(HashMap::new()),
             offline: RwLock::new(HashSet::new()),
             started: AtomicBool::new(false),
+            moves: LogDirMoves::default(),
         }
     }
 
@@ -283,7 +305,7 @@ impl ReplicaManager {
             .min_by_key(|d| {
                 partitions
                     .values()
-                    .filter(|p| p.dir.parent() == Some(&d.path))
+                    .filter(|p| p.log_dir() == d.path)
                     .count()
             })
             .map(|d| d.path.join(name))
@@ -300,9 +322,28 @@ impl ReplicaManager {
         self.partitions.read().values().cloned().collect()
     }
 
+    /// Starts moving a hosted partition into `dest`, one of `log.dirs` (AlterReplicaLogDirs); the
+    /// error code if it cannot. A partition already there, or already moving there, is fine.
+    pub fn alter_log_dir(&self, topic: &str, index: i32, dest: &Path) -> Result<(), i16> {
+        let dir = self
+            .log_dirs
+            .iter()
+            .find(|d| d.path == dest)
+            .ok_or(ResponseError::LogDirNotFound.code())?;
+        if !dir.online {
+            return Err(ResponseError::KafkaStorageError.code());
+        }
+        let partition = self.lookup(topic, index)?;
+        if partition.log_dir() == dest {
+            return Ok(());
+        }
+        self.moves.start(partition, dest.to_path_buf())
+    }
+
     /// Every log dir with the partitions it holds and its file system's space.
     pub fn log_dir_reports(&self) -> Vec<LogDirReport> {
         let partitions = self.partitions.read();
+        let moves = self.moves.in_progress();
         self.log_dirs
             .iter()
             .map(|d| {
@@ -320,7 +361,12 @@ impl ReplicaManager {
                     online: d.online,
                     partitions: partitions
                         .values()
-                        .filter(|p| p.dir.parent() == Some(&d.path))
+                        .filter(|p| p.log_dir() == d.path)
+                        .cloned()
+                        .collect(),
+                    futures: moves
+                        .iter()
+                        .filter(|m| m.log_dir == d.path)
                         .cloned()
                         .collect(),
                     total_bytes: bytes(space.as_ref().map_or(0, |s| s.f_blocks)),
@@ -353,7 +399,7 @@ impl ReplicaManager {
             if let Some(partition) = partitions.remove(&key) {
                 tracing::info!(topic = %key.0, partition = key.1, "deleting partition log");
                 partition.wake_waiters();
-                let dir = partition.dir.clone();
+                let dir = partition.with_log(|log| log.dir().to_path_buf());
                 drop(partition);
                 if let Err(e) = std::fs::remove_dir_all(&dir) {
                     tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
@@ -412,7 +458,6 @@ impl ReplicaManager {
                 partitions.insert(
                     key,
                     Arc::new(Partition {
-                        dir,
                         topic: topic.name.clone(),
                         topic_id: topic.id,
                         index,

@@ -9,6 +9,7 @@ mod config;
 mod error;
 mod index;
 pub mod log;
+mod log_copy;
 mod producer_state;
 mod record_checks;
 pub mod records;
@@ -18,6 +19,7 @@ pub use config::{LogConfig, TimestampType};
 pub use error::{RecordError, Result, StorageError};
 pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
 pub use log::{AppendResult, PartitionLog};
+pub use log_copy::{LogCopy, LogSnapshot};
 pub use producer_state::{AbortedTxn, ActiveProducer};
 
 #[cfg(test)]

@@ -173,6 +173,15 @@ impl PartitionLog {
         })
     }
 
+    /// The partition's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    pub(crate) fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.iter()
+    }
+
     fn active(&mut self) -> &mut Segment {
         let n = self.segments.len();
         &mut self.segments[n - 1]

@@ -39,6 +39,7 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
             .into(),
         K::DeleteRecords => DeleteRecordsRequest::default().into(),
         K::DescribeLogDirs => DescribeLogDirsRequest::default().into(),
+        K::AlterReplicaLogDirs => AlterReplicaLogDirsRequest::default().into(),
         K::DescribeConfigs => DescribeConfigsRequest::default().into(),
         K::AlterConfigs => AlterConfigsRequest::default().into(),
         K::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::default().into(),

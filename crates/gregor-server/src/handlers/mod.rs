@@ -128,6 +128,9 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         }
         RequestKind::DeleteRecords(r) => respond!(records::delete_records(broker, version, r)),
         RequestKind::DescribeLogDirs(r) => respond!(log_dirs::describe_log_dirs(broker, r)),
+        RequestKind::AlterReplicaLogDirs(r) => {
+            respond!(log_dirs::alter_replica_log_dirs(broker, r))
+        }
         RequestKind::DescribeProducers(r) => respond!(producers::describe_producers(broker, r)),
         RequestKind::WriteTxnMarkers(r) => respond!(producers::write_txn_markers(broker, r)),
         RequestKind::UpdateFeatures(r) => respond!(features::update_features(broker, version, r)),

@@ -6,6 +6,7 @@ pub mod batch;
 mod checkpoint;
 pub mod compression;
 mod config;
+mod decompress;
 mod error;
 mod index;
 pub mod log;

@@ -1,17 +1,14 @@
 //! Checks that must read individual records, reporting each bad record by its index in its batch
 //! (KIP-467), so that a client fails only those records and knows the others were refused because
 //! of a different record. Uncompressed records are read in place (a few varints each, no
-//! allocation). Compressed batches are decompressed only for compacted topics, as before: the
-//! codecs decompress a whole batch into memory with no bound (a small batch can claim gigabytes),
-//! so until decompression is streamed with a bound (issue 10) other topics check a compressed
-//! batch by its header's first and max timestamps and refuse it whole.
+//! allocation); compressed batches are read as they are decompressed (`decompress.rs`), in
+//! bounded memory, as Kafka's validator streams them.
 
+use std::io::{self, BufRead, Read};
 use std::path::Path;
 
-use bytes::Bytes;
-use proto_kafka::records::RecordBatchDecoder;
-
-use crate::batch::{read_varint, BatchHeader, HEADER_LEN};
+use crate::batch::{BatchHeader, HEADER_LEN};
+use crate::decompress::records_reader;
 use crate::error::{RecordError, Result, StorageError};
 
 /// What the broker requires of every record of a produced batch.
@@ -25,38 +22,91 @@ pub struct RecordRules<'a> {
     pub timestamps: Option<(i64, i64)>,
 }
 
-/// Calls `f(timestamp, has_key)` for each record of the (validated, non-control) batch `raw`.
-fn for_each_record(h: &BatchHeader, raw: &[u8], mut f: impl FnMut(i64, bool)) -> Result<()> {
-    let malformed = || StorageError::CorruptMessage("malformed record in batch".into());
-    if h.compression() != 0 {
-        let set = RecordBatchDecoder::decode(&mut Bytes::copy_from_slice(raw))
-            .map_err(|e| StorageError::CorruptMessage(format!("cannot read batch: {e}")))?;
-        for r in &set.records {
-            f(r.timestamp, r.key.is_some());
-        }
-        return Ok(());
+/// Where a batch's records are read from: the batch's own bytes, or a decompressing stream.
+trait RecordSource {
+    fn byte(&mut self) -> Option<u8>;
+    /// Skips `n` bytes; false if there are fewer.
+    fn skip(&mut self, n: usize) -> bool;
+}
+
+impl RecordSource for &[u8] {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.split_first()?;
+        *self = rest;
+        Some(b)
     }
-    let body = &raw[HEADER_LEN..];
-    let mut pos = 0;
+
+    fn skip(&mut self, n: usize) -> bool {
+        match self.get(n..) {
+            Some(rest) => {
+                *self = rest;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Decompressed bytes, read as they are inflated (the skipped ones too: that is the cost of a
+/// compressed batch, as in Kafka).
+struct Inflating<'a>(Box<dyn BufRead + 'a>);
+
+impl RecordSource for Inflating<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.0.fill_buf().ok()?.first()?;
+        self.0.consume(1);
+        Some(b)
+    }
+
+    fn skip(&mut self, n: usize) -> bool {
+        let n = n as u64;
+        io::copy(&mut (&mut self.0).take(n), &mut io::sink()).is_ok_and(|copied| copied == n)
+    }
+}
+
+/// A zig-zag varint and how many bytes it took.
+fn varint(src: &mut impl RecordSource) -> Option<(i64, usize)> {
+    let mut raw: u64 = 0;
+    for i in 0..10 {
+        let b = src.byte()?;
+        raw |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+        }
+    }
+    None
+}
+
+/// Calls `f(timestamp, has_key)` for each of the `h.records_count` records in `src`.
+fn walk_records(
+    h: &BatchHeader,
+    src: &mut impl RecordSource,
+    mut f: impl FnMut(i64, bool),
+) -> Result<()> {
+    let malformed = || StorageError::CorruptMessage("malformed record in batch".into());
     for _ in 0..h.records_count {
-        let len = read_varint(body, &mut pos).ok_or_else(malformed)?;
-        let start = pos;
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|l| start.checked_add(l))
-            .filter(|&e| e <= body.len())
-            .ok_or_else(malformed)?;
-        pos += 1; // attributes
-        let delta = read_varint(body, &mut pos).ok_or_else(malformed)?;
-        read_varint(body, &mut pos).ok_or_else(malformed)?; // offset delta
-        let key_len = read_varint(body, &mut pos).ok_or_else(malformed)?;
-        if pos > end {
+        let (len, _) = varint(src).ok_or_else(malformed)?;
+        let len = usize::try_from(len).map_err(|_| malformed())?;
+        src.byte().ok_or_else(malformed)?; // attributes
+        let (delta, a) = varint(src).ok_or_else(malformed)?;
+        let (_, b) = varint(src).ok_or_else(malformed)?; // offset delta
+        let (key_len, c) = varint(src).ok_or_else(malformed)?;
+        let read = 1 + a + b + c;
+        if read > len || !src.skip(len - read) {
             return Err(malformed());
         }
         f(h.first_timestamp.wrapping_add(delta), key_len >= 0);
-        pos = end;
     }
     Ok(())
+}
+
+/// Calls `f(timestamp, has_key)` for each record of the (validated, non-control) batch `raw`.
+fn for_each_record(h: &BatchHeader, raw: &[u8], f: impl FnMut(i64, bool)) -> Result<()> {
+    let records = &raw[HEADER_LEN..];
+    match h.compression() {
+        0 => walk_records(h, &mut { records }, f),
+        codec => walk_records(h, &mut Inflating(records_reader(codec, records)?), f),
+    }
 }
 
 /// Checks every record of the client batches in `records` against `rules`; the first batch with
@@ -71,10 +121,6 @@ pub fn check(records: &[u8], headers: &[BatchHeader], rules: &RecordRules) -> Re
         let raw = &records[pos..pos + h.total_len()];
         pos += h.total_len();
         if h.is_control() {
-            continue;
-        }
-        if h.compression() != 0 && !rules.compacted {
-            check_header_timestamps(h, rules.timestamps)?;
             continue;
         }
         let mut errors = Vec::new();
@@ -117,32 +163,13 @@ pub fn check(records: &[u8], headers: &[BatchHeader], rules: &RecordRules) -> Re
     Ok(())
 }
 
-/// A compressed batch's timestamps as its header bounds them (producers write them so).
-fn check_header_timestamps(h: &BatchHeader, bounds: Option<(i64, i64)>) -> Result<()> {
-    let Some((earliest, latest)) = bounds else {
-        return Ok(());
-    };
-    for ts in [h.first_timestamp, h.max_timestamp] {
-        if ts != -1 && (ts < earliest || ts > latest) {
-            return Err(StorageError::RecordErrors {
-                invalid_timestamp: true,
-                message: format!(
-                    "Timestamp {ts} of the compressed batch is out of range. The timestamp \
-                     should be within [{earliest}, {latest}]"
-                ),
-                records: Vec::new(),
-            });
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::validate_batches;
     use crate::records::encode_batch;
     use crate::test_batches::{batch_of, Spec};
+    use bytes::Bytes;
     use proto_kafka::records::Compression;
 
     fn refused(result: Result<()>) -> (i16, Vec<i32>) {
@@ -209,19 +236,30 @@ mod tests {
             refused(check(&batch, &headers, &rules(50, 250))),
             (invalid_timestamp, vec![0, 3])
         );
-        // A compressed batch is judged by its header (not decompressed) and refused whole.
-        let lz4 = Spec {
-            compression: Compression::Lz4,
-            ts: 100,
-            ts_step: 100,
-            ..Spec::default()
-        };
-        let batch = batch_of(&[(None, None), (None, None), (None, None)], &lz4);
-        let headers = validate_batches(&batch, usize::MAX).unwrap();
-        check(&batch, &headers, &rules(100, 300)).unwrap();
-        assert_eq!(
-            refused(check(&batch, &headers, &rules(100, 250))),
-            (invalid_timestamp, vec![])
-        );
+        // Compressed batches are read record by record too, in every codec.
+        for compression in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let spec = Spec {
+                compression,
+                ts: 300,
+                ts_step: -100,
+                ..Spec::default()
+            };
+            let batch = batch_of(
+                &[(None, None), (None, None), (None, None), (None, None)],
+                &spec,
+            );
+            let headers = validate_batches(&batch, usize::MAX).unwrap();
+            check(&batch, &headers, &rules(0, 300)).unwrap();
+            assert_eq!(
+                refused(check(&batch, &headers, &rules(50, 250))),
+                (invalid_timestamp, vec![0, 3]),
+                "{compression:?}"
+            );
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
+use crate::client_metrics::{self, CLIENT_METRICS_CONFIGS};
 use crate::configs::{
     dynamic_broker_config, group_config, topic_config, ConfigDef, ConfigKind, GroupConfigBounds,
 };
@@ -128,6 +129,7 @@ fn check_topic_config_combination(
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_GROUP: i8 = 32;
+pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 /// An IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType`, by wire code).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,6 +195,11 @@ pub fn config_resource(
             "Group name must not be empty",
         ),
         RESOURCE_GROUP => Ok(ConfigResource::Group(name.to_string())),
+        RESOURCE_CLIENT_METRICS if name.is_empty() => refuse(
+            ResponseError::InvalidRequest.code(),
+            "Subscription name can't be empty",
+        ),
+        RESOURCE_CLIENT_METRICS => Ok(ConfigResource::ClientMetrics(name.to_string())),
         other => refuse(
             ResponseError::InvalidRequest.code(),
             format!("Unsupported resource type {other}"),
@@ -231,6 +238,19 @@ fn alterable_config(resource: &ConfigResource, name: &str) -> Result<ConfigDef, 
             },
             Ok,
         ),
+        ConfigResource::ClientMetrics(_) => CLIENT_METRICS_CONFIGS
+            .iter()
+            .find(|d| d.name == name)
+            .copied()
+            .map_or_else(
+                || {
+                    refuse(
+                        ResponseError::InvalidRequest.code(),
+                        format!("Unknown client metrics configuration: {name}"),
+                    )
+                },
+                Ok,
+            ),
     }
 }
 
@@ -287,6 +307,7 @@ fn checked_diff(
         ConfigResource::Group(_) => group_bounds
             .check(new)
             .or_else(|message| refuse(ResponseError::InvalidConfig.code(), message))?,
+        ConfigResource::ClientMetrics(_) => client_metrics::validate(new)?,
         ConfigResource::Broker(_) => {}
     }
     let old = image.configs.get(resource).cloned().unwrap_or_default();

@@ -4,6 +4,7 @@
 //! a request produces (pure functions of the image), and the [`store`] appends and replays them.
 //! Today the log is a local partition log; the cluster issue puts it under a Raft quorum.
 
+pub mod client_metrics;
 pub mod configs;
 pub mod controller;
 pub mod features;

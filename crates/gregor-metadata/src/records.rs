@@ -11,6 +11,8 @@ pub enum ConfigResource {
     Broker(Option<i32>),
     /// A consumer group's configs; a group may have them before it exists.
     Group(String),
+    /// A client metrics subscription (KIP-714), by name.
+    ClientMetrics(String),
 }
 
 /// One change to the cluster metadata. Stored as the JSON value of a record in the metadata log.

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::telemetry::Telemetry;
 use gregor_metadata::controller::allocate_producer_ids;
 use gregor_metadata::store::StoreError;
 use gregor_metadata::{features, MetadataImage, MetadataRecord, MetadataStore};
@@ -48,6 +49,7 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     pub groups: GroupRuntime,
     pub txns: TxnRuntime,
+    pub telemetry: Telemetry,
     /// The next unused producer id and the end of the reserved block.
     producer_ids: Mutex<(i64, i64)>,
     shutdown: watch::Sender<bool>,
@@ -121,6 +123,7 @@ impl Broker {
             fetch_sessions: FetchSessions::new(slots),
             groups: GroupRuntime::new(&config),
             txns: TxnRuntime::new(&config),
+            telemetry: Telemetry::new(config.get_i64("telemetry.max.bytes") as usize),
             producer_ids: Mutex::new((0, 0)),
             shutdown,
             config,

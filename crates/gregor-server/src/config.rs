@@ -33,6 +33,8 @@ pub const DYNAMIC_DEFAULT_BROKER_CONFIG: i8 = 3;
 pub const STATIC_BROKER_CONFIG: i8 = 4;
 pub const DEFAULT_CONFIG: i8 = 5;
 pub const GROUP_CONFIG: i8 = 8;
+/// A client metrics subscription's config (KIP-714).
+pub const CLIENT_METRICS_CONFIG: i8 = 7;
 
 /// Broker configs beyond the topic defaults (whose broker synonyms are accepted too).
 const BROKER_CONFIGS: &[ConfigDef] = &[
@@ -172,6 +174,8 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "86400000",
         ConfigKind::Int { min: 1 },
     ),
+    // KIP-714: the largest (compressed) metrics payload a client may push.
+    broker("telemetry.max.bytes", "1048576", ConfigKind::Int { min: 1 }),
     broker("log.cleaner.enable", "true", BOOL),
     broker(
         "log.cleaner.dedupe.buffer.size",

@@ -14,6 +14,7 @@ mod internal_topics;
 mod log_dir_moves;
 mod network;
 mod partitions;
+mod telemetry;
 mod transactions;
 
 pub use broker::Broker;

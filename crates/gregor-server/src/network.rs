@@ -36,6 +36,10 @@ async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
     let idle = Duration::from_millis(broker.config.get_i64("connections.max.idle.ms") as u64);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut stop = broker.shutdown_signal();
+    let mut client = handlers::Client {
+        peer,
+        software: None,
+    };
     loop {
         let frame = match next_frame(&mut buf, max_frame) {
             Ok(Some(frame)) => frame,
@@ -67,7 +71,7 @@ async fn serve_connection(broker: Arc<Broker>, mut stream: TcpStream, peer: Sock
             }
         };
         let response = match decode_request(frame) {
-            Ok(request) => match handlers::handle(&broker, request, peer).await {
+            Ok(request) => match handlers::handle(&broker, request, &mut client).await {
                 Reply::Send(bytes) => Some(bytes),
                 Reply::Nothing => None,
                 Reply::Close => return,

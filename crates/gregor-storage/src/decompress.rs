@@ -4,7 +4,7 @@
 //! expand to (about 21x). proto-kafka's decoders instead inflate a whole batch into one buffer,
 //! so a small batch could make the broker allocate gigabytes.
 
-use std::io::{BufRead, BufReader, Cursor};
+use std::io::{BufRead, BufReader, Cursor, Read};
 
 use crate::error::{Result, StorageError};
 
@@ -31,6 +31,25 @@ pub(crate) fn records_reader<'a>(codec: i16, input: &'a [u8]) -> Result<Box<dyn 
         )),
         other => return Err(corrupt(format!("unknown compression codec {other}"))),
     })
+}
+
+/// All of `input` decompressed with `codec` (0: none), refused as corrupt beyond `limit` bytes.
+pub fn decompress_bounded(codec: i16, input: &[u8], limit: usize) -> Result<Vec<u8>> {
+    if codec == 0 {
+        if input.len() > limit {
+            return Err(corrupt(format!("more than {limit} bytes")));
+        }
+        return Ok(input.to_vec());
+    }
+    let mut out = Vec::new();
+    records_reader(codec, input)?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    if out.len() > limit {
+        return Err(corrupt(format!("more than {limit} bytes")));
+    }
+    Ok(out)
 }
 
 fn snappy(input: &[u8]) -> Result<Vec<u8>> {
@@ -73,16 +92,19 @@ fn snappy(input: &[u8]) -> Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use super::*;
 
     fn inflate(codec: i16, input: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        records_reader(codec, input)?
-            .read_to_end(&mut out)
-            .map_err(corrupt)?;
-        Ok(out)
+        decompress_bounded(codec, input, 1 << 30)
+    }
+
+    #[test]
+    fn a_payload_larger_than_the_limit_is_refused() {
+        let zeros = vec![0u8; 1 << 20];
+        let small = zstd::encode_all(&zeros[..], 3).unwrap();
+        assert_eq!(decompress_bounded(4, &small, 1 << 20).unwrap(), zeros);
+        assert!(decompress_bounded(4, &small, (1 << 20) - 1).is_err());
+        assert!(decompress_bounded(0, &zeros, 10).is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod records;
 mod segment;
 
 pub use config::{LogConfig, TimestampType};
+pub use decompress::decompress_bounded;
 pub use error::{RecordError, Result, StorageError};
 pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
 pub use log::{AppendResult, PartitionLog};

@@ -48,6 +48,8 @@ enum Command {
     Groups(cli::groups::Args),
     /// List and describe transactions (like kafka-transactions.sh).
     Transactions(cli::transactions::Args),
+    /// Client metrics subscriptions: which metrics clients push (like kafka-client-metrics.sh).
+    ClientMetrics(cli::client_metrics::Args),
     /// Describe, upgrade and downgrade the cluster's feature levels (like kafka-features.sh).
     Features(cli::features::Args),
     /// Log directories of the brokers and the partitions they hold (like kafka-log-dirs.sh).
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => tool("consume", cli::consume::run(args)),
         Command::Groups(args) => tool("groups", cli::groups::run(args)),
         Command::Transactions(args) => tool("transactions", cli::transactions::run(args)),
+        Command::ClientMetrics(args) => tool("client-metrics", cli::client_metrics::run(args)),
         Command::Features(args) => tool("features", cli::features::run(args)),
         Command::LogDirs(args) => tool("log-dirs", cli::log_dirs::run(args)),
         Command::Perf(command) => match perf::run(command) {

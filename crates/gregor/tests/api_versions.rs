@@ -65,6 +65,9 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
         K::DescribeTransactions => DescribeTransactionsRequest::default().into(),
         K::ListTransactions => ListTransactionsRequest::default().into(),
         K::DescribeProducers => DescribeProducersRequest::default().into(),
+        K::GetTelemetrySubscriptions => GetTelemetrySubscriptionsRequest::default().into(),
+        K::PushTelemetry => PushTelemetryRequest::default().into(),
+        K::ListConfigResources => ListConfigResourcesRequest::default().into(),
         K::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
         _ => return None,
     })

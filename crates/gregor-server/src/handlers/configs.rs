@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use gregor_metadata::client_metrics::CLIENT_METRICS_CONFIGS;
 use gregor_metadata::configs::{ConfigDef, ConfigKind};
 use gregor_metadata::controller::{
     alter_configs as decide_alter, config_resource,
     incremental_alter_configs as decide_incremental, ConfigChange, ConfigOp, ControllerError,
-    RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC,
+    RESOURCE_BROKER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use gregor_metadata::{
     ConfigLayers, ConfigResource, MetadataImage, MetadataRecord, GROUP_CONFIGS, TOPIC_CONFIGS,
@@ -33,8 +34,8 @@ use super::str_bytes;
 use super::topics::storage_failure;
 use crate::broker::Broker;
 use crate::config::{
-    broker_config_names, BrokerConfig, DEFAULT_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG,
-    DYNAMIC_TOPIC_CONFIG, GROUP_CONFIG,
+    broker_config_names, BrokerConfig, CLIENT_METRICS_CONFIG, DEFAULT_CONFIG,
+    DYNAMIC_DEFAULT_BROKER_CONFIG, DYNAMIC_TOPIC_CONFIG, GROUP_CONFIG,
 };
 
 fn config_type(kind: ConfigKind) -> i8 {
@@ -133,6 +134,25 @@ fn describe_group(
                 source,
                 read_only: false,
             }
+        })
+        .collect()
+}
+
+/// The configs a client metrics subscription sets (none if it does not exist), as Kafka lists
+/// them.
+fn describe_client_metrics(configs: Option<&BTreeMap<String, String>>) -> Vec<Described> {
+    CLIENT_METRICS_CONFIGS
+        .iter()
+        .filter_map(|def| {
+            let value = configs?.get(def.name)?.clone();
+            Some(Described {
+                name: def.name,
+                kind: def.kind,
+                synonyms: vec![(def.name.to_string(), value.clone(), CLIENT_METRICS_CONFIG)],
+                value,
+                source: CLIENT_METRICS_CONFIG,
+                read_only: false,
+            })
         })
         .collect()
 }
@@ -246,6 +266,11 @@ pub fn describe_configs(
                 RESOURCE_GROUP => describe_group(
                     config,
                     image.configs.get(&ConfigResource::Group(name.to_string())),
+                ),
+                RESOURCE_CLIENT_METRICS => describe_client_metrics(
+                    image
+                        .configs
+                        .get(&ConfigResource::ClientMetrics(name.to_string())),
                 ),
                 RESOURCE_BROKER => {
                     if name != broker.node_id.to_string() {

@@ -15,6 +15,7 @@ mod produce;
 mod producer_id;
 mod producers;
 mod records;
+mod telemetry;
 pub(crate) mod topics;
 mod transactions;
 
@@ -47,8 +48,16 @@ fn encode<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, response
     }
 }
 
+/// Who is on the other end of a connection: its address, and the client software it named in
+/// ApiVersions (KIP-511), which client metrics subscriptions may select on.
+pub struct Client {
+    pub peer: SocketAddr,
+    pub software: Option<(String, String)>,
+}
+
 /// Answers one request.
-pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) -> Reply {
+pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client) -> Reply {
+    let peer = client.peer;
     let version = request.header.request_api_version;
     let correlation_id = request.header.correlation_id;
     let api = request.api_key;
@@ -73,7 +82,24 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, peer: SocketAddr) ->
         .map_or("", |c| c.as_str())
         .to_string();
     match request.body {
-        RequestKind::ApiVersions(_) => respond!(api_versions::handle(&broker.metadata.image())),
+        RequestKind::ApiVersions(r) => {
+            if version >= 3 {
+                client.software = Some((
+                    r.client_software_name.to_string(),
+                    r.client_software_version.to_string(),
+                ));
+            }
+            respond!(api_versions::handle(&broker.metadata.image()))
+        }
+        RequestKind::GetTelemetrySubscriptions(r) => {
+            respond!(telemetry::get_subscriptions(broker, &client_id, client, r))
+        }
+        RequestKind::PushTelemetry(r) => {
+            respond!(telemetry::push(broker, &client_id, client, r))
+        }
+        RequestKind::ListConfigResources(r) => {
+            respond!(telemetry::list_config_resources(broker, version, r))
+        }
         RequestKind::Metadata(r) => respond!(metadata::handle(broker, version, r)),
         RequestKind::Produce(r) => match produce::handle(broker, version, r).await {
             Some(response) => respond!(response),

@@ -1,6 +1,7 @@
 //! The Kafka command-line tools, as `gregor` subcommands: they talk to any Kafka-compatible
 //! cluster through librdkafka (rdkafka), with the flags Kafka's own scripts use.
 
+pub mod client_metrics;
 pub mod cluster;
 mod common;
 pub mod configs;

@@ -177,3 +177,33 @@ def test_a_partition_moves_to_another_log_dir_while_it_is_written(broker_factory
     b.start()
     assert hosted(dirs, t) == {0: 1 - src}
     assert [r["value"] for r in consume_confluent(b.bootstrap, t, [0], len(want), timeout=60)] == want
+
+
+def test_a_move_killed_midway_leaves_the_partition_whole(broker_factory, tmp_path):
+    """SIGKILL while a partition is being copied to another log dir: after the restart the
+    partition is in exactly one place with every acknowledged record, and no copy is left over."""
+    dirs = [tmp_path / "disk-a", tmp_path / "disk-b"]
+    b = broker_factory(overrides={"log.dirs": ",".join(str(d) for d in dirs), "log.segment.bytes": "1048576"})
+    t = create_topic(b.bootstrap, unique_topic("kill"), 1)
+    [src] = hosted(dirs, t).values()
+    dest = dirs[1 - src]
+    records = [{"value": f"{i:08d}".encode() * 1000, "partition": 0} for i in range(30_000)]
+    reports = produce_confluent(b.bootstrap, t, records, **{"linger.ms": 20, "compression.type": "none"})
+    assert all(err is None for err, _p, _o in reports)
+
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        admin.alter_replica_log_dirs({(t, 0, 1): str(dest)})
+    finally:
+        admin.close()
+    # Kill as soon as the copy has started (it takes a while for 240 MB).
+    wait_until(lambda: any(p.name.endswith("-future") for p in dest.iterdir()), timeout=30, interval=0.005,
+               msg="the copy to start")
+    b.kill()
+    b.start()
+    placement = hosted(dirs, t)
+    assert list(placement) == [0]
+    leftovers = [p.name for d in dirs for p in d.iterdir() if p.name.endswith(("-future", "-delete"))]
+    assert leftovers == []
+    got = consume_confluent(b.bootstrap, t, [0], len(records), timeout=120)
+    assert [r["value"] for r in got] == [r["value"] for r in records]

@@ -257,6 +257,12 @@ fn produce(args: ProduceArgs) -> anyhow::Result<()> {
         config.set("transactional.id", id);
     }
     let producer: BaseProducer<PerfProducerContext> = config.create_with_context(context)?;
+    // Fail at once on an unreachable cluster, rather than after message.timeout.ms of queued
+    // records.
+    producer
+        .client()
+        .fetch_metadata(Some(&args.topic), Duration::from_secs(30))
+        .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", args.bootstrap_server))?;
     let producer = Arc::new(producer);
     let txn_timeout = Duration::from_secs(60);
     let txn_every = Duration::from_millis(args.transaction_duration_ms.max(1));

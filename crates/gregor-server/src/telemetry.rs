@@ -92,13 +92,21 @@ impl Telemetry {
         self.max_bytes
     }
 
-    /// The instance for `id`, made anew when it is unknown or its subscription changed.
-    fn instance(
-        instances: &mut HashMap<Uuid, Instance>,
+    /// The instance for `id` (kept alive by this call), made anew when it is unknown or its
+    /// subscription changed; expired instances go.
+    fn instance<'m>(
+        instances: &'m mut HashMap<Uuid, Instance>,
+        image: &MetadataImage,
         id: Uuid,
-        subscription: Subscription,
+        caller: &Caller,
         now_ms: i64,
-    ) -> &mut Instance {
+    ) -> &'m mut Instance {
+        let id_text = id.to_string();
+        let attributes = ClientAttributes {
+            client_instance_id: &id_text,
+            ..caller.attributes
+        };
+        let subscription = subscription_for(image, &attributes);
         instances.retain(|_, i| i.expires_ms > now_ms);
         if !instances.contains_key(&id) && instances.len() >= MAX_INSTANCES {
             let oldest = instances
@@ -115,6 +123,7 @@ impl Telemetry {
         if instance.subscription != subscription {
             *instance = Instance::new(id, subscription, now_ms);
         }
+        instance.touch(now_ms);
         instance
     }
 
@@ -138,14 +147,7 @@ impl Telemetry {
         } else {
             requested_id
         };
-        let id_text = id.to_string();
-        let attributes = ClientAttributes {
-            client_instance_id: &id_text,
-            ..caller.attributes
-        };
-        let subscription = subscription_for(image, &attributes);
-        let instance = Self::instance(&mut instances, id, subscription, now_ms);
-        instance.touch(now_ms);
+        let instance = Self::instance(&mut instances, image, id, caller, now_ms);
         let last = instance.last_get_ms.max(instance.last_push_ms);
         // A client told its subscription or codec was wrong may ask again at once.
         let retrying = instance.last_error == ResponseError::UnknownSubscriptionId.code()
@@ -179,14 +181,7 @@ impl Telemetry {
             return Err(ResponseError::InvalidRequest.code());
         }
         let mut instances = self.instances.lock();
-        let id_text = id.to_string();
-        let attributes = ClientAttributes {
-            client_instance_id: &id_text,
-            ..caller.attributes
-        };
-        let subscription = subscription_for(image, &attributes);
-        let instance = Self::instance(&mut instances, id, subscription, now_ms);
-        instance.touch(now_ms);
+        let instance = Self::instance(&mut instances, image, id, caller, now_ms);
         if instance.terminating {
             return Err(ResponseError::InvalidRequest.code());
         }

@@ -18,7 +18,7 @@ use gregor_protocol::kafka::messages::{
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::ApiKey;
 
-use super::common::{admin, emit, metadata, out};
+use super::common::{a_broker, emit, out};
 use super::wire;
 use super::ClientArgs;
 
@@ -76,13 +76,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let admin = admin(&args.client)?;
-    let md = metadata(&admin, &args.client)?;
-    let broker = md
-        .brokers()
-        .first()
-        .context("the cluster named no broker")?;
-    let address = (broker.host(), broker.port() as u16);
+    let (host, port) = a_broker(&args.client)?;
+    let address = (host.as_str(), port);
     let timeout = args.client.timeout();
     if args.list {
         let mut text = String::new();

@@ -44,6 +44,17 @@ pub(crate) fn admin_opts(timeout: Duration) -> AdminOptions {
         .operation_timeout(Some(timeout))
 }
 
+/// Host and port of one broker of the cluster, for the tools that send it requests over plain
+/// TCP (`wire.rs`).
+pub(crate) fn a_broker(client: &ClientArgs) -> anyhow::Result<(String, u16)> {
+    let md = metadata(&admin(client)?, client)?;
+    let broker = md
+        .brokers()
+        .first()
+        .context("the cluster named no broker")?;
+    Ok((broker.host().to_string(), broker.port() as u16))
+}
+
 /// Metadata of every topic; also the reachability check with a readable error.
 pub(crate) fn metadata(
     admin: &AdminClient<DefaultClientContext>,

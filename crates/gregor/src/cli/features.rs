@@ -12,7 +12,7 @@ use gregor_protocol::kafka::messages::{
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::ApiKey;
 
-use super::common::{admin, emit, metadata, out};
+use super::common::{a_broker, emit, out};
 use super::wire;
 use super::ClientArgs;
 
@@ -81,13 +81,8 @@ pub struct Change {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let admin = admin(&args.client)?;
-    let md = metadata(&admin, &args.client)?;
-    let broker = md
-        .brokers()
-        .first()
-        .context("the cluster named no broker")?;
-    let address = (broker.host(), broker.port() as u16);
+    let (host, port) = a_broker(&args.client)?;
+    let address = (host.as_str(), port);
     let timeout = args.client.timeout();
     // UpgradeType: 1 upgrade, 2 safe downgrade, 3 unsafe downgrade.
     let (updates, upgrade_type, dry_run) = match args.action {

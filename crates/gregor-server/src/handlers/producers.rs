@@ -93,3 +93,83 @@ pub fn write_txn_markers(
     });
     WriteTxnMarkersResponse::default().with_markers(results.collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use gregor_protocol::kafka::messages::describe_producers_request::TopicRequest;
+    use gregor_protocol::kafka::messages::write_txn_markers_request::{
+        WritableTxnMarker, WritableTxnMarkerTopic,
+    };
+    use gregor_protocol::kafka::messages::TopicName;
+    use gregor_storage::records::encode_transactional_batch;
+
+    use super::*;
+    use crate::broker::now_ms;
+
+    fn marker(producer: (i64, i16), partitions: Vec<i32>) -> WriteTxnMarkersRequest {
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(producer.0))
+            .with_producer_epoch(producer.1)
+            .with_transaction_result(false)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partition_indexes(partitions)])])
+    }
+
+    fn codes(response: &WriteTxnMarkersResponse) -> Vec<i16> {
+        response.markers[0].topics[0]
+            .partitions
+            .iter()
+            .map(|p| p.error_code)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_open_transaction_is_described_and_ended_by_a_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = super::super::test_broker(dir.path(), &[]).await;
+        let partition = broker.replicas.get("t", 0).unwrap();
+        // A transactional batch written straight to the log: no coordinator knows it.
+        let batch = encode_transactional_batch(&[(None, None)], now_ms(), 7, 3);
+        partition.append(&batch, now_ms()).unwrap();
+        let describe =
+            DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(TopicName(str_bytes("t")))
+                .with_partition_indexes(vec![0, 5])]);
+        let described = describe_producers(&broker, describe.clone());
+        let [open, unknown] = &described.topics[0].partitions[..] else {
+            panic!("two partitions");
+        };
+        let p = &open.active_producers[0];
+        assert_eq!(
+            (
+                p.producer_id.0,
+                p.producer_epoch,
+                p.current_txn_start_offset
+            ),
+            (7, 3, 0)
+        );
+        assert_eq!(
+            unknown.error_code,
+            ResponseError::UnknownTopicOrPartition.code()
+        );
+        assert_eq!(partition.last_stable_offset(), 0);
+
+        // A marker of an older epoch is refused; an unknown partition is named; the right one ends it.
+        let stale = write_txn_markers(&broker, marker((7, 2), vec![0]));
+        assert_eq!(codes(&stale), [ResponseError::InvalidProducerEpoch.code()]);
+        let written = write_txn_markers(&broker, marker((7, 3), vec![0, 5]));
+        assert_eq!(
+            codes(&written),
+            [0, ResponseError::UnknownTopicOrPartition.code()]
+        );
+        assert_eq!(
+            partition.last_stable_offset(),
+            2,
+            "the record and its abort marker"
+        );
+        let described = describe_producers(&broker, describe);
+        let p = &described.topics[0].partitions[0].active_producers[0];
+        assert_eq!(p.current_txn_start_offset, -1);
+    }
+}

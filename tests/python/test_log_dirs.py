@@ -120,13 +120,10 @@ def test_a_partition_moves_to_another_log_dir_while_it_is_written(broker_factory
     import threading
 
     from confluent_kafka import Producer
-    from kafka.errors import LogDirNotFoundError, NoError
+    from kafka.errors import LogDirNotFoundError, NoError, UnknownTopicOrPartitionError
 
-    dirs = [tmp_path / "disk-a", tmp_path / "disk-b"]
-    b = broker_factory(overrides={"log.dirs": ",".join(str(d) for d in dirs), "log.segment.bytes": "65536"})
-    t = create_topic(b.bootstrap, unique_topic("move"), 1)
-    [src] = hosted(dirs, t).values()
-    dest = dirs[1 - src]
+    b, t, dirs, src, dest = one_partition_on_two_dirs(broker_factory, tmp_path, "move", 65536)
+    src_dir = dirs[src]
     before = [{"value": f"before-{i}".encode() * 50, "partition": 0} for i in range(2000)]
     assert all(err is None for err, _p, _o in produce_confluent(b.bootstrap, t, before))
 
@@ -154,6 +151,8 @@ def test_a_partition_moves_to_another_log_dir_while_it_is_written(broker_factory
             assert list(result.values()) == [NoError], result
             refused = admin.alter_replica_log_dirs({(t, 0, 1): str(tmp_path / "not-a-log-dir")})
             assert list(refused.values()) == [LogDirNotFoundError], refused
+            unknown = admin.alter_replica_log_dirs({(t, 5, 1): str(dest)})
+            assert list(unknown.values()) == [UnknownTopicOrPartitionError], unknown
         finally:
             admin.close()
 
@@ -162,9 +161,9 @@ def test_a_partition_moves_to_another_log_dir_while_it_is_written(broker_factory
             return (t, 0) in d[str(dest)][3] and (t, 0) not in d[str(src_dir)][3] and \
                 not d[str(dest)][3][(t, 0)][2]
 
-        src_dir = dirs[src]
         wait_until(moved, timeout=60, msg="the partition to be in the other log dir")
-        wait_until(lambda: len(acked) > 200, msg="writes after the move")
+        at_swap = len(acked)
+        wait_until(lambda: len(acked) > at_swap + 100, msg="writes to the moved partition")
     finally:
         stop.set()
         writer.join()
@@ -182,11 +181,7 @@ def test_a_partition_moves_to_another_log_dir_while_it_is_written(broker_factory
 def test_a_move_killed_midway_leaves_the_partition_whole(broker_factory, tmp_path):
     """SIGKILL while a partition is being copied to another log dir: after the restart the
     partition is in exactly one place with every acknowledged record, and no copy is left over."""
-    dirs = [tmp_path / "disk-a", tmp_path / "disk-b"]
-    b = broker_factory(overrides={"log.dirs": ",".join(str(d) for d in dirs), "log.segment.bytes": "1048576"})
-    t = create_topic(b.bootstrap, unique_topic("kill"), 1)
-    [src] = hosted(dirs, t).values()
-    dest = dirs[1 - src]
+    b, t, dirs, src, dest = one_partition_on_two_dirs(broker_factory, tmp_path, "kill", 1048576)
     records = [{"value": f"{i:08d}".encode() * 1000, "partition": 0} for i in range(30_000)]
     reports = produce_confluent(b.bootstrap, t, records, **{"linger.ms": 20, "compression.type": "none"})
     assert all(err is None for err, _p, _o in reports)
@@ -207,3 +202,13 @@ def test_a_move_killed_midway_leaves_the_partition_whole(broker_factory, tmp_pat
     assert leftovers == []
     got = consume_confluent(b.bootstrap, t, [0], len(records), timeout=120)
     assert [r["value"] for r in got] == [r["value"] for r in records]
+
+
+def one_partition_on_two_dirs(broker_factory, tmp_path, prefix, segment_bytes):
+    """A broker with two log dirs and a one-partition topic: (broker, topic, dirs, index of the
+    dir holding the partition, the other dir)."""
+    dirs = [tmp_path / "disk-a", tmp_path / "disk-b"]
+    b = broker_factory(overrides={"log.dirs": ",".join(str(d) for d in dirs), "log.segment.bytes": str(segment_bytes)})
+    t = create_topic(b.bootstrap, unique_topic(prefix), 1)
+    [src] = hosted(dirs, t).values()
+    return b, t, dirs, src, dirs[1 - src]

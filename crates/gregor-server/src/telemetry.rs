@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use gregor_metadata::client_metrics::{subscription_for, ClientAttributes, Subscription};
 use gregor_metadata::MetadataImage;
+use gregor_protocol::kafka::messages::PushTelemetryRequest;
 use gregor_protocol::kafka::ResponseError;
 use parking_lot::Mutex;
 use uuid::Uuid;
@@ -165,18 +166,14 @@ impl Telemetry {
     }
 
     /// PushTelemetry, checked in Kafka's order; on success the metrics are read and logged.
-    #[allow(clippy::too_many_arguments)]
     pub fn push(
         &self,
         image: &MetadataImage,
-        id: Uuid,
         caller: &Caller,
-        subscription_id: i32,
-        terminating: bool,
-        compression: i8,
-        metrics: &[u8],
+        request: &PushTelemetryRequest,
         now_ms: i64,
     ) -> Result<(), i16> {
+        let id = request.client_instance_id;
         if id.is_nil() || id.as_u128() == 1 {
             return Err(ResponseError::InvalidRequest.code());
         }
@@ -185,15 +182,8 @@ impl Telemetry {
         if instance.terminating {
             return Err(ResponseError::InvalidRequest.code());
         }
-        let checked = self.check_push(
-            instance,
-            subscription_id,
-            terminating,
-            compression,
-            metrics,
-            now_ms,
-        );
-        instance.terminating = terminating;
+        let checked = self.check_push(instance, request, now_ms);
+        instance.terminating = request.terminating;
         if let Err(code) = checked {
             instance.last_error = code;
             return Err(code);
@@ -201,11 +191,12 @@ impl Telemetry {
         instance.last_push_ms = now_ms;
         instance.last_error = 0;
         drop(instances);
-        if metrics.is_empty() {
+        if request.metrics.is_empty() {
             return Ok(());
         }
         let limit = self.max_bytes.saturating_mul(MAX_EXPANSION);
-        let payload = gregor_storage::decompress_bounded(i16::from(compression), metrics, limit)
+        let codec = i16::from(request.compression_type);
+        let payload = gregor_storage::decompress_bounded(codec, &request.metrics, limit)
             .map_err(|_| ResponseError::InvalidRecord.code())?;
         let names = metric_names(&payload).ok_or(ResponseError::InvalidRecord.code())?;
         let shown: Vec<&str> = names
@@ -220,7 +211,7 @@ impl Telemetry {
             bytes = payload.len(),
             metrics = names.len(),
             names = ?shown,
-            terminating,
+            terminating = request.terminating,
             "client metrics received"
         );
         Ok(())
@@ -229,26 +220,23 @@ impl Telemetry {
     fn check_push(
         &self,
         instance: &Instance,
-        subscription_id: i32,
-        terminating: bool,
-        compression: i8,
-        metrics: &[u8],
+        request: &PushTelemetryRequest,
         now_ms: i64,
     ) -> Result<(), i16> {
         // A push after a fresh GetTelemetrySubscriptions is on time (clients jitter around
         // the interval); otherwise a full interval must have passed, unless it is the last.
         let on_time = instance.last_get_ms > instance.last_push_ms
             || now_ms - instance.last_push_ms >= i64::from(instance.subscription.interval_ms);
-        if !on_time && !terminating {
+        if !on_time && !request.terminating {
             return Err(ResponseError::ThrottlingQuotaExceeded.code());
         }
-        if subscription_id != instance.subscription_id {
+        if request.subscription_id != instance.subscription_id {
             return Err(ResponseError::UnknownSubscriptionId.code());
         }
-        if !(0..=4).contains(&compression) {
+        if !(0..=4).contains(&request.compression_type) {
             return Err(ResponseError::UnsupportedCompressionType.code());
         }
-        if metrics.len() > self.max_bytes {
+        if request.metrics.len() > self.max_bytes {
             return Err(ResponseError::TelemetryTooLarge.code());
         }
         Ok(())
@@ -342,6 +330,21 @@ mod tests {
         image
     }
 
+    fn request(
+        id: Uuid,
+        subscription_id: i32,
+        terminating: bool,
+        compression_type: i8,
+        metrics: &[u8],
+    ) -> PushTelemetryRequest {
+        PushTelemetryRequest::default()
+            .with_client_instance_id(id)
+            .with_subscription_id(subscription_id)
+            .with_terminating(terminating)
+            .with_compression_type(compression_type)
+            .with_metrics(bytes::Bytes::copy_from_slice(metrics))
+    }
+
     /// A `MetricsData` with one resource, one scope and the given metric names.
     fn otlp(names: &[&str]) -> Vec<u8> {
         fn field(number: u8, payload: &[u8]) -> Vec<u8> {
@@ -387,7 +390,12 @@ mod tests {
         );
         let data = otlp(&["org.apache.kafka.producer.a"]);
         let push = |sub, terminating, codec, data: &[u8], now| {
-            t.push(&image, id, &caller(), sub, terminating, codec, data, now)
+            t.push(
+                &image,
+                &caller(),
+                &request(id, sub, terminating, codec, data),
+                now,
+            )
         };
         // A push right after the Get is on time; the next one within the interval is not.
         push(sub, false, 0, &data, 10_600).unwrap();
@@ -416,7 +424,12 @@ mod tests {
             Err(ResponseError::InvalidRequest.code())
         );
         assert_eq!(
-            t.push(&image, Uuid::nil(), &caller(), sub, false, 0, &data, 20_000),
+            t.push(
+                &image,
+                &caller(),
+                &request(Uuid::nil(), sub, false, 0, &data),
+                20_000
+            ),
             Err(ResponseError::InvalidRequest.code())
         );
     }

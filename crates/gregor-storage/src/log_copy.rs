@@ -71,7 +71,7 @@ impl LogCopy {
         let gone: Vec<String> = self
             .copied
             .keys()
-            .filter(|k| k.ends_with(segment::LOG_EXT) && !present.contains(k))
+            .filter(|k| is_segment(k) && !present.contains(k))
             .cloned()
             .collect();
         for name in gone {
@@ -142,6 +142,12 @@ impl LogCopy {
         self.copied.insert(name.to_string(), (inode, len));
         Ok(())
     }
+}
+
+fn is_segment(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e == segment::LOG_EXT)
 }
 
 fn file_name(path: &Path) -> String {

@@ -81,12 +81,8 @@ pub fn push(
     let source = source(client);
     let pushed = broker.telemetry.push(
         &broker.metadata.image(),
-        request.client_instance_id,
         &caller(client_id, client, &source),
-        request.subscription_id,
-        request.terminating,
-        request.compression_type,
-        &request.metrics,
+        &request,
         now_ms(),
     );
     PushTelemetryResponse::default().with_error_code(pushed.err().unwrap_or(0))

@@ -16,6 +16,7 @@ use gregor_protocol::kafka::messages::{
     IncrementalAlterConfigsResponse, ListConfigResourcesRequest, ListConfigResourcesResponse,
 };
 use gregor_protocol::kafka::protocol::StrBytes;
+use gregor_protocol::kafka::ResponseError;
 use gregor_protocol::ApiKey;
 
 use super::common::{a_broker, emit, out};
@@ -150,17 +151,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .responses
         .first()
         .context("no result in the answer")?;
-    if result.error_code != 0 {
-        bail!(
-            "{}",
-            result
-                .error_message
-                .as_deref()
-                .unwrap_or("the broker refused the change")
-        );
-    }
+    refused(result.error_code, result.error_message.as_deref())?;
     let verb = if args.delete { "Deleted" } else { "Altered" };
     emit(&format!("{verb} client metrics config for {name}.\n"))
+}
+
+/// A per-resource error of a config request, with the broker's message (it names the reason, as
+/// "Illegal client matching pattern: ...").
+fn refused(code: i16, message: Option<&str>) -> anyhow::Result<()> {
+    if code == 0 {
+        return Ok(());
+    }
+    let name = ResponseError::try_from_code(code).map_or(code.to_string(), |e| format!("{e:?}"));
+    bail!("{}", message.unwrap_or(&name))
 }
 
 fn list(address: (&str, u16), timeout: Duration) -> anyhow::Result<Vec<String>> {
@@ -199,15 +202,7 @@ fn describe(
         .results
         .first()
         .context("no result in the answer")?;
-    if result.error_code != 0 {
-        bail!(
-            "{}",
-            result
-                .error_message
-                .as_deref()
-                .unwrap_or("cannot describe it")
-        );
-    }
+    refused(result.error_code, result.error_message.as_deref())?;
     Ok(result
         .configs
         .iter()

@@ -41,9 +41,9 @@ def test_levels_are_reported_changed_and_kept(broker):
     features = describe(bs)
     assert {name: f["supported"] for name, f in features.items()} == {
         "metadata.version": (27, 27), "kraft.version": (0, 0), "group.version": (0, 1),
-        "transaction.version": (0, 0)}
-    # Level 0 is not finalized, as in Kafka.
-    assert finalized(features) == {"metadata.version": (27, 27), "group.version": (1, 1)}
+        "transaction.version": (0, 2)}
+    assert finalized(features) == {"metadata.version": (27, 27), "group.version": (1, 1),
+                                   "transaction.version": (2, 2)}
     epoch = features["group.version"]["finalized_epoch"]
     assert epoch >= 0
     assert {CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE} <= set(advertised_apis(broker))
@@ -54,6 +54,7 @@ def test_levels_are_reported_changed_and_kept(broker):
 
     assert update(bs, {"group.version": ("SAFE_DOWNGRADE", 0)}) == {"group.version": "OK"}
     features = describe(bs)
+    # Level 0 is not finalized, as in Kafka.
     assert "group.version" not in finalized(features)
     assert features["metadata.version"]["finalized_epoch"] > epoch
     assert not {CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE} & set(advertised_apis(broker))
@@ -71,12 +72,13 @@ def test_levels_are_reported_changed_and_kept(broker):
     {"group.version": 0},                            # a downgrade sent as an upgrade
     {"metadata.version": ("SAFE_DOWNGRADE", 26)},    # below the supported range
     {"no.such.feature": 1},
-    {"group.version": ("SAFE_DOWNGRADE", 0), "transaction.version": 2},  # all or nothing
+    {"group.version": ("SAFE_DOWNGRADE", 0), "transaction.version": 3},  # all or nothing
 ])
 def test_refused_updates_change_nothing(broker, updates):
     with pytest.raises(InvalidUpdateVersionError):
         update(broker.bootstrap, updates)
-    assert finalized(describe(broker.bootstrap)) == {"metadata.version": (27, 27), "group.version": (1, 1)}
+    assert finalized(describe(broker.bootstrap)) == {"metadata.version": (27, 27), "group.version": (1, 1),
+                                                     "transaction.version": (2, 2)}
 
 
 def test_cli_describes_and_changes_levels_like_kafka_features(broker):

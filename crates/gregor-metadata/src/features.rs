@@ -29,8 +29,10 @@ pub struct SupportedFeature {
 ///   levels would change nothing here, so they are not offered.
 /// * `kraft.version` 0: a static quorum (no KIP-853 voter changes).
 /// * `group.version` 1: the KIP-848 consumer protocol; at 0 its APIs are not served.
-/// * `transaction.version` 0: transactions without KIP-890 part 2 (no epoch bump per
-///   transaction), so clients keep the classic protocol.
+/// * `transaction.version` 2: KIP-890 part 2 (the epoch bumped at every transaction end, the
+///   partition leader adding partitions to transactions); Kafka 4 Java clients use it from
+///   level 2 on. Level 1 (Kafka's flexible transaction records) changes nothing here. Clients
+///   of older request versions keep the classic protocol at any level.
 pub const SUPPORTED: &[SupportedFeature] = &[
     SupportedFeature {
         name: METADATA_VERSION,
@@ -53,8 +55,8 @@ pub const SUPPORTED: &[SupportedFeature] = &[
     SupportedFeature {
         name: TRANSACTION_VERSION,
         min: 0,
-        max: 0,
-        bootstrap: 0,
+        max: 2,
+        bootstrap: 2,
     },
 ];
 
@@ -234,7 +236,7 @@ mod tests {
         let image = image_with(&bootstrap_records(&MetadataImage::default()));
         assert_eq!(image.feature_level(METADATA_VERSION), 27);
         assert_eq!(image.feature_level(GROUP_VERSION), 1);
-        assert_eq!(image.feature_level(TRANSACTION_VERSION), 0);
+        assert_eq!(image.feature_level(TRANSACTION_VERSION), 2);
         assert!(bootstrap_records(&image).is_empty(), "written once");
         let disabled = [MetadataRecord::FeatureLevel {
             name: GROUP_VERSION.into(),
@@ -284,9 +286,16 @@ mod tests {
             invalid
         );
         assert_eq!(
-            refused(&[update(TRANSACTION_VERSION, 2, Upgrade)]).code,
+            refused(&[update(TRANSACTION_VERSION, 3, Upgrade)]).code,
             invalid
         );
+        // Transaction version 2 may go back to 0: clients then return to the classic protocol.
+        let classic = update_features(
+            &image,
+            &[update(TRANSACTION_VERSION, 0, SafeDowngrade)],
+            false,
+        );
+        assert_eq!(classic.unwrap().len(), 1);
         // All or nothing: a good update beside a bad one is not applied.
         let e = refused(&[
             update(GROUP_VERSION, 0, SafeDowngrade),

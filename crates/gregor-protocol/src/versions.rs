@@ -38,12 +38,13 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
-    // Transactions without KIP-890's server-side verification: AddPartitionsToTxn v4+ is
-    // broker-to-broker; the v4s of the others only add an error code gregor never returns.
-    (ApiKey::AddPartitionsToTxn, 0, 3),
+    // KIP-890 part 2 (transaction version 2): EndTxn v5 bumps the epoch, TxnOffsetCommit v5 and
+    // Produce v12 add their partition to the transaction, AddPartitionsToTxn v4+ is the
+    // brokers' batched (and verify-only) form.
+    (ApiKey::AddPartitionsToTxn, 0, 5),
     (ApiKey::AddOffsetsToTxn, 0, 4),
-    (ApiKey::EndTxn, 0, 4),
-    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::TxnOffsetCommit, 0, 5),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
     (ApiKey::DescribeProducers, 0, 0),
@@ -123,6 +124,6 @@ mod tests {
         assert!(!decodable(ApiKey::Produce, 2));
         assert!(decodable(ApiKey::Produce, 3));
         assert!(decodable(ApiKey::AddPartitionsToTxn, 0));
-        assert!(!decodable(ApiKey::AddPartitionsToTxn, 4));
+        assert!(!decodable(ApiKey::EndTxn, 6));
     }
 }

@@ -11,10 +11,13 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
+use gregor_metadata::features::TRANSACTION_VERSION;
 use gregor_protocol::kafka::ResponseError;
 use gregor_storage::records::{encode_batch, Entry};
 use gregor_storage::StorageError;
-use gregor_txn::{Decision, Markers, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord};
+use gregor_txn::{
+    Decision, Markers, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord, TxnVersion,
+};
 use parking_lot::Mutex;
 
 use crate::broker::{now_ms, Broker};
@@ -89,34 +92,60 @@ impl TxnRuntime {
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
     ) -> Result<R, TxnError> {
         let mut coordinator = self.coordinator.lock();
+        self.carry_out(broker, &mut coordinator, transactional_id, decide)
+    }
+
+    fn carry_out<R>(
+        &self,
+        broker: &Broker,
+        coordinator: &mut TxnCoordinator,
+        transactional_id: &str,
+        decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
+    ) -> Result<R, TxnError> {
         let before = coordinator.snapshot(transactional_id);
-        let decision = decide(&mut coordinator, now_ms());
+        let decision = decide(coordinator, now_ms());
         if let Err(e) = self.persist(broker, decision.records) {
             coordinator.restore(transactional_id, before);
             return Err(e);
         }
         if let Some(markers) = decision.markers {
             // The Prepare record is in the log: the response may go; completion is retried.
-            if let Err(e) = self.complete(broker, &mut coordinator, &markers) {
+            if let Err(e) = self.complete(broker, coordinator, &markers) {
                 tracing::error!(error = %e, transactional_id, "transaction completion deferred");
             }
         }
         Ok(decision.response)
     }
 
-    /// Runs `append` only if `partition` is part of the producer's ongoing transaction
-    /// (KIP-890), holding the coordinator so the transaction cannot end in between; else the
-    /// verification's error code.
-    pub fn verified<T>(
+    /// Runs `write` only once `partition` is part of the producer's ongoing transaction
+    /// (KIP-890): verified, or with `add` (a client of transaction version 2, which leaves it
+    /// to the partition leader) added first. The coordinator is held throughout, so the
+    /// transaction cannot end in between. Else the coordinator's error code
+    /// (COORDINATOR_NOT_AVAILABLE if the addition could not be stored).
+    pub fn admitted<T>(
         &self,
+        broker: &Broker,
         transactional_id: &str,
-        (producer_id, producer_epoch): (i64, i16),
+        producer: (i64, i16),
         partition: &(String, i32),
-        append: impl FnOnce() -> T,
+        add: bool,
+        write: impl FnOnce() -> T,
     ) -> Result<T, i16> {
-        let coordinator = self.coordinator.lock();
-        match coordinator.verify(transactional_id, producer_id, producer_epoch, partition) {
-            gregor_txn::errors::NONE => Ok(append()),
+        let mut coordinator = self.coordinator.lock();
+        let code = if add {
+            let added = self.carry_out(broker, &mut coordinator, transactional_id, |c, now| {
+                let partitions = std::slice::from_ref(partition);
+                c.add_partitions(transactional_id, producer, partitions, TxnVersion::V2, now)
+            });
+            added.unwrap_or_else(|e| {
+                tracing::error!(error = %e, transactional_id, "partition not added to its transaction");
+                ResponseError::CoordinatorNotAvailable.code()
+            })
+        } else {
+            coordinator.verify(transactional_id, producer, partition)
+        };
+        match code {
+            gregor_txn::errors::NONE => Ok(write()),
             error => Err(error),
         }
     }
@@ -139,7 +168,7 @@ impl TxnRuntime {
                 (id, snapshot)
             })
             .collect();
-        for d in coordinator.tick(now) {
+        for d in coordinator.tick(now, cluster_version(broker)) {
             let id = d.records.first().map(|r| r.transactional_id.clone());
             if let Err(e) = self.persist(broker, d.records) {
                 tracing::error!(error = %e, "transaction timer decision not appended; undone");
@@ -261,4 +290,10 @@ fn all_written(outcomes: &[i16]) -> bool {
             || code == ResponseError::UnknownTopicOrPartition.code()
             || code == ResponseError::InvalidProducerEpoch.code()
     })
+}
+
+/// The finalized `transaction.version` of the cluster: how the coordinator ends transactions
+/// it decides on by itself (timeouts, fencing).
+pub(crate) fn cluster_version(broker: &Broker) -> TxnVersion {
+    TxnVersion(broker.metadata.image().feature_level(TRANSACTION_VERSION))
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::errors;
-use crate::metadata::{TxnMetadata, TxnState};
+use crate::metadata::{TxnMetadata, TxnState, TxnVersion};
 use crate::records::TxnRecord;
 
 /// The coordinator's settings, with Kafka's names and defaults.
@@ -56,24 +56,26 @@ impl<R> Decision<R> {
     }
 }
 
+/// The answer of InitProducerId and EndTxn: an error code, and the producer to carry on with
+/// (-1/-1 where there is none to give).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct InitProducerIdResult {
+pub struct ProducerResult {
     pub error: i16,
     pub producer_id: i64,
     pub producer_epoch: i16,
 }
 
-impl InitProducerIdResult {
+impl ProducerResult {
     fn ok((producer_id, producer_epoch): (i64, i16)) -> Self {
-        InitProducerIdResult {
+        ProducerResult {
             error: errors::NONE,
             producer_id,
             producer_epoch,
         }
     }
 
-    fn error(error: i16) -> Self {
-        InitProducerIdResult {
+    pub fn error(error: i16) -> Self {
+        ProducerResult {
             error,
             producer_id: -1,
             producer_epoch: -1,
@@ -189,28 +191,34 @@ impl TxnCoordinator {
 
     /// InitProducerId with a transactional id (the runtime handles the non-transactional case).
     /// `expected` is the (producer id, epoch) a KIP-360 request (v3+) sends when it holds a
-    /// producer id; `new_producer_id` allocates a fresh producer id.
+    /// producer id; `new_producer_id` allocates a fresh producer id (or fails with an error
+    /// code); `version` is the cluster's transaction version, for fencing an ongoing
+    /// transaction.
     pub fn init_producer_id(
         &mut self,
         transactional_id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
+        version: TxnVersion,
         now_ms: i64,
-        new_producer_id: &mut dyn FnMut() -> i64,
-    ) -> Decision<InitProducerIdResult> {
-        let fail = |error| Decision::reply(InitProducerIdResult::error(error));
+        new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
+    ) -> Decision<ProducerResult> {
         if transactional_id.is_empty() {
-            return fail(errors::INVALID_REQUEST);
+            return refuse(errors::INVALID_REQUEST);
         }
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
-            return fail(errors::INVALID_TRANSACTION_TIMEOUT);
+            return refuse(errors::INVALID_TRANSACTION_TIMEOUT);
         }
         let Some(metadata) = self.txns.get_mut(transactional_id) else {
-            let metadata = TxnMetadata::new(new_producer_id(), timeout_ms, now_ms);
+            let producer_id = match new_producer_id() {
+                Ok(id) => id,
+                Err(error) => return refuse(error),
+            };
+            let metadata = TxnMetadata::new(producer_id, timeout_ms, now_ms);
             let decision = Decision {
                 records: vec![record(transactional_id, &metadata)],
                 markers: None,
-                response: InitProducerIdResult::ok(metadata.current()),
+                response: ProducerResult::ok(metadata.current()),
             };
             self.txns.insert(transactional_id.to_string(), metadata);
             return decision;
@@ -218,11 +226,11 @@ impl TxnCoordinator {
         match metadata.state {
             // The client backs off and retries once the markers are written.
             TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                fail(errors::CONCURRENT_TRANSACTIONS)
+                refuse(errors::CONCURRENT_TRANSACTIONS)
             }
             TxnState::Ongoing => {
                 if expected.is_some_and(|(id, _)| id != metadata.producer_id) {
-                    return fail(errors::PRODUCER_FENCED);
+                    return refuse(errors::PRODUCER_FENCED);
                 }
                 // A new instance of the producer: abort the old one's transaction under a bumped
                 // epoch (fencing it) and let the client retry, which then bumps once more. The
@@ -231,11 +239,11 @@ impl TxnCoordinator {
                     transactional_id,
                     "fencing the ongoing transaction of a previous producer"
                 );
-                metadata.fence(now_ms);
+                metadata.fence(version, now_ms);
                 prepared(
                     transactional_id,
                     metadata,
-                    InitProducerIdResult::error(errors::CONCURRENT_TRANSACTIONS),
+                    ProducerResult::error(errors::CONCURRENT_TRANSACTIONS),
                 )
             }
             // Empty, CompleteCommit, CompleteAbort (Dead is never held).
@@ -243,16 +251,20 @@ impl TxnCoordinator {
                 if let Some(expected) = expected.filter(|e| *e != metadata.current()) {
                     return if metadata.is_retry_of_last_bump(expected) {
                         // The producer missed the answer to its bump: give it again.
-                        Decision::reply(InitProducerIdResult::ok(metadata.current()))
+                        Decision::reply(ProducerResult::ok(metadata.current()))
                     } else {
-                        fail(errors::PRODUCER_FENCED)
+                        refuse(errors::PRODUCER_FENCED)
                     };
                 }
-                metadata.bump(timeout_ms, expected.is_some(), now_ms, new_producer_id);
+                let fresh_id = match fresh_id_if_exhausted(metadata, new_producer_id) {
+                    Ok(id) => id,
+                    Err(error) => return refuse(error),
+                };
+                metadata.bump(timeout_ms, expected.is_some(), now_ms, fresh_id);
                 Decision {
                     records: vec![record(transactional_id, metadata)],
                     markers: None,
-                    response: InitProducerIdResult::ok(metadata.current()),
+                    response: ProducerResult::ok(metadata.current()),
                 }
             }
         }
@@ -282,13 +294,15 @@ impl TxnCoordinator {
     }
 
     /// AddPartitionsToTxn, and AddOffsetsToTxn (whose single partition is the group's
-    /// `__consumer_offsets` partition). One error code answers for all partitions.
+    /// `__consumer_offsets` partition); under transaction version 2, also a partition leader
+    /// adding the partition of a produce or TxnOffsetCommit. One error code answers for all
+    /// partitions.
     pub fn add_partitions(
         &mut self,
         transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
+        (producer_id, producer_epoch): (i64, i16),
         partitions: &[(String, i32)],
+        version: TxnVersion,
         now_ms: i64,
     ) -> Decision<i16> {
         let metadata = match self.producer_txn(transactional_id, producer_id, producer_epoch) {
@@ -303,7 +317,7 @@ impl TxnCoordinator {
         {
             return Decision::reply(errors::NONE);
         }
-        metadata.add_partitions(partitions, now_ms);
+        metadata.add_partitions(partitions, version, now_ms);
         Decision {
             records: vec![record(transactional_id, metadata)],
             markers: None,
@@ -311,33 +325,112 @@ impl TxnCoordinator {
         }
     }
 
-    /// EndTxn: commit or abort the ongoing transaction.
+    /// EndTxn: commit or abort the ongoing transaction. Under transaction version 2 (EndTxn
+    /// v5+) the epoch is bumped and the answer carries the producer to carry on with; a retry
+    /// is recognised by the epoch the request still holds (Kafka's table: Empty: abort bumps,
+    /// commit is INVALID_TXN_STATE; CompleteCommit/CompleteAbort: a retry of the same outcome
+    /// succeeds again, a new abort bumps, anything else is INVALID_TXN_STATE).
     pub fn end_txn(
         &mut self,
         transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
+        producer: (i64, i16),
         commit: bool,
+        version: TxnVersion,
         now_ms: i64,
-    ) -> Decision<i16> {
-        let metadata = match self.producer_txn(transactional_id, producer_id, producer_epoch) {
+        new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
+    ) -> Decision<ProducerResult> {
+        if version.bumps_epoch() {
+            return self.end_txn_bumping(
+                transactional_id,
+                producer,
+                commit,
+                now_ms,
+                new_producer_id,
+            );
+        }
+        let metadata = match self.producer_txn(transactional_id, producer.0, producer.1) {
             Ok(metadata) => metadata,
-            Err(error) => return Decision::reply(error),
+            Err(error) => return refuse(error),
         };
         match (metadata.state, commit) {
             (TxnState::Ongoing, _) => {
-                metadata.prepare(commit, now_ms);
-                prepared(transactional_id, metadata, errors::NONE)
+                metadata.prepare(commit, version, None, now_ms);
+                prepared(
+                    transactional_id,
+                    metadata,
+                    ProducerResult::error(errors::NONE),
+                )
             }
             // A retry of the EndTxn that completed the transaction.
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
-                Decision::reply(errors::NONE)
+                refuse(errors::NONE)
             }
             // A retry while the markers are being written.
             (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                Decision::reply(errors::CONCURRENT_TRANSACTIONS)
+                refuse(errors::CONCURRENT_TRANSACTIONS)
             }
-            _ => Decision::reply(errors::INVALID_TXN_STATE),
+            _ => refuse(errors::INVALID_TXN_STATE),
+        }
+    }
+
+    /// EndTxn under transaction version 2 (see [`TxnCoordinator::end_txn`]).
+    fn end_txn_bumping(
+        &mut self,
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        commit: bool,
+        now_ms: i64,
+        new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
+    ) -> Decision<ProducerResult> {
+        if transactional_id.is_empty() {
+            return refuse(errors::INVALID_REQUEST);
+        }
+        let Some(metadata) = self.txns.get_mut(transactional_id) else {
+            return refuse(errors::INVALID_PRODUCER_ID_MAPPING);
+        };
+        // A retry of the EndTxn that bumped the epoch: of the last epoch of an id (now epoch 0
+        // of a new id), or of any other (now the next epoch).
+        let retry_on_overflow = metadata.last_producer_id == producer_id
+            && producer_epoch == i16::MAX - 1
+            && metadata.producer_epoch == 0;
+        let retry_on_bump = i32::from(metadata.producer_epoch) == i32::from(producer_epoch) + 1;
+        let retry = retry_on_overflow || retry_on_bump;
+        if metadata.producer_id != producer_id && !retry_on_overflow {
+            return refuse(errors::INVALID_PRODUCER_ID_MAPPING);
+        }
+        let current_epoch = producer_epoch == metadata.producer_epoch;
+        let valid_epoch = match metadata.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
+            TxnState::CompleteCommit | TxnState::CompleteAbort => retry || current_epoch,
+            _ => current_epoch,
+        };
+        if !valid_epoch {
+            return refuse(errors::PRODUCER_FENCED);
+        }
+        let ended_as_asked = (metadata.state == TxnState::CompleteCommit) == commit;
+        match (metadata.state, commit) {
+            (TxnState::CompleteCommit | TxnState::CompleteAbort, _) if retry => {
+                if ended_as_asked {
+                    Decision::reply(ProducerResult::ok(metadata.current()))
+                } else {
+                    refuse(errors::INVALID_TXN_STATE)
+                }
+            }
+            // An abort needs no transaction: it bumps the epoch all the same.
+            (TxnState::Ongoing, _)
+            | (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false) => {
+                let next_producer_id = match fresh_id_if_exhausted(metadata, new_producer_id) {
+                    Ok(id) => id,
+                    Err(error) => return refuse(error),
+                };
+                metadata.prepare(commit, TxnVersion::V2, next_producer_id, now_ms);
+                let response = ProducerResult::ok(metadata.completed_producer());
+                prepared(transactional_id, metadata, response)
+            }
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                refuse(errors::CONCURRENT_TRANSACTIONS)
+            }
+            _ => refuse(errors::INVALID_TXN_STATE),
         }
     }
 
@@ -364,9 +457,9 @@ impl TxnCoordinator {
     }
 
     /// Timers. Every Ongoing transaction past its timeout is aborted under a bumped epoch
-    /// (fencing its producer); idle ids not updated for `id_expiration_ms` are removed with a
-    /// tombstone.
-    pub fn tick(&mut self, now_ms: i64) -> Vec<Decision<()>> {
+    /// (fencing its producer; `version` is the cluster's transaction version); idle ids not
+    /// updated for `id_expiration_ms` are removed with a tombstone.
+    pub fn tick(&mut self, now_ms: i64, version: TxnVersion) -> Vec<Decision<()>> {
         let mut decisions = Vec::new();
         for id in self.due(now_ms) {
             let Some(metadata) = self.txns.get_mut(&id) else {
@@ -374,7 +467,7 @@ impl TxnCoordinator {
             };
             if metadata.has_timed_out(now_ms) {
                 tracing::info!(transactional_id = %id, "aborting a timed-out transaction");
-                metadata.fence(now_ms);
+                metadata.fence(version, now_ms);
                 decisions.push(prepared(&id, metadata, ()));
             } else {
                 // Expired: idle longer than transactional.id.expiration.ms.
@@ -393,46 +486,26 @@ impl TxnCoordinator {
         decisions
     }
 
-    /// Is (`producer_id`, `producer_epoch`) the current producer of `transactional_id`? For
-    /// TxnOffsetCommit; returns an error code.
-    pub fn check_producer(
-        &self,
-        transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
-    ) -> i16 {
-        match self.txns.get(transactional_id) {
-            Some(metadata) if metadata.producer_id == producer_id => {
-                // Like a partition leader, only an older epoch is a fenced (zombie) producer.
-                if producer_epoch < metadata.producer_epoch {
-                    errors::PRODUCER_FENCED
-                } else {
-                    errors::NONE
-                }
-            }
-            _ => errors::INVALID_PRODUCER_ID_MAPPING,
-        }
-    }
-
-    /// KIP-890 verification of a transactional produce: is `partition` part of the ongoing
-    /// transaction of this producer? A batch that is not (a late retry after the transaction
-    /// ended, or a client that skipped AddPartitionsToTxn) would open a transaction in the
-    /// partition that no marker will ever end. Returns an error code.
+    /// KIP-890 verification of a transactional write (a produce, or offsets committed in a
+    /// transaction): is `partition` part of the ongoing transaction of this producer? A batch
+    /// that is not (a late retry after the transaction ended, or a client that skipped
+    /// AddPartitionsToTxn) would open a transaction in the partition that no marker will ever
+    /// end. Returns an error code: TRANSACTION_ABORTABLE when the partition is not in the
+    /// transaction, CONCURRENT_TRANSACTIONS while the transaction is being ended.
     pub fn verify(
         &self,
         transactional_id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
+        (producer_id, producer_epoch): (i64, i16),
         partition: &(String, i32),
     ) -> i16 {
         match self.txns.get(transactional_id) {
+            _ if transactional_id.is_empty() => errors::INVALID_REQUEST,
+            None => errors::INVALID_PRODUCER_ID_MAPPING,
             Some(m) if m.producer_id != producer_id => errors::INVALID_PRODUCER_ID_MAPPING,
             Some(m) if m.producer_epoch != producer_epoch => errors::PRODUCER_FENCED,
-            Some(m) if m.state == TxnState::Ongoing && m.partitions.contains(partition) => {
-                errors::NONE
-            }
-            Some(_) => errors::INVALID_TXN_STATE,
-            None => errors::INVALID_PRODUCER_ID_MAPPING,
+            Some(m) if m.state.is_prepare() => errors::CONCURRENT_TRANSACTIONS,
+            Some(m) if m.partitions.contains(partition) => errors::NONE,
+            Some(_) => errors::TRANSACTION_ABORTABLE,
         }
     }
 
@@ -463,5 +536,22 @@ impl TxnCoordinator {
             })
             .map(|(id, m)| describe(id, m))
             .collect()
+    }
+}
+
+/// A refusal of InitProducerId or EndTxn: the error alone, nothing to persist.
+fn refuse(error: i16) -> Decision<ProducerResult> {
+    Decision::reply(ProducerResult::error(error))
+}
+
+/// A new producer id when the id's epochs are used up (the next bump moves to it), else `None`.
+fn fresh_id_if_exhausted(
+    metadata: &TxnMetadata,
+    new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
+) -> Result<Option<i64>, i16> {
+    if metadata.epoch_exhausted() {
+        new_producer_id().map(Some)
+    } else {
+        Ok(None)
     }
 }

@@ -15,9 +15,9 @@ mod metadata;
 mod records;
 
 pub use coordinator::{
-    Decision, InitProducerIdResult, Markers, TxnConfig, TxnCoordinator, TxnDescription,
+    Decision, Markers, ProducerResult, TxnConfig, TxnCoordinator, TxnDescription,
 };
-pub use metadata::{TxnMetadata, TxnState};
+pub use metadata::{TxnMetadata, TxnState, TxnVersion};
 pub use records::{DecodeError, TxnRecord};
 
 #[cfg(test)]

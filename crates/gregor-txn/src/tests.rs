@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::errors::*;
 use crate::{
-    Decision, InitProducerIdResult, Markers, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord,
-    TxnState,
+    Decision, Markers, ProducerResult, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord, TxnState,
+    TxnVersion,
 };
 
 const TIMEOUT: i32 = 60_000;
@@ -16,12 +16,14 @@ fn tp(topic: &str, partition: i32) -> (String, i32) {
     (topic.to_string(), partition)
 }
 
-/// A coordinator, a clock, a producer id allocator and the log of every record appended.
+/// A coordinator, a clock, a producer id allocator, the log of every record appended, and the
+/// transaction version of the cluster (for fencing) and of its clients' requests.
 struct H {
     c: TxnCoordinator,
     now: i64,
     next_pid: i64,
     log: Vec<TxnRecord>,
+    version: TxnVersion,
 }
 
 impl H {
@@ -31,6 +33,23 @@ impl H {
             now: 1_000_000,
             next_pid: FIRST_PID,
             log: Vec::new(),
+            version: TxnVersion::V0,
+        }
+    }
+
+    /// A harness whose cluster and clients speak transaction version 2.
+    fn v2() -> Self {
+        H {
+            version: TxnVersion::V2,
+            ..H::new()
+        }
+    }
+
+    /// The producer id allocator the coordinator is handed.
+    fn allocator(next_pid: &mut i64) -> impl FnMut() -> Result<i64, i16> + '_ {
+        || {
+            *next_pid += 1;
+            Ok(*next_pid - 1)
         }
     }
 
@@ -44,19 +63,21 @@ impl H {
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
-    ) -> Decision<InitProducerIdResult> {
-        let next_pid = &mut self.next_pid;
-        let d = self
-            .c
-            .init_producer_id(id, timeout_ms, expected, self.now, &mut || {
-                let pid = *next_pid;
-                *next_pid += 1;
-                pid
-            });
+    ) -> Decision<ProducerResult> {
+        let mut allocate = H::allocator(&mut self.next_pid);
+        let d = self.c.init_producer_id(
+            id,
+            timeout_ms,
+            expected,
+            self.version,
+            self.now,
+            &mut allocate,
+        );
+        drop(allocate);
         self.append(d)
     }
 
-    fn init(&mut self, id: &str) -> InitProducerIdResult {
+    fn init(&mut self, id: &str) -> ProducerResult {
         self.init_with(id, TIMEOUT, None).response
     }
 
@@ -66,13 +87,40 @@ impl H {
         (pid, epoch): (i64, i16),
         parts: &[(String, i32)],
     ) -> Decision<i16> {
-        let d = self.c.add_partitions(id, pid, epoch, parts, self.now);
+        let d = self
+            .c
+            .add_partitions(id, (pid, epoch), parts, self.version, self.now);
         self.append(d)
     }
 
-    fn end(&mut self, id: &str, (pid, epoch): (i64, i16), commit: bool) -> Decision<i16> {
-        let d = self.c.end_txn(id, pid, epoch, commit, self.now);
+    /// EndTxn as the harness's clients send it.
+    fn end_txn(
+        &mut self,
+        id: &str,
+        producer: (i64, i16),
+        commit: bool,
+    ) -> Decision<ProducerResult> {
+        let mut allocate = H::allocator(&mut self.next_pid);
+        let d = self
+            .c
+            .end_txn(id, producer, commit, self.version, self.now, &mut allocate);
+        drop(allocate);
         self.append(d)
+    }
+
+    /// EndTxn of a classic client: an error code alone.
+    fn end(&mut self, id: &str, producer: (i64, i16), commit: bool) -> Decision<i16> {
+        let d = self.end_txn(id, producer, commit);
+        assert_eq!(
+            (d.response.producer_id, d.response.producer_epoch),
+            (-1, -1),
+            "no producer in a version 0 answer"
+        );
+        Decision {
+            records: d.records,
+            markers: d.markers,
+            response: d.response.error,
+        }
     }
 
     fn markers_written(&mut self, id: &str) -> Vec<TxnRecord> {
@@ -82,7 +130,7 @@ impl H {
     }
 
     fn tick(&mut self) -> Vec<Decision<()>> {
-        let decisions = self.c.tick(self.now);
+        let decisions = self.c.tick(self.now, self.version);
         for d in &decisions {
             self.log.extend(d.records.iter().cloned());
         }
@@ -111,16 +159,16 @@ impl H {
     }
 }
 
-fn ok(producer_id: i64, producer_epoch: i16) -> InitProducerIdResult {
-    InitProducerIdResult {
+fn ok(producer_id: i64, producer_epoch: i16) -> ProducerResult {
+    ProducerResult {
         error: NONE,
         producer_id,
         producer_epoch,
     }
 }
 
-fn init_error(error: i16) -> InitProducerIdResult {
-    InitProducerIdResult {
+fn init_error(error: i16) -> ProducerResult {
+    ProducerResult {
         error,
         producer_id: -1,
         producer_epoch: -1,
@@ -138,6 +186,8 @@ fn idle_metadata(producer_id: i64, producer_epoch: i16, now: i64) -> TxnMetadata
         producer_epoch,
         last_producer_id: -1,
         last_producer_epoch: -1,
+        next_producer_id: -1,
+        transaction_version: TxnVersion::V0,
         timeout_ms: TIMEOUT,
         state: TxnState::CompleteCommit,
         partitions: BTreeSet::new(),
@@ -281,7 +331,7 @@ fn zombie_is_fenced_by_a_new_instance() {
     assert_eq!(new, ok(FIRST_PID, 2));
     assert_eq!(h.add("tx", old, &[tp("a", 2)]).response, PRODUCER_FENCED);
     assert_eq!(h.end("tx", old, false).response, PRODUCER_FENCED);
-    assert_eq!(h.c.check_producer("tx", old.0, old.1), PRODUCER_FENCED);
+    assert_eq!(h.c.verify("tx", old, &tp("a", 0)), PRODUCER_FENCED);
     assert_eq!(h.add("tx", (FIRST_PID, 2), &[tp("a", 2)]).response, NONE);
 }
 
@@ -484,7 +534,7 @@ fn idle_ids_expire_with_a_tombstone() {
         INVALID_PRODUCER_ID_MAPPING
     );
     assert_eq!(
-        h.c.check_producer("committed", p.0, p.1),
+        h.c.verify("committed", p, &tp("a", 0)),
         INVALID_PRODUCER_ID_MAPPING
     );
 
@@ -667,26 +717,8 @@ fn invalid_init_requests() {
         max_timeout_ms: 100,
         ..TxnConfig::default()
     });
-    let d = small.init_producer_id("tx", 101, None, 0, &mut || 1);
+    let d = small.init_producer_id("tx", 101, None, TxnVersion::V0, 0, &mut || Ok(1));
     assert_eq!(d.response, init_error(INVALID_TRANSACTION_TIMEOUT));
-}
-
-#[test]
-fn check_producer_for_txn_offset_commit() {
-    let mut h = H::new();
-    let p = h.init("tx");
-    h.init("tx");
-    let (pid, epoch) = (p.producer_id, 1);
-    assert_eq!(h.c.check_producer("tx", pid, epoch), NONE);
-    assert_eq!(h.c.check_producer("tx", pid, 0), PRODUCER_FENCED);
-    assert_eq!(
-        h.c.check_producer("tx", pid + 1, epoch),
-        INVALID_PRODUCER_ID_MAPPING
-    );
-    assert_eq!(
-        h.c.check_producer("nope", pid, epoch),
-        INVALID_PRODUCER_ID_MAPPING
-    );
 }
 
 #[test]
@@ -907,6 +939,7 @@ fn replaying_the_log_rebuilds_the_state() {
         now: h.now,
         next_pid: h.next_pid,
         log: Vec::new(),
+        version: h.version,
     };
     let retry = Some((r.producer_id, r.producer_epoch));
     assert_eq!(
@@ -954,6 +987,7 @@ fn pending_markers_after_replaying_a_prepare() {
         now: h.now + 1,
         next_pid: h.next_pid,
         log: Vec::new(),
+        version: h.version,
     };
     assert_eq!(h2.end("commit", p, true).response, CONCURRENT_TRANSACTIONS);
     let records = h2.markers_written("commit");
@@ -982,30 +1016,31 @@ fn replaying_a_dead_value_forgets_the_id() {
 fn produce_verification_needs_the_partition_in_the_ongoing_transaction() {
     let mut h = H::new();
     let (a, b) = (tp("t", 0), tp("t", 1));
-    assert_eq!(h.c.verify("tx", 1, 0, &a), INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(h.c.verify("tx", (1, 0), &a), INVALID_PRODUCER_ID_MAPPING);
+    assert_eq!(h.c.verify("", (1, 0), &a), INVALID_REQUEST);
     let producer = h.begin("tx", std::slice::from_ref(&a));
     let (pid, epoch) = producer;
-    assert_eq!(h.c.verify("tx", pid, epoch, &a), NONE);
+    assert_eq!(h.c.verify("tx", (pid, epoch), &a), NONE);
     assert_eq!(
-        h.c.verify("tx", pid, epoch, &b),
-        INVALID_TXN_STATE,
+        h.c.verify("tx", (pid, epoch), &b),
+        TRANSACTION_ABORTABLE,
         "not added"
     );
     assert_eq!(
-        h.c.verify("tx", pid + 1, epoch, &a),
+        h.c.verify("tx", (pid + 1, epoch), &a),
         INVALID_PRODUCER_ID_MAPPING
     );
-    assert_eq!(h.c.verify("tx", pid, epoch + 1, &a), PRODUCER_FENCED);
+    assert_eq!(h.c.verify("tx", (pid, epoch + 1), &a), PRODUCER_FENCED);
     assert_eq!(h.end("tx", producer, true).response, NONE);
     assert_eq!(
-        h.c.verify("tx", pid, epoch, &a),
-        INVALID_TXN_STATE,
+        h.c.verify("tx", (pid, epoch), &a),
+        CONCURRENT_TRANSACTIONS,
         "preparing"
     );
     h.markers_written("tx");
     assert_eq!(
-        h.c.verify("tx", pid, epoch, &a),
-        INVALID_TXN_STATE,
+        h.c.verify("tx", (pid, epoch), &a),
+        TRANSACTION_ABORTABLE,
         "a late batch"
     );
 }
@@ -1041,4 +1076,226 @@ fn due_names_what_tick_changes() {
         .map(|d| d.records[0].transactional_id.clone())
         .collect();
     assert_eq!(due, changed);
+}
+
+// Transaction version 2 (KIP-890 part 2): the epoch is bumped at every transaction end.
+
+#[test]
+fn v2_commit_bumps_the_epoch_and_answers_with_it() {
+    let mut h = H::v2();
+    let (pid, epoch) = h.begin("tx", &[tp("a", 0), tp("b", 1)]);
+    let d = h.end_txn("tx", (pid, epoch), true);
+    assert_eq!(d.response, ok(pid, epoch + 1));
+    let prepared = meta(&d.records[0]);
+    assert_eq!(prepared.state, TxnState::PrepareCommit);
+    assert_eq!(prepared.producer_epoch, epoch + 1);
+    assert_eq!(
+        (prepared.last_producer_id, prepared.last_producer_epoch),
+        (pid, epoch)
+    );
+    assert_eq!(prepared.transaction_version, TxnVersion::V2);
+    // The markers carry the new epoch, so the log fences any late batch of the old one.
+    let markers = d.markers.expect("markers");
+    assert_eq!(
+        (markers.producer_id, markers.producer_epoch),
+        (pid, epoch + 1)
+    );
+    assert_eq!(markers.partitions, vec![tp("a", 0), tp("b", 1)]);
+
+    // Retried while the markers are written: CONCURRENT_TRANSACTIONS; the new epoch is not
+    // the one this transaction ended with.
+    assert_eq!(
+        h.end_txn("tx", (pid, epoch), true).response,
+        init_error(CONCURRENT_TRANSACTIONS)
+    );
+    assert_eq!(
+        h.end_txn("tx", (pid, epoch + 1), true).response,
+        init_error(PRODUCER_FENCED)
+    );
+    let done = h.markers_written("tx");
+    assert_eq!(meta(&done[0]).state, TxnState::CompleteCommit);
+    assert_eq!(meta(&done[0]).producer_epoch, epoch + 1);
+
+    // Retried after: the same answer, nothing written.
+    let retry = h.end_txn("tx", (pid, epoch), true);
+    assert_eq!(retry.response, ok(pid, epoch + 1));
+    assert!(retry.records.is_empty() && retry.markers.is_none());
+
+    // The next transaction runs on the new epoch; the old one is fenced.
+    assert_eq!(
+        h.add("tx", (pid, epoch), &[tp("a", 0)]).response,
+        PRODUCER_FENCED
+    );
+    assert_eq!(h.add("tx", (pid, epoch + 1), &[tp("a", 0)]).response, NONE);
+    assert_eq!(
+        h.end_txn("tx", (pid, epoch + 1), false).response,
+        ok(pid, epoch + 2)
+    );
+}
+
+/// Kafka's table for EndTxn v5 on an id with no transaction (a retry holds the epoch before
+/// the last bump; PF: PRODUCER_FENCED, ITS: INVALID_TXN_STATE, EB: epoch bumped).
+#[test]
+fn v2_end_without_a_transaction_follows_kafkas_table() {
+    #[derive(Debug, PartialEq)]
+    enum Outcome {
+        Pf,
+        Its,
+        Eb,
+        Same,
+    }
+    fn outcome(state: TxnState, commit: bool, retry: bool) -> Outcome {
+        let mut h = H::v2();
+        let (pid, epoch) = (7, 5);
+        let metadata = TxnMetadata {
+            last_producer_id: pid,
+            last_producer_epoch: epoch - 1,
+            transaction_version: TxnVersion::V2,
+            ..idle_metadata(pid, epoch, h.now).with_state(state)
+        };
+        h.load("tx", metadata);
+        let asked = if retry { epoch - 1 } else { epoch };
+        let d = h.end_txn("tx", (pid, asked), commit);
+        match d.response.error {
+            PRODUCER_FENCED => Outcome::Pf,
+            INVALID_TXN_STATE => Outcome::Its,
+            NONE if d.response == ok(pid, epoch + 1) => {
+                let markers = d.markers.expect("an abort of nothing still completes");
+                assert!(markers.partitions.is_empty() && !markers.commit);
+                h.markers_written("tx");
+                assert_eq!(h.state("tx"), TxnState::CompleteAbort);
+                Outcome::Eb
+            }
+            NONE if d.response == ok(pid, epoch) && d.records.is_empty() => Outcome::Same,
+            other => panic!("{state:?} commit={commit} retry={retry}: {other} {d:?}"),
+        }
+    }
+    use Outcome::*;
+    // (state, [abort retry, abort current, commit retry, commit current])
+    let table = [
+        (TxnState::Empty, [Pf, Eb, Pf, Its]),
+        (TxnState::CompleteAbort, [Same, Eb, Its, Its]),
+        (TxnState::CompleteCommit, [Its, Eb, Same, Its]),
+    ];
+    for (state, expected) in table {
+        let got = [
+            outcome(state, false, true),
+            outcome(state, false, false),
+            outcome(state, true, true),
+            outcome(state, true, false),
+        ];
+        assert_eq!(got, expected, "{state:?}");
+    }
+}
+
+#[test]
+fn v2_end_on_the_last_epoch_moves_the_producer_to_a_new_id() {
+    let mut h = H::v2();
+    let last = i16::MAX - 1;
+    let metadata = TxnMetadata {
+        partitions: [tp("a", 0)].into(),
+        start_ms: h.now,
+        ..idle_metadata(7, last, h.now).with_state(TxnState::Ongoing)
+    };
+    h.load("tx", metadata);
+    let fresh = h.next_pid;
+    let d = h.end_txn("tx", (7, last), true);
+    assert_eq!(d.response, ok(fresh, 0));
+    // The markers close the transaction under the old id with the one epoch kept for it.
+    let markers = d.markers.expect("markers");
+    assert_eq!((markers.producer_id, markers.producer_epoch), (7, i16::MAX));
+    assert_eq!(meta(&d.records[0]).next_producer_id, fresh);
+    // A coordinator that starts from the log (a crash before the markers) owes the same
+    // markers and completes to the same new id.
+    let mut reloaded = TxnCoordinator::new(TxnConfig::default());
+    for record in d.records.iter().cloned() {
+        reloaded.replay(record);
+    }
+    assert_eq!(reloaded.pending_markers(), vec![markers.clone()]);
+    let completed = reloaded.markers_written("tx", h.now);
+    assert_eq!(meta(&completed[0]).current(), (fresh, 0));
+    // While the markers are pending, the producer still is the old id.
+    assert_eq!(
+        h.end_txn("tx", (fresh, 0), true).response,
+        init_error(INVALID_PRODUCER_ID_MAPPING)
+    );
+    let done = h.markers_written("tx");
+    let completed = meta(&done[0]);
+    assert_eq!(
+        (completed.producer_id, completed.producer_epoch),
+        (fresh, 0)
+    );
+    assert_eq!(completed.next_producer_id, -1);
+
+    // A retry from the old id gets the new one, by EndTxn or by InitProducerId (KIP-360).
+    assert_eq!(h.end_txn("tx", (7, last), true).response, ok(fresh, 0));
+    assert_eq!(
+        h.init_with("tx", TIMEOUT, Some((7, last))).response,
+        ok(fresh, 0)
+    );
+    assert_eq!(h.add("tx", (fresh, 0), &[tp("a", 0)]).response, NONE);
+}
+
+#[test]
+fn v2_end_that_needs_a_new_id_fails_whole_when_none_can_be_allocated() {
+    let mut h = H::v2();
+    let metadata = TxnMetadata {
+        partitions: [tp("a", 0)].into(),
+        ..idle_metadata(7, i16::MAX - 1, h.now).with_state(TxnState::Ongoing)
+    };
+    h.load("tx", metadata.clone());
+    let d = h.c.end_txn(
+        "tx",
+        (7, i16::MAX - 1),
+        true,
+        TxnVersion::V2,
+        h.now,
+        &mut || Err(COORDINATOR_NOT_AVAILABLE),
+    );
+    assert_eq!(d.response, init_error(COORDINATOR_NOT_AVAILABLE));
+    assert!(d.records.is_empty() && d.markers.is_none());
+    assert_eq!(h.c.snapshot("tx"), Some(metadata));
+}
+
+#[test]
+fn v2_timeout_abort_bumps_once_and_the_producer_carries_on() {
+    let mut h = H::v2();
+    let (pid, epoch) = h.begin("tx", &[tp("a", 0)]);
+    h.now += i64::from(TIMEOUT);
+    let d = h.tick().pop().expect("aborted");
+    let markers = d.markers.expect("markers");
+    assert_eq!(markers.producer_epoch, epoch + 1);
+    assert!(!markers.commit);
+    h.markers_written("tx");
+    // The producer's writes fail on the old epoch; its abort is taken as the retry of the
+    // bump, and it carries on with the new epoch (under version 0 it would be fenced).
+    assert_eq!(
+        h.add("tx", (pid, epoch), &[tp("a", 0)]).response,
+        PRODUCER_FENCED
+    );
+    assert_eq!(
+        h.end_txn("tx", (pid, epoch), false).response,
+        ok(pid, epoch + 1)
+    );
+    assert_eq!(
+        h.end_txn("tx", (pid, epoch), true).response,
+        init_error(INVALID_TXN_STATE)
+    );
+    assert_eq!(h.add("tx", (pid, epoch + 1), &[tp("a", 0)]).response, NONE);
+}
+
+#[test]
+fn v2_records_of_older_versions_still_load() {
+    // A value written before `next_producer_id` and `transaction_version` existed.
+    let json = br#"{"producer_id":5,"producer_epoch":2,"last_producer_id":-1,"last_producer_epoch":-1,"timeout_ms":60000,"state":"Ongoing","partitions":[["a",0]],"start_ms":1,"last_update_ms":1}"#;
+    let key = TxnRecord {
+        transactional_id: "tx".into(),
+        metadata: None,
+    }
+    .key();
+    let value = [&[0u8, 0][..], json].concat();
+    let record = TxnRecord::decode(&key, Some(&value)).unwrap();
+    let metadata = record.metadata.unwrap();
+    assert_eq!(metadata.next_producer_id, -1);
+    assert_eq!(metadata.transaction_version, TxnVersion::V0);
 }

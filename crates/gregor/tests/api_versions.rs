@@ -5,15 +5,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::Gregor;
+use common::{receive, send, Gregor};
 use gregor_protocol::kafka::messages::*;
-use gregor_protocol::kafka::protocol::{Decodable, Encodable, StrBytes};
-use gregor_protocol::{ApiKey, RequestHeader, RequestKind};
+use gregor_protocol::kafka::protocol::StrBytes;
+use gregor_protocol::{ApiKey, RequestKind};
 
 /// A request for `api` that every version can encode: defaults, except where a default would
 /// get no answer at all (an acks=0 produce) or would wait for something.
@@ -71,45 +69,6 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
         K::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
         _ => return None,
     })
-}
-
-fn send(s: &mut TcpStream, api: ApiKey, version: i16, correlation_id: i32, body: &RequestKind) {
-    let mut frame = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("gregor-version-walk")))
-        .encode(&mut frame, api.request_header_version(version))
-        .unwrap();
-    body.encode(&mut frame, version)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: the test cannot encode its request: {e}"));
-    let mut sized = (frame.len() as i32).to_be_bytes().to_vec();
-    sized.extend_from_slice(&frame);
-    s.write_all(&sized).unwrap();
-}
-
-/// The response to `api` `version`, decoded; panics naming the API if there is none or it does
-/// not decode.
-fn receive(s: &mut TcpStream, api: ApiKey, version: i16, correlation_id: i32) -> ResponseKind {
-    let mut size = [0u8; 4];
-    s.read_exact(&mut size)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: no response ({e})"));
-    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
-    s.read_exact(&mut buf)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: truncated response ({e})"));
-    let mut buf = Bytes::from(buf);
-    let header = ResponseHeader::decode(&mut buf, api.response_header_version(version))
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: bad response header: {e}"));
-    assert_eq!(header.correlation_id, correlation_id, "{api:?} v{version}");
-    let response = ResponseKind::decode(api, &mut buf, version)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: response does not decode: {e}"));
-    assert!(
-        buf.is_empty(),
-        "{api:?} v{version}: {} bytes after the response",
-        buf.len()
-    );
-    response
 }
 
 #[test]

@@ -138,7 +138,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         }
         RequestKind::EndTxn(r) => respond!(transactions::end_txn(broker, version, r)),
         RequestKind::TxnOffsetCommit(r) => {
-            respond_later!(transactions::txn_offset_commit(broker, r))
+            respond_later!(transactions::txn_offset_commit(broker, version, r))
         }
         RequestKind::DescribeTransactions(r) => {
             respond!(transactions::describe_transactions(broker, r))

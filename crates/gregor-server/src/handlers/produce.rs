@@ -68,11 +68,19 @@ impl From<StorageError> for Refused {
     }
 }
 
-/// Appends the records, verifying a transaction's first batch in this partition: a batch of a
-/// transaction the coordinator does not know to include the partition is refused, so no
+/// How long a produce of transaction version 2 retries adding its partition while the
+/// transaction is being ended (Kafka's add.partitions.to.txn.retry.backoff.max.ms), and how
+/// long it waits between tries (.backoff.ms).
+const ADD_RETRY_MAX: Duration = Duration::from_millis(100);
+const ADD_RETRY_BACKOFF: Duration = Duration::from_millis(20);
+
+/// Appends the records, admitting a transaction's first batch in this partition first
+/// (KIP-890): a client of transaction version 2 (Produce v12+) leaves adding the partition to
+/// the transaction to us; an older one must have added it, which is verified. Either way no
 /// transaction is opened here that no marker would end (a hanging transaction).
-fn append(
+async fn append(
     broker: &Broker,
+    version: i16,
     transactional_id: Option<&str>,
     partition: &Partition,
     records: &[u8],
@@ -84,25 +92,68 @@ fn append(
         return Ok(partition.append(records, now)?);
     };
     let key = (partition.topic.clone(), partition.index);
-    match broker
-        .txns
-        .verified(transactional_id.unwrap_or_default(), producer, &key, || {
-            partition.append(records, now)
-        }) {
+    let add = version >= 12;
+    let started = Instant::now();
+    let admitted = loop {
+        let admitted = broker.txns.admitted(
+            broker,
+            transactional_id.unwrap_or_default(),
+            producer,
+            &key,
+            add,
+            || partition.append(records, now),
+        );
+        // The transaction is being ended (its markers are written): the producer's next
+        // transaction starts in a moment, as Kafka retries rather than fail the batch.
+        if add
+            && matches!(admitted, Err(errors::CONCURRENT_TRANSACTIONS))
+            && started.elapsed() < ADD_RETRY_MAX
+        {
+            tokio::time::sleep(ADD_RETRY_BACKOFF).await;
+            continue;
+        }
+        break admitted;
+    };
+    match admitted {
         Ok(result) => Ok(result?),
-        // As a partition leader answers a stale epoch.
-        Err(errors::PRODUCER_FENCED) => Err(Refused::new(
+        Err(code) => Err(refused_by_coordinator(code, version)),
+    }
+}
+
+/// The produce error for a coordinator's refusal, as Kafka's partition leader answers it to a
+/// client of this Produce version.
+fn refused_by_coordinator(code: i16, version: i16) -> Refused {
+    let unverified = |code: i16| {
+        Refused::new(
+            ResponseError::NotEnoughReplicas.code(),
+            format!(
+                "Unable to verify the partition has been added to the transaction. \
+                 Underlying error: {}",
+                ResponseError::try_from_code(code)
+                    .map(|e| format!("{e:?}"))
+                    .unwrap_or_else(|| code.to_string())
+            ),
+        )
+    };
+    match code {
+        errors::PRODUCER_FENCED => Refused::new(
             errors::INVALID_PRODUCER_EPOCH,
             "The producer has been fenced by a newer instance",
-        )),
-        Err(errors::INVALID_TXN_STATE) => Err(Refused::new(
+        ),
+        // Clients before Produce v11 know no TRANSACTION_ABORTABLE.
+        errors::TRANSACTION_ABORTABLE | errors::INVALID_TXN_STATE if version < 11 => Refused::new(
             errors::INVALID_TXN_STATE,
             "Partition was not added to the transaction",
-        )),
-        Err(code) => Err(Refused::new(
-            code,
-            "The transaction coordinator refused the batch",
-        )),
+        ),
+        errors::TRANSACTION_ABORTABLE => Refused::new(
+            errors::TRANSACTION_ABORTABLE,
+            "Partition was not added to the transaction",
+        ),
+        // Retriable errors older clients may not retry: NOT_ENOUGH_REPLICAS makes them retry
+        // without a metadata refresh (Kafka does the same).
+        errors::CONCURRENT_TRANSACTIONS if version < 12 => unverified(code),
+        errors::COORDINATOR_NOT_AVAILABLE => unverified(code),
+        code => Refused::new(code, "The transaction coordinator refused the batch"),
     }
 }
 
@@ -167,11 +218,14 @@ pub async fn handle(
                 ),
                 (-1..=1, Ok(partition), Some(records)) => match append(
                     broker,
+                    version,
                     transactional_id.as_deref(),
                     &partition,
                     &records,
                     now,
-                ) {
+                )
+                .await
+                {
                     Ok(appended) => {
                         if acks == -1 {
                             pending.push((t, i, partition.clone(), appended.last_offset + 1));
@@ -251,11 +305,20 @@ mod tests {
     }
 
     async fn produce(broker: &Arc<Broker>, txn: &str, records: Bytes) -> i16 {
-        produce_to_t(broker, Some(txn), records).await.error_code
+        produce_at(broker, 9, Some(txn), records).await.error_code
     }
 
     async fn produce_to_t(
         broker: &Arc<Broker>,
+        txn: Option<&str>,
+        records: Bytes,
+    ) -> PartitionProduceResponse {
+        produce_at(broker, 9, txn, records).await
+    }
+
+    async fn produce_at(
+        broker: &Arc<Broker>,
+        version: i16,
         txn: Option<&str>,
         records: Bytes,
     ) -> PartitionProduceResponse {
@@ -269,7 +332,7 @@ mod tests {
             .with_topic_data(vec![TopicProduceData::default()
                 .with_name(TopicName(str_bytes("t")))
                 .with_partition_data(vec![data])]);
-        let mut response = handle(broker, 9, request).await.unwrap();
+        let mut response = handle(broker, version, request).await.unwrap();
         response.responses[0].partition_responses.remove(0)
     }
 
@@ -363,5 +426,63 @@ mod tests {
             "nothing hangs"
         );
         assert_eq!(log_end(), 2, "one record and its commit marker");
+    }
+
+    /// A client of transaction version 2 never sends AddPartitionsToTxn: its Produce v12 adds the
+    /// partition, its EndTxn v5 bumps the epoch, and the log then fences a late batch of the
+    /// finished transaction by that epoch alone. Older Produce versions are verified and get
+    /// the error their version knows.
+    #[tokio::test]
+    async fn transaction_version_2_adds_partitions_and_bumps_the_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = [("transaction.state.log.num.partitions", "1")];
+        let broker = super::super::test_broker(dir.path(), &overrides).await;
+        let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        let r = transactions::init_producer_id(&broker, 5, "tx", &init);
+        let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+        let partition = broker.replicas.get("t", 0).unwrap();
+        let end = |epoch: i16, commit: bool| {
+            let request = EndTxnRequest::default()
+                .with_transactional_id(TransactionalId(str_bytes("tx")))
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_committed(commit);
+            let r = transactions::end_txn(&broker, 5, request);
+            (r.error_code, r.producer_id.0, r.producer_epoch)
+        };
+
+        // Versions that cannot add the partition are refused, each with the code it knows.
+        let v11 = produce_at(&broker, 11, Some("tx"), txn_batch((pid, epoch))).await;
+        assert_eq!(v11.error_code, errors::TRANSACTION_ABORTABLE);
+        let v10 = produce_at(&broker, 10, Some("tx"), txn_batch((pid, epoch))).await;
+        assert_eq!(v10.error_code, errors::INVALID_TXN_STATE);
+        assert_eq!(partition.high_watermark(), 0);
+
+        let v12 = produce_at(&broker, 12, Some("tx"), txn_batch((pid, epoch))).await;
+        assert_eq!(v12.error_code, errors::NONE);
+        let described = broker.txns.read(|c| c.describe("tx")).unwrap();
+        assert_eq!(described.partitions, vec![("t".to_string(), 0)]);
+        assert_eq!(described.state, gregor_txn::TxnState::Ongoing);
+        assert_eq!(end(epoch, true), (errors::NONE, pid, epoch + 1));
+        assert_eq!(partition.last_stable_offset(), 2, "record and marker");
+
+        // A late batch of the committed transaction: fenced by the coordinator, and by the log
+        // itself (the marker carried the new epoch) even without asking it.
+        let late = produce_at(&broker, 12, Some("tx"), txn_batch((pid, epoch))).await;
+        assert_eq!(late.error_code, errors::INVALID_PRODUCER_EPOCH);
+        let direct = partition.append(&txn_batch((pid, epoch)), now_ms());
+        assert_eq!(
+            direct.map(|_| ()).map_err(|e| e.error_code()),
+            Err(errors::INVALID_PRODUCER_EPOCH)
+        );
+
+        // The next transaction runs on the new epoch; a retried EndTxn gets the same answer.
+        let next = produce_at(&broker, 12, Some("tx"), txn_batch((pid, epoch + 1))).await;
+        assert_eq!(next.error_code, errors::NONE);
+        assert_eq!(end(epoch + 1, false), (errors::NONE, pid, epoch + 2));
+        assert_eq!(end(epoch + 1, false), (errors::NONE, pid, epoch + 2));
+        assert_eq!(end(epoch + 2, true).0, errors::INVALID_TXN_STATE);
+        assert_eq!(partition.last_stable_offset(), partition.high_watermark());
+        assert_eq!(partition.high_watermark(), 4, "two records, two markers");
     }
 }

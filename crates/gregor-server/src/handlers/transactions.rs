@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use gregor_group::errors::INVALID_GROUP_ID;
+use gregor_protocol::kafka::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use gregor_protocol::kafka::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
 };
 use gregor_protocol::kafka::messages::describe_transactions_response::{
     TopicData, TransactionState as DescribedState,
@@ -24,11 +25,12 @@ use gregor_protocol::kafka::messages::{
     TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use gregor_protocol::kafka::ResponseError;
-use gregor_txn::{errors, InitProducerIdResult, TxnState};
+use gregor_txn::{errors, ProducerResult, TxnState, TxnVersion};
 
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::internal_topics::{partition_for, OFFSETS};
+use crate::transactions::cluster_version;
 
 /// Clients older than the version that introduced PRODUCER_FENCED know it as
 /// INVALID_PRODUCER_EPOCH (Kafka maps it the same way).
@@ -46,104 +48,149 @@ fn unavailable(e: impl std::fmt::Display) -> i16 {
     ResponseError::CoordinatorNotAvailable.code()
 }
 
+/// A producer id for the coordinator, when it needs one (a new transactional id, or an id whose
+/// epochs are used up).
+fn allocate_producer_id(broker: &Broker) -> Result<i64, i16> {
+    broker.next_producer_id().map_err(unavailable)
+}
+
+/// The transaction version a client speaks, known from the version of its request: EndTxn v5+,
+/// AddPartitionsToTxn v4+, Produce v12+ and TxnOffsetCommit v5+ come from clients (or brokers)
+/// of transaction version 2 (KIP-890 part 2).
+fn client_txn_version(api_version: i16, first_of_version_2: i16) -> TxnVersion {
+    if api_version >= first_of_version_2 {
+        TxnVersion::V2
+    } else {
+        TxnVersion::V0
+    }
+}
+
 pub fn init_producer_id(
     broker: &Arc<Broker>,
     version: i16,
     transactional_id: &str,
     request: &InitProducerIdRequest,
 ) -> InitProducerIdResponse {
-    let response = |r: InitProducerIdResult| {
+    let response = |r: ProducerResult| {
         InitProducerIdResponse::default()
             .with_error_code(for_version(r.error, version, 4))
             .with_producer_id(ProducerId(r.producer_id))
             .with_producer_epoch(r.producer_epoch)
     };
-    let failed = |error| InitProducerIdResult {
-        error,
-        producer_id: -1,
-        producer_epoch: -1,
-    };
     if let Err(e) = broker.txns.ensure_topic(broker) {
-        return response(failed(unavailable(e)));
+        return response(ProducerResult::error(unavailable(e)));
     }
-    // One fresh id, allocated before the coordinator's lock is taken; used only if the
-    // coordinator needs one (a new transactional id, or an exhausted epoch).
-    let fresh = match broker.next_producer_id() {
-        Ok(id) => id,
-        Err(e) => return response(failed(unavailable(e))),
-    };
     let expected = (version >= 3 && request.producer_id.0 >= 0)
         .then_some((request.producer_id.0, request.producer_epoch));
+    let cluster = cluster_version(broker);
     let result = broker.txns.decide(broker, transactional_id, |c, now| {
         c.init_producer_id(
             transactional_id,
             request.transaction_timeout_ms,
             expected,
+            cluster,
             now,
-            &mut || fresh,
+            &mut || allocate_producer_id(broker),
         )
     });
-    response(result.unwrap_or_else(|e| failed(unavailable(e))))
+    response(result.unwrap_or_else(|e| ProducerResult::error(unavailable(e))))
 }
 
-/// AddPartitionsToTxn v0-3 (v4+ is broker-to-broker, KIP-890). Unknown partitions fail the
-/// request: they get UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED.
+/// AddPartitionsToTxn. v0-3 come from clients, with one transaction; v4+ from brokers (KIP-890),
+/// with a batch of transactions, each either to add (as a client of transaction version 2
+/// leaves it to the partition leader) or only to verify. Unknown partitions fail their
+/// transaction: they get UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED.
 pub fn add_partitions_to_txn(
     broker: &Arc<Broker>,
     version: i16,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
-    let wanted: Vec<(String, i32)> = request
-        .v3_and_below_topics
+    if version <= 3 {
+        let producer = (
+            request.v3_and_below_producer_id.0,
+            request.v3_and_below_producer_epoch,
+        );
+        let results = add_to_txn(
+            broker,
+            version,
+            &request.v3_and_below_transactional_id,
+            producer,
+            false,
+            &request.v3_and_below_topics,
+        );
+        return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    }
+    let results = request
+        .transactions
+        .iter()
+        .map(|t| {
+            let producer = (t.producer_id.0, t.producer_epoch);
+            let topics = add_to_txn(
+                broker,
+                version,
+                &t.transactional_id,
+                producer,
+                t.verify_only,
+                &t.topics,
+            );
+            AddPartitionsToTxnResult::default()
+                .with_transactional_id(t.transactional_id.clone())
+                .with_topic_results(topics)
+        })
+        .collect();
+    AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
+}
+
+/// One transaction of an AddPartitionsToTxn: its partitions added (one error code for all) or,
+/// with `verify_only`, each checked (TRANSACTION_ABORTABLE where not in the transaction).
+fn add_to_txn(
+    broker: &Arc<Broker>,
+    version: i16,
+    transactional_id: &str,
+    producer: (i64, i16),
+    verify_only: bool,
+    topics: &[AddPartitionsToTxnTopic],
+) -> Vec<AddPartitionsToTxnTopicResult> {
+    let wanted: Vec<(String, i32)> = topics
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
     let unknown = |(topic, p): &(String, i32)| broker.replicas.lookup(topic, *p).is_err();
     let any_unknown = wanted.iter().any(unknown);
-    let outcome = if any_unknown {
-        None
-    } else {
-        Some(
-            broker
-                .txns
-                .decide(broker, &request.v3_and_below_transactional_id, |c, now| {
-                    c.add_partitions(
-                        &request.v3_and_below_transactional_id,
-                        request.v3_and_below_producer_id.0,
-                        request.v3_and_below_producer_epoch,
-                        &wanted,
-                        now,
-                    )
-                })
-                .unwrap_or_else(unavailable),
-        )
+    let added = (!any_unknown && !verify_only).then(|| {
+        broker
+            .txns
+            .decide(broker, transactional_id, |c, now| {
+                let client = client_txn_version(version, 4);
+                c.add_partitions(transactional_id, producer, &wanted, client, now)
+            })
+            .unwrap_or_else(unavailable)
+    });
+    let code_of = |partition: (String, i32)| match added {
+        Some(code) => for_version(code, version, 2),
+        None if any_unknown && unknown(&partition) => ResponseError::UnknownTopicOrPartition.code(),
+        None if any_unknown => ResponseError::OperationNotAttempted.code(),
+        None => broker
+            .txns
+            .read(|c| c.verify(transactional_id, producer, &partition)),
     };
-    let results = request
-        .v3_and_below_topics
+    topics
         .iter()
         .map(|t| {
             let partitions = t
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = match outcome {
-                        Some(code) => for_version(code, version, 2),
-                        None if unknown(&(t.name.to_string(), *p)) => {
-                            ResponseError::UnknownTopicOrPartition.code()
-                        }
-                        None => ResponseError::OperationNotAttempted.code(),
-                    };
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(*p)
-                        .with_partition_error_code(code)
+                        .with_partition_error_code(code_of((t.name.to_string(), *p)))
                 })
                 .collect();
             AddPartitionsToTxnTopicResult::default()
                 .with_name(t.name.clone())
                 .with_results_by_partition(partitions)
         })
-        .collect();
-    AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results)
+        .collect()
 }
 
 /// AddOffsetsToTxn: the group's partition of `__consumer_offsets` joins the transaction.
@@ -164,9 +211,9 @@ pub fn add_offsets_to_txn(
                 .decide(broker, &request.transactional_id, |c, now| {
                     c.add_partitions(
                         &request.transactional_id,
-                        request.producer_id.0,
-                        request.producer_epoch,
+                        (request.producer_id.0, request.producer_epoch),
                         &[partition],
+                        TxnVersion::V0,
                         now,
                     )
                 })
@@ -176,47 +223,71 @@ pub fn add_offsets_to_txn(
     AddOffsetsToTxnResponse::default().with_error_code(for_version(code, version, 2))
 }
 
+/// EndTxn. From v5 (transaction version 2) the epoch is bumped and the answer carries the
+/// producer id and epoch to carry on with.
 pub fn end_txn(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> EndTxnResponse {
-    let code = broker
+    let producer = (request.producer_id.0, request.producer_epoch);
+    let result = broker
         .txns
         .decide(broker, &request.transactional_id, |c, now| {
             c.end_txn(
                 &request.transactional_id,
-                request.producer_id.0,
-                request.producer_epoch,
+                producer,
                 request.committed,
+                client_txn_version(version, 5),
                 now,
+                &mut || allocate_producer_id(broker),
             )
         })
-        .unwrap_or_else(unavailable);
+        .unwrap_or_else(|e| ProducerResult::error(unavailable(e)));
     EndTxnResponse::default()
-        .with_error_code(for_version(code, version, 2))
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1)
+        .with_error_code(for_version(result.error, version, 2))
+        .with_producer_id(ProducerId(result.producer_id))
+        .with_producer_epoch(result.producer_epoch)
 }
 
-/// TxnOffsetCommit: the producer must be the transactional id's current one; the offsets are
-/// then pending in the group coordinator until the transaction's marker.
+/// TxnOffsetCommit: the group's partition of `__consumer_offsets` must be part of the
+/// producer's ongoing transaction (added by AddOffsetsToTxn, or here for a client of
+/// transaction version 2, v5+); the offsets are then pending in the group coordinator until
+/// the transaction's marker.
 pub async fn txn_offset_commit(
     broker: &Arc<Broker>,
+    version: i16,
     request: TxnOffsetCommitRequest,
 ) -> Option<TxnOffsetCommitResponse> {
     let producer = (request.producer_id.0, request.producer_epoch);
-    let check = broker
-        .txns
-        .read(|c| c.check_producer(&request.transactional_id, producer.0, producer.1));
-    // As Kafka's log answers a write of a stale epoch.
-    let check = if check == errors::PRODUCER_FENCED {
-        errors::INVALID_PRODUCER_EPOCH
+    let refusal = if request.group_id.is_empty() {
+        Some(INVALID_GROUP_ID)
     } else {
-        check
-    };
-    let refusal = if check != errors::NONE {
-        Some(check)
-    } else {
-        request.group_id.is_empty().then_some(INVALID_GROUP_ID)
+        match broker.groups.ensure_topic(broker) {
+            Err(e) => Some(unavailable(e)),
+            Ok(partitions) => {
+                let partition = (
+                    OFFSETS.name.to_string(),
+                    partition_for(&request.group_id, partitions),
+                );
+                let add = client_txn_version(version, 5).bumps_epoch();
+                broker
+                    .txns
+                    .admitted(
+                        broker,
+                        &request.transactional_id,
+                        producer,
+                        &partition,
+                        add,
+                        || (),
+                    )
+                    .err()
+            }
+        }
     };
     if let Some(code) = refusal {
+        let code = match code {
+            // As Kafka's log answers a write of a stale epoch.
+            errors::PRODUCER_FENCED => errors::INVALID_PRODUCER_EPOCH,
+            errors::TRANSACTION_ABORTABLE if version < 4 => errors::INVALID_TXN_STATE,
+            code => code,
+        };
         return Some(txn_offset_error(&request, code));
     }
     broker
@@ -405,5 +476,91 @@ mod tests {
         let described = broker.txns.read(|c| c.describe("tx")).unwrap();
         assert_eq!(described.state.name(), "Ongoing");
         assert_eq!(described.partitions, vec![("t".to_string(), 7)]);
+    }
+
+    /// AddPartitionsToTxn v4+, the brokers' form: a batch of transactions, each added or only
+    /// verified, each answered on its own.
+    #[tokio::test]
+    async fn batched_add_partitions_adds_or_verifies_each_transaction() {
+        use gregor_protocol::kafka::messages::add_partitions_to_txn_request::AddPartitionsToTxnTransaction;
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = [
+            ("num.partitions", "3"),
+            ("transaction.state.log.num.partitions", "1"),
+        ];
+        let broker = crate::handlers::test_broker(dir.path(), &overrides).await;
+        let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        let r = init_producer_id(&broker, 5, "tx", &init);
+        let producer = (r.producer_id.0, r.producer_epoch);
+        let txn = |id: &str, producer: (i64, i16), verify_only: bool, partitions: Vec<i32>| {
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(str_bytes(id)))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_verify_only(verify_only)
+                .with_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(str_bytes("t")))
+                    .with_partitions(partitions)])
+        };
+        let codes = |transactions: Vec<AddPartitionsToTxnTransaction>| -> Vec<(String, Vec<i16>)> {
+            let request = AddPartitionsToTxnRequest::default().with_transactions(transactions);
+            let response = add_partitions_to_txn(&broker, 5, request);
+            assert_eq!(response.error_code, errors::NONE);
+            response
+                .results_by_transaction
+                .iter()
+                .map(|t| {
+                    let codes = t.topic_results[0]
+                        .results_by_partition
+                        .iter()
+                        .map(|p| p.partition_error_code)
+                        .collect();
+                    (t.transactional_id.to_string(), codes)
+                })
+                .collect()
+        };
+        let fenced = (producer.0, producer.1 + 1);
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        let not_attempted = ResponseError::OperationNotAttempted.code();
+        assert_eq!(
+            codes(vec![
+                txn("tx", producer, false, vec![0, 1]),
+                txn("other", producer, false, vec![0]),
+                txn("tx", fenced, true, vec![0]),
+                txn("tx", producer, false, vec![2, 9]),
+            ]),
+            vec![
+                ("tx".to_string(), vec![errors::NONE, errors::NONE]),
+                (
+                    "other".to_string(),
+                    vec![errors::INVALID_PRODUCER_ID_MAPPING]
+                ),
+                ("tx".to_string(), vec![errors::PRODUCER_FENCED]),
+                ("tx".to_string(), vec![not_attempted, unknown]),
+            ]
+        );
+        let added = broker.txns.read(|c| c.describe("tx")).unwrap();
+        assert_eq!(added.state, TxnState::Ongoing);
+        assert_eq!(
+            added.partitions,
+            vec![("t".to_string(), 0), ("t".to_string(), 1)]
+        );
+        // Verification alone adds nothing.
+        assert_eq!(
+            codes(vec![txn("tx", producer, true, vec![1, 2])]),
+            vec![(
+                "tx".to_string(),
+                vec![errors::NONE, errors::TRANSACTION_ABORTABLE]
+            )]
+        );
+        assert_eq!(
+            broker
+                .txns
+                .read(|c| c.describe("tx"))
+                .unwrap()
+                .partitions
+                .len(),
+            2
+        );
     }
 }

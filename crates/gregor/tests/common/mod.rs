@@ -7,13 +7,18 @@
 #![allow(dead_code)]
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use gregor_protocol::kafka::messages::{ResponseHeader, ResponseKind};
+use gregor_protocol::kafka::protocol::{Decodable, Encodable, StrBytes};
+use gregor_protocol::{ApiKey, RequestHeader, RequestKind};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -526,6 +531,58 @@ pub fn raw_frame(
     out
 }
 
+/// Sends `body` as `api` `version`, encoded by the protocol crate (header included).
+pub fn send(s: &mut TcpStream, api: ApiKey, version: i16, correlation_id: i32, body: &RequestKind) {
+    let mut frame = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(api as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("gregor-version-walk")))
+        .encode(&mut frame, api.request_header_version(version))
+        .unwrap();
+    body.encode(&mut frame, version)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: the test cannot encode its request: {e}"));
+    let mut sized = (frame.len() as i32).to_be_bytes().to_vec();
+    sized.extend_from_slice(&frame);
+    s.write_all(&sized).unwrap();
+}
+
+/// The response to `api` `version`, decoded; panics naming the API if there is none or it does
+/// not decode.
+pub fn receive(s: &mut TcpStream, api: ApiKey, version: i16, correlation_id: i32) -> ResponseKind {
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: no response ({e})"));
+    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut buf)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: truncated response ({e})"));
+    let mut buf = Bytes::from(buf);
+    let header = ResponseHeader::decode(&mut buf, api.response_header_version(version))
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: bad response header: {e}"));
+    assert_eq!(header.correlation_id, correlation_id, "{api:?} v{version}");
+    let response = ResponseKind::decode(api, &mut buf, version)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: response does not decode: {e}"));
+    assert!(
+        buf.is_empty(),
+        "{api:?} v{version}: {} bytes after the response",
+        buf.len()
+    );
+    response
+}
+
+/// One request and its decoded response.
+pub fn call(
+    s: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    body: &RequestKind,
+) -> ResponseKind {
+    send(s, api, version, correlation_id, body);
+    receive(s, api, version, correlation_id)
+}
+
 /// Reads one size-prefixed response; returns its bytes after the size.
 pub fn read_raw_response(s: &mut std::net::TcpStream) -> Vec<u8> {
     use std::io::Read;
@@ -575,6 +632,35 @@ pub fn record_batch(
     base_sequence: i32,
     timestamp: i64,
 ) -> Vec<u8> {
+    batch_with_attributes(values, 0, (producer_id, epoch, base_sequence), timestamp)
+}
+
+/// A batch of `values` in the transaction of (producer id, epoch), stamped now.
+pub fn transactional_batch(
+    values: &[&[u8]],
+    producer_id: i64,
+    epoch: i16,
+    base_sequence: i32,
+) -> Vec<u8> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    const TRANSACTIONAL: i16 = 0x10;
+    batch_with_attributes(
+        values,
+        TRANSACTIONAL,
+        (producer_id, epoch, base_sequence),
+        now,
+    )
+}
+
+fn batch_with_attributes(
+    values: &[&[u8]],
+    attributes: i16,
+    (producer_id, epoch, base_sequence): (i64, i16, i32),
+    timestamp: i64,
+) -> Vec<u8> {
     let mut records = vec![];
     for (i, v) in values.iter().enumerate() {
         let mut r = vec![0u8]; // attributes
@@ -588,7 +674,7 @@ pub fn record_batch(
         records.extend(r);
     }
     let mut after_crc = vec![];
-    after_crc.extend_from_slice(&0i16.to_be_bytes()); // attributes
+    after_crc.extend_from_slice(&attributes.to_be_bytes());
     after_crc.extend_from_slice(&(values.len() as i32 - 1).to_be_bytes()); // lastOffsetDelta
     after_crc.extend_from_slice(&timestamp.to_be_bytes()); // baseTimestamp
     after_crc.extend_from_slice(&timestamp.to_be_bytes()); // maxTimestamp

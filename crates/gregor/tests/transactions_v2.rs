@@ -40,6 +40,45 @@ fn txn_id() -> TransactionalId {
 }
 
 impl Producer {
+    fn connect(g: &Gregor, topic: &str) -> Producer {
+        let s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        Producer {
+            s,
+            correlation: 0,
+            topic: topic.to_string(),
+            id: -1,
+            epoch: -1,
+        }
+    }
+
+    /// InitProducerId v5 as a new instance would send it, retried while the coordinator ends
+    /// the previous instance's transaction (CONCURRENT_TRANSACTIONS).
+    fn init(&mut self) {
+        let deadline = std::time::Instant::now() + common::DEADLINE;
+        loop {
+            let init = InitProducerIdRequest::default()
+                .with_transactional_id(Some(txn_id()))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1);
+            let ResponseKind::InitProducerId(r) = self.call(ApiKey::InitProducerId, 5, init.into())
+            else {
+                panic!("not an InitProducerId response");
+            };
+            if r.error_code == 0 {
+                (self.id, self.epoch) = (r.producer_id.0, r.producer_epoch);
+                return;
+            }
+            assert_eq!(r.error_code, 51, "only CONCURRENT_TRANSACTIONS is retried");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "InitProducerId kept failing"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn call(&mut self, api: ApiKey, version: i16, body: RequestKind) -> ResponseKind {
         self.correlation += 1;
         call(&mut self.s, api, version, self.correlation, &body)
@@ -106,15 +145,7 @@ fn a_version_2_producer_commits_aborts_and_a_late_batch_is_fenced_by_its_epoch()
     let g = Gregor::start(&[]);
     let topic = common::topic_name("tv2");
     g.create_topic(&topic, 2);
-    let s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut p = Producer {
-        s,
-        correlation: 0,
-        topic: topic.clone(),
-        id: -1,
-        epoch: -1,
-    };
+    let mut p = Producer::connect(&g, &topic);
 
     // What a Java client decides by: the finalized level of transaction.version.
     let ask = ApiVersionsRequest::default()
@@ -130,16 +161,7 @@ fn a_version_2_producer_commits_aborts_and_a_late_batch_is_fenced_by_its_epoch()
         .expect("transaction.version is finalized");
     assert_eq!(finalized.max_version_level, 2);
 
-    let init = InitProducerIdRequest::default()
-        .with_transactional_id(Some(txn_id()))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
-    let ResponseKind::InitProducerId(r) = p.call(ApiKey::InitProducerId, 5, init.into()) else {
-        panic!("not an InitProducerId response");
-    };
-    assert_eq!(r.error_code, 0);
-    (p.id, p.epoch) = (r.producer_id.0, r.producer_epoch);
+    p.init();
     let first = (p.id, p.epoch);
 
     // A committed transaction over both partitions and the group's offsets, with no
@@ -194,4 +216,91 @@ fn a_version_2_producer_commits_aborts_and_a_late_batch_is_fenced_by_its_epoch()
         .expect("partition 0")
         .offset();
     assert_eq!(offset, Offset::Offset(42));
+}
+
+/// A new instance of the producer fences the old one (its open transaction aborted, its writes
+/// and its EndTxn refused), and a broker's batched AddPartitionsToTxn v5 verifies one
+/// transaction and refuses another in the same request.
+#[test]
+fn a_new_instance_fences_the_zombie_and_a_broker_batch_is_answered_per_transaction() {
+    let g = Gregor::start(&[]);
+    let topic = common::topic_name("tv2z");
+    g.create_topic(&topic, 2);
+    let mut zombie = Producer::connect(&g, &topic);
+    zombie.init();
+    let old = (zombie.id, zombie.epoch);
+    assert_eq!(zombie.send(0, old, 0, "z0"), 0);
+
+    let batch = AddPartitionsToTxnRequest::default().with_transactions(vec![
+        broker_txn(TXN, old, true, &topic, vec![0, 1]),
+        broker_txn("never-initialised", old, false, &topic, vec![0]),
+    ]);
+    let ResponseKind::AddPartitionsToTxn(r) =
+        zombie.call(ApiKey::AddPartitionsToTxn, 5, batch.into())
+    else {
+        panic!("not an AddPartitionsToTxn response");
+    };
+    let codes: Vec<(String, Vec<i16>)> = r
+        .results_by_transaction
+        .iter()
+        .map(|t| {
+            let codes = t.topic_results[0]
+                .results_by_partition
+                .iter()
+                .map(|p| p.partition_error_code)
+                .collect();
+            (t.transactional_id.to_string(), codes)
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            // In the transaction, and not: TRANSACTION_ABORTABLE.
+            (TXN.to_string(), vec![0, 120]),
+            // INVALID_PRODUCER_ID_MAPPING.
+            ("never-initialised".to_string(), vec![49]),
+        ]
+    );
+
+    let mut successor = Producer::connect(&g, &topic);
+    successor.init();
+    assert_eq!(successor.id, old.0);
+    assert!(
+        successor.epoch > old.1 + 1,
+        "the fence and the new instance each bumped"
+    );
+    assert_eq!(zombie.send(0, old, 1, "z1"), 47, "INVALID_PRODUCER_EPOCH");
+    assert_eq!(zombie.end(old.1, true).0, 90, "PRODUCER_FENCED");
+
+    let new = (successor.id, successor.epoch);
+    assert_eq!(successor.send(1, new, 0, "s0"), 0);
+    assert_eq!(successor.end(new.1, true), (0, new.0, new.1 + 1));
+    let committed = g.consumer(&[("isolation.level", "read_committed")]);
+    let read = common::consume_from(&committed, &topic, &[0, 1], 1);
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].payload(), Some(&b"s0"[..]));
+    // The zombie's record is stored, and aborted.
+    let everything = g.consumer(&[("isolation.level", "read_uncommitted")]);
+    let stored = common::consume_from(&everything, &topic, &[0], 1);
+    assert_eq!(stored[0].payload(), Some(&b"z0"[..]));
+}
+
+/// One transaction of a broker's AddPartitionsToTxn v4+.
+fn broker_txn(
+    id: &str,
+    (producer_id, epoch): (i64, i16),
+    verify_only: bool,
+    topic: &str,
+    partitions: Vec<i32>,
+) -> add_partitions_to_txn_request::AddPartitionsToTxnTransaction {
+    add_partitions_to_txn_request::AddPartitionsToTxnTransaction::default()
+        .with_transactional_id(TransactionalId(StrBytes::from_string(id.to_string())))
+        .with_producer_id(ProducerId(producer_id))
+        .with_producer_epoch(epoch)
+        .with_verify_only(verify_only)
+        .with_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(partitions),
+        ])
 }

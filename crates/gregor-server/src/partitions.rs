@@ -37,17 +37,43 @@ pub struct Partition {
 
 impl Partition {
     pub fn append(&self, records: &[u8], now_ms: i64) -> StorageResult<AppendResult> {
+        self.append_if(records, now_ms, |_| true)
+            .expect("an unconditional append happens")
+    }
+
+    /// Appends a transactional batch only if its producer's transaction is already open in this
+    /// partition, checked under the same lock as the append, so that no marker can end the
+    /// transaction in between (the batch would open a new one that no marker ends). `None`
+    /// when it is not open: the transaction coordinator must admit the batch first.
+    pub fn append_to_open_transaction(
+        &self,
+        producer_id: i64,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Option<StorageResult<AppendResult>> {
+        self.append_if(records, now_ms, |log| log.has_open_transaction(producer_id))
+    }
+
+    fn append_if(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+        condition: impl FnOnce(&PartitionLog) -> bool,
+    ) -> Option<StorageResult<AppendResult>> {
         let result = {
             let mut log = self.log.write();
-            let result = log.append(records, self.leader_epoch(), now_ms)?;
+            if !condition(&log) {
+                return None;
+            }
+            let result = log.append(records, self.leader_epoch(), now_ms);
             self.high_watermark
                 .store(log.log_end_offset(), Ordering::Release);
             result
         };
-        if !result.duplicate {
+        if result.as_ref().is_ok_and(|r| !r.duplicate) {
             self.wake_waiters();
         }
-        Ok(result)
+        Some(result)
     }
 
     /// Writes a transaction marker of the producer, which ends its transaction here.

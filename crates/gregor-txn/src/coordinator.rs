@@ -270,6 +270,14 @@ impl TxnCoordinator {
         }
     }
 
+    /// Whether the id's transaction is in PrepareCommit/PrepareAbort, its markers being written
+    /// (Kafka's pending transition to the Complete state).
+    fn is_ending(&self, transactional_id: &str) -> bool {
+        self.txns
+            .get(transactional_id)
+            .is_some_and(|m| m.state.is_prepare())
+    }
+
     /// The metadata of the transaction a request's producer owns, or the error code to answer.
     fn producer_txn(
         &mut self,
@@ -305,13 +313,15 @@ impl TxnCoordinator {
         version: TxnVersion,
         now_ms: i64,
     ) -> Decision<i16> {
+        // While a transaction is being ended the producer may already hold what it ends with
+        // (a new producer id, on the last epoch): it retries once the markers are written.
+        if self.is_ending(transactional_id) {
+            return Decision::reply(errors::CONCURRENT_TRANSACTIONS);
+        }
         let metadata = match self.producer_txn(transactional_id, producer_id, producer_epoch) {
             Ok(metadata) => metadata,
             Err(error) => return Decision::reply(error),
         };
-        if metadata.state.is_prepare() {
-            return Decision::reply(errors::CONCURRENT_TRANSACTIONS);
-        }
         if metadata.state == TxnState::Ongoing
             && partitions.iter().all(|p| metadata.partitions.contains(p))
         {
@@ -353,6 +363,11 @@ impl TxnCoordinator {
             Err(error) => return refuse(error),
         };
         match (metadata.state, commit) {
+            // The markers are being written: the client retries (Kafka answers so whichever
+            // outcome is asked).
+            (TxnState::PrepareCommit | TxnState::PrepareAbort, _) => {
+                refuse(errors::CONCURRENT_TRANSACTIONS)
+            }
             (TxnState::Ongoing, _) => {
                 metadata.prepare(commit, version, None, now_ms);
                 prepared(
@@ -364,10 +379,6 @@ impl TxnCoordinator {
             // A retry of the EndTxn that completed the transaction.
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
                 refuse(errors::NONE)
-            }
-            // A retry while the markers are being written.
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                refuse(errors::CONCURRENT_TRANSACTIONS)
             }
             _ => refuse(errors::INVALID_TXN_STATE),
         }
@@ -385,12 +396,20 @@ impl TxnCoordinator {
         if transactional_id.is_empty() {
             return refuse(errors::INVALID_REQUEST);
         }
+        if self.is_ending(transactional_id) {
+            return refuse(errors::CONCURRENT_TRANSACTIONS);
+        }
         let Some(metadata) = self.txns.get_mut(transactional_id) else {
             return refuse(errors::INVALID_PRODUCER_ID_MAPPING);
         };
         // A retry of the EndTxn that bumped the epoch: of the last epoch of an id (now epoch 0
-        // of a new id), or of any other (now the next epoch).
-        let retry_on_overflow = metadata.last_producer_id == producer_id
+        // of a new id, until its next transaction starts), or of any other (now the next epoch).
+        let completed = matches!(
+            metadata.state,
+            TxnState::CompleteCommit | TxnState::CompleteAbort
+        );
+        let retry_on_overflow = completed
+            && metadata.last_producer_id == producer_id
             && producer_epoch == i16::MAX - 1
             && metadata.producer_epoch == 0;
         let retry_on_bump = i32::from(metadata.producer_epoch) == i32::from(producer_epoch) + 1;
@@ -399,10 +418,10 @@ impl TxnCoordinator {
             return refuse(errors::INVALID_PRODUCER_ID_MAPPING);
         }
         let current_epoch = producer_epoch == metadata.producer_epoch;
-        let valid_epoch = match metadata.state {
-            TxnState::PrepareCommit | TxnState::PrepareAbort => retry_on_bump,
-            TxnState::CompleteCommit | TxnState::CompleteAbort => retry || current_epoch,
-            _ => current_epoch,
+        let valid_epoch = if completed {
+            retry || current_epoch
+        } else {
+            current_epoch
         };
         if !valid_epoch {
             return refuse(errors::PRODUCER_FENCED);
@@ -426,9 +445,6 @@ impl TxnCoordinator {
                 metadata.prepare(commit, TxnVersion::V2, next_producer_id, now_ms);
                 let response = ProducerResult::ok(metadata.completed_producer());
                 prepared(transactional_id, metadata, response)
-            }
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                refuse(errors::CONCURRENT_TRANSACTIONS)
             }
             _ => refuse(errors::INVALID_TXN_STATE),
         }

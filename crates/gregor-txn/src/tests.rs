@@ -319,12 +319,17 @@ fn zombie_is_fenced_by_a_new_instance() {
     );
     assert_eq!(markers.partitions, vec![tp("a", 0), tp("a", 1)]);
 
-    // While the abort markers are written, the new instance must wait; the zombie is fenced.
+    // While the abort markers are written, the new instance must wait; so must any addition
+    // (as in Kafka, before the producer is checked); the zombie's EndTxn is fenced.
     assert_eq!(h.init("tx"), init_error(CONCURRENT_TRANSACTIONS));
-    assert_eq!(h.add("tx", old, &[tp("a", 2)]).response, PRODUCER_FENCED);
+    assert_eq!(
+        h.add("tx", old, &[tp("a", 2)]).response,
+        CONCURRENT_TRANSACTIONS
+    );
     assert_eq!(h.end("tx", old, true).response, PRODUCER_FENCED);
 
     h.markers_written("tx");
+    assert_eq!(h.add("tx", old, &[tp("a", 2)]).response, PRODUCER_FENCED);
     assert_eq!(h.state("tx"), TxnState::CompleteAbort);
     // The retry gets a second bump: the fencing epoch is never handed out.
     let new = h.init("tx");
@@ -410,7 +415,7 @@ fn concurrent_transactions_while_markers_are_written() {
         CONCURRENT_TRANSACTIONS
     );
     assert_eq!(h.end("tx", p, true).response, CONCURRENT_TRANSACTIONS);
-    assert_eq!(h.end("tx", p, false).response, INVALID_TXN_STATE);
+    assert_eq!(h.end("tx", p, false).response, CONCURRENT_TRANSACTIONS);
     assert_eq!(h.init("tx"), init_error(CONCURRENT_TRANSACTIONS));
     assert_eq!(
         h.init_with("tx", TIMEOUT, Some(p)).response,
@@ -429,7 +434,7 @@ fn concurrent_transactions_while_markers_are_written() {
     h.add("tx", p, &[tp("a", 0)]);
     h.end("tx", p, false);
     assert_eq!(h.end("tx", p, false).response, CONCURRENT_TRANSACTIONS);
-    assert_eq!(h.end("tx", p, true).response, INVALID_TXN_STATE);
+    assert_eq!(h.end("tx", p, true).response, CONCURRENT_TRANSACTIONS);
 }
 
 #[test]
@@ -1102,16 +1107,13 @@ fn v2_commit_bumps_the_epoch_and_answers_with_it() {
     );
     assert_eq!(markers.partitions, vec![tp("a", 0), tp("b", 1)]);
 
-    // Retried while the markers are written: CONCURRENT_TRANSACTIONS; the new epoch is not
-    // the one this transaction ended with.
-    assert_eq!(
-        h.end_txn("tx", (pid, epoch), true).response,
-        init_error(CONCURRENT_TRANSACTIONS)
-    );
-    assert_eq!(
-        h.end_txn("tx", (pid, epoch + 1), true).response,
-        init_error(PRODUCER_FENCED)
-    );
+    // While the markers are written, any EndTxn waits (CONCURRENT_TRANSACTIONS).
+    for asked in [epoch, epoch + 1] {
+        assert_eq!(
+            h.end_txn("tx", (pid, asked), true).response,
+            init_error(CONCURRENT_TRANSACTIONS)
+        );
+    }
     let done = h.markers_written("tx");
     assert_eq!(meta(&done[0]).state, TxnState::CompleteCommit);
     assert_eq!(meta(&done[0]).producer_epoch, epoch + 1);
@@ -1214,10 +1216,15 @@ fn v2_end_on_the_last_epoch_moves_the_producer_to_a_new_id() {
     assert_eq!(reloaded.pending_markers(), vec![markers.clone()]);
     let completed = reloaded.markers_written("tx", h.now);
     assert_eq!(meta(&completed[0]).current(), (fresh, 0));
-    // While the markers are pending, the producer still is the old id.
+    // While the markers are pending, a producer already on the new id is told to wait, not
+    // that its id is unknown (which would be fatal to it).
     assert_eq!(
         h.end_txn("tx", (fresh, 0), true).response,
-        init_error(INVALID_PRODUCER_ID_MAPPING)
+        init_error(CONCURRENT_TRANSACTIONS)
+    );
+    assert_eq!(
+        h.add("tx", (fresh, 0), &[tp("a", 0)]).response,
+        CONCURRENT_TRANSACTIONS
     );
     let done = h.markers_written("tx");
     let completed = meta(&done[0]);
@@ -1234,6 +1241,11 @@ fn v2_end_on_the_last_epoch_moves_the_producer_to_a_new_id() {
         ok(fresh, 0)
     );
     assert_eq!(h.add("tx", (fresh, 0), &[tp("a", 0)]).response, NONE);
+    // Once the new id's transaction started, the old id is just unknown.
+    assert_eq!(
+        h.end_txn("tx", (7, last), true).response,
+        init_error(INVALID_PRODUCER_ID_MAPPING)
+    );
 }
 
 #[test]

@@ -171,12 +171,16 @@ fn a_version_2_producer_commits_aborts_and_a_late_batch_is_fenced_by_its_epoch()
     assert_eq!(p.commit_offset(42), 0);
     assert_eq!(p.end(first.1, true), (0, first.0, first.1 + 1));
 
-    // A late retry of the committed transaction's batch is fenced by its epoch.
+    // A late retry of the committed transaction's batch is fenced by its epoch (here by the
+    // coordinator, asked because no transaction is open in the partition).
     assert_eq!(p.send(0, first, 1, "late"), 47, "INVALID_PRODUCER_EPOCH");
 
     // An aborted transaction on the new epoch, whose EndTxn is retried.
     let second = (p.id, p.epoch);
     assert_eq!(p.send(0, second, 0, "a0"), 0);
+    // With the new epoch's transaction open in partition 0, the partition's log itself refuses
+    // the old epoch (the coordinator is not asked).
+    assert_eq!(p.send(0, first, 2, "late"), 47, "INVALID_PRODUCER_EPOCH");
     assert_eq!(p.end(second.1, false), (0, second.0, second.1 + 1));
     assert_eq!(p.end(second.1, false), (0, second.0, second.1 + 1), "retry");
 

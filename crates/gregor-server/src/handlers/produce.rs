@@ -86,11 +86,13 @@ async fn append(
     records: &[u8],
     now: i64,
 ) -> Result<AppendResult, Refused> {
-    let Some(producer) = batch::transactional_producer(records)
-        .filter(|(id, _)| !partition.with_log(|log| log.has_open_transaction(*id)))
-    else {
+    let Some(producer) = batch::transactional_producer(records) else {
         return Ok(partition.append(records, now)?);
     };
+    // Its transaction is open here already (the log checks the epoch).
+    if let Some(appended) = partition.append_to_open_transaction(producer.0, records, now) {
+        return Ok(appended?);
+    }
     let key = (partition.topic.clone(), partition.index);
     let add = version >= 12;
     let started = Instant::now();
@@ -484,5 +486,41 @@ mod tests {
         assert_eq!(end(epoch + 2, true).0, errors::INVALID_TXN_STATE);
         assert_eq!(partition.last_stable_offset(), partition.high_watermark());
         assert_eq!(partition.high_watermark(), 4, "two records, two markers");
+    }
+
+    /// While a transaction's markers are being written, a version 2 produce retries adding its
+    /// partition for add.partitions.to.txn.retry.backoff.max.ms, then answers
+    /// CONCURRENT_TRANSACTIONS; older versions, which may not retry that error, get
+    /// NOT_ENOUGH_REPLICAS at once.
+    #[tokio::test]
+    async fn a_transaction_being_ended_holds_back_its_next_batches() {
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = [("transaction.state.log.num.partitions", "1")];
+        let broker = super::super::test_broker(dir.path(), &overrides).await;
+        let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        let r = transactions::init_producer_id(&broker, 5, "tx", &init);
+        let producer = (r.producer_id.0, r.producer_epoch);
+        // The transaction is being committed and its markers are not written yet.
+        let ending = broker.txns.decide(&broker, "tx", |c, _| {
+            let mut m = c.snapshot("tx").expect("initialised");
+            m.state = gregor_txn::TxnState::PrepareCommit;
+            c.restore("tx", Some(m));
+            gregor_txn::Decision {
+                records: Vec::new(),
+                markers: None,
+                response: (),
+            }
+        });
+        ending.unwrap();
+
+        let started = Instant::now();
+        let v12 = produce_at(&broker, 12, Some("tx"), txn_batch(producer)).await;
+        assert_eq!(v12.error_code, errors::CONCURRENT_TRANSACTIONS);
+        assert!(started.elapsed() >= ADD_RETRY_MAX, "it retried first");
+        let v11 = produce_at(&broker, 11, Some("tx"), txn_batch(producer)).await;
+        assert_eq!(v11.error_code, ResponseError::NotEnoughReplicas.code());
+        let message = v11.error_message.as_deref().unwrap_or_default();
+        assert!(message.contains("ConcurrentTransactions"), "{message}");
+        assert_eq!(broker.replicas.get("t", 0).unwrap().high_watermark(), 0);
     }
 }

@@ -563,4 +563,53 @@ mod tests {
             2
         );
     }
+
+    /// TxnOffsetCommit needs the group's `__consumer_offsets` partition in the transaction: a
+    /// classic client added it (AddOffsetsToTxn), refused otherwise with the code its version
+    /// knows; v5 (transaction version 2) adds it itself.
+    #[tokio::test]
+    async fn txn_offset_commit_needs_or_adds_the_offsets_partition() {
+        use gregor_protocol::kafka::messages::txn_offset_commit_request::{
+            TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+        };
+        use gregor_protocol::kafka::messages::GroupId;
+        let dir = tempfile::tempdir().unwrap();
+        let overrides = [
+            ("transaction.state.log.num.partitions", "1"),
+            ("offsets.topic.num.partitions", "1"),
+        ];
+        let broker = crate::handlers::test_broker(dir.path(), &overrides).await;
+        let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
+        let r = init_producer_id(&broker, 5, "tx", &init);
+        let producer = (r.producer_id.0, r.producer_epoch);
+        let commit = |version: i16, (id, epoch): (i64, i16)| {
+            let request = TxnOffsetCommitRequest::default()
+                .with_transactional_id(TransactionalId(str_bytes("tx")))
+                .with_group_id(GroupId(str_bytes("g")))
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch)
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                    .with_name(TopicName(str_bytes("t")))
+                    .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(5)])]);
+            let broker = broker.clone();
+            async move {
+                let response = txn_offset_commit(&broker, version, request).await.unwrap();
+                response.topics[0].partitions[0].error_code
+            }
+        };
+        assert_eq!(commit(3, producer).await, errors::INVALID_TXN_STATE);
+        assert_eq!(commit(4, producer).await, errors::TRANSACTION_ABORTABLE);
+        let stale = (producer.0, producer.1 - 1);
+        assert_eq!(commit(5, stale).await, errors::INVALID_PRODUCER_EPOCH);
+        assert_eq!(state(&broker), "Empty", "nothing added so far");
+
+        assert_eq!(commit(5, producer).await, errors::NONE);
+        let described = broker.txns.read(|c| c.describe("tx")).unwrap();
+        assert_eq!(described.partitions, vec![(OFFSETS.name.to_string(), 0)]);
+        // Now in the transaction, the classic versions pass too.
+        assert_eq!(commit(3, producer).await, errors::NONE);
+    }
 }

@@ -81,21 +81,6 @@ def test_partitions_spread_and_a_bad_dir_takes_only_its_partitions_offline(broke
     assert sorted(r["value"] for r in got) == sorted([b"after"] * len(on_a) + [f"v{p}".encode() * (p + 1) for p in on_a])
 
 
-def test_stray_partition_directories_are_removed_at_start(broker_factory, tmp_path):
-    """A directory left by a crash between a topic deletion's commit and its cleanup (a topic id
-    the metadata no longer knows) is removed at start-up; live partitions are kept."""
-    b = broker_factory()
-    t = create_topic(b.bootstrap, unique_topic("live"), 1)
-    b.stop()
-    stray = b.data_dir / "ghost-0"
-    stray.mkdir()
-    (stray / "partition.metadata").write_text("version: 0\ntopic_id: 00000000-0000-0000-0000-00000000abcd\n")
-    (stray / "00000000000000000000.log").write_bytes(b"")
-    b.start()
-    assert not stray.exists()
-    assert (b.data_dir / f"{t}-0").is_dir()
-
-
 def segment_bytes(partition_dir):
     return sum(f.stat().st_size for f in Path(partition_dir).glob("*.log"))
 

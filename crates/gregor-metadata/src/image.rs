@@ -1,6 +1,6 @@
 //! The in-memory metadata image: the state the metadata log's records build.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use uuid::Uuid;
 
@@ -73,6 +73,8 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, BrokerRegistration>,
     pub topics: BTreeMap<String, TopicImage>,
     pub topic_names: HashMap<Uuid, String>,
+    /// Ids of deleted topics: their directories, where a crash left any, are provably dead.
+    pub removed_topics: HashSet<Uuid>,
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub next_producer_id: i64,
     /// Finalized feature levels (none at level 0).
@@ -208,6 +210,7 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
+                self.removed_topics.insert(*topic_id);
                 if let Some(name) = self.topic_names.remove(topic_id) {
                     self.topics.remove(&name);
                     self.configs.remove(&ConfigResource::Topic(name));

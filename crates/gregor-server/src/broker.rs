@@ -30,6 +30,8 @@ pub enum StartError {
     Metadata(#[from] StoreError),
     #[error("cannot open partition logs: {0}")]
     Storage(#[from] gregor_storage::StorageError),
+    #[error("{0}")]
+    MetadataBehind(#[from] crate::partitions::UnknownPartitions),
     #[error("cannot load consumer groups: {0}")]
     Groups(#[from] crate::groups::GroupError),
     #[error("cannot load transactions: {0}")]
@@ -113,6 +115,9 @@ impl Broker {
         metadata.commit(startup)?;
         write_meta_properties(&log_dir, &metadata.image(), node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
+        // Before any partition is opened: the log dirs must hold nothing the metadata log does
+        // not account for.
+        replicas.check_partition_dirs(&metadata.image(), node_id)?;
         replicas.reconcile(&metadata.image(), &config, node_id)?;
         let slots = config.get_i64("max.incremental.fetch.session.cache.slots") as usize;
         let (shutdown, _) = watch::channel(false);
@@ -273,13 +278,15 @@ fn new_cluster_id() -> String {
         .collect()
 }
 
-/// Kafka's `meta.properties`, for operators and tools that look for it.
+/// Kafka's `meta.properties`, for operators and tools that look for it (written only when it
+/// changes, atomically).
 fn write_meta_properties(dir: &Path, image: &MetadataImage, node_id: i32) {
     let text = format!(
         "version=1\ncluster.id={}\nnode.id={node_id}\n",
         image.cluster_id
     );
-    if let Err(e) = std::fs::write(dir.join("meta.properties"), text) {
+    let path = dir.join("meta.properties");
+    if let Err(e) = gregor_storage::atomic_file::write_if_changed(&path, text.as_bytes()) {
         tracing::warn!(error = %e, "cannot write meta.properties");
     }
 }

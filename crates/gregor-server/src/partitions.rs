@@ -11,7 +11,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
-use gregor_storage::{batch, AbortedTxn, AppendResult, PartitionLog, Result as StorageResult};
+use gregor_storage::{
+    atomic_file, batch, AbortedTxn, AppendResult, PartitionLog, Result as StorageResult,
+};
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -247,10 +249,93 @@ pub struct ReplicaManager {
     pub(crate) moves: LogDirMoves,
 }
 
-fn is_partition_dir(name: &str) -> bool {
-    name.rsplit_once('-').is_some_and(|(topic, index)| {
-        !topic.is_empty() && !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit())
-    }) && !name.starts_with("__cluster_metadata")
+/// `<topic>-<index>`, the name of a partition directory (the metadata log's own excepted).
+fn parse_partition_dir(name: &str) -> Option<(&str, i32)> {
+    if name.starts_with("__cluster_metadata") {
+        return None;
+    }
+    let (topic, index) = name.rsplit_once('-')?;
+    let digits = !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit());
+    (!topic.is_empty() && digits)
+        .then(|| index.parse().ok())
+        .flatten()
+        .map(|index| (topic, index))
+}
+
+/// The suffix of a partition directory set aside at start-up (Kafka's name for it).
+const STRAY_SUFFIX: &str = "-stray";
+
+/// Whether a directory named like a partition holds one: its identity file or a segment. Other
+/// directories (a user's `backup-1/`) are not gregor's and are left alone.
+fn holds_partition_log(dir: &Path) -> bool {
+    dir.join(PARTITION_METADATA).exists()
+        || std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+}
+
+fn identity(topic_id: Uuid) -> String {
+    format!("version: 0\ntopic_id: {topic_id}\n")
+}
+
+/// Partition directories whose topic ids the metadata log never recorded: it ends before what the
+/// disk proves.
+#[derive(Debug)]
+pub struct UnknownPartitions(pub Vec<(PathBuf, Uuid)>);
+
+impl std::fmt::Display for UnknownPartitions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dirs: Vec<String> = self
+            .0
+            .iter()
+            .map(|(dir, id)| format!("{} (topic id {id})", dir.display()))
+            .collect();
+        write!(
+            f,
+            "the metadata log does not know the topics of {} partition director{}: {}. The \
+             metadata log (__cluster_metadata-0) is behind the data (lost or restored from an \
+             older copy); starting would reissue producer ids and ignore this data. Restore the \
+             metadata log, or move these directories out of the log dirs and start again \
+             (README, \"Data safety\")",
+            dirs.len(),
+            if dirs.len() == 1 { "y" } else { "ies" },
+            dirs.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownPartitions {}
+
+/// Renames a partition directory that cannot be matched out of the way, and says so loudly.
+fn set_aside(dir: &Path, reason: &str) -> std::io::Result<()> {
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let aside = dir.with_file_name(format!("{name}.{}{STRAY_SUFFIX}", Uuid::new_v4().simple()));
+    std::fs::rename(dir, &aside)?;
+    if let Some(parent) = dir.parent() {
+        atomic_file::sync_dir(parent);
+    }
+    tracing::error!(
+        dir = %dir.display(),
+        set_aside_as = %aside.display(),
+        bytes = dir_bytes(&aside),
+        "partition directory set aside, not deleted: {reason}; remove it once it is known to be unneeded"
+    );
+    Ok(())
+}
+
+/// The bytes a directory's files take, for the log line that reports it set aside.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 fn read_topic_id(dir: &Path) -> Option<Uuid> {
@@ -438,12 +523,6 @@ impl ReplicaManager {
                 .get(t)
                 .is_some_and(|t| t.partitions.contains_key(i))
         });
-        // Strays can only be left by a crash, so the directory scan (a read of every partition's
-        // metadata file) runs once at start-up, not on every metadata commit; deletions at run
-        // time remove their directories above.
-        if !self.started.load(Ordering::Acquire) {
-            self.remove_stray_dirs(image)?;
-        }
         for topic in image.topics.values() {
             let log_config = config.log_config(image.topic_configs(&topic.name));
             for (&index, meta) in &topic.partitions {
@@ -464,13 +543,11 @@ impl ReplicaManager {
                 };
                 let opened = std::fs::create_dir_all(&dir)
                     .and_then(|()| {
-                        std::fs::write(
-                            dir.join(PARTITION_METADATA),
-                            format!("version: 0\ntopic_id: {}\n", topic.id),
-                        )
+                        let path = dir.join(PARTITION_METADATA);
+                        atomic_file::write_if_changed(&path, identity(topic.id).as_bytes())
                     })
                     .map_err(gregor_storage::StorageError::from)
-                    .and_then(|()| PartitionLog::open(dir.clone(), log_config.clone()));
+                    .and_then(|_| PartitionLog::open(dir.clone(), log_config.clone()));
                 let log = match opened {
                     Ok(log) => log,
                     Err(e) => {
@@ -499,9 +576,21 @@ impl ReplicaManager {
         Ok(())
     }
 
-    /// Removes partition directories whose topic (by id) the image no longer has: left behind by a
-    /// crash between a deletion's commit and its cleanup.
-    fn remove_stray_dirs(&self, image: &MetadataImage) -> StorageResult<()> {
+    /// Checks, before the first reconcile, every directory of the log dirs that holds a
+    /// partition log against the image. Only the leftovers of a committed topic deletion (a
+    /// crash between the deletion's record and its cleanup) are deleted. A partition the image
+    /// has never heard of, by an identity file that names a topic id no record mentions, means
+    /// the metadata log ends before what the disk proves (a lost tail, an old backup): the
+    /// broker must not start, or it would reissue ids and lose track of that data. Otherwise
+    /// nothing is deleted: an identity file that is missing or unreadable is rebuilt from the
+    /// image when the directory's name is a partition this node hosts, and a directory that
+    /// cannot be matched is set aside (renamed `<name>.<id>-stray`) and reported.
+    pub fn check_partition_dirs(
+        &self,
+        image: &MetadataImage,
+        node_id: i32,
+    ) -> Result<(), UnknownPartitions> {
+        let mut unknown = Vec::new();
         let online = self.log_dirs.iter().filter(|d| d.online);
         for entry in online
             .filter_map(|d| std::fs::read_dir(&d.path).ok())
@@ -509,16 +598,50 @@ impl ReplicaManager {
             .flatten()
         {
             let name = entry.file_name().to_string_lossy().to_string();
-            if !entry.path().is_dir() || !is_partition_dir(&name) {
+            let dir = entry.path();
+            let Some((topic, index)) = parse_partition_dir(&name) else {
+                continue;
+            };
+            if !dir.is_dir() || !holds_partition_log(&dir) {
                 continue;
             }
-            let known =
-                read_topic_id(&entry.path()).is_some_and(|id| image.topic_by_id(&id).is_some());
-            if !known {
-                tracing::info!(dir = name, "deleting stray partition directory");
-                std::fs::remove_dir_all(entry.path())?;
+            let hosted = image
+                .topics
+                .get(topic)
+                .filter(|t| {
+                    t.partitions
+                        .get(&index)
+                        .is_some_and(|p| p.replicas.contains(&node_id))
+                })
+                .map(|t| t.id);
+            let outcome = match (read_topic_id(&dir), hosted) {
+                (Some(id), Some(hosted)) if id == hosted => Ok(()),
+                (Some(id), _) if image.removed_topics.contains(&id) => {
+                    tracing::warn!(dir = %dir.display(), topic_id = %id, "deleting the directory of a deleted topic (the broker stopped before removing it)");
+                    std::fs::remove_dir_all(&dir)
+                }
+                (Some(id), _) if image.topic_by_id(&id).is_none() => {
+                    unknown.push((dir, id));
+                    Ok(())
+                }
+                (None, Some(hosted)) => {
+                    tracing::warn!(dir = %dir.display(), topic_id = %hosted, "partition.metadata is missing or unreadable; rebuilt from the metadata log, which names this partition");
+                    atomic_file::write(&dir.join(PARTITION_METADATA), identity(hosted).as_bytes())
+                }
+                (Some(_), _) => set_aside(&dir, "its topic has no such partition on this broker"),
+                (None, None) => set_aside(
+                    &dir,
+                    "its partition.metadata is unreadable and the metadata log has no such partition",
+                ),
+            };
+            if let Err(e) = outcome {
+                tracing::error!(dir = %entry.path().display(), error = %e, "cannot settle a partition directory");
             }
         }
-        Ok(())
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(UnknownPartitions(unknown))
+        }
     }
 }

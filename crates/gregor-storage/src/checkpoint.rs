@@ -1,11 +1,11 @@
 //! `partition.checkpoint`: recovery point and log start offset, written atomically.
 
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
+use crate::atomic_file;
+
 pub(crate) const CHECKPOINT_FILE: &str = "partition.checkpoint";
-const TMP_SUFFIX: &str = ".tmp";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Checkpoint {
@@ -32,21 +32,12 @@ pub(crate) fn read(dir: &Path) -> Option<Checkpoint> {
     })
 }
 
-/// Writes the checkpoint via a temporary file, fsync, rename and directory fsync.
+/// Writes the checkpoint atomically and durably.
 pub(crate) fn write(dir: &Path, cp: Checkpoint) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{CHECKPOINT_FILE}{TMP_SUFFIX}"));
-    {
-        let mut f = File::create(&tmp)?;
-        write!(f, "0\n{} {}\n", cp.recovery_point, cp.log_start_offset)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    let text = format!("0\n{} {}\n", cp.recovery_point, cp.log_start_offset);
+    atomic_file::write(&dir.join(CHECKPOINT_FILE), text.as_bytes())
 }
 
 pub(crate) fn remove_tmp(dir: &Path) {
-    let _ = fs::remove_file(dir.join(format!("{CHECKPOINT_FILE}{TMP_SUFFIX}")));
+    atomic_file::remove_leftover(&dir.join(CHECKPOINT_FILE));
 }

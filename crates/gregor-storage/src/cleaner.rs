@@ -36,7 +36,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +43,7 @@ use bytes::{Buf, BufMut, Bytes};
 use proto_kafka::compression::{self as cmpr, Compressor, Decompressor};
 
 use super::PartitionLog;
+use crate::atomic_file;
 use crate::batch::{self, read_varint, BatchHeader, HEADER_LEN};
 use crate::config::TimestampType;
 use crate::error::{Result, StorageError};
@@ -88,21 +88,8 @@ fn read_clean_offset(dir: &Path) -> Option<i64> {
 }
 
 fn write_clean_offset(dir: &Path, offset: i64) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
-        write!(f, "0\n{offset}\n")?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, dir.join(CLEANER_CHECKPOINT_FILE))?;
-    sync_dir(dir);
-    Ok(())
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
+    let text = format!("0\n{offset}\n");
+    atomic_file::write(&dir.join(CLEANER_CHECKPOINT_FILE), text.as_bytes())
 }
 
 fn remove_if_exists(path: &Path) -> Result<()> {
@@ -117,7 +104,7 @@ fn remove_if_exists(path: &Path) -> Result<()> {
 /// lists the segments): `.cleaned` files are deleted, `.swap` files replace their originals.
 /// (`.deleted` files, of the cleaner and of retention alike, are removed by the log's open.)
 pub(crate) fn recover_dir(dir: &Path) -> Result<()> {
-    let _ = fs::remove_file(dir.join(format!("{CLEANER_CHECKPOINT_FILE}.tmp")));
+    atomic_file::remove_leftover(&dir.join(CLEANER_CHECKPOINT_FILE));
     let mut swaps = Vec::new();
     let mut junk = Vec::new();
     for entry in fs::read_dir(dir)? {
@@ -148,7 +135,7 @@ pub(crate) fn recover_dir(dir: &Path) -> Result<()> {
     for path in junk {
         remove_if_exists(&path)?;
     }
-    sync_dir(dir);
+    atomic_file::sync_dir(dir);
     Ok(())
 }
 
@@ -402,7 +389,7 @@ impl PartitionLog {
                     segment::log_path_with(&dir, s.base_offset, CLEANED_SUFFIX),
                     segment::log_path_with(&dir, s.base_offset, SWAP_SUFFIX),
                 )?;
-                sync_dir(&dir);
+                atomic_file::sync_dir(&dir);
             }
         }
         // Phase 2: original → .deleted, .swap → original name, .deleted removed after the delay.
@@ -415,7 +402,7 @@ impl PartitionLog {
             let deleted = segment::log_path_with(&dir, base, DELETED_SUFFIX);
             fs::rename(&final_path, &deleted)?;
             fs::rename(segment::log_path_with(&dir, base, SWAP_SUFFIX), &final_path)?;
-            sync_dir(&dir);
+            atomic_file::sync_dir(&dir);
             new_seg.write_indexes()?;
             cleaned.stats.bytes_replaced += self.segments[*i].size;
             // The old segment's handle closes here; readers holding clones keep reading it.

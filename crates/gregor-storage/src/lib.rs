@@ -2,6 +2,7 @@
 //! retention, compaction, and producer state (idempotence, transactions: last stable offset,
 //! aborted transactions, markers).
 
+pub mod atomic_file;
 pub mod batch;
 mod checkpoint;
 pub mod compression;

@@ -67,8 +67,31 @@ impl Gregor {
         self.child.as_ref().expect("broker not running").id() as i32
     }
 
-    fn spawn(&mut self) {
-        assert!(self.child.is_none(), "broker already running");
+    /// Runs the broker on this data dir expecting it to refuse to start: returns its exit status
+    /// and what it wrote to stderr (panics if it is still running after DEADLINE).
+    pub fn start_refused(&mut self) -> (ExitStatus, String) {
+        self.kill();
+        let mut child = self
+            .command()
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gregor");
+        let deadline = Instant::now() + DEADLINE;
+        while child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the broker started although it should have refused to");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output().expect("broker output");
+        (
+            output.status,
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
         cmd.arg("server")
             .arg("--override")
@@ -81,10 +104,17 @@ impl Gregor {
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "info");
         }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn gregor");
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        cmd
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let mut child = self
+            .command()
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gregor");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel::<u16>();
         let log = self.log.clone();
@@ -267,6 +297,15 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 pub fn admin_opts() -> AdminOptions {
     AdminOptions::new().request_timeout(Some(Duration::from_secs(30)))
+}
+
+/// Waits until `path` no longer exists.
+pub fn wait_until_gone(path: &Path) {
+    let deadline = Instant::now() + DEADLINE;
+    while path.exists() {
+        assert!(Instant::now() < deadline, "{} still exists", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Polls Metadata until `topic` exists with `partitions` partitions.

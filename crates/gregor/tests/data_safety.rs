@@ -1,0 +1,252 @@
+//! Data safety at start-up: a broker never deletes what it cannot prove is its own and dead.
+//! Damaged partition identity files are rebuilt from the metadata log; partition directories the
+//! metadata does not know are set aside (renamed `-stray`), not deleted; directories that are not
+//! partition logs are left alone; identity files that did not change are not rewritten.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::{send_ok, Gregor, Rec};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+
+const N: usize = 500;
+
+fn produce(g: &Gregor, topic: &str) {
+    let producer = g.producer(&[("acks", "all")]);
+    let recs: Vec<Rec> = (0..N).map(|i| Rec::value(format!("r{i}"))).collect();
+    send_ok(&producer, topic, &recs);
+}
+
+fn assert_all_there(g: &Gregor, topic: &str) {
+    let got = g.consume(topic, &[0], N);
+    let values: Vec<_> = got
+        .iter()
+        .map(|m| m.payload().unwrap_or_default().to_vec())
+        .collect();
+    let expected: Vec<_> = (0..N).map(|i| format!("r{i}").into_bytes()).collect();
+    assert_eq!(values, expected);
+}
+
+/// Directories of the data dir whose name starts with `prefix`.
+fn dirs_named(g: &Gregor, prefix: &str) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(g.data_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+fn restart(g: &mut Gregor) {
+    g.terminate(Duration::from_secs(30));
+    g.restart();
+}
+
+#[test]
+fn a_damaged_identity_file_is_rebuilt_and_no_record_is_lost() {
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 3] = [
+        ("empty", |p| std::fs::write(p, b"").unwrap()),
+        ("garbled", |p| {
+            std::fs::write(p, b"\x00\xffnot: a uuid\n").unwrap()
+        }),
+        ("missing", |p| std::fs::remove_file(p).unwrap()),
+    ];
+    let mut g = Gregor::start(&[]);
+    for (damage, apply) in damages {
+        let topic = common::topic_name(damage);
+        g.create_topic(&topic, 1);
+        produce(&g, &topic);
+        let identity = g.data_dir().join(format!("{topic}-0/partition.metadata"));
+        let original = std::fs::read(&identity).unwrap();
+        g.terminate(Duration::from_secs(30));
+        apply(&identity);
+        g.restart();
+        assert_all_there(&g, &topic);
+        assert_eq!(
+            std::fs::read(&identity).unwrap(),
+            original,
+            "{damage}: rebuilt"
+        );
+        let since_restart = g.log_tail(100);
+        let since_restart = since_restart.rsplit("----- restart -----").next().unwrap();
+        assert!(
+            since_restart
+                .lines()
+                .any(|l| l.contains("is missing or unreadable; rebuilt") && l.contains(&topic)),
+            "{damage}: {since_restart}"
+        );
+        assert!(
+            dirs_named(&g, &format!("{topic}-0.")).is_empty(),
+            "{damage}: nothing set aside"
+        );
+    }
+}
+
+/// An identity file naming a topic id that no metadata record mentions proves the metadata log
+/// is behind the data: the broker refuses to start (rather than set the data aside and reissue
+/// what that log had handed out), names the directory, and starts once it is moved away.
+#[test]
+fn a_partition_the_metadata_log_never_recorded_stops_the_start() {
+    let mut g = Gregor::start(&[]);
+    let topic = common::topic_name("unrecorded");
+    g.create_topic(&topic, 1);
+    produce(&g, &topic);
+    let dir = g.data_dir().join(format!("{topic}-0"));
+    let log = common::newest_log_segment(&dir);
+    let log_bytes = std::fs::read(&log).unwrap();
+    g.terminate(Duration::from_secs(30));
+    let unrecorded = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+    std::fs::write(
+        dir.join("partition.metadata"),
+        format!("version: 0\ntopic_id: {unrecorded}\n"),
+    )
+    .unwrap();
+
+    let (status, stderr) = g.start_refused();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("the metadata log does not know the topics"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{topic}-0")) && stderr.contains(unrecorded),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        log_bytes,
+        "the data is untouched"
+    );
+
+    // The documented way out: move the directory away; the broker then starts.
+    let moved = g.data_dir().join("moved-away");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::rename(&dir, moved.join(format!("{topic}-0"))).unwrap();
+    g.restart();
+    let watermarks = g
+        .consumer(&[])
+        .fetch_watermarks(&topic, 0, Duration::from_secs(20))
+        .unwrap();
+    assert_eq!(
+        watermarks,
+        (0, 0),
+        "the topic starts over, its old data moved away"
+    );
+}
+
+/// The one thing start-up deletes: what a committed topic deletion left behind.
+#[test]
+fn the_leftover_of_a_deleted_topic_is_deleted() {
+    let mut g = Gregor::start(&[]);
+    let topic = common::topic_name("deleted");
+    g.create_topic(&topic, 1);
+    produce(&g, &topic);
+    let dir = g.data_dir().join(format!("{topic}-0"));
+    let saved = tempfile::tempdir().unwrap();
+    let copy = saved.path().join("copy");
+    g.terminate(Duration::from_secs(30));
+    copy_dir(&dir, &copy);
+    g.restart();
+    let admin = g.admin();
+    common::block_on(admin.delete_topics(&[&topic], &common::admin_opts())).unwrap();
+    common::wait_until_gone(&dir);
+    // As if the broker had stopped between the deletion's record and its cleanup.
+    g.terminate(Duration::from_secs(30));
+    copy_dir(&copy, &dir);
+    g.restart();
+    assert!(!dir.exists());
+    assert!(g.log_contains("deleting the directory of a deleted topic"));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn unknown_partition_logs_are_set_aside_and_foreign_directories_left_alone() {
+    let mut g = Gregor::start(&[]);
+    let data = g.data_dir().to_path_buf();
+    // A user's directory that only looks like a partition by its name.
+    let backup = data.join("mybackup-1");
+    std::fs::create_dir(&backup).unwrap();
+    std::fs::write(backup.join("notes.txt"), b"keep me").unwrap();
+    // A partition log of a topic this metadata never had (copied in, or a lost metadata log).
+    let unknown = data.join("elsewhere-3");
+    std::fs::create_dir(&unknown).unwrap();
+    std::fs::write(unknown.join("00000000000000000000.log"), vec![7u8; 4096]).unwrap();
+    restart(&mut g);
+
+    assert_eq!(std::fs::read(backup.join("notes.txt")).unwrap(), b"keep me");
+    assert!(!unknown.exists());
+    let aside = dirs_named(&g, "elsewhere-3.");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(
+        std::fs::read(aside[0].join("00000000000000000000.log")).unwrap(),
+        vec![7u8; 4096]
+    );
+    assert!(g.log_contains("bytes=4096"));
+}
+
+#[test]
+fn identity_files_that_did_not_change_are_not_rewritten() {
+    let mut g = Gregor::start(&[]);
+    let topic = common::topic_name("unchanged");
+    g.create_topic(&topic, 1);
+    let files = [
+        g.data_dir().join(format!("{topic}-0/partition.metadata")),
+        g.data_dir().join("meta.properties"),
+    ];
+    let stamp = |p: &PathBuf| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.ino(), m.mtime(), m.mtime_nsec())
+    };
+    let before: Vec<_> = files.iter().map(stamp).collect();
+    restart(&mut g);
+    let after: Vec<_> = files.iter().map(stamp).collect();
+    assert_eq!(before, after);
+}
+
+/// A partition log of a known topic that this broker does not host under that name (here a
+/// partition the topic does not have) is set aside whole, not deleted.
+#[test]
+fn a_partition_the_topic_does_not_have_is_set_aside() {
+    let mut g = Gregor::start(&[]);
+    let topic = common::topic_name("moved");
+    g.create_topic(&topic, 1);
+    produce(&g, &topic);
+    let dir = g.data_dir().join(format!("{topic}-0"));
+    let log_bytes = common::newest_log_segment(&dir).metadata().unwrap().len();
+    g.terminate(Duration::from_secs(30));
+    let misplaced = g.data_dir().join(format!("{topic}-7"));
+    std::fs::rename(&dir, &misplaced).unwrap();
+    g.restart();
+
+    let aside = dirs_named(&g, &format!("{topic}-7."));
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let name = aside[0].file_name().unwrap().to_string_lossy().to_string();
+    assert!(name.ends_with("-stray"), "{name}");
+    assert_eq!(
+        common::newest_log_segment(&aside[0])
+            .metadata()
+            .unwrap()
+            .len(),
+        log_bytes
+    );
+    assert!(g
+        .log_tail(200)
+        .lines()
+        .any(|l| l.contains("partition directory set aside, not deleted") && l.contains(&name)));
+}

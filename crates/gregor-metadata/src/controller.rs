@@ -611,8 +611,9 @@ pub fn allocate_producer_ids(
     image: &MetadataImage,
     node_id: i32,
     block: i64,
+    floor: i64,
 ) -> (i64, MetadataRecord) {
-    let start = image.next_producer_id;
+    let start = image.next_producer_id.max(floor);
     (
         start,
         MetadataRecord::ProducerIds {

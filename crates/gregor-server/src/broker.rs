@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -54,6 +55,8 @@ pub struct Broker {
     pub telemetry: Telemetry,
     /// The next unused producer id and the end of the reserved block.
     producer_ids: Mutex<(i64, i64)>,
+    /// No producer id below this is handed out (see `set_producer_id_floor`).
+    producer_id_floor: AtomicI64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -130,6 +133,7 @@ impl Broker {
             txns: TxnRuntime::new(&config),
             telemetry: Telemetry::new(config.get_i64("telemetry.max.bytes") as usize),
             producer_ids: Mutex::new((0, 0)),
+            producer_id_floor: AtomicI64::new(0),
             shutdown,
             config,
         });
@@ -138,6 +142,7 @@ impl Broker {
         broker.groups.on_metadata_change(&broker);
         // After the groups: finishing a half-ended transaction may complete their pending offsets.
         let txn_records = broker.txns.load(&broker)?;
+        broker.set_producer_id_floor();
         tracing::info!(log_dir = %log_dir.display(), node_id, group_records = loaded, txn_records, "gregor started");
         Ok(RunningBroker {
             broker,
@@ -162,6 +167,32 @@ impl Broker {
         Ok(outcome)
     }
 
+    /// Producer ids already in the partitions' producer state or the transaction coordinator
+    /// were handed out, whatever the metadata log says: if its tail was lost, a reissued id
+    /// would make a new producer's batches pass for an old one's duplicates. The next block
+    /// starts above them.
+    fn set_producer_id_floor(&self) {
+        let in_partitions = self
+            .replicas
+            .all()
+            .iter()
+            .filter_map(|p| p.with_log(|log| log.max_producer_id()))
+            .max();
+        let in_transactions = self.txns.read(|c| c.max_producer_id());
+        let Some(highest) = in_partitions.max(in_transactions) else {
+            return;
+        };
+        let recorded = self.metadata.image().next_producer_id;
+        if highest >= recorded {
+            tracing::warn!(
+                highest_in_use = highest,
+                metadata_log_next = recorded,
+                "the metadata log hands out producer ids already in use (its tail was lost?); new ids start above them"
+            );
+        }
+        self.producer_id_floor.store(highest + 1, Ordering::Release);
+    }
+
     /// A new producer id, from a block reserved in the metadata log.
     pub fn next_producer_id(&self) -> Result<i64, StoreError> {
         let mut ids = self.producer_ids.lock();
@@ -169,8 +200,9 @@ impl Broker {
             let start = self
                 .metadata
                 .decide(|image| {
+                    let floor = self.producer_id_floor.load(Ordering::Acquire);
                     let (start, record) =
-                        allocate_producer_ids(image, self.node_id, PRODUCER_ID_BLOCK);
+                        allocate_producer_ids(image, self.node_id, PRODUCER_ID_BLOCK, floor);
                     Ok::<_, ()>((vec![record], start))
                 })?
                 .expect("allocation always succeeds");

@@ -17,6 +17,11 @@ use crate::producer_state::{
 use crate::record_checks::{self, RecordRules};
 use crate::segment::{self, Segment};
 
+/// A produced batch may decompress to at most this many times `max.message.bytes` (about 1 GiB
+/// by default): far beyond what real data compresses by, yet a bound on the work a small
+/// compressed bomb can cause (its records are streamed, so memory stays bounded anyway).
+const MAX_COMPRESSION_RATIO: u64 = 1024;
+
 // Log compaction (cleanup.policy=compact): a child module so it can reach the log's fields.
 #[path = "cleaner.rs"]
 pub mod cleaner;
@@ -243,6 +248,11 @@ impl PartitionLog {
             .is_some_and(|e| e.txn_first_offset.is_some())
     }
 
+    /// The highest producer id this partition holds state for: ids below it were handed out.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producers.max_producer_id()
+    }
+
     /// The producers with state in this partition (DescribeProducers).
     pub fn active_producers(&self) -> Vec<ActiveProducer> {
         self.producers.active()
@@ -270,6 +280,8 @@ impl PartitionLog {
         };
         let rules = RecordRules {
             partition: &self.dir,
+            max_decompressed_bytes: (self.config.max_message_bytes as u64)
+                .saturating_mul(MAX_COMPRESSION_RATIO),
             compacted: self.config.compact,
             timestamps: (self.config.timestamp_type == TimestampType::CreateTime).then(|| {
                 (

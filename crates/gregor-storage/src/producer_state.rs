@@ -219,6 +219,11 @@ impl ProducerStateManager {
             .collect()
     }
 
+    /// The highest producer id with state here.
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.producers.keys().max().copied()
+    }
+
     /// Every producer with state here, by producer id.
     pub fn active(&self) -> Vec<ActiveProducer> {
         let mut active: Vec<ActiveProducer> = self

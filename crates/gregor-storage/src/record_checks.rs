@@ -1,8 +1,13 @@
-//! Checks that must read individual records, reporting each bad record by its index in its batch
-//! (KIP-467), so that a client fails only those records and knows the others were refused because
-//! of a different record. Uncompressed records are read in place (a few varints each, no
-//! allocation); compressed batches are read as they are decompressed (`decompress.rs`), in
-//! bounded memory, as Kafka's validator streams them.
+//! Every record of a produced batch is read whole before the batch is stored, as Kafka's log
+//! validator does: a batch whose CRC is right but whose records cannot be read (lengths that leave
+//! their record or batch, offset deltas out of order, truncated headers, bytes after the last
+//! record, an unknown codec, data that does not decompress) is refused as CORRUPT_MESSAGE, since
+//! consumers could not read past it. Checks of the records' contents report each bad record by
+//! its index in its batch (KIP-467), so that a client fails only those records and knows the
+//! others were refused because of a different record. Uncompressed records are read in place (a
+//! few varints each, no allocation, no copy); compressed batches are read as they are
+//! decompressed (`decompress.rs`), in bounded memory and up to a bounded size, as Kafka's
+//! validator streams them.
 
 use std::io::{self, BufRead, Read};
 use std::path::Path;
@@ -20,6 +25,8 @@ pub struct RecordRules<'a> {
     /// `[earliest, latest]` for CreateTime timestamps (`message.timestamp.{before,after}.max.ms`);
     /// -1 (no timestamp) is exempt, as in Kafka.
     pub timestamps: Option<(i64, i64)>,
+    /// The most bytes a compressed batch may decompress to (a bomb is refused, not inflated).
+    pub max_decompressed_bytes: u64,
 }
 
 /// Where a batch's records are read from: the batch's own bytes, or a decompressing stream.
@@ -27,6 +34,8 @@ trait RecordSource {
     fn byte(&mut self) -> Option<u8>;
     /// Skips `n` bytes; false if there are fewer.
     fn skip(&mut self, n: usize) -> bool;
+    /// Whether every byte was read.
+    fn at_end(&mut self) -> bool;
 }
 
 impl RecordSource for &[u8] {
@@ -45,11 +54,22 @@ impl RecordSource for &[u8] {
             None => false,
         }
     }
+
+    fn at_end(&mut self) -> bool {
+        self.is_empty()
+    }
 }
 
 /// Decompressed bytes, read as they are inflated (the skipped ones too: that is the cost of a
-/// compressed batch, as in Kafka).
-struct Inflating<'a>(Box<dyn BufRead + 'a>);
+/// compressed batch, as in Kafka), one byte past the size limit at most.
+struct Inflating<'a>(io::Take<Box<dyn BufRead + 'a>>);
+
+impl Inflating<'_> {
+    /// Whether the data goes on past the limit.
+    fn exceeded(&self) -> bool {
+        self.0.limit() == 0
+    }
+}
 
 impl RecordSource for Inflating<'_> {
     fn byte(&mut self) -> Option<u8> {
@@ -61,6 +81,10 @@ impl RecordSource for Inflating<'_> {
     fn skip(&mut self, n: usize) -> bool {
         let n = n as u64;
         io::copy(&mut (&mut self.0).take(n), &mut io::sink()).is_ok_and(|copied| copied == n)
+    }
+
+    fn at_end(&mut self) -> bool {
+        self.0.fill_buf().is_ok_and(|b| b.is_empty())
     }
 }
 
@@ -77,35 +101,110 @@ fn varint(src: &mut impl RecordSource) -> Option<(i64, usize)> {
     None
 }
 
-/// Calls `f(timestamp, has_key)` for each of the `h.records_count` records in `src`.
+/// The bytes of one record still to read: every field must fit in them.
+struct Record<'s, S> {
+    src: &'s mut S,
+    left: usize,
+}
+
+impl<S: RecordSource> Record<'_, S> {
+    fn varint(&mut self) -> Option<i64> {
+        let (value, read) = varint(self.src)?;
+        self.left = self.left.checked_sub(read)?;
+        Some(value)
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        self.left = self.left.checked_sub(1)?;
+        self.src.byte()
+    }
+
+    /// A length-prefixed field (`-1` is null where `nullable`); its bytes are skipped.
+    fn field(&mut self, nullable: bool) -> Option<bool> {
+        let len = self.varint()?;
+        if len == -1 && nullable {
+            return Some(false);
+        }
+        let len = usize::try_from(len).ok()?;
+        self.left = self.left.checked_sub(len)?;
+        self.src.skip(len).then_some(true)
+    }
+}
+
+/// Reads the `h.records_count` records of `src` whole, as Kafka's `DefaultRecord.readFrom` does
+/// (each field within its record, the record's length exactly used, offset deltas counting up
+/// from 0, nothing after the last record), calling `f(timestamp, has_key)` for each.
 fn walk_records(
     h: &BatchHeader,
     src: &mut impl RecordSource,
     mut f: impl FnMut(i64, bool),
 ) -> Result<()> {
-    let malformed = || StorageError::CorruptMessage("malformed record in batch".into());
-    for _ in 0..h.records_count {
-        let (len, _) = varint(src).ok_or_else(malformed)?;
-        let len = usize::try_from(len).map_err(|_| malformed())?;
-        src.byte().ok_or_else(malformed)?; // attributes
-        let (delta, a) = varint(src).ok_or_else(malformed)?;
-        let (_, b) = varint(src).ok_or_else(malformed)?; // offset delta
-        let (key_len, c) = varint(src).ok_or_else(malformed)?;
-        let read = 1 + a + b + c;
-        if read > len || !src.skip(len - read) {
-            return Err(malformed());
+    for index in 0..h.records_count {
+        let malformed = |what: &str| {
+            StorageError::CorruptMessage(format!(
+                "record {index} of the batch is malformed: {what}"
+            ))
+        };
+        let (len, _) = varint(src).ok_or_else(|| malformed("no length"))?;
+        let left = usize::try_from(len).map_err(|_| malformed("negative length"))?;
+        let mut record = Record { src, left };
+        let read = (|| {
+            record.byte()?; // attributes
+            let timestamp_delta = record.varint()?;
+            let offset_delta = record.varint()?;
+            let has_key = record.field(true)?;
+            record.field(true)?; // value
+            let headers = record.varint()?;
+            for _ in 0..headers {
+                record.field(false)?; // key: never null
+                record.field(true)?;
+            }
+            Some((timestamp_delta, offset_delta, has_key, headers >= 0))
+        })();
+        let Some((timestamp_delta, offset_delta, has_key, headers_ok)) = read else {
+            return Err(malformed("a field runs past the record or the batch"));
+        };
+        if !headers_ok {
+            return Err(malformed("negative header count"));
         }
-        f(h.first_timestamp.wrapping_add(delta), key_len >= 0);
+        if record.left != 0 {
+            return Err(malformed("bytes left over after its last field"));
+        }
+        if offset_delta != i64::from(index) {
+            return Err(malformed(&format!("offset delta {offset_delta}")));
+        }
+        f(h.first_timestamp.wrapping_add(timestamp_delta), has_key);
+    }
+    if !src.at_end() {
+        return Err(StorageError::CorruptMessage(format!(
+            "bytes after the last of the batch's {} records",
+            h.records_count
+        )));
     }
     Ok(())
 }
 
 /// Calls `f(timestamp, has_key)` for each record of the (validated, non-control) batch `raw`.
-fn for_each_record(h: &BatchHeader, raw: &[u8], f: impl FnMut(i64, bool)) -> Result<()> {
+fn for_each_record(
+    h: &BatchHeader,
+    raw: &[u8],
+    max_decompressed_bytes: u64,
+    f: impl FnMut(i64, bool),
+) -> Result<()> {
     let records = &raw[HEADER_LEN..];
     match h.compression() {
         0 => walk_records(h, &mut { records }, f),
-        codec => walk_records(h, &mut Inflating(records_reader(codec, records)?), f),
+        codec => {
+            let reader = records_reader(codec, records)?.take(max_decompressed_bytes + 1);
+            let mut inflating = Inflating(reader);
+            let walked = walk_records(h, &mut inflating, f);
+            if inflating.exceeded() {
+                return Err(StorageError::CorruptMessage(format!(
+                    "the batch decompresses to more than {max_decompressed_bytes} bytes"
+                )));
+            }
+            walked
+        }
     }
 }
 
@@ -113,9 +212,6 @@ fn for_each_record(h: &BatchHeader, raw: &[u8], f: impl FnMut(i64, bool)) -> Res
 /// bad records refuses the whole append, naming them (INVALID_TIMESTAMP if any timestamp is out
 /// of range, else INVALID_RECORD).
 pub fn check(records: &[u8], headers: &[BatchHeader], rules: &RecordRules) -> Result<()> {
-    if !rules.compacted && rules.timestamps.is_none() {
-        return Ok(());
-    }
     let mut pos = 0;
     for h in headers {
         let raw = &records[pos..pos + h.total_len()];
@@ -126,36 +222,41 @@ pub fn check(records: &[u8], headers: &[BatchHeader], rules: &RecordRules) -> Re
         let mut errors = Vec::new();
         let mut invalid_timestamp = false;
         let mut index = 0;
-        for_each_record(h, raw, |timestamp, has_key| {
-            let message = match (rules.compacted, rules.timestamps) {
-                (true, _) if !has_key => Some(format!(
-                    "Compacted topic cannot accept message without key in topic partition \
+        for_each_record(
+            h,
+            raw,
+            rules.max_decompressed_bytes,
+            |timestamp, has_key| {
+                let message = match (rules.compacted, rules.timestamps) {
+                    (true, _) if !has_key => Some(format!(
+                        "Compacted topic cannot accept message without key in topic partition \
                      {}",
-                    rules
-                        .partition
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                )),
-                (_, Some((earliest, latest)))
-                    if timestamp != -1 && (timestamp < earliest || timestamp > latest) =>
-                {
-                    invalid_timestamp = true;
-                    Some(format!(
+                        rules
+                            .partition
+                            .file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                    )),
+                    (_, Some((earliest, latest)))
+                        if timestamp != -1 && (timestamp < earliest || timestamp > latest) =>
+                    {
+                        invalid_timestamp = true;
+                        Some(format!(
                         "Timestamp {timestamp} of message with offset {index} is out of range. \
                          The timestamp should be within [{earliest}, {latest}]"
                     ))
+                    }
+                    _ => None,
+                };
+                if let Some(message) = message {
+                    errors.push(RecordError {
+                        batch_index: index,
+                        message,
+                    });
                 }
-                _ => None,
-            };
-            if let Some(message) = message {
-                errors.push(RecordError {
-                    batch_index: index,
-                    message,
-                });
-            }
-            index += 1;
-        })?;
+                index += 1;
+            },
+        )?;
         if !errors.is_empty() {
             return Err(StorageError::records(invalid_timestamp, errors));
         }
@@ -188,6 +289,7 @@ mod tests {
             partition: Path::new("/data/t-0"),
             compacted: true,
             timestamps: None,
+            max_decompressed_bytes: u64::MAX - 1,
         };
         let keyed = encode_batch(&[record(0), record(2)], 1);
         check(
@@ -218,6 +320,7 @@ mod tests {
             partition: Path::new("/data/t-0"),
             compacted: false,
             timestamps: Some((earliest, latest)),
+            max_decompressed_bytes: u64::MAX - 1,
         };
         let invalid_timestamp = proto_kafka::ResponseError::InvalidTimestamp.code();
         // Timestamps go down as well as up, so the header's first and max do not bound them;

@@ -1182,3 +1182,140 @@ fn aborted_transactions_overlapping_a_range() {
     );
     assert_eq!(batch::end_offset(&[]), None);
 }
+
+/// Sets a hand-edited batch's length and CRC right again, so that only its contents are wrong.
+fn reseal(b: &mut [u8]) {
+    let len = (b.len() - 12) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = batch::compute_crc(b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn with_codec(mut b: Vec<u8>, codec: u8) -> Vec<u8> {
+    b[22] = (b[22] & !0x07) | codec;
+    reseal(&mut b);
+    b
+}
+
+/// Batches whose CRC is right but whose records cannot be read: each is refused and nothing is
+/// written; a good batch after them is stored.
+#[test]
+fn batches_with_unreadable_records_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    // LogAppendTime and no compaction: no check of the records' contents applies, only framing.
+    let config = LogConfig {
+        timestamp_type: TimestampType::LogAppendTime,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), config);
+    let good = batch(3);
+    let records_at = batch::HEADER_LEN;
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut huge_length = good.clone();
+    huge_length[records_at..records_at + 5].copy_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08]);
+    reseal(&mut huge_length);
+    cases.push(("a record length of 2^30", huge_length));
+    let mut random = good.clone();
+    for (i, byte) in random[records_at..].iter_mut().enumerate() {
+        *byte = (i as u8).wrapping_mul(73).wrapping_add(41);
+    }
+    reseal(&mut random);
+    cases.push(("random bytes for records", random));
+    let mut truncated = good.clone();
+    truncated.pop();
+    reseal(&mut truncated);
+    cases.push(("a truncated last record", truncated));
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(&[0, 0]);
+    reseal(&mut trailing);
+    cases.push(("bytes after the last record", trailing));
+    let mut offsets = good.clone();
+    // The first record: length, attributes, timestamp delta (1 byte each), then its offset delta.
+    offsets[records_at + 3] = 2 * 5;
+    reseal(&mut offsets);
+    cases.push(("an offset delta out of order", offsets));
+    cases.push(("compression codec 7", with_codec(good.clone(), 7)));
+    for codec in 1..=4 {
+        cases.push((
+            "a codec on data it did not compress",
+            with_codec(good.clone(), codec),
+        ));
+    }
+    for (what, bad) in &cases {
+        let e = log.append(bad, 0, 0).expect_err(what);
+        assert_eq!(
+            e.error_code(),
+            proto_kafka::ResponseError::CorruptMessage.code(),
+            "{what}: {e}"
+        );
+        assert_eq!(log.log_end_offset(), 0, "{what}: nothing written");
+    }
+    log.append(&good, 0, 0).unwrap();
+    assert_eq!(all_batches(&log), vec![(0, 3)]);
+}
+
+/// A compressed batch that decompresses past the bound is refused without being inflated whole.
+#[test]
+fn a_compression_bomb_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        max_message_bytes: 4096,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), config);
+    // 5 MB of zeros compress to a few KB; 1024 times max.message.bytes is 4 MiB.
+    let bomb = build(B {
+        n: 5,
+        value_len: 1_000_000,
+        compression: Compression::Zstd,
+        ..Default::default()
+    });
+    assert!(bomb.len() < 4096, "{} bytes", bomb.len());
+    let e = log.append(&bomb, 0, 0).unwrap_err();
+    assert!(e.to_string().contains("decompresses to more than"), "{e}");
+    let fits = build(B {
+        n: 3,
+        value_len: 1_000_000,
+        compression: Compression::Zstd,
+        ..Default::default()
+    });
+    log.append(&fits, 0, 0).unwrap();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Whatever the log accepts, a client's decoder reads back whole; good batches sent after
+    /// refused ones are kept.
+    #[test]
+    fn accepted_batches_always_decode(
+        muts in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        codec in 0u8..8,
+        compressed in any::<bool>(),
+        extra in proptest::collection::vec(any::<u8>(), 0..3),
+    ) {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut log = open(tmp.path(), LogConfig::default());
+        let good = build(B {
+            compression: if compressed { Compression::Gzip } else { Compression::None },
+            ..Default::default()
+        });
+        let mut bad = good.clone();
+        let records = batch::HEADER_LEN..bad.len();
+        for (i, v) in muts {
+            let i = records.start + i % records.len();
+            bad[i] = v;
+        }
+        bad.extend(extra);
+        bad[22] = (bad[22] & !0x07) | codec;
+        reseal(&mut bad);
+        if log.append(&bad, 0, 0).is_ok() {
+            let stored = log.read(0, 1 << 20, i64::MAX).unwrap();
+            let decoded = RecordBatchDecoder::decode_all(&mut stored.clone());
+            prop_assert!(decoded.is_ok(), "accepted but undecodable: {:?}", decoded.err());
+        }
+        let end = log.log_end_offset();
+        log.append(&good, 0, 0).unwrap();
+        prop_assert_eq!(log.log_end_offset(), end + 3);
+    }
+}

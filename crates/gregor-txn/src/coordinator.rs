@@ -525,6 +525,15 @@ impl TxnCoordinator {
         }
     }
 
+    /// The highest producer id any transactional id holds (or will move to).
+    pub fn max_producer_id(&self) -> Option<i64> {
+        self.txns
+            .values()
+            .flat_map(|m| [m.producer_id, m.next_producer_id, m.last_producer_id])
+            .max()
+            .filter(|&id| id >= 0)
+    }
+
     /// DescribeTransactions; `None` answers TRANSACTIONAL_ID_NOT_FOUND.
     pub fn describe(&self, transactional_id: &str) -> Option<TxnDescription> {
         self.txns

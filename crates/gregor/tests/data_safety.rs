@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -249,4 +250,151 @@ fn a_partition_the_topic_does_not_have_is_set_aside() {
         .log_tail(200)
         .lines()
         .any(|l| l.contains("partition directory set aside, not deleted") && l.contains(&name)));
+}
+
+/// The byte position of the last batch of `segment` whose records contain `needle`.
+fn last_batch_containing(segment: &Path, needle: &[u8]) -> u64 {
+    let bytes = std::fs::read(segment).unwrap();
+    let (mut pos, mut found) = (0usize, None);
+    while pos + 12 <= bytes.len() {
+        let length = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+        let end = (pos + 12 + length).min(bytes.len());
+        if bytes[pos..end].windows(needle.len()).any(|w| w == needle) {
+            found = Some(pos);
+        }
+        pos = end;
+    }
+    found.expect("a batch with the needle") as u64
+}
+
+/// The metadata log loses its tail, with the producer id block in it: the broker must not hand
+/// the same producer ids out again, or a new idempotent producer's batch would be taken for a
+/// duplicate of an old one's and acknowledged without being stored.
+#[test]
+fn a_truncated_metadata_log_does_not_reissue_producer_ids() {
+    use std::net::TcpStream;
+    let mut g = Gregor::start(&[]);
+    let topic = common::topic_name("pids");
+    g.create_topic(&topic, 1);
+    let values: Vec<&[u8]> = (0..10).map(|_| &b"old"[..]).collect();
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let (error, old_pid, epoch) = common::init_producer_id(&mut s);
+    assert_eq!(error, 0);
+    let batch = common::record_batch(&values, old_pid, epoch, 0, 1_700_000_000_000);
+    s.write_all(&common::produce_v3(2, &topic, &batch)).unwrap();
+    let (_, error, base) = common::parse_produce_v3(&common::read_raw_response(&mut s));
+    assert_eq!((error, base), (0, 0));
+    drop(s);
+    g.terminate(Duration::from_secs(30));
+
+    let metadata_log = common::newest_log_segment(&g.data_dir().join("__cluster_metadata-0"));
+    let cut = last_batch_containing(&metadata_log, br#""type":"ProducerIds""#);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&metadata_log)
+        .unwrap()
+        .set_len(cut)
+        .unwrap();
+    g.restart();
+
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let (error, new_pid, epoch) = common::init_producer_id(&mut s);
+    assert_eq!(error, 0);
+    assert!(new_pid > old_pid, "producer id {new_pid} handed out again");
+    let values: Vec<&[u8]> = (0..10).map(|_| &b"new"[..]).collect();
+    let batch = common::record_batch(&values, new_pid, epoch, 0, 1_700_000_000_000);
+    s.write_all(&common::produce_v3(2, &topic, &batch)).unwrap();
+    let (_, error, base) = common::parse_produce_v3(&common::read_raw_response(&mut s));
+    assert_eq!(
+        (error, base),
+        (0, 10),
+        "stored after the old records, not taken for them"
+    );
+    let got = g.consume(&topic, &[0], 20);
+    assert_eq!(
+        got.iter().filter(|m| m.payload() == Some(b"new")).count(),
+        10
+    );
+    assert!(g.log_contains("hands out producer ids already in use"));
+}
+
+/// Sets a hand-edited batch's length and CRC right again, so that only its records are wrong.
+fn reseal(b: &mut [u8]) {
+    let len = (b.len() - 12) as i32;
+    b[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = common::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Batches with a right CRC but records no consumer could read are refused at produce time
+/// (librdkafka would stall at such an offset forever), on topics of both timestamp types; good
+/// batches in the same run are stored and read back.
+#[test]
+fn batches_with_unreadable_records_are_refused_and_good_ones_kept() {
+    use std::net::TcpStream;
+    let g = Gregor::start(&[]);
+    let topic = common::topic_name("framing");
+    g.create_topic(&topic, 1);
+    let append_time = common::topic_name("framing-lat");
+    let admin = g.admin();
+    let new_topic =
+        rdkafka::admin::NewTopic::new(&append_time, 1, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("message.timestamp.type", "LogAppendTime");
+    common::block_on(admin.create_topics(&[new_topic], &common::admin_opts())).unwrap();
+    common::wait_for_partitions(&admin, &append_time, 1);
+
+    let now = 1_700_000_000_000i64.max(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64,
+    );
+    let good = |v: &str| common::record_batch(&[v.as_bytes(), v.as_bytes()], -1, -1, -1, now);
+    let mut bad: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut huge = good("x");
+    huge[61..66].copy_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x08]);
+    bad.push(("record length 2^30", huge));
+    let mut random = good("x");
+    for (i, b) in random[61..].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    bad.push(("random records", random));
+    for codec in [1u8, 7] {
+        let mut b = good("x");
+        b[22] |= codec;
+        bad.push(("a codec the data is not in", b));
+    }
+    let mut trailing = good("x");
+    trailing.extend_from_slice(&[1, 2, 3]);
+    bad.push(("trailing bytes", trailing));
+    for (_, b) in bad.iter_mut() {
+        reseal(b);
+    }
+
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let mut correlation = 0;
+    for t in [&topic, &append_time] {
+        let mut send = |batch: &[u8]| {
+            correlation += 1;
+            s.write_all(&common::produce_v3(correlation, t, batch))
+                .unwrap();
+            let (_, error, _) = common::parse_produce_v3(&common::read_raw_response(&mut s));
+            error
+        };
+        assert_eq!(send(&good("before")), 0);
+        for (what, b) in &bad {
+            assert_eq!(send(b), 2, "{what}: CORRUPT_MESSAGE");
+        }
+        assert_eq!(send(&good("after")), 0);
+        let got = g.consume(t, &[0], 4);
+        let values: Vec<_> = got
+            .iter()
+            .map(|m| m.payload().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            values,
+            [&b"before"[..], b"before", b"after", b"after"],
+            "{t}"
+        );
+    }
 }

@@ -11,9 +11,18 @@ pub enum FrameError {
     TooLarge { size: i32, max: usize },
 }
 
-/// How much buffer a claimed-but-unread frame may reserve ahead; a larger frame grows as its bytes
-/// arrive, so a size prefix alone cannot make the broker allocate `socket.request.max.bytes`.
-const MAX_RESERVE_AHEAD: usize = 8 << 20;
+/// How much buffer a claimed-but-unread frame may reserve ahead of its bytes: enough for large
+/// reads, while a frame's buffer otherwise grows only as its bytes arrive, so a size prefix alone
+/// cannot make the broker allocate `socket.request.max.bytes`.
+const MAX_RESERVE_AHEAD: usize = 256 << 10;
+
+/// The whole size (prefix included) of the frame that `buf` begins, once its prefix is there
+/// and valid.
+pub fn announced_size(buf: &BytesMut) -> Option<usize> {
+    let prefix: [u8; 4] = buf.get(..4)?.try_into().ok()?;
+    let size = i32::from_be_bytes(prefix);
+    (size > 0).then(|| 4 + size as usize)
+}
 
 /// Splits a complete frame off the front of `buf`, leaving a partial frame in place.
 /// A refused size prefix is an error: the caller closes the connection.

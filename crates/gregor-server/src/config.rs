@@ -197,6 +197,20 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "600000",
         ConfigKind::Long { min: 1 },
     ),
+    // -1: a quarter of the machine's memory, at most 1 GiB (Kafka's -1 is unbounded).
+    broker(
+        "queued.max.request.bytes",
+        "-1",
+        ConfigKind::Long { min: -1 },
+    ),
+    broker("max.connections", "2147483647", ConfigKind::Int { min: 0 }),
+    broker(
+        "max.connections.per.ip",
+        "2147483647",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker("max.connections.per.ip.overrides", "", ConfigKind::Text),
+    broker("request.timeout.ms", "30000", ConfigKind::Int { min: 1 }),
     broker(
         "max.incremental.fetch.session.cache.slots",
         "1000",
@@ -308,6 +322,7 @@ impl BrokerConfig {
         } else {
             parse_listener("advertised.listeners", &advertised)?
         };
+        crate::network::parse_overrides(&config.get("max.connections.per.ip.overrides"))?;
         config.log_dirs = config
             .get("log.dirs")
             .split(',')

@@ -8,10 +8,10 @@ use std::io::{BufRead, BufReader, Cursor, Read};
 
 use crate::error::{Result, StorageError};
 
-/// The Java client's snappy framing (snappy-java's "xerial" stream): magic, version, compatible
-/// version, then blocks each prefixed by a big-endian length.
-const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
-const XERIAL_HEADER_LEN: usize = 16;
+/// The Java client's snappy framing (snappy-java's "xerial" stream): magic, version 1,
+/// compatible version 1, then blocks each prefixed by a big-endian length. Only this exact header
+/// is taken for the framing (as the Rust clients' decoder does); anything else is raw snappy.
+const XERIAL_HEADER: &[u8] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 /// A snappy block cannot expand more than this (a 3-byte copy tag emits at most 64 bytes).
 const SNAPPY_MAX_RATIO: usize = 22;
 
@@ -23,7 +23,9 @@ fn corrupt(e: impl std::fmt::Display) -> StorageError {
 /// 4 zstd) whose compressed records section is `input`.
 pub(crate) fn records_reader<'a>(codec: i16, input: &'a [u8]) -> Result<Box<dyn BufRead + 'a>> {
     Ok(match codec {
-        1 => Box::new(BufReader::new(flate2::read::GzDecoder::new(input))),
+        // Members after the first are read too, as Java's GZIPInputStream does; anything else
+        // after the stream fails the read (a client's decoder could not read it).
+        1 => Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(input))),
         2 => Box::new(Cursor::new(snappy(input)?)),
         3 => Box::new(BufReader::new(lz4::Decoder::new(input).map_err(corrupt)?)),
         4 => Box::new(BufReader::new(
@@ -69,12 +71,12 @@ fn snappy(input: &[u8]) -> Result<Vec<u8>> {
         Ok(())
     };
     let mut out = Vec::new();
-    if !input.starts_with(XERIAL_MAGIC) {
+    if !input.starts_with(XERIAL_HEADER) {
         block(input, &mut out)?;
         return Ok(out);
     }
     let mut rest = input
-        .get(XERIAL_HEADER_LEN..)
+        .get(XERIAL_HEADER.len()..)
         .ok_or_else(|| corrupt("short snappy header"))?;
     while !rest.is_empty() {
         let (len, tail) = rest
@@ -114,8 +116,7 @@ mod tests {
             .collect();
         let raw = snap::raw::Encoder::new().compress_vec(&data).unwrap();
         assert_eq!(inflate(2, &raw).unwrap(), data);
-        let mut xerial = XERIAL_MAGIC.to_vec();
-        xerial.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1]);
+        let mut xerial = XERIAL_HEADER.to_vec();
         for chunk in data.chunks(32 * 1024) {
             let block = snap::raw::Encoder::new().compress_vec(chunk).unwrap();
             xerial.extend_from_slice(&(block.len() as u32).to_be_bytes());
@@ -132,8 +133,8 @@ mod tests {
             inflate(2, &claim),
             Err(StorageError::CorruptMessage(_))
         ));
-        let mut xerial = XERIAL_MAGIC.to_vec();
-        xerial.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 8]);
+        let mut xerial = XERIAL_HEADER.to_vec();
+        xerial.extend_from_slice(&[0, 0, 0, 8]);
         xerial.extend_from_slice(&claim);
         assert!(matches!(
             inflate(2, &xerial),

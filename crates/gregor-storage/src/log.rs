@@ -270,14 +270,6 @@ impl PartitionLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendResult> {
-        let recompressed = compression::recompress(records, &headers, self.config.compression)?;
-        let records = match &recompressed {
-            Some(rewritten) => {
-                headers = batch::validate_batches(rewritten, self.config.max_message_bytes)?;
-                &rewritten[..]
-            }
-            None => records,
-        };
         let rules = RecordRules {
             partition: &self.dir,
             max_decompressed_bytes: (self.config.max_message_bytes as u64)
@@ -290,7 +282,17 @@ impl PartitionLog {
                 )
             }),
         };
+        // The records as the client sent them, before any recompression: a batch that cannot be
+        // read (or would inflate without bound) is refused before it is decompressed whole.
         record_checks::check(records, &headers, &rules)?;
+        let recompressed = compression::recompress(records, &headers, self.config.compression)?;
+        let records = match &recompressed {
+            Some(rewritten) => {
+                headers = batch::validate_batches(rewritten, self.config.max_message_bytes)?;
+                &rewritten[..]
+            }
+            None => records,
+        };
         let log_append = self.config.timestamp_type == TimestampType::LogAppendTime;
 
         // Producer checks and offset assignment, staged until the write succeeds.

@@ -1,0 +1,209 @@
+//! Connections: one task each, requests answered in the order they arrive (the protocol's rule).
+//! Anything that cannot be framed or decoded closes that connection with a log line; the broker and
+//! every other connection carry on.
+//!
+//! What one client can take is bounded: connections by `max.connections` and
+//! `max.connections.per.ip` (`quotas`); memory by `queued.max.request.bytes`, which every request
+//! being read or handled counts against by its announced size (`budget`), its bytes buffered only
+//! as they arrive; time by `request.timeout.ms`, within which a request must arrive whole once it
+//! has begun, and `connections.max.idle.ms` between requests; the log by a few lines per peer
+//! address a minute (`noisy_peers`).
+
+mod budget;
+mod noisy_peers;
+mod quotas;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use gregor_protocol::frame::{announced_size, next_frame};
+use gregor_protocol::{decode_request, DecodeError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+pub use quotas::parse_overrides;
+
+use crate::broker::Broker;
+use crate::handlers::{self, Reply};
+use budget::{RequestBudget, Reserved};
+use noisy_peers::NoisyPeers;
+use quotas::ConnectionQuotas;
+
+/// What the connections share.
+struct Shared {
+    quotas: Arc<ConnectionQuotas>,
+    budget: RequestBudget,
+    noisy: NoisyPeers,
+    max_frame: usize,
+    idle: Duration,
+    request_timeout: Duration,
+}
+
+/// How often a failing accept (out of file descriptors) is logged.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
+    let config = &broker.config;
+    let budget_bytes = match config.get_i64("queued.max.request.bytes") {
+        bytes if bytes > 0 => bytes as usize,
+        _ => budget::default_bytes(),
+    };
+    let shared = Arc::new(Shared {
+        quotas: Arc::new(ConnectionQuotas::new(config)),
+        budget: RequestBudget::new(budget_bytes),
+        noisy: NoisyPeers::default(),
+        max_frame: config.get_i64("socket.request.max.bytes") as usize,
+        idle: Duration::from_millis(config.get_i64("connections.max.idle.ms") as u64),
+        request_timeout: Duration::from_millis(config.get_i64("request.timeout.ms") as u64),
+    });
+    tracing::info!(
+        queued_max_request_bytes = budget_bytes,
+        "accepting connections"
+    );
+    let mut last_error_log: Option<Instant> = None;
+    let mut failed_accepts = 0u64;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => match shared.quotas.admit(peer.ip()) {
+                Ok(admitted) => {
+                    let _ = stream.set_nodelay(true);
+                    let (broker, shared) = (broker.clone(), shared.clone());
+                    tokio::spawn(async move {
+                        serve_connection(broker, &shared, stream, peer).await;
+                        drop(admitted);
+                    });
+                }
+                Err(over) => {
+                    if shared.noisy.may_log(peer.ip()) {
+                        tracing::warn!(%peer, ?over, "connection refused: over a connection quota");
+                    }
+                }
+            },
+            Err(e) => {
+                // Out of file descriptors, typically: the connections already open keep being
+                // served; one line a minute says so instead of one per attempt.
+                failed_accepts += 1;
+                if last_error_log.is_none_or(|t| t.elapsed() >= ACCEPT_ERROR_LOG_INTERVAL) {
+                    tracing::error!(error = %e, failed_accepts, "cannot accept connections (raise the open files limit, ulimit -n, if it is reached); open connections are still served");
+                    last_error_log = Some(Instant::now());
+                    failed_accepts = 0;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    broker: Arc<Broker>,
+    shared: &Shared,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut stop = broker.shutdown_signal();
+    let mut client = handlers::Client {
+        peer,
+        software: None,
+    };
+    let log = |what: &dyn Fn()| {
+        if shared.noisy.may_log(peer.ip()) {
+            what();
+        }
+    };
+    // The budget taken by the request being read, and when its first bytes arrived.
+    let mut reading: Option<(Reserved, Instant)> = None;
+    loop {
+        let frame = match next_frame(&mut buf, shared.max_frame) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                if let (None, Some(size)) = (&reading, announced_size(&buf)) {
+                    // Waiting for room counts against the request's time too, so requests that
+                    // never arrive cannot keep the budget from the others for long.
+                    let started = Instant::now();
+                    let reserved = tokio::select! {
+                        reserved = tokio::time::timeout(shared.request_timeout, shared.budget.reserve(size)) => reserved,
+                        _ = stop.changed() => return,
+                    };
+                    let Ok(reserved) = reserved else {
+                        log(
+                            &|| tracing::info!(%peer, size, "closing connection: no room for its request within request.timeout.ms (queued.max.request.bytes is taken)"),
+                        );
+                        return;
+                    };
+                    reading = Some((reserved, started));
+                }
+                let wait = match &reading {
+                    // A request has begun: it must arrive whole in time.
+                    Some((_, started)) => shared.request_timeout.saturating_sub(started.elapsed()),
+                    None if buf.is_empty() => shared.idle,
+                    None => shared.request_timeout,
+                };
+                tokio::select! {
+                    read = tokio::time::timeout(wait, stream.read_buf(&mut buf)) => match read {
+                        Err(_) if buf.is_empty() => {
+                            tracing::debug!(%peer, "closing idle connection");
+                            return;
+                        }
+                        Err(_) => {
+                            log(&|| tracing::info!(%peer, received = buf.len(), "closing connection: a request did not arrive whole within request.timeout.ms"));
+                            return;
+                        }
+                        Ok(Ok(0)) => {
+                            if !buf.is_empty() {
+                                log(&|| tracing::info!(%peer, pending = buf.len(), "connection closed in the middle of a request"));
+                            }
+                            return;
+                        }
+                        Ok(Ok(_)) => continue,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "read failed");
+                            return;
+                        }
+                    },
+                    _ = stop.changed() => return,
+                }
+            }
+            Err(e) => {
+                log(&|| tracing::warn!(%peer, error = %e, "closing connection: bad frame"));
+                return;
+            }
+        };
+        // A request that came in one read took no budget yet: take it now, for its handling.
+        let reserved = match reading.take() {
+            Some((reserved, _)) => reserved,
+            None => shared.budget.reserve(frame.len() + 4).await,
+        };
+        let response = match decode_request(frame) {
+            Ok(request) => match handlers::handle(&broker, request, &mut client).await {
+                Reply::Send(bytes) => Some(bytes),
+                Reply::Nothing => None,
+                Reply::Close => return,
+            },
+            Err(DecodeError::UnsupportedApiVersions {
+                correlation_id,
+                version,
+            }) => {
+                log(
+                    &|| tracing::info!(%peer, version, "ApiVersions version unsupported; answering with v0"),
+                );
+                Some(handlers::api_versions::unsupported_version(correlation_id))
+            }
+            Err(e) => {
+                log(
+                    &|| tracing::warn!(%peer, error = %e, "closing connection: undecodable request"),
+                );
+                return;
+            }
+        };
+        drop(reserved);
+        if let Some(response) = response {
+            if let Err(e) = stream.write_all(&response).await {
+                tracing::debug!(%peer, error = %e, "write failed");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! What one client can take from the broker is bounded: memory held by requests being read (by
+//! `queued.max.request.bytes`, whatever sizes are announced), time (a request must arrive whole
+//! within `request.timeout.ms`), connections (`max.connections.per.ip`) and log lines.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Gregor, DEADLINE};
+
+/// A field of `/proc/<pid>/status` in bytes (`VmRSS`, `VmHWM`).
+fn status_bytes(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// An ApiVersions v0 request, and whether an answer came back on `s`.
+fn answered(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    if s.write_all(&common::raw_frame(18, 0, 7, false, &[]))
+        .is_err()
+    {
+        return false;
+    }
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).is_ok()
+}
+
+/// Whether the broker closed `s` (a read sees the end) within DEADLINE.
+fn closed_by_broker(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut byte = [0u8; 1];
+    matches!(s.read(&mut byte), Ok(0) | Err(_))
+}
+
+#[test]
+fn slow_and_never_finished_requests_hold_bounded_memory_and_are_dropped() {
+    const BUDGET: u64 = 32 << 20;
+    let g = Gregor::start(&[
+        &format!("queued.max.request.bytes={BUDGET}"),
+        "request.timeout.ms=3000",
+    ]);
+    let pid = g.pid();
+    let rss_before = status_bytes(pid, "VmRSS");
+    // 120 connections each announce a request of almost 100 MB, send 2 MB of it, and stall.
+    let announced: i32 = 100 << 20;
+    let port = g.port;
+    let senders: Vec<_> = (0..120)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.write_all(&announced.to_be_bytes()).unwrap();
+                // Blocks while the broker does not read (no room in its budget) until the
+                // broker gives up on the request and closes the connection.
+                s.set_write_timeout(Some(DEADLINE)).unwrap();
+                let _ = s.write_all(&vec![0x55u8; 2 << 20]);
+                s
+            })
+        })
+        .collect();
+    let mut stalled: Vec<TcpStream> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let grown = status_bytes(pid, "VmHWM").saturating_sub(rss_before);
+    assert!(
+        grown < 2 * BUDGET,
+        "the broker grew by {} MB for 240 MB of unfinished requests",
+        grown >> 20
+    );
+    // None of them finishes in time: all are closed, and the budget is back for others.
+    let started = Instant::now();
+    for s in &mut stalled {
+        assert!(closed_by_broker(s), "a stalled request kept its connection");
+    }
+    assert!(started.elapsed() < DEADLINE);
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    assert!(answered(&mut s));
+    let grown = status_bytes(pid, "VmHWM").saturating_sub(rss_before);
+    assert!(grown < 2 * BUDGET, "peak growth {} MB", grown >> 20);
+    assert!(
+        g.log_contains("did not arrive whole within request.timeout.ms")
+            || g.log_contains("no room for its request")
+    );
+}
+
+#[test]
+fn connections_over_the_per_ip_quota_are_closed_at_once() {
+    let g = Gregor::start(&["max.connections.per.ip=5"]);
+    let mut admitted: Vec<TcpStream> = (0..5)
+        .map(|_| TcpStream::connect(("127.0.0.1", g.port)).unwrap())
+        .collect();
+    for s in &mut admitted {
+        assert!(answered(s));
+    }
+    let mut over = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    assert!(closed_by_broker(&mut over));
+    assert!(g.log_contains("over a connection quota"));
+    // A closed connection frees its place.
+    drop(admitted.pop());
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+        if answered(&mut s) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the freed place was never given out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_input_cannot_flood_the_log() {
+    let g = Gregor::start(&[]);
+    for _ in 0..100 {
+        let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+        // A negative frame size: the connection is closed.
+        s.write_all(&(-5i32).to_be_bytes()).unwrap();
+        assert!(closed_by_broker(&mut s));
+    }
+    let lines = g
+        .log_tail(100_000)
+        .lines()
+        .filter(|l| l.contains("bad frame"))
+        .count();
+    assert!(
+        (1..=10).contains(&lines),
+        "{lines} lines for 100 bad frames"
+    );
+}

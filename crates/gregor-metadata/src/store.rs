@@ -2,7 +2,7 @@
 //! the newest image, their records are appended durably (fsync per commit, as a Raft log would),
 //! and only then applied to the image that readers see.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -27,6 +27,28 @@ pub enum StoreError {
 pub struct MetadataStore {
     log: Mutex<PartitionLog>,
     image: RwLock<Arc<MetadataImage>>,
+    /// Space set aside for the metadata log (see [`RESERVE_FILE`]).
+    reserve: PathBuf,
+}
+
+/// A file of [`RESERVE_BYTES`] kept in the metadata log's directory: when the disk fills up, it
+/// is deleted so that the metadata records still go through (a topic deletion that frees space
+/// is one), and it is written again at the next start that has room for it.
+pub const RESERVE_FILE: &str = "disk-full.reserve";
+const RESERVE_BYTES: usize = 4 << 20;
+
+fn is_disk_full(e: &StorageError) -> bool {
+    matches!(e, StorageError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull)
+}
+
+/// Writes the reserve file if it is not there whole; on a disk without room for it, says so.
+fn ensure_reserve(path: &Path) {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+        return;
+    }
+    if let Err(e) = gregor_storage::atomic_file::write(path, &vec![0u8; RESERVE_BYTES]) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot set aside the metadata log's disk reserve");
+    }
 }
 
 fn now_ms() -> i64 {
@@ -75,9 +97,12 @@ impl MetadataStore {
         if let Some(e) = corrupt {
             return Err(e);
         }
+        let reserve = dir.join(METADATA_LOG_DIR).join(RESERVE_FILE);
+        ensure_reserve(&reserve);
         Ok(MetadataStore {
             log: Mutex::new(log),
             image: RwLock::new(Arc::new(image)),
+            reserve,
         })
     }
 
@@ -98,7 +123,11 @@ impl MetadataStore {
             Err(e) => return Ok(Err(e)),
         };
         if !records.is_empty() {
-            let appended = log.append(&encode(&records, now_ms()), 0, now_ms())?;
+            let batch = encode(&records, now_ms());
+            let appended = match log.append(&batch, 0, now_ms()) {
+                Err(e) if is_disk_full(&e) && self.use_reserve() => log.append(&batch, 0, now_ms()),
+                appended => appended,
+            }?;
             let mut next = (*current).clone();
             for record in &records {
                 next.apply(record);
@@ -107,6 +136,15 @@ impl MetadataStore {
             *self.image.write().expect("image lock") = Arc::new(next);
         }
         Ok(Ok(outcome))
+    }
+
+    /// The disk is full: gives the reserve back to it, once. Whether there was one.
+    fn use_reserve(&self) -> bool {
+        let used = std::fs::remove_file(&self.reserve).is_ok();
+        if used {
+            tracing::error!(reserve = %self.reserve.display(), "the disk is full: the metadata log used its reserve; free space (delete topics, lower retention) before it runs out again");
+        }
+        used
     }
 
     /// Commits records that need no decision.

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::telemetry::Telemetry;
 use gregor_metadata::controller::allocate_producer_ids;
 use gregor_metadata::store::StoreError;
-use gregor_metadata::{features, MetadataImage, MetadataRecord, MetadataStore};
+use gregor_metadata::{features, BrokerRegistration, MetadataImage, MetadataRecord, MetadataStore};
 use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -82,40 +82,21 @@ impl Broker {
             dir: log_dir.display().to_string(),
             error,
         })?;
+        raise_open_files_limit();
         let metadata = MetadataStore::open(&log_dir)?;
-        let listener =
-            TcpListener::bind(config.listener)
-                .await
-                .map_err(|error| StartError::Listen {
-                    addr: config.listener,
-                    error,
-                })?;
-        let local_addr = listener.local_addr().map_err(|error| StartError::Listen {
-            addr: config.listener,
-            error,
-        })?;
         let node_id = config.node_id;
-        let port = if config.advertised_port == 0 {
-            local_addr.port()
-        } else {
-            config.advertised_port
-        };
-        let mut startup = vec![MetadataRecord::RegisterBroker {
-            node_id,
-            host: config.advertised_host.clone(),
-            port,
-            rack: None,
-        }];
+        // Records are written at start only when something is new (a first start, a feature
+        // never set, a changed address), so a full disk cannot stop a restart.
+        let mut formatting = Vec::new();
         if metadata.image().cluster_id.is_empty() {
-            startup.insert(
-                0,
-                MetadataRecord::Cluster {
-                    cluster_id: new_cluster_id(),
-                },
-            );
+            formatting.push(MetadataRecord::Cluster {
+                cluster_id: new_cluster_id(),
+            });
         }
-        startup.extend(features::bootstrap_records(&metadata.image()));
-        metadata.commit(startup)?;
+        formatting.extend(features::bootstrap_records(&metadata.image()));
+        if !formatting.is_empty() {
+            metadata.commit(formatting)?;
+        }
         write_meta_properties(&log_dir, &metadata.image(), node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
         // Before any partition is opened: the log dirs must hold nothing the metadata log does
@@ -143,6 +124,18 @@ impl Broker {
         // After the groups: finishing a half-ended transaction may complete their pending offsets.
         let txn_records = broker.txns.load(&broker)?;
         broker.set_producer_id_floor();
+        // The port opens only now that everything is loaded: a client that connects is answered.
+        let listener = TcpListener::bind(broker.config.listener)
+            .await
+            .map_err(|error| StartError::Listen {
+                addr: broker.config.listener,
+                error,
+            })?;
+        let local_addr = listener.local_addr().map_err(|error| StartError::Listen {
+            addr: broker.config.listener,
+            error,
+        })?;
+        broker.register(local_addr.port())?;
         tracing::info!(log_dir = %log_dir.display(), node_id, group_records = loaded, txn_records, "gregor started");
         Ok(RunningBroker {
             broker,
@@ -165,6 +158,30 @@ impl Broker {
         }
         self.groups.on_metadata_change(self);
         Ok(outcome)
+    }
+
+    /// Records this broker's address in the metadata log, if it is not the one recorded.
+    fn register(&self, bound_port: u16) -> Result<(), StoreError> {
+        let config = &self.config;
+        let registration = BrokerRegistration {
+            node_id: self.node_id,
+            host: config.advertised_host.clone(),
+            port: if config.advertised_port == 0 {
+                bound_port
+            } else {
+                config.advertised_port
+            },
+            rack: None,
+        };
+        if self.metadata.image().brokers.get(&self.node_id) == Some(&registration) {
+            return Ok(());
+        }
+        self.metadata.commit(vec![MetadataRecord::RegisterBroker {
+            node_id: registration.node_id,
+            host: registration.host,
+            port: registration.port,
+            rack: registration.rack,
+        }])
     }
 
     /// Producer ids already in the partitions' producer state or the transaction coordinator
@@ -298,6 +315,26 @@ impl RunningBroker {
         broker.stop_background();
         let _ = cleaner.join();
         broker.shutdown();
+    }
+}
+
+/// Raises the soft limit of open files to the hard one: every partition holds files open, and a
+/// broker at the soft limit (often 1024) refuses every new connection.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current >= limit.maximum {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: limit.maximum,
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::info!(from = ?limit.current, to = ?limit.maximum, "raised the open files limit")
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open files limit"),
     }
 }
 

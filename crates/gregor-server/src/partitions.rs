@@ -7,12 +7,14 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
 use gregor_storage::{
     atomic_file, batch, AbortedTxn, AppendResult, PartitionLog, Result as StorageResult,
+    StorageError,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -35,7 +37,12 @@ pub struct Partition {
     high_watermark: AtomicI64,
     /// Delayed operations (fetches, acks=all produces) waiting for this partition to change.
     waiters: Mutex<Vec<Arc<Notify>>>,
+    /// When a failed write (a full disk) was last logged: one line per interval, not per batch.
+    write_failure_logged: Mutex<Option<Instant>>,
 }
+
+/// How often a partition logs that its writes fail.
+const WRITE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Partition {
     pub fn append(&self, records: &[u8], now_ms: i64) -> StorageResult<AppendResult> {
@@ -72,8 +79,10 @@ impl Partition {
                 .store(log.log_end_offset(), Ordering::Release);
             result
         };
-        if result.as_ref().is_ok_and(|r| !r.duplicate) {
-            self.wake_waiters();
+        match &result {
+            Ok(appended) if !appended.duplicate => self.wake_waiters(),
+            Err(StorageError::Io(e)) => self.log_write_failure(e),
+            _ => {}
         }
         Some(result)
     }
@@ -140,6 +149,14 @@ impl Partition {
     /// The last stable offset: below it every transaction has ended.
     pub fn last_stable_offset(&self) -> i64 {
         last_stable(&self.log.read(), self.high_watermark())
+    }
+
+    fn log_write_failure(&self, error: &std::io::Error) {
+        let mut logged = self.write_failure_logged.lock();
+        if logged.is_none_or(|t| t.elapsed() >= WRITE_FAILURE_LOG_INTERVAL) {
+            *logged = Some(Instant::now());
+            tracing::error!(topic = %self.topic, partition = self.index, dir = %self.log_dir().display(), %error, "cannot write to the partition's log (disk full?); producers get KAFKA_STORAGE_ERROR");
+        }
     }
 
     pub fn with_log<T>(&self, f: impl FnOnce(&PartitionLog) -> T) -> T {
@@ -568,6 +585,7 @@ impl ReplicaManager {
                         leader_epoch: AtomicI32::new(meta.leader_epoch),
                         high_watermark,
                         waiters: Mutex::new(Vec::new()),
+                        write_failure_logged: Mutex::new(None),
                     }),
                 );
             }

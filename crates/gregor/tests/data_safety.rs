@@ -398,3 +398,112 @@ fn batches_with_unreadable_records_are_refused_and_good_ones_kept() {
         );
     }
 }
+
+/// A small tmpfs the broker keeps its data on, unmounted when dropped.
+struct SmallDisk {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::create_dir(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount (the tests run as root)");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs at {}",
+            path.display()
+        );
+        SmallDisk { _dir: dir, path }
+    }
+
+    fn temp_files(&self) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        let mut dirs = vec![self.path.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.to_string_lossy().ends_with(".tmp") {
+                    found.push(path);
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Produces 64 KiB batches to `topic` until the broker refuses one; returns that error code.
+fn fill(g: &Gregor, topic: &str) -> i16 {
+    use std::net::TcpStream;
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let value = vec![b'x'; 60 * 1024];
+    for correlation in 0..10_000 {
+        let batch = common::record_batch(&[&value], -1, -1, -1, 1_700_000_000_000);
+        s.write_all(&common::produce_v3(correlation, topic, &batch))
+            .unwrap();
+        let (_, error, _) = common::parse_produce_v3(&common::read_raw_response(&mut s));
+        if error != 0 {
+            return error;
+        }
+    }
+    panic!("the small disk never filled up");
+}
+
+/// A full disk: writes fail with KAFKA_STORAGE_ERROR and say so in the log, a topic deletion
+/// (which frees the space) still goes through, a restart on the full disk works, and no empty
+/// temporary file is left behind.
+#[test]
+fn a_full_disk_is_survivable() {
+    let disk = SmallDisk::mount(48);
+    // A fixed port: a restart then has nothing new to record (an address that changes would be).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut g = Gregor::start(&[
+        &format!("log.dirs={}", disk.path.display()),
+        &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),
+        "log.index.size.max.bytes=65536",
+        "offsets.topic.num.partitions=1",
+    ]);
+    g.create_topic("filler", 1);
+    assert_eq!(fill(&g, "filler"), 56, "KAFKA_STORAGE_ERROR");
+    assert!(g.log_contains("cannot write to the partition's log (disk full?)"));
+
+    // A restart on the full disk.
+    g.terminate(Duration::from_secs(30));
+    g.restart();
+    // The deletion's record still fits: the space comes back.
+    let admin = g.admin();
+    common::block_on(admin.delete_topics(&["filler"], &common::admin_opts()))
+        .unwrap()
+        .into_iter()
+        .for_each(|r| assert!(r.is_ok(), "{r:?}"));
+    common::wait_until_gone(&disk.path.join("filler-0"));
+    g.create_topic("after", 1);
+    let producer = g.producer(&[("acks", "all")]);
+    send_ok(&producer, "after", &[Rec::value("fits again")]);
+    assert_eq!(
+        g.consume("after", &[0], 1)[0].payload(),
+        Some(&b"fits again"[..])
+    );
+    assert!(disk.temp_files().is_empty(), "{:?}", disk.temp_files());
+}

@@ -21,16 +21,24 @@ fn status_bytes(pid: i32, field: &str) -> u64 {
     kib * 1024
 }
 
-/// An ApiVersions v0 request, and whether an answer came back on `s`.
+/// An ApiVersions v0 request, and whether a whole answer came back on `s`.
 fn answered(s: &mut TcpStream) -> bool {
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    answered_within(s, Duration::from_secs(10))
+}
+
+fn answered_within(s: &mut TcpStream, timeout: Duration) -> bool {
+    s.set_read_timeout(Some(timeout)).unwrap();
     if s.write_all(&common::raw_frame(18, 0, 7, false, &[]))
         .is_err()
     {
         return false;
     }
     let mut size = [0u8; 4];
-    s.read_exact(&mut size).is_ok()
+    if s.read_exact(&mut size).is_err() {
+        return false;
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(size).max(0) as usize];
+    s.read_exact(&mut body).is_ok()
 }
 
 /// Whether the broker closed `s` (a read sees the end) within DEADLINE.
@@ -134,4 +142,55 @@ fn bad_input_cannot_flood_the_log() {
         (1..=10).contains(&lines),
         "{lines} lines for 100 bad frames"
     );
+}
+
+/// Out of file descriptors (a topic with more partitions than the limit allows), the broker
+/// says so once, keeps serving the connections and partitions it has open, and stays up.
+#[test]
+fn at_the_open_files_limit_the_broker_keeps_serving_what_it_has_open() {
+    let g = Gregor::start_with_open_files(&[], Some(128));
+    let mut open = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    assert!(answered(&mut open));
+    g.create_topic("early", 1);
+    // Each partition holds a file open at least: 200 of them cannot all open under 128.
+    let admin = g.admin();
+    let many =
+        rdkafka::admin::NewTopic::new("many", 200, rdkafka::admin::TopicReplication::Fixed(1));
+    let _ = common::block_on(admin.create_topics(&[many], &common::admin_opts()));
+    drop(admin);
+    let deadline = Instant::now() + DEADLINE;
+    while !g.log_contains("partition log is offline") {
+        assert!(
+            Instant::now() < deadline,
+            "no partition failed to open:\n{}",
+            g.log_tail(30)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // New connections may be refused while the limit is reached; the open one is served, and
+    // so are the partitions that opened.
+    // New connections, kept open (each takes a descriptor), until one is not served.
+    let mut held = Vec::new();
+    let reached = (0..150).any(|_| {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], g.port));
+        let Ok(mut s) = TcpStream::connect_timeout(&address, Duration::from_secs(1)) else {
+            return true;
+        };
+        let served = answered_within(&mut s, Duration::from_millis(500));
+        held.push(s);
+        !served
+    });
+    assert!(reached, "the limit was never reached");
+    assert!(answered(&mut open), "the open connection is still served");
+    let batch = common::record_batch(&[b"still here"], -1, -1, -1, 1_700_000_000_000);
+    open.write_all(&common::produce_v3(9, "early", &batch))
+        .unwrap();
+    let (_, error, _) = common::parse_produce_v3(&common::read_raw_response(&mut open));
+    assert_eq!(error, 0, "a partition that is open still takes writes");
+    let accept_errors = g
+        .log_tail(100_000)
+        .lines()
+        .filter(|l| l.contains("accept") && (l.contains("ERROR") || l.contains("WARN")))
+        .count();
+    assert_eq!(accept_errors, 1, "lines about failing accepts");
 }

@@ -33,6 +33,8 @@ pub struct Gregor {
     child: Option<Child>,
     tmp: tempfile::TempDir,
     overrides: Vec<String>,
+    /// The open files limit (soft and hard) the broker runs under, if any.
+    open_files: Option<u64>,
     pub port: u16,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -40,6 +42,11 @@ pub struct Gregor {
 impl Gregor {
     /// Starts a broker with a fresh data dir and the given `key=value` overrides.
     pub fn start(overrides: &[&str]) -> Gregor {
+        Gregor::start_with_open_files(overrides, None)
+    }
+
+    /// Starts a broker under an open files limit (`ulimit -n`, soft and hard).
+    pub fn start_with_open_files(overrides: &[&str], open_files: Option<u64>) -> Gregor {
         let tmp = tempfile::Builder::new()
             .prefix("gregor-it-")
             .tempdir()
@@ -48,6 +55,7 @@ impl Gregor {
             child: None,
             tmp,
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            open_files,
             port: 0,
             log: Arc::new(Mutex::new(Vec::new())),
         };
@@ -105,6 +113,22 @@ impl Gregor {
             cmd.env("RUST_LOG", "info");
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
+        if let Some(limit) = self.open_files {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe, as a pre_exec hook must be.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let rlimit = libc::rlimit {
+                        rlim_cur: limit,
+                        rlim_max: limit,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd
     }
 

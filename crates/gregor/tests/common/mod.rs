@@ -183,6 +183,19 @@ impl Gregor {
         self.log.lock().unwrap().iter().any(|l| l.contains(needle))
     }
 
+    /// Waits until the broker's log has a line containing `needle` (lines arrive through a pipe,
+    /// a moment after the broker writes them); false after DEADLINE.
+    pub fn wait_for_log(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + DEADLINE;
+        while !self.log_contains(needle) {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
     /// Whether the broker process is still running.
     pub fn is_alive(&mut self) -> bool {
         match self.child.as_mut() {

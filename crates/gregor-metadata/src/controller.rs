@@ -618,7 +618,7 @@ pub fn allocate_producer_ids(
         start,
         MetadataRecord::ProducerIds {
             node_id,
-            next_block_start: start + block,
+            next_block_start: start.saturating_add(block),
         },
     )
 }

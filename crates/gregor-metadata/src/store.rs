@@ -124,8 +124,12 @@ impl MetadataStore {
         };
         if !records.is_empty() {
             let batch = encode(&records, now_ms());
+            let end = log.log_end_offset();
             let appended = match log.append(&batch, 0, now_ms()) {
-                Err(e) if is_disk_full(&e) && self.use_reserve() => log.append(&batch, 0, now_ms()),
+                // Retried only if the records did not get in (a failed flush comes after).
+                Err(e) if is_disk_full(&e) && log.log_end_offset() == end && self.use_reserve() => {
+                    log.append(&batch, 0, now_ms())
+                }
                 appended => appended,
             }?;
             let mut next = (*current).clone();

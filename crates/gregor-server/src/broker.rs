@@ -57,6 +57,8 @@ pub struct Broker {
     producer_ids: Mutex<(i64, i64)>,
     /// No producer id below this is handed out (see `set_producer_id_floor`).
     producer_id_floor: AtomicI64,
+    /// The `.lock` files of the log dirs, held while the broker runs.
+    _dir_locks: Vec<std::fs::File>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -83,6 +85,7 @@ impl Broker {
             error,
         })?;
         raise_open_files_limit();
+        let dir_locks = lock_log_dirs(&config.log_dirs)?;
         let metadata = MetadataStore::open(&log_dir)?;
         let node_id = config.node_id;
         // Records are written at start only when something is new (a first start, a feature
@@ -115,6 +118,7 @@ impl Broker {
             telemetry: Telemetry::new(config.get_i64("telemetry.max.bytes") as usize),
             producer_ids: Mutex::new((0, 0)),
             producer_id_floor: AtomicI64::new(0),
+            _dir_locks: dir_locks,
             shutdown,
             config,
         });
@@ -200,6 +204,15 @@ impl Broker {
             return;
         };
         let recorded = self.metadata.image().next_producer_id;
+        // Idempotent clients may send any producer id; one near the end of the range is not one
+        // this cluster handed out, and must not exhaust the ids.
+        if highest > i64::MAX / 2 {
+            tracing::warn!(
+                highest_in_use = highest,
+                "a partition holds a producer id this cluster cannot have handed out; ignored"
+            );
+            return;
+        }
         if highest >= recorded {
             tracing::warn!(
                 highest_in_use = highest,
@@ -316,6 +329,36 @@ impl RunningBroker {
         let _ = cleaner.join();
         broker.shutdown();
     }
+}
+
+/// Takes Kafka's `.lock` in every log dir that exists: a second broker started on the same
+/// directories must stop before it recovers (truncates) logs the first one is writing.
+fn lock_log_dirs(dirs: &[std::path::PathBuf]) -> Result<Vec<std::fs::File>, StartError> {
+    use rustix::fs::{flock, FlockOperation};
+    let mut locks = Vec::new();
+    for dir in dirs {
+        if std::fs::create_dir_all(dir).is_err() {
+            continue; // an unusable dir goes offline (ReplicaManager::new says so)
+        }
+        let in_use = |error| StartError::LogDir {
+            dir: dir.display().to_string(),
+            error,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))
+            .map_err(in_use)?;
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+            in_use(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "it is in use by another broker (its .lock is held)",
+            ))
+        })?;
+        locks.push(file);
+    }
+    Ok(locks)
 }
 
 /// Raises the soft limit of open files to the hard one: every partition holds files open, and a

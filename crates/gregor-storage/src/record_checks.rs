@@ -88,18 +88,24 @@ impl RecordSource for Inflating<'_> {
     }
 }
 
-/// A zig-zag varint and how many bytes it took.
-fn varint(src: &mut impl RecordSource) -> Option<(i64, usize)> {
+/// A zig-zag varint of at most `max_bytes` (5 for Kafka's 32-bit varints, 10 for varlongs, as
+/// Java's readers enforce) and how many bytes it took.
+fn varint(src: &mut impl RecordSource, max_bytes: usize) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
-    for i in 0..10 {
+    for i in 0..max_bytes {
         let b = src.byte()?;
         raw |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
-            return Some((((raw >> 1) as i64) ^ -((raw & 1) as i64), i + 1));
+            let value = ((raw >> 1) as i64) ^ -((raw & 1) as i64);
+            let fits = max_bytes > 5 || i32::try_from(value).is_ok();
+            return fits.then_some((value, i + 1));
         }
     }
     None
 }
+
+const VARINT: usize = 5;
+const VARLONG: usize = 10;
 
 /// The bytes of one record still to read: every field must fit in them.
 struct Record<'s, S> {
@@ -108,8 +114,8 @@ struct Record<'s, S> {
 }
 
 impl<S: RecordSource> Record<'_, S> {
-    fn varint(&mut self) -> Option<i64> {
-        let (value, read) = varint(self.src)?;
+    fn varint(&mut self, max_bytes: usize) -> Option<i64> {
+        let (value, read) = varint(self.src, max_bytes)?;
         self.left = self.left.checked_sub(read)?;
         Some(value)
     }
@@ -121,7 +127,7 @@ impl<S: RecordSource> Record<'_, S> {
 
     /// A length-prefixed field (`-1` is null where `nullable`); its bytes are skipped.
     fn field(&mut self, nullable: bool) -> Option<bool> {
-        let len = self.varint()?;
+        let len = self.varint(VARINT)?;
         if len == -1 && nullable {
             return Some(false);
         }
@@ -141,20 +147,20 @@ fn walk_records(
 ) -> Result<()> {
     for index in 0..h.records_count {
         let malformed = |what: &str| {
-            StorageError::CorruptMessage(format!(
-                "record {index} of the batch is malformed: {what}"
-            ))
+            // Kafka's answer to records that cannot be read (INVALID_RECORD: the client does not
+            // retry a batch that can never succeed).
+            StorageError::InvalidRecord(format!("record {index} of the batch is malformed: {what}"))
         };
-        let (len, _) = varint(src).ok_or_else(|| malformed("no length"))?;
+        let (len, _) = varint(src, VARINT).ok_or_else(|| malformed("no length"))?;
         let left = usize::try_from(len).map_err(|_| malformed("negative length"))?;
         let mut record = Record { src, left };
         let read = (|| {
             record.byte()?; // attributes
-            let timestamp_delta = record.varint()?;
-            let offset_delta = record.varint()?;
+            let timestamp_delta = record.varint(VARLONG)?;
+            let offset_delta = record.varint(VARINT)?;
             let has_key = record.field(true)?;
             record.field(true)?; // value
-            let headers = record.varint()?;
+            let headers = record.varint(VARINT)?;
             for _ in 0..headers {
                 record.field(false)?; // key: never null
                 record.field(true)?;
@@ -176,7 +182,7 @@ fn walk_records(
         f(h.first_timestamp.wrapping_add(timestamp_delta), has_key);
     }
     if !src.at_end() {
-        return Err(StorageError::CorruptMessage(format!(
+        return Err(StorageError::InvalidRecord(format!(
             "bytes after the last of the batch's {} records",
             h.records_count
         )));
@@ -199,7 +205,7 @@ fn for_each_record(
             let mut inflating = Inflating(reader);
             let walked = walk_records(h, &mut inflating, f);
             if inflating.exceeded() {
-                return Err(StorageError::CorruptMessage(format!(
+                return Err(StorageError::InvalidRecord(format!(
                     "the batch decompresses to more than {max_decompressed_bytes} bytes"
                 )));
             }

@@ -100,6 +100,7 @@ impl Broker {
         if !formatting.is_empty() {
             metadata.commit(formatting)?;
         }
+        check_node_id(&log_dir, node_id)?;
         write_meta_properties(&log_dir, &metadata.image(), node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
         // Before any partition is opened: the log dirs must hold nothing the metadata log does
@@ -388,6 +389,27 @@ fn new_cluster_id() -> String {
     (0..22)
         .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
         .collect()
+}
+
+/// A data dir written by another node stops the start, as in Kafka: its partitions are not this
+/// node's (they would all be set aside as strays).
+fn check_node_id(dir: &Path, node_id: i32) -> Result<(), StartError> {
+    let Ok(text) = std::fs::read_to_string(dir.join("meta.properties")) else {
+        return Ok(());
+    };
+    let recorded = text
+        .lines()
+        .find_map(|l| l.strip_prefix("node.id="))
+        .and_then(|id| id.trim().parse::<i32>().ok());
+    match recorded {
+        Some(recorded) if recorded != node_id => Err(StartError::LogDir {
+            dir: dir.display().to_string(),
+            error: std::io::Error::other(format!(
+                "its meta.properties says node.id={recorded}, but this broker is node.id={node_id}"
+            )),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Kafka's `meta.properties`, for operators and tools that look for it (written only when it

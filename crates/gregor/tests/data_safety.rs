@@ -517,27 +517,7 @@ fn a_full_disk_is_survivable() {
 #[test]
 fn a_second_broker_on_the_same_log_dirs_stops_before_touching_them() {
     let g = Gregor::start(&[]);
-    let mut second = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"))
-        .arg("server")
-        .arg("--override")
-        .arg(format!("log.dirs={}", g.data_dir().display()))
-        .arg("--override")
-        .arg("listeners=PLAINTEXT://127.0.0.1:0")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + common::DEADLINE;
-    while second.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = second.kill();
-            panic!("a second broker started on log dirs in use");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = second.wait_with_output().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = start_refused(g.data_dir(), &[]);
     assert!(stderr.contains("in use by another broker"), "{stderr}");
     // The first one is unaffected.
     g.create_topic("still-served", 1);
@@ -563,4 +543,53 @@ fn a_client_chosen_producer_id_cannot_exhaust_the_ids() {
     let (_, second, _) = common::init_producer_id(&mut s);
     assert_eq!(error, 0);
     assert!(first >= 0 && second != first, "{first} then {second}");
+}
+
+/// A data dir written by another node id stops the start (as Kafka does), instead of setting
+/// every partition aside as a stray.
+#[test]
+fn a_data_dir_of_another_node_id_stops_the_start() {
+    let mut g = Gregor::start(&[]);
+    g.create_topic("of-node-1", 1);
+    g.terminate(Duration::from_secs(30));
+    let stderr = start_refused(g.data_dir(), &["node.id=2"]);
+    assert!(
+        stderr.contains("meta.properties says node.id=1"),
+        "{stderr}"
+    );
+    assert!(
+        g.data_dir().join("of-node-1-0").is_dir(),
+        "nothing set aside"
+    );
+    g.restart();
+}
+
+/// Starts another broker on `log_dir` with `overrides`, which must refuse to start; its stderr.
+fn start_refused(log_dir: &Path, overrides: &[&str]) -> String {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
+    command
+        .arg("server")
+        .arg("--override")
+        .arg(format!("log.dirs={}", log_dir.display()))
+        .arg("--override")
+        .arg("listeners=PLAINTEXT://127.0.0.1:0");
+    for o in overrides {
+        command.arg("--override").arg(o);
+    }
+    let mut broker = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    while broker.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = broker.kill();
+            panic!("the broker started although it should have refused to");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = broker.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -174,7 +174,16 @@ async fn serve_connection(
         // A request that came in one read took no budget yet: take it now, for its handling.
         let reserved = match reading.take() {
             Some((reserved, _)) => reserved,
-            None => shared.budget.reserve(frame.len() + 4).await,
+            None => tokio::select! {
+                reserved = tokio::time::timeout(shared.request_timeout, shared.budget.reserve(frame.len() + 4)) => match reserved {
+                    Ok(reserved) => reserved,
+                    Err(_) => {
+                        log(&|| tracing::info!(%peer, "closing connection: no room for its request within request.timeout.ms (queued.max.request.bytes is taken)"));
+                        return;
+                    }
+                },
+                _ = stop.changed() => return,
+            },
         };
         let response = match decode_request(frame) {
             Ok(request) => match handlers::handle(&broker, request, &mut client).await {

@@ -96,6 +96,9 @@ def test_acknowledged_records_survive_repeated_sigkill(broker_factory):
     assert not any(t.is_alive() for t in threads)
     assert unflushed == [0] * PRODUCERS, f"deliveries never reported: {unflushed}"
 
-    report = check(acked, read_all(b.bootstrap, topic), sent=sent)
+    read = read_all(b.bootstrap, topic)
+    report = check(acked, read, sent=sent)
+    print(f"crash checker: {crashes} SIGKILLs in {SECONDS:.0f} s, {len(sent)} sent, {len(acked)} acknowledged, "
+          f"{len(read)} read; " + ", ".join(f"{k} {len(v)}" for k, v in report.items()))
     assert problems(report) == {}, problems(report)
     assert crashes >= 3 and len(acked) > 1000, (crashes, len(acked), failed[:5])

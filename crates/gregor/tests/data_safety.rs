@@ -113,8 +113,7 @@ fn a_partition_the_metadata_log_never_recorded_stops_the_start() {
     )
     .unwrap();
 
-    let (status, stderr) = g.start_refused();
-    assert!(!status.success());
+    let stderr = common::refused_start(g.data_dir(), &[]);
     assert!(
         stderr.contains("the metadata log does not know the topics"),
         "{stderr}"
@@ -517,7 +516,7 @@ fn a_full_disk_is_survivable() {
 #[test]
 fn a_second_broker_on_the_same_log_dirs_stops_before_touching_them() {
     let g = Gregor::start(&[]);
-    let stderr = start_refused(g.data_dir(), &[]);
+    let stderr = common::refused_start(g.data_dir(), &[]);
     assert!(stderr.contains("in use by another broker"), "{stderr}");
     // The first one is unaffected.
     g.create_topic("still-served", 1);
@@ -552,7 +551,7 @@ fn a_data_dir_of_another_node_id_stops_the_start() {
     let mut g = Gregor::start(&[]);
     g.create_topic("of-node-1", 1);
     g.terminate(Duration::from_secs(30));
-    let stderr = start_refused(g.data_dir(), &["node.id=2"]);
+    let stderr = common::refused_start(g.data_dir(), &["node.id=2"]);
     assert!(
         stderr.contains("meta.properties says node.id=1"),
         "{stderr}"
@@ -562,34 +561,4 @@ fn a_data_dir_of_another_node_id_stops_the_start() {
         "nothing set aside"
     );
     g.restart();
-}
-
-/// Starts another broker on `log_dir` with `overrides`, which must refuse to start; its stderr.
-fn start_refused(log_dir: &Path, overrides: &[&str]) -> String {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gregor"));
-    command
-        .arg("server")
-        .arg("--override")
-        .arg(format!("log.dirs={}", log_dir.display()))
-        .arg("--override")
-        .arg("listeners=PLAINTEXT://127.0.0.1:0");
-    for o in overrides {
-        command.arg("--override").arg(o);
-    }
-    let mut broker = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + common::DEADLINE;
-    while broker.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = broker.kill();
-            panic!("the broker started although it should have refused to");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = broker.wait_with_output().unwrap();
-    assert!(!output.status.success());
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }

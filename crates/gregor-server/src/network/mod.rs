@@ -120,17 +120,8 @@ async fn serve_connection(
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 if let (None, Some(size)) = (&reading, announced_size(&buf)) {
-                    // Waiting for room counts against the request's time too, so requests that
-                    // never arrive cannot keep the budget from the others for long.
                     let started = Instant::now();
-                    let reserved = tokio::select! {
-                        reserved = tokio::time::timeout(shared.request_timeout, shared.budget.reserve(size)) => reserved,
-                        _ = stop.changed() => return,
-                    };
-                    let Ok(reserved) = reserved else {
-                        log(
-                            &|| tracing::info!(%peer, size, "closing connection: no room for its request within request.timeout.ms (queued.max.request.bytes is taken)"),
-                        );
+                    let Some(reserved) = reserve(shared, size, &mut stop, peer).await else {
                         return;
                     };
                     reading = Some((reserved, started));
@@ -174,15 +165,9 @@ async fn serve_connection(
         // A request that came in one read took no budget yet: take it now, for its handling.
         let reserved = match reading.take() {
             Some((reserved, _)) => reserved,
-            None => tokio::select! {
-                reserved = tokio::time::timeout(shared.request_timeout, shared.budget.reserve(frame.len() + 4)) => match reserved {
-                    Ok(reserved) => reserved,
-                    Err(_) => {
-                        log(&|| tracing::info!(%peer, "closing connection: no room for its request within request.timeout.ms (queued.max.request.bytes is taken)"));
-                        return;
-                    }
-                },
-                _ = stop.changed() => return,
+            None => match reserve(shared, frame.len() + 4, &mut stop, peer).await {
+                Some(reserved) => reserved,
+                None => return,
             },
         };
         let response = match decode_request(frame) {
@@ -214,5 +199,25 @@ async fn serve_connection(
                 return;
             }
         }
+    }
+}
+
+/// Takes `size` bytes of the request budget for a request of `peer`. Waiting for room counts
+/// against the request's time, so requests that never arrive cannot keep the budget from the
+/// others for long: `None` (close the connection) after `request.timeout.ms` or at shutdown.
+async fn reserve(
+    shared: &Shared,
+    size: usize,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    peer: SocketAddr,
+) -> Option<Reserved> {
+    tokio::select! {
+        reserved = tokio::time::timeout(shared.request_timeout, shared.budget.reserve(size)) => {
+            if reserved.is_err() && shared.noisy.may_log(peer.ip()) {
+                tracing::info!(%peer, size, "closing connection: no room for its request within request.timeout.ms (queued.max.request.bytes is taken)");
+            }
+            reserved.ok()
+        }
+        _ = stop.changed() => None,
     }
 }

@@ -75,30 +75,6 @@ impl Gregor {
         self.child.as_ref().expect("broker not running").id() as i32
     }
 
-    /// Runs the broker on this data dir expecting it to refuse to start: returns its exit status
-    /// and what it wrote to stderr (panics if it is still running after DEADLINE).
-    pub fn start_refused(&mut self) -> (ExitStatus, String) {
-        self.kill();
-        let mut child = self
-            .command()
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn gregor");
-        let deadline = Instant::now() + DEADLINE;
-        while child.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the broker started although it should have refused to");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let output = child.wait_with_output().expect("broker output");
-        (
-            output.status,
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-
     fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
         cmd.arg("server")
@@ -809,4 +785,34 @@ pub fn init_producer_id(s: &mut std::net::TcpStream) -> (i16, i64, i16) {
     let pid = i64::from_be_bytes(r[10..18].try_into().unwrap());
     let epoch = i16::from_be_bytes(r[18..20].try_into().unwrap());
     (error, pid, epoch)
+}
+
+/// Starts another broker on `log_dir` with `overrides`, which must refuse to start; its stderr.
+pub fn refused_start(log_dir: &Path, overrides: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gregor"));
+    command
+        .arg("server")
+        .arg("--override")
+        .arg(format!("log.dirs={}", log_dir.display()))
+        .arg("--override")
+        .arg("listeners=PLAINTEXT://127.0.0.1:0");
+    for o in overrides {
+        command.arg("--override").arg(o);
+    }
+    let mut broker = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while broker.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = broker.kill();
+            panic!("the broker started although it should have refused to");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = broker.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }

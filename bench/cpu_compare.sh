@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Broker CPU per GB of a produce run, for two broker binaries side by side (a hot-path change:
-# the binary before and after). The client is `gregor perf produce` of the first binary, the
-# broker's data on tmpfs so the disk does not decide; each binary runs ROUNDS times, alternating.
+# Broker CPU per GB of a produce run, then of a consume run reading it all back, for two broker
+# binaries side by side (a hot-path change: the binary before and after). The clients are
+# `gregor perf produce|consume` of the first binary, the broker's data on tmpfs so the disk does
+# not decide; each binary runs ROUNDS times, alternating.
 #
 #   bench/cpu_compare.sh BEFORE_BIN AFTER_BIN [RECORDS] [RECORD_SIZE] [COMPRESSION]
 #   e.g. bench/cpu_compare.sh /tmp/gregor-before target/release/gregor 2000000 1024 none
 #
-# Prints one line per run: binary, MB/s (the tool's), broker CPU seconds (utime+stime from
-# /proc/<pid>/stat over the run), broker CPU seconds per GB.
+# Prints two lines per run (produce, consume): binary, MB/s (the tool's), broker CPU seconds
+# (utime+stime from /proc/<pid>/stat over the phase), broker CPU seconds per GB.
 set -euo pipefail
 
 BEFORE=${1:?before binary}
@@ -35,20 +36,29 @@ run() {
     done
     [[ -n "$port" ]] || { echo "broker did not start" >&2; cat "$log" >&2; kill "$pid"; exit 1; }
     "$BEFORE" topics --bootstrap-server "127.0.0.1:$port" --create --topic bench --partitions 1 >/dev/null
-    local start end result
+    local start result
     start=$(cpu_ticks "$pid")
     result=$("$BEFORE" perf produce --bootstrap-server "127.0.0.1:$port" --topic bench \
         --num-records "$RECORDS" --record-size "$SIZE" --output json \
         --producer-props acks=1 linger.ms=5 batch.size=1000000 "compression.type=$COMPRESSION" 2>/dev/null | tail -1)
-    end=$(cpu_ticks "$pid")
+    report "$bin" produce "$pid" "$start" "$result"
+    start=$(cpu_ticks "$pid")
+    result=$("$BEFORE" perf consume --bootstrap-server "127.0.0.1:$port" --topic bench \
+        --messages "$RECORDS" --output json 2>/dev/null | tail -1)
+    report "$bin" consume "$pid" "$start" "$result"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
-    local mbps cpu gb
+}
+
+# One line: the tool's MB/s and the broker's CPU since `start` ticks.
+report() {
+    local bin=$1 phase=$2 pid=$3 start=$4 result=$5 end mbps cpu gb
+    end=$(cpu_ticks "$pid")
     mbps=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d.get("mb_per_sec", d.get("MBps", 0)), 1))' "$result" 2>/dev/null || echo "?")
     cpu=$(awk -v a="$start" -v b="$end" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / t}')
     gb=$(awk -v n="$RECORDS" -v s="$SIZE" 'BEGIN {print n * s / 1e9}')
-    printf '%-28s %8s MB/s  broker %6s CPU s  %6.2f CPU s/GB\n' "$(basename "$(dirname "$bin")")/$(basename "$bin")" \
-        "${mbps:-?}" "$cpu" "$(awk -v c="$cpu" -v g="$gb" 'BEGIN {print c / g}')"
+    printf '%-28s %-8s %8s MB/s  broker %6s CPU s  %6.2f CPU s/GB\n' "$(basename "$(dirname "$bin")")/$(basename "$bin")" \
+        "$phase" "${mbps:-?}" "$cpu" "$(awk -v c="$cpu" -v g="$gb" 'BEGIN {print c / g}')"
 }
 
 echo "$RECORDS x $SIZE B, compression $COMPRESSION, $ROUNDS rounds"

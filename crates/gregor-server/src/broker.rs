@@ -268,7 +268,8 @@ impl Broker {
         tracing::info!("gregor stopped cleanly");
     }
 
-    /// Retention and time-based flushing, on the intervals the config gives.
+    /// Retention, time-based flushing, closing idle segment files and the group and transaction
+    /// timers, on the intervals the config gives.
     async fn maintain(self: Arc<Self>) {
         let retention_every = self
             .config
@@ -282,6 +283,8 @@ impl Broker {
             .get_i64("transaction.abort.timed.out.transaction.cleanup.interval.ms")
             .max(1) as u64;
         let mut txn_timers = tokio::time::interval(Duration::from_millis(txn_every));
+        let idle_every = self.config.get_i64("log.segment.file.idle.ms").max(1) as u64;
+        let mut idle_files = tokio::time::interval(Duration::from_millis(idle_every));
         let mut stop = self.shutdown_signal();
         loop {
             tokio::select! {
@@ -296,6 +299,14 @@ impl Broker {
                     for p in self.replicas.all() {
                         if let Err(e) = p.with_log_mut(|log| log.maybe_flush(now_ms())) {
                             tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                        }
+                    }
+                }
+                // Open files follow the partitions in use, not every segment on disk.
+                _ = idle_files.tick() => {
+                    for p in self.replicas.all() {
+                        if let Err(e) = p.with_log_mut(gregor_storage::PartitionLog::close_idle_files) {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing idle segment files failed");
                         }
                     }
                 }

@@ -64,6 +64,12 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "300000",
         ConfigKind::Long { min: 1 },
     ),
+    // gregor's own: segment files unused this long (up to twice) are closed.
+    broker(
+        "log.segment.file.idle.ms",
+        "60000",
+        ConfigKind::Long { min: 1 },
+    ),
     broker(
         "log.flush.scheduler.interval.ms",
         "9223372036854775807",

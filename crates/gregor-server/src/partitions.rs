@@ -155,7 +155,7 @@ impl Partition {
         let mut logged = self.write_failure_logged.lock();
         if logged.is_none_or(|t| t.elapsed() >= WRITE_FAILURE_LOG_INTERVAL) {
             *logged = Some(Instant::now());
-            tracing::error!(topic = %self.topic, partition = self.index, dir = %self.log_dir().display(), %error, "cannot write to the partition's log (disk full?); producers get KAFKA_STORAGE_ERROR");
+            tracing::error!(topic = %self.topic, partition = self.index, dir = %self.log_dir().display(), %error, "cannot write to the partition's log; producers get KAFKA_STORAGE_ERROR");
         }
     }
 

@@ -38,6 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes};
 use proto_kafka::compression::{self as cmpr, Compressor, Decompressor};
@@ -170,7 +171,7 @@ pub struct CleanStats {
 struct PlannedSegment {
     base_offset: i64,
     size: u64,
-    file: File,
+    file: Arc<File>,
 }
 
 /// The segments to clean and the range to clean, from [`PartitionLog::cleaning_plan`].
@@ -302,7 +303,7 @@ impl PartitionLog {
         }
         let mut segments = Vec::with_capacity(cleanable.len());
         for s in cleanable {
-            match s.clone_file() {
+            match s.log_file() {
                 Ok(file) => segments.push(PlannedSegment {
                     base_offset: s.base_offset,
                     size: s.size,
@@ -647,9 +648,7 @@ impl PlannedSegment {
     }
 
     fn read(&self, pos: u64, h: &BatchHeader) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; h.total_len()];
-        self.file.read_exact_at(&mut buf, pos)?;
-        Ok(buf)
+        segment::read_at(&self.file, pos, h.total_len())
     }
 }
 

@@ -659,6 +659,10 @@ fn replaced_originals_removed_after_file_delete_delay() {
     log.maybe_flush(NOW + 60_000).unwrap();
     assert!(files_with(&dir, ".deleted").is_empty());
     assert_eq!(latest(&all_records(&log)), want);
+    // Closed when idle, the cleaned segments reopen at their final names.
+    log.close_idle_files().unwrap();
+    assert!(log.close_idle_files().unwrap() > stats.segments_cleaned);
+    assert_eq!(latest(&all_records(&log)), want);
 }
 
 #[test]

@@ -154,7 +154,10 @@ impl PartitionLog {
             }
         }
         if segments.is_empty() {
-            segments.push(Segment::create(&dir, log_start_offset)?);
+            let mut segment = Segment::create(&dir, log_start_offset)?;
+            // Like recovered ones, opened when first used.
+            segment.close_file()?;
+            segments.push(segment);
         }
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset);
         let first_base = segments.first().map_or(0, |s| s.base_offset);
@@ -486,10 +489,11 @@ impl PartitionLog {
             {
                 continue;
             }
+            let file = seg.log_file()?;
             let mut pos = seg.time_lookup_position(ts);
-            while let Some(h) = seg.header_at(pos)? {
+            while let Some(h) = seg.header_at(&file, pos)? {
                 if h.max_timestamp >= ts && h.last_offset() >= self.log_start_offset {
-                    let data = seg.read_batch(pos, &h)?;
+                    let data = segment::read_at(&file, pos, h.total_len())?;
                     if let Some(found) = find_record(&h, data, self.log_start_offset, |t| t >= ts)?
                     {
                         return Ok(Some(found));
@@ -639,6 +643,26 @@ impl PartitionLog {
             self.flush(now_ms)?;
         }
         Ok(())
+    }
+
+    /// Closes the segment files that nothing used since the previous call (syncing unsynced
+    /// data first); the next use reopens them. Returns how many were closed.
+    pub fn close_idle_files(&mut self) -> Result<usize> {
+        let mut closed = 0;
+        for s in &mut self.segments {
+            closed += usize::from(s.close_if_idle()?);
+        }
+        Ok(closed)
+    }
+
+    /// How many segment files are open.
+    #[cfg(test)]
+    pub(crate) fn open_files(&mut self) -> usize {
+        let mut n = 0;
+        for s in &mut self.segments {
+            n += usize::from(s.is_open());
+        }
+        n
     }
 
     /// fsyncs everything, writes indexes and the checkpoint (recovery point = log end offset).

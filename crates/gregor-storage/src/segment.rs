@@ -4,6 +4,9 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::batch::{self, BatchHeader, HEADER_LEN};
 use crate::error::{Result, StorageError};
@@ -26,9 +29,96 @@ pub(crate) fn parse_file_name(name: &str, ext: &str) -> Option<i64> {
     stem.parse().ok()
 }
 
+/// A segment's `.log` file handle, opened on first use and closed by
+/// [`Segment::close_if_idle`] when a sweep finds it unused, so the files a broker holds open
+/// follow the partitions in use, not every segment on disk.
+struct LogFile {
+    handle: Mutex<Option<Arc<File>>>,
+    /// Set by every use; cleared by each idle sweep.
+    used: AtomicBool,
+}
+
+impl LogFile {
+    fn open(file: File) -> LogFile {
+        LogFile {
+            handle: Mutex::new(Some(Arc::new(file))),
+            used: AtomicBool::new(true),
+        }
+    }
+
+    /// The open handle, reopening `path` if it was closed.
+    fn get(&self, path: impl FnOnce() -> PathBuf) -> Result<Arc<File>> {
+        self.used.store(true, Ordering::Relaxed);
+        let mut handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(file) = &*handle {
+            return Ok(file.clone());
+        }
+        let file = Arc::new(reopen(&path())?);
+        *handle = Some(file.clone());
+        Ok(file)
+    }
+
+    /// The handle for a writer (who holds the segment exclusively).
+    fn get_mut(&mut self, path: impl FnOnce() -> PathBuf) -> Result<&File> {
+        self.used.store(true, Ordering::Relaxed);
+        let handle = self
+            .handle
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if handle.is_none() {
+            *handle = Some(Arc::new(reopen(&path())?));
+        }
+        Ok(handle.as_deref().expect("opened above"))
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.handle
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
+    }
+
+    fn close(&mut self) {
+        *self
+            .handle
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+/// How often running out of file descriptors is logged.
+const OPEN_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Reopens a closed segment file. Failing for lack of file descriptors is logged (once a
+/// minute): the partitions whose files are open keep serving, the others answer
+/// KAFKA_STORAGE_ERROR until descriptors free up.
+fn reopen(path: &Path) -> Result<File> {
+    static LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
+    match OpenOptions::new().read(true).append(true).open(path) {
+        Ok(file) => Ok(file),
+        Err(e) => {
+            if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
+                let mut logged = LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
+                if logged.is_none_or(|t| t.elapsed() >= OPEN_FAILURE_LOG_INTERVAL) {
+                    *logged = Some(Instant::now());
+                    tracing::error!(
+                        "cannot open {}: {e}; partitions whose files are open keep serving, the others answer KAFKA_STORAGE_ERROR (raise the open files limit, ulimit -n)",
+                        path.display()
+                    );
+                }
+            }
+            Err(e.into())
+        }
+    }
+}
+
+/// errno values for "too many open files" (in the process, in the system).
+const EMFILE: i32 = 24;
+const ENFILE: i32 = 23;
+
 pub(crate) struct Segment {
     pub base_offset: i64,
-    file: File,
+    file: LogFile,
     dir: PathBuf,
     /// Bytes in the `.log` file.
     pub size: u64,
@@ -72,7 +162,7 @@ impl Segment {
     fn empty(dir: &Path, base_offset: i64, file: File) -> Segment {
         Segment {
             base_offset,
-            file,
+            file: LogFile::open(file),
             dir: dir.to_path_buf(),
             size: 0,
             next_offset: base_offset,
@@ -109,18 +199,18 @@ impl Segment {
         let file = Self::open_file(dir, base_offset, false)?;
         let file_len = file.metadata()?.len();
         let mut seg = Self::empty(dir, base_offset, file);
+        let log = seg.log_file()?;
         let mut pos: u64 = 0;
         let mut expected_min = min_offset.max(base_offset);
-        let mut hdr = [0u8; HEADER_LEN];
         let mut data: Vec<u8> = Vec::new();
         let mut corrupt = false;
         while pos < file_len {
             match seg.check_batch_at(
+                &log,
                 pos,
                 file_len,
                 (expected_min, upper_offset),
                 recovery_point,
-                &mut hdr,
                 &mut data,
             ) {
                 Ok(h) => {
@@ -128,7 +218,7 @@ impl Segment {
                     seg.track_batch(&h, pos, index_interval);
                     // Transaction markers: commit or abort (a few bytes, rare).
                     let marker = if h.is_control() {
-                        batch::control_marker(&seg.read_batch(pos, &h)?)
+                        batch::control_marker(&read_at(&log, pos, h.total_len())?)
                     } else {
                         None
                     };
@@ -150,10 +240,12 @@ impl Segment {
             }
         }
         if corrupt {
-            seg.file.set_len(pos)?;
-            seg.file.sync_all()?;
+            log.set_len(pos)?;
+            log.sync_all()?;
         }
         seg.size = pos;
+        // Reopened when first used: a broker's open files follow the partitions in use.
+        seg.file.close();
         Ok(Recovered {
             segment: seg,
             corrupt,
@@ -163,24 +255,25 @@ impl Segment {
     /// Validates the framing (and, past the recovery point, the CRC) of the batch at `pos`.
     fn check_batch_at(
         &self,
+        file: &File,
         pos: u64,
         file_len: u64,
         (expected_min, upper_offset): (i64, i64),
         recovery_point: i64,
-        hdr: &mut [u8; HEADER_LEN],
         data: &mut Vec<u8>,
     ) -> Result<BatchHeader> {
         let remaining = file_len - pos;
         if remaining < HEADER_LEN as u64 {
             return Err(StorageError::CorruptMessage("torn batch header".into()));
         }
-        self.file.read_exact_at(hdr, pos)?;
-        let len = batch::frame_len(hdr)?
+        let mut hdr = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut hdr, pos)?;
+        let len = batch::frame_len(&hdr)?
             .ok_or_else(|| StorageError::CorruptMessage("short header".into()))?;
         if len as u64 > remaining {
             return Err(StorageError::CorruptMessage("torn batch".into()));
         }
-        let h = BatchHeader::parse(hdr)?;
+        let h = BatchHeader::parse(&hdr)?;
         if h.base_offset < expected_min
             || h.last_offset_delta < 0
             || h.last_offset() >= upper_offset
@@ -195,7 +288,7 @@ impl Segment {
         }
         if h.last_offset() >= recovery_point {
             data.resize(len, 0);
-            self.file.read_exact_at(data, pos)?;
+            file.read_exact_at(data, pos)?;
             // Stored batches may have been compacted (offset gaps, or empty; see cleaner.rs).
             batch::validate_stored(data)?;
         }
@@ -232,9 +325,11 @@ impl Segment {
         now_ms: i64,
         index_interval: usize,
     ) -> Result<()> {
-        if let Err(e) = self.file.write_all(data) {
+        let size = self.size;
+        let mut file = self.writable_file()?;
+        if let Err(e) = file.write_all(data) {
             // Do not leave a partial write behind.
-            let _ = self.file.set_len(self.size);
+            let _ = file.set_len(size);
             return Err(e.into());
         }
         if self.batch_count == 0 {
@@ -252,10 +347,49 @@ impl Segment {
 
     pub fn sync(&mut self) -> Result<()> {
         if self.dirty {
-            self.file.sync_data()?;
+            self.writable_file()?.sync_data()?;
             self.dirty = false;
         }
         Ok(())
+    }
+
+    /// Closes the `.log` file, syncing unsynced data first so that no write error can go
+    /// unseen; the next use reopens it.
+    pub fn close_file(&mut self) -> Result<()> {
+        self.sync()?;
+        self.file.close();
+        Ok(())
+    }
+
+    /// Closes the `.log` file if nothing used it since the previous call; true if it did.
+    pub fn close_if_idle(&mut self) -> Result<bool> {
+        if self.file.used.swap(false, Ordering::Relaxed) || !self.file.is_open() {
+            return Ok(false);
+        }
+        self.close_file()?;
+        Ok(true)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn is_open(&mut self) -> bool {
+        self.file.is_open()
+    }
+
+    /// The `.log` file's path: segments in a log always have their final name (a cleaned
+    /// segment is renamed to it before it joins the log).
+    fn log_path(&self) -> PathBuf {
+        file_path(&self.dir, self.base_offset, LOG_EXT)
+    }
+
+    /// The `.log` file for reading (opened if it was closed). The handle is shared: it stays
+    /// readable after the file is renamed or deleted.
+    pub(crate) fn log_file(&self) -> Result<Arc<File>> {
+        self.file.get(|| self.log_path())
+    }
+
+    fn writable_file(&mut self) -> Result<&File> {
+        let path = self.log_path();
+        self.file.get_mut(|| path)
     }
 
     /// Writes `.index` and `.timeindex` if they changed since last written.
@@ -302,7 +436,7 @@ impl Segment {
     }
 
     /// Reads the header of the batch at `pos`; `None` at or past the end.
-    pub fn header_at(&self, pos: u64) -> Result<Option<BatchHeader>> {
+    pub(crate) fn header_at(&self, file: &File, pos: u64) -> Result<Option<BatchHeader>> {
         if pos >= self.size {
             return Ok(None);
         }
@@ -313,7 +447,7 @@ impl Segment {
             )));
         }
         let mut hdr = [0u8; HEADER_LEN];
-        self.file.read_exact_at(&mut hdr, pos)?;
+        file.read_exact_at(&mut hdr, pos)?;
         let h = BatchHeader::parse(&hdr)?;
         if h.batch_length < batch::MIN_BATCH_LENGTH || pos + h.total_len() as u64 > self.size {
             return Err(StorageError::CorruptMessage(format!(
@@ -326,9 +460,13 @@ impl Segment {
 
     /// Position and header of the batch containing `offset` (or the first batch after it).
     pub fn find_batch(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
+        self.find_batch_in(&*self.log_file()?, offset)
+    }
+
+    fn find_batch_in(&self, file: &File, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
         let rel = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
         let mut pos = u64::from(self.offset_index.lookup(rel));
-        while let Some(h) = self.header_at(pos)? {
+        while let Some(h) = self.header_at(file, pos)? {
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
             }
@@ -340,7 +478,8 @@ impl Segment {
     /// Reads whole batches starting at the batch containing `offset` (see PartitionLog::read).
     /// `None` if the segment has no batch at or after `offset`.
     pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<Option<Vec<u8>>> {
-        let Some((start, first)) = self.find_batch(offset)? else {
+        let file = self.log_file()?;
+        let Some((start, first)) = self.find_batch_in(&file, offset)? else {
             return Ok(None);
         };
         if first.base_offset >= max_offset {
@@ -349,8 +488,7 @@ impl Segment {
         let available = self.size - start;
         let first_len = first.total_len() as u64;
         let want = (max_bytes as u64).max(first_len).min(available);
-        let mut buf = vec![0u8; want as usize];
-        self.file.read_exact_at(&mut buf, start)?;
+        let mut buf = read_at(&file, start, want as usize)?;
         let mut end = 0usize;
         while end + batch::LOG_OVERHEAD <= buf.len() {
             let rest = &buf[end..];
@@ -377,9 +515,7 @@ impl Segment {
 
     /// Reads the whole batch at `pos`.
     pub fn read_batch(&self, pos: u64, h: &BatchHeader) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; h.total_len()];
-        self.file.read_exact_at(&mut buf, pos)?;
-        Ok(buf)
+        read_at(&*self.log_file()?, pos, h.total_len())
     }
 
     /// Position from which to scan for the first record with timestamp >= `ts`.
@@ -387,6 +523,13 @@ impl Segment {
         let rel = self.time_index.lookup_before(ts);
         u64::from(self.offset_index.lookup(rel))
     }
+}
+
+/// Reads `len` bytes at `pos`.
+pub(crate) fn read_at(file: &File, pos: u64, len: usize) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, pos)?;
+    Ok(buf)
 }
 
 pub(crate) fn remove_segment_files(dir: &Path, base_offset: i64) -> Result<()> {
@@ -454,14 +597,9 @@ impl Segment {
         Ok(Self::empty(dir, base_offset, f))
     }
 
-    /// A second handle on the `.log` file (stays readable after the file is renamed or deleted).
-    pub(crate) fn clone_file(&self) -> Result<File> {
-        Ok(self.file.try_clone()?)
-    }
-
     /// fsyncs the `.log` file unconditionally.
-    pub(crate) fn sync_all(&self) -> Result<()> {
-        self.file.sync_all()?;
+    pub(crate) fn sync_all(&mut self) -> Result<()> {
+        self.writable_file()?.sync_all()?;
         Ok(())
     }
 }

@@ -289,6 +289,45 @@ fn roll_by_size_and_time() {
 }
 
 #[test]
+fn idle_segment_files_close_and_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = batch(2);
+    let cfg = LogConfig {
+        segment_bytes: (b.len() * 2) as u64,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg.clone());
+    for i in 0..6 {
+        log.append(&b, 0, 1000 + i).unwrap();
+    }
+    assert_eq!(log.open_files(), 3);
+    // Every file was used since the last sweep (there was none): nothing closes.
+    assert_eq!(log.close_idle_files().unwrap(), 0);
+    // Unused for a whole sweep: all close, the unsynced active one after an fsync.
+    assert_eq!(log.close_idle_files().unwrap(), 3);
+    assert_eq!(log.open_files(), 0);
+
+    // A read opens only the segment it reads; an append only the active one.
+    assert_eq!(batches_of(&log.read(0, 1, i64::MAX).unwrap()), vec![(0, 2)]);
+    assert_eq!(log.open_files(), 1);
+    log.append(&b, 0, 2000).unwrap();
+    assert_eq!(log.open_files(), 2);
+    assert_eq!(log.close_idle_files().unwrap(), 0);
+    assert_eq!(log.close_idle_files().unwrap(), 2);
+    assert_eq!(all_batches(&log).len(), 7);
+    assert_eq!(log.offset_for_timestamp(1001).unwrap(), Some((1, 1001)));
+    drop(log);
+
+    // A reopened log holds no file until one is used, and reads and appends as before.
+    let mut log = open(tmp.path(), cfg);
+    assert_eq!(log.open_files(), 0);
+    assert_eq!(log.log_end_offset(), 14);
+    log.append(&b, 0, 3000).unwrap();
+    assert_eq!(log.open_files(), 1);
+    assert_eq!(all_batches(&log).len(), 8);
+}
+
+#[test]
 fn roll_when_index_full() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = LogConfig {

@@ -1,6 +1,7 @@
 //! What one client can take from the broker is bounded: memory held by requests being read (by
 //! `queued.max.request.bytes`, whatever sizes are announced), time (a request must arrive whole
-//! within `request.timeout.ms`), connections (`max.connections.per.ip`) and log lines.
+//! within `request.timeout.ms`), connections (`max.connections.per.ip`) and log lines; the
+//! broker's open files follow the partitions in use, and running out of them is survived.
 
 mod common;
 
@@ -144,31 +145,38 @@ fn bad_input_cannot_flood_the_log() {
     );
 }
 
-/// Out of file descriptors (a topic with more partitions than the limit allows), the broker
-/// says so once, keeps serving the connections and partitions it has open, and stays up.
+/// Produces one record to `topic`/`partition` on `s`; the partition's error code.
+fn produce_one(s: &mut TcpStream, topic: &str, partition: i32) -> i16 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Stamped now: older records would go to retention.
+    let batch = common::record_batch(&[b"x"], -1, -1, -1, now);
+    s.write_all(&common::produce_v3_to(7, topic, partition, &batch))
+        .unwrap();
+    common::parse_produce_v3_of(&common::read_raw_response(s), partition).1
+}
+
+const KAFKA_STORAGE_ERROR: i16 = 56;
+
+/// Out of file descriptors, the broker says so once, keeps serving the connections and
+/// partitions it has open, serves the others again once descriptors are free, and stays up.
 #[test]
 fn at_the_open_files_limit_the_broker_keeps_serving_what_it_has_open() {
-    let g = Gregor::start_with_open_files(&[], Some(128));
+    let g = Gregor::start_with_open_files(&["log.segment.file.idle.ms=600000"], Some(128));
     let mut open = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
     assert!(answered(&mut open));
     g.create_topic("early", 1);
-    // Each partition holds a file open at least: 200 of them cannot all open under 128.
-    let admin = g.admin();
-    let many =
-        rdkafka::admin::NewTopic::new("many", 200, rdkafka::admin::TopicReplication::Fixed(1));
-    let _ = common::block_on(admin.create_topics(&[many], &common::admin_opts()));
-    drop(admin);
-    let deadline = Instant::now() + DEADLINE;
-    while !g.log_contains("partition log is offline") {
-        assert!(
-            Instant::now() < deadline,
-            "no partition failed to open:\n{}",
-            g.log_tail(30)
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // New connections may be refused while the limit is reached; the open one is served, and
-    // so are the partitions that opened.
+    // A partition holds no file until it is used: 200 of them are created under 128.
+    g.create_topic("many", 200);
+    assert!(
+        !g.log_contains("partition log is offline"),
+        "{}",
+        g.log_tail(20)
+    );
+    assert_eq!(produce_one(&mut open, "early", 0), 0);
+
     // New connections, kept open (each takes a descriptor), until one is not served.
     let mut held = Vec::new();
     let reached = (0..150).any(|_| {
@@ -182,20 +190,131 @@ fn at_the_open_files_limit_the_broker_keeps_serving_what_it_has_open() {
     });
     assert!(reached, "the limit was never reached");
     assert!(answered(&mut open), "the open connection is still served");
-    let batch = common::record_batch(&[b"still here"], -1, -1, -1, 1_700_000_000_000);
-    open.write_all(&common::produce_v3(9, "early", &batch))
-        .unwrap();
-    let (_, error, _) = common::parse_produce_v3(&common::read_raw_response(&mut open));
-    assert_eq!(error, 0, "a partition that is open still takes writes");
-    // A line logged after the failing accepts: once it is there, theirs are too.
+    assert_eq!(
+        produce_one(&mut open, "early", 0),
+        0,
+        "a partition whose file is open still takes writes"
+    );
+    // Each partition written keeps its file open (for 10 minutes): the descriptors run out.
+    let refused: Vec<i32> = (0..200)
+        .filter(|&p| produce_one(&mut open, "many", p) == KAFKA_STORAGE_ERROR)
+        .collect();
+    assert!(refused.len() > 100, "refused {refused:?}");
+    assert_eq!(produce_one(&mut open, "early", 0), 0);
+
+    // Descriptors free again (not for all: the written partitions keep theirs): refused
+    // partitions take writes.
+    drop(held);
+    for &p in &refused[..20] {
+        let deadline = Instant::now() + DEADLINE;
+        while produce_one(&mut open, "many", p) != 0 {
+            assert!(Instant::now() < deadline, "partition {p} still refused");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    // A line logged after the failures: once it is there, theirs are too.
     open.write_all(&common::raw_frame(18, 99, 11, false, &[]))
         .unwrap();
     common::read_raw_response(&mut open);
     assert!(g.wait_for_log("ApiVersions version unsupported"));
-    let accept_errors = g
-        .log_tail(100_000)
+    let log = g.log_tail(100_000);
+    let accept_errors = log
         .lines()
         .filter(|l| l.contains("accept") && (l.contains("ERROR") || l.contains("WARN")))
         .count();
     assert_eq!(accept_errors, 1, "lines about failing accepts");
+    let open_errors = log
+        .lines()
+        .filter(|l| l.contains("partitions whose files are open keep serving"))
+        .count();
+    assert_eq!(open_errors, 1, "lines about failing opens");
+}
+
+/// How many `.log` files of `topic` the process `pid` holds open.
+fn open_segment_files(pid: i32, topic: &str) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| {
+            let dir = target.parent().and_then(|d| d.file_name());
+            dir.and_then(|d| d.to_str())
+                .is_some_and(|d| d.starts_with(&format!("{topic}-")))
+                && target.extension().is_some_and(|e| e == "log")
+        })
+        .count()
+}
+
+/// Waits until `pid` holds no `.log` file of `topic` open.
+fn wait_for_no_open_segment_files(pid: i32, topic: &str) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let open = open_segment_files(pid, topic);
+        if open == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{open} segment files stay open");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Open files follow the partitions in use, not the segments on disk: unused segment files
+/// close (after `log.segment.file.idle.ms`), a restart opens none of them, and reading every
+/// segment opens them only while they are read.
+#[test]
+fn open_files_do_not_grow_with_partitions_and_segments() {
+    const PARTITIONS: i32 = 100;
+    const BATCHES: usize = 3;
+    let mut g = Gregor::start(&["log.segment.file.idle.ms=300"]);
+    // segment.bytes=14: each batch rolls a segment of its own.
+    let admin = g.admin();
+    let wide = rdkafka::admin::NewTopic::new(
+        "wide",
+        PARTITIONS,
+        rdkafka::admin::TopicReplication::Fixed(1),
+    )
+    .set("segment.bytes", "14");
+    common::block_on(admin.create_topics(&[wide], &common::admin_opts())).unwrap()[0]
+        .as_ref()
+        .unwrap();
+    common::wait_for_partitions(&admin, "wide", PARTITIONS as usize);
+    drop(admin);
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    for _ in 0..BATCHES {
+        for p in 0..PARTITIONS {
+            assert_eq!(produce_one(&mut s, "wide", p), 0);
+        }
+    }
+    drop(s);
+    let segments = walk_files(g.data_dir(), ".log");
+    assert!(
+        segments >= PARTITIONS as usize * BATCHES,
+        "{segments} segment files"
+    );
+    wait_for_no_open_segment_files(g.pid(), "wide");
+
+    g.terminate(Duration::from_secs(30));
+    g.restart();
+    assert_eq!(open_segment_files(g.pid(), "wide"), 0, "after a restart");
+    let all: Vec<i32> = (0..PARTITIONS).collect();
+    let read = g.consume("wide", &all, PARTITIONS as usize * BATCHES);
+    assert_eq!(read.len(), PARTITIONS as usize * BATCHES);
+    wait_for_no_open_segment_files(g.pid(), "wide");
+}
+
+/// Files under `dir` (recursively) whose names end with `suffix`.
+fn walk_files(dir: &std::path::Path, suffix: &str) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                walk_files(&path, suffix)
+            } else {
+                usize::from(path.to_string_lossy().ends_with(suffix))
+            }
+        })
+        .sum()
 }

@@ -747,6 +747,11 @@ fn batch_with_attributes(
 
 /// Produce v3 (acks=-1) of one batch to partition 0 of `topic`, encoded by hand.
 pub fn produce_v3(correlation: i32, topic: &str, batch: &[u8]) -> Vec<u8> {
+    produce_v3_to(correlation, topic, 0, batch)
+}
+
+/// Produce v3 (acks=-1) of one batch to `partition` of `topic`, encoded by hand.
+pub fn produce_v3_to(correlation: i32, topic: &str, partition: i32, batch: &[u8]) -> Vec<u8> {
     let mut b = vec![];
     b.extend_from_slice(&(-1i16).to_be_bytes()); // transactional_id: null
     b.extend_from_slice(&(-1i16).to_be_bytes()); // acks
@@ -755,21 +760,26 @@ pub fn produce_v3(correlation: i32, topic: &str, batch: &[u8]) -> Vec<u8> {
     b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
     b.extend_from_slice(topic.as_bytes());
     b.extend_from_slice(&1i32.to_be_bytes()); // partitions
-    b.extend_from_slice(&0i32.to_be_bytes());
+    b.extend_from_slice(&partition.to_be_bytes());
     b.extend_from_slice(&(batch.len() as i32).to_be_bytes());
     b.extend_from_slice(batch);
     raw_frame(0, 3, correlation, false, &b)
 }
 
-/// (correlation id, error code, base offset) of a one-partition ProduceResponse v3.
+/// (correlation id, error code, base offset) of a ProduceResponse v3 for partition 0.
 pub fn parse_produce_v3(r: &[u8]) -> (i32, i16, i64) {
+    parse_produce_v3_of(r, 0)
+}
+
+/// (correlation id, error code, base offset) of a ProduceResponse v3 for `partition` alone.
+pub fn parse_produce_v3_of(r: &[u8], partition: i32) -> (i32, i16, i64) {
     let i16_at = |p: usize| i16::from_be_bytes(r[p..p + 2].try_into().unwrap());
     let i32_at = |p: usize| i32::from_be_bytes(r[p..p + 4].try_into().unwrap());
     let i64_at = |p: usize| i64::from_be_bytes(r[p..p + 8].try_into().unwrap());
     assert_eq!(i32_at(4), 1, "one topic");
     let p = 8 + 2 + i16_at(8) as usize;
     assert_eq!(i32_at(p), 1, "one partition");
-    assert_eq!(i32_at(p + 4), 0, "partition 0");
+    assert_eq!(i32_at(p + 4), partition, "the partition produced to");
     (i32_at(0), i16_at(p + 8), i64_at(p + 10))
 }
 

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{send_ok, Gregor, Rec};
+use rdkafka::admin::{AlterConfig, ResourceSpecifier};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 
@@ -426,6 +427,14 @@ impl SmallDisk {
         SmallDisk { _dir: dir, path }
     }
 
+    /// Takes whatever room is left with a ballast file.
+    fn fill_rest(&self) {
+        let mut ballast = std::fs::File::create(self.path.join("ballast")).unwrap();
+        let page = [0u8; 4096];
+        while ballast.write_all(&page).is_ok() {}
+        let _ = ballast.sync_all();
+    }
+
     fn temp_files(&self) -> Vec<PathBuf> {
         let mut found = Vec::new();
         let mut dirs = vec![self.path.clone()];
@@ -494,8 +503,34 @@ fn a_full_disk_is_survivable() {
     // A restart on the full disk.
     g.terminate(Duration::from_secs(30));
     g.restart();
-    // The deletion's record still fits: the space comes back.
+    // Every last page taken, metadata records still go in: from the reserve, once their log
+    // needs a page. (Config changes write nothing but metadata records.)
+    disk.fill_rest();
     let admin = g.admin();
+    let mut retention_ms = 1_000_000_000;
+    while !g.log_contains("the metadata log used its reserve") {
+        retention_ms += 1;
+        assert!(retention_ms < 1_000_010_000, "the reserve was never needed");
+        let value = retention_ms.to_string();
+        let change =
+            AlterConfig::new(ResourceSpecifier::Topic("filler")).set("retention.ms", &value);
+        common::block_on(admin.alter_configs(&[change], &common::admin_opts())).unwrap();
+    }
+    let described = common::block_on(
+        admin.describe_configs(&[ResourceSpecifier::Topic("filler")], &common::admin_opts()),
+    )
+    .unwrap();
+    let retention = described[0]
+        .as_ref()
+        .unwrap()
+        .get("retention.ms")
+        .and_then(|e| e.value.clone());
+    assert_eq!(
+        retention,
+        Some(retention_ms.to_string()),
+        "every config change went in"
+    );
+    // The deletion's record fits too: the space comes back.
     common::block_on(admin.delete_topics(&["filler"], &common::admin_opts()))
         .unwrap()
         .into_iter()

@@ -94,6 +94,71 @@ fn slow_and_never_finished_requests_hold_bounded_memory_and_are_dropped() {
     assert!(g.wait_for_log("request.timeout.ms"));
 }
 
+/// Connections that sent large requests and then stay idle do not keep their memory.
+#[test]
+fn idle_connections_do_not_keep_the_memory_of_large_requests() {
+    const REQUEST: usize = 20 << 20;
+    const CONNECTIONS: usize = 10;
+    let g = Gregor::start(&[]);
+    g.create_topic("t", 1);
+    let pid = g.pid();
+    let rss_before = status_bytes(pid, "VmRSS");
+    // A 20 MB batch: read whole, then refused (over message.max.bytes).
+    let big = vec![0x55u8; REQUEST];
+    let batch = common::record_batch(&[&big], -1, -1, -1, 1_700_000_000_000);
+    let request = common::produce_v3(1, "t", &batch);
+    let idle: Vec<TcpStream> = (0..CONNECTIONS)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+            s.write_all(&request).unwrap();
+            let (_, error, _) = common::parse_produce_v3(&common::read_raw_response(&mut s));
+            assert_eq!(error, 10, "MESSAGE_TOO_LARGE");
+            s
+        })
+        .collect();
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let grown = status_bytes(pid, "VmRSS").saturating_sub(rss_before);
+        if grown < (CONNECTIONS * REQUEST / 4) as u64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{CONNECTIONS} idle connections hold {} MB",
+            grown >> 20
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(idle);
+}
+
+/// A client that asks and never reads the answers is closed after `connections.max.idle.ms`.
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed() {
+    let g = Gregor::start(&["connections.max.idle.ms=1000"]);
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    // Enough ApiVersions requests for answers (about 400 bytes each) to fill every socket
+    // buffer; written by a thread, as the broker stops reading once its answers block.
+    let mut writer = s.try_clone().unwrap();
+    let asker = std::thread::spawn(move || {
+        writer.set_write_timeout(Some(DEADLINE)).unwrap();
+        let request = common::raw_frame(18, 0, 1, false, &[]);
+        for _ in 0..200_000 {
+            if writer.write_all(&request).is_err() {
+                return;
+            }
+        }
+    });
+    assert!(g.wait_for_log("its answer was not read within connections.max.idle.ms"));
+    asker.join().unwrap();
+    // What the broker sent before it gave up is still readable, then the connection ends.
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut sink = vec![0u8; 1 << 20];
+    while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+    let mut fresh = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    assert!(answered(&mut fresh), "the broker serves others");
+}
+
 #[test]
 fn connections_over_the_per_ip_quota_are_closed_at_once() {
     let g = Gregor::start(&["max.connections.per.ip=5"]);

@@ -40,11 +40,12 @@ impl RequestBudget {
     }
 }
 
-/// The default budget when `queued.max.request.bytes` is -1: a quarter of the machine's
-/// memory, at most 1 GiB (Kafka's -1 means no bound at all).
+/// The default budget when `queued.max.request.bytes` is -1: a quarter of the memory the
+/// broker may use (the machine's, or its cgroup's limit if lower), at most 1 GiB (Kafka's -1
+/// means no bound at all).
 pub fn default_bytes() -> usize {
     const CAP: usize = 1 << 30;
-    let total = std::fs::read_to_string("/proc/meminfo")
+    let machine = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {
             text.lines()
@@ -52,7 +53,24 @@ pub fn default_bytes() -> usize {
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
         })
         .map(|kib| kib * 1024);
-    total.map_or(CAP, |bytes| (bytes / 4).min(CAP))
+    // cgroup v2 ("max" when unlimited), then v1 (a huge number when unlimited).
+    let cgroup = [
+        "/sys/fs/cgroup/memory.max",
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+    ]
+    .iter()
+    .find_map(|path| {
+        std::fs::read_to_string(path)
+            .ok()?
+            .trim()
+            .parse::<usize>()
+            .ok()
+    });
+    let usable = match (machine, cgroup) {
+        (Some(m), Some(c)) => Some(m.min(c)),
+        (m, c) => m.or(c),
+    };
+    usable.map_or(CAP, |bytes| (bytes / 4).min(CAP))
 }
 
 #[cfg(test)]

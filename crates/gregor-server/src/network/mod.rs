@@ -6,8 +6,9 @@
 //! `max.connections.per.ip` (`quotas`); memory by `queued.max.request.bytes`, which every request
 //! being read or handled counts against by its announced size (`budget`), its bytes buffered only
 //! as they arrive; time by `request.timeout.ms`, within which a request must arrive whole once it
-//! has begun, and `connections.max.idle.ms` between requests; the log by a few lines per peer
-//! address a minute (`noisy_peers`).
+//! has begun, and `connections.max.idle.ms` between requests and for an answer to be taken; the
+//! log by a few lines per peer address a minute (`noisy_peers`). Answers are not counted in the
+//! budget: a connection holds one at a time, bounded by the request that asked for it.
 
 mod budget;
 mod noisy_peers;
@@ -43,6 +44,9 @@ struct Shared {
 
 /// How often a failing accept (out of file descriptors) is logged.
 const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A connection's read buffer between requests.
+const READ_BUFFER: usize = 64 * 1024;
 
 pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
     let config = &broker.config;
@@ -102,7 +106,7 @@ async fn serve_connection(
     mut stream: TcpStream,
     peer: SocketAddr,
 ) {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER);
     let mut stop = broker.shutdown_signal();
     let mut client = handlers::Client {
         peer,
@@ -170,6 +174,7 @@ async fn serve_connection(
                 None => return,
             },
         };
+        let frame_len = frame.len();
         let response = match decode_request(frame) {
             Ok(request) => match handlers::handle(&broker, request, &mut client).await {
                 Reply::Send(bytes) => Some(bytes),
@@ -193,10 +198,25 @@ async fn serve_connection(
             }
         };
         drop(reserved);
+        // The buffer a large request was read into is shared with its frame: an idle
+        // connection must not keep it.
+        if frame_len > READ_BUFFER && buf.is_empty() {
+            buf = BytesMut::with_capacity(READ_BUFFER);
+        }
         if let Some(response) = response {
-            if let Err(e) = stream.write_all(&response).await {
-                tracing::debug!(%peer, error = %e, "write failed");
-                return;
+            // A client that does not read its answer is closed like an idle one.
+            match tokio::time::timeout(shared.idle, stream.write_all(&response)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "write failed");
+                    return;
+                }
+                Err(_) => {
+                    log(
+                        &|| tracing::info!(%peer, "closing connection: its answer was not read within connections.max.idle.ms"),
+                    );
+                    return;
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
 #
 #   bench/cpu_compare.sh BEFORE_BIN AFTER_BIN [RECORDS] [RECORD_SIZE] [COMPRESSION]
 #   e.g. bench/cpu_compare.sh /tmp/gregor-before target/release/gregor 2000000 1024 none
+#   TOPIC_CONFIG=compression.type=zstd bench/cpu_compare.sh ...   # a topic config (recompression)
 #
 # Prints two lines per run (produce, consume): binary, MB/s (the tool's), broker CPU seconds
 # (utime+stime from /proc/<pid>/stat over the phase), broker CPU seconds per GB.
@@ -35,7 +36,8 @@ run() {
         sleep 0.1
     done
     [[ -n "$port" ]] || { echo "broker did not start" >&2; cat "$log" >&2; kill "$pid"; exit 1; }
-    "$BEFORE" topics --bootstrap-server "127.0.0.1:$port" --create --topic bench --partitions 1 >/dev/null
+    "$BEFORE" topics --bootstrap-server "127.0.0.1:$port" --create --topic bench --partitions 1 \
+        ${TOPIC_CONFIG:+--config "$TOPIC_CONFIG"} >/dev/null
     local start result
     start=$(cpu_ticks "$pid")
     result=$("$BEFORE" perf produce --bootstrap-server "127.0.0.1:$port" --topic bench \
@@ -61,7 +63,7 @@ report() {
         "$phase" "${mbps:-?}" "$cpu" "$(awk -v c="$cpu" -v g="$gb" 'BEGIN {print c / g}')"
 }
 
-echo "$RECORDS x $SIZE B, compression $COMPRESSION, $ROUNDS rounds"
+echo "$RECORDS x $SIZE B, compression $COMPRESSION, ${TOPIC_CONFIG:-default topic}, $ROUNDS rounds"
 for _ in $(seq 1 "$ROUNDS"); do
     run "$BEFORE"
     run "$AFTER"

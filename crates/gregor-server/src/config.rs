@@ -9,7 +9,7 @@ use gregor_metadata::configs::{
     is_dynamic_broker_config, topic_config, ConfigDef, ConfigKind, BOOL, SCALED_SYNONYMS,
 };
 use gregor_metadata::{ConfigLayers, GroupConfigBounds, TOPIC_CONFIGS};
-use gregor_storage::compression::BrokerCompression;
+use gregor_storage::compression::{BrokerCompression, CompressionLevels};
 use gregor_storage::{LogConfig, TimestampType};
 
 /// A config that cannot be used; the message names the key.
@@ -519,6 +519,11 @@ impl BrokerConfig {
             flush_ms: num("flush.ms"),
             compression: BrokerCompression::parse(&self.topic_value("compression.type", overrides))
                 .unwrap_or_default(),
+            compression_levels: CompressionLevels {
+                gzip: num("compression.gzip.level") as i32,
+                lz4: num("compression.lz4.level") as u32,
+                zstd: num("compression.zstd.level") as i32,
+            },
             timestamp_before_max_ms: num_or("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: num_or("message.timestamp.after.max.ms", 3_600_000),
             file_delete_delay_ms: num_or("file.delete.delay.ms", 60_000),

@@ -40,6 +40,8 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// compression.type: the codec batches are stored in
     pub compression: crate::compression::BrokerCompression,
+    /// compression.gzip.level, compression.lz4.level, compression.zstd.level
+    pub compression_levels: crate::compression::CompressionLevels,
     /// message.timestamp.before.max.ms: how far in the past a CreateTime timestamp may be
     pub timestamp_before_max_ms: i64,
     /// message.timestamp.after.max.ms: how far in the future a CreateTime timestamp may be
@@ -75,6 +77,7 @@ impl Default for LogConfig {
             max_compaction_lag_ms: i64::MAX,
             min_cleanable_dirty_ratio: 0.5,
             compression: crate::compression::BrokerCompression::Producer,
+            compression_levels: crate::compression::CompressionLevels::default(),
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             file_delete_delay_ms: 60_000,

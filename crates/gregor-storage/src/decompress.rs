@@ -11,7 +11,7 @@ use crate::error::{Result, StorageError};
 /// The Java client's snappy framing (snappy-java's "xerial" stream): magic, version 1,
 /// compatible version 1, then blocks each prefixed by a big-endian length. Only this exact header
 /// is taken for the framing (as the Rust clients' decoder does); anything else is raw snappy.
-const XERIAL_HEADER: &[u8] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
+pub(crate) const XERIAL_HEADER: &[u8] = b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01";
 /// A snappy block cannot expand more than this (a 3-byte copy tag emits at most 64 bytes).
 const SNAPPY_MAX_RATIO: usize = 22;
 

@@ -288,7 +288,13 @@ impl PartitionLog {
         // The records as the client sent them, before any recompression: a batch that cannot be
         // read (or would inflate without bound) is refused before it is decompressed whole.
         record_checks::check(records, &headers, &rules)?;
-        let recompressed = compression::recompress(records, &headers, self.config.compression)?;
+        let recompressed = compression::recompress(
+            records,
+            &headers,
+            self.config.compression,
+            self.config.compression_levels,
+            self.config.max_message_bytes,
+        )?;
         let records = match &recompressed {
             Some(rewritten) => {
                 headers = batch::validate_batches(rewritten, self.config.max_message_bytes)?;

@@ -69,15 +69,21 @@ impl Partition {
         now_ms: i64,
         condition: impl FnOnce(&PartitionLog) -> bool,
     ) -> Option<StorageResult<AppendResult>> {
-        let result = {
-            let mut log = self.log.write();
-            if !condition(&log) {
-                return None;
+        // Checked under the shared lock: reading every record (decompressing, re-encoding)
+        // runs beside fetches and other producers; only the append itself is exclusive.
+        let prepared = self.log.read().prepare(records, now_ms);
+        let result = match prepared {
+            Err(e) => Err(e),
+            Ok(prepared) => {
+                let mut log = self.log.write();
+                if !condition(&log) {
+                    return None;
+                }
+                let result = log.append_prepared(prepared, self.leader_epoch(), now_ms);
+                self.high_watermark
+                    .store(log.log_end_offset(), Ordering::Release);
+                result
             }
-            let result = log.append(records, self.leader_epoch(), now_ms);
-            self.high_watermark
-                .store(log.log_end_offset(), Ordering::Release);
-            result
         };
         match &result {
             Ok(appended) if !appended.duplicate => self.wake_waiters(),

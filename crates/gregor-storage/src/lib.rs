@@ -21,7 +21,7 @@ pub use config::{LogConfig, TimestampType};
 pub use decompress::decompress_bounded;
 pub use error::{RecordError, Result, StorageError};
 pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
-pub use log::{AppendResult, PartitionLog};
+pub use log::{AppendResult, PartitionLog, Prepared};
 pub use log_copy::{LogCopy, LogSnapshot};
 pub use producer_state::{AbortedTxn, ActiveProducer};
 

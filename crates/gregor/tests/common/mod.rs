@@ -37,6 +37,10 @@ pub struct Gregor {
     open_files: Option<u64>,
     pub port: u16,
     log: Arc<Mutex<Vec<String>>>,
+    /// Every line of any run that reports a panic (kept whole: `log` drops old lines).
+    panics: Arc<Mutex<Vec<String>>>,
+    /// The threads reading the broker's stderr, one per run, joined at the end.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Gregor {
@@ -58,6 +62,8 @@ impl Gregor {
             open_files,
             port: 0,
             log: Arc::new(Mutex::new(Vec::new())),
+            panics: Arc::new(Mutex::new(Vec::new())),
+            readers: Vec::new(),
         };
         g.spawn();
         g
@@ -118,7 +124,8 @@ impl Gregor {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel::<u16>();
         let log = self.log.clone();
-        std::thread::spawn(move || {
+        let panics = self.panics.clone();
+        let reader = std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -126,6 +133,9 @@ impl Gregor {
                     if let Some(tx) = tx.take() {
                         let _ = tx.send(port);
                     }
+                }
+                if line.contains("panicked") {
+                    panics.lock().unwrap().push(line.clone());
                 }
                 let mut log = log.lock().unwrap();
                 log.push(line);
@@ -135,6 +145,7 @@ impl Gregor {
                 }
             }
         });
+        self.readers.push(reader);
         self.child = Some(child);
         match rx.recv_timeout(DEADLINE) {
             Ok(port) => self.port = port,
@@ -280,14 +291,38 @@ impl Gregor {
 }
 
 impl Drop for Gregor {
+    /// Stops the broker; a test that passed still fails if the broker died on its own or
+    /// panicked anywhere (a connection task's panic leaves the process running).
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!(
                 "===== gregor stderr (tail) =====\n{}\n===== end =====",
                 self.log_tail(40)
             );
+            self.kill();
+            return;
         }
+        let died = if self.child.is_some() && !self.is_alive() {
+            self.child.take().and_then(|mut c| c.wait().ok())
+        } else {
+            None
+        };
         self.kill();
+        // Every line is in once the readers saw the end of stderr.
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+        let panics = self.panics.lock().unwrap().clone();
+        assert!(
+            died.is_none() && panics.is_empty(),
+            "the broker {}:\n{}\n===== gregor stderr (tail) =====\n{}",
+            match died {
+                Some(status) => format!("exited on its own ({status})"),
+                None => "panicked".into(),
+            },
+            panics.join("\n"),
+            self.log_tail(40)
+        );
     }
 }
 

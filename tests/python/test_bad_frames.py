@@ -4,7 +4,6 @@ closes the connection, never hangs or dies, and other clients keep working."""
 import random
 import socket
 import struct
-import time
 
 import pytest
 
@@ -17,22 +16,13 @@ def closed_or_answered(s, timeout=IO_TIMEOUT):
     """Wait until the broker closes the connection (-> 'closed') or sends something
     (-> 'answered'); fail if it does neither within the timeout."""
     s.settimeout(timeout)
-    deadline = time.monotonic() + timeout
     try:
         data = s.recv(65536)
     except (ConnectionResetError, BrokenPipeError):
         return "closed"
     except socket.timeout:
         pytest.fail(f"broker neither answered nor closed the connection within {timeout}s")
-    if not data:
-        return "closed"
-    # Answered: it must be a well-formed frame; then the broker may or may not close.
-    while len(data) < 4 and time.monotonic() < deadline:
-        more = s.recv(65536)
-        if not more:
-            break
-        data += more
-    return "answered"
+    return "answered" if data else "closed"
 
 
 def assert_broker_healthy(broker):
@@ -125,10 +115,11 @@ BAD_FRAMES = {
 
 @pytest.mark.parametrize("name", list(BAD_FRAMES))
 def test_bad_frame(broker, name):
+    """A frame that cannot be read as a request of a known API version closes the connection
+    (as Kafka does), without an answer: nothing a client could mistake for one."""
     with connect(broker) as s:
         s.sendall(BAD_FRAMES[name])
-        outcome = closed_or_answered(s)
-    assert outcome in ("closed", "answered")
+        assert closed_or_answered(s) == "closed"
     assert_broker_healthy(broker)
 
 
@@ -157,7 +148,7 @@ def test_bad_frame_does_not_disturb_other_connections(broker):
     for name in ("size_2^31-1", "garbage_seed1", "metadata_v1_huge_array"):
         with connect(broker) as s:
             s.sendall(BAD_FRAMES[name])
-            closed_or_answered(s)
+            assert closed_or_answered(s) == "closed"
     p.produce(t, value=b"after", partition=0)  # same long-lived connection as before
     assert p.flush(15) == 0
     got = consume_confluent(broker.bootstrap, t, [0], 2)

@@ -501,10 +501,12 @@ fn crash_at_each_swap_step() {
             min_cleanable_dirty_ratio: 0.0,
             ..compact_config()
         });
-        if let Some(plan) = log.cleaning_plan(NOW) {
-            let c = plan.execute(NOW, 1 << 20, &mut |_| {}).unwrap();
-            log.install_cleaned(c).unwrap();
-        }
+        let plan = log
+            .cleaning_plan(NOW)
+            .unwrap_or_else(|| panic!("step {step}: no plan at dirty ratio 0"));
+        let c = plan.execute(NOW, 1 << 20, &mut |_| {}).unwrap();
+        let stats = log.install_cleaned(c).unwrap();
+        assert!(stats.segments_cleaned > 0, "step {step}: {stats:?}");
         assert_eq!(latest(&all_records(&log)), want, "step {step}");
     }
 }

@@ -126,11 +126,7 @@ fn hostile_frames_never_hurt_the_broker() {
     let mut s = connect(&g);
     s.write_all(&60i32.to_be_bytes()).unwrap();
     s.write_all(&garbage[..60]).unwrap();
-    let o = outcome(&mut s);
-    assert!(
-        matches!(o, Outcome::Closed | Outcome::Answered(_)),
-        "garbage frame: {o:?}"
-    );
+    assert_eq!(outcome(&mut s), Outcome::Closed, "garbage frame");
     check(&mut g, "garbage frame");
 
     // Truncated frame: size 100, 10 bytes, then end of stream.
@@ -154,22 +150,14 @@ fn hostile_frames_never_hurt_the_broker() {
     // A well-formed header with API key 9999.
     let mut s = connect(&g);
     s.write_all(&frame(9999, 0, 42, false, &[])).unwrap();
-    let o = outcome(&mut s);
-    assert!(
-        matches!(o, Outcome::Closed | Outcome::Answered(_)),
-        "api key 9999: {o:?}"
-    );
+    assert_eq!(outcome(&mut s), Outcome::Closed, "api key 9999");
     check(&mut g, "api key 9999");
 
     // A known API (Metadata) at a version that does not exist.
     let mut s = connect(&g);
     s.write_all(&frame(3, 999, 43, false, &[0, 0, 0, 0]))
         .unwrap();
-    let o = outcome(&mut s);
-    assert!(
-        matches!(o, Outcome::Closed | Outcome::Answered(_)),
-        "metadata v999: {o:?}"
-    );
+    assert_eq!(outcome(&mut s), Outcome::Closed, "metadata v999");
     check(&mut g, "metadata v999");
 
     // Hostile array length: Metadata v1 claiming 0x7fffffff topics with no bytes behind it
@@ -177,10 +165,10 @@ fn hostile_frames_never_hurt_the_broker() {
     let mut s = connect(&g);
     s.write_all(&frame(3, 1, 44, false, &0x7fff_ffffi32.to_be_bytes()))
         .unwrap();
-    let o = outcome(&mut s);
-    assert!(
-        matches!(o, Outcome::Closed | Outcome::Answered(_)),
-        "metadata with 2^31 topics: {o:?}"
+    assert_eq!(
+        outcome(&mut s),
+        Outcome::Closed,
+        "metadata with 2^31 topics"
     );
     check(&mut g, "metadata with 2^31-1 topics");
 
@@ -188,10 +176,10 @@ fn hostile_frames_never_hurt_the_broker() {
     let mut s = connect(&g);
     s.write_all(&frame(3, 12, 45, true, &[0xff, 0xff, 0xff, 0xff, 0x07]))
         .unwrap();
-    let o = outcome(&mut s);
-    assert!(
-        matches!(o, Outcome::Closed | Outcome::Answered(_)),
-        "metadata v12 huge compact array: {o:?}"
+    assert_eq!(
+        outcome(&mut s),
+        Outcome::Closed,
+        "metadata v12 huge compact array"
     );
     check(&mut g, "metadata v12 with a huge compact array");
 
@@ -203,11 +191,7 @@ fn hostile_frames_never_hurt_the_broker() {
     body.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]); // topics: 2^31 entries
     let mut s = connect(&g);
     s.write_all(&frame(0, 9, 46, true, &body)).unwrap();
-    let o = outcome(&mut s);
-    assert!(
-        matches!(o, Outcome::Closed | Outcome::Answered(_)),
-        "produce v9 huge array: {o:?}"
-    );
+    assert_eq!(outcome(&mut s), Outcome::Closed, "produce v9 huge array");
     check(&mut g, "produce v9 with a huge compact array");
 
     // ApiVersions v99: a v0 response with UNSUPPORTED_VERSION (35) and the supported ranges

@@ -7,6 +7,7 @@ import pytest
 from clients import (assert_dense, by_partition, consume_aiokafka, consume_confluent, consume_kafka_python,
                      create_topic, norm_headers, produce_confluent, produce_kafka_python, unique_topic)
 from kafka_wire import FIND_COORDINATOR, LZ4_NEEDS_FIND_COORDINATOR, advertised_apis
+from lossy_proxy import start_behind
 from segments import COMPRESSION_CODECS, read_batches
 
 PARTITIONS = [0, 1, 2, 3]
@@ -174,11 +175,17 @@ def test_kafka_python_acks(broker, acks):
 
 # ------------------------------------------------------------------ idempotence
 
-def test_confluent_idempotent_producer(broker):
+def test_confluent_idempotent_producer(broker_factory):
+    # Every 7th answer is lost on the way back: the producer resends batches the broker has
+    # already written, which it must recognise by their sequence numbers.
+    proxy, broker = start_behind(broker_factory, every=7)
     t = create_topic(broker.bootstrap, unique_topic("idem"), 4)
     n = 10_000
     recs = [{"key": f"k{i}".encode(), "value": f"idem-{i}".encode(), "partition": i % 4} for i in range(n)]
-    reports = produce_confluent(broker.bootstrap, t, recs, **{"enable.idempotence": True, "linger.ms": 10})
+    reports = produce_confluent(proxy.address, t, recs, **{"enable.idempotence": True, "linger.ms": 10,
+                                                           "reconnect.backoff.max.ms": 100})
+    assert proxy.cuts > 0, "no answer was lost"
+    proxy.stop_cutting()
     assert all(err is None for err, _p, _o in reports), [r for r in reports if r[0]][:3]
     got = consume_confluent(broker.bootstrap, t, PARTITIONS, n, timeout=60)
     assert len(got) == n, f"got {len(got)} records, expected exactly {n}"
@@ -187,11 +194,15 @@ def test_confluent_idempotent_producer(broker):
         assert [r["value"] for r in by_partition(got)[p]] == [r["value"] for r in recs if r["partition"] == p]
 
 
-def test_kafka_python_idempotent_producer(broker):
+def test_kafka_python_idempotent_producer(broker_factory):
+    proxy, broker = start_behind(broker_factory, every=7)
     t = create_topic(broker.bootstrap, unique_topic("kidem"), 4)
     n = 10_000
     recs = [{"key": f"k{i}".encode(), "value": f"kidem-{i}".encode(), "partition": i % 4} for i in range(n)]
-    md = produce_kafka_python(broker.bootstrap, t, recs, enable_idempotence=True, acks="all", linger_ms=10)
+    md = produce_kafka_python(proxy.address, t, recs, enable_idempotence=True, acks="all", linger_ms=10,
+                              reconnect_backoff_max_ms=100)
+    assert proxy.cuts > 0, "no answer was lost"
+    proxy.stop_cutting()
     assert sorted(o for p, o in md if p == 0) == list(range(n // 4))
     got = consume_confluent(broker.bootstrap, t, PARTITIONS, n, timeout=60)
     assert len(got) == n, f"got {len(got)} records, expected exactly {n}"

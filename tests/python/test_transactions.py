@@ -154,8 +154,16 @@ def test_zombie_producer_is_fenced(broker):
     zombie.begin_transaction()
     zombie.produce(t, b"zombie", partition=0)
     assert zombie.flush(20) == 0
-    # A new instance with the same id aborts the zombie's transaction and fences it.
+    # A new instance with the same id aborts the zombie's transaction and fences it: the
+    # zombie's records are refused, and so is its commit.
     fresh = txn_producer(broker.bootstrap, "tx-zombie")
+    refused = []
+    try:
+        zombie.produce(t, b"zombie-2", partition=0, on_delivery=lambda err, _msg: refused.append(err))
+        zombie.flush(20)
+    except (KafkaException, SystemError):
+        pass  # the fatal error the refusal causes (raised from within the callback: SystemError)
+    assert [e.code() for e in refused] == [KafkaError.INVALID_PRODUCER_EPOCH], refused
     with pytest.raises(KafkaException) as info:
         zombie.commit_transaction(20)
     assert info.value.args[0].code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,

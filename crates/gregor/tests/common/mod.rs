@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod lossy_proxy;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

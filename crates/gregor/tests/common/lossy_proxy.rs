@@ -99,7 +99,7 @@ fn relay(client: TcpStream, shared: &Shared) {
         }
         let n = shared.responses.fetch_add(1, Ordering::AcqRel) + 1;
         let every = shared.every.load(Ordering::Acquire);
-        if every > 0 && n % every == 0 {
+        if every > 0 && n.is_multiple_of(every) {
             shared.cuts.fetch_add(1, Ordering::AcqRel);
             break;
         }

@@ -1,4 +1,8 @@
-"""A fetch waiting on an empty partition is woken by the append, not by max.wait.ms."""
+"""A fetch waiting on an empty partition is woken by the append, not by max.wait.ms.
+
+The consumers wait up to 60 s in a fetch (`fetch.wait.max.ms`) and the test gives the record 30 s
+to arrive: it can only arrive in time if the append wakes the parked fetch. No latency is
+measured (that is for bench/), so a loaded machine cannot fail the test."""
 
 import threading
 import time
@@ -7,7 +11,8 @@ from confluent_kafka import TopicPartition
 
 from clients import consumer_confluent, create_topic, kp_consumer, producer, unique_topic
 
-MAX_LATENCY = 1.0  # seconds from produce() to the consumer seeing the record; fetch wait is 10 s
+FETCH_WAIT_MS = 60_000
+DEADLINE = FETCH_WAIT_MS / 1000 / 2
 
 
 def _warm_producer(bootstrap, topic):
@@ -17,10 +22,10 @@ def _warm_producer(bootstrap, topic):
     return p
 
 
-def _produce_later(p, topic, delay, value, sent_at):
+def _produce_later(p, topic, delay, value):
+    """Produces `value` after `delay` s: time for the consumer's next fetch to park."""
     def run():
         time.sleep(delay)
-        sent_at.append(time.monotonic())
         p.produce(topic, value=value, partition=0)
         p.flush(15)
     th = threading.Thread(target=run, daemon=True)
@@ -31,8 +36,8 @@ def _produce_later(p, topic, delay, value, sent_at):
 def test_long_poll_wakeup_confluent(broker):
     t = create_topic(broker.bootstrap, unique_topic("lp"), 1)
     p = _warm_producer(broker.bootstrap, t)
-    c = consumer_confluent(broker.bootstrap, **{"fetch.wait.max.ms": 10000, "fetch.min.bytes": 1,
-                                                "socket.timeout.ms": 30000})
+    c = consumer_confluent(broker.bootstrap, **{"fetch.wait.max.ms": FETCH_WAIT_MS, "fetch.min.bytes": 1,
+                                                "socket.timeout.ms": 3 * FETCH_WAIT_MS})
     try:
         c.assign([TopicPartition(t, 0, 0)])
         # Read the warm-up record: the consumer is connected and its next fetch waits at offset 1.
@@ -44,18 +49,14 @@ def test_long_poll_wakeup_confluent(broker):
         # Let the next fetch reach the broker and park there (an empty partition tail).
         assert c.poll(0.5) is None
 
-        sent_at = []
-        th = _produce_later(p, t, 0.5, b"wake-up", sent_at)
+        th = _produce_later(p, t, 0.5, b"wake-up")
         m = None
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + DEADLINE
         while m is None and time.monotonic() < deadline:
             m = c.poll(0.05)
-        received_at = time.monotonic()
         th.join(15)
-        assert m is not None, "record produced 0.5 s later was not received within 15 s"
+        assert m is not None, f"record not received within {DEADLINE} s: the fetch was not woken by the append"
         assert m.error() is None and m.value() == b"wake-up" and m.offset() == 1
-        latency = received_at - sent_at[0]
-        assert latency < MAX_LATENCY, f"produce->consume latency {latency:.3f}s: fetch not woken by the append"
     finally:
         c.close()
 
@@ -64,7 +65,8 @@ def test_long_poll_wakeup_kafka_python(broker):
     from kafka import TopicPartition as KTP
     t = create_topic(broker.bootstrap, unique_topic("lp"), 1)
     p = _warm_producer(broker.bootstrap, t)
-    c = kp_consumer(broker.bootstrap, fetch_max_wait_ms=10000, fetch_min_bytes=1, request_timeout_ms=40000)
+    c = kp_consumer(broker.bootstrap, fetch_max_wait_ms=FETCH_WAIT_MS, fetch_min_bytes=1,
+                    request_timeout_ms=3 * FETCH_WAIT_MS)
     try:
         tp = KTP(t, 0)
         c.assign([tp])
@@ -76,16 +78,13 @@ def test_long_poll_wakeup_kafka_python(broker):
         assert [m.value for m in got] == [b"warmup"]
         assert c.poll(timeout_ms=500) == {}
 
-        sent_at = []
-        th = _produce_later(p, t, 0.5, b"wake-up", sent_at)
+        th = _produce_later(p, t, 0.5, b"wake-up")
         got = []
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + DEADLINE
         while not got and time.monotonic() < deadline:
             got = c.poll(timeout_ms=50).get(tp, [])
-        received_at = time.monotonic()
         th.join(15)
-        assert [(m.offset, m.value) for m in got] == [(1, b"wake-up")]
-        latency = received_at - sent_at[0]
-        assert latency < MAX_LATENCY, f"produce->consume latency {latency:.3f}s: fetch not woken by the append"
+        assert [(m.offset, m.value) for m in got] == [(1, b"wake-up")], \
+            f"record not received within {DEADLINE} s: the fetch was not woken by the append"
     finally:
         c.close()

@@ -214,7 +214,9 @@ fn unreachable_cluster_fails_within_the_timeout() {
         let err = stderr(&o);
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains("cannot reach the cluster"), "{args:?}: {err}");
-        assert!(took < Duration::from_secs(10), "{args:?} took {took:?}");
+        // Under the 30 s default, so --timeout-secs 3 was honoured (with room for a loaded
+        // machine: no latency is measured here).
+        assert!(took < Duration::from_secs(20), "{args:?} took {took:?}");
     }
 }
 

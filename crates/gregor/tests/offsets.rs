@@ -121,7 +121,12 @@ fn long_poll_fetch_is_woken_by_append() {
     let producer = g.producer(&[("linger.ms", "0")]);
     send_ok(&producer, "warmup", &[Rec::value("w")]);
 
-    let consumer = g.consumer(&[("fetch.wait.max.ms", "10000")]);
+    // A fetch parked for up to a minute, and half that for the record to arrive: in time only
+    // if the append wakes it (no latency measured: a loaded machine cannot fail this).
+    let consumer = g.consumer(&[
+        ("fetch.wait.max.ms", "60000"),
+        ("socket.timeout.ms", "180000"),
+    ]);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)
         .unwrap();
@@ -134,33 +139,28 @@ fn long_poll_fetch_is_woken_by_append() {
         }
     }
 
-    let sent_at = std::thread::scope(|s| {
-        let h = s.spawn(|| {
+    std::thread::scope(|s| {
+        s.spawn(|| {
             std::thread::sleep(Duration::from_millis(300));
-            let t = Instant::now();
             send_ok(&producer, topic, &[Rec::value("wake up")]);
-            t
         });
         let deadline = Instant::now() + DEADLINE;
-        let received = loop {
-            assert!(Instant::now() < deadline, "record never arrived");
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "the record did not reach the parked fetch: the append did not wake it"
+            );
             match consumer.poll(Duration::from_millis(50)) {
                 Some(Ok(m)) => {
                     assert_eq!(m.payload(), Some(&b"wake up"[..]));
                     assert_eq!(m.offset(), 0);
-                    break Instant::now();
+                    break;
                 }
                 Some(Err(e)) => panic!("consumer error: {e}"),
                 None => {}
             }
-        };
-        let sent = h.join().unwrap();
-        received.saturating_duration_since(sent)
+        }
     });
-    assert!(
-        sent_at < Duration::from_secs(2),
-        "record took {sent_at:?} to reach a parked fetch (fetch.wait.max.ms=10000): the append did not wake it"
-    );
 }
 
 /// Fetch v4 for one partition, encoded by hand.
@@ -229,25 +229,16 @@ fn raw_fetch_waits_then_wakes_on_append() {
         "empty fetch answered after {waited:?}, before max_wait_ms=1500"
     );
 
-    // max_wait_ms 10 s; a record appended 300 ms later answers it at once.
-    let (sent, answered, parsed) = std::thread::scope(|sc| {
-        let h = sc.spawn(|| {
+    // max_wait_ms 60 s, read timeout 30 s: a record appended 300 ms later must wake it.
+    let parsed = std::thread::scope(|sc| {
+        sc.spawn(|| {
             std::thread::sleep(Duration::from_millis(300));
-            let t = Instant::now();
             send_ok(&producer, topic, &[Rec::value("wake")]);
-            t
         });
-        s.write_all(&fetch_v4(2, topic, 0, 10_000)).unwrap();
-        let r = common::read_raw_response(&mut s);
-        let answered = Instant::now();
-        (h.join().unwrap(), answered, parse_fetch_v4(&r))
+        s.write_all(&fetch_v4(2, topic, 0, 60_000)).unwrap();
+        parse_fetch_v4(&common::read_raw_response(&mut s))
     });
     let (corr, error, hw, records) = parsed;
     assert_eq!((corr, error, hw), (2, 0, 1));
     assert!(records > 0, "the woken fetch carries the record");
-    let latency = answered.saturating_duration_since(sent);
-    assert!(
-        latency < Duration::from_secs(2),
-        "parked fetch answered {latency:?} after the produce started (max_wait_ms=10000)"
-    );
 }

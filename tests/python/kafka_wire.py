@@ -112,8 +112,3 @@ def advertised_apis(broker):
         _corr, err, keys = parse_api_versions_v0(recv_frame(s))
     assert err == 0
     return keys
-
-
-FIND_COORDINATOR = 10
-LZ4_NEEDS_FIND_COORDINATOR = ("librdkafka disables LZ4 unless the broker advertises FindCoordinator "
-                              "(feature map: LZ4 depends on FindCoordinator v0); the broker does not yet")

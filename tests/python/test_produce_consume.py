@@ -6,7 +6,6 @@ import pytest
 
 from clients import (assert_dense, by_partition, consume_aiokafka, consume_confluent, consume_kafka_python,
                      create_topic, norm_headers, produce_confluent, produce_kafka_python, unique_topic)
-from kafka_wire import FIND_COORDINATOR, LZ4_NEEDS_FIND_COORDINATOR, advertised_apis
 from lossy_proxy import start_behind
 from segments import COMPRESSION_CODECS, read_batches
 
@@ -127,8 +126,6 @@ def test_confluent_compression_kept_on_disk(broker, codec):
     batches = read_batches(broker.data_dir / f"{t}-0")
     assert batches, "no batches found in the partition's .log files"
     codecs = {b.codec for b in batches}
-    if codec == "lz4" and codecs == {0} and FIND_COORDINATOR not in advertised_apis(broker):
-        pytest.xfail(LZ4_NEEDS_FIND_COORDINATOR)
     assert codecs == {COMPRESSION_CODECS[codec]}, f"on-disk batch codecs {codecs}, expected {codec}"
     assert sum(b.record_count for b in batches) == len(recs)
     assert batches[0].base_offset == 0 and batches[-1].last_offset == len(recs) - 1

@@ -81,9 +81,29 @@ mod tests {
     }
 
     proptest! {
+        /// What comes out of arbitrary bytes was in them.
         #[test]
-        fn never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
-            let _ = subscribed_topics(&bytes);
+        fn topics_read_from_any_bytes_are_in_them(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            for topic in subscribed_topics(&bytes).unwrap_or_default() {
+                prop_assert!(
+                    topic.is_empty() || bytes.windows(topic.len()).any(|w| w == topic.as_bytes()),
+                    "{topic:?} not in {bytes:?}"
+                );
+            }
+        }
+
+        /// A subscription reads back as its topics; cut anywhere inside its topics, it is refused.
+        #[test]
+        fn subscriptions_round_trip_and_truncations_are_refused(
+            topics in proptest::collection::vec("[a-z0-9._-]{1,20}", 0..6),
+            cut in any::<usize>(),
+        ) {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let bytes = encode_subscription(&names);
+            let expected: BTreeSet<String> = topics.iter().cloned().collect();
+            prop_assert_eq!(subscribed_topics(&bytes), Some(expected));
+            let topics_end = bytes.len() - 4; // the user data follows the topics
+            prop_assert_eq!(subscribed_topics(&bytes[..cut % topics_end]), None);
         }
     }
 }

@@ -507,18 +507,29 @@ mod tests {
         assert!(GroupRecord::decode(&gkey, Some(&v)).is_err());
     }
 
+    /// A record decoded from any bytes is whole: it encodes again and decodes to itself.
+    fn assert_whole(key: &[u8], value: Option<&[u8]>) -> Result<(), TestCaseError> {
+        if let Ok(record) = GroupRecord::decode(key, value) {
+            let again = GroupRecord::decode(&record.key(), record.value().as_deref());
+            prop_assert_eq!(again, Ok(record));
+        }
+        Ok(())
+    }
+
     proptest! {
         #[test]
-        fn decode_never_panics(key in proptest::collection::vec(any::<u8>(), 0..64),
+        fn records_decoded_from_any_bytes_are_whole(key in proptest::collection::vec(any::<u8>(), 0..64),
                                value in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..128))) {
-            let _ = GroupRecord::decode(&key, value.as_deref());
+            assert_whole(&key, value.as_deref())?;
         }
 
+        /// Every sample survives encoding; mutated, it is refused or decodes to a whole record.
         #[test]
-        fn decode_never_panics_on_mutated_records(idx in 0usize..6, pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
+        fn mutated_records_are_refused_or_whole(idx in 0usize..6, pos in any::<usize>(), byte in any::<u8>(), cut in any::<usize>()) {
             let r = &samples()[idx];
             let mut key = r.key();
             let mut value = r.value();
+            prop_assert_eq!(GroupRecord::decode(&key, value.as_deref()), Ok(r.clone()));
             if let Some(v) = value.as_mut() {
                 let p = pos % v.len();
                 v[p] = byte;
@@ -527,7 +538,7 @@ mod tests {
                 let p = pos % key.len();
                 key[p] = byte;
             }
-            let _ = GroupRecord::decode(&key, value.as_deref());
+            assert_whole(&key, value.as_deref())?;
         }
     }
 }

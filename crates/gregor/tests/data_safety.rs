@@ -10,6 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::small_disk::SmallDisk;
 use common::{send_ok, Gregor, Rec};
 use rdkafka::admin::{AlterConfig, ResourceSpecifier};
 use rdkafka::consumer::Consumer;
@@ -400,64 +401,6 @@ fn batches_with_unreadable_records_are_refused_and_good_ones_kept() {
             [&b"before"[..], b"before", b"after", b"after"],
             "{t}"
         );
-    }
-}
-
-/// A small tmpfs the broker keeps its data on, unmounted when dropped.
-struct SmallDisk {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(megabytes: u32) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("disk");
-        std::fs::create_dir(&path).unwrap();
-        let status = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .expect("mount (the tests run as root)");
-        assert!(
-            status.success(),
-            "cannot mount a tmpfs at {}",
-            path.display()
-        );
-        SmallDisk { _dir: dir, path }
-    }
-
-    /// Takes whatever room is left with a ballast file.
-    fn fill_rest(&self) {
-        let mut ballast = std::fs::File::create(self.path.join("ballast")).unwrap();
-        let page = [0u8; 4096];
-        while ballast.write_all(&page).is_ok() {}
-        let _ = ballast.sync_all();
-    }
-
-    fn temp_files(&self) -> Vec<PathBuf> {
-        let mut found = Vec::new();
-        let mut dirs = vec![self.path.clone()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    dirs.push(path);
-                } else if path.to_string_lossy().ends_with(".tmp") {
-                    found.push(path);
-                }
-            }
-        }
-        found
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.path)
-            .status();
     }
 }
 

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod lossy_proxy;
+pub mod small_disk;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -612,6 +612,42 @@ fn producer_last_batch_kept_empty() {
     assert!(!log.append(&idem(4, "3"), 0, 0).unwrap().duplicate);
 }
 
+/// Only a producer's last batch is kept for its sequence state: an earlier one whose records
+/// are all superseded goes entirely when the producer's last batch lies beyond the cleaned range.
+#[test]
+fn a_producers_earlier_batch_goes_when_its_last_is_beyond_the_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), compact_config());
+    let idem = |seq: i32, key: &str| {
+        kv_batch(
+            &[(key, Some("p"))],
+            &Spec {
+                pid: 9,
+                epoch: 0,
+                seq,
+                ..Spec::default()
+            },
+        )
+    };
+    log.append(&idem(0, "a"), 0, 0).unwrap(); // offset 0
+    let s = Spec::default();
+    log.append(&kv_batch(&[("a", Some("x"))], &s), 0, 0)
+        .unwrap(); // 1: supersedes it
+    log.append(&idem(1, "b"), 0, 0).unwrap(); // 2: the producer's last, in the active segment
+    let stats = clean(&mut log, NOW, 1 << 20).unwrap();
+    assert!(stats.segments_cleaned > 0, "{stats:?}");
+    let bases: Vec<i64> = all_batches(&log)
+        .iter()
+        .map(|(h, _)| h.base_offset)
+        .collect();
+    assert_eq!(
+        bases,
+        vec![1, 2],
+        "the superseded batch at 0 is gone, not kept empty"
+    );
+    assert!(log.append(&idem(1, "b"), 0, 0).unwrap().duplicate);
+}
+
 #[test]
 fn corrupt_segment_aborts_clean_without_panic() {
     let tmp = tempfile::tempdir().unwrap();

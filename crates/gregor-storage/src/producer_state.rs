@@ -166,13 +166,8 @@ impl ProducerStateManager {
         if h.producer_id < 0 {
             return;
         }
-        let entry = self
-            .producers
-            .entry(h.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: h.producer_epoch,
-                ..ProducerEntry::default()
-            });
+        // A new entry takes the batch's epoch in replay.
+        let entry = self.producers.entry(h.producer_id).or_default();
         entry.replay(h);
         if let Some(first) = entry.txn_first_offset {
             self.ongoing.insert((first, h.producer_id));

@@ -722,6 +722,82 @@ fn idempotent_producer() {
     );
 }
 
+/// Edges of sequence checking that the main idempotence test does not reach (each was a
+/// surviving mutant): producer id 0 is a producer like any other, also after a reopen; a batch
+/// reusing a retained batch's first sequence with another count is not its duplicate; sequence
+/// 0 again within an epoch is out of order unless the sequence wrapped.
+#[test]
+fn idempotence_edges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    let first = idem(0, 0, 0, 2);
+    log.append(&first, 0, 0).unwrap();
+    assert!(log.append(&first, 0, 0).unwrap().duplicate, "producer id 0");
+    log.append(&idem(5, 0, 0, 2), 0, 0).unwrap();
+    log.append(&idem(5, 0, 2, 2), 0, 0).unwrap();
+    for (seq, n) in [(0, 3), (2, 1), (0, 1)] {
+        let e = log.append(&idem(5, 0, seq, n), 0, 0).unwrap_err();
+        assert!(
+            matches!(e, StorageError::OutOfOrderSequence(_)),
+            "seq {seq} x{n}: {e:?}"
+        );
+    }
+    assert_eq!(log.log_end_offset(), 6);
+    drop(log);
+    let mut log = open(tmp.path(), LogConfig::default());
+    let again = log.append(&first, 0, 0).unwrap();
+    assert!(again.duplicate, "producer id 0 after a reopen");
+    assert_eq!((again.base_offset, again.last_offset), (0, 1));
+}
+
+/// What DescribeProducers shows: every producer with state, its epoch, last sequence (-1 when
+/// it wrote none), newest timestamp and open transaction's first offset (-1 when none).
+#[test]
+fn producers_with_state_are_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    assert_eq!(log.max_producer_id(), None);
+    log.append(&idem(3, 1, 0, 2), 0, 0).unwrap(); // offsets 0..=1
+    log.append(&txn(7, 0, 0, 3), 0, 0).unwrap(); // 2..=4, left open
+    log.append(&idem(11, 0, -1, 1), 0, 0).unwrap(); // a producer id without sequences
+    assert_eq!(log.max_producer_id(), Some(11));
+    let ts = 1_000 + 1; // the batches' max timestamp (B's default ts and step)
+    let listed: Vec<_> = log
+        .active_producers()
+        .into_iter()
+        .map(|p| {
+            (
+                p.producer_id,
+                p.epoch,
+                p.last_sequence,
+                p.last_timestamp,
+                p.current_txn_start_offset,
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        vec![
+            (3, 1, 1, ts, -1),
+            (7, 0, 2, ts + 1, 2),
+            (11, 0, -1, 1_000, -1)
+        ]
+    );
+}
+
+/// Replaying a log where an older epoch follows a newer one (it should not happen) keeps the
+/// newer epoch's state.
+#[test]
+fn replay_keeps_the_newer_epoch() {
+    use crate::producer_state::ProducerEntry;
+    let header = |b: Vec<u8>| BatchHeader::parse(&b).unwrap();
+    let mut entry = ProducerEntry::default();
+    entry.replay(&header(idem(4, 2, 0, 2)));
+    entry.replay(&header(idem(4, 1, 5, 1)));
+    assert_eq!(entry.epoch, 2);
+    assert_eq!(entry.batches.back().map(|b| b.last_seq), Some(1));
+}
+
 #[test]
 fn flush_and_checkpoint_files() {
     let tmp = tempfile::tempdir().unwrap();

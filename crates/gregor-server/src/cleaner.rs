@@ -17,7 +17,7 @@ struct Settings {
 
 /// Runs until the broker shuts down.
 pub fn run(broker: Arc<Broker>) {
-    if broker.config.get("log.cleaner.enable") != "true" {
+    if !broker.config.get_bool("log.cleaner.enable") {
         tracing::info!("log cleaner disabled (log.cleaner.enable=false)");
         return;
     }

@@ -361,18 +361,6 @@ impl BrokerConfig {
         }
     }
 
-    /// Parses a `server.properties` file's text: `key=value` lines, `#`/`!` comments.
-    pub fn parse_properties(text: &str) -> Vec<(String, String)> {
-        text.lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with('!'))
-            .filter_map(|l| {
-                let (k, v) = l.split_once(['=', ':'])?;
-                Some((k.trim().to_string(), v.trim().to_string()))
-            })
-            .collect()
-    }
-
     /// The static value of a broker config (file and overrides), else its default. Unknown names
     /// give "". Dynamic broker configs are not looked at: see [`BrokerConfig::broker_value`].
     pub fn get(&self, name: &str) -> String {
@@ -386,6 +374,11 @@ impl BrokerConfig {
 
     pub fn get_i64(&self, name: &str) -> i64 {
         self.get(name).trim().parse().unwrap_or_default()
+    }
+
+    /// A boolean config: `true` in any case, as Kafka reads it (validation took any case too).
+    pub fn get_bool(&self, name: &str) -> bool {
+        self.get(name).trim().eq_ignore_ascii_case("true")
     }
 
     /// Where a broker config is set, highest precedence first: this node's dynamic configs, the

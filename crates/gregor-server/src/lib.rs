@@ -14,6 +14,7 @@ mod internal_topics;
 mod log_dir_moves;
 mod network;
 mod partitions;
+pub mod properties;
 mod telemetry;
 mod transactions;
 

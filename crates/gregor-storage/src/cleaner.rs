@@ -211,6 +211,8 @@ impl std::fmt::Debug for CleaningPlan {
 struct CleanedSegment {
     original_size: u64,
     segment: Option<Segment>,
+    /// Offsets of the abort markers this clean removed (their transactions' records are gone).
+    dropped_aborts: Vec<i64>,
 }
 
 /// Cleaned segment files written by [`CleaningPlan::execute`], to be installed with
@@ -408,6 +410,8 @@ impl PartitionLog {
             cleaned.stats.bytes_replaced += self.segments[*i].size;
             // The old segment's handle closes here; readers holding clones keep reading it.
             self.segments[*i] = new_seg;
+            // A read_committed fetch must not hear of an aborted range no marker closes.
+            self.producers.forget_aborted(&c.dropped_aborts);
             self.schedule_file_delete(deleted, None);
         }
         // Empty segments between others are dropped (the first one stays: it keeps offsets
@@ -764,6 +768,7 @@ impl CleaningPlan {
             let mut new_seg = Segment::create_cleaned(&self.dir, seg.base_offset)?;
             // From here on, dropping `out` removes this file on any error.
             let mut changed = false;
+            let mut dropped_aborts = Vec::new();
             let mut seg_stats = CleanStats::default();
             let result = (|| -> Result<()> {
                 for (pos, h) in batches {
@@ -799,6 +804,9 @@ impl CleaningPlan {
                         Outcome::Drop => {
                             changed = true;
                             seg_stats.batches_removed += 1;
+                            if h.is_control() && batch::control_marker(&data) == Some(false) {
+                                dropped_aborts.push(h.base_offset);
+                            }
                             continue;
                         }
                     };
@@ -847,6 +855,7 @@ impl CleaningPlan {
             out.segments.push(CleanedSegment {
                 original_size: seg.size,
                 segment: Some(new_seg),
+                dropped_aborts,
             });
         }
         stats.clean_offset = map_end;

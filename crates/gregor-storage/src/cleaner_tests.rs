@@ -381,6 +381,51 @@ fn transactions_compact_aborts_drop_and_markers_follow_their_data() {
     assert_eq!(all_records(&log), records);
 }
 
+/// When a clean removes an abort marker (its transaction's records went before), the aborted
+/// range goes from what read_committed fetches are told: no marker would ever close it, and
+/// clients would drop every later record of the producer.
+#[test]
+fn a_removed_abort_marker_takes_its_aborted_range_along() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        delete_retention_ms: 0,
+        min_cleanable_dirty_ratio: 0.0,
+        ..compact_config()
+    };
+    let mut log = open(tmp.path(), cfg);
+    let txn = |seq: i32, key: &str, value: &str| {
+        let spec = Spec {
+            pid: 8,
+            epoch: 0,
+            seq,
+            transactional: true,
+            ..Spec::default()
+        };
+        kv_batch(&[(key, Some(value))], &spec)
+    };
+    log.append(&txn(0, "a", "aborted"), 0, 0).unwrap(); // 0
+    log.append_marker(8, 0, false, 0, 0).unwrap(); // 1: abort
+    log.append(&txn(1, "b", "kept"), 0, 0).unwrap(); // 2
+    log.append_marker(8, 0, true, 0, 0).unwrap(); // 3: commit
+    log.append(&kv_batch(&[("z", Some("last"))], &Spec::default()), 0, 0)
+        .unwrap(); // 4
+    assert_eq!(log.aborted_transactions(0, 5).len(), 1);
+    // The first clean drops the aborted data and gives its marker a delete horizon; a clean
+    // after the horizon removes the marker.
+    clean(&mut log, NOW, 1 << 20).unwrap();
+    clean(&mut log, NOW + 1, 1 << 20).expect("a passed horizon makes the log cleanable");
+    let markers: Vec<i64> = all_batches(&log)
+        .iter()
+        .filter(|(h, _)| h.is_control())
+        .map(|(h, _)| h.base_offset)
+        .collect();
+    assert!(
+        !markers.contains(&1),
+        "the abort marker is still there: {markers:?}"
+    );
+    assert_eq!(log.aborted_transactions(0, 5), vec![]);
+}
+
 #[test]
 fn small_dedupe_budget_cleans_in_passes() {
     let tmp = tempfile::tempdir().unwrap();

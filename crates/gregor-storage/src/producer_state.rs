@@ -214,6 +214,15 @@ impl ProducerStateManager {
             .collect()
     }
 
+    /// Forgets the aborted transactions whose abort markers (at `marker_offsets`) the cleaner
+    /// removed together with all their records.
+    pub fn forget_aborted(&mut self, marker_offsets: &[i64]) {
+        if !marker_offsets.is_empty() {
+            self.aborted
+                .retain(|a| !marker_offsets.contains(&a.last_offset));
+        }
+    }
+
     /// The highest producer id with state here.
     pub fn max_producer_id(&self) -> Option<i64> {
         self.producers.keys().max().copied()

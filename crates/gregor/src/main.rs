@@ -72,7 +72,7 @@ fn load_config(file: Option<PathBuf>, overrides: Vec<String>) -> Result<BrokerCo
         Some(path) => {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-            BrokerConfig::parse_properties(&text)
+            gregor_server::properties::parse(&text)
         }
         None => vec![],
     };

@@ -75,7 +75,7 @@ fn topic_error(name: Option<StrBytes>, id: uuid::Uuid, error: i16) -> MetadataRe
 pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
     // Before v4 every request may auto-create; since v4 the client says.
     let may_create = (version < 4 || request.allow_auto_topic_creation)
-        && broker.config.get("auto.create.topics.enable") == "true";
+        && broker.config.get_bool("auto.create.topics.enable");
     let mut image = broker.metadata.image();
     let topics = match request.topics {
         // v0 sends an empty list for "all topics"; later versions send null.

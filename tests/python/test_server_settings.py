@@ -108,19 +108,21 @@ def write_properties(path, log_dir, extra=""):
         "# server.properties for a test broker\n"
         "\n"
         f"log.dirs={log_dir}\n"
-        "listeners = PLAINTEXT://127.0.0.1:0\n"
+        "listeners = PLAINTEXT://\\\n"
+        "             127.0.0.1:0\n"
         "! a comment in the other style\n"
-        "num.partitions: 3\n"
-        "auto.create.topics.enable=true\n" + extra)
+        "num.partitions 3\n"
+        "auto.create.topics.enable: TRUE\n" + extra)
     return path
 
 
 def test_config_file_settings_take_effect(tmp_path):
-    """`gregor server --config server.properties` (with `#`/`!` comments, `=` and `:` separators,
-    spaces around them) reads log.dirs, listeners and num.partitions: it listens on an ephemeral
-    127.0.0.1 port, an auto-created topic (a producer naming an unknown topic) gets 3 partitions
-    whose data lands in that log dir, and DescribeConfigs shows num.partitions=3 as a static
-    broker config."""
+    """`gregor server --config server.properties`, read as Java's Properties (`#`/`!` comments;
+    `=`, `:` and blank separators; a line continued with a backslash; a boolean in upper case),
+    sets log.dirs, listeners, num.partitions and auto.create.topics.enable: it listens on an
+    ephemeral 127.0.0.1 port, an auto-created topic (a producer naming an unknown topic) gets 3
+    partitions whose data lands in that log dir, and DescribeConfigs shows num.partitions=3 as a
+    static broker config."""
     log_dir = tmp_path / "from-file"
     props = write_properties(tmp_path / "server.properties", log_dir)
     with running_server(["--config", str(props)], cwd=tmp_path) as (bootstrap, _lines):

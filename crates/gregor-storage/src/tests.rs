@@ -798,6 +798,38 @@ fn replay_keeps_the_newer_epoch() {
     assert_eq!(entry.batches.back().map(|b| b.last_seq), Some(1));
 }
 
+/// A producer none of whose batches is left after retention is forgotten (as Kafka evicts it):
+/// it is no longer listed, and its next batch starts afresh at any sequence.
+#[test]
+fn retention_forgets_producers_whose_batches_are_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let old = |pid: i64, seq: i32| {
+        build(B {
+            n: 2,
+            ts: 100,
+            pid,
+            epoch: 0,
+            seq,
+            ..Default::default()
+        })
+    };
+    let cfg = LogConfig {
+        segment_bytes: old(1, 0).len() as u64, // one batch per segment
+        retention_ms: 1000,
+        producer_id_expiration_ms: i64::MAX,
+        ..LogConfig::default()
+    };
+    let mut log = open(tmp.path(), cfg);
+    log.append(&old(1, 0), 0, 100).unwrap(); // 0..=1
+    log.append(&old(2, 0), 0, 100).unwrap(); // 2..=3
+    log.append(&batch(1), 0, 5_000).unwrap(); // 4, recent
+    assert_eq!(log.enforce_retention(5_000).unwrap(), 2);
+    assert_eq!(log.log_start_offset(), 4);
+    assert_eq!(log.active_producers(), vec![]);
+    // Sequence 7 would be a gap for a producer still known.
+    assert!(!log.append(&old(1, 7), 0, 5_000).unwrap().duplicate);
+}
+
 #[test]
 fn flush_and_checkpoint_files() {
     let tmp = tempfile::tempdir().unwrap();

@@ -428,11 +428,7 @@ fn fill(g: &Gregor, topic: &str) -> i16 {
 fn a_full_disk_is_survivable() {
     let disk = SmallDisk::mount(48);
     // A fixed port: a restart then has nothing new to record (an address that changes would be).
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut g = Gregor::start(&[
         &format!("log.dirs={}", disk.path.display()),
         &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),

@@ -86,11 +86,7 @@ fn markers_that_cannot_be_written_are_retried_also_across_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let disk = SmallDisk::mount(8);
     // A fixed port, so the producer's broker is the same after the restart.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut g = Gregor::start(&[
         &format!("log.dirs={},{}", data.path().display(), disk.path.display()),
         &format!("listeners=PLAINTEXT://127.0.0.1:{port}"),

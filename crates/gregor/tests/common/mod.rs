@@ -350,6 +350,16 @@ pub fn admin_opts() -> AdminOptions {
     AdminOptions::new().request_timeout(Some(Duration::from_secs(30)))
 }
 
+/// A port free now (the OS's next ephemeral one): for a broker that must keep its port across a
+/// restart.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Waits until `path` no longer exists.
 pub fn wait_until_gone(path: &Path) {
     let deadline = Instant::now() + DEADLINE;

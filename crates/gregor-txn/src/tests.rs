@@ -242,6 +242,8 @@ fn commit_flow() {
     let d = h.end("tx", p, true);
     assert_eq!(d.response, NONE);
     assert_eq!(meta(&d.records[0]).state, TxnState::PrepareCommit);
+    // Prepared, the transaction keeps its start time (DescribeTransactions shows it).
+    assert_eq!(meta(&d.records[0]).start_ms, t0 + 10);
     assert_eq!(
         d.markers,
         Some(Markers {
@@ -267,8 +269,32 @@ fn commit_flow() {
     let d = h.init_with("tx", TIMEOUT, None);
     assert_eq!(d.response, ok(FIRST_PID, 1));
     assert_eq!(meta(&d.records[0]).state, TxnState::Empty);
+    assert_eq!(
+        meta(&d.records[0]).start_ms,
+        -1,
+        "no transaction: no start time"
+    );
     // The old epoch is fenced.
     assert_eq!(h.add("tx", p, &[tp("a", 0)]).response, PRODUCER_FENCED);
+}
+
+/// The ids a restart must not hand out again: every transactional id's current, next (after
+/// epoch exhaustion) and last producer id count.
+#[test]
+fn max_producer_id_covers_current_next_and_last_ids() {
+    let mut h = H::v2();
+    assert_eq!(h.c.max_producer_id(), None);
+    h.init("a");
+    h.init("b");
+    assert_eq!(h.c.max_producer_id(), Some(FIRST_PID + 1));
+    let mut moving = idle_metadata(7, 5, h.now);
+    moving.next_producer_id = FIRST_PID + 500;
+    h.load("c", moving);
+    assert_eq!(h.c.max_producer_id(), Some(FIRST_PID + 500));
+    let mut moved = idle_metadata(8, 0, h.now);
+    moved.last_producer_id = FIRST_PID + 900;
+    h.load("d", moved);
+    assert_eq!(h.c.max_producer_id(), Some(FIRST_PID + 900));
 }
 
 #[test]

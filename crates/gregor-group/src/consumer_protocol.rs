@@ -80,6 +80,31 @@ mod tests {
         assert!(subscribed_topics(&[]).is_none());
     }
 
+    /// Every version starts the same way (clients send v1 and later); a negative one is garbage.
+    #[test]
+    fn later_versions_are_read_and_negative_ones_refused() {
+        let mut bytes = encode_subscription(&["a", "b"]);
+        for version in [1i16, 3] {
+            bytes[..2].copy_from_slice(&version.to_be_bytes());
+            assert_eq!(
+                subscribed_topics(&bytes),
+                Some(BTreeSet::from(["a".to_string(), "b".to_string()])),
+                "v{version}"
+            );
+        }
+        bytes[..2].copy_from_slice(&(-1i16).to_be_bytes());
+        assert_eq!(subscribed_topics(&bytes), None);
+    }
+
+    #[test]
+    fn an_empty_topic_name_is_read_as_written() {
+        let bytes = encode_subscription(&["", "a"]);
+        assert_eq!(
+            subscribed_topics(&bytes),
+            Some(BTreeSet::from([String::new(), "a".to_string()]))
+        );
+    }
+
     proptest! {
         /// What comes out of arbitrary bytes was in them.
         #[test]
@@ -104,6 +129,8 @@ mod tests {
             prop_assert_eq!(subscribed_topics(&bytes), Some(expected));
             let topics_end = bytes.len() - 4; // the user data follows the topics
             prop_assert_eq!(subscribed_topics(&bytes[..cut % topics_end]), None);
+            // The topics are all it needs: what follows them may be missing.
+            prop_assert_eq!(subscribed_topics(&bytes[..topics_end]), Some(topics.iter().cloned().collect()));
         }
     }
 }

@@ -383,7 +383,6 @@ mod hex_bytes {
             match c {
                 b'0'..=b'9' => Ok(c - b'0'),
                 b'a'..=b'f' => Ok(c - b'a' + 10),
-                b'A'..=b'F' => Ok(c - b'A' + 10),
                 _ => Err(serde::de::Error::custom("invalid hex digit")),
             }
         };

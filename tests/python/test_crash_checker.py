@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from checker import check, problems, value
 from clients import consumer_confluent, create_topic, producer, unique_topic, watermarks, TopicPartition
 
@@ -44,6 +46,9 @@ def read_all(bootstrap, topic):
     return out
 
 
+# The faults, then joining the producers (flush up to 150 s) and reading back (up to 120 s):
+# longer than the suite's default timeout once GREGOR_CRASH_SECONDS is raised.
+@pytest.mark.timeout(SECONDS + 480)
 def test_acknowledged_records_survive_repeated_sigkill(broker_factory):
     port = free_port()
     b = broker_factory(overrides={"listeners": f"PLAINTEXT://127.0.0.1:{port}"})
@@ -80,7 +85,8 @@ def test_acknowledged_records_survive_repeated_sigkill(broker_factory):
         # Asserted by the test's own thread (an assert here would only warn).
         unflushed.append(p.flush(150))
 
-    threads = [threading.Thread(target=run, args=(f"p{i}",)) for i in range(PRODUCERS)]
+    # Daemons: a failed run must not keep the process alive.
+    threads = [threading.Thread(target=run, args=(f"p{i}",), daemon=True) for i in range(PRODUCERS)]
     for t in threads:
         t.start()
     crashes = 0

@@ -111,6 +111,29 @@ def produce_confluent(bootstrap, topic, records, timeout=60.0, **conf):
     return reports
 
 
+def read_to_end(bootstrap, topic, isolation, expected=0, partition=0, timeout=15.0):
+    """(offset, key, value) of every record a fresh confluent consumer with `isolation` reads from
+    the start to the end it may see (the log end for read_uncommitted, the last stable offset for
+    read_committed): it reads until the consumer reports that end with at least `expected`
+    records, so a record visible below the end is always among them. Any consumer error fails."""
+    c = consumer_confluent(bootstrap, **{"isolation.level": isolation, "enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(topic, partition, 0)])
+        got = []
+        deadline = time.monotonic() + timeout
+        while True:
+            assert time.monotonic() < deadline, f"read {got}, then no end of partition in {timeout}s"
+            for m in c.consume(500, timeout=0.2):
+                if m.error() is None:
+                    got.append((m.offset(), m.key(), m.value()))
+                elif m.error().code() != KafkaError._PARTITION_EOF:
+                    raise AssertionError(f"consumer error: {m.error()}")
+                elif len(got) >= expected:
+                    return got
+    finally:
+        c.close()
+
+
 def consumer_confluent(bootstrap, **conf):
     c = {"bootstrap.servers": bootstrap, "group.id": "gregor-tests-" + uuid.uuid4().hex[:6],
          "enable.auto.commit": False, "enable.auto.offset.store": False,

@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import NewPartitions
 
 from clients import (admin, consume_confluent, consume_kafka_python, consumer_confluent, create_topic, kp_consumer,
-                     kp_producer, produce_confluent, producer, topic_partitions, unique_topic, wait_for_partitions,
+                     kp_producer, produce_confluent, producer, read_to_end, topic_partitions, unique_topic, wait_for_partitions,
                      wait_until)
 from kafka_wire import connect, frame, header_v1
 from segments import log_files, read_batches
@@ -224,27 +224,6 @@ COMPACT = {"cleanup.policy": "compact", "segment.bytes": "1000", "min.cleanable.
            "delete.retention.ms": "100", "min.compaction.lag.ms": "0", "segment.ms": "200"}
 
 
-def read_records(bootstrap, topic, isolation, partition=0, timeout=15.0):
-    """(offset, key, value) of every record a fresh confluent consumer with `isolation` reads from
-    the start up to the end it may see (the end of partition it reports)."""
-    c = consumer_confluent(bootstrap, **{"isolation.level": isolation, "enable.partition.eof": True})
-    try:
-        c.assign([TopicPartition(topic, partition, 0)])
-        got = []
-        deadline = time.monotonic() + timeout
-        while True:
-            assert time.monotonic() < deadline, f"read {got}, then no end of partition in {timeout}s"
-            for m in c.consume(500, timeout=0.2):
-                if m.error() is None:
-                    got.append((m.offset(), m.key(), m.value()))
-                elif m.error().code() == KafkaError._PARTITION_EOF:
-                    return got
-                else:
-                    raise AssertionError(f"consumer error: {m.error()}")
-    finally:
-        c.close()
-
-
 def _transactional_compaction(b, delete_retention_ms, until_markers_gone=False):
     """Committed and aborted transactions of one producer write keys k0..k5 (and `ghost`, only in
     aborted ones) of a compacted topic; commits filler transactions until the cleaner has left one
@@ -281,7 +260,7 @@ def _transactional_compaction(b, delete_retention_ms, until_markers_gone=False):
     def cleaned():
         # Committed filler transactions push the keyed records out of the active segment (only
         # inactive segments are cleaned) and keep the log dirty enough for the next clean.
-        done = keyed(read_records(bs, t, "read_uncommitted")) == want_records \
+        done = keyed(read_to_end(bs, t, "read_uncommitted")) == want_records \
             and f"cleaned log topic={t}" in b.log_text()
         if done and until_markers_gone:
             done = not abort_markers & {x.base_offset for x in read_batches(partition_dir, strict=False)}
@@ -328,16 +307,16 @@ def test_compaction_of_a_transactional_topic(broker_factory):
     restart. The markers stay (delete.retention.ms is long)."""
     b = broker_factory(overrides={**CLEANER, **FAST_TIMERS})
     t, want = _transactional_compaction(b, 600_000)
-    committed = read_records(b.bootstrap, t, "read_committed")
+    committed = read_to_end(b.bootstrap, t, "read_committed")
     assert keyed(committed) == want
     assert not [r for r in committed if r[2].startswith(b"a")], committed
-    assert keyed(read_records(b.bootstrap, t, "read_uncommitted")) == want
+    assert keyed(read_to_end(b.bootstrap, t, "read_uncommitted")) == want
     assert keyed(read_committed_kafka_python(b.bootstrap, t)) == want
     # The same after a restart, which rebuilds the producer and transaction state from the
     # cleaned log.
     b.restart()
-    assert keyed(read_records(b.bootstrap, t, "read_committed")) == want
-    assert keyed(read_records(b.bootstrap, t, "read_uncommitted")) == want
+    assert keyed(read_to_end(b.bootstrap, t, "read_committed")) == want
+    assert keyed(read_to_end(b.bootstrap, t, "read_uncommitted")) == want
 
 
 def test_compaction_removing_abort_markers_keeps_committed_data_visible(broker_factory):
@@ -348,8 +327,8 @@ def test_compaction_removing_abort_markers_keeps_committed_data_visible(broker_f
     producer, with no abort marker left to end it) makes clients skip them all."""
     b = broker_factory(overrides={**CLEANER, **FAST_TIMERS})
     t, want = _transactional_compaction(b, 100, until_markers_gone=True)
-    assert keyed(read_records(b.bootstrap, t, "read_uncommitted")) == want
-    assert keyed(read_records(b.bootstrap, t, "read_committed")) == want
+    assert keyed(read_to_end(b.bootstrap, t, "read_uncommitted")) == want
+    assert keyed(read_to_end(b.bootstrap, t, "read_committed")) == want
     assert keyed(read_committed_kafka_python(b.bootstrap, t)) == want
 
 

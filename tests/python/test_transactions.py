@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
                              TopicPartition)
 
-from clients import admin, consumer_confluent, create_topic, unique_topic, wait_until
+from clients import admin, consumer_confluent, create_topic, read_to_end, unique_topic, wait_until
 from kafka_wire import (compact_string, connect, frame, header_v2, read_compact_string, read_uvarint,
                         recv_frame, uvarint)
 
@@ -38,27 +38,8 @@ def in_txn(p, topic, values, commit=True, partition=0):
 
 
 def read_values(bootstrap, topic, isolation, expected, partition=0, timeout=15.0):
-    """The values a fresh consumer with `isolation` reads from the start to the end it may see
-    (the log end for read_uncommitted, the last stable offset for read_committed): it reads until
-    the consumer reports that end with at least `expected` values, so a record visible below the
-    end is always among them. Any consumer error fails the test."""
-    c = consumer_confluent(bootstrap, **{"isolation.level": isolation, "broker.address.family": "v4",
-                                         "enable.partition.eof": True})
-    try:
-        c.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
-        got = []
-        deadline = time.monotonic() + timeout
-        while True:
-            assert time.monotonic() < deadline, f"read {got}, then no end of partition in {timeout}s"
-            for m in c.consume(100, timeout=0.2):
-                if m.error() is None:
-                    got.append(m.value().decode())
-                elif m.error().code() != KafkaError._PARTITION_EOF:
-                    raise AssertionError(f"consumer error: {m.error()}")
-                elif len(got) >= expected:
-                    return got
-    finally:
-        c.close()
+    """The values (as text) `read_to_end` finds."""
+    return [v.decode() for _o, _k, v in read_to_end(bootstrap, topic, isolation, expected, partition, timeout)]
 
 
 def stable_end(bootstrap, topic, partition=0):

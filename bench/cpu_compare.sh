@@ -9,7 +9,10 @@
 #   TOPIC_CONFIG=compression.type=zstd bench/cpu_compare.sh ...   # a topic config (recompression)
 #
 # Prints two lines per run (produce, consume): binary, MB/s (the tool's), broker CPU seconds
-# (utime+stime from /proc/<pid>/stat over the phase), broker CPU seconds per GB.
+# (utime+stime from /proc/<pid>/stat over the phase), broker CPU seconds per GB, and the whole
+# machine's CPU seconds per GB (/proc/stat: client, broker, kernel threads such as writeback).
+# SHM=/var/tmp puts the data on disk instead (what preallocation changes); with SYNC=1 the
+# produce phase also waits for `sync`, so the kernel's writeback of the data is counted.
 set -euo pipefail
 
 BEFORE=${1:?before binary}
@@ -22,6 +25,8 @@ CLK_TCK=$(getconf CLK_TCK)
 SHM=${SHM:-/dev/shm}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Busy jiffies of the whole machine (user, nice, system, irq, softirq).
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 run() {
     local bin=$1 dir log pid port
@@ -38,29 +43,35 @@ run() {
     [[ -n "$port" ]] || { echo "broker did not start" >&2; cat "$log" >&2; kill "$pid"; exit 1; }
     "$BEFORE" topics --bootstrap-server "127.0.0.1:$port" --create --topic bench --partitions 1 \
         ${TOPIC_CONFIG:+--config "$TOPIC_CONFIG"} >/dev/null
-    local start result
+    local start machine result
     start=$(cpu_ticks "$pid")
+    machine=$(machine_ticks)
     result=$("$BEFORE" perf produce --bootstrap-server "127.0.0.1:$port" --topic bench \
         --num-records "$RECORDS" --record-size "$SIZE" --output json \
         --producer-props acks=1 linger.ms=5 batch.size=1000000 "compression.type=$COMPRESSION" 2>/dev/null | tail -1)
-    report "$bin" produce "$pid" "$start" "$result"
+    # SYNC=1: the produce phase ends when the data is on disk (writeback counted).
+    [[ "${SYNC:-0}" == 1 ]] && sync
+    report "$bin" produce "$pid" "$start" "$machine" "$result"
     start=$(cpu_ticks "$pid")
+    machine=$(machine_ticks)
     result=$("$BEFORE" perf consume --bootstrap-server "127.0.0.1:$port" --topic bench \
         --messages "$RECORDS" --output json 2>/dev/null | tail -1)
-    report "$bin" consume "$pid" "$start" "$result"
+    report "$bin" consume "$pid" "$start" "$machine" "$result"
     kill "$pid"; wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
 }
 
 # One line: the tool's MB/s and the broker's CPU since `start` ticks.
 report() {
-    local bin=$1 phase=$2 pid=$3 start=$4 result=$5 end mbps cpu gb
+    local bin=$1 phase=$2 pid=$3 start=$4 machine_start=$5 result=$6 end machine mbps cpu gb
     end=$(cpu_ticks "$pid")
+    machine=$(awk -v a="$machine_start" -v b="$(machine_ticks)" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / t}')
     mbps=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(round(d.get("mb_per_sec", d.get("MBps", 0)), 1))' "$result" 2>/dev/null || echo "?")
     cpu=$(awk -v a="$start" -v b="$end" -v t="$CLK_TCK" 'BEGIN {printf "%.2f", (b - a) / t}')
     gb=$(awk -v n="$RECORDS" -v s="$SIZE" 'BEGIN {print n * s / 1e9}')
-    printf '%-28s %-8s %8s MB/s  broker %6s CPU s  %6.2f CPU s/GB\n' "$(basename "$(dirname "$bin")")/$(basename "$bin")" \
-        "$phase" "${mbps:-?}" "$cpu" "$(awk -v c="$cpu" -v g="$gb" 'BEGIN {print c / g}')"
+    printf '%-28s %-8s %8s MB/s  broker %6s CPU s  %6.2f CPU s/GB  machine %6.2f CPU s/GB\n' \
+        "$(basename "$(dirname "$bin")")/$(basename "$bin")" "$phase" "${mbps:-?}" "$cpu" \
+        "$(awk -v c="$cpu" -v g="$gb" 'BEGIN {print c / g}')" "$(awk -v c="$machine" -v g="$gb" 'BEGIN {print c / g}')"
 }
 
 echo "$RECORDS x $SIZE B, compression $COMPRESSION, ${TOPIC_CONFIG:-default topic}, $ROUNDS rounds"

@@ -40,6 +40,26 @@ def log_files(partition_dir):
     return sorted(Path(partition_dir).glob("*.log"))
 
 
+def batches_end(segment):
+    """Where the last whole batch of a .log file ends: its data, without the zeros of space the
+    broker allocated ahead of its writes (preallocate)."""
+    end = 0
+    for b in read_batches(Path(segment).parent):
+        if b.file == str(segment):
+            end = b.position + LOG_OVERHEAD + b.length
+    return end
+
+
+def write_after_batches(segment, data):
+    """Writes `data` right after the last whole batch of a .log file, as a write torn by a crash
+    leaves it (over the preallocated zeros, if any); returns where the batches end."""
+    end = batches_end(segment)
+    with open(segment, "r+b") as f:
+        f.seek(end)
+        f.write(data)
+    return end
+
+
 def read_batches(partition_dir, strict=True):
     """All batches in all segments, in file order. A torn tail (fewer bytes than the
     header or the batch claims) ends a file; with strict=True anything else that

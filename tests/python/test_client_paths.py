@@ -16,7 +16,7 @@ from clients import (admin, consume_confluent, consume_kafka_python, consumer_co
                      kp_producer, produce_confluent, producer, read_to_end, topic_partitions, unique_topic, wait_for_partitions,
                      wait_until)
 from kafka_wire import connect, frame, header_v1
-from segments import log_files, read_batches
+from segments import log_files, read_batches, write_after_batches
 from test_groups import FAST_GROUPS, committed_confluent, group_consumer, poll_records
 from test_transactions import (FAST_TIMERS, describe_transaction, in_txn, list_transactions, read_values, stable_end,
                                txn_producer)
@@ -450,9 +450,9 @@ def test_sigterm_with_parked_fetches_and_open_transactions(broker_factory):
 # ------------------------------------------------------------------ 4. torn tails in internal topics
 
 def _tear_internal_tails(b, topic, garbage):
-    """Appends half of a copy of the last batch, renumbered as the next batch (a write torn by the
-    crash), plus `garbage`, to the newest .log segment of every partition of an internal topic that
-    holds data; returns {segment: size before}."""
+    """Writes half of a copy of the last batch, renumbered as the next batch (a write torn by the
+    crash), plus `garbage`, after the batches of the newest .log segment of every partition of an
+    internal topic that holds data; returns {segment: where its batches end}."""
     torn = {}
     for d in sorted(b.data_dir.glob(f"{topic}-*")):
         batches = read_batches(d)
@@ -463,9 +463,7 @@ def _tear_internal_tails(b, topic, garbage):
         assert newest.name == last.file.rsplit("/", 1)[-1], (newest, last.file)
         whole = newest.read_bytes()
         copy = struct.pack(">q", last.last_offset + 1) + whole[last.position + 8:last.position + 12 + last.length]
-        with open(newest, "ab") as f:
-            f.write(copy[:len(copy) // 2] + garbage)
-        torn[newest] = len(whole)
+        torn[newest] = write_after_batches(newest, copy[:len(copy) // 2] + garbage)
     return torn
 
 

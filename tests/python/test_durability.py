@@ -4,7 +4,7 @@ import os
 import random
 
 from clients import consume_confluent, create_topic, produce_confluent, unique_topic, watermarks
-from segments import log_files, read_batches
+from segments import log_files, read_batches, write_after_batches
 
 
 def value_of(i):
@@ -30,9 +30,7 @@ def test_sigkill_with_garbage_tail_recovers_acked_records(broker):
     logs = log_files(pdir)
     assert logs, f"no .log files in {pdir}: {sorted(os.listdir(pdir)) if pdir.exists() else 'missing dir'}"
     newest = logs[-1]
-    size_before = newest.stat().st_size
-    with open(newest, "ab") as f:
-        f.write(random.Random(42).randbytes(1000))
+    size_before = write_after_batches(newest, random.Random(42).randbytes(1000))
 
     broker.start()
     lo, hi = watermarks(broker.bootstrap, t, 0)

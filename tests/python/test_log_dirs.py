@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient
 
 from clients import consume_confluent, create_topic, produce_confluent, unique_topic, wait_until
 from gregor_broker import GREGOR_BIN
+from segments import LOG_OVERHEAD, read_batches
 
 KAFKA_STORAGE_ERROR = 56
 
@@ -89,7 +90,8 @@ def test_partitions_spread_and_a_bad_dir_takes_only_its_partitions_offline(broke
 
 
 def segment_bytes(partition_dir):
-    return sum(f.stat().st_size for f in Path(partition_dir).glob("*.log"))
+    """The batches' bytes in a partition directory (files may hold preallocated zeros too)."""
+    return sum(LOG_OVERHEAD + b.length for b in read_batches(partition_dir))
 
 
 def describe_log_dirs(bootstrap, topic_partitions=None):

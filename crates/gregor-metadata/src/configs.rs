@@ -170,7 +170,9 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "1",
         ConfigKind::Int { min: 1 },
     ),
-    def("preallocate", "log.preallocate", "false", BOOL),
+    // gregor preallocates by default: a file written in place costs the kernel a third of a
+    // growing one (bench/RESULTS.md).
+    def("preallocate", "log.preallocate", "true", BOOL),
     def(
         "retention.bytes",
         "log.retention.bytes",

@@ -6,12 +6,14 @@
 //! broker allocate gigabytes and abort. `tests/fuzz.rs` proves that over random and mutated frames.
 
 pub mod frame;
+pub mod parts;
 pub mod versions;
 
 pub use proto_kafka as kafka;
 pub use proto_kafka::messages::{ApiKey, RequestHeader, RequestKind};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use proto_kafka::protocol::buf::ByteBufMut;
 use proto_kafka::protocol::{Decodable, Encodable};
 
 /// A request that has been framed and decoded.
@@ -83,17 +85,45 @@ pub fn encode_response<R: Encodable>(
     correlation_id: i32,
     response: &R,
 ) -> Result<Bytes, proto_kafka::ProtoError> {
+    let mut buf = BytesMut::new();
+    encode_response_into(&mut buf, api_key, version, correlation_id, response)?;
+    Ok(buf.freeze())
+}
+
+/// Encodes a response into parts: its bytes, with [`parts::placeholder`] fields left out as
+/// [`parts::Part::Placeholder`]s, for the caller to send from where their data lies.
+pub fn encode_response_parts<R: Encodable>(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+) -> Result<Vec<parts::Part>, proto_kafka::ProtoError> {
+    let mut buf = parts::PartsBuf::default();
+    encode_response_into(&mut buf, api_key, version, correlation_id, response)?;
+    Ok(buf.into_parts())
+}
+
+fn encode_response_into<R: Encodable, B: ByteBufMut>(
+    buf: &mut B,
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &R,
+) -> Result<(), proto_kafka::ProtoError> {
     let body_len = response.compute_size(version)?;
     let flexible_header = api_key.response_header_version(version) >= 1;
     let header_len = if flexible_header { 5 } else { 4 };
-    let mut buf = BytesMut::with_capacity(4 + header_len + body_len);
-    buf.put_i32((header_len + body_len) as i32);
+    let size =
+        i32::try_from(header_len + body_len).map_err(|_| proto_kafka::ProtoError::TypeTooLong {
+            type_name: "response",
+            size: header_len + body_len,
+        })?;
+    buf.put_i32(size);
     buf.put_i32(correlation_id);
     if flexible_header {
         buf.put_u8(0); // no tagged fields
     }
-    response.encode(&mut buf, version)?;
-    Ok(buf.freeze())
+    response.encode(buf, version)
 }
 
 /// Reads the correlation id from an encoded response (for tests and tools).

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
 use gregor_storage::{
-    atomic_file, batch, AbortedTxn, AppendResult, PartitionLog, Result as StorageResult,
+    atomic_file, AbortedTxn, AppendResult, FileSlice, PartitionLog, Result as StorageResult,
     StorageError,
 };
 use parking_lot::{Mutex, RwLock};
@@ -131,16 +130,13 @@ impl Partition {
             high_watermark
         };
         let records = if max_bytes == 0 {
-            Ok(Bytes::new())
+            Ok(None)
         } else {
-            log.read(offset, max_bytes, bound)
+            log.read_slice(offset, max_bytes, bound)
         };
         let aborted = match &records {
             // Only those with records in the data returned, as Kafka.
-            Ok(data) if read_committed && !data.is_empty() => {
-                let end = batch::end_offset(data).unwrap_or(bound);
-                log.aborted_transactions(offset, end)
-            }
+            Ok(Some(slice)) if read_committed => log.aborted_transactions(offset, slice.end_offset),
             _ => Vec::new(),
         };
         FetchRead {
@@ -229,7 +225,8 @@ impl Partition {
 
 /// One partition's part of a fetch; see [`Partition::read`].
 pub struct FetchRead {
-    pub records: StorageResult<Bytes>,
+    /// Where the batches to send lie (`None`: nothing to send).
+    pub records: StorageResult<Option<FileSlice>>,
     pub high_watermark: i64,
     pub last_stable: i64,
     pub log_start: i64,

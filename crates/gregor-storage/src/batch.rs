@@ -249,22 +249,6 @@ pub fn validate_batches(buf: &[u8], max_message_bytes: usize) -> Result<Vec<Batc
     Ok(out)
 }
 
-/// The offset after the last whole batch of `data` (batches as a read returns them); `None`
-/// if it starts with no whole batch.
-pub fn end_offset(data: &[u8]) -> Option<i64> {
-    let mut pos = 0usize;
-    let mut end = None;
-    while let Ok(h) = BatchHeader::parse(data.get(pos..)?) {
-        let next = pos.checked_add(h.total_len())?;
-        if h.batch_length < MIN_BATCH_LENGTH || next > data.len() {
-            break;
-        }
-        end = Some(h.next_offset());
-        pos = next;
-    }
-    end
-}
-
 /// The (producer id, epoch) of the first batch of `records` if it is a transactional data
 /// batch (a produce request carries at most one producer's). `None` also for unreadable input,
 /// which the append refuses.

@@ -50,8 +50,8 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     /// segment.jitter.ms: the largest random amount subtracted from `segment_ms` per segment
     pub segment_jitter_ms: i64,
-    /// preallocate: accepted and ignored (gregor never preallocates segment files; they grow
-    /// with each append).
+    /// preallocate: segment files are allocated ahead of their writes (in steps, up to
+    /// segment.bytes) and written in place, which costs the kernel far less than a growing file
     pub preallocate: bool,
     /// producer.id.expiration.ms (a broker config): producers idle this long are forgotten
     /// unless their transaction is open, so producer state does not grow without bound.
@@ -82,13 +82,18 @@ impl Default for LogConfig {
             timestamp_after_max_ms: 3_600_000,
             file_delete_delay_ms: 60_000,
             segment_jitter_ms: 0,
-            preallocate: false,
+            preallocate: true,
             producer_id_expiration_ms: 86_400_000,
         }
     }
 }
 
 impl LogConfig {
+    /// How far ahead a new active segment's file is allocated, if at all.
+    pub fn preallocation(&self) -> Option<u64> {
+        self.preallocate.then_some(self.segment_bytes)
+    }
+
     /// The time-based roll jitter of the segment starting at `base_offset`: a value in
     /// `[0, min(segment.jitter.ms, segment.ms))`, like Kafka's per-segment random jitter but
     /// derived from the base offset (a SplitMix64 hash), so it is deterministic and survives a

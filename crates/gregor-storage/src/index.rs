@@ -32,6 +32,16 @@ impl OffsetIndex {
         }
     }
 
+    /// Position of the last indexed batch starting at or before `position` (0 if none).
+    pub fn position_at_or_before(&self, position: u32) -> u32 {
+        let n = self.entries.partition_point(|e| e.1 <= position);
+        if n == 0 {
+            0
+        } else {
+            self.entries[n - 1].1
+        }
+    }
+
     pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
         let mut buf = Vec::with_capacity(self.entries.len() * 8);
         for (o, p) in &self.entries {
@@ -100,6 +110,10 @@ mod tests {
         assert_eq!(oi.lookup(10), 100);
         assert_eq!(oi.lookup(19), 100);
         assert_eq!(oi.lookup(25), 200);
+        assert_eq!(oi.position_at_or_before(99), 0);
+        assert_eq!(oi.position_at_or_before(100), 100);
+        assert_eq!(oi.position_at_or_before(199), 100);
+        assert_eq!(oi.position_at_or_before(5000), 200);
         let mut ti = TimeIndex::default();
         ti.maybe_push(1000, 3);
         ti.maybe_push(900, 4);

@@ -24,7 +24,10 @@ pub use log::cleaner::{CleanStats, CleanedSegments, CleaningPlan};
 pub use log::{AppendResult, PartitionLog, Prepared};
 pub use log_copy::{LogCopy, LogSnapshot};
 pub use producer_state::{AbortedTxn, ActiveProducer};
+pub use segment::FileSlice;
 
+#[cfg(test)]
+mod preallocation_tests;
 #[cfg(test)]
 mod test_batches;
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::producer_state::{
     self, AbortedTxn, ActiveProducer, ProducerEntry, ProducerStateManager,
 };
 use crate::record_checks::{self, RecordRules};
-use crate::segment::{self, Segment};
+use crate::segment::{self, FileSlice, Segment};
 
 /// A produced batch may decompress to at most this many times `max.message.bytes` (about 1 GiB
 /// by default): far beyond what real data compresses by, yet a bound on the work a small
@@ -164,10 +164,13 @@ impl PartitionLog {
             }
         }
         if segments.is_empty() {
-            let mut segment = Segment::create(&dir, log_start_offset)?;
+            let mut segment = Segment::create(&dir, log_start_offset, None)?;
             // Like recovered ones, opened when first used.
             segment.close_file()?;
             segments.push(segment);
+        }
+        if let Some(active) = segments.last_mut() {
+            active.preallocate(config.preallocation());
         }
         let log_end_offset = segments.last().map_or(0, |s| s.next_offset);
         let first_base = segments.first().map_or(0, |s| s.base_offset);
@@ -460,8 +463,10 @@ impl PartitionLog {
     }
 
     fn roll(&mut self) -> Result<()> {
-        self.active().write_indexes()?;
-        let seg = Segment::create(&self.dir, self.log_end_offset)?;
+        let active = self.active();
+        active.write_indexes()?;
+        active.trim()?;
+        let seg = Segment::create(&self.dir, self.log_end_offset, self.config.preallocation())?;
         tracing::debug!(
             "{}: rolled new segment {}",
             self.dir.display(),
@@ -498,8 +503,24 @@ impl PartitionLog {
         n.saturating_sub(1)
     }
 
-    /// Reads whole batches starting with the batch containing `offset` (see the crate docs).
+    /// Reads whole batches starting with the batch containing `offset` (see the crate docs)
+    /// into memory: [`PartitionLog::read_slice`]'s batches.
     pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<Bytes> {
+        Ok(match self.read_slice(offset, max_bytes, max_offset)? {
+            Some(slice) => Bytes::from(slice.read()?),
+            None => Bytes::new(),
+        })
+    }
+
+    /// Where the whole batches from the one containing `offset` lie: as many as fit in
+    /// `max_bytes` (the first always, KIP-74), none at or past `max_offset`, within one
+    /// segment. `None` when there is nothing to return.
+    pub fn read_slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<Option<FileSlice>> {
         if offset < self.log_start_offset || offset > self.log_end_offset {
             return Err(StorageError::OffsetOutOfRange {
                 offset,
@@ -508,14 +529,14 @@ impl PartitionLog {
             });
         }
         if offset == self.log_end_offset || offset >= max_offset {
-            return Ok(Bytes::new());
+            return Ok(None);
         }
         for seg in &self.segments[self.segment_index_for(offset)..] {
-            if let Some(data) = seg.read(offset, max_bytes, max_offset)? {
-                return Ok(Bytes::from(data));
+            if let Some(slice) = seg.read_slice(offset, max_bytes, max_offset)? {
+                return Ok((slice.len > 0).then_some(slice));
             }
         }
-        Ok(Bytes::new())
+        Ok(None)
     }
 
     pub fn log_start_offset(&self) -> i64 {
@@ -711,10 +732,12 @@ impl PartitionLog {
         n
     }
 
-    /// fsyncs everything, writes indexes and the checkpoint (recovery point = log end offset).
+    /// fsyncs everything, writes indexes and the checkpoint (recovery point = log end offset);
+    /// space allocated ahead of the writes is given back.
     pub fn checkpoint(&mut self) -> Result<()> {
         for s in &mut self.segments {
             s.write_indexes()?;
+            s.trim()?;
             s.sync()?;
         }
         self.recovery_point = self.log_end_offset;

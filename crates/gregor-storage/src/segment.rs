@@ -1,7 +1,6 @@
 //! One segment: a `.log` file of whole batches plus its sparse indexes (kept in memory).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,7 +93,7 @@ const OPEN_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// KAFKA_STORAGE_ERROR until descriptors free up.
 fn reopen(path: &Path) -> Result<File> {
     static LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
-    match OpenOptions::new().read(true).append(true).open(path) {
+    match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => Ok(file),
         Err(e) => {
             if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
@@ -120,8 +119,15 @@ pub(crate) struct Segment {
     pub base_offset: i64,
     file: LogFile,
     dir: PathBuf,
-    /// Bytes in the `.log` file.
+    /// Bytes of batches in the `.log` file.
     pub size: u64,
+    /// Length of the `.log` file: past `size` while space is allocated ahead of the writes
+    /// (zeros until written), trimmed to `size` when the segment rolls, at a checkpoint and on
+    /// recovery.
+    file_len: u64,
+    /// How far ahead of the writes the file is allocated: up to this length (segment.bytes),
+    /// or 0 when the segment is not preallocated.
+    allocate_up_to: u64,
     /// Offset after the last batch (base_offset when empty).
     pub next_offset: i64,
     pub offset_index: OffsetIndex,
@@ -147,16 +153,14 @@ pub(crate) struct Recovered {
 }
 
 impl Segment {
-    fn open_file(dir: &Path, base_offset: i64, truncate: bool) -> Result<File> {
-        let mut opts = OpenOptions::new();
-        opts.read(true).append(true).create(true);
-        if truncate {
-            // `truncate` is incompatible with `append`; do it separately.
-            let f = opts.open(file_path(dir, base_offset, LOG_EXT))?;
-            f.set_len(0)?;
-            return Ok(f);
-        }
-        Ok(opts.open(file_path(dir, base_offset, LOG_EXT))?)
+    /// Opens (creating if missing) a `.log` file for positional reads and writes.
+    fn open_file(path: &Path, truncate: bool) -> Result<File> {
+        Ok(OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(truncate)
+            .open(path)?)
     }
 
     fn empty(dir: &Path, base_offset: i64, file: File) -> Segment {
@@ -165,6 +169,8 @@ impl Segment {
             file: LogFile::open(file),
             dir: dir.to_path_buf(),
             size: 0,
+            file_len: 0,
+            allocate_up_to: 0,
             next_offset: base_offset,
             offset_index: OffsetIndex::default(),
             time_index: TimeIndex::default(),
@@ -178,10 +184,18 @@ impl Segment {
         }
     }
 
-    /// Creates a new empty segment (replacing any file of that name).
-    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment> {
-        let file = Self::open_file(dir, base_offset, true)?;
-        Ok(Self::empty(dir, base_offset, file))
+    /// Creates a new empty segment (replacing any file of that name). With `preallocate`
+    /// (segment.bytes), its file is allocated ahead of the writes up to that length.
+    pub fn create(dir: &Path, base_offset: i64, preallocate: Option<u64>) -> Result<Segment> {
+        let file = Self::open_file(&file_path(dir, base_offset, LOG_EXT), true)?;
+        let mut segment = Self::empty(dir, base_offset, file);
+        segment.preallocate(preallocate);
+        Ok(segment)
+    }
+
+    /// Sets how far ahead of its writes this segment's file is allocated (`None`: not at all).
+    pub fn preallocate(&mut self, up_to: Option<u64>) {
+        self.allocate_up_to = up_to.unwrap_or(0);
     }
 
     /// Opens an existing segment, scanning its batch headers to rebuild the indexes. Batches
@@ -196,7 +210,7 @@ impl Segment {
         index_interval: usize,
         on_batch: &mut dyn FnMut(&BatchHeader, Option<bool>),
     ) -> Result<Recovered> {
-        let file = Self::open_file(dir, base_offset, false)?;
+        let file = Self::open_file(&file_path(dir, base_offset, LOG_EXT), false)?;
         let file_len = file.metadata()?.len();
         let mut seg = Self::empty(dir, base_offset, file);
         let log = seg.log_file()?;
@@ -227,6 +241,8 @@ impl Segment {
                     pos += len;
                 }
                 Err(StorageError::Io(e)) => return Err(StorageError::Io(e)),
+                // Space allocated ahead of the writes: the batches end here.
+                Err(_) if zeros_at(&log, pos, file_len)? => break,
                 Err(e) => {
                     tracing::warn!(
                         "segment {} of {}: invalid data at position {pos} ({e}); truncating {} bytes",
@@ -239,11 +255,15 @@ impl Segment {
                 }
             }
         }
-        if corrupt {
+        if pos < file_len {
+            // Invalid data or a preallocated tail is cut off, durably, before anything is
+            // written there: bytes left past the end (a torn write, pages of an unsynced write
+            // that reached the disk out of order) must never read as batches later.
             log.set_len(pos)?;
             log.sync_all()?;
         }
         seg.size = pos;
+        seg.file_len = pos;
         // Reopened when first used: a broker's open files follow the partitions in use.
         seg.file.close();
         Ok(Recovered {
@@ -317,7 +337,8 @@ impl Segment {
         self.index_dirty = true;
     }
 
-    /// Appends `data` (whole, patched batches described by `headers`) with one write.
+    /// Appends `data` (whole, patched batches described by `headers`) with one positional
+    /// write at the end of the batches.
     pub fn append(
         &mut self,
         data: &[u8],
@@ -326,12 +347,18 @@ impl Segment {
         index_interval: usize,
     ) -> Result<()> {
         let size = self.size;
-        let mut file = self.writable_file()?;
-        if let Err(e) = file.write_all(data) {
-            // Do not leave a partial write behind.
+        let end = size + data.len() as u64;
+        if end > self.file_len && self.allocate_up_to > 0 {
+            self.allocate_ahead(end)?;
+        }
+        let file = self.writable_file()?;
+        if let Err(e) = file.write_all_at(data, size) {
+            // Nothing of a failed write may stay past the end (nor space allocated ahead).
             let _ = file.set_len(size);
+            self.file_len = size;
             return Err(e.into());
         }
+        self.file_len = self.file_len.max(end);
         if self.batch_count == 0 {
             self.roll_base_ms = Some(now_ms);
         }
@@ -342,6 +369,43 @@ impl Segment {
         }
         self.size += data.len() as u64;
         self.dirty = true;
+        Ok(())
+    }
+
+    /// Allocates the file ahead of a write ending at `end`: as much again as the segment
+    /// holds, between [`MIN_ALLOCATION_STEP`] and [`MAX_ALLOCATION_STEP`], so a busy segment
+    /// allocates rarely and an idle one holds little unused space. A file system that cannot
+    /// (no `fallocate`, or no room for the step) makes this segment grow with its writes, as
+    /// without preallocation.
+    fn allocate_ahead(&mut self, end: u64) -> Result<()> {
+        let step = self.size.clamp(MIN_ALLOCATION_STEP, MAX_ALLOCATION_STEP);
+        let target = (self.file_len + step).min(self.allocate_up_to).max(end);
+        let from = self.file_len;
+        let file = self.writable_file()?;
+        match fallocate(file, from, target - from) {
+            Ok(()) => self.file_len = target,
+            Err(e) => {
+                static LOGGED: AtomicBool = AtomicBool::new(false);
+                if !LOGGED.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "cannot preallocate {} ({e}); segments on this file system grow with their writes instead (logged once)",
+                        self.log_path().display()
+                    );
+                }
+                self.allocate_up_to = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives back the space allocated past the batches (when the segment rolls or the log is
+    /// checkpointed), so that a file's length is its data.
+    pub fn trim(&mut self) -> Result<()> {
+        if self.file_len > self.size {
+            let size = self.size;
+            self.writable_file()?.set_len(size)?;
+            self.file_len = size;
+        }
         Ok(())
     }
 
@@ -475,42 +539,68 @@ impl Segment {
         Ok(None)
     }
 
-    /// Reads whole batches starting at the batch containing `offset` (see PartitionLog::read).
-    /// `None` if the segment has no batch at or after `offset`.
-    pub fn read(&self, offset: i64, max_bytes: usize, max_offset: i64) -> Result<Option<Vec<u8>>> {
+    /// The whole batches to return for a read from `offset` (see [`PartitionLog::read`]):
+    /// from the batch containing it, as many as fit in `max_bytes` (the first one always),
+    /// none starting at or past `max_offset`. `None` if the segment has no batch at or after
+    /// `offset`. Only batch headers are read; the data stays in the file.
+    ///
+    /// [`PartitionLog::read`]: crate::PartitionLog::read
+    pub fn read_slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+    ) -> Result<Option<FileSlice>> {
         let file = self.log_file()?;
         let Some((start, first)) = self.find_batch_in(&file, offset)? else {
             return Ok(None);
         };
+        let slice = |end: u64, end_offset: i64| FileSlice {
+            file: file.clone(),
+            position: start,
+            len: (end - start) as usize,
+            end_offset,
+        };
         if first.base_offset >= max_offset {
-            return Ok(Some(Vec::new()));
+            return Ok(Some(slice(start, first.base_offset)));
         }
-        let available = self.size - start;
-        let first_len = first.total_len() as u64;
-        let want = (max_bytes as u64).max(first_len).min(available);
-        let mut buf = read_at(&file, start, want as usize)?;
-        let mut end = 0usize;
-        while end + batch::LOG_OVERHEAD <= buf.len() {
-            let rest = &buf[end..];
-            let base = i64::from_be_bytes(rest[0..8].try_into().unwrap_or([0; 8]));
-            let blen = i32::from_be_bytes(rest[8..12].try_into().unwrap_or([0; 4]));
-            if blen < batch::MIN_BATCH_LENGTH {
-                return Err(StorageError::CorruptMessage(format!(
-                    "bad batch length in segment {}",
-                    self.base_offset
-                )));
+        // Where the batches at or past max_offset begin.
+        let (mut end, mut end_offset) = (self.size, self.next_offset);
+        if max_offset < self.next_offset {
+            if let Some((pos, h)) = self.find_batch_in(&file, max_offset)? {
+                end = if h.base_offset >= max_offset {
+                    pos
+                } else {
+                    pos + h.total_len() as u64
+                };
+                end_offset = self.offset_at(&file, end)?;
             }
-            let len = blen as usize + batch::LOG_OVERHEAD;
-            if end > 0 && (base >= max_offset || end + len > max_bytes) {
-                break;
-            }
-            if end + len > buf.len() {
-                break;
-            }
-            end += len;
         }
-        buf.truncate(end);
-        Ok(Some(buf))
+        // The last batch boundary within max_bytes, past the first batch (KIP-74).
+        let limit = start.saturating_add((max_bytes as u64).max(first.total_len() as u64));
+        if limit < end {
+            let indexed = u64::from(self.offset_index.position_at_or_before(limit as u32));
+            let mut pos = indexed.max(start);
+            loop {
+                let h = self
+                    .header_at(&file, pos)?
+                    .ok_or_else(|| StorageError::CorruptMessage("batch past the end".into()))?;
+                if pos + h.total_len() as u64 > limit {
+                    end = pos;
+                    end_offset = h.base_offset;
+                    break;
+                }
+                pos += h.total_len() as u64;
+            }
+        }
+        Ok(Some(slice(end, end_offset)))
+    }
+
+    /// The base offset of the batch at `pos`, or the segment's next offset at its end.
+    fn offset_at(&self, file: &File, pos: u64) -> Result<i64> {
+        Ok(self
+            .header_at(file, pos)?
+            .map_or(self.next_offset, |h| h.base_offset))
     }
 
     /// Reads the whole batch at `pos`.
@@ -523,6 +613,43 @@ impl Segment {
         let rel = self.time_index.lookup_before(ts);
         u64::from(self.offset_index.lookup(rel))
     }
+}
+
+/// Whole batches in a segment file, for a fetch: sent from the file as they are (`sendfile`)
+/// or read into memory. The handle keeps the data readable after the segment is deleted.
+#[derive(Clone, Debug)]
+pub struct FileSlice {
+    pub file: Arc<File>,
+    pub position: u64,
+    pub len: usize,
+    /// The offset after the slice's batches: the base offset of the batch that follows.
+    pub end_offset: i64,
+}
+
+impl FileSlice {
+    /// Reads the slice into memory.
+    pub fn read(&self) -> Result<Vec<u8>> {
+        read_at(&self.file, self.position, self.len)
+    }
+}
+
+/// The smallest and largest amounts a preallocated file is extended by at once.
+const MIN_ALLOCATION_STEP: u64 = 1 << 20;
+const MAX_ALLOCATION_STEP: u64 = 64 << 20;
+
+/// Allocates `len` bytes of `file` from `offset` (extending it; the new bytes read as zeros).
+fn fallocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), offset, len)?;
+    Ok(())
+}
+
+/// Whether the bytes at `pos` (up to a batch header's length, or to `file_len`) are all zero:
+/// the end of the batches in a file allocated ahead of its writes.
+fn zeros_at(file: &File, pos: u64, file_len: u64) -> Result<bool> {
+    let mut hdr = [0u8; HEADER_LEN];
+    let n = (file_len - pos).min(HEADER_LEN as u64) as usize;
+    file.read_exact_at(&mut hdr[..n], pos)?;
+    Ok(hdr[..n].iter().all(|&b| b == 0))
 }
 
 /// Reads `len` bytes at `pos`.
@@ -588,12 +715,7 @@ impl Segment {
     /// Creates an empty segment writing to `NNN.log.cleaned`; once that file is renamed to
     /// `NNN.log` the segment is an ordinary one (its handle follows the rename).
     pub(crate) fn create_cleaned(dir: &Path, base_offset: i64) -> Result<Segment> {
-        let f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(log_path_with(dir, base_offset, CLEANED_SUFFIX))?;
-        f.set_len(0)?;
+        let f = Self::open_file(&log_path_with(dir, base_offset, CLEANED_SUFFIX), true)?;
         Ok(Self::empty(dir, base_offset, f))
     }
 

@@ -106,8 +106,9 @@ fn a_partition_the_metadata_log_never_recorded_stops_the_start() {
     produce(&g, &topic);
     let dir = g.data_dir().join(format!("{topic}-0"));
     let log = common::newest_log_segment(&dir);
-    let log_bytes = std::fs::read(&log).unwrap();
+    // After the clean stop (which gives back space allocated ahead of the writes).
     g.terminate(Duration::from_secs(30));
+    let log_bytes = std::fs::read(&log).unwrap();
     let unrecorded = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
     std::fs::write(
         dir.join("partition.metadata"),
@@ -124,9 +125,8 @@ fn a_partition_the_metadata_log_never_recorded_stops_the_start() {
         stderr.contains(&format!("{topic}-0")) && stderr.contains(unrecorded),
         "{stderr}"
     );
-    assert_eq!(
-        std::fs::read(&log).unwrap(),
-        log_bytes,
+    assert!(
+        std::fs::read(&log).unwrap() == log_bytes,
         "the data is untouched"
     );
 
@@ -230,8 +230,8 @@ fn a_partition_the_topic_does_not_have_is_set_aside() {
     g.create_topic(&topic, 1);
     produce(&g, &topic);
     let dir = g.data_dir().join(format!("{topic}-0"));
-    let log_bytes = common::newest_log_segment(&dir).metadata().unwrap().len();
     g.terminate(Duration::from_secs(30));
+    let log_bytes = common::newest_log_segment(&dir).metadata().unwrap().len();
     let misplaced = g.data_dir().join(format!("{topic}-7"));
     std::fs::rename(&dir, &misplaced).unwrap();
     g.restart();

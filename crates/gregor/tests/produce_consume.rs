@@ -378,3 +378,67 @@ fn idempotent_duplicates_and_gaps_raw() {
     let values: Vec<&[u8]> = got.iter().map(|m| m.payload().unwrap()).collect();
     assert_eq!(values, vec![&b"a"[..], b"b", b"c", b"d", b"e", b"f", b"g"]);
 }
+
+/// A partition's produce answer says what happened: appended records get their base offset,
+/// the log start and -1 for the append time (CreateTime); refused ones -1 for all three, with
+/// the error and its message.
+#[test]
+fn produce_answers_carry_offsets_only_for_appended_records() {
+    use bytes::Bytes;
+    use common::{call, record_batch};
+    use gregor_protocol::kafka::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use gregor_protocol::kafka::messages::{ProduceRequest, ResponseKind, TopicName};
+    use gregor_protocol::kafka::protocol::StrBytes;
+    use gregor_protocol::ApiKey;
+
+    let g = Gregor::start(&[]);
+    g.create_topic("answers", 1);
+    let mut s = std::net::TcpStream::connect(g.bootstrap()).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut produce = |correlation: i32, batch: Vec<u8>| {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(30_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("answers")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(Bytes::from(batch)))])]);
+        let ResponseKind::Produce(r) =
+            call(&mut s, ApiKey::Produce, 9, correlation, &request.into())
+        else {
+            panic!("not a produce response");
+        };
+        r.responses[0].partition_responses[0].clone()
+    };
+    let now = 1_700_000_000_000;
+    for (i, correlation) in (1..3).enumerate() {
+        let ok = produce(correlation, record_batch(&[b"a", b"b"], -1, -1, -1, now));
+        assert_eq!(
+            (
+                ok.error_code,
+                ok.base_offset,
+                ok.log_append_time_ms,
+                ok.log_start_offset
+            ),
+            (0, 2 * i as i64, -1, 0)
+        );
+    }
+    let mut corrupt = record_batch(&[b"c"], -1, -1, -1, now);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0xff;
+    let refused = produce(3, corrupt);
+    assert_eq!(refused.error_code, 2, "CORRUPT_MESSAGE");
+    assert_eq!(
+        (
+            refused.base_offset,
+            refused.log_append_time_ms,
+            refused.log_start_offset
+        ),
+        (-1, -1, -1)
+    );
+    assert!(refused.error_message.is_some_and(|m| !m.is_empty()));
+}

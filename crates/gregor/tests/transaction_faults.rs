@@ -38,8 +38,9 @@ fn wait_until_stable(g: &Gregor, topic: &str) {
     }
 }
 
-/// Takes the last room of the disk, the partial page of the partition's segment included:
-/// small plain batches until one is refused (so no marker fits either).
+/// Takes the last room of the disk, the partial page of the partition's segment and the space
+/// allocated ahead of its writes included: small plain batches until one is refused (so no
+/// marker fits either).
 fn fill(disk: &SmallDisk, g: &Gregor, topic: &str) {
     disk.fill_rest();
     let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
@@ -47,7 +48,7 @@ fn fill(disk: &SmallDisk, g: &Gregor, topic: &str) {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    for correlation in 0..10_000 {
+    for correlation in 0..100_000 {
         let batch = common::record_batch(&[b"x"], -1, -1, -1, now);
         s.write_all(&common::produce_v3(correlation, topic, &batch))
             .unwrap();

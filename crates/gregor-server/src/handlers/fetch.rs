@@ -1,6 +1,8 @@
 //! Fetch: long polling woken by appends (no busy loop), `max.bytes`/per-partition limits with
 //! KIP-74's first-batch exception, incremental fetch sessions (KIP-227), and read_committed
 //! (isolation level 1): data up to the last stable offset, with the aborted transactions in it.
+//! Records are not read: the response carries where they lie in the segment files, and the
+//! connection sends them from there (zero-copy, see `gregor_protocol::parts`).
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
@@ -13,7 +15,8 @@ use gregor_protocol::kafka::messages::fetch_response::{
 use gregor_protocol::kafka::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
 };
-use gregor_storage::StorageError;
+use gregor_protocol::parts::placeholder;
+use gregor_storage::{FileSlice, StorageError};
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -29,7 +32,7 @@ struct PartitionRead {
     high_watermark: i64,
     last_stable: i64,
     log_start: i64,
-    records: Bytes,
+    records: Option<FileSlice>,
     /// read_committed only: (producer id, first offset) of aborted transactions in the data.
     aborted: Vec<AbortedTransaction>,
 }
@@ -145,7 +148,7 @@ fn read_all(
                         high_watermark: -1,
                         last_stable: -1,
                         log_start: -1,
-                        records: Bytes::new(),
+                        records: None,
                         aborted: Vec::new(),
                     }
                 }
@@ -154,18 +157,19 @@ fn read_all(
             let read = partition.read(want.fetch_offset, limit, read_committed);
             let (error, records, aborted) = match read.records {
                 // KIP-74: only the first non-empty partition may exceed its limit.
-                Ok(records) if records.len() > limit && collected > 0 => (0, Bytes::new(), vec![]),
+                Ok(Some(slice)) if slice.len > limit && collected > 0 => (0, None, vec![]),
                 Ok(records) => (0, records, read.aborted),
                 Err(StorageError::OffsetOutOfRange { .. }) => {
-                    (ResponseError::OffsetOutOfRange.code(), Bytes::new(), vec![])
+                    (ResponseError::OffsetOutOfRange.code(), None, vec![])
                 }
                 Err(e) => {
                     tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "fetch read failed");
-                    (e.error_code(), Bytes::new(), vec![])
+                    (e.error_code(), None, vec![])
                 }
             };
-            remaining = remaining.saturating_sub(records.len());
-            collected += records.len();
+            let len = records.as_ref().map_or(0, |r| r.len);
+            remaining = remaining.saturating_sub(len);
+            collected += len;
             PartitionRead {
                 error,
                 high_watermark: read.high_watermark,
@@ -189,7 +193,23 @@ fn failure(error: i16) -> FetchResponse {
     FetchResponse::default().with_error_code(error)
 }
 
-pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchResponse {
+/// A fetch response whose record fields are placeholders for `files`, in the order they are
+/// encoded (see `gregor_protocol::parts`).
+pub struct FetchReply {
+    pub response: FetchResponse,
+    pub files: Vec<FileSlice>,
+}
+
+impl From<FetchResponse> for FetchReply {
+    fn from(response: FetchResponse) -> Self {
+        FetchReply {
+            response,
+            files: Vec::new(),
+        }
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -> FetchReply {
     let requested = requested_partitions(broker, version, &request);
     let (fetch_set, session_id, incremental) = match (request.session_id, request.session_epoch) {
         (id, -1) => {
@@ -202,14 +222,14 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             let id = broker.fetch_sessions.create(requested.clone()).unwrap_or(0);
             (requested, id, false)
         }
-        (0, _) => return failure(ResponseError::InvalidFetchSessionEpoch.code()),
+        (0, _) => return failure(ResponseError::InvalidFetchSessionEpoch.code()).into(),
         _ => match update_session(broker, version, &request, requested) {
             Ok(set) => (set, request.session_id, true),
             Err(SessionError::NotFound) => {
-                return failure(ResponseError::FetchSessionIdNotFound.code())
+                return failure(ResponseError::FetchSessionIdNotFound.code()).into()
             }
             Err(SessionError::InvalidEpoch) => {
-                return failure(ResponseError::InvalidFetchSessionEpoch.code())
+                return failure(ResponseError::InvalidFetchSessionEpoch.code()).into()
             }
         },
     };
@@ -239,7 +259,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             unknown,
             request.isolation_level == 1,
         );
-        let bytes: usize = reads.iter().map(|r| r.records.len()).sum();
+        let bytes: usize = reads
+            .iter()
+            .map(|r| r.records.as_ref().map_or(0, |s| s.len))
+            .sum();
         let errors = reads.iter().any(|r| r.error != 0);
         if bytes >= request.min_bytes.max(0) as usize
             || errors
@@ -257,10 +280,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         .await;
     };
     let mut sent = Vec::new();
+    let mut files = Vec::new();
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
-    for (want, read) in fetch_set.iter().zip(reads) {
+    for (want, mut read) in fetch_set.iter().zip(reads) {
         let changed = read.error != 0
-            || !read.records.is_empty()
+            || read.records.is_some()
             || want.last_high_watermark != Some(read.high_watermark)
             || want.last_log_start != Some(read.log_start);
         if incremental && !changed {
@@ -272,6 +296,24 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             read.high_watermark,
             read.log_start,
         ));
+        let records = match read.records.take() {
+            None => Bytes::new(),
+            Some(slice) => match placeholder(slice.len) {
+                Some(placeholder) => {
+                    files.push(slice);
+                    placeholder
+                }
+                // Too long to stand in for: read into the response.
+                None => match slice.read() {
+                    Ok(data) => Bytes::from(data),
+                    Err(e) => {
+                        tracing::error!(topic = %want.topic, partition = want.partition, error = %e, "fetch read failed");
+                        read.error = e.error_code();
+                        Bytes::new()
+                    }
+                },
+            },
+        };
         let data = PartitionData::default()
             .with_partition_index(want.partition)
             .with_error_code(read.error)
@@ -280,7 +322,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             .with_log_start_offset(read.log_start)
             .with_aborted_transactions((request.isolation_level == 1).then_some(read.aborted))
             .with_preferred_read_replica(BrokerId(-1))
-            .with_records(Some(read.records));
+            .with_records(Some(records));
         match responses.last_mut() {
             Some(last) if last.topic_id == want.topic_id && last.topic.0.as_str() == want.topic => {
                 last.partitions.push(data)
@@ -296,9 +338,12 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     if session_id != 0 {
         broker.fetch_sessions.remember(session_id, &sent);
     }
-    FetchResponse::default()
-        .with_session_id(session_id)
-        .with_responses(responses)
+    FetchReply {
+        response: FetchResponse::default()
+            .with_session_id(session_id)
+            .with_responses(responses),
+        files,
+    }
 }
 
 #[cfg(test)]
@@ -373,7 +418,9 @@ mod tests {
         p0.append(&batch("a"), 0).unwrap();
 
         // A full fetch with epoch 0 opens a session and reports every partition.
-        let full = handle(&broker, 12, request(0, 0, &[(0, 0), (1, 0)], &[])).await;
+        let full = handle(&broker, 12, request(0, 0, &[(0, 0), (1, 0)], &[]))
+            .await
+            .response;
         let session = full.session_id;
         assert_ne!(session, 0);
         let got = partitions(&full);
@@ -382,41 +429,57 @@ mod tests {
         assert_eq!(got[1], (1, 0, 0));
 
         // Nothing new: the incremental response is empty.
-        let quiet = handle(&broker, 12, request(session, 1, &[(0, 1)], &[])).await;
+        let quiet = handle(&broker, 12, request(session, 1, &[(0, 1)], &[]))
+            .await
+            .response;
         assert_eq!(quiet.error_code, 0);
         assert!(partitions(&quiet).is_empty());
 
         // The session remembers partition 1's position; only it has news.
         p1.append(&batch("b"), 0).unwrap();
-        let news = handle(&broker, 12, request(session, 2, &[], &[])).await;
+        let news = handle(&broker, 12, request(session, 2, &[], &[]))
+            .await
+            .response;
         let got = partitions(&news);
         assert_eq!(got.len(), 1);
         assert!(got[0].0 == 1 && got[0].1 == 1 && got[0].2 > 0);
 
         // Wrong epochs and unknown sessions get Kafka's top-level errors.
-        let stale = handle(&broker, 12, request(session, 2, &[], &[])).await;
+        let stale = handle(&broker, 12, request(session, 2, &[], &[]))
+            .await
+            .response;
         assert_eq!(
             stale.error_code,
             ResponseError::InvalidFetchSessionEpoch.code()
         );
-        let unknown = handle(&broker, 12, request(session + 100, 1, &[], &[])).await;
+        let unknown = handle(&broker, 12, request(session + 100, 1, &[], &[]))
+            .await
+            .response;
         assert_eq!(
             unknown.error_code,
             ResponseError::FetchSessionIdNotFound.code()
         );
 
         // A forgotten partition is no longer reported, even with news.
-        let forgot = handle(&broker, 12, request(session, 3, &[(1, 1)], &[1])).await;
+        let forgot = handle(&broker, 12, request(session, 3, &[(1, 1)], &[1]))
+            .await
+            .response;
         assert!(partitions(&forgot).is_empty());
         p1.append(&batch("c"), 0).unwrap();
-        let after = handle(&broker, 12, request(session, 4, &[], &[])).await;
+        let after = handle(&broker, 12, request(session, 4, &[], &[]))
+            .await
+            .response;
         assert!(partitions(&after).is_empty());
 
         // Epoch -1 closes the session and answers as a sessionless full fetch.
-        let closed = handle(&broker, 12, request(session, -1, &[(0, 0)], &[])).await;
+        let closed = handle(&broker, 12, request(session, -1, &[(0, 0)], &[]))
+            .await
+            .response;
         assert_eq!(closed.session_id, 0);
         assert_eq!(partitions(&closed).len(), 1);
-        let gone = handle(&broker, 12, request(session, 5, &[], &[])).await;
+        let gone = handle(&broker, 12, request(session, 5, &[], &[]))
+            .await
+            .response;
         assert_eq!(
             gone.error_code,
             ResponseError::FetchSessionIdNotFound.code()
@@ -437,7 +500,8 @@ mod tests {
                     12,
                     request(0, -1, &[(0, 0)], &[]).with_max_wait_ms(30_000),
                 )
-                .await;
+                .await
+                .response;
                 (started.elapsed(), response)
             })
         };

@@ -24,18 +24,57 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_protocol::kafka::protocol::{Encodable, StrBytes};
-use gregor_protocol::{encode_response, ApiKey, Request, RequestKind};
+use gregor_protocol::parts::Part;
+use gregor_protocol::{encode_response, encode_response_parts, ApiKey, Request, RequestKind};
+use gregor_storage::FileSlice;
 
 use crate::broker::Broker;
 
 /// What the connection does after a request.
 pub enum Reply {
     Send(Bytes),
+    /// A response whose records are sent from segment files (a fetch's).
+    SendParts(Vec<ResponsePart>),
     /// No response is due (acks=0 produce).
     Nothing,
     /// The response cannot be encoded at this version: a bug, reported by closing the connection
     /// rather than leaving the client waiting.
     Close,
+}
+
+/// A piece of a response: bytes, or record batches sent from a segment file.
+pub enum ResponsePart {
+    Bytes(Bytes),
+    File(FileSlice),
+}
+
+/// Encodes a fetch response, its placeholders becoming the file slices they stand for.
+fn encode_fetch(api: ApiKey, version: i16, correlation_id: i32, reply: fetch::FetchReply) -> Reply {
+    if reply.files.is_empty() {
+        return encode(api, version, correlation_id, &reply.response);
+    }
+    let parts = match encode_response_parts(api, version, correlation_id, &reply.response) {
+        Ok(parts) => parts,
+        Err(e) => {
+            tracing::error!(?api, version, error = %e, "cannot encode response");
+            return Reply::Close;
+        }
+    };
+    let mut files = reply.files.into_iter();
+    let mut out = Vec::with_capacity(parts.len());
+    for part in parts {
+        out.push(match part {
+            Part::Bytes(bytes) => ResponsePart::Bytes(bytes),
+            Part::Placeholder(len) => match files.next() {
+                Some(file) if file.len == len => ResponsePart::File(file),
+                _ => {
+                    tracing::error!("a fetch response's placeholders do not match its files");
+                    return Reply::Close;
+                }
+            },
+        });
+    }
+    Reply::SendParts(out)
 }
 
 fn encode<R: Encodable>(api: ApiKey, version: i16, correlation_id: i32, response: &R) -> Reply {
@@ -105,7 +144,12 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
             Some(response) => respond!(response),
             None => Reply::Nothing,
         },
-        RequestKind::Fetch(r) => respond!(fetch::handle(broker, version, r).await),
+        RequestKind::Fetch(r) => encode_fetch(
+            api,
+            version,
+            correlation_id,
+            fetch::handle(broker, version, r).await,
+        ),
         RequestKind::FindCoordinator(r) => respond!(coordinator::handle(broker, version, r)),
         RequestKind::JoinGroup(r) => {
             respond_later!(groups::join_group(broker, version, &client_id, peer, r))

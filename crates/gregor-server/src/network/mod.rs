@@ -21,13 +21,15 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use gregor_protocol::frame::{announced_size, next_frame};
 use gregor_protocol::{decode_request, DecodeError};
+use gregor_storage::FileSlice;
+use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 pub use quotas::parse_overrides;
 
 use crate::broker::Broker;
-use crate::handlers::{self, Reply};
+use crate::handlers::{self, Reply, ResponsePart};
 use budget::{RequestBudget, Reserved};
 use noisy_peers::NoisyPeers;
 use quotas::ConnectionQuotas;
@@ -177,9 +179,9 @@ async fn serve_connection(
         let frame_len = frame.len();
         let response = match decode_request(frame) {
             Ok(request) => match handlers::handle(&broker, request, &mut client).await {
-                Reply::Send(bytes) => Some(bytes),
                 Reply::Nothing => None,
                 Reply::Close => return,
+                reply => Some(reply),
             },
             Err(DecodeError::UnsupportedApiVersions {
                 correlation_id,
@@ -188,7 +190,9 @@ async fn serve_connection(
                 log(
                     &|| tracing::info!(%peer, version, "ApiVersions version unsupported; answering with v0"),
                 );
-                Some(handlers::api_versions::unsupported_version(correlation_id))
+                Some(Reply::Send(handlers::api_versions::unsupported_version(
+                    correlation_id,
+                )))
             }
             Err(e) => {
                 log(
@@ -205,7 +209,7 @@ async fn serve_connection(
         }
         if let Some(response) = response {
             // A client that does not read its answer is closed like an idle one.
-            match tokio::time::timeout(shared.idle, stream.write_all(&response)).await {
+            match tokio::time::timeout(shared.idle, write_reply(&mut stream, &response)).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "write failed");
@@ -220,6 +224,52 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// Writes a response; record batches in segment files go with `sendfile`, from the page cache
+/// to the socket without a copy through the broker.
+async fn write_reply(stream: &mut TcpStream, reply: &Reply) -> std::io::Result<()> {
+    match reply {
+        Reply::Send(bytes) => stream.write_all(bytes).await,
+        Reply::SendParts(parts) => {
+            for part in parts {
+                match part {
+                    ResponsePart::Bytes(bytes) => stream.write_all(bytes).await?,
+                    ResponsePart::File(slice) => send_file(stream, slice).await?,
+                }
+            }
+            Ok(())
+        }
+        Reply::Nothing | Reply::Close => Ok(()),
+    }
+}
+
+/// Sends a file slice, as the socket takes it. The slice holds its file open, so a segment
+/// deleted meanwhile (retention, compaction) is still sent whole; a file that turns out shorter
+/// fails the send, which closes the connection (the client retries the fetch).
+async fn send_file(stream: &TcpStream, slice: &FileSlice) -> std::io::Result<()> {
+    let mut position = slice.position;
+    let end = slice.position + slice.len as u64;
+    while position < end {
+        stream.writable().await?;
+        let count = usize::try_from(end - position).unwrap_or(usize::MAX);
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, &*slice.file, Some(&mut position), count)
+                .map_err(std::io::Error::from)
+        });
+        match sent {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the segment file ended before the batches a fetch sends from it",
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Takes `size` bytes of the request budget for a request of `peer`. Waiting for room counts

@@ -79,7 +79,7 @@ def test_topic_set_describe_delete(broker):
     assert cfg["min.cleanable.dirty.ratio"].value == "0.5"
     assert cfg["delete.retention.ms"].value == "86400000"
     assert cfg["message.timestamp.after.max.ms"].value == "3600000"
-    assert cfg["preallocate"].value == "true"
+    assert cfg["preallocate"].value == "false"
 
     # validate_only changes nothing.
     assert error_code(incremental(a, ResourceType.TOPIC, t, set_op("retention.ms", "1"),

@@ -48,10 +48,15 @@ def read_all(bootstrap, topic):
 
 # The faults, then joining the producers (flush up to 150 s) and reading back (up to 120 s):
 # longer than the suite's default timeout once GREGOR_CRASH_SECONDS is raised.
+# Once with segment files that grow with their writes (the default), once with files allocated
+# ahead of them (preallocate: a crash leaves zeros after the batches); small segments, so that
+# segments roll (and preallocated ones are trimmed) under the faults too.
 @pytest.mark.timeout(SECONDS + 480)
-def test_acknowledged_records_survive_repeated_sigkill(broker_factory):
+@pytest.mark.parametrize("preallocate", ["false", "true"])
+def test_acknowledged_records_survive_repeated_sigkill(broker_factory, preallocate):
     port = free_port()
-    b = broker_factory(overrides={"listeners": f"PLAINTEXT://127.0.0.1:{port}"})
+    b = broker_factory(overrides={"listeners": f"PLAINTEXT://127.0.0.1:{port}",
+                                  "log.preallocate": preallocate, "log.segment.bytes": str(8 << 20)})
     topic = create_topic(b.bootstrap, unique_topic("crash"), PARTITIONS)
     acked, sent, failed, unflushed = {}, [], [], []
     lock = threading.Lock()

@@ -170,9 +170,7 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         "1",
         ConfigKind::Int { min: 1 },
     ),
-    // gregor preallocates by default: a file written in place costs the kernel a third of a
-    // growing one (bench/RESULTS.md).
-    def("preallocate", "log.preallocate", "true", BOOL),
+    def("preallocate", "log.preallocate", "false", BOOL),
     def(
         "retention.bytes",
         "log.retention.bytes",

@@ -606,13 +606,13 @@ mod tests {
         assert_eq!(log.timestamp_after_max_ms, 3_600_000);
         assert_eq!(log.file_delete_delay_ms, 5);
         assert_eq!(log.segment_jitter_ms, 0);
-        assert!(log.preallocate);
+        assert!(!log.preallocate);
         let topic: BTreeMap<String, String> = [
             ("message.timestamp.before.max.ms", "1000"),
             ("message.timestamp.after.max.ms", "2000"),
             ("file.delete.delay.ms", "0"),
             ("segment.jitter.ms", "300"),
-            ("preallocate", "False"),
+            ("preallocate", "TRUE"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -622,7 +622,7 @@ mod tests {
         assert_eq!(log.timestamp_after_max_ms, 2000);
         assert_eq!(log.file_delete_delay_ms, 0);
         assert_eq!(log.segment_jitter_ms, 300);
-        assert!(!log.preallocate);
+        assert!(log.preallocate);
     }
 
     #[test]

@@ -50,8 +50,8 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     /// segment.jitter.ms: the largest random amount subtracted from `segment_ms` per segment
     pub segment_jitter_ms: i64,
-    /// preallocate: segment files are allocated ahead of their writes (in steps, up to
-    /// segment.bytes) and written in place, which costs the kernel far less than a growing file
+    /// preallocate: the active segment's file is allocated ahead of its writes (in steps, up
+    /// to segment.bytes) and written in place
     pub preallocate: bool,
     /// producer.id.expiration.ms (a broker config): producers idle this long are forgotten
     /// unless their transaction is open, so producer state does not grow without bound.
@@ -82,7 +82,7 @@ impl Default for LogConfig {
             timestamp_after_max_ms: 3_600_000,
             file_delete_delay_ms: 60_000,
             segment_jitter_ms: 0,
-            preallocate: true,
+            preallocate: false,
             producer_id_expiration_ms: 86_400_000,
         }
     }

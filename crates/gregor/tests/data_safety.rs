@@ -536,3 +536,29 @@ fn a_data_dir_of_another_node_id_stops_the_start() {
     );
     g.restart();
 }
+
+/// With `preallocate`, a disk without room for the next allocation step still takes the
+/// records: the segment grows with its writes instead (logged once), and they read back.
+#[test]
+fn preallocation_without_room_falls_back_to_growing_files() {
+    let disk = SmallDisk::mount(16);
+    let g = Gregor::start(&[
+        &format!("log.dirs={}", disk.path.display()),
+        "log.preallocate=true",
+    ]);
+    g.create_topic("tight", 1);
+    disk.fill_rest();
+    // Room for the records, not for a 1 MiB allocation step.
+    disk.give_back(512 * 1024);
+    // No retries: the first write must succeed as it is.
+    let producer = g.producer(&[("acks", "all"), ("retries", "0")]);
+    let recs: Vec<Rec> = (0..100)
+        .map(|i| Rec::value(vec![b'0' + (i % 10) as u8; 1000]))
+        .collect();
+    send_ok(&producer, "tight", &recs);
+    assert!(g.wait_for_log("cannot preallocate"));
+    let got = g.consume("tight", &[0], 100);
+    for (m, r) in got.iter().zip(&recs) {
+        assert_eq!(m.payload(), r.value.as_deref());
+    }
+}

@@ -35,6 +35,16 @@ impl SmallDisk {
         let _ = ballast.sync_all();
     }
 
+    /// Gives `bytes` of the ballast's room back.
+    pub fn give_back(&self, bytes: u64) {
+        let ballast = std::fs::OpenOptions::new()
+            .write(true)
+            .open(self.path.join("ballast"))
+            .unwrap();
+        let len = ballast.metadata().unwrap().len();
+        ballast.set_len(len.saturating_sub(bytes)).unwrap();
+    }
+
     /// Gives the ballast's room back.
     pub fn free(&self) {
         std::fs::remove_file(self.path.join("ballast")).unwrap();

@@ -1179,4 +1179,21 @@ fn commits_too_large_for_one_batch_are_refused() {
     let mut req = txn_req("g", 0, 7);
     req.topics[0].partitions[0].committed_metadata = Some(sb(&"m".repeat(2000)));
     assert_eq!(send_txn(&mut h, req), (INVALID_COMMIT_OFFSET_SIZE, vec![]));
+    // At the bound: group id, topic name and metadata together (1 + 1 + 1998) fit, one more
+    // byte does not, in either kind of commit.
+    assert_eq!(
+        h.commit("g", "", -1, "t", 0, 7, Some(&"m".repeat(1998))).0,
+        NONE
+    );
+    let (e, _) = h.commit("g", "", -1, "t", 0, 7, Some(&"m".repeat(1999)));
+    assert_eq!(e, INVALID_COMMIT_OFFSET_SIZE);
+    for (metadata, expected) in [(1998, NONE), (1999, INVALID_COMMIT_OFFSET_SIZE)] {
+        let mut req = txn_req("g", 0, 7);
+        req.topics[0].partitions[0].committed_metadata = Some(sb(&"m".repeat(metadata)));
+        assert_eq!(
+            send_txn(&mut h, req).0,
+            expected,
+            "{metadata} bytes of metadata"
+        );
+    }
 }

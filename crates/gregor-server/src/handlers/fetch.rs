@@ -189,6 +189,18 @@ fn read_all(
         .collect()
 }
 
+/// A partition's records field: a placeholder for `slice`, which joins `files` (sent from the
+/// file), or, for a slice too long to stand in for, its bytes read into the response.
+fn records_field(slice: FileSlice, files: &mut Vec<FileSlice>) -> Result<Bytes, StorageError> {
+    match placeholder(slice.len) {
+        Some(placeholder) => {
+            files.push(slice);
+            Ok(placeholder)
+        }
+        None => Ok(Bytes::from(slice.read()?)),
+    }
+}
+
 fn failure(error: i16) -> FetchResponse {
     FetchResponse::default().with_error_code(error)
 }
@@ -296,23 +308,18 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             read.high_watermark,
             read.log_start,
         ));
-        let records = match read.records.take() {
+        let records = match read
+            .records
+            .take()
+            .map(|slice| records_field(slice, &mut files))
+        {
             None => Bytes::new(),
-            Some(slice) => match placeholder(slice.len) {
-                Some(placeholder) => {
-                    files.push(slice);
-                    placeholder
-                }
-                // Too long to stand in for: read into the response.
-                None => match slice.read() {
-                    Ok(data) => Bytes::from(data),
-                    Err(e) => {
-                        tracing::error!(topic = %want.topic, partition = want.partition, error = %e, "fetch read failed");
-                        read.error = e.error_code();
-                        Bytes::new()
-                    }
-                },
-            },
+            Some(Ok(records)) => records,
+            Some(Err(e)) => {
+                tracing::error!(topic = %want.topic, partition = want.partition, error = %e, "fetch read failed");
+                read.error = e.error_code();
+                Bytes::new()
+            }
         };
         let data = PartitionData::default()
             .with_partition_index(want.partition)
@@ -484,6 +491,32 @@ mod tests {
             gone.error_code,
             ResponseError::FetchSessionIdNotFound.code()
         );
+    }
+
+    #[test]
+    fn records_are_sent_from_the_file_unless_too_long_to_stand_in_for() {
+        use gregor_protocol::parts::MAX_PLACEHOLDER;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        let file = std::fs::File::create(&path).unwrap();
+        // Sparse: reading it costs no disk.
+        file.set_len(MAX_PLACEHOLDER as u64 + 4096).unwrap();
+        let file = Arc::new(std::fs::File::open(&path).unwrap());
+        let slice = |len| FileSlice {
+            file: file.clone(),
+            position: 7,
+            len,
+            end_offset: 0,
+        };
+        let mut files = Vec::new();
+        let small = records_field(slice(100), &mut files).unwrap();
+        assert_eq!(small.len(), 100);
+        assert_eq!(files.len(), 1, "sent from the file");
+        let large = records_field(slice(MAX_PLACEHOLDER + 1), &mut files).unwrap();
+        assert_eq!(large.len(), MAX_PLACEHOLDER + 1);
+        assert_eq!(files.len(), 1, "read into the response");
+        // A file shorter than its slice is a read error, not a short field.
+        assert!(records_field(slice(MAX_PLACEHOLDER + 4096), &mut files).is_err());
     }
 
     #[tokio::test]

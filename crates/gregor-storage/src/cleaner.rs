@@ -815,7 +815,8 @@ impl CleaningPlan {
                     }
                     let nh = BatchHeader::parse(bytes)?;
                     new_seg.append(
-                        bytes,
+                        &mut [std::io::IoSlice::new(bytes)],
+                        bytes.len(),
                         std::slice::from_ref(&nh),
                         now_ms,
                         self.index_interval,

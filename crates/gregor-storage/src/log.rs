@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fs;
+use std::io::IoSlice;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -393,23 +394,45 @@ impl PartitionLog {
 
         self.maybe_roll(records.len(), headers.len(), next - 1, now_ms)?;
 
-        // Patch a copy: baseOffset and leader epoch (outside the CRC); LogAppendTime fields.
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        buf.extend_from_slice(records);
-        let mut pos = 0usize;
-        for h in &headers {
-            let len = h.total_len();
-            let b = &mut buf[pos..pos + len];
-            batch::patch_offset_and_epoch(b, h.base_offset, leader_epoch);
-            if log_append {
+        // baseOffset and the leader epoch lie in each batch's first 16 bytes, outside the CRC:
+        // those are written patched and the rest as produced, so the records are not copied.
+        // LogAppendTime rewrites fields the CRC covers: such batches are patched in a copy.
+        let mut copy = std::mem::take(&mut self.scratch);
+        copy.clear();
+        let mut heads: Vec<[u8; 16]> = Vec::with_capacity(headers.len());
+        let mut parts: Vec<IoSlice<'_>> = Vec::with_capacity(2 * headers.len());
+        if log_append {
+            copy.extend_from_slice(records);
+            let mut pos = 0usize;
+            for h in &headers {
+                let b = &mut copy[pos..pos + h.total_len()];
+                batch::patch_offset_and_epoch(b, h.base_offset, leader_epoch);
                 batch::set_log_append_time(b, now_ms);
+                pos += h.total_len();
             }
-            pos += len;
+            parts.push(IoSlice::new(&copy));
+        } else {
+            let mut pos = 0usize;
+            for h in &headers {
+                let mut head = [0u8; 16];
+                head.copy_from_slice(&records[pos..pos + 16]);
+                batch::patch_offset_and_epoch(&mut head, h.base_offset, leader_epoch);
+                heads.push(head);
+                pos += h.total_len();
+            }
+            let mut pos = 0usize;
+            for (h, head) in headers.iter().zip(&heads) {
+                parts.push(IoSlice::new(head));
+                parts.push(IoSlice::new(&records[pos + 16..pos + h.total_len()]));
+                pos += h.total_len();
+            }
         }
         let index_interval = self.config.index_interval_bytes;
-        let res = self.active().append(&buf, &headers, now_ms, index_interval);
-        self.scratch = buf;
+        let res = self
+            .active()
+            .append(&mut parts, records.len(), &headers, now_ms, index_interval);
+        drop(parts);
+        self.scratch = copy;
         res?;
 
         for (pid, entry) in staged {

@@ -1,6 +1,7 @@
 //! One segment: a `.log` file of whole batches plus its sparse indexes (kept in memory).
 
 use std::fs::{self, File, OpenOptions};
+use std::io::IoSlice;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -337,22 +338,23 @@ impl Segment {
         self.index_dirty = true;
     }
 
-    /// Appends `data` (whole, patched batches described by `headers`) with one positional
-    /// write at the end of the batches.
+    /// Appends whole, patched batches described by `headers`, given as `parts` in order
+    /// (`len` bytes in all), with positional writes at the end of the batches.
     pub fn append(
         &mut self,
-        data: &[u8],
+        parts: &mut [IoSlice<'_>],
+        len: usize,
         headers: &[BatchHeader],
         now_ms: i64,
         index_interval: usize,
     ) -> Result<()> {
         let size = self.size;
-        let end = size + data.len() as u64;
+        let end = size + len as u64;
         if end > self.file_len && self.allocate_up_to > 0 {
             self.allocate_ahead(end)?;
         }
         let file = self.writable_file()?;
-        if let Err(e) = file.write_all_at(data, size) {
+        if let Err(e) = write_all_vectored_at(file, parts, size) {
             // Nothing of a failed write may stay past the end (nor space allocated ahead).
             let _ = file.set_len(size);
             self.file_len = size;
@@ -367,7 +369,7 @@ impl Segment {
             self.track_batch(h, pos, index_interval);
             pos += h.total_len() as u64;
         }
-        self.size += data.len() as u64;
+        self.size += len as u64;
         self.dirty = true;
         Ok(())
     }
@@ -636,6 +638,24 @@ impl FileSlice {
 /// The smallest and largest amounts a preallocated file is extended by at once.
 const MIN_ALLOCATION_STEP: u64 = 1 << 20;
 const MAX_ALLOCATION_STEP: u64 = 64 << 20;
+
+/// Writes `parts` at `offset`, as many at a time as one `pwritev` takes.
+fn write_all_vectored_at(
+    file: &File,
+    mut parts: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> std::io::Result<()> {
+    const IOV_MAX: usize = 1024;
+    while !parts.is_empty() {
+        let n = rustix::io::pwritev(file, &parts[..parts.len().min(IOV_MAX)], offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        offset += n as u64;
+        IoSlice::advance_slices(&mut parts, n);
+    }
+    Ok(())
+}
 
 /// Allocates `len` bytes of `file` from `offset` (extending it; the new bytes read as zeros).
 fn fallocate(file: &File, offset: u64, len: u64) -> std::io::Result<()> {

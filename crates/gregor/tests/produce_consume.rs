@@ -381,7 +381,8 @@ fn idempotent_duplicates_and_gaps_raw() {
 
 /// A partition's produce answer says what happened: appended records get their base offset,
 /// the log start and -1 for the append time (CreateTime); refused ones -1 for all three, with
-/// the error and its message.
+/// the error and its message: a corrupt batch, no records, an unknown topic (by name, or by id
+/// from Produce v13 on), an internal topic.
 #[test]
 fn produce_answers_carry_offsets_only_for_appended_records() {
     use bytes::Bytes;
@@ -389,34 +390,54 @@ fn produce_answers_carry_offsets_only_for_appended_records() {
     use gregor_protocol::kafka::messages::produce_request::{
         PartitionProduceData, TopicProduceData,
     };
+    use gregor_protocol::kafka::messages::produce_response::PartitionProduceResponse;
     use gregor_protocol::kafka::messages::{ProduceRequest, ResponseKind, TopicName};
     use gregor_protocol::kafka::protocol::StrBytes;
     use gregor_protocol::ApiKey;
+    use rdkafka::consumer::Consumer;
 
     let g = Gregor::start(&[]);
     g.create_topic("answers", 1);
+    // A committed offset brings __consumer_offsets into being.
+    let consumer = g.consumer(&[]);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("answers", 0, rdkafka::Offset::Offset(0))
+        .unwrap();
+    consumer
+        .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+        .unwrap();
     let mut s = std::net::TcpStream::connect(g.bootstrap()).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    let mut produce = |correlation: i32, batch: Vec<u8>| {
+    let mut correlation = 0;
+    let mut produce = |version: i16, topic: TopicProduceData, records: Option<Vec<u8>>| {
+        correlation += 1;
         let request = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(30_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TopicName(StrBytes::from_static_str("answers")))
-                .with_partition_data(vec![PartitionProduceData::default()
+            .with_topic_data(vec![topic.with_partition_data(vec![
+                PartitionProduceData::default()
                     .with_index(0)
-                    .with_records(Some(Bytes::from(batch)))])]);
-        let ResponseKind::Produce(r) =
-            call(&mut s, ApiKey::Produce, 9, correlation, &request.into())
-        else {
+                    .with_records(records.map(Bytes::from)),
+            ])]);
+        let ResponseKind::Produce(r) = call(
+            &mut s,
+            ApiKey::Produce,
+            version,
+            correlation,
+            &request.into(),
+        ) else {
             panic!("not a produce response");
         };
         r.responses[0].partition_responses[0].clone()
     };
+    let named = |name: &str| {
+        TopicProduceData::default().with_name(TopicName(StrBytes::from_string(name.into())))
+    };
     let now = 1_700_000_000_000;
-    for (i, correlation) in (1..3).enumerate() {
-        let ok = produce(correlation, record_batch(&[b"a", b"b"], -1, -1, -1, now));
+    for i in 0..2 {
+        let batch = record_batch(&[b"a", b"b"], -1, -1, -1, now);
+        let ok = produce(9, named("answers"), Some(batch));
         assert_eq!(
             (
                 ok.error_code,
@@ -424,21 +445,38 @@ fn produce_answers_carry_offsets_only_for_appended_records() {
                 ok.log_append_time_ms,
                 ok.log_start_offset
             ),
-            (0, 2 * i as i64, -1, 0)
+            (0, 2 * i, -1, 0)
         );
     }
+    let refused = |r: &PartitionProduceResponse, code: i16, message: &str| {
+        assert_eq!(r.error_code, code, "{:?}", r.error_message);
+        assert_eq!(
+            (r.base_offset, r.log_append_time_ms, r.log_start_offset),
+            (-1, -1, -1)
+        );
+        let said = r
+            .error_message
+            .as_ref()
+            .map(|m| m.to_string())
+            .unwrap_or_default();
+        assert!(said.contains(message), "{said}");
+    };
     let mut corrupt = record_batch(&[b"c"], -1, -1, -1, now);
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0xff;
-    let refused = produce(3, corrupt);
-    assert_eq!(refused.error_code, 2, "CORRUPT_MESSAGE");
-    assert_eq!(
-        (
-            refused.base_offset,
-            refused.log_append_time_ms,
-            refused.log_start_offset
-        ),
-        (-1, -1, -1)
+    refused(&produce(9, named("answers"), Some(corrupt)), 2, "");
+    refused(&produce(9, named("answers"), None), 2, "no records");
+    let batch = || Some(record_batch(&[b"d"], -1, -1, -1, now));
+    refused(
+        &produce(9, named("no-such-topic"), batch()),
+        3,
+        "does not host this topic-partition",
     );
-    assert!(refused.error_message.is_some_and(|m| !m.is_empty()));
+    let unknown_id = TopicProduceData::default().with_topic_id(uuid::Uuid::from_u128(7));
+    refused(&produce(13, unknown_id, batch()), 100, "does not host");
+    refused(
+        &produce(9, named("__consumer_offsets"), batch()),
+        17,
+        "internal topic",
+    );
 }

@@ -60,6 +60,11 @@ fn encode_fetch(api: ApiKey, version: i16, correlation_id: i32, reply: fetch::Fe
             return Reply::Close;
         }
     };
+    // Every placeholder must stand for its file: one encoded as bytes would send zeros.
+    let mismatch = || {
+        tracing::error!("a fetch response's placeholders do not match its files");
+        Reply::Close
+    };
     let mut files = reply.files.into_iter();
     let mut out = Vec::with_capacity(parts.len());
     for part in parts {
@@ -67,12 +72,12 @@ fn encode_fetch(api: ApiKey, version: i16, correlation_id: i32, reply: fetch::Fe
             Part::Bytes(bytes) => ResponsePart::Bytes(bytes),
             Part::Placeholder(len) => match files.next() {
                 Some(file) if file.len == len => ResponsePart::File(file),
-                _ => {
-                    tracing::error!("a fetch response's placeholders do not match its files");
-                    return Reply::Close;
-                }
+                _ => return mismatch(),
             },
         });
+    }
+    if files.next().is_some() {
+        return mismatch();
     }
     Reply::SendParts(out)
 }

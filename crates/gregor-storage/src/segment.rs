@@ -355,9 +355,13 @@ impl Segment {
         }
         let file = self.writable_file()?;
         if let Err(e) = write_all_vectored_at(file, parts, size) {
-            // Nothing of a failed write may stay past the end (nor space allocated ahead).
-            let _ = file.set_len(size);
-            self.file_len = size;
+            // Nothing of a failed write may stay past the end (nor space allocated ahead); if
+            // even that fails, the file is known to be longer, and the next trim (roll,
+            // checkpoint) or recovery cuts it.
+            self.file_len = match file.set_len(size) {
+                Ok(()) => size,
+                Err(_) => self.file_len.max(end),
+            };
             return Err(e.into());
         }
         self.file_len = self.file_len.max(end);

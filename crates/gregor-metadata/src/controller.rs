@@ -63,8 +63,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 }
 
 /// What a CreateTopics entry asks for; `-1` means the broker default.
-pub struct NewTopic<'a> {
-    pub name: &'a str,
+#[derive(Clone, Debug)]
+pub struct NewTopic {
+    pub name: String,
     pub num_partitions: i32,
     pub replication_factor: i16,
     /// Explicit replica assignment by partition index, if given.
@@ -73,6 +74,7 @@ pub struct NewTopic<'a> {
 }
 
 /// Broker defaults a topic creation falls back on.
+#[derive(Clone, Copy, Debug)]
 pub struct TopicDefaults {
     pub num_partitions: i32,
     pub replication_factor: i16,
@@ -455,8 +457,8 @@ pub fn create_topic(
     defaults: &TopicDefaults,
     topic_id: Uuid,
 ) -> Result<Vec<MetadataRecord>, ControllerError> {
-    validate_topic_name(request.name)?;
-    if image.topics.contains_key(request.name) {
+    validate_topic_name(&request.name)?;
+    if image.topics.contains_key(&request.name) {
         return refuse(
             ResponseError::TopicAlreadyExists.code(),
             format!("Topic '{}' already exists.", request.name),
@@ -624,10 +626,10 @@ pub fn allocate_producer_ids(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn image_with_broker() -> MetadataImage {
+    pub(crate) fn image_with_broker() -> MetadataImage {
         let mut image = MetadataImage::default();
         image.apply(&MetadataRecord::RegisterBroker {
             node_id: 1,
@@ -638,9 +640,9 @@ mod tests {
         image
     }
 
-    fn new_topic(name: &str, partitions: i32, factor: i16) -> NewTopic<'_> {
+    pub(crate) fn new_topic(name: &str, partitions: i32, factor: i16) -> NewTopic {
         NewTopic {
-            name,
+            name: name.to_string(),
             num_partitions: partitions,
             replication_factor: factor,
             assignments: vec![],
@@ -648,7 +650,7 @@ mod tests {
         }
     }
 
-    const DEFAULTS: TopicDefaults = TopicDefaults {
+    pub(crate) const DEFAULTS: TopicDefaults = TopicDefaults {
         num_partitions: 1,
         replication_factor: 1,
     };

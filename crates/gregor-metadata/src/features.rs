@@ -132,6 +132,7 @@ impl UpgradeType {
 }
 
 /// One requested change; `upgrade_type` is `None` for a code gregor does not know.
+#[derive(Clone, Debug)]
 pub struct FeatureUpdate {
     pub name: String,
     pub level: i16,

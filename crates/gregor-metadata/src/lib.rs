@@ -1,19 +1,25 @@
 //! Cluster metadata, KRaft's way: every change to topics, partitions, configs, brokers and producer
 //! id blocks is a [`MetadataRecord`] appended to the metadata log; the [`MetadataImage`] that request
-//! handlers read is built only by replaying those records. The [`controller`] decides which records
-//! a request produces (pure functions of the image), and the [`store`] appends and replays them.
-//! Today the log is a local partition log; the cluster issue puts it under a Raft quorum.
+//! handlers read is built only by replaying those records. A change is asked for as a
+//! [`ControllerRequest`] value; the [`controller`] decides which records it produces (pure
+//! functions of the image), the [`store`] appends and replays them, and applying them to an image
+//! yields a [`MetadataDelta`] saying what changed. Today the log is a local partition log; the
+//! cluster issue puts it under a Raft quorum.
 
 pub mod client_metrics;
 pub mod configs;
 pub mod controller;
+pub mod delta;
 pub mod features;
 pub mod image;
 pub mod records;
+pub mod request;
 pub mod store;
 
 pub use configs::{ConfigDef, GroupConfigBounds, GROUP_CONFIGS, TOPIC_CONFIGS};
 pub use controller::ControllerError;
+pub use delta::{MetadataDelta, RemovedTopic};
 pub use image::{BrokerRegistration, ConfigLayers, MetadataImage, PartitionImage, TopicImage};
 pub use records::{ConfigResource, MetadataRecord};
+pub use request::{ControllerReply, ControllerRequest};
 pub use store::MetadataStore;

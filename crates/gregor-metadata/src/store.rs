@@ -1,9 +1,7 @@
-//! The metadata log on disk and the image it replays to. Decisions run under the store's lock on
-//! the newest image, their records are appended durably (fsync per commit, as a Raft log would),
-//! and only then applied to the image that readers see.
+//! The metadata log on disk and the image it replays to. Records are appended durably (fsync per
+//! commit, as a Raft log would) before anyone applies them.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -24,9 +22,10 @@ pub enum StoreError {
     Corrupt { offset: i64, reason: String },
 }
 
+/// The metadata log: records appended durably, replayed at start. One writer owns it (the
+/// controller); the image it replays to is published by the metadata loader.
 pub struct MetadataStore {
-    log: Mutex<PartitionLog>,
-    image: RwLock<Arc<MetadataImage>>,
+    log: PartitionLog,
     /// Space set aside for the metadata log (see [`RESERVE_FILE`]).
     reserve: PathBuf,
 }
@@ -69,8 +68,8 @@ fn encode(records: &[MetadataRecord], timestamp: i64) -> Bytes {
 }
 
 impl MetadataStore {
-    /// Opens the metadata log under `dir` and replays it into the image.
-    pub fn open(dir: &Path) -> Result<MetadataStore, StoreError> {
+    /// Opens the metadata log under `dir` and replays it into an image.
+    pub fn open(dir: &Path) -> Result<(MetadataStore, MetadataImage), StoreError> {
         let config = LogConfig {
             flush_messages: 1,
             retention_ms: -1,
@@ -99,47 +98,23 @@ impl MetadataStore {
         }
         let reserve = dir.join(METADATA_LOG_DIR).join(RESERVE_FILE);
         ensure_reserve(&reserve);
-        Ok(MetadataStore {
-            log: Mutex::new(log),
-            image: RwLock::new(Arc::new(image)),
-            reserve,
-        })
+        Ok((MetadataStore { log, reserve }, image))
     }
 
-    /// The current image; handlers read it without locks held.
-    pub fn image(&self) -> Arc<MetadataImage> {
-        self.image.read().expect("image lock").clone()
-    }
-
-    /// Decides on the newest image and commits the decision's records before returning its result.
-    pub fn decide<T, E>(
-        &self,
-        decision: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), E>,
-    ) -> Result<Result<T, E>, StoreError> {
-        let mut log = self.log.lock().expect("metadata log lock");
-        let current = self.image();
-        let (records, outcome) = match decision(&current) {
-            Ok(decided) => decided,
-            Err(e) => return Ok(Err(e)),
-        };
-        if !records.is_empty() {
-            let batch = encode(&records, now_ms());
-            let end = log.log_end_offset();
-            let appended = match log.append(&batch, 0, now_ms()) {
-                // Retried only if the records did not get in (a failed flush comes after).
-                Err(e) if is_disk_full(&e) && log.log_end_offset() == end && self.use_reserve() => {
-                    log.append(&batch, 0, now_ms())
-                }
-                appended => appended,
-            }?;
-            let mut next = (*current).clone();
-            for record in &records {
-                next.apply(record);
+    /// Appends records durably (fsync) as one batch; returns the offset of the last one.
+    pub fn append(&mut self, records: &[MetadataRecord]) -> Result<i64, StoreError> {
+        let batch = encode(records, now_ms());
+        let end = self.log.log_end_offset();
+        let appended = match self.log.append(&batch, 0, now_ms()) {
+            // Retried only if the records did not get in (a failed flush comes after).
+            Err(e)
+                if is_disk_full(&e) && self.log.log_end_offset() == end && self.use_reserve() =>
+            {
+                self.log.append(&batch, 0, now_ms())
             }
-            next.offset = appended.last_offset;
-            *self.image.write().expect("image lock") = Arc::new(next);
-        }
-        Ok(Ok(outcome))
+            appended => appended,
+        }?;
+        Ok(appended.last_offset)
     }
 
     /// The disk is full: gives the reserve back to it, once. Whether there was one.
@@ -151,14 +126,9 @@ impl MetadataStore {
         used
     }
 
-    /// Commits records that need no decision.
-    pub fn commit(&self, records: Vec<MetadataRecord>) -> Result<(), StoreError> {
-        self.decide(|_| Ok::<_, ()>((records, ()))).map(|_| ())
-    }
-
     /// Writes the log's checkpoint; called on clean shutdown.
-    pub fn close(&self) -> Result<(), StoreError> {
-        Ok(self.log.lock().expect("metadata log lock").checkpoint()?)
+    pub fn close(&mut self) -> Result<(), StoreError> {
+        Ok(self.log.checkpoint()?)
     }
 }
 
@@ -170,27 +140,23 @@ mod tests {
     #[test]
     fn records_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::open(dir.path()).unwrap();
-        store
-            .commit(vec![
-                MetadataRecord::Cluster {
-                    cluster_id: "abc".into(),
-                },
-                MetadataRecord::Config {
-                    resource: ConfigResource::Broker(None),
-                    name: "log.retention.ms".into(),
-                    value: Some("1000".into()),
-                },
-            ])
-            .unwrap();
-        let refused = store
-            .decide(|_| Err::<(Vec<MetadataRecord>, ()), _>("no"))
-            .unwrap();
-        assert_eq!(refused, Err("no"));
-        let before = store.image();
+        let (mut store, mut image) = MetadataStore::open(dir.path()).unwrap();
+        let records = vec![
+            MetadataRecord::Cluster {
+                cluster_id: "abc".into(),
+            },
+            MetadataRecord::Config {
+                resource: ConfigResource::Broker(None),
+                name: "log.retention.ms".into(),
+                value: Some("1000".into()),
+            },
+        ];
+        let last = store.append(&records).unwrap();
+        assert_eq!(last, 1);
+        image.apply_committed(&records, last);
         drop(store);
-        let reopened = MetadataStore::open(dir.path()).unwrap();
-        assert_eq!(*reopened.image(), *before);
-        assert_eq!(reopened.image().cluster_id, "abc");
+        let (_, reopened) = MetadataStore::open(dir.path()).unwrap();
+        assert_eq!(reopened, image);
+        assert_eq!(reopened.cluster_id, "abc");
     }
 }

@@ -2,26 +2,25 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::telemetry::Telemetry;
-use gregor_metadata::controller::allocate_producer_ids;
 use gregor_metadata::store::StoreError;
-use gregor_metadata::{features, BrokerRegistration, MetadataImage, MetadataRecord, MetadataStore};
-use parking_lot::Mutex;
+use gregor_metadata::{
+    features, BrokerRegistration, ControllerError, ControllerRequest, MetadataImage,
+    MetadataRecord, MetadataStore,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::groups::GroupRuntime;
+use crate::metadata::{ControllerChannel, MetadataLoader};
 use crate::partitions::ReplicaManager;
+use crate::producer_ids::ProducerIds;
 use crate::transactions::TxnRuntime;
-
-/// How many producer ids one metadata record reserves.
-const PRODUCER_ID_BLOCK: i64 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -29,6 +28,8 @@ pub enum StartError {
     LogDir { dir: String, error: std::io::Error },
     #[error(transparent)]
     Metadata(#[from] StoreError),
+    #[error("cannot register with the controller: {0}")]
+    Register(#[from] ControllerError),
     #[error("cannot open partition logs: {0}")]
     Storage(#[from] gregor_storage::StorageError),
     #[error("{0}")]
@@ -47,16 +48,16 @@ pub enum StartError {
 pub struct Broker {
     pub config: BrokerConfig,
     pub node_id: i32,
-    pub metadata: MetadataStore,
+    /// The metadata image and the publishers that follow it.
+    pub metadata: Arc<MetadataLoader>,
+    /// Where metadata changes are asked for.
+    pub controller: ControllerChannel,
     pub replicas: ReplicaManager,
     pub fetch_sessions: FetchSessions,
     pub groups: GroupRuntime,
     pub txns: TxnRuntime,
     pub telemetry: Telemetry,
-    /// The next unused producer id and the end of the reserved block.
-    producer_ids: Mutex<(i64, i64)>,
-    /// No producer id below this is handed out (see `set_producer_id_floor`).
-    producer_id_floor: AtomicI64,
+    pub producer_ids: ProducerIds,
     /// The `.lock` files of the log dirs, held while the broker runs.
     _dir_locks: Vec<std::fs::File>,
     shutdown: watch::Sender<bool>,
@@ -86,46 +87,68 @@ impl Broker {
         })?;
         raise_open_files_limit();
         let dir_locks = lock_log_dirs(&config.log_dirs)?;
-        let metadata = MetadataStore::open(&log_dir)?;
+        let (mut store, mut image) = MetadataStore::open(&log_dir)?;
         let node_id = config.node_id;
         // Records are written at start only when something is new (a first start, a feature
-        // never set, a changed address), so a full disk cannot stop a restart.
+        // never set), so a full disk cannot stop a restart.
         let mut formatting = Vec::new();
-        if metadata.image().cluster_id.is_empty() {
+        if image.cluster_id.is_empty() {
             formatting.push(MetadataRecord::Cluster {
                 cluster_id: new_cluster_id(),
             });
         }
-        formatting.extend(features::bootstrap_records(&metadata.image()));
+        formatting.extend(features::bootstrap_records(&image));
         if !formatting.is_empty() {
-            metadata.commit(formatting)?;
+            let last = store.append(&formatting)?;
+            image.apply_committed(&formatting, last);
         }
         check_node_id(&log_dir, node_id)?;
-        write_meta_properties(&log_dir, &metadata.image(), node_id);
+        write_meta_properties(&log_dir, &image, node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
         // Before any partition is opened: the log dirs must hold nothing the metadata log does
         // not account for.
-        replicas.check_partition_dirs(&metadata.image(), node_id)?;
-        replicas.reconcile(&metadata.image(), &config, node_id)?;
+        replicas.check_partition_dirs(&image, node_id)?;
+        let metadata = Arc::new(MetadataLoader::new(image));
+        let controller = ControllerChannel::start(store, metadata.clone());
         let slots = config.get_i64("max.incremental.fetch.session.cache.slots") as usize;
         let (shutdown, _) = watch::channel(false);
         let broker = Arc::new(Broker {
             node_id,
             metadata,
+            controller,
             replicas,
             fetch_sessions: FetchSessions::new(slots),
             groups: GroupRuntime::new(&config),
             txns: TxnRuntime::new(&config),
             telemetry: Telemetry::new(config.get_i64("telemetry.max.bytes") as usize),
-            producer_ids: Mutex::new((0, 0)),
-            producer_id_floor: AtomicI64::new(0),
+            producer_ids: ProducerIds::new(node_id),
             _dir_locks: dir_locks,
             shutdown,
             config,
         });
+        // Opens every partition log of the image, then follows each change.
+        let weak = Arc::downgrade(&broker);
+        broker.metadata.add_publisher(
+            "partition logs",
+            Box::new(move |delta, image| {
+                if let Some(broker) = weak.upgrade() {
+                    let b = &broker;
+                    b.replicas.apply_delta(delta, image, &b.config, b.node_id);
+                }
+            }),
+        );
         let loaded = broker.groups.load(&broker)?;
-        // Catches up on metadata changes the groups missed in a crash (offsets of deleted topics).
-        broker.groups.on_metadata_change(&broker);
+        // Also catches up on metadata changes the groups missed in a crash (offsets of deleted
+        // topics).
+        let weak = Arc::downgrade(&broker);
+        broker.metadata.add_publisher(
+            "consumer groups",
+            Box::new(move |delta, image| {
+                if let Some(broker) = weak.upgrade() {
+                    broker.groups.on_metadata_change(&broker, delta, image);
+                }
+            }),
+        );
         // After the groups: finishing a half-ended transaction may complete their pending offsets.
         let txn_records = broker.txns.load(&broker)?;
         broker.set_producer_id_floor();
@@ -140,7 +163,7 @@ impl Broker {
             addr: broker.config.listener,
             error,
         })?;
-        broker.register(local_addr.port())?;
+        broker.register(local_addr.port()).await?;
         tracing::info!(log_dir = %log_dir.display(), node_id, group_records = loaded, txn_records, "gregor started");
         Ok(RunningBroker {
             broker,
@@ -149,24 +172,8 @@ impl Broker {
         })
     }
 
-    /// Commits a controller decision and brings the hosted partitions in line with the new image.
-    pub fn decide<T, E>(
-        &self,
-        decision: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), E>,
-    ) -> Result<Result<T, E>, StoreError> {
-        let outcome = self.metadata.decide(decision)?;
-        if let Err(e) = self
-            .replicas
-            .reconcile(&self.metadata.image(), &self.config, self.node_id)
-        {
-            tracing::error!(error = %e, "cannot apply metadata to partition logs");
-        }
-        self.groups.on_metadata_change(self);
-        Ok(outcome)
-    }
-
     /// Records this broker's address in the metadata log, if it is not the one recorded.
-    fn register(&self, bound_port: u16) -> Result<(), StoreError> {
+    async fn register(&self, bound_port: u16) -> Result<(), ControllerError> {
         let config = &self.config;
         let registration = BrokerRegistration {
             node_id: self.node_id,
@@ -178,15 +185,10 @@ impl Broker {
             },
             rack: None,
         };
-        if self.metadata.image().brokers.get(&self.node_id) == Some(&registration) {
-            return Ok(());
-        }
-        self.metadata.commit(vec![MetadataRecord::RegisterBroker {
-            node_id: registration.node_id,
-            host: registration.host,
-            port: registration.port,
-            rack: registration.rack,
-        }])
+        self.controller
+            .call(ControllerRequest::RegisterBroker(registration), false)
+            .await
+            .map(drop)
     }
 
     /// Producer ids already in the partitions' producer state or the transaction coordinator
@@ -221,26 +223,12 @@ impl Broker {
                 "the metadata log hands out producer ids already in use (its tail was lost?); new ids start above them"
             );
         }
-        self.producer_id_floor.store(highest + 1, Ordering::Release);
+        self.producer_ids.set_floor(highest + 1);
     }
 
-    /// A new producer id, from a block reserved in the metadata log.
-    pub fn next_producer_id(&self) -> Result<i64, StoreError> {
-        let mut ids = self.producer_ids.lock();
-        if ids.0 >= ids.1 {
-            let start = self
-                .metadata
-                .decide(|image| {
-                    let floor = self.producer_id_floor.load(Ordering::Acquire);
-                    let (start, record) =
-                        allocate_producer_ids(image, self.node_id, PRODUCER_ID_BLOCK, floor);
-                    Ok::<_, ()>((vec![record], start))
-                })?
-                .expect("allocation always succeeds");
-            *ids = (start, start + PRODUCER_ID_BLOCK);
-        }
-        ids.0 += 1;
-        Ok(ids.0 - 1)
+    /// A new producer id, from a block the controller allocated.
+    pub async fn next_producer_id(&self) -> Result<i64, ControllerError> {
+        self.producer_ids.next(&self.controller).await
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -262,9 +250,7 @@ impl Broker {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "checkpoint failed");
             }
         }
-        if let Err(e) = self.metadata.close() {
-            tracing::error!(error = %e, "metadata checkpoint failed");
-        }
+        self.controller.close();
         tracing::info!("gregor stopped cleanly");
     }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use gregor_group::{
     GroupConfig, GroupCoordinator, GroupOverrides, GroupRecord, Responder, TopicCatalog, TopicInfo,
 };
-use gregor_metadata::MetadataImage;
+use gregor_metadata::{MetadataDelta, MetadataImage};
 use gregor_storage::records::{encode_batch, encode_transactional_batch, Entry, Replayed};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
@@ -169,8 +169,10 @@ impl GroupRuntime {
     }
 
     /// Creates `__consumer_offsets` on first use, as Kafka does.
-    pub fn ensure_topic(&self, broker: &Broker) -> Result<i32, GroupError> {
-        internal_topics::ensure(broker, &OFFSETS).map_err(GroupError::Topic)
+    pub async fn ensure_topic(&self, broker: &Broker) -> Result<i32, GroupError> {
+        internal_topics::ensure(broker, &OFFSETS)
+            .await
+            .map_err(GroupError::Topic)
     }
 
     /// Appends records, each to the partition its group lives on; in the transaction of
@@ -233,7 +235,7 @@ impl GroupRuntime {
         producer: Option<(i64, i16)>,
         decide: impl FnOnce(&mut GroupCoordinator, i64, Responder<R>) -> Vec<GroupRecord>,
     ) -> Option<R> {
-        if let Err(e) = self.ensure_topic(broker) {
+        if let Err(e) = self.ensure_topic(broker).await {
             tracing::error!(error = %e, "cannot create the offsets topic");
             return None;
         }
@@ -290,12 +292,20 @@ impl GroupRuntime {
         self.coordinator.lock().end_txn(producer_id, commit);
     }
 
-    /// Gives consumer groups (KIP-848) new target assignments when their topics changed.
-    pub fn on_metadata_change(&self, broker: &Broker) {
-        let image = broker.metadata.image();
+    /// Gives consumer groups (KIP-848) new target assignments when topics changed, and takes
+    /// changed group configs.
+    pub fn on_metadata_change(
+        &self,
+        broker: &Broker,
+        delta: &MetadataDelta,
+        image: &MetadataImage,
+    ) {
+        if !delta.topics_changed() && !delta.group_configs_changed() {
+            return;
+        }
         let mut coordinator = self.coordinator.lock();
-        coordinator.set_group_overrides(group_overrides(&image));
-        let records = coordinator.on_metadata_change(now_ms(), &Catalog(&image));
+        coordinator.set_group_overrides(group_overrides(image));
+        let records = coordinator.on_metadata_change(now_ms(), &Catalog(image));
         self.settle(broker, &mut coordinator, records);
     }
 

@@ -52,7 +52,7 @@ pub fn partition_count(broker: &Broker, topic: &InternalTopic) -> i32 {
 }
 
 /// Creates the topic on first use, as Kafka does; returns its partition count.
-pub fn ensure(broker: &Broker, topic: &InternalTopic) -> Result<i32, String> {
+pub async fn ensure(broker: &Broker, topic: &InternalTopic) -> Result<i32, String> {
     let existing = partition_count(broker, topic);
     if existing > 0 {
         return Ok(existing);
@@ -68,13 +68,13 @@ pub fn ensure(broker: &Broker, topic: &InternalTopic) -> Result<i32, String> {
         ),
     ];
     let new = NewTopic {
-        name: topic.name,
+        name: topic.name.to_string(),
         num_partitions: broker.config.get_i64(topic.partitions) as i32,
         replication_factor: replication as i16,
         assignments: vec![],
         configs,
     };
-    match commit_topic_creation(broker, &new, false) {
+    match commit_topic_creation(broker, new, false).await {
         Ok(_) => tracing::info!("created {}", topic.name),
         Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => {}
         Err(e) => return Err(e.message),

@@ -1,5 +1,5 @@
 //! The partitions this broker hosts: each is a log plus the offsets and waiters that the request
-//! handlers share. Which partitions exist is decided by the metadata image alone; `reconcile`
+//! handlers share. Which partitions exist is decided by the metadata image alone; `apply_delta`
 //! opens, reconfigures and deletes logs to match it.
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gregor_metadata::MetadataImage;
+use gregor_metadata::{ConfigResource, MetadataDelta, MetadataImage, PartitionImage, TopicImage};
 use gregor_protocol::kafka::ResponseError;
 use gregor_storage::{
     atomic_file, AbortedTxn, AppendResult, FileSlice, PartitionLog, Result as StorageResult,
@@ -262,7 +262,7 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// Partitions that cannot be served: their directory is offline or their log did not open.
     offline: RwLock<HashSet<(String, i32)>>,
-    /// Set after the first reconcile: partitions that appear later are new and may be placed on
+    /// Set once the first delta (the whole image) is applied: partitions that appear later are new and may be placed on
     /// any online directory, while at start-up a missing partition may sit on an offline one.
     started: AtomicBool,
     /// Partitions moving to another log dir.
@@ -507,97 +507,128 @@ impl ReplicaManager {
             .collect()
     }
 
-    /// Makes the hosted partitions match the image: deletes logs of removed topics (and, at
-    /// start-up, stray directories of topics the image does not know), opens new ones, applies
-    /// changed configs.
-    pub fn reconcile(
+    /// Brings the hosted partitions in line with a metadata change: deletes the logs of removed
+    /// topics, opens the new partitions this node hosts, takes new leader epochs, and applies
+    /// changed configs (a topic's own, or every topic's when the dynamic broker configs changed).
+    /// The work follows the delta; the first delta, at start-up, is the whole image.
+    pub fn apply_delta(
         &self,
+        delta: &MetadataDelta,
         image: &MetadataImage,
         config: &BrokerConfig,
         node_id: i32,
-    ) -> StorageResult<()> {
+    ) {
         let mut partitions = self.partitions.write();
-        let gone: Vec<_> = partitions
-            .iter()
-            .filter(|(_, p)| {
-                image
-                    .topic_by_id(&p.topic_id)
-                    .is_none_or(|t| !t.partitions.contains_key(&p.index))
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in gone {
-            if let Some(partition) = partitions.remove(&key) {
-                tracing::info!(topic = %key.0, partition = key.1, "deleting partition log");
-                partition.wake_waiters();
-                let dir = partition.with_log(|log| log.dir().to_path_buf());
-                drop(partition);
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+        for removed in &delta.removed_topics {
+            for &index in &removed.partitions {
+                let key = (removed.name.clone(), index);
+                self.offline.write().remove(&key);
+                // The name may already be a newer topic's (deleted and created again).
+                let same_topic = partitions
+                    .get(&key)
+                    .is_some_and(|p| p.topic_id == removed.id);
+                if let Some(partition) = same_topic.then(|| partitions.remove(&key)).flatten() {
+                    tracing::info!(topic = %key.0, partition = key.1, "deleting partition log");
+                    partition.wake_waiters();
+                    let dir = partition.with_log(|log| log.dir().to_path_buf());
+                    drop(partition);
+                    if let Err(e) = std::fs::remove_dir_all(&dir) {
+                        tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+                    }
                 }
             }
         }
-        self.offline.write().retain(|(t, i)| {
-            image
-                .topics
-                .get(t)
-                .is_some_and(|t| t.partitions.contains_key(i))
-        });
-        for topic in image.topics.values() {
-            let log_config = config.log_config(image.topic_configs(&topic.name));
-            for (&index, meta) in &topic.partitions {
-                if !meta.replicas.contains(&node_id) {
-                    continue;
-                }
-                let key = (topic.name.clone(), index);
-                if let Some(existing) = partitions.get(&key) {
-                    existing
-                        .leader_epoch
-                        .store(meta.leader_epoch, Ordering::Release);
-                    existing.with_log_mut(|log| log.update_config(log_config.clone()));
-                    continue;
-                }
-                let Some(dir) = self.place(&partitions, &topic.name, index) else {
-                    self.offline.write().insert(key);
+        for (topic_id, index) in &delta.changed_partitions {
+            let Some(topic) = image.topic_by_id(topic_id) else {
+                continue;
+            };
+            let Some(meta) = topic.partitions.get(index) else {
+                continue;
+            };
+            if meta.replicas.contains(&node_id) {
+                self.open(&mut partitions, topic, *index, meta, config, image);
+            }
+        }
+        let update = |p: &Arc<Partition>| {
+            let log_config = config.log_config(image.topic_configs(&p.topic));
+            p.with_log_mut(|log| log.update_config(log_config));
+        };
+        if delta.broker_configs_changed(node_id) {
+            partitions.values().for_each(update);
+        } else {
+            for resource in &delta.changed_configs {
+                let ConfigResource::Topic(name) = resource else {
                     continue;
                 };
-                let opened = std::fs::create_dir_all(&dir)
-                    .and_then(|()| {
-                        let path = dir.join(PARTITION_METADATA);
-                        atomic_file::write_if_changed(&path, identity(topic.id).as_bytes())
-                    })
-                    .map_err(gregor_storage::StorageError::from)
-                    .and_then(|_| PartitionLog::open(dir.clone(), log_config.clone()));
-                let log = match opened {
-                    Ok(log) => log,
-                    Err(e) => {
-                        tracing::error!(topic = %topic.name, partition = index, dir = %dir.display(), error = %e, "partition log is offline");
-                        self.offline.write().insert(key);
-                        continue;
-                    }
+                let Some(topic) = image.topics.get(name) else {
+                    continue;
                 };
-                self.offline.write().remove(&key);
-                let high_watermark = AtomicI64::new(log.log_end_offset());
-                partitions.insert(
-                    key,
-                    Arc::new(Partition {
-                        topic: topic.name.clone(),
-                        topic_id: topic.id,
-                        index,
-                        log: RwLock::new(log),
-                        leader_epoch: AtomicI32::new(meta.leader_epoch),
-                        high_watermark,
-                        waiters: Mutex::new(Vec::new()),
-                        write_failure_logged: Mutex::new(None),
-                    }),
-                );
+                topic
+                    .partitions
+                    .keys()
+                    .filter_map(|&index| partitions.get(&(name.clone(), index)))
+                    .for_each(update);
             }
         }
         self.started.store(true, Ordering::Release);
-        Ok(())
     }
 
-    /// Checks, before the first reconcile, every directory of the log dirs that holds a
+    /// Opens a partition this node hosts (or, if it is open, takes its new leader epoch); a log
+    /// that cannot be opened leaves the partition offline.
+    fn open(
+        &self,
+        partitions: &mut HashMap<(String, i32), Arc<Partition>>,
+        topic: &TopicImage,
+        index: i32,
+        meta: &PartitionImage,
+        config: &BrokerConfig,
+        image: &MetadataImage,
+    ) {
+        let key = (topic.name.clone(), index);
+        if let Some(existing) = partitions.get(&key) {
+            existing
+                .leader_epoch
+                .store(meta.leader_epoch, Ordering::Release);
+            return;
+        }
+        let Some(dir) = self.place(partitions, &topic.name, index) else {
+            self.offline.write().insert(key);
+            return;
+        };
+        let log_config = config.log_config(image.topic_configs(&topic.name));
+        let opened = std::fs::create_dir_all(&dir)
+            .and_then(|()| {
+                let path = dir.join(PARTITION_METADATA);
+                atomic_file::write_if_changed(&path, identity(topic.id).as_bytes())
+            })
+            .map_err(gregor_storage::StorageError::from)
+            .and_then(|_| PartitionLog::open(dir.clone(), log_config));
+        let log = match opened {
+            Ok(log) => log,
+            Err(e) => {
+                tracing::error!(topic = %topic.name, partition = index, dir = %dir.display(), error = %e, "partition log is offline");
+                self.offline.write().insert(key);
+                return;
+            }
+        };
+        self.offline.write().remove(&key);
+        let high_watermark = AtomicI64::new(log.log_end_offset());
+        partitions.insert(
+            key,
+            Arc::new(Partition {
+                topic: topic.name.clone(),
+                topic_id: topic.id,
+                index,
+                log: RwLock::new(log),
+                leader_epoch: AtomicI32::new(meta.leader_epoch),
+                high_watermark,
+                waiters: Mutex::new(Vec::new()),
+                write_failure_logged: Mutex::new(None),
+            }),
+        );
+    }
+
+    /// Checks, before the first delta is applied, every directory of the log dirs that holds a
     /// partition log against the image. Only the leftovers of a committed topic deletion (a
     /// crash between the deletion's record and its cleanup) are deleted. A partition the image
     /// has never heard of, by an identity file that names a topic id no record mentions, means

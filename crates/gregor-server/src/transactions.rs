@@ -50,8 +50,10 @@ impl TxnRuntime {
     }
 
     /// Creates `__transaction_state` on first use, as Kafka does.
-    pub fn ensure_topic(&self, broker: &Broker) -> Result<i32, TxnError> {
-        internal_topics::ensure(broker, &TRANSACTIONS).map_err(TxnError::Topic)
+    pub async fn ensure_topic(&self, broker: &Broker) -> Result<i32, TxnError> {
+        internal_topics::ensure(broker, &TRANSACTIONS)
+            .await
+            .map_err(TxnError::Topic)
     }
 
     /// Replays every hosted partition of `__transaction_state`, then writes the markers of

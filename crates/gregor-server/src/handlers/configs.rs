@@ -11,12 +11,12 @@ use std::sync::Arc;
 use gregor_metadata::client_metrics::CLIENT_METRICS_CONFIGS;
 use gregor_metadata::configs::{ConfigDef, ConfigKind};
 use gregor_metadata::controller::{
-    alter_configs as decide_alter, config_resource,
-    incremental_alter_configs as decide_incremental, ConfigChange, ConfigOp, ControllerError,
-    RESOURCE_BROKER, RESOURCE_CLIENT_METRICS, RESOURCE_GROUP, RESOURCE_TOPIC,
+    ConfigChange, ConfigOp, ControllerError, RESOURCE_BROKER, RESOURCE_CLIENT_METRICS,
+    RESOURCE_GROUP, RESOURCE_TOPIC,
 };
 use gregor_metadata::{
-    ConfigLayers, ConfigResource, MetadataImage, MetadataRecord, GROUP_CONFIGS, TOPIC_CONFIGS,
+    ConfigLayers, ConfigResource, ControllerReply, ControllerRequest, MetadataImage, GROUP_CONFIGS,
+    TOPIC_CONFIGS,
 };
 use gregor_protocol::kafka::messages::alter_configs_response::AlterConfigsResourceResponse;
 use gregor_protocol::kafka::messages::create_topics_response::CreatableTopicConfigs;
@@ -31,7 +31,6 @@ use gregor_protocol::kafka::messages::{
 use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
-use super::topics::storage_failure;
 use crate::broker::Broker;
 use crate::config::{
     broker_config_names, BrokerConfig, CLIENT_METRICS_CONFIG, DEFAULT_CONFIG,
@@ -305,28 +304,21 @@ pub fn describe_configs(
     DescribeConfigsResponse::default().with_results(results)
 }
 
-/// Decides (and, unless `validate_only`, commits) a config change of one resource.
-fn change_resource(
+/// Asks the controller for a config change of one resource (only checked when `validate_only`).
+async fn change_resource(
     broker: &Broker,
     resource_type: i8,
     name: &str,
     validate_only: bool,
-    decide: impl FnOnce(&MetadataImage, &ConfigResource) -> Result<Vec<MetadataRecord>, ControllerError>,
+    request: ControllerRequest,
 ) -> Result<(), ControllerError> {
-    let outcome = broker
-        .decide(|image| {
-            let resource = config_resource(image, resource_type, name)?;
-            let records = decide(image, &resource)?;
-            let changed = records.len();
-            Ok((if validate_only { vec![] } else { records }, changed))
-        })
-        .map_err(storage_failure)?;
-    if let Ok(changed) = &outcome {
-        if !validate_only && *changed > 0 {
+    let reply = broker.controller.call(request, validate_only).await?;
+    if let ControllerReply::Done { changed } = reply {
+        if !validate_only && changed > 0 {
             tracing::info!(resource_type, resource = name, changed, "altered configs");
         }
     }
-    outcome.map(drop)
+    Ok(())
 }
 
 fn error_parts(outcome: Result<(), ControllerError>) -> (i16, Option<String>) {
@@ -336,91 +328,99 @@ fn error_parts(outcome: Result<(), ControllerError>) -> (i16, Option<String>) {
     }
 }
 
-pub fn alter_configs(
+pub async fn alter_configs(
     broker: &Arc<Broker>,
     _version: i16,
     request: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let configs: Vec<(String, Option<String>)> = r
-                .configs
-                .iter()
-                .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
-                .collect();
-            let (code, message) = error_parts(change_resource(
-                broker,
-                r.resource_type,
-                r.resource_name.as_str(),
-                request.validate_only,
-                |image, resource| {
-                    decide_alter(
-                        image,
-                        resource,
-                        &configs,
-                        &broker.config.group_config_bounds(),
-                    )
-                },
-            ));
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        let configs: Vec<(String, Option<String>)> = r
+            .configs
+            .iter()
+            .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+            .collect();
+        let name = r.resource_name.as_str();
+        let decision = ControllerRequest::AlterConfigs {
+            resource_type: r.resource_type,
+            name: name.to_string(),
+            configs,
+            group_bounds: broker.config.group_config_bounds(),
+        };
+        let outcome = change_resource(
+            broker,
+            r.resource_type,
+            name,
+            request.validate_only,
+            decision,
+        )
+        .await;
+        let (code, message) = error_parts(outcome);
+        responses.push(
             AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_code(code)
-                .with_error_message(message.as_deref().map(str_bytes))
-        })
-        .collect();
+                .with_error_message(message.as_deref().map(str_bytes)),
+        );
+    }
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-pub fn incremental_alter_configs(
+pub async fn incremental_alter_configs(
     broker: &Arc<Broker>,
     _version: i16,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let changes: Result<Vec<ConfigChange>, ControllerError> = r
-                .configs
-                .iter()
-                .map(|c| {
-                    let op =
-                        ConfigOp::from_code(c.config_operation).ok_or_else(|| ControllerError {
-                            code: ResponseError::InvalidRequest.code(),
-                            message: format!(
-                                "Unknown config operation {} for {}",
-                                c.config_operation, c.name
-                            ),
-                        })?;
-                    Ok(ConfigChange {
-                        name: c.name.to_string(),
-                        op,
-                        value: c.value.as_ref().map(|v| v.to_string()),
-                    })
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for r in &request.resources {
+        let changes: Result<Vec<ConfigChange>, ControllerError> = r
+            .configs
+            .iter()
+            .map(|c| {
+                let op =
+                    ConfigOp::from_code(c.config_operation).ok_or_else(|| ControllerError {
+                        code: ResponseError::InvalidRequest.code(),
+                        message: format!(
+                            "Unknown config operation {} for {}",
+                            c.config_operation, c.name
+                        ),
+                    })?;
+                Ok(ConfigChange {
+                    name: c.name.to_string(),
+                    op,
+                    value: c.value.as_ref().map(|v| v.to_string()),
                 })
-                .collect();
-            let outcome = changes.and_then(|changes| {
+            })
+            .collect();
+        let name = r.resource_name.as_str();
+        let outcome = match changes {
+            Ok(changes) => {
+                let decision = ControllerRequest::IncrementalAlterConfigs {
+                    resource_type: r.resource_type,
+                    name: name.to_string(),
+                    changes,
+                    group_bounds: broker.config.group_config_bounds(),
+                };
                 change_resource(
                     broker,
                     r.resource_type,
-                    r.resource_name.as_str(),
+                    name,
                     request.validate_only,
-                    |image, resource| {
-                        let bounds = broker.config.group_config_bounds();
-                        decide_incremental(image, resource, &changes, &bounds)
-                    },
+                    decision,
                 )
-            });
-            let (code, message) = error_parts(outcome);
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        let (code, message) = error_parts(outcome);
+        responses.push(
             IncrementalResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())
                 .with_error_code(code)
-                .with_error_message(message.as_deref().map(str_bytes))
-        })
-        .collect();
+                .with_error_message(message.as_deref().map(str_bytes)),
+        );
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }

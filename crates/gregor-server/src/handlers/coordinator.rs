@@ -15,13 +15,18 @@ const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
 /// (node id, host, port) of the coordinator, or an error code with its message.
-fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (i16, String)> {
+async fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (i16, String)> {
     let created = match key_type {
         GROUP => broker
             .groups
             .ensure_topic(broker)
+            .await
             .map_err(|e| e.to_string()),
-        TRANSACTION => broker.txns.ensure_topic(broker).map_err(|e| e.to_string()),
+        TRANSACTION => broker
+            .txns
+            .ensure_topic(broker)
+            .await
+            .map_err(|e| e.to_string()),
         other => {
             return Err((
                 ResponseError::InvalidRequest.code(),
@@ -43,9 +48,9 @@ fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (i16, Str
     }
 }
 
-fn coordinator(broker: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
+async fn coordinator(broker: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
     let entry = Coordinator::default().with_key(key);
-    match locate(broker, key_type) {
+    match locate(broker, key_type).await {
         Ok((node, host, port)) => entry
             .with_node_id(BrokerId(node))
             .with_host(str_bytes(&host))
@@ -60,20 +65,19 @@ fn coordinator(broker: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
     }
 }
 
-pub fn handle(
+pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
     if version >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .map(|key| coordinator(broker, key, request.key_type))
-            .collect();
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in request.coordinator_keys {
+            coordinators.push(coordinator(broker, key, request.key_type).await);
+        }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    let one = coordinator(broker, request.key, request.key_type);
+    let one = coordinator(broker, request.key, request.key_type).await;
     FindCoordinatorResponse::default()
         .with_error_code(one.error_code)
         .with_error_message(one.error_message)

@@ -2,15 +2,15 @@
 //! as one all-or-nothing change and committed as metadata records. (DescribeFeatures has no API
 //! of its own: admin clients read the levels from ApiVersions.)
 
-use gregor_metadata::features::{self, FeatureUpdate, UpgradeType};
+use gregor_metadata::features::{FeatureUpdate, UpgradeType};
+use gregor_metadata::ControllerRequest;
 use gregor_protocol::kafka::messages::update_features_response::UpdatableFeatureResult;
 use gregor_protocol::kafka::messages::{UpdateFeaturesRequest, UpdateFeaturesResponse};
 
 use super::str_bytes;
-use super::topics::storage_failure;
 use crate::broker::Broker;
 
-pub fn update_features(
+pub async fn update_features(
     broker: &Broker,
     version: i16,
     request: UpdateFeaturesRequest,
@@ -32,15 +32,15 @@ pub fn update_features(
             },
         })
         .collect();
+    let decision = ControllerRequest::UpdateFeatures {
+        updates: updates.clone(),
+    };
     let outcome = broker
-        .decide(|image| {
-            features::update_features(image, &updates, request.validate_only)
-                .map(|records| (records, ()))
-        })
-        .map_err(storage_failure)
-        .and_then(|decided| decided);
+        .controller
+        .call(decision, request.validate_only)
+        .await;
     let (code, message) = match outcome {
-        Ok(()) => (0, None),
+        Ok(_) => (0, None),
         Err(e) => {
             tracing::info!(error = %e.message, "feature update refused");
             (e.code, Some(str_bytes(&e.message)))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use gregor_metadata::controller::validate_topic_name;
 use gregor_metadata::{MetadataImage, TopicImage};
+use gregor_protocol::kafka::messages::metadata_request::MetadataRequestTopic;
 use gregor_protocol::kafka::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -72,7 +73,61 @@ fn topic_error(name: Option<StrBytes>, id: uuid::Uuid, error: i16) -> MetadataRe
         .with_topic_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)
 }
 
-pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> MetadataResponse {
+/// One wanted topic: described, refused, or (if allowed) created and then described. `image`
+/// becomes the newest after a creation.
+async fn describe_wanted(
+    broker: &Broker,
+    image: &mut Arc<MetadataImage>,
+    t: MetadataRequestTopic,
+    may_create: bool,
+) -> MetadataResponseTopic {
+    let Some(name) = t.name.map(|n| n.0) else {
+        return match image.topic_by_id(&t.topic_id) {
+            Some(topic) => describe(broker, topic),
+            None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId.code()),
+        };
+    };
+    if let Some(topic) = image.topics.get(name.as_str()) {
+        return describe(broker, topic);
+    }
+    if validate_topic_name(&name).is_err() {
+        return topic_error(
+            Some(name),
+            uuid::Uuid::nil(),
+            ResponseError::InvalidTopicException.code(),
+        );
+    }
+    if !may_create {
+        return topic_error(
+            Some(name),
+            uuid::Uuid::nil(),
+            ResponseError::UnknownTopicOrPartition.code(),
+        );
+    }
+    match topics::create_with_defaults(broker, &name).await {
+        Ok(()) => {
+            *image = broker.metadata.image();
+            image
+                .topics
+                .get(name.as_str())
+                .map(|t| describe(broker, t))
+                .unwrap_or_else(|| {
+                    topic_error(
+                        Some(name),
+                        uuid::Uuid::nil(),
+                        ResponseError::UnknownTopicOrPartition.code(),
+                    )
+                })
+        }
+        Err(error) => topic_error(Some(name), uuid::Uuid::nil(), error),
+    }
+}
+
+pub async fn handle(
+    broker: &Arc<Broker>,
+    version: i16,
+    request: MetadataRequest,
+) -> MetadataResponse {
     // Before v4 every request may auto-create; since v4 the client says.
     let may_create = (version < 4 || request.allow_auto_topic_creation)
         && broker.config.get_bool("auto.create.topics.enable");
@@ -83,51 +138,13 @@ pub fn handle(broker: &Arc<Broker>, version: i16, request: MetadataRequest) -> M
         Some(wanted) if wanted.is_empty() && version == 0 => {
             image.topics.values().map(|t| describe(broker, t)).collect()
         }
-        Some(wanted) => wanted
-            .into_iter()
-            .map(|t| {
-                let Some(name) = t.name.map(|n| n.0) else {
-                    return match image.topic_by_id(&t.topic_id) {
-                        Some(topic) => describe(broker, topic),
-                        None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId.code()),
-                    };
-                };
-                if let Some(topic) = image.topics.get(name.as_str()) {
-                    return describe(broker, topic);
-                }
-                if validate_topic_name(&name).is_err() {
-                    return topic_error(
-                        Some(name),
-                        uuid::Uuid::nil(),
-                        ResponseError::InvalidTopicException.code(),
-                    );
-                }
-                if !may_create {
-                    return topic_error(
-                        Some(name),
-                        uuid::Uuid::nil(),
-                        ResponseError::UnknownTopicOrPartition.code(),
-                    );
-                }
-                match topics::create_with_defaults(broker, &name) {
-                    Ok(()) => {
-                        image = broker.metadata.image();
-                        image
-                            .topics
-                            .get(name.as_str())
-                            .map(|t| describe(broker, t))
-                            .unwrap_or_else(|| {
-                                topic_error(
-                                    Some(name),
-                                    uuid::Uuid::nil(),
-                                    ResponseError::UnknownTopicOrPartition.code(),
-                                )
-                            })
-                    }
-                    Err(error) => topic_error(Some(name), uuid::Uuid::nil(), error),
-                }
-            })
-            .collect(),
+        Some(wanted) => {
+            let mut described = Vec::with_capacity(wanted.len());
+            for t in wanted {
+                described.push(describe_wanted(broker, &mut image, t, may_create).await);
+            }
+            described
+        }
     };
     MetadataResponse::default()
         .with_brokers(brokers(&image))

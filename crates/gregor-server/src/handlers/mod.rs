@@ -144,7 +144,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         RequestKind::ListConfigResources(r) => {
             respond!(telemetry::list_config_resources(broker, version, r))
         }
-        RequestKind::Metadata(r) => respond!(metadata::handle(broker, version, r)),
+        RequestKind::Metadata(r) => respond!(metadata::handle(broker, version, r).await),
         RequestKind::Produce(r) => match produce::handle(broker, version, r).await {
             Some(response) => respond!(response),
             None => Reply::Nothing,
@@ -155,7 +155,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
             correlation_id,
             fetch::handle(broker, version, r).await,
         ),
-        RequestKind::FindCoordinator(r) => respond!(coordinator::handle(broker, version, r)),
+        RequestKind::FindCoordinator(r) => respond!(coordinator::handle(broker, version, r).await),
         RequestKind::JoinGroup(r) => {
             respond_later!(groups::join_group(broker, version, &client_id, peer, r))
         }
@@ -175,15 +175,15 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
             respond!(groups::consumer_group_describe(broker, version, r))
         }
         RequestKind::ListOffsets(r) => respond!(list_offsets::handle(broker, version, r)),
-        RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r)),
-        RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r)),
-        RequestKind::CreatePartitions(r) => respond!(topics::create_partitions(broker, r)),
-        RequestKind::InitProducerId(r) => respond!(producer_id::handle(broker, version, r)),
+        RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r).await),
+        RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r).await),
+        RequestKind::CreatePartitions(r) => respond!(topics::create_partitions(broker, r).await),
+        RequestKind::InitProducerId(r) => respond!(producer_id::handle(broker, version, r).await),
         RequestKind::AddPartitionsToTxn(r) => {
             respond!(transactions::add_partitions_to_txn(broker, version, r))
         }
         RequestKind::AddOffsetsToTxn(r) => {
-            respond!(transactions::add_offsets_to_txn(broker, version, r))
+            respond!(transactions::add_offsets_to_txn(broker, version, r).await)
         }
         RequestKind::EndTxn(r) => respond!(transactions::end_txn(broker, version, r)),
         RequestKind::TxnOffsetCommit(r) => {
@@ -197,9 +197,9 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         }
         RequestKind::DescribeCluster(r) => respond!(cluster::describe_cluster(broker, version, r)),
         RequestKind::DescribeConfigs(r) => respond!(configs::describe_configs(broker, version, r)),
-        RequestKind::AlterConfigs(r) => respond!(configs::alter_configs(broker, version, r)),
+        RequestKind::AlterConfigs(r) => respond!(configs::alter_configs(broker, version, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {
-            respond!(configs::incremental_alter_configs(broker, version, r))
+            respond!(configs::incremental_alter_configs(broker, version, r).await)
         }
         RequestKind::DeleteRecords(r) => respond!(records::delete_records(broker, version, r)),
         RequestKind::DescribeLogDirs(r) => respond!(log_dirs::describe_log_dirs(broker, r)),
@@ -208,7 +208,9 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         }
         RequestKind::DescribeProducers(r) => respond!(producers::describe_producers(broker, r)),
         RequestKind::WriteTxnMarkers(r) => respond!(producers::write_txn_markers(broker, r)),
-        RequestKind::UpdateFeatures(r) => respond!(features::update_features(broker, version, r)),
+        RequestKind::UpdateFeatures(r) => {
+            respond!(features::update_features(broker, version, r).await)
+        }
         _ => {
             // `versions::decodable` admits only the APIs above.
             tracing::error!(?api, "no handler for an advertised API");
@@ -237,6 +239,8 @@ pub(crate) async fn test_broker(dir: &std::path::Path, overrides: &[(&str, &str)
     )
     .expect("a valid test config");
     let broker = Broker::start(config).await.expect("broker starts").broker;
-    topics::create_with_defaults(&broker, "t").expect("topic t");
+    topics::create_with_defaults(&broker, "t")
+        .await
+        .expect("topic t");
     broker
 }

@@ -375,7 +375,7 @@ mod tests {
         let overrides = [("transaction.state.log.num.partitions", "1")];
         let broker = super::super::test_broker(dir.path(), &overrides).await;
         let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
-        let r = transactions::init_producer_id(&broker, 4, "tx", &init);
+        let r = transactions::init_producer_id(&broker, 4, "tx", &init).await;
         let producer = (r.producer_id.0, r.producer_epoch);
         let log_end = || broker.replicas.get("t", 0).unwrap().high_watermark();
 
@@ -440,7 +440,7 @@ mod tests {
         let overrides = [("transaction.state.log.num.partitions", "1")];
         let broker = super::super::test_broker(dir.path(), &overrides).await;
         let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
-        let r = transactions::init_producer_id(&broker, 5, "tx", &init);
+        let r = transactions::init_producer_id(&broker, 5, "tx", &init).await;
         let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
         let partition = broker.replicas.get("t", 0).unwrap();
         let end = |epoch: i16, commit: bool| {
@@ -498,7 +498,7 @@ mod tests {
         let overrides = [("transaction.state.log.num.partitions", "1")];
         let broker = super::super::test_broker(dir.path(), &overrides).await;
         let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
-        let r = transactions::init_producer_id(&broker, 5, "tx", &init);
+        let r = transactions::init_producer_id(&broker, 5, "tx", &init).await;
         let producer = (r.producer_id.0, r.producer_epoch);
         // The transaction is being committed and its markers are not written yet.
         let ending = broker.txns.decide(&broker, "tx", |c, _| {

@@ -1,13 +1,11 @@
-//! CreateTopics, DeleteTopics and CreatePartitions: controller decisions committed to the metadata
-//! log; the partition logs follow from the new image.
+//! CreateTopics, DeleteTopics and CreatePartitions: requests to the controller, answered once
+//! committed to the metadata log; the partition logs follow from the change (metadata loader).
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
-use gregor_metadata::controller::{
-    create_partitions as decide_partitions, create_topic, delete_topic, ControllerError, NewTopic,
-    TopicDefaults,
-};
+use gregor_metadata::controller::{ControllerError, NewTopic, TopicDefaults};
+use gregor_metadata::ControllerRequest;
 use gregor_protocol::kafka::messages::create_partitions_response::CreatePartitionsTopicResult;
 use gregor_protocol::kafka::messages::create_topics_response::CreatableTopicResult;
 use gregor_protocol::kafka::messages::delete_topics_response::DeletableTopicResult;
@@ -27,40 +25,33 @@ fn defaults(broker: &Broker) -> TopicDefaults {
     }
 }
 
-pub(crate) fn storage_failure(e: impl std::fmt::Display) -> ControllerError {
-    tracing::error!(error = %e, "metadata log append failed");
-    ControllerError {
-        code: ResponseError::KafkaStorageError.code(),
-        message: format!("metadata log append failed: {e}"),
-    }
-}
-
-/// Decides (and, unless `validate_only`, commits) one topic creation; returns the topic id.
-pub(crate) fn commit_topic_creation(
+/// Asks the controller for one topic creation (only checked when `validate_only`); returns the
+/// topic id.
+pub(crate) async fn commit_topic_creation(
     broker: &Broker,
-    topic: &NewTopic,
+    topic: NewTopic,
     validate_only: bool,
 ) -> Result<Uuid, ControllerError> {
-    let defaults = defaults(broker);
-    let id = Uuid::new_v4();
-    broker
-        .decide(|image| {
-            let records = create_topic(image, topic, &defaults, id)?;
-            Ok((if validate_only { vec![] } else { records }, id))
-        })
-        .map_err(storage_failure)?
+    let topic_id = Uuid::new_v4();
+    let request = ControllerRequest::CreateTopic {
+        topic,
+        defaults: defaults(broker),
+        topic_id,
+    };
+    broker.controller.call(request, validate_only).await?;
+    Ok(topic_id)
 }
 
 /// Auto-creation from Metadata; a topic created meanwhile by someone else is fine.
-pub fn create_with_defaults(broker: &Broker, name: &str) -> Result<(), i16> {
+pub async fn create_with_defaults(broker: &Broker, name: &str) -> Result<(), i16> {
     let topic = NewTopic {
-        name,
+        name: name.to_string(),
         num_partitions: -1,
         replication_factor: -1,
         assignments: vec![],
         configs: vec![],
     };
-    match commit_topic_creation(broker, &topic, false) {
+    match commit_topic_creation(broker, topic, false).await {
         Ok(_) => {
             tracing::info!(topic = name, "auto-created topic");
             Ok(())
@@ -70,7 +61,7 @@ pub fn create_with_defaults(broker: &Broker, name: &str) -> Result<(), i16> {
     }
 }
 
-pub fn create_topics(
+pub async fn create_topics(
     broker: &Arc<Broker>,
     version: i16,
     request: CreateTopicsRequest,
@@ -82,7 +73,7 @@ pub fn create_topics(
         let mut assignments: Vec<_> = t.assignments.iter().collect();
         assignments.sort_by_key(|a| a.partition_index);
         let topic = NewTopic {
-            name,
+            name: name.to_string(),
             num_partitions: t.num_partitions,
             replication_factor: t.replication_factor,
             assignments: assignments
@@ -110,7 +101,7 @@ pub fn create_topics(
                 message: "Partitions in the assignment must be consecutive from 0".into(),
             })
         } else {
-            commit_topic_creation(broker, &topic, request.validate_only)
+            commit_topic_creation(broker, topic.clone(), request.validate_only).await
         };
         let mut result = CreatableTopicResult::default()
             .with_name(t.name.clone())
@@ -169,7 +160,7 @@ pub fn create_topics(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-pub fn delete_topics(
+pub async fn delete_topics(
     broker: &Arc<Broker>,
     version: i16,
     request: DeleteTopicsRequest,
@@ -188,80 +179,69 @@ pub fn delete_topics(
             .map(|n| (Some(n.0.to_string()), Uuid::nil()))
             .collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
-            let image = broker.metadata.image();
-            let name = name.or_else(|| image.topic_by_id(&id).map(|t| t.name.clone()));
-            let outcome = match &name {
-                Some(name) => broker
-                    .decide(|image| delete_topic(image, name).map(|records| (records, ())))
-                    .map_err(storage_failure)
-                    .and_then(|r| r),
-                None => Err(ControllerError {
-                    code: ResponseError::UnknownTopicId.code(),
-                    message: "This server does not host this topic ID.".into(),
-                }),
-            };
-            let result = DeletableTopicResult::default()
-                .with_name(name.as_deref().map(|n| TopicName(str_bytes(n))))
-                .with_topic_id(
-                    image
-                        .topics
-                        .get(name.as_deref().unwrap_or_default())
-                        .map_or(id, |t| t.id),
-                );
-            match outcome {
-                Ok(()) => {
-                    tracing::info!(topic = name.as_deref().unwrap_or_default(), "deleted topic");
-                    result.with_error_message(None)
-                }
-                Err(e) => result
-                    .with_error_code(e.code)
-                    .with_error_message(Some(str_bytes(&e.message))),
+    let mut responses = Vec::with_capacity(wanted.len());
+    for (name, id) in wanted {
+        let image = broker.metadata.image();
+        let name = name.or_else(|| image.topic_by_id(&id).map(|t| t.name.clone()));
+        let outcome = match &name {
+            Some(name) => {
+                let request = ControllerRequest::DeleteTopic { name: name.clone() };
+                broker.controller.call(request, false).await.map(drop)
             }
-        })
-        .collect();
+            None => Err(ControllerError {
+                code: ResponseError::UnknownTopicId.code(),
+                message: "This server does not host this topic ID.".into(),
+            }),
+        };
+        let result = DeletableTopicResult::default()
+            .with_name(name.as_deref().map(|n| TopicName(str_bytes(n))))
+            .with_topic_id(
+                image
+                    .topics
+                    .get(name.as_deref().unwrap_or_default())
+                    .map_or(id, |t| t.id),
+            );
+        responses.push(match outcome {
+            Ok(()) => {
+                tracing::info!(topic = name.as_deref().unwrap_or_default(), "deleted topic");
+                result.with_error_message(None)
+            }
+            Err(e) => result
+                .with_error_code(e.code)
+                .with_error_message(Some(str_bytes(&e.message))),
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }
 
-pub fn create_partitions(
+pub async fn create_partitions(
     broker: &Arc<Broker>,
     request: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
-    let results = request
-        .topics
-        .iter()
-        .map(|t| {
-            let assignments: Vec<Vec<i32>> = t
-                .assignments
-                .iter()
-                .flatten()
-                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
-                .collect();
-            let outcome = broker
-                .decide(|image| {
-                    let records =
-                        decide_partitions(image, t.name.0.as_str(), t.count, assignments)?;
-                    Ok((
-                        if request.validate_only {
-                            vec![]
-                        } else {
-                            records
-                        },
-                        (),
-                    ))
-                })
-                .map_err(storage_failure)
-                .and_then(|r| r);
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match outcome {
-                Ok(()) => result.with_error_message(None),
-                Err(e) => result
-                    .with_error_code(e.code)
-                    .with_error_message(Some(str_bytes(&e.message))),
-            }
-        })
-        .collect();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        let assignments: Vec<Vec<i32>> = t
+            .assignments
+            .iter()
+            .flatten()
+            .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+            .collect();
+        let decision = ControllerRequest::CreatePartitions {
+            name: t.name.0.to_string(),
+            count: t.count,
+            assignments,
+        };
+        let outcome = broker
+            .controller
+            .call(decision, request.validate_only)
+            .await;
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        results.push(match outcome {
+            Ok(_) => result.with_error_message(None),
+            Err(e) => result
+                .with_error_code(e.code)
+                .with_error_message(Some(str_bytes(&e.message))),
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -49,9 +49,13 @@ fn unavailable(e: impl std::fmt::Display) -> i16 {
 }
 
 /// A producer id for the coordinator, when it needs one (a new transactional id, or an id whose
-/// epochs are used up).
+/// epochs are used up), from the block `init_producer_id` made sure has one. Another request
+/// may have taken the last id meanwhile: the client retries.
 fn allocate_producer_id(broker: &Broker) -> Result<i64, i16> {
-    broker.next_producer_id().map_err(unavailable)
+    broker
+        .producer_ids
+        .try_next()
+        .ok_or_else(|| unavailable("the producer id block ran out"))
 }
 
 /// The transaction version a client speaks, known from the version of its request: EndTxn v5+,
@@ -65,7 +69,7 @@ fn client_txn_version(api_version: i16, first_of_version_2: i16) -> TxnVersion {
     }
 }
 
-pub fn init_producer_id(
+pub async fn init_producer_id(
     broker: &Arc<Broker>,
     version: i16,
     transactional_id: &str,
@@ -77,7 +81,14 @@ pub fn init_producer_id(
             .with_producer_id(ProducerId(r.producer_id))
             .with_producer_epoch(r.producer_epoch)
     };
-    if let Err(e) = broker.txns.ensure_topic(broker) {
+    if let Err(e) = broker.txns.ensure_topic(broker).await {
+        return response(ProducerResult::error(unavailable(e)));
+    }
+    if let Err(e) = broker
+        .producer_ids
+        .ensure_available(&broker.controller)
+        .await
+    {
         return response(ProducerResult::error(unavailable(e)));
     }
     let expected = (version >= 3 && request.producer_id.0 >= 0)
@@ -194,12 +205,12 @@ fn add_to_txn(
 }
 
 /// AddOffsetsToTxn: the group's partition of `__consumer_offsets` joins the transaction.
-pub fn add_offsets_to_txn(
+pub async fn add_offsets_to_txn(
     broker: &Arc<Broker>,
     version: i16,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
-    let code = match broker.groups.ensure_topic(broker) {
+    let code = match broker.groups.ensure_topic(broker).await {
         Err(e) => unavailable(e),
         Ok(partitions) => {
             let partition = (
@@ -259,7 +270,7 @@ pub async fn txn_offset_commit(
     let refusal = if request.group_id.is_empty() {
         Some(INVALID_GROUP_ID)
     } else {
-        match broker.groups.ensure_topic(broker) {
+        match broker.groups.ensure_topic(broker).await {
             Err(e) => Some(unavailable(e)),
             Ok(partitions) => {
                 let partition = (
@@ -449,7 +460,7 @@ mod tests {
         ];
         let broker = crate::handlers::test_broker(dir.path(), &overrides).await;
         let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
-        let r = init_producer_id(&broker, 4, "tx", &init);
+        let r = init_producer_id(&broker, 4, "tx", &init).await;
         assert_eq!(r.error_code, errors::NONE);
         let producer = (r.producer_id.0, r.producer_epoch);
 
@@ -490,7 +501,7 @@ mod tests {
         ];
         let broker = crate::handlers::test_broker(dir.path(), &overrides).await;
         let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
-        let r = init_producer_id(&broker, 5, "tx", &init);
+        let r = init_producer_id(&broker, 5, "tx", &init).await;
         let producer = (r.producer_id.0, r.producer_epoch);
         let txn = |id: &str, producer: (i64, i16), verify_only: bool, partitions: Vec<i32>| {
             AddPartitionsToTxnTransaction::default()
@@ -580,7 +591,7 @@ mod tests {
         ];
         let broker = crate::handlers::test_broker(dir.path(), &overrides).await;
         let init = InitProducerIdRequest::default().with_transaction_timeout_ms(60_000);
-        let r = init_producer_id(&broker, 5, "tx", &init);
+        let r = init_producer_id(&broker, 5, "tx", &init).await;
         let producer = (r.producer_id.0, r.producer_epoch);
         let commit = |version: i16, (id, epoch): (i64, i16)| {
             let request = TxnOffsetCommitRequest::default()

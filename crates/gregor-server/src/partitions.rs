@@ -697,3 +697,87 @@ impl ReplicaManager {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gregor_metadata::MetadataRecord;
+
+    fn topic(name: &str, partitions: i32) -> (Uuid, Vec<MetadataRecord>) {
+        let id = Uuid::new_v4();
+        let mut records = vec![MetadataRecord::Topic {
+            name: name.into(),
+            topic_id: id,
+        }];
+        records.extend((0..partitions).map(|partition| MetadataRecord::Partition {
+            topic_id: id,
+            partition,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+        }));
+        (id, records)
+    }
+
+    fn retention(resource: ConfigResource, ms: &str) -> MetadataRecord {
+        let name = match resource {
+            ConfigResource::Topic(_) => "retention.ms",
+            _ => "log.retention.ms",
+        };
+        MetadataRecord::Config {
+            resource,
+            name: name.into(),
+            value: Some(ms.into()),
+        }
+    }
+
+    /// Every change goes through the delta: new partitions open, a topic's config reaches only
+    /// its partitions, a broker-wide one every partition, a deleted topic's logs go and a topic
+    /// created again under its name is a new log.
+    #[test]
+    fn logs_follow_the_deltas() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = BrokerConfig::from_pairs([(
+            "log.dirs".to_string(),
+            dir.path().display().to_string(),
+        )])
+        .unwrap();
+        let replicas = ReplicaManager::new(&config.log_dirs);
+        let mut image = MetadataImage::empty();
+        let apply = |image: &mut MetadataImage, records: &[MetadataRecord]| {
+            let delta = image.apply_committed(records, image.offset + records.len() as i64);
+            replicas.apply_delta(&delta, image, &config, 1);
+        };
+        let (a, mut records) = topic("a", 2);
+        records.extend(topic("b", 1).1);
+        apply(&mut image, &records);
+        assert_eq!(replicas.all().len(), 3);
+        let retention_of = |topic: &str| {
+            let p = replicas.get(topic, 0).unwrap();
+            p.with_log(|log| log.config().retention_ms)
+        };
+        let default = retention_of("b");
+
+        apply(&mut image, &[retention(ConfigResource::Topic("a".into()), "1000")]);
+        assert_eq!(retention_of("a"), 1000);
+        let a1 = replicas.get("a", 1).unwrap();
+        assert_eq!(a1.with_log(|log| log.config().retention_ms), 1000);
+        assert_eq!(retention_of("b"), default, "another topic's change");
+
+        apply(&mut image, &[retention(ConfigResource::Broker(None), "2000")]);
+        assert_eq!(retention_of("b"), 2000, "a cluster-wide default reaches every topic");
+        assert_eq!(retention_of("a"), 1000, "under the topic's own");
+
+        let (_, again) = topic("a", 1);
+        let mut records = vec![MetadataRecord::RemoveTopic { topic_id: a }];
+        records.extend(again);
+        let old_dir = replicas.get("a", 1).unwrap().log_dir();
+        apply(&mut image, &records);
+        assert!(replicas.get("a", 1).is_none());
+        assert!(!old_dir.join("a-1").exists(), "the deleted partition's directory");
+        let new = replicas.get("a", 0).unwrap();
+        assert_ne!(new.topic_id, a);
+        assert_eq!(retention_of("a"), 2000, "the old topic's override went with it");
+    }
+}

@@ -254,6 +254,26 @@ impl Broker {
         tracing::info!("gregor stopped cleanly");
     }
 
+    /// Runs `work` on every partition log on a blocking thread: it deletes files and fsyncs,
+    /// which must not stall the runtime's workers (and the connections they serve).
+    async fn each_log(
+        self: &Arc<Self>,
+        what: &'static str,
+        work: fn(&mut gregor_storage::PartitionLog) -> gregor_storage::Result<()>,
+    ) {
+        let broker = self.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            for p in broker.replicas.all() {
+                if let Err(e) = p.with_log_mut(work) {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "{what} failed");
+                }
+            }
+        });
+        if let Err(e) = done.await {
+            tracing::error!(error = %e, "{what} stopped");
+        }
+    }
+
     /// Retention, time-based flushing, closing idle segment files and the group and transaction
     /// timers, on the intervals the config gives.
     async fn maintain(self: Arc<Self>) {
@@ -275,26 +295,12 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = retention.tick() => {
-                    for p in self.replicas.all() {
-                        if let Err(e) = p.with_log_mut(|log| log.enforce_retention(now_ms())) {
-                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
-                        }
-                    }
+                    self.each_log("retention", |log| log.enforce_retention(now_ms()).map(drop)).await;
                 }
-                _ = flush.tick() => {
-                    for p in self.replicas.all() {
-                        if let Err(e) = p.with_log_mut(|log| log.maybe_flush(now_ms())) {
-                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
-                        }
-                    }
-                }
+                _ = flush.tick() => self.each_log("flush", |log| log.maybe_flush(now_ms())).await,
                 // Open files follow the partitions in use, not every segment on disk.
                 _ = idle_files.tick() => {
-                    for p in self.replicas.all() {
-                        if let Err(e) = p.with_log_mut(gregor_storage::PartitionLog::close_idle_files) {
-                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "closing idle segment files failed");
-                        }
-                    }
+                    self.each_log("closing idle segment files", |log| log.close_idle_files().map(drop)).await;
                 }
                 _ = group_timers.tick() => self.groups.tick(&self),
                 _ = txn_timers.tick() => self.txns.tick(&self),

@@ -738,11 +738,9 @@ mod tests {
     #[test]
     fn logs_follow_the_deltas() {
         let dir = tempfile::tempdir().unwrap();
-        let config = BrokerConfig::from_pairs([(
-            "log.dirs".to_string(),
-            dir.path().display().to_string(),
-        )])
-        .unwrap();
+        let config =
+            BrokerConfig::from_pairs([("log.dirs".to_string(), dir.path().display().to_string())])
+                .unwrap();
         let replicas = ReplicaManager::new(&config.log_dirs);
         let mut image = MetadataImage::empty();
         let apply = |image: &mut MetadataImage, records: &[MetadataRecord]| {
@@ -759,14 +757,24 @@ mod tests {
         };
         let default = retention_of("b");
 
-        apply(&mut image, &[retention(ConfigResource::Topic("a".into()), "1000")]);
+        apply(
+            &mut image,
+            &[retention(ConfigResource::Topic("a".into()), "1000")],
+        );
         assert_eq!(retention_of("a"), 1000);
         let a1 = replicas.get("a", 1).unwrap();
         assert_eq!(a1.with_log(|log| log.config().retention_ms), 1000);
         assert_eq!(retention_of("b"), default, "another topic's change");
 
-        apply(&mut image, &[retention(ConfigResource::Broker(None), "2000")]);
-        assert_eq!(retention_of("b"), 2000, "a cluster-wide default reaches every topic");
+        apply(
+            &mut image,
+            &[retention(ConfigResource::Broker(None), "2000")],
+        );
+        assert_eq!(
+            retention_of("b"),
+            2000,
+            "a cluster-wide default reaches every topic"
+        );
         assert_eq!(retention_of("a"), 1000, "under the topic's own");
 
         let (_, again) = topic("a", 1);
@@ -775,9 +783,16 @@ mod tests {
         let old_dir = replicas.get("a", 1).unwrap().log_dir();
         apply(&mut image, &records);
         assert!(replicas.get("a", 1).is_none());
-        assert!(!old_dir.join("a-1").exists(), "the deleted partition's directory");
+        assert!(
+            !old_dir.join("a-1").exists(),
+            "the deleted partition's directory"
+        );
         let new = replicas.get("a", 0).unwrap();
         assert_ne!(new.topic_id, a);
-        assert_eq!(retention_of("a"), 2000, "the old topic's override went with it");
+        assert_eq!(
+            retention_of("a"),
+            2000,
+            "the old topic's override went with it"
+        );
     }
 }

@@ -1,15 +1,13 @@
 //! The broker process: state shared by all connections, start-up and shutdown.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::telemetry::Telemetry;
 use gregor_metadata::store::StoreError;
 use gregor_metadata::{
-    features, BrokerRegistration, ControllerError, ControllerRequest, MetadataImage,
-    MetadataRecord, MetadataStore,
+    features, BrokerRegistration, ControllerError, ControllerRequest, MetadataRecord, MetadataStore,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::groups::GroupRuntime;
+use crate::meta_properties::{self, Identities, MetaProperties};
 use crate::metadata::{ControllerChannel, MetadataLoader};
 use crate::partitions::ReplicaManager;
 use crate::producer_ids::ProducerIds;
@@ -28,6 +27,8 @@ pub enum StartError {
     LogDir { dir: String, error: std::io::Error },
     #[error(transparent)]
     Metadata(#[from] StoreError),
+    #[error("{0}")]
+    Identity(String),
     #[error("cannot register with the controller: {0}")]
     Register(#[from] ControllerError),
     #[error("cannot open partition logs: {0}")]
@@ -87,23 +88,37 @@ impl Broker {
         })?;
         raise_open_files_limit();
         let dir_locks = lock_log_dirs(&config.log_dirs)?;
-        let (mut store, mut image) = MetadataStore::open(&log_dir)?;
         let node_id = config.node_id;
+        let identities =
+            meta_properties::check(&config.log_dirs, node_id).map_err(StartError::Identity)?;
+        let (mut store, mut image) = MetadataStore::open(&log_dir)?;
         // Records are written at start only when something is new (a first start, a feature
         // never set), so a full disk cannot stop a restart.
         let mut formatting = Vec::new();
         if image.cluster_id.is_empty() {
             formatting.push(MetadataRecord::Cluster {
-                cluster_id: new_cluster_id(),
+                cluster_id: identities
+                    .cluster_id
+                    .clone()
+                    .unwrap_or_else(meta_properties::random_uuid),
             });
+        } else if let Some(formatted) = identities
+            .cluster_id
+            .as_ref()
+            .filter(|id| **id != image.cluster_id)
+        {
+            return Err(StartError::Identity(format!(
+                "the log dirs are formatted for cluster {formatted}, but the metadata log in {} is of cluster {}",
+                log_dir.display(),
+                image.cluster_id
+            )));
         }
         formatting.extend(features::bootstrap_records(&image));
         if !formatting.is_empty() {
             let last = store.append(&formatting)?;
             image.apply_committed(&formatting, last);
         }
-        check_node_id(&log_dir, node_id)?;
-        write_meta_properties(&log_dir, &image, node_id);
+        write_identities(&config.log_dirs, &identities, &image.cluster_id, node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
         // Before any partition is opened: the log dirs must hold nothing the metadata log does
         // not account for.
@@ -385,45 +400,22 @@ fn raise_open_files_limit() {
     }
 }
 
-fn new_cluster_id() -> String {
-    // Kafka's cluster ids are base64url-encoded UUIDs (22 characters).
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bits = uuid::Uuid::new_v4().as_u128();
-    (0..22)
-        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
-        .collect()
-}
-
-/// A data dir written by another node stops the start, as in Kafka: its partitions are not this
-/// node's (they would all be set aside as strays).
-fn check_node_id(dir: &Path, node_id: i32) -> Result<(), StartError> {
-    let Ok(text) = std::fs::read_to_string(dir.join("meta.properties")) else {
-        return Ok(());
-    };
-    let recorded = text
-        .lines()
-        .find_map(|l| l.strip_prefix("node.id="))
-        .and_then(|id| id.trim().parse::<i32>().ok());
-    match recorded {
-        Some(recorded) if recorded != node_id => Err(StartError::LogDir {
-            dir: dir.display().to_string(),
-            error: std::io::Error::other(format!(
-                "its meta.properties says node.id={recorded}, but this broker is node.id={node_id}"
-            )),
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Kafka's `meta.properties`, for operators and tools that look for it (written only when it
-/// changes, atomically).
-fn write_meta_properties(dir: &Path, image: &MetadataImage, node_id: i32) {
-    let text = format!(
-        "version=1\ncluster.id={}\nnode.id={node_id}\n",
-        image.cluster_id
-    );
-    let path = dir.join("meta.properties");
-    if let Err(e) = gregor_storage::atomic_file::write_if_changed(&path, text.as_bytes()) {
-        tracing::warn!(error = %e, "cannot write meta.properties");
+/// Gives every usable log dir its `meta.properties` (a dir keeps its directory id), written only
+/// when it changed.
+fn write_identities(
+    dirs: &[std::path::PathBuf],
+    identities: &Identities,
+    cluster_id: &str,
+    node_id: i32,
+) {
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        let identity = MetaProperties {
+            cluster_id: cluster_id.to_string(),
+            node_id,
+            directory_id: identities.directory_id(dir),
+        };
+        if let Err(e) = identity.write(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write meta.properties");
+        }
     }
 }

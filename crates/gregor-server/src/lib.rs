@@ -12,6 +12,7 @@ mod groups;
 mod handlers;
 mod internal_topics;
 mod log_dir_moves;
+pub mod meta_properties;
 mod metadata;
 mod network;
 mod partitions;

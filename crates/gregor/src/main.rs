@@ -8,6 +8,7 @@ use gregor_server::{Broker, BrokerConfig};
 
 mod cli;
 mod perf;
+mod storage;
 
 #[derive(Parser)]
 #[command(name = "gregor", version, about = "Apache Kafka, rebuilt in Rust")]
@@ -31,6 +32,9 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// Format log dirs for a cluster before a first start (like kafka-storage.sh).
+    #[command(subcommand)]
+    Storage(storage::StorageCommand),
     /// Load generators: `perf produce` and `perf consume` (like kafka-*-perf-test.sh).
     #[command(subcommand)]
     Perf(perf::PerfCommand),
@@ -120,6 +124,13 @@ fn main() -> ExitCode {
         Command::ClientMetrics(args) => tool("client-metrics", cli::client_metrics::run(args)),
         Command::Features(args) => tool("features", cli::features::run(args)),
         Command::LogDirs(args) => tool("log-dirs", cli::log_dirs::run(args)),
+        Command::Storage(command) => match storage::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gregor storage: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Perf(command) => match perf::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -32,3 +32,5 @@ mod preallocation_tests;
 mod test_batches;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod truncation_tests;

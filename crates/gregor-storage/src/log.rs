@@ -755,6 +755,48 @@ impl PartitionLog {
         n
     }
 
+    /// Removes every batch from the first one that ends at or after `offset`, durably: what a
+    /// follower or a Raft log does when it diverged from its leader. The log then ends at
+    /// `offset` (below it if a batch spans it). Truncating to the log start or below leaves an
+    /// empty log that starts at `offset`. The log is reopened from disk afterwards, so indexes,
+    /// producer state and the cleaner's state are rebuilt from what is left, as on a restart.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        if offset >= self.log_end_offset {
+            return Ok(());
+        }
+        let emptied = offset <= self.log_start_offset;
+        let mut kept = Vec::with_capacity(self.segments.len());
+        for segment in std::mem::take(&mut self.segments) {
+            if emptied || (segment.base_offset >= offset && !kept.is_empty()) {
+                segment.delete_files()?;
+            } else {
+                kept.push(segment);
+            }
+        }
+        if let Some(last) = kept.last_mut() {
+            if let Some((position, _)) = last.find_batch(offset)? {
+                let file = last.log_file()?;
+                file.set_len(position)?;
+                file.sync_all()?;
+            }
+        }
+        drop(kept);
+        let start = if emptied {
+            offset
+        } else {
+            self.log_start_offset
+        };
+        checkpoint::write(
+            &self.dir,
+            Checkpoint {
+                recovery_point: self.recovery_point.min(offset).max(start),
+                log_start_offset: start,
+            },
+        )?;
+        *self = PartitionLog::open(self.dir.clone(), self.config.clone())?;
+        Ok(())
+    }
+
     /// fsyncs everything, writes indexes and the checkpoint (recovery point = log end offset);
     /// space allocated ahead of the writes is given back.
     pub fn checkpoint(&mut self) -> Result<()> {

@@ -1,0 +1,121 @@
+//! `PartitionLog::truncate_to`: what a follower (or a Raft log) does when it diverged from its
+//! leader. Batches from the cut on are gone durably, the log goes on at the cut, and what is
+//! left reads and recovers as before.
+
+use bytes::Bytes;
+
+use crate::batch::BatchHeader;
+use crate::test_batches::{batch_of, Spec};
+use crate::{LogConfig, PartitionLog};
+
+/// A batch of `n` records; with `pid`, idempotent from `seq`.
+fn batch(n: usize, pid: i64, seq: i32) -> Vec<u8> {
+    let entries: Vec<_> = (0..n)
+        .map(|i| (None, Some(Bytes::from(vec![b'a' + (i % 26) as u8; 200]))))
+        .collect();
+    let spec = Spec {
+        pid,
+        epoch: if pid >= 0 { 0 } else { -1 },
+        seq: if pid >= 0 { seq } else { -1 },
+        ..Spec::default()
+    };
+    batch_of(&entries, &spec)
+}
+
+/// (base offset, leader epoch) of every batch.
+fn batches(log: &PartitionLog) -> Vec<(i64, i32)> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let data = log.read(next, usize::MAX / 2, i64::MAX).unwrap();
+        let mut pos = 0;
+        while pos < data.len() {
+            let h = BatchHeader::parse(&data[pos..]).unwrap();
+            out.push((h.base_offset, h.partition_leader_epoch));
+            next = h.next_offset();
+            pos += h.total_len();
+        }
+    }
+    out
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        ..LogConfig::default()
+    }
+}
+
+#[test]
+fn truncation_cuts_whole_batches_across_segments_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(path.clone(), small_segments()).unwrap();
+    for i in 0..30 {
+        log.append(&batch(2, -1, 0), i / 10, 0).unwrap();
+    }
+    assert_eq!(log.log_end_offset(), 60);
+    let segments_before = log.segments().count();
+    assert!(segments_before > 3, "{segments_before} segments");
+
+    // Inside a batch (offsets 40 and 41): the whole batch goes.
+    log.truncate_to(41).unwrap();
+    assert_eq!(log.log_end_offset(), 40);
+    assert!(log.segments().count() < segments_before);
+    let left = batches(&log);
+    assert_eq!(left.len(), 20);
+    assert_eq!(left.last(), Some(&(38, 1)));
+
+    // Appends go on at the cut, with the new leader's epoch.
+    let appended = log.append(&batch(2, -1, 0), 7, 0).unwrap();
+    assert_eq!(appended.base_offset, 40);
+    assert_eq!(batches(&log).last(), Some(&(40, 7)));
+
+    // Durable: a reopen (no checkpoint written since) sees the same log.
+    drop(log);
+    let log = PartitionLog::open(path, small_segments()).unwrap();
+    assert_eq!(log.log_end_offset(), 42);
+    assert_eq!(batches(&log).len(), 21);
+}
+
+#[test]
+fn truncating_at_or_past_the_end_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path().join("t-0"), LogConfig::default()).unwrap();
+    log.append(&batch(3, -1, 0), 0, 0).unwrap();
+    log.truncate_to(3).unwrap();
+    log.truncate_to(100).unwrap();
+    assert_eq!(batches(&log), vec![(0, 0)]);
+}
+
+#[test]
+fn truncating_below_the_log_start_empties_the_log_which_starts_at_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(path.clone(), small_segments()).unwrap();
+    for _ in 0..10 {
+        log.append(&batch(2, -1, 0), 0, 0).unwrap();
+    }
+    log.truncate_to(0).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+    assert!(batches(&log).is_empty());
+    assert_eq!(log.append(&batch(1, -1, 0), 1, 0).unwrap().base_offset, 0);
+    drop(log);
+    let log = PartitionLog::open(path, small_segments()).unwrap();
+    assert_eq!(batches(&log), vec![(0, 1)]);
+}
+
+#[test]
+fn producer_state_follows_the_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path().join("t-0"), LogConfig::default()).unwrap();
+    log.append(&batch(2, 5, 0), 0, 0).unwrap();
+    log.append(&batch(2, 5, 2), 0, 0).unwrap();
+    log.truncate_to(2).unwrap();
+    // The batch from sequence 2 is gone: it is not a duplicate any more, it is appended again.
+    let again = log.append(&batch(2, 5, 2), 1, 0).unwrap();
+    assert!(!again.duplicate);
+    assert_eq!(again.base_offset, 2);
+    // The first batch still is one.
+    assert!(log.append(&batch(2, 5, 0), 1, 0).unwrap().duplicate);
+}

@@ -233,4 +233,47 @@ mod tests {
         let applied = image.apply_committed(&records, 3);
         assert_eq!(MetadataDelta::everything(&image), applied);
     }
+
+    #[test]
+    fn an_image_rebuilds_from_its_records() {
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut image = MetadataImage::empty();
+        let mut records = vec![
+            MetadataRecord::Cluster {
+                cluster_id: "c".into(),
+            },
+            MetadataRecord::RegisterBroker {
+                node_id: 1,
+                host: "h".into(),
+                port: 9,
+                rack: Some("r".into()),
+            },
+            MetadataRecord::FeatureLevel {
+                name: "group.version".into(),
+                level: 1,
+            },
+            MetadataRecord::ProducerIds {
+                node_id: 1,
+                next_block_start: 2000,
+            },
+        ];
+        records.extend(topic("a", a, 2));
+        records.extend(topic("b", b, 1));
+        records.push(MetadataRecord::Config {
+            resource: ConfigResource::Topic("a".into()),
+            name: "retention.ms".into(),
+            value: Some("5".into()),
+        });
+        records.push(MetadataRecord::Config {
+            resource: ConfigResource::Broker(None),
+            name: "log.retention.ms".into(),
+            value: Some("6".into()),
+        });
+        records.push(MetadataRecord::RemoveTopic { topic_id: b });
+        image.apply_committed(&records, 20);
+        let mut rebuilt = MetadataImage::empty();
+        rebuilt.apply_committed(&image.to_records(), 20);
+        assert_eq!(rebuilt, image);
+        assert!(rebuilt.removed_topics.contains(&b));
+    }
 }

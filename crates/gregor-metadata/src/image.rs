@@ -136,6 +136,73 @@ impl MetadataImage {
             })
     }
 
+    /// Records that rebuild this image (all but its offset) from an empty one: what a metadata
+    /// snapshot holds.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        if !self.cluster_id.is_empty() {
+            records.push(MetadataRecord::Cluster {
+                cluster_id: self.cluster_id.clone(),
+            });
+        }
+        records.extend(
+            self.features
+                .iter()
+                .map(|(name, &level)| MetadataRecord::FeatureLevel {
+                    name: name.clone(),
+                    level,
+                }),
+        );
+        records.extend(
+            self.brokers
+                .values()
+                .map(|b| MetadataRecord::RegisterBroker {
+                    node_id: b.node_id,
+                    host: b.host.clone(),
+                    port: b.port,
+                    rack: b.rack.clone(),
+                }),
+        );
+        for topic in self.topics.values() {
+            records.push(MetadataRecord::Topic {
+                name: topic.name.clone(),
+                topic_id: topic.id,
+            });
+            records.extend(topic.partitions.iter().map(|(&partition, p)| {
+                MetadataRecord::Partition {
+                    topic_id: topic.id,
+                    partition,
+                    replicas: p.replicas.clone(),
+                    isr: p.isr.clone(),
+                    leader: p.leader,
+                    leader_epoch: p.leader_epoch,
+                }
+            }));
+        }
+        for (resource, configs) in &self.configs {
+            records.extend(configs.iter().map(|(name, value)| MetadataRecord::Config {
+                resource: resource.clone(),
+                name: name.clone(),
+                value: Some(value.clone()),
+            }));
+        }
+        if self.next_producer_id != 0 {
+            records.push(MetadataRecord::ProducerIds {
+                node_id: -1,
+                next_block_start: self.next_producer_id,
+            });
+        }
+        // A removed topic's id is remembered (its leftover directories are provably dead).
+        let mut removed: Vec<_> = self.removed_topics.iter().copied().collect();
+        removed.sort_unstable();
+        records.extend(
+            removed
+                .into_iter()
+                .map(|topic_id| MetadataRecord::RemoveTopic { topic_id }),
+        );
+        records
+    }
+
     /// Applies one record. Records come from the controller, which validated them against the
     /// image they were decided on; a record naming something that no longer exists is ignored.
     pub fn apply(&mut self, record: &MetadataRecord) {

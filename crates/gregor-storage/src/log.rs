@@ -499,7 +499,8 @@ impl PartitionLog {
         Ok(())
     }
 
-    fn flush(&mut self, now_ms: i64) -> Result<()> {
+    /// fsyncs what was appended and moves the recovery point (and its checkpoint) to the end.
+    pub fn flush(&mut self, now_ms: i64) -> Result<()> {
         for s in &mut self.segments {
             s.sync()?;
         }
@@ -757,17 +758,20 @@ impl PartitionLog {
 
     /// Removes every batch from the first one that ends at or after `offset`, durably: what a
     /// follower or a Raft log does when it diverged from its leader. The log then ends at
-    /// `offset` (below it if a batch spans it). Truncating to the log start or below leaves an
-    /// empty log that starts at `offset`. The log is reopened from disk afterwards, so indexes,
-    /// producer state and the cleaner's state are rebuilt from what is left, as on a restart.
+    /// `offset` (below it if a batch spans it). Truncating to the log start or below empties
+    /// the log, which then starts at `offset` ([`PartitionLog::restart_at`]). The log is
+    /// reopened from disk afterwards, so indexes, producer state and the cleaner's state are
+    /// rebuilt from what is left, as on a restart.
     pub fn truncate_to(&mut self, offset: i64) -> Result<()> {
         if offset >= self.log_end_offset {
             return Ok(());
         }
-        let emptied = offset <= self.log_start_offset;
+        if offset <= self.log_start_offset {
+            return self.restart_at(offset);
+        }
         let mut kept = Vec::with_capacity(self.segments.len());
         for segment in std::mem::take(&mut self.segments) {
-            if emptied || (segment.base_offset >= offset && !kept.is_empty()) {
+            if segment.base_offset >= offset && !kept.is_empty() {
                 segment.delete_files()?;
             } else {
                 kept.push(segment);
@@ -781,16 +785,25 @@ impl PartitionLog {
             }
         }
         drop(kept);
-        let start = if emptied {
-            offset
-        } else {
-            self.log_start_offset
-        };
+        self.reopen(self.recovery_point.min(offset), self.log_start_offset)
+    }
+
+    /// Deletes every batch; the log starts again, empty, at `offset`: what a replica does when
+    /// it takes its leader's snapshot (or its leader's log starts past its own end).
+    pub fn restart_at(&mut self, offset: i64) -> Result<()> {
+        for segment in std::mem::take(&mut self.segments) {
+            segment.delete_files()?;
+        }
+        self.reopen(offset, offset)
+    }
+
+    /// Writes a checkpoint of `recovery_point` and `log_start_offset`, then opens the log again.
+    fn reopen(&mut self, recovery_point: i64, log_start_offset: i64) -> Result<()> {
         checkpoint::write(
             &self.dir,
             Checkpoint {
-                recovery_point: self.recovery_point.min(offset).max(start),
-                log_start_offset: start,
+                recovery_point: recovery_point.max(log_start_offset),
+                log_start_offset,
             },
         )?;
         *self = PartitionLog::open(self.dir.clone(), self.config.clone())?;

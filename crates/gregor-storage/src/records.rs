@@ -130,23 +130,14 @@ impl PartitionLog {
         let mut offset = self.log_start_offset();
         let end = self.log_end_offset();
         while offset < end {
-            let mut chunk = self.read(offset, 1 << 20, end)?;
+            let chunk = self.read(offset, 1 << 20, end)?;
             if chunk.is_empty() {
                 break;
             }
             let before = offset;
             // Batch by batch: a compacted batch may have offset gaps or no records at all, so
             // the next offset comes from the batch header, not from the last record.
-            while !chunk.is_empty() {
-                let h = BatchHeader::parse(&chunk)?;
-                let len = h.total_len();
-                if len > chunk.len() || h.batch_length < batch::MIN_BATCH_LENGTH {
-                    return Err(StorageError::CorruptMessage(format!(
-                        "truncated batch at offset {}",
-                        h.base_offset
-                    )));
-                }
-                let mut one = chunk.split_to(len);
+            for (h, one) in split_batches(chunk)? {
                 if h.is_control() {
                     if let Some(commit) = batch::control_marker(&one) {
                         apply(Replayed::Marker {
@@ -154,23 +145,16 @@ impl PartitionLog {
                             commit,
                         })?;
                     }
-                    offset = offset.max(h.next_offset());
-                    continue;
-                }
-                let set = RecordBatchDecoder::decode(&mut one).map_err(|e| {
-                    StorageError::CorruptMessage(format!(
-                        "unreadable batch at offset {}: {e}",
-                        h.base_offset
-                    ))
-                })?;
-                let txn_producer = h.is_transactional().then_some(h.producer_id);
-                for record in set.records {
-                    apply(Replayed::Record {
-                        offset: record.offset,
-                        key: record.key,
-                        value: record.value,
-                        txn_producer,
-                    })?;
+                } else {
+                    let txn_producer = h.is_transactional().then_some(h.producer_id);
+                    for (offset, key, value) in decode_records(&h, one)? {
+                        apply(Replayed::Record {
+                            offset,
+                            key,
+                            value,
+                            txn_producer,
+                        })?;
+                    }
                 }
                 offset = offset.max(h.next_offset());
             }
@@ -180,4 +164,36 @@ impl PartitionLog {
         }
         Ok(())
     }
+}
+
+/// Splits whole batches read from a log into their headers and bytes.
+pub fn split_batches(mut chunk: Bytes) -> Result<Vec<(BatchHeader, Bytes)>> {
+    let mut out = Vec::new();
+    while !chunk.is_empty() {
+        let h = BatchHeader::parse(&chunk)?;
+        let len = h.total_len();
+        if len > chunk.len() || h.batch_length < batch::MIN_BATCH_LENGTH {
+            return Err(StorageError::CorruptMessage(format!(
+                "truncated batch at offset {}",
+                h.base_offset
+            )));
+        }
+        out.push((h, chunk.split_to(len)));
+    }
+    Ok(out)
+}
+
+/// A record's offset, key and value.
+pub type OffsetEntry = (i64, Option<Bytes>, Option<Bytes>);
+
+/// The records of one data batch.
+pub fn decode_records(h: &BatchHeader, mut one: Bytes) -> Result<Vec<OffsetEntry>> {
+    let set = RecordBatchDecoder::decode(&mut one).map_err(|e| {
+        StorageError::CorruptMessage(format!("unreadable batch at offset {}: {e}", h.base_offset))
+    })?;
+    Ok(set
+        .records
+        .into_iter()
+        .map(|r| (r.offset, r.key, r.value))
+        .collect())
 }

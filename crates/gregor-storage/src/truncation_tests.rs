@@ -119,3 +119,24 @@ fn producer_state_follows_the_cut() {
     // The first batch still is one.
     assert!(log.append(&batch(2, 5, 0), 1, 0).unwrap().duplicate);
 }
+
+#[test]
+fn a_log_restarts_empty_past_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(path.clone(), small_segments()).unwrap();
+    for _ in 0..10 {
+        log.append(&batch(2, 9, 0), 0, 0).unwrap();
+    }
+    log.restart_at(100).unwrap();
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (100, 100));
+    assert_eq!(log.append(&batch(1, -1, 0), 3, 0).unwrap().base_offset, 100);
+    assert_eq!(
+        log.max_producer_id(),
+        None,
+        "the producers went with their batches"
+    );
+    drop(log);
+    let log = PartitionLog::open(path, small_segments()).unwrap();
+    assert_eq!(batches(&log), vec![(100, 3)]);
+}

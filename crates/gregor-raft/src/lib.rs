@@ -6,12 +6,16 @@
 //! entry is one record batch, its offset the entry's index and its partition leader epoch the
 //! term ([`log_store`]). The Raft vote and the commit point live beside it in `quorum-state`.
 //! Committed entries go to an [`Applier`] (the broker's metadata loader), and snapshots of the
-//! image let a restart or a new controller skip the history ([`state_machine`]).
+//! image let a restart or a new controller skip the history ([`state_machine`]). Controllers
+//! talk over TCP in Kafka's framing ([`network`]); the broker sees only [`MetadataQuorum`]
+//! ([`quorum`]).
 
 // openraft's storage traits return its `StorageError` (200+ bytes); the helpers share it.
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod network;
+pub mod quorum;
 pub mod state_machine;
 
 use std::fmt;
@@ -21,7 +25,8 @@ use gregor_metadata::MetadataRecord;
 use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
-pub use state_machine::{Applier, StateMachine};
+pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError, QuorumStatus, RaftQuorum, VoterState};
+pub use state_machine::{Applier, ImageOnly, StateMachine};
 
 openraft::declare_raft_types!(
     /// Raft's types for the metadata log.

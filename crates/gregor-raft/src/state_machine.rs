@@ -31,6 +31,28 @@ pub trait Applier: Send + Sync + 'static {
     fn image(&self) -> Arc<MetadataImage>;
 }
 
+/// An applier that only keeps the image: a controller that is no broker has nothing else to
+/// bring in line with the metadata.
+#[derive(Default)]
+pub struct ImageOnly(Mutex<Arc<MetadataImage>>);
+
+impl Applier for ImageOnly {
+    fn apply(&self, records: &[MetadataRecord], offset: i64) {
+        let mut image = self.0.lock();
+        let mut next = (**image).clone();
+        next.apply_committed(records, offset);
+        *image = Arc::new(next);
+    }
+
+    fn install(&self, image: MetadataImage) {
+        *self.0.lock() = Arc::new(image);
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        self.0.lock().clone()
+    }
+}
+
 type Meta = SnapshotMeta<NodeId, ControllerNode>;
 
 /// A snapshot file's content.
@@ -66,14 +88,23 @@ fn snapshot_name(meta: &Meta) -> String {
     format!("{index:020}-{term:010}{SNAPSHOT_SUFFIX}")
 }
 
+/// Whether `name` is a snapshot's: `<offset>-<term>.checkpoint`, all digits (the log's own
+/// `partition.checkpoint` is not one).
+fn is_snapshot_name(name: &str) -> bool {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    name.strip_suffix(SNAPSHOT_SUFFIX)
+        .and_then(|stem| stem.split_once('-'))
+        .is_some_and(|(offset, term)| digits(offset) && digits(term))
+}
+
 /// The snapshot files in `dir`, oldest first (their names sort by offset).
 fn snapshot_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| is_snapshot_name(&e.file_name().to_string_lossy()))
         .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(SNAPSHOT_SUFFIX))
         .collect();
     files.sort();
     files

@@ -3,43 +3,24 @@
 
 use std::sync::Arc;
 
-use gregor_metadata::{MetadataImage, MetadataRecord};
+use gregor_metadata::MetadataRecord;
 use openraft::storage::{RaftLogStorage, RaftLogStorageExt, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader, RaftSnapshotBuilder, Vote};
-use parking_lot::Mutex;
 use tempfile::TempDir;
 
-use crate::{Applier, Entry, LogId, LogStore, MetadataBatch, StateMachine, StorageError};
+use crate::{
+    Applier, Entry, ImageOnly, LogId, LogStore, MetadataBatch, StateMachine, StorageError,
+};
 
 /// An applier that only keeps the image.
-#[derive(Default)]
-struct Image(Mutex<Arc<MetadataImage>>);
-
-impl Applier for Image {
-    fn apply(&self, records: &[MetadataRecord], offset: i64) {
-        let mut image = self.0.lock();
-        let mut next = (**image).clone();
-        next.apply_committed(records, offset);
-        *image = Arc::new(next);
-    }
-
-    fn install(&self, image: MetadataImage) {
-        *self.0.lock() = Arc::new(image);
-    }
-
-    fn image(&self) -> Arc<MetadataImage> {
-        self.0.lock().clone()
-    }
-}
-
 struct Builder;
 
 impl StoreBuilder<crate::TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().unwrap();
         let log = LogStore::open(dir.path())?;
-        let sm = StateMachine::open(dir.path(), Arc::new(Image::default()))?;
+        let sm = StateMachine::open(dir.path(), Arc::new(ImageOnly::default()))?;
         Ok((dir, log, sm))
     }
 }
@@ -145,7 +126,7 @@ async fn entries_vote_and_commit_point_survive_a_restart_in_kafka_form() {
 #[tokio::test]
 async fn applied_records_reach_the_applier_and_a_snapshot_restores_them() {
     let dir = tempfile::tempdir().unwrap();
-    let applier = Arc::new(Image::default());
+    let applier = Arc::new(ImageOnly::default());
     let mut sm = StateMachine::open(dir.path(), applier.clone()).unwrap();
     let applied = sm
         .apply(vec![normal(1, 0, vec![cluster("a")]), normal(1, 1, vec![])])
@@ -169,15 +150,16 @@ async fn applied_records_reach_the_applier_and_a_snapshot_restores_them() {
         .join("00000000000000000001-0000000001.checkpoint");
     assert!(file.is_file());
 
-    // A restart starts from the snapshot.
-    let restarted = Arc::new(Image::default());
+    // A restart starts from the snapshot (the log's own checkpoint file is not one).
+    std::fs::write(dir.path().join("partition.checkpoint"), "0\n0 0\n").unwrap();
+    let restarted = Arc::new(ImageOnly::default());
     let mut sm = StateMachine::open(dir.path(), restarted.clone()).unwrap();
     assert_eq!(restarted.image().cluster_id, "a");
     assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(1, 1)));
 
     // Another controller installs it from the bytes the leader sends.
     let other_dir = tempfile::tempdir().unwrap();
-    let other = Arc::new(Image::default());
+    let other = Arc::new(ImageOnly::default());
     let mut follower = StateMachine::open(other_dir.path(), other.clone()).unwrap();
     let current = sm.get_current_snapshot().await.unwrap().unwrap();
     follower

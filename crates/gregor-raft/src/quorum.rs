@@ -1,0 +1,252 @@
+//! The metadata quorum as gregor uses it: [`MetadataQuorum`] is all the broker sees (append a
+//! decision's records as the leader, check leadership, change the voters, describe the
+//! quorum); [`RaftQuorum`] implements it with openraft, so the engine can be changed behind it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gregor_metadata::MetadataRecord;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
+use openraft::{ChangeMembers, Config, Raft, SnapshotPolicy};
+
+use crate::network::Network;
+use crate::{Applier, ControllerNode, LogStore, MetadataBatch, NodeId, StateMachine, TypeConfig};
+
+/// Why the quorum did not take a request.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum QuorumError {
+    /// This node does not lead; `leader` does, if one is known.
+    #[error("this controller is not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    /// The quorum is stopping, or its storage failed.
+    #[error("the metadata quorum is unavailable: {0}")]
+    Unavailable(String),
+    /// A membership change that cannot be made (a node that is not a voter, the last voter).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// One voter of the quorum and how far its log reached, as the leader sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VoterState {
+    pub node_id: NodeId,
+    pub node: ControllerNode,
+    /// The offset after the last entry it has (-1: unknown).
+    pub log_end_offset: i64,
+}
+
+/// The quorum as this node sees it (what DescribeQuorum reports).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuorumStatus {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    /// The offset after the last committed entry.
+    pub high_watermark: i64,
+    pub voters: Vec<VoterState>,
+    /// Nodes that copy the log without voting (new controllers being added, brokers).
+    pub learners: Vec<VoterState>,
+}
+
+/// What gregor asks of the metadata quorum.
+pub trait MetadataQuorum: Send + Sync + 'static {
+    /// Appends one decision's records if this node leads; resolves with their offset once they
+    /// are committed and applied on this node.
+    fn append(
+        &self,
+        records: Vec<MetadataRecord>,
+    ) -> impl Future<Output = Result<i64, QuorumError>> + Send;
+    /// Resolves once this node is known to lead with everything committed before applied: a
+    /// deposed leader that has not heard of its successor gets NotLeader, not stale answers.
+    fn ensure_leader(&self) -> impl Future<Output = Result<(), QuorumError>> + Send;
+    /// The leader this node knows of.
+    fn leader(&self) -> Option<NodeId>;
+    /// Adds a voter: it first copies the log as a learner, then joins the voters.
+    fn add_voter(
+        &self,
+        node_id: NodeId,
+        node: ControllerNode,
+    ) -> impl Future<Output = Result<(), QuorumError>> + Send;
+    /// Removes a voter.
+    fn remove_voter(&self, node_id: NodeId)
+        -> impl Future<Output = Result<(), QuorumError>> + Send;
+    fn status(&self) -> QuorumStatus;
+}
+
+/// How a node takes part in the quorum.
+pub struct QuorumConfig {
+    pub node_id: NodeId,
+    /// The metadata log's directory.
+    pub dir: PathBuf,
+    /// The voters of a new cluster (`controller.quorum.voters`); ignored once the log has
+    /// its own membership.
+    pub initial_voters: BTreeMap<NodeId, ControllerNode>,
+    /// `controller.quorum.election.timeout.ms`: a follower that hears nothing from a leader
+    /// for between this and twice this starts an election.
+    pub election_timeout: Duration,
+}
+
+/// The quorum on openraft.
+#[derive(Clone)]
+pub struct RaftQuorum {
+    raft: Raft<TypeConfig>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> QuorumError {
+    QuorumError::Unavailable(e.to_string())
+}
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, ControllerNode>>) -> QuorumError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => QuorumError::NotLeader {
+            leader: f.leader_id,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            QuorumError::Refused(e.to_string())
+        }
+        RaftError::Fatal(e) => unavailable(e),
+    }
+}
+
+impl RaftQuorum {
+    /// Opens the log and the state machine in `config.dir`, starts this node's Raft, and on a
+    /// pristine log sets up the initial voters (every voter does, with the same voters, so any
+    /// of them may win the first election).
+    pub async fn start(
+        config: QuorumConfig,
+        applier: Arc<dyn Applier>,
+    ) -> Result<RaftQuorum, QuorumError> {
+        let election_ms = config.election_timeout.as_millis().max(10) as u64;
+        let raft_config = Config {
+            cluster_name: "gregor-metadata".into(),
+            heartbeat_interval: (election_ms / 5).max(1),
+            election_timeout_min: election_ms,
+            election_timeout_max: election_ms * 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
+            ..Config::default()
+        }
+        .validate()
+        .map_err(unavailable)?;
+        let log = LogStore::open(&config.dir).map_err(unavailable)?;
+        let state_machine = StateMachine::open(&config.dir, applier).map_err(unavailable)?;
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            Network,
+            log,
+            state_machine,
+        )
+        .await
+        .map_err(unavailable)?;
+        if config.initial_voters.contains_key(&config.node_id) {
+            match raft.initialize(config.initial_voters).await {
+                Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(RaftQuorum { raft })
+    }
+
+    /// The Raft node, for the listener that routes Raft's frames to it.
+    pub fn raft(&self) -> &Raft<TypeConfig> {
+        &self.raft
+    }
+
+    /// Stops this node's Raft (its log and state machine are closed).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
+        }
+    }
+}
+
+impl MetadataQuorum for RaftQuorum {
+    async fn append(&self, records: Vec<MetadataRecord>) -> Result<i64, QuorumError> {
+        let written = self
+            .raft
+            .client_write(MetadataBatch { records })
+            .await
+            .map_err(write_error)?;
+        Ok(written.data.offset)
+    }
+
+    async fn ensure_leader(&self) -> Result<(), QuorumError> {
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(drop)
+            .map_err(|e| match e {
+                RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)) => {
+                    QuorumError::NotLeader {
+                        leader: f.leader_id,
+                    }
+                }
+                // A leader that cannot reach a majority is not known to lead any more.
+                RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(_)) => {
+                    QuorumError::NotLeader { leader: None }
+                }
+                RaftError::Fatal(e) => unavailable(e),
+            })
+    }
+
+    fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    async fn add_voter(&self, node_id: NodeId, node: ControllerNode) -> Result<(), QuorumError> {
+        self.raft
+            .add_learner(node_id, node, true)
+            .await
+            .map_err(write_error)?;
+        self.raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+            .map(drop)
+            .map_err(write_error)
+    }
+
+    async fn remove_voter(&self, node_id: NodeId) -> Result<(), QuorumError> {
+        self.raft
+            .change_membership(
+                ChangeMembers::RemoveVoters(BTreeSet::from([node_id])),
+                false,
+            )
+            .await
+            .map(drop)
+            .map_err(write_error)
+    }
+
+    fn status(&self) -> QuorumStatus {
+        let metrics = self.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voter_ids: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let end_of = |id: &NodeId| -> i64 {
+            if *id == metrics.id {
+                return metrics.last_log_index.map_or(0, |i| i as i64 + 1);
+            }
+            metrics
+                .replication
+                .as_ref()
+                .and_then(|r| r.get(id).copied().flatten())
+                .map_or(-1, |log_id| log_id.index as i64 + 1)
+        };
+        let state = |(id, node): (&NodeId, &ControllerNode)| VoterState {
+            node_id: *id,
+            node: node.clone(),
+            log_end_offset: end_of(id),
+        };
+        let (voters, learners): (Vec<_>, Vec<_>) = membership
+            .nodes()
+            .map(state)
+            .partition(|v| voter_ids.contains(&v.node_id));
+        QuorumStatus {
+            leader: metrics.current_leader,
+            term: metrics.current_term,
+            high_watermark: metrics.last_applied.map_or(0, |id| id.index as i64 + 1),
+            voters,
+            learners,
+        }
+    }
+}

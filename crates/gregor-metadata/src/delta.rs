@@ -46,6 +46,52 @@ impl MetadataDelta {
         }
     }
 
+    /// What differs from `old` to `new`: what a node publishes when it replaces its image
+    /// with a snapshot from the leader.
+    pub fn between(old: &MetadataImage, new: &MetadataImage) -> MetadataDelta {
+        let removed_topics = old
+            .topics
+            .values()
+            .filter(|t| new.topic_by_id(&t.id).is_none())
+            .map(|t| RemovedTopic {
+                id: t.id,
+                name: t.name.clone(),
+                partitions: t.partitions.keys().copied().collect(),
+            })
+            .collect();
+        let changed_partitions = new
+            .topics
+            .values()
+            .flat_map(|t| {
+                let before = old.topic_by_id(&t.id);
+                t.partitions
+                    .iter()
+                    .filter(move |(index, p)| {
+                        before.and_then(|b| b.partitions.get(index)) != Some(p)
+                    })
+                    .map(move |(&index, _)| (t.id, index))
+            })
+            .collect();
+        let resources: BTreeSet<&ConfigResource> =
+            old.configs.keys().chain(new.configs.keys()).collect();
+        MetadataDelta {
+            removed_topics,
+            changed_partitions,
+            changed_configs: resources
+                .into_iter()
+                .filter(|r| old.configs.get(*r) != new.configs.get(*r))
+                .cloned()
+                .collect(),
+            changed_brokers: new
+                .brokers
+                .iter()
+                .filter(|(id, b)| old.brokers.get(id) != Some(b))
+                .map(|(&id, _)| id)
+                .collect(),
+            features_changed: old.features != new.features,
+        }
+    }
+
     /// Whether the dynamic broker configs (cluster default or node `node_id`'s) changed: they
     /// are a layer of every topic's config.
     pub fn broker_configs_changed(&self, node_id: i32) -> bool {
@@ -275,5 +321,36 @@ mod tests {
         rebuilt.apply_committed(&image.to_records(), 20);
         assert_eq!(rebuilt, image);
         assert!(rebuilt.removed_topics.contains(&b));
+    }
+
+    #[test]
+    fn between_two_images_is_what_changed() {
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut old = MetadataImage::empty();
+        let mut records = topic("a", a, 2);
+        records.extend(topic("b", b, 1));
+        old.apply_committed(&records, 3);
+        let mut new = old.clone();
+        let mut changes = vec![MetadataRecord::RemoveTopic { topic_id: b }];
+        changes.extend(topic("c", c, 1));
+        changes.push(MetadataRecord::Partition {
+            topic_id: a,
+            partition: 1,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 1,
+        });
+        changes.push(MetadataRecord::Config {
+            resource: ConfigResource::Topic("a".into()),
+            name: "retention.ms".into(),
+            value: Some("1".into()),
+        });
+        let applied = new.apply_committed(&changes, 9);
+        let between = MetadataDelta::between(&old, &new);
+        assert_eq!(between.changed_partitions, BTreeSet::from([(a, 1), (c, 0)]));
+        assert_eq!(between.removed_topics.len(), 1);
+        assert_eq!(between.removed_topics[0].id, b);
+        assert_eq!(between, applied);
     }
 }

@@ -2,9 +2,9 @@
 //! id blocks is a [`MetadataRecord`] appended to the metadata log; the [`MetadataImage`] that request
 //! handlers read is built only by replaying those records. A change is asked for as a
 //! [`ControllerRequest`] value; the [`controller`] decides which records it produces (pure
-//! functions of the image), the [`store`] appends and replays them, and applying them to an image
-//! yields a [`MetadataDelta`] saying what changed. Today the log is a local partition log; the
-//! cluster issue puts it under a Raft quorum.
+//! functions of the image), the quorum (`gregor-raft`) commits them, and applying them to an image
+//! yields a [`MetadataDelta`] saying what changed. [`store`] reads a metadata log written before
+//! the quorum, for the upgrade.
 
 pub mod client_metrics;
 pub mod configs;
@@ -22,4 +22,4 @@ pub use delta::{MetadataDelta, RemovedTopic};
 pub use image::{BrokerRegistration, ConfigLayers, MetadataImage, PartitionImage, TopicImage};
 pub use records::{ConfigResource, MetadataRecord};
 pub use request::{ControllerReply, ControllerRequest};
-pub use store::MetadataStore;
+pub use store::{replay_pre_raft, METADATA_LOG_DIR};

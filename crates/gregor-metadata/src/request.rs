@@ -4,6 +4,7 @@
 //! another node, as the Kafka request it stands for (CreateTopics, AllocateProducerIds,
 //! BrokerRegistration, ...).
 
+use proto_kafka::ResponseError;
 use uuid::Uuid;
 
 use crate::configs::GroupConfigBounds;
@@ -12,7 +13,7 @@ use crate::controller::{
     delete_topic, incremental_alter_configs, ConfigChange, ControllerError, NewTopic,
     TopicDefaults,
 };
-use crate::features::{update_features, FeatureUpdate};
+use crate::features::{bootstrap_records, update_features, FeatureUpdate};
 use crate::image::{BrokerRegistration, MetadataImage};
 use crate::records::MetadataRecord;
 
@@ -58,6 +59,11 @@ pub enum ControllerRequest {
     },
     /// A broker's endpoint; nothing is written when the registration is the recorded one.
     RegisterBroker(BrokerRegistration),
+    /// A node's start: a new metadata log takes `cluster_id` and the bootstrap feature levels
+    /// (features never set are set); a log of another cluster refuses it.
+    Format {
+        cluster_id: String,
+    },
 }
 
 /// What the controller answers to a request it carried out.
@@ -131,6 +137,24 @@ pub fn decide(
                 }]
             }
         }
+        ControllerRequest::Format { cluster_id } => {
+            let mut records = Vec::new();
+            if image.cluster_id.is_empty() {
+                records.push(MetadataRecord::Cluster {
+                    cluster_id: cluster_id.clone(),
+                });
+            } else if image.cluster_id != *cluster_id {
+                return Err(ControllerError {
+                    code: ResponseError::InconsistentClusterId.code(),
+                    message: format!(
+                        "the metadata log is of cluster {}, not {cluster_id}",
+                        image.cluster_id
+                    ),
+                });
+            }
+            records.extend(bootstrap_records(image));
+            records
+        }
     };
     let changed = records.len();
     let records = if validate_only { vec![] } else { records };
@@ -190,5 +214,22 @@ mod tests {
         assert_eq!(reply, ControllerReply::ProducerIds { start: 1000 });
         let (_, reply) = decide(&image, &allocate(5000), false).unwrap();
         assert_eq!(reply, ControllerReply::ProducerIds { start: 5000 });
+    }
+
+    #[test]
+    fn format_sets_the_cluster_once_and_refuses_another() {
+        let mut image = image();
+        let format = |id: &str| ControllerRequest::Format {
+            cluster_id: id.into(),
+        };
+        let (records, _) = decide(&image, &format("abc"), false).unwrap();
+        assert!(records.len() > 1, "the cluster id and the feature levels");
+        for record in &records {
+            image.apply(record);
+        }
+        assert_eq!(image.cluster_id, "abc");
+        assert_eq!(decide(&image, &format("abc"), false).unwrap().0, vec![]);
+        let refused = decide(&image, &format("xyz"), false).unwrap_err();
+        assert_eq!(refused.code, 104, "INCONSISTENT_CLUSTER_ID");
     }
 }

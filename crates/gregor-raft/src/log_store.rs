@@ -25,6 +25,11 @@ use crate::{Entry, LogId, MetadataBatch, NodeId, StorageError, TypeConfig};
 
 /// The file of the vote, the commit point and the last purged entry (KRaft's name).
 pub const QUORUM_STATE: &str = "quorum-state";
+/// A file of [`RESERVE_BYTES`] kept beside the log: when the disk fills up it is deleted, so that
+/// metadata still goes in (a topic deletion that frees space is metadata), and it is written
+/// again at the next start that has room for it.
+pub const RESERVE_FILE: &str = "disk-full.reserve";
+const RESERVE_BYTES: usize = 4 << 20;
 const BLANK: &[u8] = b"raft:blank";
 const MEMBERSHIP: &[u8] = b"raft:membership";
 
@@ -33,6 +38,20 @@ struct QuorumState {
     vote: Option<Vote<NodeId>>,
     committed: Option<LogId>,
     last_purged: Option<LogId>,
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+}
+
+/// Writes the reserve file if it is not there whole; on a disk without room for it, says so.
+fn ensure_reserve(path: &Path) {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == RESERVE_BYTES as u64) {
+        return;
+    }
+    if let Err(e) = atomic_file::write(path, &vec![0u8; RESERVE_BYTES]) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot set aside the metadata log's disk reserve");
+    }
 }
 
 struct Inner {
@@ -154,10 +173,24 @@ impl Inner {
         Ok(self.entries(end - 1, end)?.pop().map(|e| e.log_id))
     }
 
+    /// The disk is full: gives the reserve back to it, once. Whether there was one.
+    fn use_reserve(&self) -> bool {
+        let reserve = self.dir.join(RESERVE_FILE);
+        let used = std::fs::remove_file(&reserve).is_ok();
+        if used {
+            tracing::error!(reserve = %reserve.display(), "the disk is full: the metadata log used its reserve; free space (delete topics, lower retention) before it runs out again");
+        }
+        used
+    }
+
     fn save_state(&self) -> Result<(), StorageError> {
         let text = serde_json::to_vec(&self.state).map_err(|e| StorageIOError::write_vote(&e))?;
-        atomic_file::write(&self.dir.join(QUORUM_STATE), &text)
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+        let path = self.dir.join(QUORUM_STATE);
+        match atomic_file::write(&path, &text) {
+            Err(e) if is_disk_full(&e) && self.use_reserve() => atomic_file::write(&path, &text),
+            written => written,
+        }
+        .map_err(|e| StorageIOError::write_vote(&e).into())
     }
 
     fn append(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
@@ -177,12 +210,29 @@ impl Inner {
             }
             let term = i32::try_from(entry.log_id.leader_id.term)
                 .map_err(|_| write_error(std::io::Error::other("term beyond i32")))?;
-            self.log
-                .append(&encode(entry)?, term, now_ms())
-                .map_err(write_error)?;
+            let batch = encode(entry)?;
+            let end = self.log.log_end_offset();
+            match self.log.append(&batch, term, now_ms()) {
+                // Retried only if the entry did not get in (a failed flush comes after).
+                Err(gregor_storage::StorageError::Io(e))
+                    if is_disk_full(&e)
+                        && self.log.log_end_offset() == end
+                        && self.use_reserve() =>
+                {
+                    self.log.append(&batch, term, now_ms())
+                }
+                appended => appended,
+            }
+            .map_err(write_error)?;
             self.last = Some(entry.log_id);
         }
-        self.log.flush(now_ms()).map_err(write_error)
+        match self.log.sync() {
+            Err(gregor_storage::StorageError::Io(e)) if is_disk_full(&e) && self.use_reserve() => {
+                self.log.sync()
+            }
+            synced => synced,
+        }
+        .map_err(write_error)
     }
 }
 
@@ -190,7 +240,8 @@ impl LogStore {
     /// Opens (creating if missing) the Raft log in `dir`, the metadata log's directory.
     pub fn open(dir: &Path) -> Result<LogStore, StorageError> {
         let config = LogConfig {
-            // Flushed once per append call, not per batch.
+            // Synced once per append call, not per batch; the recovery point stays behind (a
+            // restart checks the CRCs of what the log holds past it, a few batches).
             flush_messages: i64::MAX,
             retention_ms: -1,
             ..LogConfig::default()
@@ -208,6 +259,17 @@ impl LogStore {
             last: None,
         };
         inner.last = inner.find_last()?;
+        // A log that lost its tail (a damaged disk) cannot have committed past its end.
+        let end = inner.last.or(inner.state.last_purged).map(|id| id.index);
+        if inner.state.committed.is_some_and(|c| Some(c.index) > end) {
+            tracing::error!(
+                committed = ?inner.state.committed,
+                last = ?inner.last,
+                "the metadata log ends before its recorded commit point: it lost its tail"
+            );
+            inner.state.committed = inner.last.or(inner.state.last_purged);
+        }
+        ensure_reserve(&dir.join(RESERVE_FILE));
         Ok(LogStore {
             inner: Arc::new(Mutex::new(inner)),
         })
@@ -279,11 +341,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.write(move |inner| {
-            inner.state.committed = committed;
-            inner.save_state()
-        })
-        .await
+        // Only a hint for the next start (the leader says again what is committed): a failure
+        // to save it must not stop the quorum.
+        let saved = self
+            .write(move |inner| {
+                inner.state.committed = committed;
+                inner.save_state()
+            })
+            .await;
+        if let Err(e) = saved {
+            tracing::warn!(error = %e, "cannot save the metadata log's commit point");
+        }
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

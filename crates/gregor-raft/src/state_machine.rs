@@ -205,21 +205,29 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut state = self.state.lock();
-        let mut committed = Vec::new();
-        for entry in entries {
-            let offset = entry.log_id.index as i64;
-            match entry.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(batch) => self.applier.apply(&batch.records, offset),
-                EntryPayload::Membership(membership) => {
-                    state.membership = StoredMembership::new(Some(entry.log_id), membership);
+        // Applying opens and deletes partition logs (the broker's publishers): on a blocking
+        // thread, not on the runtime's workers.
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut state = this.state.lock();
+            let mut committed = Vec::with_capacity(entries.len());
+            for entry in entries {
+                let offset = entry.log_id.index as i64;
+                match entry.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(batch) => this.applier.apply(&batch.records, offset),
+                    EntryPayload::Membership(membership) => {
+                        state.membership = StoredMembership::new(Some(entry.log_id), membership);
+                    }
                 }
+                state.last_applied = Some(entry.log_id);
+                committed.push(Committed { offset });
             }
-            state.last_applied = Some(entry.log_id);
-            committed.push(Committed { offset });
-        }
-        Ok(committed)
+            committed
+        })
+        .await
+        .map_err(|e| StorageIOError::write_state_machine(&e).into())
     }
 
     async fn get_snapshot_builder(&mut self) -> StateMachine {

@@ -7,8 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::telemetry::Telemetry;
 use gregor_metadata::store::StoreError;
 use gregor_metadata::{
-    features, BrokerRegistration, ControllerError, ControllerRequest, MetadataRecord, MetadataStore,
+    replay_pre_raft, BrokerRegistration, ControllerError, ControllerRequest, MetadataImage,
+    METADATA_LOG_DIR,
 };
+use gregor_raft::{ControllerNode, MetadataQuorum, QuorumConfig, QuorumError, RaftQuorum};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -27,10 +29,12 @@ pub enum StartError {
     LogDir { dir: String, error: std::io::Error },
     #[error(transparent)]
     Metadata(#[from] StoreError),
+    #[error("metadata quorum: {0}")]
+    Quorum(#[from] QuorumError),
     #[error("{0}")]
     Identity(String),
-    #[error("cannot register with the controller: {0}")]
-    Register(#[from] ControllerError),
+    #[error("the metadata controller refused: {0}")]
+    Controller(#[from] ControllerError),
     #[error("cannot open partition logs: {0}")]
     Storage(#[from] gregor_storage::StorageError),
     #[error("{0}")]
@@ -91,21 +95,24 @@ impl Broker {
         let node_id = config.node_id;
         let identities =
             meta_properties::check(&config.log_dirs, node_id).map_err(StartError::Identity)?;
-        let (mut store, mut image) = MetadataStore::open(&log_dir)?;
-        // Records are written at start only when something is new (a first start, a feature
-        // never set), so a full disk cannot stop a restart.
-        let mut formatting = Vec::new();
-        if image.cluster_id.is_empty() {
-            formatting.push(MetadataRecord::Cluster {
-                cluster_id: identities
-                    .cluster_id
-                    .clone()
-                    .unwrap_or_else(meta_properties::random_uuid),
-            });
-        } else if let Some(formatted) = identities
+        let metadata_dir = log_dir.join(METADATA_LOG_DIR);
+        let pre_raft = set_aside_pre_raft_log(&metadata_dir)?;
+        let metadata = Arc::new(MetadataLoader::new(MetadataImage::empty()));
+        let quorum = start_quorum(&config, &metadata_dir, metadata.clone()).await?;
+        let controller = ControllerChannel::start(quorum, metadata.clone());
+        // Leading with every committed entry applied: the image is the whole metadata log.
+        if metadata.image().cluster_id.is_empty() {
+            if let Some(image) = pre_raft.map(|dir| replay_pre_raft(&dir)).transpose()? {
+                let records = image.to_records();
+                tracing::warn!(records = records.len(), "importing the metadata log written before the Raft quorum (its directory is kept beside, as {PRE_RAFT_SUFFIX})");
+                controller.quorum().append(records).await?;
+            }
+        }
+        let image = metadata.image();
+        if let Some(formatted) = identities
             .cluster_id
             .as_ref()
-            .filter(|id| **id != image.cluster_id)
+            .filter(|id| !image.cluster_id.is_empty() && **id != image.cluster_id)
         {
             return Err(StartError::Identity(format!(
                 "the log dirs are formatted for cluster {formatted}, but the metadata log in {} is of cluster {}",
@@ -113,18 +120,22 @@ impl Broker {
                 image.cluster_id
             )));
         }
-        formatting.extend(features::bootstrap_records(&image));
-        if !formatting.is_empty() {
-            let last = store.append(&formatting)?;
-            image.apply_committed(&formatting, last);
-        }
+        // Records are written at start only when something is new (a first start, a feature
+        // never set), so a full disk cannot stop a restart.
+        let cluster_id = identities
+            .cluster_id
+            .clone()
+            .or_else(|| (!image.cluster_id.is_empty()).then(|| image.cluster_id.clone()))
+            .unwrap_or_else(meta_properties::random_uuid);
+        controller
+            .call(ControllerRequest::Format { cluster_id }, false)
+            .await?;
+        let image = metadata.image();
         write_identities(&config.log_dirs, &identities, &image.cluster_id, node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
         // Before any partition is opened: the log dirs must hold nothing the metadata log does
         // not account for.
         replicas.check_partition_dirs(&image, node_id)?;
-        let metadata = Arc::new(MetadataLoader::new(image));
-        let controller = ControllerChannel::start(store, metadata.clone());
         let slots = config.get_i64("max.incremental.fetch.session.cache.slots") as usize;
         let (shutdown, _) = watch::channel(false);
         let broker = Arc::new(Broker {
@@ -258,14 +269,14 @@ impl Broker {
     }
 
     /// Stops accepting work and writes every checkpoint.
-    pub fn shutdown(&self) {
+    pub async fn shutdown(&self) {
         self.stop_background();
         for partition in self.replicas.all() {
             if let Err(e) = partition.with_log_mut(|log| log.checkpoint()) {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "checkpoint failed");
             }
         }
-        self.controller.close();
+        self.controller.close().await;
         tracing::info!("gregor stopped cleanly");
     }
 
@@ -346,7 +357,7 @@ impl RunningBroker {
         // checkpoint is written.
         broker.stop_background();
         let _ = cleaner.join();
-        broker.shutdown();
+        broker.shutdown().await;
     }
 }
 
@@ -418,4 +429,56 @@ fn write_identities(
             tracing::warn!(dir = %dir.display(), error = %e, "cannot write meta.properties");
         }
     }
+}
+
+/// The suffix of a metadata log directory written before the Raft quorum, once set aside.
+const PRE_RAFT_SUFFIX: &str = ".pre-raft";
+
+/// A metadata log written before the Raft quorum (segments but no `quorum-state`) is moved
+/// aside, to be imported once the quorum runs; returns where it is, if there is one waiting
+/// (also one set aside by a start that stopped before importing it).
+fn set_aside_pre_raft_log(dir: &std::path::Path) -> Result<Option<std::path::PathBuf>, StartError> {
+    let aside = std::path::PathBuf::from(format!("{}{PRE_RAFT_SUFFIX}", dir.display()));
+    let has_segments = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            e.file_name().to_string_lossy().ends_with(".log")
+                && e.metadata().is_ok_and(|m| m.len() > 0)
+        });
+    if has_segments && !dir.join(gregor_raft::log_store::QUORUM_STATE).exists() {
+        std::fs::rename(dir, &aside).map_err(|error| StartError::LogDir {
+            dir: dir.display().to_string(),
+            error,
+        })?;
+    }
+    Ok(aside.is_dir().then_some(aside))
+}
+
+/// This node's part in the metadata quorum. A single node is its only voter.
+async fn start_quorum(
+    config: &BrokerConfig,
+    dir: &std::path::Path,
+    loader: Arc<MetadataLoader>,
+) -> Result<RaftQuorum, StartError> {
+    let node_id = config.node_id as u64;
+    let address = ControllerNode {
+        host: config.listener.ip().to_string(),
+        port: config.listener.port(),
+    };
+    let election_ms = config.get_i64("controller.quorum.election.timeout.ms") as u64;
+    let quorum = RaftQuorum::start(
+        QuorumConfig {
+            node_id,
+            dir: dir.to_path_buf(),
+            initial_voters: std::collections::BTreeMap::from([(node_id, address)]),
+            election_timeout: Duration::from_millis(election_ms),
+        },
+        loader,
+    )
+    .await?;
+    quorum.wait_for_leader(Duration::from_secs(30)).await?;
+    quorum.ensure_leader().await?;
+    Ok(quorum)
 }

@@ -47,6 +47,11 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     broker("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigKind::Text),
     broker("advertised.listeners", "", ConfigKind::Text),
     broker("log.dirs", "./gregor-data", ConfigKind::Text),
+    broker(
+        "controller.quorum.election.timeout.ms",
+        "1000",
+        ConfigKind::Int { min: 1 },
+    ),
     broker("num.partitions", "1", ConfigKind::Int { min: 1 }),
     broker(
         "default.replication.factor",

@@ -499,11 +499,18 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// fsyncs what was appended and moves the recovery point (and its checkpoint) to the end.
-    pub fn flush(&mut self, now_ms: i64) -> Result<()> {
+    /// fsyncs what was appended, without moving the recovery point (no checkpoint file is
+    /// written, so a full disk's last free blocks go to the log itself).
+    pub fn sync(&mut self) -> Result<()> {
         for s in &mut self.segments {
             s.sync()?;
         }
+        Ok(())
+    }
+
+    /// fsyncs what was appended and moves the recovery point (and its checkpoint) to the end.
+    fn flush(&mut self, now_ms: i64) -> Result<()> {
+        self.sync()?;
         self.recovery_point = self.log_end_offset;
         self.unflushed_messages = 0;
         self.last_flush_ms = Some(now_ms);

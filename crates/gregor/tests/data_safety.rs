@@ -562,3 +562,57 @@ fn preallocation_without_room_falls_back_to_growing_files() {
         assert_eq!(m.payload(), r.value.as_deref());
     }
 }
+
+/// A data dir written before the Raft quorum (its metadata log is batches of one JSON record
+/// each, with no `quorum-state`) keeps every topic: the old log is set aside and imported once.
+#[test]
+fn a_metadata_log_from_before_the_quorum_is_imported() {
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = dir.path().join("__cluster_metadata-0");
+    std::fs::create_dir_all(&metadata).unwrap();
+    let id = uuid::Uuid::new_v4();
+    let records = [
+        r#"{"type":"Cluster","cluster_id":"OldClusterId0000000000"}"#.to_string(),
+        format!(r#"{{"type":"Topic","name":"kept","topic_id":"{id}"}}"#),
+        format!(
+            r#"{{"type":"Partition","topic_id":"{id}","partition":0,"replicas":[1],"isr":[1],"leader":1,"leader_epoch":0}}"#
+        ),
+    ];
+    let values: Vec<&[u8]> = records.iter().map(|r| r.as_bytes()).collect();
+    let batch = common::record_batch(&values, -1, -1, -1, 1_700_000_000_000);
+    std::fs::write(metadata.join("00000000000000000000.log"), batch).unwrap();
+
+    let dirs = format!("log.dirs={}", dir.path().display());
+    let mut g = Gregor::start(&[&dirs]);
+    assert!(g.log_contains("importing the metadata log written before the Raft quorum"));
+    let metadata_of = |g: &Gregor| {
+        g.admin()
+            .inner()
+            .fetch_metadata(Some("kept"), Duration::from_secs(10))
+            .unwrap()
+    };
+    let found = metadata_of(&g);
+    assert_eq!(
+        found.topics()[0].partitions().len(),
+        1,
+        "{:?}",
+        found.topics()[0].error()
+    );
+    let producer = g.producer(&[]);
+    send_ok(&producer, "kept", &[Rec::value("after the upgrade")]);
+    assert!(
+        dir.path().join("__cluster_metadata-0.pre-raft").is_dir(),
+        "kept beside"
+    );
+
+    // Imported once: a restart finds the topic in the new log and imports nothing.
+    g.terminate(Duration::from_secs(30));
+    g.restart();
+    assert_eq!(metadata_of(&g).topics()[0].partitions().len(), 1);
+    assert_eq!(g.consume("kept", &[0], 1).len(), 1);
+    let imports = g
+        .log_tail(10_000)
+        .matches("importing the metadata log written before")
+        .count();
+    assert_eq!(imports, 1);
+}

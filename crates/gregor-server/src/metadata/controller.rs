@@ -1,129 +1,150 @@
-//! The channel to the active controller. On one node the controller runs here, on a thread of
-//! its own: it takes requests one at a time, decides each on the newest image, appends its
-//! records to the metadata log (an fsync, which must not stall the async runtime's workers), has
-//! the loader apply them, and only then answers. One at a time makes the decisions linearizable:
-//! each sees every change committed before it.
+//! The channel to the active controller. This node's controller takes requests one at a time
+//! in a task of its own: it makes sure the quorum still has it as leader with every committed
+//! entry applied (so a deposed leader decides nothing, and each decision sees all before it),
+//! decides on the newest image, has the quorum commit the records (whose fsyncs run on blocking
+//! threads), and answers once they are applied on this node. A node that does not lead answers
+//! NOT_CONTROLLER; forwarding to the active controller comes with the controller listener.
 
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use gregor_metadata::request::decide;
-use gregor_metadata::{ControllerError, ControllerReply, ControllerRequest, MetadataStore};
+use gregor_metadata::{ControllerError, ControllerReply, ControllerRequest};
 use gregor_protocol::kafka::ResponseError;
+use gregor_raft::{MetadataQuorum, QuorumError, RaftQuorum};
 use parking_lot::Mutex;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use super::MetadataLoader;
 
 type Answer = Result<ControllerReply, ControllerError>;
 
-enum Call {
-    Decide {
-        request: ControllerRequest,
-        validate_only: bool,
-        answer: oneshot::Sender<Answer>,
-    },
-    /// Writes the log's checkpoint and stops the thread.
-    Close,
+struct Call {
+    request: ControllerRequest,
+    validate_only: bool,
+    answer: oneshot::Sender<Answer>,
 }
 
 pub struct ControllerChannel {
-    calls: Mutex<Option<mpsc::Sender<Call>>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    calls: Mutex<Option<mpsc::UnboundedSender<Call>>>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    quorum: RaftQuorum,
 }
 
-fn failure(message: String) -> ControllerError {
+fn failure(code: ResponseError, message: String) -> ControllerError {
     tracing::error!(error = %message, "metadata controller failure");
     ControllerError {
-        code: ResponseError::KafkaStorageError.code(),
+        code: code.code(),
         message,
     }
 }
 
+fn quorum_failure(e: QuorumError) -> ControllerError {
+    match e {
+        QuorumError::NotLeader { leader } => ControllerError {
+            code: ResponseError::NotController.code(),
+            message: format!("this node is not the active controller (the leader is {leader:?})"),
+        },
+        QuorumError::Unavailable(why) => failure(
+            ResponseError::KafkaStorageError,
+            format!("metadata log: {why}"),
+        ),
+        QuorumError::Refused(why) => ControllerError {
+            code: ResponseError::InvalidRequest.code(),
+            message: why,
+        },
+    }
+}
+
 impl ControllerChannel {
-    /// Starts the local controller on `store`, publishing through `loader`.
-    pub fn start(store: MetadataStore, loader: Arc<MetadataLoader>) -> ControllerChannel {
-        let (calls, inbox) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("metadata-controller".into())
-            .spawn(move || run(store, &loader, &inbox))
-            .expect("spawn the metadata controller thread");
+    /// Starts this node's controller on `quorum`, deciding on `loader`'s image.
+    pub fn start(quorum: RaftQuorum, loader: Arc<MetadataLoader>) -> ControllerChannel {
+        let (calls, inbox) = mpsc::unbounded_channel();
+        let task = tokio::spawn(run(quorum.clone(), loader, inbox));
         ControllerChannel {
             calls: Mutex::new(Some(calls)),
-            thread: Mutex::new(Some(thread)),
+            task: Mutex::new(Some(task)),
+            quorum,
         }
+    }
+
+    /// The quorum this controller decides through.
+    pub fn quorum(&self) -> &RaftQuorum {
+        &self.quorum
     }
 
     /// Asks the controller for `request` (only checked when `validate_only`); the answer comes
     /// once its records are committed and this node's image includes them.
     pub async fn call(&self, request: ControllerRequest, validate_only: bool) -> Answer {
         let (answer, answered) = oneshot::channel();
-        let sent = self.calls.lock().as_ref().is_some_and(|calls| {
-            calls
-                .send(Call::Decide {
-                    request,
-                    validate_only,
-                    answer,
-                })
-                .is_ok()
-        });
+        let call = Call {
+            request,
+            validate_only,
+            answer,
+        };
+        let sent = self
+            .calls
+            .lock()
+            .as_ref()
+            .is_some_and(|calls| calls.send(call).is_ok());
         if !sent {
-            return Err(failure("the metadata controller has stopped".into()));
+            let why = "the metadata controller has stopped".to_string();
+            return Err(failure(ResponseError::KafkaStorageError, why));
         }
-        answered
-            .await
-            .unwrap_or_else(|_| Err(failure("the metadata controller stopped".into())))
+        answered.await.unwrap_or_else(|_| {
+            let why = "the metadata controller stopped".to_string();
+            Err(failure(ResponseError::KafkaStorageError, why))
+        })
     }
 
-    /// Lets the requests already sent finish, writes the metadata log's checkpoint and stops.
-    pub fn close(&self) {
-        if let Some(calls) = self.calls.lock().take() {
-            let _ = calls.send(Call::Close);
-        }
-        if let Some(thread) = self.thread.lock().take() {
-            if thread.join().is_err() {
-                tracing::error!("the metadata controller thread panicked");
+    /// Lets the requests already sent finish, then stops the controller and the quorum.
+    pub async fn close(&self) {
+        drop(self.calls.lock().take());
+        let task = self.task.lock().take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "the metadata controller task failed");
             }
         }
+        self.quorum.shutdown().await;
     }
 }
 
-fn run(mut store: MetadataStore, loader: &MetadataLoader, inbox: &mpsc::Receiver<Call>) {
-    for call in inbox {
-        match call {
-            Call::Decide {
-                request,
-                validate_only,
-                answer,
-            } => {
-                let outcome = decide(&loader.image(), &request, validate_only).and_then(
-                    |(records, reply)| {
-                        if !records.is_empty() {
-                            let last = store
-                                .append(&records)
-                                .map_err(|e| failure(format!("metadata log append failed: {e}")))?;
-                            loader.load(&records, last);
-                        }
-                        Ok(reply)
-                    },
-                );
-                // The caller may have gone (its connection closed): the change stands anyway.
-                let _ = answer.send(outcome);
-            }
-            Call::Close => break,
-        }
+async fn run(
+    quorum: RaftQuorum,
+    loader: Arc<MetadataLoader>,
+    mut inbox: mpsc::UnboundedReceiver<Call>,
+) {
+    while let Some(call) = inbox.recv().await {
+        let outcome = decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
+        // The caller may have gone (its connection closed): the change stands anyway.
+        let _ = call.answer.send(outcome);
     }
-    if let Err(e) = store.close() {
-        tracing::error!(error = %e, "metadata checkpoint failed");
+}
+
+async fn decide_and_commit(
+    quorum: &RaftQuorum,
+    loader: &MetadataLoader,
+    request: &ControllerRequest,
+    validate_only: bool,
+) -> Answer {
+    quorum.ensure_leader().await.map_err(quorum_failure)?;
+    let (records, reply) = decide(&loader.image(), request, validate_only)?;
+    if !records.is_empty() {
+        quorum.append(records).await.map_err(quorum_failure)?;
     }
+    Ok(reply)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
     use gregor_metadata::controller::{NewTopic, TopicDefaults};
-    use gregor_metadata::BrokerRegistration;
+    use gregor_metadata::{BrokerRegistration, MetadataImage};
+    use gregor_raft::{ControllerNode, QuorumConfig};
 
     fn create(name: &str) -> ControllerRequest {
         ControllerRequest::CreateTopic {
@@ -142,16 +163,26 @@ mod tests {
         }
     }
 
-    fn start(dir: &std::path::Path) -> (ControllerChannel, Arc<MetadataLoader>) {
-        let (store, image) = MetadataStore::open(dir).unwrap();
-        let loader = Arc::new(MetadataLoader::new(image));
-        (ControllerChannel::start(store, loader.clone()), loader)
+    async fn start(dir: &std::path::Path) -> (ControllerChannel, Arc<MetadataLoader>) {
+        let loader = Arc::new(MetadataLoader::new(MetadataImage::empty()));
+        let config = QuorumConfig {
+            node_id: 1,
+            dir: dir.to_path_buf(),
+            initial_voters: BTreeMap::from([(1, ControllerNode::default())]),
+            election_timeout: Duration::from_millis(1000),
+        };
+        let quorum = RaftQuorum::start(config, loader.clone()).await.unwrap();
+        quorum
+            .wait_for_leader(Duration::from_secs(10))
+            .await
+            .unwrap();
+        (ControllerChannel::start(quorum, loader.clone()), loader)
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_come_after_the_records_are_committed_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
-        let (controller, loader) = start(dir.path());
+        let (controller, loader) = start(dir.path()).await;
         let broker = BrokerRegistration {
             node_id: 1,
             host: "127.0.0.1".into(),
@@ -190,11 +221,13 @@ mod tests {
         assert_eq!(checked, ControllerReply::Done { changed: 4 });
         assert!(!loader.image().topics.contains_key("u"), "validate only");
 
-        controller.close();
+        controller.close().await;
         let stopped = controller.call(create("v"), false).await.unwrap_err();
         assert_eq!(stopped.code, ResponseError::KafkaStorageError.code());
-        // What was answered is in the log.
-        let (_, image) = MetadataStore::open(dir.path()).unwrap();
-        assert_eq!(image, *loader.image());
+        // What was answered is in the log: a restart replays it.
+        let answered = loader.image();
+        let (_, reloaded) = start(dir.path()).await;
+        assert_eq!(reloaded.image().topics, answered.topics);
+        assert_eq!(reloaded.image().brokers, answered.brokers);
     }
 }

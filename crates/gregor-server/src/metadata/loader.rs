@@ -53,10 +53,42 @@ impl MetadataLoader {
         let delta = next.apply_committed(records, last_offset);
         let next = Arc::new(next);
         *self.image.write() = next.clone();
+        self.publish(&delta, &next);
+    }
+
+    /// Replaces the image with one from a snapshot and publishes what differs.
+    pub fn replace(&self, image: MetadataImage) {
+        let _loading = self.loading.lock();
+        let delta = MetadataDelta::between(&self.image(), &image);
+        let next = Arc::new(image);
+        *self.image.write() = next.clone();
+        self.publish(&delta, &next);
+    }
+
+    fn publish(&self, delta: &MetadataDelta, image: &MetadataImage) {
         for (name, publisher) in self.publishers.read().iter() {
-            tracing::trace!(publisher = name, offset = last_offset, "publishing a delta");
-            publisher(&delta, &next);
+            tracing::trace!(
+                publisher = name,
+                offset = image.offset,
+                "publishing a delta"
+            );
+            publisher(delta, image);
         }
+    }
+}
+
+/// The metadata quorum applies committed records through the loader.
+impl gregor_raft::Applier for MetadataLoader {
+    fn apply(&self, records: &[MetadataRecord], offset: i64) {
+        self.load(records, offset);
+    }
+
+    fn install(&self, image: MetadataImage) {
+        self.replace(image);
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        MetadataLoader::image(self)
     }
 }
 

@@ -557,4 +557,110 @@ mod tests {
             "the finished fetch left no waiter behind"
         );
     }
+
+    /// Mutation survivors of `update_session`: a session's update and forgetting touch only the
+    /// partition they name, not every partition of its topic.
+    #[tokio::test]
+    async fn sessions_update_and_forget_one_partition_of_a_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path()).await;
+        let p0 = broker.replicas.get("t", 0).unwrap();
+        let p1 = broker.replicas.get("t", 1).unwrap();
+        p0.append(&batch("a"), 0).unwrap();
+        p0.append(&batch("b"), 0).unwrap();
+        p1.append(&batch("c"), 0).unwrap();
+        let full = handle(&broker, 12, request(0, 0, &[(0, 0), (1, 0)], &[]))
+            .await
+            .response;
+        let session = full.session_id;
+        let both = partitions(&full);
+        let whole_p0 = both[0].2;
+
+        // Partition 1 moves on; partition 0 stays at offset 0 and still has both batches.
+        let moved = handle(&broker, 12, request(session, 1, &[(1, 1)], &[]))
+            .await
+            .response;
+        assert_eq!(partitions(&moved), vec![(0, 2, whole_p0)]);
+
+        // Forgetting partition 1 keeps partition 0, which reports its news.
+        p0.append(&batch("d"), 0).unwrap();
+        let kept = handle(&broker, 12, request(session, 2, &[(0, 2)], &[1]))
+            .await
+            .response;
+        let got = partitions(&kept);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (0, 3));
+        assert!(got[0].2 > 0);
+    }
+
+    /// KIP-74: the response's byte limit may be exceeded only by the first partition that has
+    /// records; a later partition whose first batch does not fit is left out (fetched next time).
+    #[tokio::test]
+    async fn only_the_first_partition_with_records_may_exceed_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path()).await;
+        let big = "x".repeat(600);
+        for p in 0..2 {
+            broker
+                .replicas
+                .get("t", p)
+                .unwrap()
+                .append(&batch(&big), 0)
+                .unwrap();
+        }
+        let one_batch = partitions(
+            &handle(&broker, 12, request(0, -1, &[(0, 0)], &[]))
+                .await
+                .response,
+        )[0]
+        .2;
+        assert!(one_batch > 600);
+        let fetch = |order: &[(i32, i64)], max: i32| {
+            handle(&broker, 12, request(0, -1, order, &[]).with_max_bytes(max))
+        };
+        // Room for one batch: the first partition's is sent, the second's is not.
+        let got = partitions(
+            &fetch(&[(0, 0), (1, 0)], one_batch as i32 + 100)
+                .await
+                .response,
+        );
+        assert_eq!(got, vec![(0, 1, one_batch), (1, 1, 0)]);
+        // Less than one batch: the first still gets it whole; in the other order, partition 1.
+        let got = partitions(&fetch(&[(1, 0), (0, 0)], 10).await.response);
+        assert_eq!(got, vec![(1, 1, one_batch), (0, 1, 0)]);
+        // Both fit: both are sent.
+        let got = partitions(
+            &fetch(&[(0, 0), (1, 0)], 2 * one_batch as i32)
+                .await
+                .response,
+        );
+        assert_eq!(got, vec![(0, 1, one_batch), (1, 1, one_batch)]);
+    }
+
+    /// A partition that cannot be read says why, with -1 offsets; an unknown topic is
+    /// UNKNOWN_TOPIC_OR_PARTITION by name and UNKNOWN_TOPIC_ID by id (v13).
+    #[tokio::test]
+    async fn unknown_partitions_and_topic_ids_answer_errors_with_no_offsets() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path()).await;
+        let no_offsets = |p: &gregor_protocol::kafka::messages::fetch_response::PartitionData| {
+            (p.high_watermark, p.last_stable_offset, p.log_start_offset)
+        };
+        let by_name = handle(&broker, 12, request(0, -1, &[(7, 0)], &[]))
+            .await
+            .response;
+        let p = &by_name.responses[0].partitions[0];
+        assert_eq!(p.error_code, ResponseError::UnknownTopicOrPartition.code());
+        assert_eq!(no_offsets(p), (-1, -1, -1));
+
+        let unknown_id = uuid::Uuid::new_v4();
+        let mut by_id = request(0, -1, &[(0, 0)], &[]);
+        by_id.topics[0].topic = TopicName(str_bytes(""));
+        by_id.topics[0].topic_id = unknown_id;
+        let answer = handle(&broker, 13, by_id).await.response;
+        let p = &answer.responses[0].partitions[0];
+        assert_eq!(p.error_code, ResponseError::UnknownTopicId.code());
+        assert_eq!(no_offsets(p), (-1, -1, -1));
+        assert_eq!(answer.responses[0].topic_id, unknown_id);
+    }
 }

@@ -1,6 +1,7 @@
 //! Topic-level configs: names, defaults, the broker config each defaults to, and validation.
 //! A topic config without an override takes the broker's value of its synonym, else the default.
 
+use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ConfigKind {
     /// A 64-bit integer no smaller than the bound.
@@ -237,7 +238,7 @@ pub fn group_config(name: &str) -> Option<&'static ConfigDef> {
 }
 
 /// The broker's defaults and bounds for group configs (its `group.consumer.*` configs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupConfigBounds {
     pub session_timeout_ms: i32,
     pub min_session_timeout_ms: i32,

@@ -2,6 +2,7 @@
 //! carry it out, or the Kafka error that refuses it. They read no clock and do no I/O.
 
 use proto_kafka::ResponseError;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
@@ -14,7 +15,7 @@ use crate::image::MetadataImage;
 use crate::records::{ConfigResource, MetadataRecord};
 
 /// A refusal with Kafka's error code and a message for the client.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, Serialize, Deserialize)]
 #[error("{message} (error {code})")]
 pub struct ControllerError {
     pub code: i16,
@@ -63,7 +64,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 }
 
 /// What a CreateTopics entry asks for; `-1` means the broker default.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewTopic {
     pub name: String,
     pub num_partitions: i32,
@@ -74,7 +75,7 @@ pub struct NewTopic {
 }
 
 /// Broker defaults a topic creation falls back on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct TopicDefaults {
     pub num_partitions: i32,
     pub replication_factor: i16,
@@ -134,7 +135,7 @@ pub const RESOURCE_GROUP: i8 = 32;
 pub const RESOURCE_CLIENT_METRICS: i8 = 16;
 
 /// An IncrementalAlterConfigs operation (Kafka's `AlterConfigOp.OpType`, by wire code).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigOp {
     Set,
     Delete,
@@ -155,7 +156,7 @@ impl ConfigOp {
 }
 
 /// One change of an IncrementalAlterConfigs resource.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ConfigChange {
     pub name: String,
     pub op: ConfigOp,

@@ -5,6 +5,7 @@
 //! ranges below claim only what gregor really does.
 
 use proto_kafka::ResponseError;
+use serde::{Deserialize, Serialize};
 
 use crate::controller::ControllerError;
 use crate::image::MetadataImage;
@@ -113,7 +114,7 @@ pub fn metadata_version_level(name: &str) -> Option<i16> {
 
 /// How a level may move (UpdateFeatures `upgrade_type`; v0's `allow_downgrade` is a safe
 /// downgrade).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum UpgradeType {
     Upgrade,
     SafeDowngrade,
@@ -132,7 +133,7 @@ impl UpgradeType {
 }
 
 /// One requested change; `upgrade_type` is `None` for a code gregor does not know.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct FeatureUpdate {
     pub name: String,
     pub level: i16,

@@ -1,12 +1,13 @@
 //! The in-memory metadata image: the state the metadata log's records build.
 
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use uuid::Uuid;
 
 use crate::records::{ConfigResource, MetadataRecord};
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
     pub node_id: i32,
     pub host: String,

@@ -5,6 +5,7 @@
 //! BrokerRegistration, ...).
 
 use proto_kafka::ResponseError;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::configs::GroupConfigBounds;
@@ -17,7 +18,7 @@ use crate::features::{bootstrap_records, update_features, FeatureUpdate};
 use crate::image::{BrokerRegistration, MetadataImage};
 use crate::records::MetadataRecord;
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ControllerRequest {
     /// CreateTopics, one topic; `topic_id` is chosen by the caller so a retry is recognisable.
     CreateTopic {
@@ -67,7 +68,7 @@ pub enum ControllerRequest {
 }
 
 /// What the controller answers to a request it carried out.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ControllerReply {
     /// Done (or, when validating only, acceptable); `changed` counts the records it took (0:
     /// nothing to change).

@@ -39,28 +39,36 @@ pub enum RaftRequest {
 type Unit = RaftError<NodeId>;
 type SnapshotErr = RaftError<NodeId, InstallSnapshotError>;
 
-/// A request frame, size prefix included.
-pub fn encode_request(correlation_id: i32, request: &RaftRequest) -> serde_json::Result<Vec<u8>> {
-    let body = serde_json::to_vec(request)?;
+/// A request frame, size prefix included: a Kafka request header (v1, no client id) with
+/// `api_key` and a body.
+pub fn request_frame(api_key: i16, correlation_id: i32, body: &[u8]) -> Vec<u8> {
     let mut frame = Vec::with_capacity(14 + body.len());
     let size = 2 + 2 + 4 + 2 + body.len();
     frame.extend_from_slice(&(size as i32).to_be_bytes());
-    frame.extend_from_slice(&RAFT_API_KEY.to_be_bytes());
+    frame.extend_from_slice(&api_key.to_be_bytes());
     frame.extend_from_slice(&0i16.to_be_bytes()); // version
     frame.extend_from_slice(&correlation_id.to_be_bytes());
     frame.extend_from_slice(&(-1i16).to_be_bytes()); // no client id
-    frame.extend_from_slice(&body);
-    Ok(frame)
+    frame.extend_from_slice(body);
+    frame
 }
 
-/// The correlation id and body of a request frame (without its size prefix), if it is one of
-/// Raft's.
-pub fn parse_request(frame: &[u8]) -> Option<(i32, &[u8])> {
-    if frame.len() < 10 || i16::from_be_bytes([frame[0], frame[1]]) != RAFT_API_KEY {
+/// The correlation id and body of a request frame (without its size prefix) with `api_key`.
+pub fn parse_request(api_key: i16, frame: &[u8]) -> Option<(i32, &[u8])> {
+    if frame.len() < 10 || i16::from_be_bytes([frame[0], frame[1]]) != api_key {
         return None;
     }
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     Some((correlation_id, &frame[10..]))
+}
+
+/// A response frame, size prefix included: the correlation id and a body.
+pub fn response_frame(correlation_id: i32, body: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(8 + body.len());
+    frame.extend_from_slice(&((4 + body.len()) as i32).to_be_bytes());
+    frame.extend_from_slice(&correlation_id.to_be_bytes());
+    frame.extend_from_slice(body);
+    frame
 }
 
 /// Answers one request body for `raft`: the response frame, size prefix included.
@@ -77,15 +85,11 @@ pub async fn answer(raft: &Raft<TypeConfig>, correlation_id: i32, body: &[u8]) -
         }
     }
     .unwrap_or_default();
-    let mut frame = Vec::with_capacity(8 + json.len());
-    frame.extend_from_slice(&((4 + json.len()) as i32).to_be_bytes());
-    frame.extend_from_slice(&correlation_id.to_be_bytes());
-    frame.extend_from_slice(&json);
-    frame
+    response_frame(correlation_id, &json)
 }
 
-/// Reads one size-prefixed frame.
-async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+/// Reads one size-prefixed frame (without its size).
+pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let size = stream.read_i32().await?;
     let size = usize::try_from(size)
         .ok()
@@ -106,7 +110,7 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
         let raft = raft.clone();
         tokio::spawn(async move {
             while let Ok(frame) = read_frame(&mut stream).await {
-                let Some((correlation_id, body)) = parse_request(&frame) else {
+                let Some((correlation_id, body)) = parse_request(RAFT_API_KEY, &frame) else {
                     return;
                 };
                 let response = answer(&raft, correlation_id, body).await;
@@ -167,8 +171,9 @@ impl Connection {
     {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
-        let frame = encode_request(correlation_id, &request)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body =
+            serde_json::to_vec(&request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let frame = request_frame(RAFT_API_KEY, correlation_id, &body);
         let response = match tokio::time::timeout(ttl, self.exchange(&frame)).await {
             Ok(Ok(response)) => response,
             Ok(Err(e)) => {

@@ -160,6 +160,28 @@ impl RaftQuorum {
         Ok(quorum)
     }
 
+    /// The index of the last entry applied on this node (-1: none).
+    pub fn applied_index(&self) -> i64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_applied
+            .map_or(-1, |id| id.index as i64)
+    }
+
+    /// Waits up to `timeout` until this node applied the entry at `index`.
+    pub async fn wait_applied(&self, index: i64, timeout: Duration) -> Result<(), QuorumError> {
+        if index < 0 {
+            return Ok(());
+        }
+        self.raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index as u64), "caught up")
+            .await
+            .map(drop)
+            .map_err(|_| unavailable(format!("entry {index} not applied here within {timeout:?}")))
+    }
+
     /// Waits up to `timeout` for a leader to be known; returns it.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, QuorumError> {
         self.raft
@@ -174,6 +196,12 @@ impl RaftQuorum {
     /// The Raft node, for the listener that routes Raft's frames to it.
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
+    }
+
+    /// Answers the body of one of Raft's request frames from another controller: the
+    /// response frame.
+    pub async fn answer(&self, correlation_id: i32, body: &[u8]) -> Vec<u8> {
+        crate::network::answer(&self.raft, correlation_id, body).await
     }
 
     /// Stops this node's Raft (its log and state machine are closed).

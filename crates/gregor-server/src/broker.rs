@@ -10,6 +10,7 @@ use gregor_metadata::{
     replay_pre_raft, BrokerRegistration, ControllerError, ControllerRequest, MetadataImage,
     METADATA_LOG_DIR,
 };
+use gregor_protocol::kafka::ResponseError;
 use gregor_raft::{ControllerNode, MetadataQuorum, QuorumConfig, QuorumError, RaftQuorum};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -57,6 +58,8 @@ pub struct Broker {
     pub metadata: Arc<MetadataLoader>,
     /// Where metadata changes are asked for.
     pub controller: ControllerChannel,
+    /// The task serving the controller listener, if this node has one.
+    controller_server: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub replicas: ReplicaManager,
     pub fetch_sessions: FetchSessions,
     pub groups: GroupRuntime,
@@ -95,13 +98,44 @@ impl Broker {
         let node_id = config.node_id;
         let identities =
             meta_properties::check(&config.log_dirs, node_id).map_err(StartError::Identity)?;
+        if !config.cluster.voters.is_empty() && identities.cluster_id.is_none() {
+            return Err(StartError::Identity(format!(
+                "{} is not formatted: every node of a multi-node quorum (controller.quorum.voters) is formatted first with the same cluster id: gregor storage format --cluster-id ID --config FILE",
+                log_dir.display()
+            )));
+        }
         let metadata_dir = log_dir.join(METADATA_LOG_DIR);
         let pre_raft = set_aside_pre_raft_log(&metadata_dir)?;
         let metadata = Arc::new(MetadataLoader::new(MetadataImage::empty()));
-        let quorum = start_quorum(&config, &metadata_dir, metadata.clone()).await?;
-        let controller = ControllerChannel::start(quorum, metadata.clone());
-        // Leading with every committed entry applied: the image is the whole metadata log.
-        if metadata.image().cluster_id.is_empty() {
+        let voters = quorum_voters(&config);
+        let quorum = start_quorum(&config, &metadata_dir, &voters, metadata.clone()).await?;
+        let controller = ControllerChannel::start(quorum.clone(), metadata.clone(), voters);
+        // Other controllers must reach this one before a leader can be elected.
+        let controller_server = match &config.cluster.controller_listener {
+            Some(listener) => {
+                let bound =
+                    TcpListener::bind(listener.bind)
+                        .await
+                        .map_err(|error| StartError::Listen {
+                            addr: listener.bind,
+                            error,
+                        })?;
+                tracing::info!(
+                    "controller listener on {}://{}",
+                    listener.name,
+                    listener.bind
+                );
+                Some(tokio::spawn(crate::network::controller_listener::serve(
+                    bound,
+                    controller.clone(),
+                )))
+            }
+            None => None,
+        };
+        wait_for_leader(&config, &quorum).await?;
+        // A single node leads with every committed entry applied: the image is the whole
+        // metadata log, and a log from before the quorum can be imported.
+        if config.cluster.voters.is_empty() && metadata.image().cluster_id.is_empty() {
             if let Some(image) = pre_raft.map(|dir| replay_pre_raft(&dir)).transpose()? {
                 let records = image.to_records();
                 tracing::warn!(records = records.len(), "importing the metadata log written before the Raft quorum (its directory is kept beside, as {PRE_RAFT_SUFFIX})");
@@ -127,9 +161,7 @@ impl Broker {
             .clone()
             .or_else(|| (!image.cluster_id.is_empty()).then(|| image.cluster_id.clone()))
             .unwrap_or_else(meta_properties::random_uuid);
-        controller
-            .call(ControllerRequest::Format { cluster_id }, false)
-            .await?;
+        decide_at_start(&controller, ControllerRequest::Format { cluster_id }).await?;
         let image = metadata.image();
         write_identities(&config.log_dirs, &identities, &image.cluster_id, node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
@@ -142,6 +174,7 @@ impl Broker {
             node_id,
             metadata,
             controller,
+            controller_server: parking_lot::Mutex::new(controller_server),
             replicas,
             fetch_sessions: FetchSessions::new(slots),
             groups: GroupRuntime::new(&config),
@@ -211,10 +244,11 @@ impl Broker {
             },
             rack: None,
         };
-        self.controller
-            .call(ControllerRequest::RegisterBroker(registration), false)
-            .await
-            .map(drop)
+        decide_at_start(
+            &self.controller,
+            ControllerRequest::RegisterBroker(registration),
+        )
+        .await
     }
 
     /// Producer ids already in the partitions' producer state or the transaction coordinator
@@ -275,6 +309,9 @@ impl Broker {
             if let Err(e) = partition.with_log_mut(|log| log.checkpoint()) {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "checkpoint failed");
             }
+        }
+        if let Some(server) = self.controller_server.lock().take() {
+            server.abort();
         }
         self.controller.close().await;
         tracing::info!("gregor stopped cleanly");
@@ -457,28 +494,88 @@ fn set_aside_pre_raft_log(dir: &std::path::Path) -> Result<Option<std::path::Pat
 }
 
 /// This node's part in the metadata quorum. A single node is its only voter.
+/// Asks the controller for a start-up change, again while the quorum changes leader
+/// (NOT_CONTROLLER), for up to a minute.
+async fn decide_at_start(
+    controller: &ControllerChannel,
+    request: ControllerRequest,
+) -> Result<(), ControllerError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match controller.call(request.clone(), false).await {
+            Err(e)
+                if e.code == ResponseError::NotController.code()
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::info!(error = %e.message, "the metadata quorum is changing leader; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            outcome => return outcome.map(drop),
+        }
+    }
+}
+
+/// The voters of the metadata quorum: `controller.quorum.voters`, or this node alone.
+fn quorum_voters(config: &BrokerConfig) -> std::collections::BTreeMap<u64, ControllerNode> {
+    if config.cluster.voters.is_empty() {
+        let address = ControllerNode {
+            host: config.listener.ip().to_string(),
+            port: config.listener.port(),
+        };
+        return std::collections::BTreeMap::from([(config.node_id as u64, address)]);
+    }
+    config
+        .cluster
+        .voters
+        .iter()
+        .map(|(&id, v)| {
+            let node = ControllerNode {
+                host: v.host.clone(),
+                port: v.port,
+            };
+            (id as u64, node)
+        })
+        .collect()
+}
+
+/// This node's part in the metadata quorum.
 async fn start_quorum(
     config: &BrokerConfig,
     dir: &std::path::Path,
+    voters: &std::collections::BTreeMap<u64, ControllerNode>,
     loader: Arc<MetadataLoader>,
 ) -> Result<RaftQuorum, StartError> {
-    let node_id = config.node_id as u64;
-    let address = ControllerNode {
-        host: config.listener.ip().to_string(),
-        port: config.listener.port(),
-    };
     let election_ms = config.get_i64("controller.quorum.election.timeout.ms") as u64;
-    let quorum = RaftQuorum::start(
+    Ok(RaftQuorum::start(
         QuorumConfig {
-            node_id,
+            node_id: config.node_id as u64,
             dir: dir.to_path_buf(),
-            initial_voters: std::collections::BTreeMap::from([(node_id, address)]),
+            initial_voters: voters.clone(),
             election_timeout: Duration::from_millis(election_ms),
         },
         loader,
     )
-    .await?;
-    quorum.wait_for_leader(Duration::from_secs(30)).await?;
-    quorum.ensure_leader().await?;
-    Ok(quorum)
+    .await?)
+}
+
+/// Waits for the quorum to have a leader. A single node leads at once (it gives up after 30 s);
+/// a cluster node waits for a majority of the voters, saying so every 5 s.
+async fn wait_for_leader(config: &BrokerConfig, quorum: &RaftQuorum) -> Result<(), StartError> {
+    if config.cluster.voters.is_empty() {
+        quorum.wait_for_leader(Duration::from_secs(30)).await?;
+        quorum.ensure_leader().await?;
+        return Ok(());
+    }
+    loop {
+        match quorum.wait_for_leader(Duration::from_secs(5)).await {
+            Ok(leader) => {
+                tracing::info!(leader, "the metadata quorum has a leader");
+                return Ok(());
+            }
+            Err(_) => {
+                let voters = config.get("controller.quorum.voters");
+                tracing::warn!(voters, "waiting for the metadata quorum to elect a leader: a majority of controller.quorum.voters must be up and reachable on their controller listeners");
+            }
+        }
+    }
 }

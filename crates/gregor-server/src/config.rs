@@ -9,6 +9,8 @@ use gregor_metadata::configs::{
     is_dynamic_broker_config, topic_config, ConfigDef, ConfigKind, BOOL, SCALED_SYNONYMS,
 };
 use gregor_metadata::{ConfigLayers, GroupConfigBounds, TOPIC_CONFIGS};
+
+use crate::listeners::Cluster;
 use gregor_storage::compression::{BrokerCompression, CompressionLevels};
 use gregor_storage::{LogConfig, TimestampType};
 
@@ -46,6 +48,11 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     broker("listeners", "PLAINTEXT://127.0.0.1:9092", ConfigKind::Text),
     broker("advertised.listeners", "", ConfigKind::Text),
+    broker("listener.security.protocol.map", "", ConfigKind::Text),
+    broker("controller.listener.names", "CONTROLLER", ConfigKind::Text),
+    broker("inter.broker.listener.name", "", ConfigKind::Text),
+    broker("controller.quorum.voters", "", ConfigKind::Text),
+    broker("broker.rack", "", ConfigKind::Text),
     broker("log.dirs", "./gregor-data", ConfigKind::Text),
     broker(
         "controller.quorum.election.timeout.ms",
@@ -261,23 +268,8 @@ pub struct BrokerConfig {
     pub advertised_host: String,
     pub advertised_port: u16,
     pub log_dirs: Vec<PathBuf>,
-}
-
-fn parse_listener(key: &str, value: &str) -> Result<(String, u16), ConfigError> {
-    let first = value
-        .split(',')
-        .map(str::trim)
-        .find(|l| !l.starts_with("CONTROLLER"))
-        .unwrap_or_default();
-    let bad = || {
-        ConfigError(format!(
-            "Invalid value {value} for configuration {key}: expected PLAINTEXT://host:port"
-        ))
-    };
-    let rest = first.strip_prefix("PLAINTEXT://").ok_or_else(bad)?;
-    let (host, port) = rest.rsplit_once(':').ok_or_else(bad)?;
-    let port = port.parse::<u16>().map_err(|_| bad())?;
-    Ok((host.trim_matches(['[', ']']).to_string(), port))
+    /// Roles, listeners and the controller quorum's voters.
+    pub cluster: Cluster,
 }
 
 impl BrokerConfig {
@@ -308,31 +300,18 @@ impl BrokerConfig {
             advertised_host: String::new(),
             advertised_port: 0,
             log_dirs: vec![],
+            cluster: Cluster::default(),
         };
         config.node_id = config.get("node.id").parse().expect("validated");
-        let (host, port) = parse_listener("listeners", &config.get("listeners"))?;
-        let bind_host = if host.is_empty() { "0.0.0.0" } else { &host };
-        config.listener = format!("{bind_host}:{port}")
-            .parse()
-            .or_else(|_| format!("[{bind_host}]:{port}").parse())
-            .map_err(|_| {
-                ConfigError(format!(
-                    "Invalid value {host} for configuration listeners: not an IP address"
-                ))
-            })?;
-        let advertised = config.get("advertised.listeners");
-        (config.advertised_host, config.advertised_port) = if advertised.is_empty() {
-            (
-                if host.is_empty() {
-                    "127.0.0.1".to_string()
-                } else {
-                    host
-                },
-                port,
-            )
-        } else {
-            parse_listener("advertised.listeners", &advertised)?
-        };
+        config.cluster = Cluster::from_configs(config.node_id, |key| config.get(key))?;
+        let client = config
+            .cluster
+            .client
+            .clone()
+            .expect("a broker has a client listener");
+        config.listener = client.bind;
+        (config.advertised_host, config.advertised_port) =
+            (client.advertised_host, client.advertised_port);
         crate::network::parse_overrides(&config.get("max.connections.per.ip.overrides"))?;
         config.log_dirs = config
             .get("log.dirs")

@@ -11,6 +11,7 @@ mod fetch_session;
 mod groups;
 mod handlers;
 mod internal_topics;
+pub mod listeners;
 mod log_dir_moves;
 pub mod meta_properties;
 mod metadata;

@@ -149,6 +149,8 @@ pub async fn handle(
     MetadataResponse::default()
         .with_brokers(brokers(&image))
         .with_cluster_id(Some(str_bytes(&image.cluster_id)))
+        // As a KRaft broker does (KIP-590): clients send admin requests to a live broker, which
+        // forwards them to the active controller; this broker is live.
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics)
         .with_cluster_authorized_operations(AUTHORIZED_OPERATIONS_OMITTED)

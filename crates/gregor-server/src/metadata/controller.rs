@@ -2,33 +2,69 @@
 //! in a task of its own: it makes sure the quorum still has it as leader with every committed
 //! entry applied (so a deposed leader decides nothing, and each decision sees all before it),
 //! decides on the newest image, has the quorum commit the records (whose fsyncs run on blocking
-//! threads), and answers once they are applied on this node. A node that does not lead answers
-//! NOT_CONTROLLER; forwarding to the active controller comes with the controller listener.
+//! threads), and answers once they are applied on this node. On a node that does not lead, the
+//! request is forwarded to the leader over the controller listener (gregor's own API key,
+//! [`FORWARD_API_KEY`], JSON), and answered once this node has applied what the leader had when
+//! it answered: a client sees its change in whatever node it asked. A forwarded request is never
+//! forwarded again; a node that lost the lead meanwhile answers NOT_CONTROLLER (retriable).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use gregor_metadata::request::decide;
 use gregor_metadata::{ControllerError, ControllerReply, ControllerRequest};
 use gregor_protocol::kafka::ResponseError;
-use gregor_raft::{MetadataQuorum, QuorumError, RaftQuorum};
+use gregor_raft::network::{read_frame, request_frame};
+use gregor_raft::{ControllerNode, MetadataQuorum, NodeId, QuorumError, RaftQuorum};
 use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::MetadataLoader;
 
+/// The API key of a controller request forwarded to the leader (outside Kafka's range).
+pub const FORWARD_API_KEY: i16 = 32001;
+/// How long a forwarded request, and catching up with its answer, may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
 type Answer = Result<ControllerReply, ControllerError>;
+
+/// A request forwarded to the leader.
+#[derive(Serialize, Deserialize)]
+pub struct Forwarded {
+    pub request: ControllerRequest,
+    pub validate_only: bool,
+}
+
+/// The leader's answer, with the index of the last entry it had applied.
+#[derive(Serialize, Deserialize)]
+pub struct ForwardedAnswer {
+    pub answer: Answer,
+    pub applied: i64,
+}
 
 struct Call {
     request: ControllerRequest,
     validate_only: bool,
-    answer: oneshot::Sender<Answer>,
+    /// Whether it may be forwarded (not when it was forwarded here).
+    may_forward: bool,
+    answer: oneshot::Sender<(Answer, i64)>,
 }
 
-pub struct ControllerChannel {
+struct Inner {
     calls: Mutex<Option<mpsc::UnboundedSender<Call>>>,
     task: Mutex<Option<JoinHandle<()>>>,
     quorum: RaftQuorum,
+}
+
+/// This node's controller; clones share it.
+#[derive(Clone)]
+pub struct ControllerChannel {
+    inner: Arc<Inner>,
 }
 
 fn failure(code: ResponseError, message: String) -> ControllerError {
@@ -39,12 +75,16 @@ fn failure(code: ResponseError, message: String) -> ControllerError {
     }
 }
 
+fn not_controller(leader: Option<NodeId>) -> ControllerError {
+    ControllerError {
+        code: ResponseError::NotController.code(),
+        message: format!("this node is not the active controller (the leader is {leader:?})"),
+    }
+}
+
 fn quorum_failure(e: QuorumError) -> ControllerError {
     match e {
-        QuorumError::NotLeader { leader } => ControllerError {
-            code: ResponseError::NotController.code(),
-            message: format!("this node is not the active controller (the leader is {leader:?})"),
-        },
+        QuorumError::NotLeader { leader } => not_controller(leader),
         QuorumError::Unavailable(why) => failure(
             ResponseError::KafkaStorageError,
             format!("metadata log: {why}"),
@@ -57,94 +97,181 @@ fn quorum_failure(e: QuorumError) -> ControllerError {
 }
 
 impl ControllerChannel {
-    /// Starts this node's controller on `quorum`, deciding on `loader`'s image.
-    pub fn start(quorum: RaftQuorum, loader: Arc<MetadataLoader>) -> ControllerChannel {
+    /// Starts this node's controller on `quorum`, deciding on `loader`'s image; requests are
+    /// forwarded to the leader among `voters` when this node does not lead.
+    pub fn start(
+        quorum: RaftQuorum,
+        loader: Arc<MetadataLoader>,
+        voters: BTreeMap<NodeId, ControllerNode>,
+    ) -> ControllerChannel {
         let (calls, inbox) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(quorum.clone(), loader, inbox));
+        let task = tokio::spawn(run(quorum.clone(), loader, voters, inbox));
         ControllerChannel {
-            calls: Mutex::new(Some(calls)),
-            task: Mutex::new(Some(task)),
-            quorum,
+            inner: Arc::new(Inner {
+                calls: Mutex::new(Some(calls)),
+                task: Mutex::new(Some(task)),
+                quorum,
+            }),
         }
     }
 
     /// The quorum this controller decides through.
     pub fn quorum(&self) -> &RaftQuorum {
-        &self.quorum
+        &self.inner.quorum
     }
 
     /// Asks the controller for `request` (only checked when `validate_only`); the answer comes
     /// once its records are committed and this node's image includes them.
     pub async fn call(&self, request: ControllerRequest, validate_only: bool) -> Answer {
+        self.send(request, validate_only, true).await.0
+    }
+
+    /// A request forwarded here by another node: decided here or refused, never forwarded.
+    pub async fn answer_forwarded(&self, forwarded: Forwarded) -> ForwardedAnswer {
+        let (answer, applied) = self
+            .send(forwarded.request, forwarded.validate_only, false)
+            .await;
+        ForwardedAnswer { answer, applied }
+    }
+
+    async fn send(
+        &self,
+        request: ControllerRequest,
+        validate_only: bool,
+        may_forward: bool,
+    ) -> (Answer, i64) {
+        let stopped = |why: &str| {
+            (
+                Err(failure(ResponseError::KafkaStorageError, why.to_string())),
+                -1,
+            )
+        };
         let (answer, answered) = oneshot::channel();
         let call = Call {
             request,
             validate_only,
+            may_forward,
             answer,
         };
         let sent = self
+            .inner
             .calls
             .lock()
             .as_ref()
             .is_some_and(|calls| calls.send(call).is_ok());
         if !sent {
-            let why = "the metadata controller has stopped".to_string();
-            return Err(failure(ResponseError::KafkaStorageError, why));
+            return stopped("the metadata controller has stopped");
         }
-        answered.await.unwrap_or_else(|_| {
-            let why = "the metadata controller stopped".to_string();
-            Err(failure(ResponseError::KafkaStorageError, why))
-        })
+        answered
+            .await
+            .unwrap_or_else(|_| stopped("the metadata controller stopped"))
     }
 
     /// Lets the requests already sent finish, then stops the controller and the quorum.
     pub async fn close(&self) {
-        drop(self.calls.lock().take());
-        let task = self.task.lock().take();
+        drop(self.inner.calls.lock().take());
+        let task = self.inner.task.lock().take();
         if let Some(task) = task {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "the metadata controller task failed");
             }
         }
-        self.quorum.shutdown().await;
+        self.inner.quorum.shutdown().await;
     }
 }
 
 async fn run(
     quorum: RaftQuorum,
     loader: Arc<MetadataLoader>,
+    voters: BTreeMap<NodeId, ControllerNode>,
     mut inbox: mpsc::UnboundedReceiver<Call>,
 ) {
     while let Some(call) = inbox.recv().await {
-        let outcome = decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
+        let mut outcome =
+            decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
+        if let Err(QuorumError::NotLeader {
+            leader: Some(leader),
+        }) = &outcome
+        {
+            if call.may_forward {
+                outcome = forward(&quorum, voters.get(leader), &call).await;
+            }
+        }
+        let answer = outcome.map_err(|e| match e {
+            QuorumError::NotLeader { leader } => not_controller(leader),
+            e => quorum_failure(e),
+        });
+        let answer = answer.and_then(|decided| decided);
         // The caller may have gone (its connection closed): the change stands anyway.
-        let _ = call.answer.send(outcome);
+        let _ = call.answer.send((answer, quorum.applied_index()));
     }
 }
 
+/// Decides and commits here (the outer error: the quorum's; the inner: the decision's).
 async fn decide_and_commit(
     quorum: &RaftQuorum,
     loader: &MetadataLoader,
     request: &ControllerRequest,
     validate_only: bool,
-) -> Answer {
-    quorum.ensure_leader().await.map_err(quorum_failure)?;
-    let (records, reply) = decide(&loader.image(), request, validate_only)?;
+) -> Result<Answer, QuorumError> {
+    quorum.ensure_leader().await?;
+    let (records, reply) = match decide(&loader.image(), request, validate_only) {
+        Ok(decided) => decided,
+        Err(refused) => return Ok(Err(refused)),
+    };
     if !records.is_empty() {
-        quorum.append(records).await.map_err(quorum_failure)?;
+        quorum.append(records).await?;
     }
-    Ok(reply)
+    Ok(Ok(reply))
+}
+
+/// Sends the call to the leader and waits until this node applied what the leader had.
+async fn forward(
+    quorum: &RaftQuorum,
+    leader: Option<&ControllerNode>,
+    call: &Call,
+) -> Result<Answer, QuorumError> {
+    let Some(leader) = leader else {
+        return Err(QuorumError::NotLeader { leader: None });
+    };
+    let forwarded = Forwarded {
+        request: call.request.clone(),
+        validate_only: call.validate_only,
+    };
+    let exchange = async {
+        let body = serde_json::to_vec(&forwarded).map_err(std::io::Error::other)?;
+        let mut stream = TcpStream::connect((leader.host.as_str(), leader.port)).await?;
+        stream
+            .write_all(&request_frame(FORWARD_API_KEY, 1, &body))
+            .await?;
+        let response = read_frame(&mut stream).await?;
+        let answer: ForwardedAnswer = serde_json::from_slice(response.get(4..).unwrap_or_default())
+            .map_err(std::io::Error::other)?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = match tokio::time::timeout(FORWARD_TIMEOUT, exchange).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => {
+            tracing::warn!(leader = %leader, error = %e, "cannot forward a request to the active controller");
+            return Err(QuorumError::NotLeader { leader: None });
+        }
+        Err(_) => {
+            return Err(QuorumError::Unavailable(
+                "the active controller did not answer".into(),
+            ))
+        }
+    };
+    quorum.wait_applied(answer.applied, FORWARD_TIMEOUT).await?;
+    Ok(answer.answer)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-    use std::time::Duration;
 
     use gregor_metadata::controller::{NewTopic, TopicDefaults};
     use gregor_metadata::{BrokerRegistration, MetadataImage};
-    use gregor_raft::{ControllerNode, QuorumConfig};
+    use gregor_raft::QuorumConfig;
 
     fn create(name: &str) -> ControllerRequest {
         ControllerRequest::CreateTopic {
@@ -176,7 +303,11 @@ mod tests {
             .wait_for_leader(Duration::from_secs(10))
             .await
             .unwrap();
-        (ControllerChannel::start(quorum, loader.clone()), loader)
+        let voters = BTreeMap::from([(1, ControllerNode::default())]);
+        (
+            ControllerChannel::start(quorum, loader.clone(), voters),
+            loader,
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +325,6 @@ mod tests {
             .await
             .unwrap();
         // Concurrent requests for one name: exactly one wins, each sees the others' commits.
-        let controller = Arc::new(controller);
         let calls: Vec<_> = (0..8)
             .map(|_| {
                 let (controller, loader) = (controller.clone(), loader.clone());

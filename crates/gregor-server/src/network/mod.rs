@@ -11,6 +11,7 @@
 //! budget: a connection holds one at a time, bounded by the request that asked for it.
 
 mod budget;
+pub mod controller_listener;
 mod noisy_peers;
 mod quotas;
 

@@ -54,11 +54,35 @@ impl Gregor {
 
     /// Starts a broker under an open files limit (`ulimit -n`, soft and hard).
     pub fn start_with_open_files(overrides: &[&str], open_files: Option<u64>) -> Gregor {
+        let mut g = Gregor::new(overrides, open_files);
+        g.spawn();
+        g
+    }
+
+    /// Starts the nodes of a cluster, each with its overrides: all are launched before any is
+    /// waited for, since a node's start waits for a majority of the controllers.
+    pub fn start_all(nodes: &[Vec<String>]) -> Vec<Gregor> {
+        let mut launched: Vec<(Gregor, mpsc::Receiver<u16>)> = nodes
+            .iter()
+            .map(|overrides| {
+                let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+                let mut g = Gregor::new(&overrides, None);
+                let port = g.launch();
+                (g, port)
+            })
+            .collect();
+        for (g, port) in &mut launched {
+            g.await_port(port);
+        }
+        launched.into_iter().map(|(g, _)| g).collect()
+    }
+
+    fn new(overrides: &[&str], open_files: Option<u64>) -> Gregor {
         let tmp = tempfile::Builder::new()
             .prefix("gregor-it-")
             .tempdir()
             .expect("tempdir");
-        let mut g = Gregor {
+        Gregor {
             child: None,
             tmp,
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
@@ -67,9 +91,7 @@ impl Gregor {
             log: Arc::new(Mutex::new(Vec::new())),
             panics: Arc::new(Mutex::new(Vec::new())),
             readers: Vec::new(),
-        };
-        g.spawn();
-        g
+        }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -95,7 +117,7 @@ impl Gregor {
             cmd.arg("--override").arg(o);
         }
         if std::env::var_os("RUST_LOG").is_none() {
-            cmd.env("RUST_LOG", "info");
+            cmd.env("RUST_LOG", "info,openraft=error,openraft::replication=off");
         }
         cmd.stdin(Stdio::null()).stdout(Stdio::null());
         if let Some(limit) = self.open_files {
@@ -118,6 +140,13 @@ impl Gregor {
     }
 
     fn spawn(&mut self) {
+        let port = self.launch();
+        self.await_port(&port);
+    }
+
+    /// Starts the process and the thread that reads its stderr; the port it listens on comes
+    /// through the receiver.
+    fn launch(&mut self) -> mpsc::Receiver<u16> {
         assert!(self.child.is_none(), "broker already running");
         let mut child = self
             .command()
@@ -150,6 +179,10 @@ impl Gregor {
         });
         self.readers.push(reader);
         self.child = Some(child);
+        rx
+    }
+
+    fn await_port(&mut self, rx: &mpsc::Receiver<u16>) {
         match rx.recv_timeout(DEADLINE) {
             Ok(port) => self.port = port,
             Err(e) => {

@@ -1,0 +1,57 @@
+//! The controller listener (`controller.listener.names`): where the controllers talk Raft to
+//! each other and where other nodes forward controller requests to the leader. Both are
+//! request frames in Kafka's framing with gregor's own API keys; anything else closes the
+//! connection. (Kafka's own APIs on this listener, DescribeQuorum and the broker-to-controller
+//! ones, come with brokers that are not controllers.)
+
+use gregor_raft::network::{parse_request, read_frame, response_frame, RAFT_API_KEY};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::metadata::controller::{Forwarded, FORWARD_API_KEY};
+use crate::metadata::ControllerChannel;
+
+/// Serves the controller listener until the task is aborted.
+pub async fn serve(listener: TcpListener, controller: ControllerChannel) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let controller = controller.clone();
+        tokio::spawn(async move {
+            if let Err(why) = serve_connection(stream, &controller).await {
+                tracing::debug!(%peer, why, "controller listener connection closed");
+            }
+        });
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    controller: &ControllerChannel,
+) -> Result<(), String> {
+    loop {
+        let frame = read_frame(&mut stream).await.map_err(|e| e.to_string())?;
+        let response = if let Some((correlation_id, body)) = parse_request(RAFT_API_KEY, &frame) {
+            controller.quorum().answer(correlation_id, body).await
+        } else if let Some((correlation_id, body)) = parse_request(FORWARD_API_KEY, &frame) {
+            let forwarded: Forwarded = serde_json::from_slice(body)
+                .map_err(|e| format!("unreadable forwarded request: {e}"))?;
+            let answer = controller.answer_forwarded(forwarded).await;
+            let json = serde_json::to_vec(&answer).map_err(|e| e.to_string())?;
+            response_frame(correlation_id, &json)
+        } else {
+            let api_key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
+            tracing::warn!(
+                ?api_key,
+                "a request the controller listener does not serve; closing the connection"
+            );
+            return Ok(());
+        };
+        stream
+            .write_all(&response)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+}

@@ -1,0 +1,218 @@
+//! Three nodes as separate processes on loopback, each a broker and a controller of one Raft
+//! metadata quorum: topics created through any node are seen by every node, partitions are led
+//! by every broker and take records produced through one bootstrap node, and the loss of the
+//! active controller (SIGKILL) elects another that goes on deciding.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{admin_opts, block_on, send_ok, Gregor, Rec};
+use gregor_protocol::kafka::messages::{MetadataRequest, ResponseKind};
+use gregor_protocol::{ApiKey, RequestKind};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::metadata::Metadata;
+
+/// A cluster of `nodes` nodes: their overrides (node ids 1.., client and controller listeners
+/// on free ports, log dirs formatted with one cluster id in `root`, as `gregor storage format`
+/// does).
+fn cluster_overrides(root: &Path, nodes: i32) -> Vec<Vec<String>> {
+    let gregor = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let cluster_id = gregor(&["storage", "random-uuid"]);
+    let ports: Vec<(u16, u16)> = (0..nodes)
+        .map(|_| (common::free_port(), common::free_port()))
+        .collect();
+    let voters: Vec<String> = ports
+        .iter()
+        .enumerate()
+        .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
+        .collect();
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (client, controller))| {
+            let id = i + 1;
+            let dir = root.join(format!("node-{id}"));
+            let properties = root.join(format!("node-{id}.properties"));
+            std::fs::write(
+                &properties,
+                format!("node.id={id}\nlog.dirs={}\n", dir.display()),
+            )
+            .unwrap();
+            gregor(&[
+                "storage",
+                "format",
+                "-t",
+                &cluster_id,
+                "-c",
+                properties.to_str().unwrap(),
+            ]);
+            vec![
+                format!("node.id={id}"),
+                format!("log.dirs={}", dir.display()),
+                format!(
+                    "listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}"
+                ),
+                format!("controller.quorum.voters={}", voters.join(",")),
+            ]
+        })
+        .collect()
+}
+
+/// The quorum leader a node named when it started (all nodes agree once one is elected).
+fn leader_at_start(g: &Gregor) -> i32 {
+    let log = g.log_tail(10_000);
+    let line = log
+        .lines()
+        .find(|l| l.contains("the metadata quorum has a leader"))
+        .expect("a leader was logged");
+    line.rsplit("leader=")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The active controller a node names in Metadata (v12): the node itself, as a KRaft broker
+/// answers, so that a client's admin requests go to a live node that forwards them.
+fn controller_id(g: &Gregor) -> i32 {
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let request = RequestKind::Metadata(MetadataRequest::default());
+    match common::call(&mut s, ApiKey::Metadata, 12, 1, &request) {
+        ResponseKind::Metadata(m) => m.controller_id.0,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn metadata(g: &Gregor) -> Metadata {
+    g.admin()
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .expect("metadata")
+}
+
+/// Creates a topic through `g`, retrying while the quorum elects a new leader.
+fn create(g: &Gregor, topic: &str, partitions: i32) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let result = block_on(g.admin().create_topics(&[new], &admin_opts()));
+        match result.map(|mut r| r.remove(0)) {
+            Ok(Ok(_)) => return,
+            outcome => {
+                assert!(
+                    Instant::now() < deadline,
+                    "cannot create {topic}: {outcome:?}\n{}",
+                    g.log_tail(30)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// Waits until `g`'s metadata shows `topic` with `partitions` partitions, all led.
+fn wait_for_topic(g: &Gregor, topic: &str, partitions: usize) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let md = metadata(g);
+        if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+            let leaders: Vec<i32> = t.partitions().iter().map(|p| p.leader()).collect();
+            if leaders.len() == partitions && leaders.iter().all(|l| *l >= 0) {
+                return leaders;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic} never appeared on port {}",
+            g.port
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn three_nodes_share_topics_and_survive_the_loss_of_the_active_controller() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = Gregor::start_all(&cluster_overrides(root.path(), 3));
+
+    // Every node knows all three brokers and one active controller.
+    for g in &nodes {
+        let md = metadata(g);
+        let brokers: BTreeSet<i32> = md.brokers().iter().map(|b| b.id()).collect();
+        assert_eq!(brokers, BTreeSet::from([1, 2, 3]), "port {}", g.port);
+    }
+
+    // A topic created through node 3 is placed on every broker and known to node 1.
+    create(&nodes[2], "spread", 3);
+    let leaders = wait_for_topic(&nodes[0], "spread", 3);
+    assert_eq!(
+        leaders.iter().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([1, 2, 3])
+    );
+
+    // Records produced through node 1 reach the partitions each broker leads.
+    let producer = nodes[0].producer(&[("acks", "all")]);
+    let records: Vec<Rec> = (0..30)
+        .map(|i| Rec {
+            partition: Some(i % 3),
+            ..Rec::value(format!("v{i}"))
+        })
+        .collect();
+    send_ok(&producer, "spread", &records);
+    let got = nodes[1].consume("spread", &[0, 1, 2], 30);
+    assert_eq!(got.len(), 30);
+
+    // SIGKILL the active controller: the other two elect one and go on deciding; a client's
+    // admin request goes to the node it knows, which forwards it.
+    for (i, g) in nodes.iter().enumerate() {
+        assert_eq!(
+            controller_id(g),
+            i as i32 + 1,
+            "Metadata names the node itself"
+        );
+    }
+    let controller = leader_at_start(&nodes[0]);
+    assert!(nodes.iter().all(|g| leader_at_start(g) == controller));
+    let index = (controller - 1) as usize;
+    nodes[index].kill();
+    let survivor = &nodes[(index + 1) % 3];
+    let started = Instant::now();
+    create(survivor, "after-failover", 1);
+    eprintln!(
+        "a topic created within {:?} of the active controller's loss",
+        started.elapsed()
+    );
+    let other = &nodes[(index + 2) % 3];
+    wait_for_topic(other, "after-failover", 1);
+
+    // The killed node restarts, catches up, and knows the topic created without it.
+    nodes[index].restart();
+    wait_for_topic(&nodes[index], "after-failover", 1);
+}
+
+/// A node of a multi-node quorum whose dirs were never formatted refuses to start, saying how.
+#[test]
+fn an_unformatted_cluster_node_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr = common::refused_start(
+        dir.path(),
+        &[
+            "listeners=PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+            "controller.quorum.voters=1@127.0.0.1:1,2@127.0.0.1:2,3@127.0.0.1:3",
+        ],
+    );
+    assert!(stderr.contains("gregor storage format"), "{stderr}");
+}

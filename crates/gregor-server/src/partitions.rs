@@ -262,6 +262,9 @@ pub struct ReplicaManager {
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// Partitions that cannot be served: their directory is offline or their log did not open.
     offline: RwLock<HashSet<(String, i32)>>,
+    /// Partitions of the cluster that other brokers host: asked here, they answer
+    /// NOT_LEADER_OR_FOLLOWER (the client refreshes its metadata), not UNKNOWN_TOPIC_OR_PARTITION.
+    elsewhere: RwLock<HashSet<(String, i32)>>,
     /// Set once the first delta (the whole image) is applied: partitions that appear later are new and may be placed on
     /// any online directory, while at start-up a missing partition may sit on an offline one.
     started: AtomicBool,
@@ -394,6 +397,7 @@ impl ReplicaManager {
             log_dirs,
             partitions: RwLock::new(HashMap::new()),
             offline: RwLock::new(HashSet::new()),
+            elsewhere: RwLock::new(HashSet::new()),
             started: AtomicBool::new(false),
             moves: LogDirMoves::default(),
         }
@@ -402,8 +406,11 @@ impl ReplicaManager {
     /// The partition, or the error code that explains why it is not served here.
     pub fn lookup(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
         self.get(topic, index).ok_or_else(|| {
-            if self.is_offline(topic, index) {
+            let key = (topic.to_string(), index);
+            if self.offline.read().contains(&key) {
                 ResponseError::KafkaStorageError.code()
+            } else if self.elsewhere.read().contains(&key) {
+                ResponseError::NotLeaderOrFollower.code()
             } else {
                 ResponseError::UnknownTopicOrPartition.code()
             }
@@ -523,6 +530,7 @@ impl ReplicaManager {
             for &index in &removed.partitions {
                 let key = (removed.name.clone(), index);
                 self.offline.write().remove(&key);
+                self.elsewhere.write().remove(&key);
                 // The name may already be a newer topic's (deleted and created again).
                 let same_topic = partitions
                     .get(&key)
@@ -545,8 +553,12 @@ impl ReplicaManager {
             let Some(meta) = topic.partitions.get(index) else {
                 continue;
             };
+            let key = (topic.name.clone(), *index);
             if meta.replicas.contains(&node_id) {
+                self.elsewhere.write().remove(&key);
                 self.open(&mut partitions, topic, *index, meta, config, image);
+            } else {
+                self.elsewhere.write().insert(key);
             }
         }
         let update = |p: &Arc<Partition>| {
@@ -732,16 +744,21 @@ mod tests {
         }
     }
 
+    /// A config with its log dir in `dir`, and a replica manager on it.
+    fn replica_manager(dir: &Path) -> (BrokerConfig, ReplicaManager) {
+        let log_dirs = dir.display().to_string();
+        let config = BrokerConfig::from_pairs([("log.dirs".to_string(), log_dirs)]).unwrap();
+        let replicas = ReplicaManager::new(&config.log_dirs);
+        (config, replicas)
+    }
+
     /// Every change goes through the delta: new partitions open, a topic's config reaches only
     /// its partitions, a broker-wide one every partition, a deleted topic's logs go and a topic
     /// created again under its name is a new log.
     #[test]
     fn logs_follow_the_deltas() {
         let dir = tempfile::tempdir().unwrap();
-        let config =
-            BrokerConfig::from_pairs([("log.dirs".to_string(), dir.path().display().to_string())])
-                .unwrap();
-        let replicas = ReplicaManager::new(&config.log_dirs);
+        let (config, replicas) = replica_manager(dir.path());
         let mut image = MetadataImage::empty();
         let apply = |image: &mut MetadataImage, records: &[MetadataRecord]| {
             let delta = image.apply_committed(records, image.offset + records.len() as i64);
@@ -794,5 +811,37 @@ mod tests {
             2000,
             "the old topic's override went with it"
         );
+    }
+
+    /// A partition another broker hosts answers NOT_LEADER_OR_FOLLOWER here; one no broker has
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[test]
+    fn partitions_of_other_brokers_are_not_led_here() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, replicas) = replica_manager(dir.path());
+        let mut image = MetadataImage::empty();
+        let id = Uuid::new_v4();
+        let mut records = vec![MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: id,
+        }];
+        records.extend((0..2).map(|partition| MetadataRecord::Partition {
+            topic_id: id,
+            partition,
+            replicas: vec![partition + 1],
+            isr: vec![partition + 1],
+            leader: partition + 1,
+            leader_epoch: 0,
+        }));
+        let delta = image.apply_committed(&records, 2);
+        replicas.apply_delta(&delta, &image, &config, 1);
+        assert!(replicas.lookup("t", 0).is_ok());
+        let not_here = ResponseError::NotLeaderOrFollower.code();
+        assert_eq!(replicas.lookup("t", 1).err(), Some(not_here));
+        let unknown = ResponseError::UnknownTopicOrPartition.code();
+        assert_eq!(replicas.lookup("t", 2).err(), Some(unknown));
+        let removed = image.apply_committed(&[MetadataRecord::RemoveTopic { topic_id: id }], 3);
+        replicas.apply_delta(&removed, &image, &config, 1);
+        assert_eq!(replicas.lookup("t", 1).err(), Some(unknown));
     }
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
@@ -162,6 +163,16 @@ fn three_nodes_share_topics_and_survive_the_loss_of_the_active_controller() {
         leaders.iter().copied().collect::<BTreeSet<_>>(),
         BTreeSet::from([1, 2, 3])
     );
+
+    // A broker asked for a partition another broker leads says so (the client then refreshes
+    // its metadata), instead of calling the partition unknown.
+    let elsewhere = leaders.iter().position(|&l| l != 1).unwrap() as i32;
+    let mut s = TcpStream::connect(("127.0.0.1", nodes[0].port)).unwrap();
+    let batch = common::record_batch(&[b"x"], -1, -1, -1, 1_700_000_000_000);
+    s.write_all(&common::produce_v3_to(1, "spread", elsewhere, &batch))
+        .unwrap();
+    let (_, error, _) = common::parse_produce_v3_of(&common::read_raw_response(&mut s), elsewhere);
+    assert_eq!(error, 6, "NOT_LEADER_OR_FOLLOWER");
 
     // Records produced through node 1 reach the partitions each broker leads.
     let producer = nodes[0].producer(&[("acks", "all")]);

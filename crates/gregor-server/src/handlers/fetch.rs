@@ -663,4 +663,43 @@ mod tests {
         assert_eq!(no_offsets(p), (-1, -1, -1));
         assert_eq!(answer.responses[0].topic_id, unknown_id);
     }
+
+    /// Mutation survivors of `handle`: a session id of 0 with an epoch above 0 is an invalid
+    /// epoch (not an unknown session), and an incremental fetch reports a partition whose log
+    /// start moved (DeleteRecords) even with no new records.
+    #[tokio::test]
+    async fn sessionless_epochs_and_moved_log_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path()).await;
+        let epoch_without_session = handle(&broker, 12, request(0, 1, &[(0, 0)], &[]))
+            .await
+            .response;
+        assert_eq!(
+            epoch_without_session.error_code,
+            ResponseError::InvalidFetchSessionEpoch.code()
+        );
+
+        let p0 = broker.replicas.get("t", 0).unwrap();
+        p0.append(&batch("a"), 0).unwrap();
+        p0.append(&batch("b"), 0).unwrap();
+        let full = handle(&broker, 12, request(0, 0, &[(0, 2), (1, 0)], &[]))
+            .await
+            .response;
+        let session = full.session_id;
+        p0.with_log_mut(|log| log.delete_records_before(1)).unwrap();
+        let moved = handle(&broker, 12, request(session, 1, &[], &[]))
+            .await
+            .response;
+        let reported: Vec<(i32, i64)> = moved
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.partition_index, p.log_start_offset))
+            .collect();
+        assert_eq!(
+            reported,
+            vec![(0, 1)],
+            "only the partition whose log start moved"
+        );
+    }
 }

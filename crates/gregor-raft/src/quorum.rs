@@ -147,6 +147,7 @@ impl RaftQuorum {
             }
         }
         let quorum = RaftQuorum { raft };
+        spawn_election_jitter(quorum.raft.clone(), election_ms);
         // The only voter has no one to wait for: it leads at once instead of after an election
         // timeout (a single node's start would otherwise take a second longer).
         let voters: Vec<NodeId> = {
@@ -299,4 +300,55 @@ impl MetadataQuorum for RaftQuorum {
             learners,
         }
     }
+}
+
+/// A random number below `bound` (no RNG crate needed for jitter).
+fn random_below(bound: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish() % bound.max(1)
+}
+
+/// openraft draws a node's election timeout once, at start, and a candidate waits a fixed
+/// lease after its own vote: two voters whose timeouts fell close together, left without a
+/// leader at the same instant, split their votes in lockstep for ever (seen: two survivors of
+/// three voting for themselves within a millisecond every 2.1 s). Raft needs each election's
+/// timeout drawn anew; this task does it: while no leader is established in the current term
+/// for twice the election timeout, it starts an election after a fresh random delay.
+fn spawn_election_jitter(raft: Raft<TypeConfig>, election_ms: u64) {
+    tokio::spawn(async move {
+        let metrics = raft.metrics();
+        let mut leaderless_since: Option<tokio::time::Instant> = None;
+        loop {
+            let delay = election_ms / 2 + random_below(election_ms);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            if metrics.has_changed().is_err() {
+                return; // the node stopped
+            }
+            let (established, voters) = {
+                let m = metrics.borrow();
+                let voters = m.membership_config.membership().voter_ids().count();
+                (m.vote.is_committed(), voters)
+            };
+            if established || voters < 2 {
+                leaderless_since = None;
+                continue;
+            }
+            let since = *leaderless_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= Duration::from_millis(2 * election_ms) {
+                tracing::info!(
+                    "no leader elected for a while: starting an election after a random delay"
+                );
+                if raft.trigger().elect().await.is_err() {
+                    return;
+                }
+                leaderless_since = None;
+            }
+        }
+    });
 }

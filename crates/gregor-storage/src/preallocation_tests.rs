@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::batch::BatchHeader;
-use crate::test_batches::{batch_of, Spec};
+use crate::test_batches::{batch_of, headers, Spec};
 use crate::{LogConfig, PartitionLog};
 
 /// A batch of `n` records of 100-byte values.
@@ -43,19 +42,10 @@ fn file_len(path: &Path) -> u64 {
 
 /// (base offset, record count) of every batch, read through the log.
 fn all_batches(log: &PartitionLog) -> Vec<(i64, i32)> {
-    let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < log.log_end_offset() {
-        let data = log.read(next, usize::MAX / 2, i64::MAX).unwrap();
-        let mut pos = 0;
-        while pos < data.len() {
-            let h = BatchHeader::parse(&data[pos..]).unwrap();
-            out.push((h.base_offset, h.records_count));
-            next = h.next_offset();
-            pos += h.total_len();
-        }
-    }
-    out
+    headers(log)
+        .iter()
+        .map(|h| (h.base_offset, h.records_count))
+        .collect()
 }
 
 #[test]

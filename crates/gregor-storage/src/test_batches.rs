@@ -61,3 +61,20 @@ pub(crate) fn batch_of(entries: &[(Option<Bytes>, Option<Bytes>)], s: &Spec) -> 
     RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
     buf.to_vec()
 }
+
+/// The header of every batch of `log`, read through it from its start to its end.
+pub(crate) fn headers(log: &crate::PartitionLog) -> Vec<crate::batch::BatchHeader> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let data = log.read(next, usize::MAX / 2, i64::MAX).unwrap();
+        let mut pos = 0;
+        while pos < data.len() {
+            let h = crate::batch::BatchHeader::parse(&data[pos..]).unwrap();
+            next = h.next_offset();
+            pos += h.total_len();
+            out.push(h);
+        }
+    }
+    out
+}

@@ -4,8 +4,7 @@
 
 use bytes::Bytes;
 
-use crate::batch::BatchHeader;
-use crate::test_batches::{batch_of, Spec};
+use crate::test_batches::{batch_of, headers, Spec};
 use crate::{LogConfig, PartitionLog};
 
 /// A batch of `n` records; with `pid`, idempotent from `seq`.
@@ -24,19 +23,10 @@ fn batch(n: usize, pid: i64, seq: i32) -> Vec<u8> {
 
 /// (base offset, leader epoch) of every batch.
 fn batches(log: &PartitionLog) -> Vec<(i64, i32)> {
-    let mut out = Vec::new();
-    let mut next = log.log_start_offset();
-    while next < log.log_end_offset() {
-        let data = log.read(next, usize::MAX / 2, i64::MAX).unwrap();
-        let mut pos = 0;
-        while pos < data.len() {
-            let h = BatchHeader::parse(&data[pos..]).unwrap();
-            out.push((h.base_offset, h.partition_leader_epoch));
-            next = h.next_offset();
-            pos += h.total_len();
-        }
-    }
-    out
+    headers(log)
+        .iter()
+        .map(|h| (h.base_offset, h.partition_leader_epoch))
+        .collect()
 }
 
 fn small_segments() -> LogConfig {

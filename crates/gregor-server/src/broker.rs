@@ -471,11 +471,15 @@ fn write_identities(
 /// The suffix of a metadata log directory written before the Raft quorum, once set aside.
 const PRE_RAFT_SUFFIX: &str = ".pre-raft";
 
-/// A metadata log written before the Raft quorum (segments but no `quorum-state`) is moved
-/// aside, to be imported once the quorum runs; returns where it is, if there is one waiting
-/// (also one set aside by a start that stopped before importing it).
+/// A metadata log written before the Raft quorum is moved aside, to be imported once the quorum
+/// runs (when its image is still empty); returns where it is, if there is one (also one set
+/// aside by an earlier start). It is recognised by its records, not only by the missing
+/// `quorum-state`: a Raft log that lost that file stays where it is.
 fn set_aside_pre_raft_log(dir: &std::path::Path) -> Result<Option<std::path::PathBuf>, StartError> {
     let aside = std::path::PathBuf::from(format!("{}{PRE_RAFT_SUFFIX}", dir.display()));
+    if aside.is_dir() {
+        return Ok(Some(aside));
+    }
     let has_segments = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -484,13 +488,22 @@ fn set_aside_pre_raft_log(dir: &std::path::Path) -> Result<Option<std::path::Pat
             e.file_name().to_string_lossy().ends_with(".log")
                 && e.metadata().is_ok_and(|m| m.len() > 0)
         });
-    if has_segments && !dir.join(gregor_raft::log_store::QUORUM_STATE).exists() {
-        std::fs::rename(dir, &aside).map_err(|error| StartError::LogDir {
-            dir: dir.display().to_string(),
-            error,
-        })?;
+    if !has_segments || dir.join(gregor_raft::log_store::QUORUM_STATE).exists() {
+        return Ok(None);
     }
-    Ok(aside.is_dir().then_some(aside))
+    match replay_pre_raft(dir) {
+        Ok(_) => {
+            std::fs::rename(dir, &aside).map_err(|error| StartError::LogDir {
+                dir: dir.display().to_string(),
+                error,
+            })?;
+            Ok(Some(aside))
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "the metadata log has no quorum-state but is not a log from before the Raft quorum either: opened as the Raft log it is (its vote and commit point start over)");
+            Ok(None)
+        }
+    }
 }
 
 /// This node's part in the metadata quorum. A single node is its only voter.

@@ -616,3 +616,23 @@ fn a_metadata_log_from_before_the_quorum_is_imported() {
         .count();
     assert_eq!(imports, 1);
 }
+
+/// A Raft metadata log that lost its `quorum-state` (vote and commit point) is not taken for a
+/// log from before the quorum: it stays where it is and still holds every topic.
+#[test]
+fn a_metadata_log_without_its_quorum_state_keeps_its_topics() {
+    let mut g = Gregor::start(&[]);
+    g.create_topic("survives", 1);
+    g.terminate(Duration::from_secs(30));
+    let metadata = g.data_dir().join("__cluster_metadata-0");
+    std::fs::remove_file(metadata.join("quorum-state")).unwrap();
+    g.restart();
+    assert!(!g.data_dir().join("__cluster_metadata-0.pre-raft").exists());
+    assert!(g.log_contains("is not a log from before the Raft quorum"));
+    let found = g
+        .admin()
+        .inner()
+        .fetch_metadata(Some("survives"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(found.topics()[0].partitions().len(), 1);
+}

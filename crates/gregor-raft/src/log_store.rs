@@ -140,6 +140,17 @@ fn decode(h: &BatchHeader, raw: Bytes) -> Result<Entry, StorageError> {
     })
 }
 
+/// At a clean stop the log's checkpoint is written (indexes, recovery point), so the next start
+/// does not check every batch's CRC again: appends only sync, they leave the recovery point
+/// behind.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.log.checkpoint() {
+            tracing::warn!(error = %e, "cannot write the metadata log's checkpoint");
+        }
+    }
+}
+
 impl Inner {
     /// The entries with offsets in `[from, to)`.
     fn entries(&self, from: i64, to: i64) -> Result<Vec<Entry>, StorageError> {

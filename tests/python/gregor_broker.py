@@ -54,6 +54,12 @@ class Broker:
         return args
 
     def start(self, timeout=START_TIMEOUT):
+        self.spawn()
+        return self.wait_listening(timeout)
+
+    def spawn(self):
+        """Starts the process without waiting for it to listen (a cluster node listens only
+        once its quorum has a leader, so all nodes are spawned before any is waited for)."""
         if not os.path.exists(GREGOR_BIN):
             raise BrokerStartError(
                 f"gregor binary not found at {GREGOR_BIN} (run `cargo build -p gregor` or set GREGOR_BIN)")
@@ -64,7 +70,7 @@ class Broker:
         with self._lock:
             self._lines = []
         env = dict(os.environ)
-        env["RUST_LOG"] = os.environ.get("GREGOR_RUST_LOG", "info")
+        env["RUST_LOG"] = os.environ.get("GREGOR_RUST_LOG", "info,openraft=error,openraft::replication=off")
         env.setdefault("RUST_BACKTRACE", "1")
         env["NO_COLOR"] = "1"
         self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
@@ -72,6 +78,9 @@ class Broker:
                                      stderr=subprocess.STDOUT, env=env, cwd=str(self.work_dir))
         self._reader = threading.Thread(target=self._drain, args=(self.proc, self.log_path), daemon=True)
         self._reader.start()
+        return self
+
+    def wait_listening(self, timeout=START_TIMEOUT):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._listening.wait(0.05):

@@ -217,6 +217,12 @@ impl GroupCoordinator {
                 );
             }
         }
+        if let Some(error) = self.not_coordinator(&group_id) {
+            return err(
+                error,
+                format!("This is not the coordinator of group {group_id}."),
+            );
+        }
         if let Some(r) = regex.as_deref().filter(|r| !r.is_empty()) {
             if Regex::new(r).is_none() {
                 return err(
@@ -504,6 +510,11 @@ impl GroupCoordinator {
         for id in &req.group_ids {
             let mut d = cgd::DescribedGroup::default();
             d.group_id = id.clone();
+            if let Some(error) = self.not_coordinator(id) {
+                d.error_code = error;
+                resp.groups.push(d);
+                continue;
+            }
             match self.groups.get(id.as_str()).map(|g| g.consumer.as_ref()) {
                 None => {
                     d.error_code = errors::GROUP_ID_NOT_FOUND;

@@ -714,3 +714,17 @@ fn offsets_of_deleted_topics_are_removed() {
     let fetched = h.c.offset_fetch(7, req);
     assert!(fetched.topics.is_empty(), "{:?}", fetched.topics);
 }
+
+/// KIP-848 groups served by another broker's coordinator: NOT_COORDINATOR, nothing written.
+#[test]
+fn consumer_groups_served_elsewhere_get_not_coordinator() {
+    let mut h = C::new();
+    h.c.set_coordinated(|group| group != "theirs");
+    h.join("mine", "m1", &["t"]);
+    let before = h.log.len();
+    let r = h.send(C::join_req("theirs", "m1", &["t"]));
+    assert_eq!(r.error_code, NOT_COORDINATOR);
+    assert_eq!(h.log.len(), before);
+    assert_eq!(h.describe("theirs").error_code, NOT_COORDINATOR);
+    assert_eq!(h.describe("mine").error_code, NONE);
+}

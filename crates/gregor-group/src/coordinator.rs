@@ -125,6 +125,10 @@ pub struct GroupCoordinator {
     replies: Vec<Reply>,
     pub(crate) member_counter: u64,
     last_retention_check: Option<i64>,
+    /// Which group ids this coordinator serves (those whose `__consumer_offsets` partition this
+    /// broker leads); the others are answered NOT_COORDINATOR, so a client asks FindCoordinator
+    /// again. Every group until the runtime says otherwise.
+    coordinates: Box<dyn Fn(&str) -> bool + Send>,
 }
 
 /// The record of one committed offset (partition, offset, leader epoch), or
@@ -164,7 +168,24 @@ impl GroupCoordinator {
             replies: Vec::new(),
             member_counter: 0,
             last_retention_check: None,
+            coordinates: Box::new(|_| true),
         }
+    }
+
+    /// Sets which group ids this coordinator serves. Groups it no longer serves must be
+    /// [`GroupCoordinator::unload`]ed by the caller.
+    pub fn set_coordinated(&mut self, coordinates: impl Fn(&str) -> bool + Send + 'static) {
+        self.coordinates = Box::new(coordinates);
+    }
+
+    /// Whether this coordinator serves `group`.
+    pub fn coordinates(&self, group: &str) -> bool {
+        (self.coordinates)(group)
+    }
+
+    /// NOT_COORDINATOR for a group another broker's coordinator serves.
+    pub(crate) fn not_coordinator(&self, group: &str) -> Option<i16> {
+        (!self.coordinates(group)).then_some(errors::NOT_COORDINATOR)
     }
 
     /// Forgets every group `owned` names, with its transactional offsets and parked replies (the
@@ -336,6 +357,10 @@ impl GroupCoordinator {
                 reply,
                 join_error(version, errors::INVALID_GROUP_ID, &member_id),
             );
+            return;
+        }
+        if let Some(error) = self.not_coordinator(&group_id) {
+            ctx.reply(reply, join_error(version, error, &member_id));
             return;
         }
         if session_timeout < self.config.min_session_timeout_ms
@@ -560,6 +585,10 @@ impl GroupCoordinator {
             ctx.reply(reply, sync_error(errors::INVALID_GROUP_ID));
             return self.finish(ctx);
         }
+        if let Some(error) = self.not_coordinator(&group_id) {
+            ctx.reply(reply, sync_error(error));
+            return self.finish(ctx);
+        }
         let Some(group) = self.groups.get_mut(&group_id) else {
             ctx.reply(reply, sync_error(errors::UNKNOWN_MEMBER_ID));
             return self.finish(ctx);
@@ -658,6 +687,8 @@ impl GroupCoordinator {
         };
         let error = if group_id.is_empty() {
             errors::INVALID_GROUP_ID
+        } else if let Some(error) = self.not_coordinator(&group_id) {
+            error
         } else {
             match self.groups.get_mut(&group_id) {
                 None => errors::UNKNOWN_MEMBER_ID,
@@ -716,6 +747,8 @@ impl GroupCoordinator {
         let mut results: Vec<(String, Option<String>, i16)> = Vec::new();
         if group_id.is_empty() {
             top_error = errors::INVALID_GROUP_ID;
+        } else if let Some(error) = self.not_coordinator(&group_id) {
+            top_error = error;
         } else {
             match self.groups.get_mut(&group_id) {
                 None => {
@@ -791,6 +824,9 @@ impl GroupCoordinator {
         generation: i32,
         kind: CommitKind,
     ) -> (Option<i16>, bool) {
+        if let Some(error) = self.not_coordinator(group_id) {
+            return (Some(error), false);
+        }
         let mut created = false;
         let group_error: Option<i16> = if !self.groups.contains_key(group_id) {
             if generation < 0 {
@@ -1014,6 +1050,11 @@ impl GroupCoordinator {
                 });
                 let mut rg = OffsetFetchResponseGroup::default();
                 rg.group_id = g.group_id.clone();
+                if let Some(error) = self.not_coordinator(&g.group_id) {
+                    rg.error_code = error;
+                    resp.groups.push(rg);
+                    continue;
+                }
                 if version >= 9 {
                     if let Some(error) = self.validate_consumer_fetch(
                         &g.group_id,
@@ -1048,6 +1089,30 @@ impl GroupCoordinator {
                     .collect();
                 resp.groups.push(rg);
             }
+        } else if let Some(error) = self.not_coordinator(&req.group_id) {
+            // v0 and v1 have no top-level error: the partitions asked for carry it.
+            resp.error_code = error;
+            resp.topics = req
+                .topics
+                .iter()
+                .flatten()
+                .map(|t| {
+                    let mut rt = OffsetFetchResponseTopic::default();
+                    rt.name = t.name.clone();
+                    rt.partitions = t
+                        .partition_indexes
+                        .iter()
+                        .map(|&index| {
+                            let mut rp = OffsetFetchResponsePartition::default();
+                            rp.partition_index = index;
+                            rp.committed_offset = -1;
+                            rp.error_code = error;
+                            rp
+                        })
+                        .collect();
+                    rt
+                })
+                .collect();
         } else {
             let topics = req.topics.as_ref().map(|ts| {
                 ts.iter()
@@ -1092,6 +1157,11 @@ impl GroupCoordinator {
         for id in &req.groups {
             let mut d = DescribedGroup::default();
             d.group_id = id.clone();
+            if let Some(error) = self.not_coordinator(id) {
+                d.error_code = error;
+                resp.groups.push(d);
+                continue;
+            }
             match self.groups.get(id.as_str()) {
                 None => {
                     d.group_state = sb("Dead");
@@ -1214,6 +1284,7 @@ impl GroupCoordinator {
         let mut resp = DeleteGroupsResponse::default();
         for id in &req.groups_names {
             let error = match self.groups.get(id.as_str()) {
+                _ if !self.coordinates(id) => errors::NOT_COORDINATOR,
                 None => errors::GROUP_ID_NOT_FOUND,
                 Some(g) if g.consumer.as_ref().is_some_and(|c| !c.members.is_empty()) => {
                     errors::NON_EMPTY_GROUP
@@ -1243,7 +1314,9 @@ impl GroupCoordinator {
         let mut ctx = Ctx::new(now_ms, self.config);
         let group_id = s(&req.group_id);
         let mut resp = OffsetDeleteResponse::default();
+        let coordinated = self.coordinates(&group_id);
         match self.groups.get_mut(&group_id) {
+            _ if !coordinated => resp.error_code = errors::NOT_COORDINATOR,
             None => resp.error_code = errors::GROUP_ID_NOT_FOUND,
             Some(group) => {
                 let consumer_topics = group.consumer.as_ref().map(|c| c.subscribed_topic_names());

@@ -1197,3 +1197,69 @@ fn commits_too_large_for_one_batch_are_refused() {
         );
     }
 }
+
+/// A group whose `__consumer_offsets` partition another broker leads gets NOT_COORDINATOR from
+/// every group API, and no record is written for it; groups this coordinator serves are untouched.
+#[test]
+fn groups_served_elsewhere_get_not_coordinator() {
+    let mut h = H::new();
+    h.c.set_coordinated(|group| group != "theirs");
+    let (id, gen) = h.stable_single("mine", &["t"]);
+    assert_eq!(h.commit("mine", &id, gen, "t", 0, 4, None).0, NONE);
+
+    let join = h.join(5, "theirs", "", None, &["t"]).try_recv().unwrap();
+    assert_eq!(join.error_code, NOT_COORDINATOR);
+    let sync = h.sync("theirs", "m", 1, &[]).try_recv().unwrap();
+    assert_eq!(sync.error_code, NOT_COORDINATOR);
+    assert_eq!(h.heartbeat("theirs", "m", 1), NOT_COORDINATOR);
+    assert_eq!(h.leave("theirs", "m").error_code, NOT_COORDINATOR);
+    let (commit, records) = h.commit("theirs", "", -1, "t", 0, 1, None);
+    assert_eq!(commit, NOT_COORDINATOR);
+    assert!(records.is_empty());
+    let (txn_commit, records) = send_txn(&mut h, txn_req("theirs", 0, 1));
+    assert_eq!(txn_commit, NOT_COORDINATOR);
+    assert!(records.is_empty());
+    assert_eq!(h.describe("theirs").error_code, NOT_COORDINATOR);
+
+    // OffsetFetch: v7 at the top level (and on each partition asked for), v8 per group.
+    let mut old = OffsetFetchRequest::default();
+    old.group_id = GroupId(sb("theirs"));
+    let mut t = OffsetFetchRequestTopic::default();
+    t.name = TopicName(sb("t"));
+    t.partition_indexes = vec![0];
+    old.topics = Some(vec![t]);
+    let answer = h.c.offset_fetch(7, old);
+    assert_eq!(answer.error_code, NOT_COORDINATOR);
+    assert_eq!(answer.topics[0].partitions[0].error_code, NOT_COORDINATOR);
+    let mut new = OffsetFetchRequest::default();
+    new.groups = ["mine", "theirs"]
+        .iter()
+        .map(|g| {
+            let mut group = OffsetFetchRequestGroup::default();
+            group.group_id = GroupId(sb(g));
+            group.topics = None;
+            group
+        })
+        .collect();
+    let answer = h.c.offset_fetch(8, new);
+    let codes: Vec<i16> = answer.groups.iter().map(|g| g.error_code).collect();
+    assert_eq!(codes, vec![NONE, NOT_COORDINATOR]);
+    assert_eq!(answer.groups[0].topics[0].partitions[0].committed_offset, 4);
+
+    let mut delete = DeleteGroupsRequest::default();
+    delete.groups_names = vec![GroupId(sb("theirs"))];
+    let (tx, mut rx) = oneshot::channel();
+    let records = h.c.delete_groups(h.now, 2, delete, tx);
+    assert!(h.run(records).is_empty());
+    assert_eq!(
+        rx.try_recv().unwrap().results[0].error_code,
+        NOT_COORDINATOR
+    );
+    let mut offset_delete = OffsetDeleteRequest::default();
+    offset_delete.group_id = GroupId(sb("theirs"));
+    let (tx, mut rx) = oneshot::channel();
+    let records = h.c.offset_delete(h.now, 0, offset_delete, tx);
+    assert!(h.run(records).is_empty());
+    assert_eq!(rx.try_recv().unwrap().error_code, NOT_COORDINATOR);
+    assert_eq!(h.state("mine"), "Stable");
+}

@@ -196,7 +196,9 @@ impl Broker {
                 }
             }),
         );
-        let loaded = broker.groups.load(&broker)?;
+        let loaded = broker
+            .groups
+            .follow_leadership(&broker, &broker.metadata.image())?;
         // Also catches up on metadata changes the groups missed in a crash (offsets of deleted
         // topics).
         let weak = Arc::downgrade(&broker);
@@ -209,7 +211,24 @@ impl Broker {
             }),
         );
         // After the groups: finishing a half-ended transaction may complete their pending offsets.
-        let txn_records = broker.txns.load(&broker)?;
+        TxnRuntime::start_marker_sender(&broker);
+        let txn_records = broker
+            .txns
+            .follow_leadership(&broker, &broker.metadata.image())?;
+        let weak = Arc::downgrade(&broker);
+        broker.metadata.add_publisher(
+            "transactions",
+            Box::new(move |delta, image| {
+                if let Some(broker) = weak.upgrade() {
+                    if !delta.topics_changed() {
+                        return;
+                    }
+                    if let Err(e) = broker.txns.follow_leadership(&broker, image) {
+                        tracing::error!(error = %e, "cannot load the transactions of a __transaction_state partition");
+                    }
+                }
+            }),
+        );
         broker.set_producer_id_floor();
         // The port opens only now that everything is loaded: a client that connects is answered.
         let listener = TcpListener::bind(broker.config.listener)

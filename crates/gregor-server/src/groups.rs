@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use crate::broker::{now_ms, Broker};
-use crate::internal_topics::{self, partition_for, OFFSETS};
+use crate::internal_topics::{self, partition_for, Followed, OFFSETS};
 
 pub const OFFSETS_TOPIC: &str = OFFSETS.name;
 
@@ -103,6 +103,9 @@ impl TopicCatalog for Catalog<'_> {
 
 pub struct GroupRuntime {
     coordinator: Mutex<GroupCoordinator>,
+    /// The partitions of `__consumer_offsets` this broker leads, whose groups it has loaded and
+    /// serves. Changed only with the coordinator's lock held.
+    led: Mutex<Followed>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -128,21 +131,56 @@ impl GroupRuntime {
             consumer_session_timeout_ms: get("group.consumer.session.timeout.ms") as i32,
             consumer_heartbeat_interval_ms: get("group.consumer.heartbeat.interval.ms") as i32,
         };
+        let mut coordinator = GroupCoordinator::new(config);
+        coordinator.set_coordinated(|_| false);
         GroupRuntime {
-            coordinator: Mutex::new(GroupCoordinator::new(config)),
+            coordinator: Mutex::new(coordinator),
+            led: Mutex::new(Followed::default()),
         }
     }
 
-    /// Replays every hosted partition of `__consumer_offsets` into the coordinator. Runs before the
-    /// broker accepts connections, so no client sees a half-loaded group.
-    pub fn load(&self, broker: &Broker) -> Result<usize, GroupError> {
+    /// Serves the groups of the `__consumer_offsets` partitions this broker leads in `image`:
+    /// replays each partition it just became the leader of, and forgets the groups of those it
+    /// no longer leads (their clients get NOT_COORDINATOR and find the new leader). At start it
+    /// runs before the broker accepts connections, so no client sees a half-loaded group.
+    /// Returns the records replayed.
+    pub fn follow_leadership(
+        &self,
+        broker: &Broker,
+        image: &MetadataImage,
+    ) -> Result<usize, GroupError> {
         let mut coordinator = self.coordinator.lock();
-        coordinator.set_group_overrides(group_overrides(&broker.metadata.image()));
+        let mut current = self.led.lock();
+        let Some((count, led)) = current.change(image, &OFFSETS, broker.node_id) else {
+            return Ok(0);
+        };
+        let lost: BTreeSet<i32> = current.partitions.difference(&led).copied().collect();
+        let dropped = coordinator.unload(|group| lost.contains(&partition_for(group, count)));
+        if !lost.is_empty() {
+            tracing::info!(partitions = ?lost, dropped, "no longer the group coordinator of these partitions");
+        }
+        coordinator.set_group_overrides(group_overrides(image));
         let mut loaded = 0;
-        for index in 0..internal_topics::partition_count(broker, &OFFSETS) {
+        for &index in led.difference(&current.partitions) {
             loaded += replay_partition(broker, &mut coordinator, index)?;
         }
+        let serving = led.clone();
+        coordinator
+            .set_coordinated(move |group| internal_topics::coordinated(&serving, count, group));
+        *current = Followed {
+            offset: image.offset,
+            partitions: led,
+        };
         Ok(loaded)
+    }
+
+    /// Follows leadership up to the newest image before a request is served: a client that
+    /// found this broker as the coordinator through that image must be served, not told
+    /// NOT_COORDINATOR while the metadata publishers are still running.
+    pub fn catch_up(&self, broker: &Broker) {
+        if let Err(e) = self.follow_leadership(broker, &broker.metadata.image()) {
+            tracing::error!(error = %e, "cannot load a coordinator partition");
+        }
     }
 
     /// After records of `partitions` could not be appended: drops their groups from memory and
@@ -239,6 +277,7 @@ impl GroupRuntime {
             tracing::error!(error = %e, "cannot create the offsets topic");
             return None;
         }
+        self.catch_up(broker);
         let (reply, response) = oneshot::channel();
         {
             let mut coordinator = self.coordinator.lock();
@@ -302,6 +341,9 @@ impl GroupRuntime {
     ) {
         if !delta.topics_changed() && !delta.group_configs_changed() {
             return;
+        }
+        if let Err(e) = self.follow_leadership(broker, image) {
+            tracing::error!(error = %e, "cannot load the groups of a __consumer_offsets partition");
         }
         let mut coordinator = self.coordinator.lock();
         coordinator.set_group_overrides(group_overrides(image));

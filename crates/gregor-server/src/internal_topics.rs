@@ -2,7 +2,10 @@
 //! topics of the ordinary log, created on first use with the sizes the broker configs give, and
 //! keyed the way Kafka places a group or transactional id on one of their partitions.
 
+use std::collections::BTreeSet;
+
 use gregor_metadata::controller::NewTopic;
+use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
 
 use crate::broker::Broker;
@@ -43,12 +46,81 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
 
 /// How many partitions the topic has (0 if it does not exist yet).
 pub fn partition_count(broker: &Broker, topic: &InternalTopic) -> i32 {
-    broker
-        .metadata
-        .image()
+    count_in(&broker.metadata.image(), topic)
+}
+
+fn count_in(image: &MetadataImage, topic: &InternalTopic) -> i32 {
+    image
         .topics
         .get(topic.name)
         .map_or(0, |t| t.partitions.len() as i32)
+}
+
+/// The partitions of the topic that `node_id` leads, whose coordinators run on it, and the
+/// topic's partition count.
+fn led_by(image: &MetadataImage, topic: &InternalTopic, node_id: i32) -> (i32, BTreeSet<i32>) {
+    let led = image
+        .topics
+        .get(topic.name)
+        .map_or_else(BTreeSet::new, |t| {
+            t.partitions
+                .iter()
+                .filter(|(_, p)| p.leader == node_id)
+                .map(|(&index, _)| index)
+                .collect()
+        });
+    (count_in(image, topic), led)
+}
+
+/// The partitions of an internal topic a coordinator runtime serves, as of the metadata image
+/// at `offset`.
+pub struct Followed {
+    pub offset: i64,
+    pub partitions: BTreeSet<i32>,
+}
+
+impl Followed {
+    /// The partitions of `topic` that `node_id` leads in `image`, with the topic's partition
+    /// count, if they differ from the ones followed so far; `None` (and nothing to do) if not,
+    /// or if `image` is not newer than the one followed.
+    pub fn change(
+        &mut self,
+        image: &MetadataImage,
+        topic: &InternalTopic,
+        node_id: i32,
+    ) -> Option<(i32, BTreeSet<i32>)> {
+        if image.offset <= self.offset {
+            return None;
+        }
+        let (count, led) = led_by(image, topic, node_id);
+        if self.partitions == led {
+            self.offset = image.offset;
+            return None;
+        }
+        Some((count, led))
+    }
+}
+
+impl Default for Followed {
+    fn default() -> Followed {
+        Followed {
+            offset: i64::MIN,
+            partitions: BTreeSet::new(),
+        }
+    }
+}
+
+/// Whether `key` lives on one of the `led` partitions of a topic of `count` partitions.
+pub fn coordinated(led: &BTreeSet<i32>, count: i32, key: &str) -> bool {
+    count > 0 && led.contains(&partition_for(key, count))
+}
+
+/// The node leading the partition of the topic where `key` lives: its coordinator (`None`
+/// while the topic does not exist or the partition has no leader).
+pub fn coordinator_of(image: &MetadataImage, topic: &InternalTopic, key: &str) -> Option<i32> {
+    let partitions = &image.topics.get(topic.name)?.partitions;
+    let partition = partitions.get(&partition_for(key, partitions.len() as i32))?;
+    (partition.leader >= 0).then_some(partition.leader)
 }
 
 /// Creates the topic on first use, as Kafka does; returns its partition count.

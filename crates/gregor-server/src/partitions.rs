@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,15 @@ pub struct Partition {
     waiters: Mutex<Vec<Arc<Notify>>>,
     /// When a failed write (a full disk) was last logged: one line per interval, not per batch.
     write_failure_logged: Mutex<Option<Instant>>,
+    /// KIP-890 verification guards by producer id: taken before a transactional batch that
+    /// would open a transaction here is verified with the coordinator, dropped by the
+    /// producer's next marker. A batch is appended only if its guard survived, so a
+    /// transaction that ended while its batch was being verified is not reopened.
+    verification_guards: Mutex<HashMap<i64, u64>>,
 }
+
+/// Makes verification guards unique across partitions and producers.
+static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
 /// How often a partition logs that its writes fail.
 const WRITE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -60,6 +68,40 @@ impl Partition {
         now_ms: i64,
     ) -> Option<StorageResult<AppendResult>> {
         self.append_if(records, now_ms, |log| log.has_open_transaction(producer_id))
+    }
+
+    /// The producer's verification guard: the one already taken (a batch of the same
+    /// transaction is being verified), else a new one.
+    pub fn verification_guard(&self, producer_id: i64) -> u64 {
+        *self
+            .verification_guards
+            .lock()
+            .entry(producer_id)
+            .or_insert_with(|| NEXT_GUARD.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Appends a transactional batch whose partition the coordinator verified (or added) under
+    /// `guard`, unless a marker of the producer came in between (the transaction ended): then
+    /// `None`. A batch of a transaction already open here goes in as well.
+    pub fn append_verified(
+        &self,
+        producer_id: i64,
+        guard: u64,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Option<StorageResult<AppendResult>> {
+        let result = self.append_if(records, now_ms, |log| {
+            log.has_open_transaction(producer_id)
+                || self.verification_guards.lock().get(&producer_id) == Some(&guard)
+        });
+        if matches!(result, Some(Ok(_))) {
+            // The transaction is open in the log now, which admits its next batches.
+            let mut guards = self.verification_guards.lock();
+            if guards.get(&producer_id) == Some(&guard) {
+                guards.remove(&producer_id);
+            }
+        }
+        result
     }
 
     fn append_if(
@@ -102,6 +144,7 @@ impl Partition {
     ) -> StorageResult<AppendResult> {
         let result = {
             let mut log = self.log.write();
+            self.verification_guards.lock().remove(&producer_id);
             let result = log.append_marker(
                 producer_id,
                 producer_epoch,
@@ -636,6 +679,7 @@ impl ReplicaManager {
                 high_watermark,
                 waiters: Mutex::new(Vec::new()),
                 write_failure_logged: Mutex::new(None),
+                verification_guards: Mutex::new(HashMap::new()),
             }),
         );
     }
@@ -811,6 +855,51 @@ mod tests {
             2000,
             "the old topic's override went with it"
         );
+    }
+
+    /// KIP-890's verification guard: a batch verified with the coordinator is appended only if
+    /// no marker of its producer came in between (the transaction ended meanwhile, and the batch
+    /// would open one that no marker ends); batches verified at the same time share one guard,
+    /// and once the transaction is open the next batches need none.
+    #[test]
+    fn a_marker_during_verification_stops_the_verified_batch() {
+        use gregor_storage::records::encode_transactional_batch;
+        let dir = tempfile::tempdir().unwrap();
+        let (config, replicas) = replica_manager(dir.path());
+        let mut image = MetadataImage::empty();
+        let (_, records) = topic("t", 1);
+        let delta = image.apply_committed(&records, records.len() as i64);
+        replicas.apply_delta(&delta, &image, &config, 1);
+        let p = replicas.get("t", 0).unwrap();
+        let batch = |epoch: i16| {
+            let value = Some(bytes::Bytes::from_static(b"v"));
+            encode_transactional_batch(&[(None, value)], 1_000, 7, epoch)
+        };
+
+        let guard = p.verification_guard(7);
+        assert_eq!(
+            p.verification_guard(7),
+            guard,
+            "a batch verified alongside shares it"
+        );
+        p.append_marker(7, 0, false, 1_000).unwrap();
+        assert!(p.append_verified(7, guard, &batch(0), 1_000).is_none());
+        let end = p.with_log(|log| log.log_end_offset());
+        assert_eq!(end, 1, "only the marker is in the log");
+
+        let guard = p.verification_guard(7);
+        assert!(p
+            .append_verified(7, guard, &batch(0), 1_000)
+            .unwrap()
+            .is_ok());
+        assert!(p.with_log(|log| log.has_open_transaction(7)));
+        // The guard went with the append; the open transaction admits the next batch.
+        assert_ne!(p.verification_guard(7), guard);
+        assert!(p
+            .append_verified(7, guard, &batch(0), 1_000)
+            .unwrap()
+            .is_ok());
+        assert_eq!(p.with_log(|log| log.log_end_offset()), 3);
     }
 
     /// A partition another broker hosts answers NOT_LEADER_OR_FOLLOWER here; one no broker has

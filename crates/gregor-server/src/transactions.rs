@@ -1,28 +1,59 @@
 //! The runtime around the transaction coordinator (`gregor-txn`): it appends the coordinator's
 //! records to `__transaction_state`, writes the commit/abort markers a decision asks for into
 //! the transaction's partitions (telling the group coordinator when `__consumer_offsets` got
-//! one), replays the topic at start-up and finishes transactions a crash left half-ended, and
-//! drives the timers that abort timed-out transactions.
+//! one), replays the partitions of the topic this broker leads and finishes transactions a
+//! crash left half-ended, and drives the timers that abort timed-out transactions.
 //!
-//! As in Kafka, an EndTxn is answered once its PrepareCommit/PrepareAbort record is appended; a
-//! marker that cannot be written (an offline log directory) leaves the transaction in its
-//! Prepare state, which the producer sees as CONCURRENT_TRANSACTIONS, and the timer retries it.
+//! As in Kafka, an EndTxn is answered once its PrepareCommit/PrepareAbort record is appended.
+//! Markers for partitions led here are written at once; those led by other brokers go to them
+//! as WriteTxnMarkers from a task that retries until they are written, and the Complete record
+//! follows when every marker is. A marker that cannot be written (an offline log directory, a
+//! broker that is down) leaves the transaction in its Prepare state, which the producer sees
+//! as CONCURRENT_TRANSACTIONS, and the timer retries it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_metadata::features::TRANSACTION_VERSION;
+use gregor_metadata::MetadataImage;
+use gregor_protocol::kafka::messages::add_partitions_to_txn_request::{
+    AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+};
+use gregor_protocol::kafka::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use gregor_protocol::kafka::messages::{
+    AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ProducerId, TopicName, TransactionalId,
+    WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
 use gregor_protocol::kafka::ResponseError;
+use gregor_protocol::ApiKey;
 use gregor_storage::records::{encode_batch, Entry};
 use gregor_storage::StorageError;
 use gregor_txn::{
-    Decision, Markers, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord, TxnVersion,
+    errors, Decision, Markers, TxnConfig, TxnCoordinator, TxnMetadata, TxnRecord, TxnVersion,
 };
 use parking_lot::Mutex;
+use tokio::sync::mpsc;
 
 use crate::broker::{now_ms, Broker};
 use crate::config::BrokerConfig;
-use crate::internal_topics::{self, partition_for, OFFSETS, TRANSACTIONS};
+use crate::handlers::str_bytes;
+use crate::internal_topics::{
+    self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
+};
+use crate::network::peers;
+
+/// The AddPartitionsToTxn version a partition leader sends a transaction's coordinator (the
+/// batched, broker-to-broker form of KIP-890) and the WriteTxnMarkers version it answers.
+const ADD_PARTITIONS_BROKER_VERSION: i16 = 5;
+const WRITE_TXN_MARKERS_VERSION: i16 = 1;
+
+/// Between two tries to write markers on another broker: doubling from the first to the last.
+const MARKER_RETRY_FIRST: Duration = Duration::from_millis(50);
+const MARKER_RETRY_MAX: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
@@ -36,6 +67,14 @@ pub enum TxnError {
 
 pub struct TxnRuntime {
     coordinator: Mutex<TxnCoordinator>,
+    /// The partitions of `__transaction_state` this broker leads, whose transactional ids it
+    /// has loaded and serves. Changed only with the coordinator's lock held.
+    led: Mutex<Followed>,
+    /// Markers for partitions other brokers lead, to the task that sends them.
+    remote_markers: mpsc::UnboundedSender<Markers>,
+    remote_markers_queue: Mutex<Option<mpsc::UnboundedReceiver<Markers>>>,
+    /// Transactional ids whose markers are being sent to other brokers.
+    sending: Mutex<HashSet<String>>,
 }
 
 impl TxnRuntime {
@@ -44,8 +83,22 @@ impl TxnRuntime {
             max_timeout_ms: config.get_i64("transaction.max.timeout.ms") as i32,
             id_expiration_ms: config.get_i64("transactional.id.expiration.ms"),
         };
+        let mut coordinator = TxnCoordinator::new(config);
+        coordinator.set_coordinated(|_| false);
+        let (remote_markers, queue) = mpsc::unbounded_channel();
         TxnRuntime {
-            coordinator: Mutex::new(TxnCoordinator::new(config)),
+            coordinator: Mutex::new(coordinator),
+            led: Mutex::new(Followed::default()),
+            remote_markers,
+            remote_markers_queue: Mutex::new(Some(queue)),
+            sending: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Starts the task that writes markers on other brokers (once, at broker start).
+    pub fn start_marker_sender(broker: &Arc<Broker>) {
+        if let Some(queue) = broker.txns.remote_markers_queue.lock().take() {
+            tokio::spawn(send_remote_markers(Arc::downgrade(broker), queue));
         }
     }
 
@@ -56,14 +109,33 @@ impl TxnRuntime {
             .map_err(TxnError::Topic)
     }
 
-    /// Replays every hosted partition of `__transaction_state`, then writes the markers of
-    /// transactions that were between Prepare and Complete when the broker stopped. Runs after
-    /// the groups are loaded (markers in `__consumer_offsets` complete their pending offsets)
-    /// and before the broker accepts connections.
-    pub fn load(&self, broker: &Broker) -> Result<usize, TxnError> {
+    /// Serves the transactional ids of the `__transaction_state` partitions this broker leads
+    /// in `image`: replays each partition it just became the leader of and finishes the
+    /// transactions found between Prepare and Complete; forgets the ids of partitions it no
+    /// longer leads. At start it runs after the groups are loaded (markers in
+    /// `__consumer_offsets` complete their pending offsets) and before the broker accepts
+    /// connections. Returns the records replayed.
+    pub fn follow_leadership(
+        &self,
+        broker: &Broker,
+        image: &MetadataImage,
+    ) -> Result<usize, TxnError> {
         let mut coordinator = self.coordinator.lock();
+        let mut current = self.led.lock();
+        let Some((count, led)) = current.change(image, &TRANSACTIONS, broker.node_id) else {
+            return Ok(0);
+        };
+        let serving = led.clone();
+        let forgotten = coordinator
+            .set_coordinated(move |id| internal_topics::coordinated(&serving, count, id));
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "no longer the transaction coordinator of some ids"
+            );
+        }
         let mut loaded = 0;
-        for index in 0..internal_topics::partition_count(broker, &TRANSACTIONS) {
+        for &index in led.difference(&current.partitions) {
             let Some(partition) = broker.replicas.get(TRANSACTIONS.name, index) else {
                 continue;
             };
@@ -80,8 +152,21 @@ impl TxnRuntime {
                 })
             })?;
         }
+        *current = Followed {
+            offset: image.offset,
+            partitions: led,
+        };
         self.retry_markers(broker, &mut coordinator)?;
         Ok(loaded)
+    }
+
+    /// Follows leadership up to the newest image before a request is served: a client that
+    /// found this broker as the coordinator through that image must be served, not told
+    /// NOT_COORDINATOR while the metadata publishers are still running.
+    pub fn catch_up(&self, broker: &Broker) {
+        if let Err(e) = self.follow_leadership(broker, &broker.metadata.image()) {
+            tracing::error!(error = %e, "cannot load a coordinator partition");
+        }
     }
 
     /// Runs a decision of the coordinator about `transactional_id` and carries it out: its
@@ -93,6 +178,7 @@ impl TxnRuntime {
         transactional_id: &str,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
     ) -> Result<R, TxnError> {
+        self.catch_up(broker);
         let mut coordinator = self.coordinator.lock();
         self.carry_out(broker, &mut coordinator, transactional_id, decide)
     }
@@ -119,36 +205,79 @@ impl TxnRuntime {
         Ok(decision.response)
     }
 
-    /// Runs `write` only once `partition` is part of the producer's ongoing transaction
-    /// (KIP-890): verified, or with `add` (a client of transaction version 2, which leaves it
-    /// to the partition leader) added first. The coordinator is held throughout, so the
-    /// transaction cannot end in between. Else the coordinator's error code
-    /// (COORDINATOR_NOT_AVAILABLE if the addition could not be stored).
-    pub fn admitted<T>(
+    /// KIP-890: whether a transactional write to `partition` may go ahead, as an error code
+    /// (NONE when it may). The partition must be part of the producer's ongoing transaction:
+    /// verified, or with `add` (a client of transaction version 2, which leaves it to the
+    /// partition leader) added first. Asked of this broker's coordinator when it serves
+    /// `transactional_id`, else of the broker that does (AddPartitionsToTxn, as Kafka's
+    /// partition leaders do). The caller holds a verification guard on the partition so that a
+    /// marker written meanwhile (the transaction ended) still stops the write.
+    pub async fn verify_or_add(
         &self,
         broker: &Broker,
         transactional_id: &str,
         producer: (i64, i16),
         partition: &(String, i32),
         add: bool,
-        write: impl FnOnce() -> T,
-    ) -> Result<T, i16> {
-        let mut coordinator = self.coordinator.lock();
-        let code = if add {
-            let added = self.carry_out(broker, &mut coordinator, transactional_id, |c, now| {
-                let partitions = std::slice::from_ref(partition);
-                c.add_partitions(transactional_id, producer, partitions, TxnVersion::V2, now)
-            });
-            added.unwrap_or_else(|e| {
-                tracing::error!(error = %e, transactional_id, "partition not added to its transaction");
-                ResponseError::CoordinatorNotAvailable.code()
-            })
-        } else {
-            coordinator.verify(transactional_id, producer, partition)
+    ) -> i16 {
+        self.catch_up(broker);
+        {
+            let mut coordinator = self.coordinator.lock();
+            if coordinator.coordinates(transactional_id) {
+                if !add {
+                    return coordinator.verify(transactional_id, producer, partition);
+                }
+                let added = self.carry_out(broker, &mut coordinator, transactional_id, |c, now| {
+                    let partitions = std::slice::from_ref(partition);
+                    c.add_partitions(transactional_id, producer, partitions, TxnVersion::V2, now)
+                });
+                return added.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, transactional_id, "partition not added to its transaction");
+                    errors::COORDINATOR_NOT_AVAILABLE
+                });
+            }
+        }
+        let image = broker.metadata.image();
+        let Some(node) = coordinator_of(&image, &TRANSACTIONS, transactional_id) else {
+            return errors::COORDINATOR_NOT_AVAILABLE;
         };
-        match code {
-            gregor_txn::errors::NONE => Ok(write()),
-            error => Err(error),
+        if node == broker.node_id {
+            // This broker leads the partition but has not loaded it yet.
+            return errors::NOT_COORDINATOR;
+        }
+        let (topic, index) = partition;
+        let request = AddPartitionsToTxnRequest::default().with_transactions(vec![
+            AddPartitionsToTxnTransaction::default()
+                .with_transactional_id(TransactionalId(str_bytes(transactional_id)))
+                .with_producer_id(ProducerId(producer.0))
+                .with_producer_epoch(producer.1)
+                .with_verify_only(!add)
+                .with_topics(vec![AddPartitionsToTxnTopic::default()
+                    .with_name(TopicName(str_bytes(topic)))
+                    .with_partitions(vec![*index])]),
+        ]);
+        let answer: Result<AddPartitionsToTxnResponse, _> = peers::call(
+            &image,
+            node,
+            ApiKey::AddPartitionsToTxn,
+            ADD_PARTITIONS_BROKER_VERSION,
+            &request,
+        )
+        .await;
+        match answer {
+            Ok(response) if response.error_code != errors::NONE => response.error_code,
+            Ok(response) => response
+                .results_by_transaction
+                .iter()
+                .flat_map(|t| &t.topic_results)
+                .flat_map(|t| &t.results_by_partition)
+                .map(|p| p.partition_error_code)
+                .next()
+                .unwrap_or(errors::COORDINATOR_NOT_AVAILABLE),
+            Err(e) => {
+                tracing::warn!(error = %e, transactional_id, "cannot verify a transactional write with its coordinator");
+                errors::COORDINATOR_NOT_AVAILABLE
+            }
         }
     }
 
@@ -202,22 +331,79 @@ impl TxnRuntime {
         Ok(())
     }
 
-    /// Writes the markers of a prepared transaction and appends its Complete record. If that
-    /// record cannot be appended, memory stays Prepare (as the log is) and the timer retries.
+    /// Writes the markers of a prepared transaction and appends its Complete record. Markers
+    /// for partitions other brokers lead go to the marker sender, which completes the
+    /// transaction once they are written. If the Complete record cannot be appended, memory
+    /// stays Prepare (as the log is) and the timer retries.
     fn complete(
         &self,
         broker: &Broker,
         coordinator: &mut TxnCoordinator,
         markers: &Markers,
     ) -> Result<(), TxnError> {
-        if !all_written(&write_markers(broker, markers)) {
+        if self.sending.lock().contains(&markers.transactional_id) {
             return Ok(());
         }
-        let id = &markers.transactional_id;
-        let prepared = coordinator.snapshot(id);
-        let done = coordinator.markers_written(id, now_ms());
+        let image = broker.metadata.image();
+        let (here, elsewhere): (Vec<_>, Vec<_>) =
+            markers
+                .partitions
+                .iter()
+                .cloned()
+                .partition(|(topic, index)| {
+                    leader_of(&image, topic, *index).is_none_or(|leader| leader == broker.node_id)
+                });
+        let local = Markers {
+            partitions: here,
+            ..markers.clone()
+        };
+        if !all_written(&write_markers(broker, &local)) {
+            return Ok(());
+        }
+        if !elsewhere.is_empty() {
+            self.sending.lock().insert(markers.transactional_id.clone());
+            let remote = Markers {
+                partitions: elsewhere,
+                ..markers.clone()
+            };
+            if self.remote_markers.send(remote).is_err() {
+                // The sender stopped with the broker: the next start finishes the transaction.
+                self.sending.lock().remove(&markers.transactional_id);
+            }
+            return Ok(());
+        }
+        self.markers_done(broker, coordinator, &markers.transactional_id)
+    }
+
+    /// Every marker of the transaction is written: appends its Complete record.
+    fn markers_done(
+        &self,
+        broker: &Broker,
+        coordinator: &mut TxnCoordinator,
+        transactional_id: &str,
+    ) -> Result<(), TxnError> {
+        let prepared = coordinator.snapshot(transactional_id);
+        let done = coordinator.markers_written(transactional_id, now_ms());
         self.persist(broker, done)
-            .inspect_err(|_| coordinator.restore(id, prepared))
+            .inspect_err(|_| coordinator.restore(transactional_id, prepared))
+    }
+
+    /// Whether `markers` are still owed (see [`TxnCoordinator::owes`]).
+    fn still_owed(&self, markers: &Markers) -> bool {
+        self.coordinator.lock().owes(markers)
+    }
+
+    /// The marker sender wrote `markers` on the brokers that lead their partitions (or gave
+    /// up because they are no longer owed).
+    fn remote_markers_written(&self, broker: &Broker, markers: &Markers, written: bool) {
+        let mut coordinator = self.coordinator.lock();
+        self.sending.lock().remove(&markers.transactional_id);
+        if !written || !coordinator.owes(markers) {
+            return;
+        }
+        if let Err(e) = self.markers_done(broker, &mut coordinator, &markers.transactional_id) {
+            tracing::error!(error = %e, transactional_id = markers.transactional_id, "transaction completion deferred");
+        }
     }
 
     /// Appends records, each to the partition its transactional id lives on.
@@ -282,6 +468,110 @@ pub(crate) fn write_markers(broker: &Broker, markers: &Markers) -> Vec<i16> {
         broker.groups.end_txn(markers.producer_id, markers.commit);
     }
     outcomes
+}
+
+/// The leader of a partition in `image` (`None` for a partition that does not exist).
+fn leader_of(image: &MetadataImage, topic: &str, index: i32) -> Option<i32> {
+    Some(image.topics.get(topic)?.partitions.get(&index)?.leader)
+}
+
+/// The marker sender: writes each transaction's markers on the brokers that lead their
+/// partitions, retrying (leaders looked up anew each time) while the markers are still owed,
+/// then completes the transaction. Ends with the broker.
+async fn send_remote_markers(broker: Weak<Broker>, mut queue: mpsc::UnboundedReceiver<Markers>) {
+    while let Some(markers) = queue.recv().await {
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut backoff = MARKER_RETRY_FIRST;
+            let mut stop = broker.shutdown_signal();
+            loop {
+                if !broker.txns.still_owed(&markers) {
+                    broker.txns.remote_markers_written(&broker, &markers, false);
+                    return;
+                }
+                if write_remote_markers(&broker, &markers).await {
+                    broker.txns.remote_markers_written(&broker, &markers, true);
+                    return;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => return,
+                }
+                backoff = (backoff * 2).min(MARKER_RETRY_MAX);
+            }
+        });
+    }
+}
+
+/// Sends WriteTxnMarkers to the leader of each partition of `markers`; true when every marker
+/// is done (see [`all_written`]).
+async fn write_remote_markers(broker: &Broker, markers: &Markers) -> bool {
+    let image = broker.metadata.image();
+    let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
+    for (topic, index) in &markers.partitions {
+        match leader_of(&image, topic, *index) {
+            // Deleted since: no marker needed.
+            None => {}
+            Some(leader) if leader < 0 => return false,
+            Some(leader) => by_leader
+                .entry(leader)
+                .or_default()
+                .entry(topic)
+                .or_default()
+                .push(*index),
+        }
+    }
+    let mut written = true;
+    for (leader, topics) in by_leader {
+        let topics = topics
+            .into_iter()
+            .map(|(topic, partitions)| {
+                WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(str_bytes(topic)))
+                    .with_partition_indexes(partitions)
+            })
+            .collect();
+        let request =
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(markers.producer_id))
+                .with_producer_epoch(markers.producer_epoch)
+                .with_transaction_result(markers.commit)
+                .with_topics(topics)]);
+        let answer: Result<WriteTxnMarkersResponse, _> = peers::call(
+            &image,
+            leader,
+            ApiKey::WriteTxnMarkers,
+            WRITE_TXN_MARKERS_VERSION,
+            &request,
+        )
+        .await;
+        let codes: Vec<i16> = match answer {
+            Ok(response) => response
+                .markers
+                .iter()
+                .flat_map(|m| &m.topics)
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.error_code)
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, transactional_id = markers.transactional_id, "transaction markers not written");
+                written = false;
+                continue;
+            }
+        };
+        if !all_written(&codes) {
+            tracing::warn!(
+                leader,
+                ?codes,
+                transactional_id = markers.transactional_id,
+                "transaction markers refused"
+            );
+            written = false;
+        }
+    }
+    written
 }
 
 /// Whether every marker of a transaction is done: written, or not needed (a partition deleted

@@ -99,6 +99,10 @@ pub struct TxnDescription {
 pub struct TxnCoordinator {
     config: TxnConfig,
     txns: BTreeMap<String, TxnMetadata>,
+    /// Which transactional ids this coordinator serves (those whose `__transaction_state`
+    /// partition this broker leads); the others are answered NOT_COORDINATOR. Every id until the
+    /// runtime says otherwise.
+    coordinates: Box<dyn Fn(&str) -> bool + Send>,
 }
 
 fn record(transactional_id: &str, metadata: &TxnMetadata) -> TxnRecord {
@@ -145,7 +149,41 @@ impl TxnCoordinator {
         TxnCoordinator {
             config,
             txns: BTreeMap::new(),
+            coordinates: Box::new(|_| true),
         }
+    }
+
+    /// Sets which transactional ids this coordinator serves, and forgets the ones it no longer
+    /// serves (they are replayed from the log by the broker that does). Returns how many were
+    /// forgotten.
+    pub fn set_coordinated(
+        &mut self,
+        coordinates: impl Fn(&str) -> bool + Send + 'static,
+    ) -> usize {
+        let before = self.txns.len();
+        self.txns.retain(|id, _| coordinates(id));
+        self.coordinates = Box::new(coordinates);
+        before - self.txns.len()
+    }
+
+    /// Whether `markers` are still owed: their transactional id is served here and is in the
+    /// Prepare state of the same producer and outcome (a sender of markers stops otherwise).
+    pub fn owes(&self, owed: &Markers) -> bool {
+        let id = &owed.transactional_id;
+        self.coordinates(id)
+            && self
+                .txns
+                .get(id)
+                .and_then(|metadata| markers(id, metadata))
+                .is_some_and(|m| {
+                    (m.producer_id, m.producer_epoch, m.commit)
+                        == (owed.producer_id, owed.producer_epoch, owed.commit)
+                })
+    }
+
+    /// Whether this coordinator serves `transactional_id`.
+    pub fn coordinates(&self, transactional_id: &str) -> bool {
+        (self.coordinates)(transactional_id)
     }
 
     /// The state of one transactional id, to put back with [`TxnCoordinator::restore`] when
@@ -205,6 +243,9 @@ impl TxnCoordinator {
     ) -> Decision<ProducerResult> {
         if transactional_id.is_empty() {
             return refuse(errors::INVALID_REQUEST);
+        }
+        if !self.coordinates(transactional_id) {
+            return refuse(errors::NOT_COORDINATOR);
         }
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return refuse(errors::INVALID_TRANSACTION_TIMEOUT);
@@ -313,6 +354,9 @@ impl TxnCoordinator {
         version: TxnVersion,
         now_ms: i64,
     ) -> Decision<i16> {
+        if !self.coordinates(transactional_id) {
+            return Decision::reply(errors::NOT_COORDINATOR);
+        }
         // While a transaction is being ended the producer may already hold what it ends with
         // (a new producer id, on the last epoch): it retries once the markers are written.
         if self.is_ending(transactional_id) {
@@ -349,6 +393,9 @@ impl TxnCoordinator {
         now_ms: i64,
         new_producer_id: &mut dyn FnMut() -> Result<i64, i16>,
     ) -> Decision<ProducerResult> {
+        if !self.coordinates(transactional_id) {
+            return refuse(errors::NOT_COORDINATOR);
+        }
         if version.bumps_epoch() {
             return self.end_txn_bumping(
                 transactional_id,
@@ -516,6 +563,7 @@ impl TxnCoordinator {
     ) -> i16 {
         match self.txns.get(transactional_id) {
             _ if transactional_id.is_empty() => errors::INVALID_REQUEST,
+            _ if !self.coordinates(transactional_id) => errors::NOT_COORDINATOR,
             None => errors::INVALID_PRODUCER_ID_MAPPING,
             Some(m) if m.producer_id != producer_id => errors::INVALID_PRODUCER_ID_MAPPING,
             Some(m) if m.producer_epoch != producer_epoch => errors::PRODUCER_FENCED,

@@ -1337,3 +1337,39 @@ fn v2_records_of_older_versions_still_load() {
     assert_eq!(metadata.next_producer_id, -1);
     assert_eq!(metadata.transaction_version, TxnVersion::V0);
 }
+
+/// Transactional ids whose `__transaction_state` partition another broker leads: every
+/// transactional API answers NOT_COORDINATOR and writes nothing; an id that stops being served
+/// here is forgotten (its new coordinator replays it from the log).
+#[test]
+fn ids_served_elsewhere_get_not_coordinator() {
+    let mut h = H::new();
+    let mine = h.begin("mine", &[tp("t", 0)]);
+    let theirs = h.begin("theirs", &[tp("t", 1)]);
+    let written = h.log.len();
+    assert_eq!(
+        h.c.set_coordinated(|id| id != "theirs"),
+        1,
+        "theirs forgotten"
+    );
+    assert!(h.c.describe("theirs").is_none());
+    assert!(!h.c.coordinates("theirs") && h.c.coordinates("mine"));
+
+    assert_eq!(h.init("theirs").error, NOT_COORDINATOR);
+    assert_eq!(
+        h.add("theirs", theirs, &[tp("t", 2)]).response,
+        NOT_COORDINATOR
+    );
+    let ended = h.end("theirs", theirs, true);
+    assert_eq!(ended.response, NOT_COORDINATOR);
+    assert!(ended.markers.is_none());
+    assert_eq!(h.c.verify("theirs", theirs, &tp("t", 1)), NOT_COORDINATOR);
+    assert_eq!(
+        h.log.len(),
+        written,
+        "nothing written for ids served elsewhere"
+    );
+
+    assert_eq!(h.c.verify("mine", mine, &tp("t", 0)), NONE);
+    assert_eq!(h.end("mine", mine, true).response, NONE);
+}

@@ -13,7 +13,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{admin_opts, block_on, send_ok, Gregor, Rec};
-use gregor_protocol::kafka::messages::{MetadataRequest, ResponseKind};
+use gregor_protocol::kafka::messages::{
+    FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest, MetadataRequest,
+    ProducerId, ResponseKind, TransactionalId,
+};
+use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::{ApiKey, RequestKind};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::metadata::Metadata;
@@ -124,6 +128,58 @@ fn create(g: &Gregor, topic: &str, partitions: i32) {
     }
 }
 
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
+/// The node FindCoordinator (v3) on `g` names for `key`, retrying while it is not available.
+fn find_coordinator(g: &Gregor, key_type: i8, key: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+        let request = RequestKind::FindCoordinator(
+            FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(key.to_string()))
+                .with_key_type(key_type),
+        );
+        match common::call(&mut s, ApiKey::FindCoordinator, 3, 1, &request) {
+            ResponseKind::FindCoordinator(r) if r.error_code == 0 => return r.node_id.0,
+            other => assert!(Instant::now() < deadline, "{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The error code `g` answers a request only the coordinator of `key` serves: a Heartbeat of
+/// an unknown member for a group, an InitProducerId for a transactional id.
+fn coordinated_request(g: &Gregor, key_type: i8, key: &str) -> i16 {
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let key = StrBytes::from_string(key.to_string());
+    if key_type == GROUP {
+        let request = RequestKind::Heartbeat(
+            HeartbeatRequest::default()
+                .with_group_id(GroupId(key))
+                .with_member_id(StrBytes::from_static_str("nobody"))
+                .with_generation_id(1),
+        );
+        match common::call(&mut s, ApiKey::Heartbeat, 4, 1, &request) {
+            ResponseKind::Heartbeat(r) => r.error_code,
+            other => panic!("{other:?}"),
+        }
+    } else {
+        let request = RequestKind::InitProducerId(
+            InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(key)))
+                .with_transaction_timeout_ms(60_000)
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
+        );
+        match common::call(&mut s, ApiKey::InitProducerId, 4, 1, &request) {
+            ResponseKind::InitProducerId(r) => r.error_code,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
 /// Waits until `g`'s metadata shows `topic` with `partitions` partitions, all led.
 fn wait_for_topic(g: &Gregor, topic: &str, partitions: usize) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -185,6 +241,32 @@ fn three_nodes_share_topics_and_survive_the_loss_of_the_active_controller() {
     send_ok(&producer, "spread", &records);
     let got = nodes[1].consume("spread", &[0, 1, 2], 30);
     assert_eq!(got.len(), 30);
+
+    // A group's and a transactional id's coordinator is the leader of their partition of
+    // __consumer_offsets / __transaction_state: every node names the same one, and the other
+    // brokers answer their requests NOT_COORDINATOR (16), so clients look again.
+    for (key_type, key) in [(GROUP, "a-group"), (TRANSACTION, "a-transaction")] {
+        let coordinator = find_coordinator(&nodes[0], key_type, key);
+        for (i, g) in nodes.iter().enumerate() {
+            assert_eq!(
+                find_coordinator(g, key_type, key),
+                coordinator,
+                "node {}",
+                i + 1
+            );
+            let expected = match (key_type, i as i32 + 1 == coordinator) {
+                (_, false) => 16,
+                (GROUP, true) => 25, // UNKNOWN_MEMBER_ID: the coordinator knows no such member
+                (_, true) => 0,      // a producer id for the transactional id
+            };
+            assert_eq!(
+                coordinated_request(g, key_type, key),
+                expected,
+                "node {}",
+                i + 1
+            );
+        }
+    }
 
     // SIGKILL the active controller: the other two elect one and go on deciding; a client's
     // admin request goes to the node it knows, which forwards it.

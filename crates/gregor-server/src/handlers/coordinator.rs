@@ -1,5 +1,6 @@
-//! FindCoordinator: this broker coordinates every group and transactional id (single node),
-//! creating `__consumer_offsets` or `__transaction_state` on first use.
+//! FindCoordinator: the coordinator of a group or transactional id is the leader of the
+//! partition of `__consumer_offsets` or `__transaction_state` where the id lives (Kafka's
+//! placement); the topic is created on first use.
 
 use std::sync::Arc;
 
@@ -10,23 +11,34 @@ use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::internal_topics::{coordinator_of, OFFSETS, TRANSACTIONS};
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
 /// (node id, host, port) of the coordinator, or an error code with its message.
-async fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (i16, String)> {
-    let created = match key_type {
-        GROUP => broker
-            .groups
-            .ensure_topic(broker)
-            .await
-            .map_err(|e| e.to_string()),
-        TRANSACTION => broker
-            .txns
-            .ensure_topic(broker)
-            .await
-            .map_err(|e| e.to_string()),
+async fn locate(
+    broker: &Broker,
+    key: &str,
+    key_type: i8,
+) -> Result<(i32, String, i32), (i16, String)> {
+    let (created, topic) = match key_type {
+        GROUP => (
+            broker
+                .groups
+                .ensure_topic(broker)
+                .await
+                .map_err(|e| e.to_string()),
+            &OFFSETS,
+        ),
+        TRANSACTION => (
+            broker
+                .txns
+                .ensure_topic(broker)
+                .await
+                .map_err(|e| e.to_string()),
+            &TRANSACTIONS,
+        ),
         other => {
             return Err((
                 ResponseError::InvalidRequest.code(),
@@ -39,18 +51,23 @@ async fn locate(broker: &Broker, key_type: i8) -> Result<(i32, String, i32), (i1
         return Err((ResponseError::CoordinatorNotAvailable.code(), e));
     }
     let image = broker.metadata.image();
-    match image.brokers.get(&broker.node_id) {
-        Some(me) => Ok((me.node_id, me.host.clone(), me.port as i32)),
-        None => Err((
-            ResponseError::CoordinatorNotAvailable.code(),
-            "this broker is not registered".into(),
-        )),
+    let unavailable = |why: String| (ResponseError::CoordinatorNotAvailable.code(), why);
+    let node = coordinator_of(&image, topic, key).ok_or_else(|| {
+        unavailable(format!(
+            "the {} partition of {key} has no leader",
+            topic.name
+        ))
+    })?;
+    match image.brokers.get(&node) {
+        Some(leader) => Ok((leader.node_id, leader.host.clone(), leader.port as i32)),
+        None => Err(unavailable(format!("broker {node} is not registered"))),
     }
 }
 
 async fn coordinator(broker: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
+    let located = locate(broker, &key, key_type).await;
     let entry = Coordinator::default().with_key(key);
-    match locate(broker, key_type).await {
+    match located {
         Ok((node, host, port)) => entry
             .with_node_id(BrokerId(node))
             .with_host(str_bytes(&host))

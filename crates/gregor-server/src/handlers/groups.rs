@@ -125,6 +125,7 @@ pub fn offset_fetch(
     version: i16,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
+    broker.groups.catch_up(broker);
     broker.groups.with(|c| c.offset_fetch(version, request))
 }
 
@@ -133,6 +134,7 @@ pub fn describe_groups(
     version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    broker.groups.catch_up(broker);
     broker.groups.read(|c| c.describe_groups(version, request))
 }
 
@@ -141,6 +143,7 @@ pub fn list_groups(
     version: i16,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
+    broker.groups.catch_up(broker);
     broker.groups.read(|c| c.list_groups(version, request))
 }
 
@@ -217,6 +220,7 @@ pub fn consumer_group_describe(
         });
         return ConsumerGroupDescribeResponse::default().with_groups(groups.collect());
     }
+    broker.groups.catch_up(broker);
     broker
         .groups
         .read(|c| c.consumer_group_describe(version, request, &Catalog(&image)))

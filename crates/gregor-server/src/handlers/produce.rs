@@ -95,30 +95,29 @@ async fn append(
     }
     let key = (partition.topic.clone(), partition.index);
     let add = version >= 12;
+    let guard = partition.verification_guard(producer.0);
     let started = Instant::now();
-    let admitted = loop {
-        let admitted = broker.txns.admitted(
-            broker,
-            transactional_id.unwrap_or_default(),
-            producer,
-            &key,
-            add,
-            || partition.append(records, now),
-        );
+    let transactional_id = transactional_id.unwrap_or_default();
+    let code = loop {
+        let code = broker
+            .txns
+            .verify_or_add(broker, transactional_id, producer, &key, add)
+            .await;
         // The transaction is being ended (its markers are written): the producer's next
         // transaction starts in a moment, as Kafka retries rather than fail the batch.
-        if add
-            && matches!(admitted, Err(errors::CONCURRENT_TRANSACTIONS))
-            && started.elapsed() < ADD_RETRY_MAX
-        {
+        if add && code == errors::CONCURRENT_TRANSACTIONS && started.elapsed() < ADD_RETRY_MAX {
             tokio::time::sleep(ADD_RETRY_BACKOFF).await;
             continue;
         }
-        break admitted;
+        break code;
     };
-    match admitted {
-        Ok(result) => Ok(result?),
-        Err(code) => Err(refused_by_coordinator(code, version)),
+    if code != errors::NONE {
+        return Err(refused_by_coordinator(code, version));
+    }
+    match partition.append_verified(producer.0, guard, records, now) {
+        Some(appended) => Ok(appended?),
+        // A marker ended the transaction while the batch was being verified.
+        None => Err(refused_by_coordinator(errors::INVALID_TXN_STATE, version)),
     }
 }
 
@@ -154,7 +153,7 @@ fn refused_by_coordinator(code: i16, version: i16) -> Refused {
         // Retriable errors older clients may not retry: NOT_ENOUGH_REPLICAS makes them retry
         // without a metadata refresh (Kafka does the same).
         errors::CONCURRENT_TRANSACTIONS if version < 12 => unverified(code),
-        errors::COORDINATOR_NOT_AVAILABLE => unverified(code),
+        errors::COORDINATOR_NOT_AVAILABLE | errors::NOT_COORDINATOR => unverified(code),
         code => Refused::new(code, "The transaction coordinator refused the batch"),
     }
 }

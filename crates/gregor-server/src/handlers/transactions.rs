@@ -166,7 +166,14 @@ fn add_to_txn(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), *p)))
         .collect();
-    let unknown = |(topic, p): &(String, i32)| broker.replicas.lookup(topic, *p).is_err();
+    // Partitions may be led by any broker: unknown means unknown to the cluster.
+    let image = broker.metadata.image();
+    let unknown = |(topic, p): &(String, i32)| {
+        image
+            .topics
+            .get(topic.as_str())
+            .is_none_or(|t| !t.partitions.contains_key(p))
+    };
     let any_unknown = wanted.iter().any(unknown);
     let added = (!any_unknown && !verify_only).then(|| {
         broker
@@ -278,17 +285,11 @@ pub async fn txn_offset_commit(
                     partition_for(&request.group_id, partitions),
                 );
                 let add = client_txn_version(version, 5).bumps_epoch();
-                broker
+                let code = broker
                     .txns
-                    .admitted(
-                        broker,
-                        &request.transactional_id,
-                        producer,
-                        &partition,
-                        add,
-                        || (),
-                    )
-                    .err()
+                    .verify_or_add(broker, &request.transactional_id, producer, &partition, add)
+                    .await;
+                (code != errors::NONE).then_some(code)
             }
         }
     };
@@ -335,14 +336,21 @@ pub fn describe_transactions(
     broker: &Arc<Broker>,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
+    broker.txns.catch_up(broker);
     let states = request
         .transactional_ids
         .iter()
         .map(|id| {
             let state = DescribedState::default().with_transactional_id(id.clone());
-            match broker.txns.read(|c| c.describe(id)) {
+            let (coordinated, described) =
+                broker.txns.read(|c| (c.coordinates(id), c.describe(id)));
+            match described {
                 None => state
-                    .with_error_code(errors::TRANSACTIONAL_ID_NOT_FOUND)
+                    .with_error_code(if coordinated {
+                        errors::TRANSACTIONAL_ID_NOT_FOUND
+                    } else {
+                        errors::NOT_COORDINATOR
+                    })
                     .with_transaction_state(str_bytes(""))
                     .with_producer_id(ProducerId(-1))
                     .with_producer_epoch(-1)
@@ -388,6 +396,7 @@ pub fn list_transactions(
     version: i16,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
+    broker.txns.catch_up(broker);
     let filters: Vec<String> = request
         .state_filters
         .iter()

@@ -13,6 +13,7 @@
 mod budget;
 pub mod controller_listener;
 mod noisy_peers;
+pub mod peers;
 mod quotas;
 
 use std::net::SocketAddr;

@@ -7,10 +7,9 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bytes::{Bytes, BytesMut};
-use gregor_protocol::kafka::messages::ResponseHeader;
-use gregor_protocol::kafka::protocol::{Decodable, Encodable, StrBytes};
-use gregor_protocol::{ApiKey, RequestHeader};
+use bytes::Bytes;
+use gregor_protocol::kafka::protocol::{Decodable, Encodable};
+use gregor_protocol::ApiKey;
 
 /// The largest response accepted (a Kafka broker's answers to these APIs are small).
 const MAX_RESPONSE: usize = 64 << 20;
@@ -32,20 +31,8 @@ pub(crate) fn call<Req: Encodable, Resp: Decodable>(
         .with_context(|| format!("cannot connect to {host}:{port}"))?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
-    let header = RequestHeader::default()
-        .with_request_api_key(api as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("gregor-cli")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, api.request_header_version(version))
-        .context("cannot encode the request header")?;
-    request
-        .encode(&mut body, version)
+    let frame = gregor_protocol::encode_request(api, version, 1, "gregor-cli", request)
         .context("cannot encode the request")?;
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
     s.write_all(&frame)?;
     let mut size = [0u8; 4];
     s.read_exact(&mut size)
@@ -56,8 +43,7 @@ pub(crate) fn call<Req: Encodable, Resp: Decodable>(
     }
     let mut buf = vec![0u8; size as usize];
     s.read_exact(&mut buf)?;
-    let mut buf = Bytes::from(buf);
-    ResponseHeader::decode(&mut buf, api.response_header_version(version))
-        .with_context(|| format!("malformed {api:?} response header"))?;
-    Resp::decode(&mut buf, version).with_context(|| format!("malformed {api:?} response"))
+    let (_, response) = gregor_protocol::decode_response(api, version, Bytes::from(buf))
+        .with_context(|| format!("malformed {api:?} response"))?;
+    Ok(response)
 }

@@ -383,14 +383,27 @@ pub fn admin_opts() -> AdminOptions {
     AdminOptions::new().request_timeout(Some(Duration::from_secs(30)))
 }
 
-/// A port free now (the OS's next ephemeral one): for a broker that must keep its port across a
-/// restart.
+/// A port free now, for a broker that must keep its port across a restart or that others must
+/// know before it starts (a controller). Drawn below Linux's ephemeral range (32768+): a node
+/// binds its port only after its quorum elected a leader, and a port the kernel hands out as
+/// the source of an outgoing connection in between would make that bind fail. Ports handed
+/// out by this process are never handed out again.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static DRAWN: AtomicU64 = AtomicU64::new(0);
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seed = u64::from(std::process::id()) ^ clock;
+    for _ in 0..1000 {
+        let draw = DRAWN.fetch_add(1, Ordering::Relaxed);
+        // A step coprime to the range walks it without repeating; the start varies per process.
+        let port = 20_000 + (seed.wrapping_mul(7919) + draw * 4099) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free port below the ephemeral range");
 }
 
 /// Waits until `path` no longer exists.

@@ -476,7 +476,7 @@ pub fn create_topic(
         );
     }
     validate_topic_configs(&request.configs)?;
-    let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+    let brokers = image.unfenced_brokers();
     let replicas = if request.assignments.is_empty() {
         let partitions = match request.num_partitions {
             -1 => defaults.num_partitions,
@@ -577,7 +577,7 @@ pub fn create_partitions(
         .next()
         .map_or(1, |p| p.replicas.len());
     let replicas = if assignments.is_empty() {
-        let brokers: Vec<i32> = image.brokers.keys().copied().collect();
+        let brokers = image.unfenced_brokers();
         if factor > brokers.len() {
             return refuse(
                 ResponseError::InvalidReplicationFactor.code(),

@@ -115,7 +115,9 @@ impl MetadataDelta {
     /// Notes what `record`, about to be applied to `image`, changes.
     fn note(&mut self, image: &MetadataImage, record: &MetadataRecord) {
         match record {
-            MetadataRecord::RegisterBroker { node_id, .. } => {
+            MetadataRecord::RegisterBroker { node_id, .. }
+            | MetadataRecord::FenceBroker { node_id }
+            | MetadataRecord::UnfenceBroker { node_id } => {
                 self.changed_brokers.insert(*node_id);
             }
             MetadataRecord::Partition {

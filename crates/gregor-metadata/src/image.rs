@@ -13,6 +13,9 @@ pub struct BrokerRegistration {
     pub host: String,
     pub port: u16,
     pub rack: Option<String>,
+    /// Fenced by the controller (no heartbeat): leads nothing, left out of Metadata.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -154,16 +157,17 @@ impl MetadataImage {
                     level,
                 }),
         );
-        records.extend(
-            self.brokers
-                .values()
-                .map(|b| MetadataRecord::RegisterBroker {
-                    node_id: b.node_id,
-                    host: b.host.clone(),
-                    port: b.port,
-                    rack: b.rack.clone(),
-                }),
-        );
+        for b in self.brokers.values() {
+            records.push(MetadataRecord::RegisterBroker {
+                node_id: b.node_id,
+                host: b.host.clone(),
+                port: b.port,
+                rack: b.rack.clone(),
+            });
+            if b.fenced {
+                records.push(MetadataRecord::FenceBroker { node_id: b.node_id });
+            }
+        }
         for topic in self.topics.values() {
             records.push(MetadataRecord::Topic {
                 name: topic.name.clone(),
@@ -204,6 +208,15 @@ impl MetadataImage {
         records
     }
 
+    /// The brokers new replicas may be placed on: registered and not fenced, by node id.
+    pub fn unfenced_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect()
+    }
+
     /// Applies one record. Records come from the controller, which validated them against the
     /// image they were decided on; a record naming something that no longer exists is ignored.
     pub fn apply(&mut self, record: &MetadataRecord) {
@@ -215,6 +228,8 @@ impl MetadataImage {
                 port,
                 rack,
             } => {
+                // A new endpoint does not unfence: only the controller does, on a heartbeat.
+                let fenced = self.brokers.get(node_id).is_some_and(|b| b.fenced);
                 self.brokers.insert(
                     *node_id,
                     BrokerRegistration {
@@ -222,8 +237,14 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        fenced,
                     },
                 );
+            }
+            MetadataRecord::FenceBroker { node_id } | MetadataRecord::UnfenceBroker { node_id } => {
+                if let Some(broker) = self.brokers.get_mut(node_id) {
+                    broker.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 self.topic_names.insert(*topic_id, name.clone());

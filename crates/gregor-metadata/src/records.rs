@@ -30,6 +30,15 @@ pub enum MetadataRecord {
         port: u16,
         rack: Option<String>,
     },
+    /// The controller stopped hearing from a broker (broker.session.timeout.ms): it leads
+    /// nothing until unfenced, and clients are not sent to it.
+    FenceBroker {
+        node_id: i32,
+    },
+    /// A fenced broker heartbeats again, caught up with the metadata log.
+    UnfenceBroker {
+        node_id: i32,
+    },
     Topic {
         name: String,
         topic_id: Uuid,

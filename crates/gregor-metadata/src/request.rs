@@ -60,6 +60,18 @@ pub enum ControllerRequest {
     },
     /// A broker's endpoint; nothing is written when the registration is the recorded one.
     RegisterBroker(BrokerRegistration),
+    /// BrokerHeartbeat: a broker is alive and has applied the metadata log up to
+    /// `applied_offset`. A fenced broker that has caught up with the image is unfenced, and
+    /// takes back the leadership of the partitions it is the only in-sync replica of.
+    BrokerHeartbeat {
+        node_id: i32,
+        applied_offset: i64,
+    },
+    /// No heartbeat from the broker for broker.session.timeout.ms: it is fenced, and each
+    /// partition it leads moves to another unfenced in-sync replica, or has no leader.
+    FenceBroker {
+        node_id: i32,
+    },
     /// A node's start: a new metadata log takes `cluster_id` and the bootstrap feature levels
     /// (features never set are set); a log of another cluster refuses it.
     Format {
@@ -75,6 +87,8 @@ pub enum ControllerReply {
     Done { changed: usize },
     /// The first id of the allocated block.
     ProducerIds { start: i64 },
+    /// A heartbeat's answer: whether the broker is (still) fenced.
+    Heartbeat { fenced: bool },
 }
 
 /// Decides `request` on `image`: the records that carry it out (none when `validate_only`) and
@@ -138,6 +152,29 @@ pub fn decide(
                 }]
             }
         }
+        ControllerRequest::BrokerHeartbeat {
+            node_id,
+            applied_offset,
+        } => {
+            let Some(broker) = image.brokers.get(node_id) else {
+                return Err(ControllerError {
+                    code: ResponseError::BrokerIdNotRegistered.code(),
+                    message: format!("broker {node_id} is not registered"),
+                });
+            };
+            let unfence = broker.fenced && *applied_offset >= image.offset;
+            let records = if unfence && !validate_only {
+                fencing(image, *node_id, false)
+            } else {
+                vec![]
+            };
+            let fenced = broker.fenced && !unfence;
+            return Ok((records, ControllerReply::Heartbeat { fenced }));
+        }
+        ControllerRequest::FenceBroker { node_id } => match image.brokers.get(node_id) {
+            Some(broker) if !broker.fenced => fencing(image, *node_id, true),
+            _ => vec![],
+        },
         ControllerRequest::Format { cluster_id } => {
             let mut records = Vec::new();
             if image.cluster_id.is_empty() {
@@ -160,6 +197,40 @@ pub fn decide(
     let changed = records.len();
     let records = if validate_only { vec![] } else { records };
     Ok((records, ControllerReply::Done { changed }))
+}
+
+/// Fences (`fence`) or unfences a broker, with the leadership moves that follow: a fenced
+/// broker's partitions go to the first other unfenced in-sync replica, or to no leader (-1)
+/// when there is none (the ISR is kept: the broker's data is the partition's); an unfenced
+/// broker takes back the leaderless partitions whose ISR names it. Each move bumps the leader
+/// epoch.
+fn fencing(image: &MetadataImage, node_id: i32, fence: bool) -> Vec<MetadataRecord> {
+    let mut records = vec![if fence {
+        MetadataRecord::FenceBroker { node_id }
+    } else {
+        MetadataRecord::UnfenceBroker { node_id }
+    }];
+    let unfenced = |b: &i32| *b != node_id && image.brokers.get(b).is_some_and(|r| !r.fenced);
+    for topic in image.topics.values() {
+        for (&partition, p) in &topic.partitions {
+            let leader = match (fence, p.leader) {
+                (true, leader) if leader == node_id => {
+                    p.isr.iter().copied().find(unfenced).unwrap_or(-1)
+                }
+                (false, -1) if p.isr.contains(&node_id) => node_id,
+                _ => continue,
+            };
+            records.push(MetadataRecord::Partition {
+                topic_id: topic.id,
+                partition,
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                leader,
+                leader_epoch: p.leader_epoch + 1,
+            });
+        }
+    }
+    records
 }
 
 #[cfg(test)]
@@ -232,5 +303,97 @@ mod tests {
         assert_eq!(decide(&image, &format("abc"), false).unwrap().0, vec![]);
         let refused = decide(&image, &format("xyz"), false).unwrap_err();
         assert_eq!(refused.code, 104, "INCONSISTENT_CLUSTER_ID");
+    }
+
+    /// Decides `request` on `image` and applies its records, as the quorum would.
+    fn commit(image: &mut MetadataImage, request: &ControllerRequest) -> ControllerReply {
+        let (records, reply) = decide(image, request, false).unwrap();
+        let last = image.offset + records.len() as i64;
+        image.apply_committed(&records, last);
+        reply
+    }
+
+    /// Fencing a broker takes the leadership of its partitions from it (no other in-sync
+    /// replica: no leader, epoch bumped); it gets no new replicas meanwhile; a heartbeat that is
+    /// behind the image keeps it fenced, a caught-up one unfences it and gives the leadership
+    /// back, and an unknown broker's heartbeat is refused.
+    #[test]
+    fn a_fenced_broker_leads_nothing_until_a_caught_up_heartbeat() {
+        let mut image = image();
+        image.apply(&MetadataRecord::RegisterBroker {
+            node_id: 2,
+            host: "127.0.0.1".into(),
+            port: 9093,
+            rack: None,
+        });
+        commit(&mut image, &create("t"));
+        let leaders = |image: &MetadataImage| {
+            let t = &image.topics["t"];
+            t.partitions
+                .values()
+                .map(|p| (p.leader, p.leader_epoch))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(leaders(&image), vec![(1, 0), (2, 0)]);
+
+        let fence = ControllerRequest::FenceBroker { node_id: 2 };
+        commit(&mut image, &fence);
+        assert!(image.brokers[&2].fenced);
+        assert_eq!(leaders(&image), vec![(1, 0), (-1, 1)]);
+        assert_eq!(
+            image.topics["t"].partitions[&1].isr,
+            vec![2],
+            "the ISR is kept"
+        );
+        assert_eq!(
+            decide(&image, &fence, false).unwrap().0,
+            vec![],
+            "already fenced"
+        );
+        assert_eq!(image.unfenced_brokers(), vec![1]);
+        commit(&mut image, &create("u"));
+        let placed: Vec<i32> = image.topics["u"]
+            .partitions
+            .values()
+            .map(|p| p.leader)
+            .collect();
+        assert_eq!(placed, vec![1, 1], "no new replica on a fenced broker");
+
+        let behind = ControllerRequest::BrokerHeartbeat {
+            node_id: 2,
+            applied_offset: image.offset - 1,
+        };
+        assert_eq!(
+            commit(&mut image, &behind),
+            ControllerReply::Heartbeat { fenced: true }
+        );
+        let caught_up = ControllerRequest::BrokerHeartbeat {
+            node_id: 2,
+            applied_offset: image.offset,
+        };
+        assert_eq!(
+            commit(&mut image, &caught_up),
+            ControllerReply::Heartbeat { fenced: false }
+        );
+        assert!(!image.brokers[&2].fenced);
+        assert_eq!(leaders(&image), vec![(1, 0), (2, 2)]);
+        let again = decide(&image, &caught_up, false).unwrap();
+        assert_eq!(
+            again,
+            (vec![], ControllerReply::Heartbeat { fenced: false })
+        );
+
+        let unknown = ControllerRequest::BrokerHeartbeat {
+            node_id: 9,
+            applied_offset: 0,
+        };
+        assert_eq!(decide(&image, &unknown, false).unwrap_err().code, 102);
+        // A fenced broker survives a snapshot of the image.
+        commit(&mut image, &fence);
+        let mut rebuilt = MetadataImage::default();
+        for record in image.to_records() {
+            rebuilt.apply(&record);
+        }
+        assert!(rebuilt.brokers[&2].fenced);
     }
 }

@@ -63,6 +63,8 @@ pub trait MetadataQuorum: Send + Sync + 'static {
     fn ensure_leader(&self) -> impl Future<Output = Result<(), QuorumError>> + Send;
     /// The leader this node knows of.
     fn leader(&self) -> Option<NodeId>;
+    /// This node's id.
+    fn node_id(&self) -> NodeId;
     /// Adds a voter: it first copies the log as a learner, then joins the voters.
     fn add_voter(
         &self,
@@ -244,6 +246,10 @@ impl MetadataQuorum for RaftQuorum {
 
     fn leader(&self) -> Option<NodeId> {
         self.raft.metrics().borrow().current_leader
+    }
+
+    fn node_id(&self) -> NodeId {
+        self.raft.metrics().borrow().id
     }
 
     async fn add_voter(&self, node_id: NodeId, node: ControllerNode) -> Result<(), QuorumError> {

@@ -2,13 +2,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::telemetry::Telemetry;
 use gregor_metadata::store::StoreError;
 use gregor_metadata::{
-    replay_pre_raft, BrokerRegistration, ControllerError, ControllerRequest, MetadataImage,
-    METADATA_LOG_DIR,
+    replay_pre_raft, BrokerRegistration, ControllerError, ControllerReply, ControllerRequest,
+    MetadataImage, METADATA_LOG_DIR,
 };
 use gregor_protocol::kafka::ResponseError;
 use gregor_raft::{ControllerNode, MetadataQuorum, QuorumConfig, QuorumError, RaftQuorum};
@@ -109,7 +109,13 @@ impl Broker {
         let metadata = Arc::new(MetadataLoader::new(MetadataImage::empty()));
         let voters = quorum_voters(&config);
         let quorum = start_quorum(&config, &metadata_dir, &voters, metadata.clone()).await?;
-        let controller = ControllerChannel::start(quorum.clone(), metadata.clone(), voters);
+        let session_timeout = config.get_i64("broker.session.timeout.ms") as u64;
+        let controller = ControllerChannel::start(
+            quorum.clone(),
+            metadata.clone(),
+            voters,
+            Duration::from_millis(session_timeout),
+        );
         // Other controllers must reach this one before a leader can be elected.
         let controller_server = match &config.cluster.controller_listener {
             Some(listener) => {
@@ -262,12 +268,64 @@ impl Broker {
                 config.advertised_port
             },
             rack: None,
+            fenced: false,
         };
         decide_at_start(
             &self.controller,
             ControllerRequest::RegisterBroker(registration),
         )
-        .await
+        .await?;
+        // A broker fenced while it was down serves again only once the controller counts it
+        // caught up with the metadata log.
+        let mut waiting = Instant::now();
+        loop {
+            let heartbeat = self.heartbeat_request();
+            if decide_at_start(&self.controller, heartbeat).await?
+                == (ControllerReply::Heartbeat { fenced: false })
+            {
+                return Ok(());
+            }
+            if waiting.elapsed() > Duration::from_secs(5) {
+                tracing::info!("waiting for the controller to unfence this broker");
+                waiting = Instant::now();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn heartbeat_request(&self) -> ControllerRequest {
+        ControllerRequest::BrokerHeartbeat {
+            node_id: self.node_id,
+            applied_offset: self.metadata.image().offset,
+        }
+    }
+
+    /// Heartbeats to the active controller every `broker.heartbeat.interval.ms` until the
+    /// broker stops; a broker the controller stops hearing from is fenced.
+    async fn heartbeats(self: Arc<Self>) {
+        let every =
+            Duration::from_millis(self.config.get_i64("broker.heartbeat.interval.ms") as u64);
+        let mut stop = self.shutdown_signal();
+        let mut fenced = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+            match self.controller.call(self.heartbeat_request(), false).await {
+                Ok(ControllerReply::Heartbeat { fenced: now }) => {
+                    if now != fenced {
+                        tracing::warn!(
+                            fenced = now,
+                            "the controller changed this broker's fencing"
+                        );
+                    }
+                    fenced = now;
+                }
+                Ok(other) => tracing::error!(?other, "unexpected answer to a heartbeat"),
+                Err(e) => tracing::warn!(error = %e.message, "heartbeat not answered"),
+            }
+        }
     }
 
     /// Producer ids already in the partitions' producer state or the transaction coordinator
@@ -398,6 +456,7 @@ impl RunningBroker {
         let broker = self.broker.clone();
         tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
         tokio::spawn(broker.clone().maintain());
+        tokio::spawn(broker.clone().heartbeats());
         let cleaner = {
             let broker = broker.clone();
             std::thread::Builder::new()
@@ -531,7 +590,7 @@ fn set_aside_pre_raft_log(dir: &std::path::Path) -> Result<Option<std::path::Pat
 async fn decide_at_start(
     controller: &ControllerChannel,
     request: ControllerRequest,
-) -> Result<(), ControllerError> {
+) -> Result<ControllerReply, ControllerError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         match controller.call(request.clone(), false).await {
@@ -542,7 +601,7 @@ async fn decide_at_start(
                 tracing::info!(error = %e.message, "the metadata quorum is changing leader; asking again");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            outcome => return outcome.map(drop),
+            outcome => return outcome,
         }
     }
 }

@@ -59,6 +59,16 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "1000",
         ConfigKind::Int { min: 1 },
     ),
+    broker(
+        "broker.session.timeout.ms",
+        "9000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "broker.heartbeat.interval.ms",
+        "2000",
+        ConfigKind::Int { min: 1 },
+    ),
     broker("num.partitions", "1", ConfigKind::Int { min: 1 }),
     broker(
         "default.replication.factor",

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use gregor_metadata::{ConfigResource, MetadataDelta, MetadataImage, PartitionImage, TopicImage};
 use gregor_protocol::kafka::ResponseError;
 use gregor_storage::{
-    atomic_file, AbortedTxn, AppendResult, FileSlice, PartitionLog, Result as StorageResult,
-    StorageError,
+    atomic_file, AbortedTxn, AppendResult, FileSlice, LogConfig, PartitionLog,
+    Result as StorageResult, StorageError,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -32,6 +32,9 @@ pub struct Partition {
     pub index: i32,
     log: RwLock<PartitionLog>,
     leader_epoch: AtomicI32,
+    /// Whether this broker is the partition's leader: only then does it serve clients (a
+    /// fenced broker's partitions have no leader until it is back).
+    leads: AtomicBool,
     /// On one node the high watermark follows the log end offset; replication will hold it back.
     high_watermark: AtomicI64,
     /// Delayed operations (fetches, acks=all produces) waiting for this partition to change.
@@ -447,17 +450,22 @@ impl ReplicaManager {
     }
 
     /// The partition, or the error code that explains why it is not served here.
+    /// The partition, if this broker leads it: what clients may read and write. Else the error
+    /// a client gets: NOT_LEADER_OR_FOLLOWER (hosted elsewhere, or here without the lead),
+    /// KAFKA_STORAGE_ERROR (offline) or UNKNOWN_TOPIC_OR_PARTITION.
     pub fn lookup(&self, topic: &str, index: i32) -> Result<Arc<Partition>, i16> {
-        self.get(topic, index).ok_or_else(|| {
-            let key = (topic.to_string(), index);
-            if self.offline.read().contains(&key) {
-                ResponseError::KafkaStorageError.code()
-            } else if self.elsewhere.read().contains(&key) {
-                ResponseError::NotLeaderOrFollower.code()
-            } else {
-                ResponseError::UnknownTopicOrPartition.code()
+        let key = (topic.to_string(), index);
+        match self.get(topic, index) {
+            Some(partition) if partition.leads.load(Ordering::Acquire) => Ok(partition),
+            Some(_) => Err(ResponseError::NotLeaderOrFollower.code()),
+            None if self.offline.read().contains(&key) => {
+                Err(ResponseError::KafkaStorageError.code())
             }
-        })
+            None if self.elsewhere.read().contains(&key) => {
+                Err(ResponseError::NotLeaderOrFollower.code())
+            }
+            None => Err(ResponseError::UnknownTopicOrPartition.code()),
+        }
     }
 
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {
@@ -599,7 +607,8 @@ impl ReplicaManager {
             let key = (topic.name.clone(), *index);
             if meta.replicas.contains(&node_id) {
                 self.elsewhere.write().remove(&key);
-                self.open(&mut partitions, topic, *index, meta, config, image);
+                let log_config = config.log_config(image.topic_configs(&topic.name));
+                self.open(&mut partitions, topic, *index, meta, log_config, node_id);
             } else {
                 self.elsewhere.write().insert(key);
             }
@@ -636,21 +645,26 @@ impl ReplicaManager {
         topic: &TopicImage,
         index: i32,
         meta: &PartitionImage,
-        config: &BrokerConfig,
-        image: &MetadataImage,
+        log_config: LogConfig,
+        node_id: i32,
     ) {
         let key = (topic.name.clone(), index);
+        let leads = meta.leader == node_id;
         if let Some(existing) = partitions.get(&key) {
             existing
                 .leader_epoch
                 .store(meta.leader_epoch, Ordering::Release);
+            existing.leads.store(leads, Ordering::Release);
+            if !leads {
+                // Parked fetches and acks=all produces answer now, with the new leadership.
+                existing.wake_waiters();
+            }
             return;
         }
         let Some(dir) = self.place(partitions, &topic.name, index) else {
             self.offline.write().insert(key);
             return;
         };
-        let log_config = config.log_config(image.topic_configs(&topic.name));
         let opened = std::fs::create_dir_all(&dir)
             .and_then(|()| {
                 let path = dir.join(PARTITION_METADATA);
@@ -676,6 +690,7 @@ impl ReplicaManager {
                 index,
                 log: RwLock::new(log),
                 leader_epoch: AtomicI32::new(meta.leader_epoch),
+                leads: AtomicBool::new(leads),
                 high_watermark,
                 waiters: Mutex::new(Vec::new()),
                 write_failure_logged: Mutex::new(None),

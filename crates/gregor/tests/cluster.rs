@@ -21,6 +21,7 @@ use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::{ApiKey, RequestKind};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::metadata::Metadata;
+use rdkafka::Message;
 
 /// A cluster of `nodes` nodes: their overrides (node ids 1.., client and controller listeners
 /// on free ports, log dirs formatted with one cluster id in `root`, as `gregor storage format`
@@ -355,4 +356,92 @@ fn acknowledged_topics_survive_repeated_kills() {
             wait_for_topic(g, topic, 1);
         }
     }
+}
+
+/// The partitions' leaders in `g`'s metadata, once `want` holds for them.
+fn wait_for_leaders(g: &Gregor, topic: &str, want: impl Fn(&[i32]) -> bool) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let md = metadata(g);
+        if let Some(t) = md.topics().iter().find(|t| t.name() == topic) {
+            let leaders: Vec<i32> = t.partitions().iter().map(|p| p.leader()).collect();
+            if want(&leaders) {
+                return leaders;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: leaders never as wanted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn brokers_listed(g: &Gregor) -> BTreeSet<i32> {
+    metadata(g).brokers().iter().map(|b| b.id()).collect()
+}
+
+/// A broker the controller stops hearing from is fenced: Metadata stops listing it and its
+/// partitions have no leader (their only in-sync replica is gone), while the others serve on.
+/// Restarted, it is unfenced once caught up and leads its partitions again, its records intact.
+#[test]
+fn a_killed_broker_is_fenced_and_leads_again_when_back() {
+    let root = tempfile::tempdir().unwrap();
+    let mut overrides = cluster_overrides(root.path(), 3);
+    for node in &mut overrides {
+        node.push("broker.session.timeout.ms=2000".into());
+        node.push("broker.heartbeat.interval.ms=300".into());
+    }
+    let mut nodes = Gregor::start_all(&overrides);
+    create(&nodes[0], "fenced", 3);
+    let leaders = wait_for_topic(&nodes[0], "fenced", 3);
+    let producer = nodes[0].producer(&[("acks", "all")]);
+    let records: Vec<Rec> = (0..30)
+        .map(|i| Rec {
+            partition: Some(i % 3),
+            ..Rec::value(format!("before-{i}"))
+        })
+        .collect();
+    send_ok(&producer, "fenced", &records);
+
+    // Not the active controller, so the fencing is the survivors' controller's doing alone.
+    let controller = leader_at_start(&nodes[0]);
+    let victim = (1..=3).find(|&n| n != controller).unwrap();
+    let victim_partition = leaders.iter().position(|&l| l == victim).unwrap();
+    nodes[(victim - 1) as usize].kill();
+    let observer = (controller - 1) as usize;
+    let fenced = wait_for_leaders(&nodes[observer], "fenced", |l| l[victim_partition] == -1);
+    for (p, leader) in fenced.iter().enumerate() {
+        if p != victim_partition {
+            assert_eq!(*leader, leaders[p], "other partitions keep their leader");
+        }
+    }
+    assert!(!brokers_listed(&nodes[observer]).contains(&victim));
+    // The partitions of live brokers take records meanwhile.
+    let live: Vec<Rec> = (0..3)
+        .filter(|&p| p as usize != victim_partition)
+        .map(|p| Rec {
+            partition: Some(p),
+            ..Rec::value("while-fenced")
+        })
+        .collect();
+    send_ok(
+        &nodes[observer].producer(&[("acks", "all")]),
+        "fenced",
+        &live,
+    );
+
+    nodes[(victim - 1) as usize].restart();
+    wait_for_leaders(&nodes[observer], "fenced", |l| l == leaders.as_slice());
+    assert!(brokers_listed(&nodes[observer]).contains(&victim));
+    let got = nodes[observer].consume("fenced", &[victim_partition as i32], 10);
+    let values: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.payload().unwrap_or_default()).to_string())
+        .collect();
+    let expected: Vec<String> = (0..30)
+        .filter(|i| i % 3 == victim_partition)
+        .map(|i| format!("before-{i}"))
+        .collect();
+    assert_eq!(values, expected);
 }

@@ -17,6 +17,8 @@ pub fn describe_cluster(
     let brokers = image
         .brokers
         .values()
+        // Clients are sent only to brokers the controller has not fenced, as in Kafka.
+        .filter(|b| !b.fenced)
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))

@@ -23,6 +23,8 @@ pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
     image
         .brokers
         .values()
+        // Clients are sent only to brokers the controller has not fenced, as in Kafka.
+        .filter(|b| !b.fenced)
         .map(|b| {
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.node_id))
@@ -34,8 +36,9 @@ pub fn brokers(image: &MetadataImage) -> Vec<MetadataResponseBroker> {
 }
 
 /// A topic's partitions; one whose log is offline here shows no leader, as Kafka shows a partition
-/// whose leader's log dir failed.
-fn describe(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic {
+/// whose leader's log dir failed, and one without a leader (its broker is fenced) says so:
+/// LEADER_NOT_AVAILABLE, with the fenced replicas offline.
+fn describe(broker: &Broker, image: &MetadataImage, topic: &TopicImage) -> MetadataResponseTopic {
     let partitions = topic
         .partitions
         .iter()
@@ -52,6 +55,16 @@ fn describe(broker: &Broker, topic: &TopicImage) -> MetadataResponseTopic {
                     .with_error_code(ResponseError::LeaderNotAvailable.code())
                     .with_leader_id(BrokerId(-1))
                     .with_offline_replicas(vec![BrokerId(broker.node_id)])
+            } else if p.leader < 0 {
+                let fenced = p
+                    .replicas
+                    .iter()
+                    .filter(|b| image.brokers.get(b).is_none_or(|r| r.fenced))
+                    .map(|&b| BrokerId(b))
+                    .collect();
+                described
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_offline_replicas(fenced)
             } else {
                 described
             }
@@ -83,12 +96,12 @@ async fn describe_wanted(
 ) -> MetadataResponseTopic {
     let Some(name) = t.name.map(|n| n.0) else {
         return match image.topic_by_id(&t.topic_id) {
-            Some(topic) => describe(broker, topic),
+            Some(topic) => describe(broker, image, topic),
             None => topic_error(None, t.topic_id, ResponseError::UnknownTopicId.code()),
         };
     };
     if let Some(topic) = image.topics.get(name.as_str()) {
-        return describe(broker, topic);
+        return describe(broker, image, topic);
     }
     if validate_topic_name(&name).is_err() {
         return topic_error(
@@ -110,7 +123,7 @@ async fn describe_wanted(
             image
                 .topics
                 .get(name.as_str())
-                .map(|t| describe(broker, t))
+                .map(|t| describe(broker, image, t))
                 .unwrap_or_else(|| {
                     topic_error(
                         Some(name),
@@ -134,10 +147,16 @@ pub async fn handle(
     let mut image = broker.metadata.image();
     let topics = match request.topics {
         // v0 sends an empty list for "all topics"; later versions send null.
-        None => image.topics.values().map(|t| describe(broker, t)).collect(),
-        Some(wanted) if wanted.is_empty() && version == 0 => {
-            image.topics.values().map(|t| describe(broker, t)).collect()
-        }
+        None => image
+            .topics
+            .values()
+            .map(|t| describe(broker, &image, t))
+            .collect(),
+        Some(wanted) if wanted.is_empty() && version == 0 => image
+            .topics
+            .values()
+            .map(|t| describe(broker, &image, t))
+            .collect(),
         Some(wanted) => {
             let mut described = Vec::with_capacity(wanted.len());
             for t in wanted {

@@ -7,10 +7,15 @@
 //! [`FORWARD_API_KEY`], JSON), and answered once this node has applied what the leader had when
 //! it answered: a client sees its change in whatever node it asked. A forwarded request is never
 //! forwarded again; a node that lost the lead meanwhile answers NOT_CONTROLLER (retriable).
+//!
+//! The active controller also keeps the brokers' liveness (in memory, as Kafka's does): when
+//! each last heartbeat came, and a broker silent for `broker.session.timeout.ms` is fenced.
+//! A controller that just took the lead, or whose own task was stalled longer than the
+//! session (a paused process cannot tell who else was), starts every broker's clock afresh.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gregor_metadata::request::decide;
 use gregor_metadata::{ControllerError, ControllerReply, ControllerRequest};
@@ -103,9 +108,11 @@ impl ControllerChannel {
         quorum: RaftQuorum,
         loader: Arc<MetadataLoader>,
         voters: BTreeMap<NodeId, ControllerNode>,
+        session_timeout: Duration,
     ) -> ControllerChannel {
         let (calls, inbox) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(quorum.clone(), loader, voters, inbox));
+        let liveness = Liveness::new(session_timeout);
+        let task = tokio::spawn(run(quorum.clone(), loader, voters, inbox, liveness));
         ControllerChannel {
             inner: Arc::new(Inner {
                 calls: Mutex::new(Some(calls)),
@@ -180,13 +187,75 @@ impl ControllerChannel {
     }
 }
 
+/// When the active controller last heard from each broker.
+struct Liveness {
+    session_timeout: Duration,
+    last_heartbeat: HashMap<i32, Instant>,
+    /// Whether this node led at the last check, and when that check ran.
+    leading: bool,
+    last_check: Instant,
+}
+
+impl Liveness {
+    fn new(session_timeout: Duration) -> Liveness {
+        Liveness {
+            session_timeout,
+            last_heartbeat: HashMap::new(),
+            leading: false,
+            last_check: Instant::now(),
+        }
+    }
+
+    /// The registered, unfenced brokers to fence now. Every broker gets a full session from
+    /// the moment this node starts leading, or resumes after a stall of its own.
+    fn expired(&mut self, leading: bool, image: &gregor_metadata::MetadataImage) -> Vec<i32> {
+        let now = Instant::now();
+        let stalled = now.duration_since(self.last_check) > self.session_timeout;
+        if !leading || !self.leading || stalled {
+            self.last_heartbeat.clear();
+        }
+        self.leading = leading;
+        self.last_check = now;
+        if !leading {
+            return Vec::new();
+        }
+        image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter(|b| {
+                let seen = *self.last_heartbeat.entry(b.node_id).or_insert(now);
+                now.duration_since(seen) > self.session_timeout
+            })
+            .map(|b| b.node_id)
+            .collect()
+    }
+}
+
 async fn run(
     quorum: RaftQuorum,
     loader: Arc<MetadataLoader>,
     voters: BTreeMap<NodeId, ControllerNode>,
     mut inbox: mpsc::UnboundedReceiver<Call>,
+    mut liveness: Liveness,
 ) {
-    while let Some(call) = inbox.recv().await {
+    let mut checks =
+        tokio::time::interval((liveness.session_timeout / 4).max(Duration::from_millis(10)));
+    checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let call = tokio::select! {
+            call = inbox.recv() => match call {
+                Some(call) => call,
+                None => return,
+            },
+            _ = checks.tick() => {
+                fence_silent_brokers(&quorum, &loader, &mut liveness).await;
+                continue;
+            }
+        };
+        if let ControllerRequest::BrokerHeartbeat { node_id, .. } = &call.request {
+            liveness.last_heartbeat.insert(*node_id, Instant::now());
+        }
         let mut outcome =
             decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
         if let Err(QuorumError::NotLeader {
@@ -204,6 +273,24 @@ async fn run(
         let answer = answer.and_then(|decided| decided);
         // The caller may have gone (its connection closed): the change stands anyway.
         let _ = call.answer.send((answer, quorum.applied_index()));
+    }
+}
+
+/// Fences the brokers whose session expired, when this node is the active controller.
+async fn fence_silent_brokers(
+    quorum: &RaftQuorum,
+    loader: &MetadataLoader,
+    liveness: &mut Liveness,
+) {
+    let leading = quorum.leader() == Some(quorum.node_id());
+    for node_id in liveness.expired(leading, &loader.image()) {
+        tracing::warn!(node_id, timeout = ?liveness.session_timeout, "no heartbeat from broker: fencing it");
+        let fence = ControllerRequest::FenceBroker { node_id };
+        match decide_and_commit(quorum, loader, &fence, false).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(node_id, error = %e.message, "broker not fenced"),
+            Err(e) => tracing::warn!(node_id, error = %e, "broker not fenced"),
+        }
     }
 }
 
@@ -305,7 +392,7 @@ mod tests {
             .unwrap();
         let voters = BTreeMap::from([(1, ControllerNode::default())]);
         (
-            ControllerChannel::start(quorum, loader.clone(), voters),
+            ControllerChannel::start(quorum, loader.clone(), voters, Duration::from_secs(9)),
             loader,
         )
     }
@@ -319,6 +406,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            fenced: false,
         };
         controller
             .call(ControllerRequest::RegisterBroker(broker), false)

@@ -67,11 +67,15 @@ pub enum ControllerRequest {
         node_id: i32,
         applied_offset: i64,
     },
-    /// No heartbeat from the broker for broker.session.timeout.ms: it is fenced, and each
-    /// partition it leads moves to another unfenced in-sync replica, or has no leader.
+    /// No heartbeat from the broker for broker.session.timeout.ms, or the broker's own
+    /// controlled shutdown: it is fenced, and each partition it leads moves to another unfenced
+    /// in-sync replica, or has no leader.
     FenceBroker {
         node_id: i32,
     },
+    /// DescribeQuorum: the active controller's view of the quorum. Answered by the controller
+    /// from the Raft state, not decided on the image.
+    DescribeQuorum,
     /// A node's start: a new metadata log takes `cluster_id` and the bootstrap feature levels
     /// (features never set are set); a log of another cluster refuses it.
     Format {
@@ -84,11 +88,41 @@ pub enum ControllerRequest {
 pub enum ControllerReply {
     /// Done (or, when validating only, acceptable); `changed` counts the records it took (0:
     /// nothing to change).
-    Done { changed: usize },
+    Done {
+        changed: usize,
+    },
     /// The first id of the allocated block.
-    ProducerIds { start: i64 },
+    ProducerIds {
+        start: i64,
+    },
     /// A heartbeat's answer: whether the broker is (still) fenced.
-    Heartbeat { fenced: bool },
+    Heartbeat {
+        fenced: bool,
+    },
+    Quorum(QuorumDescription),
+}
+
+/// The metadata quorum as its leader sees it (DescribeQuorum).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuorumDescription {
+    pub leader_id: i32,
+    /// The Raft term, which is KRaft's leader epoch.
+    pub leader_epoch: i32,
+    /// The offset after the last committed entry.
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaProgress>,
+    /// Nodes that copy the log without voting.
+    pub observers: Vec<ReplicaProgress>,
+}
+
+/// One replica of the metadata log: where its controller listener is and how far its log
+/// reaches (-1: not known to the leader).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaProgress {
+    pub node_id: i32,
+    pub host: String,
+    pub port: u16,
+    pub log_end_offset: i64,
 }
 
 /// Decides `request` on `image`: the records that carry it out (none when `validate_only`) and
@@ -175,6 +209,12 @@ pub fn decide(
             Some(broker) if !broker.fenced => fencing(image, *node_id, true),
             _ => vec![],
         },
+        ControllerRequest::DescribeQuorum => {
+            return Err(ControllerError {
+                code: ResponseError::InvalidRequest.code(),
+                message: "DescribeQuorum is answered from the quorum, not decided".into(),
+            });
+        }
         ControllerRequest::Format { cluster_id } => {
             let mut records = Vec::new();
             if image.cluster_id.is_empty() {

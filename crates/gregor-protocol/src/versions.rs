@@ -52,6 +52,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::PushTelemetry, 0, 0),
     (ApiKey::ListConfigResources, 0, 1),
     (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// The advertised range of `api`, if gregor implements it.

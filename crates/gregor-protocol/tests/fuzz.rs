@@ -101,6 +101,7 @@ fn default_request(api: ApiKey) -> RequestKind {
         PushTelemetry,
         ListConfigResources,
         WriteTxnMarkers,
+        DescribeQuorum,
     )
 }
 

@@ -24,6 +24,9 @@ use crate::partitions::ReplicaManager;
 use crate::producer_ids::ProducerIds;
 use crate::transactions::TxnRuntime;
 
+/// How long a stopping broker waits for the controller to fence it (controlled shutdown).
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot use log dir {dir}: {error}")]
@@ -300,8 +303,9 @@ impl Broker {
         }
     }
 
-    /// Heartbeats to the active controller every `broker.heartbeat.interval.ms` until the
-    /// broker stops; a broker the controller stops hearing from is fenced.
+    /// Heartbeats to the active controller every `broker.heartbeat.interval.ms` (a broker the
+    /// controller stops hearing from is fenced) until the broker stops, then shuts down in a
+    /// controlled way. The same task does both, so no heartbeat can undo the shutdown's fencing.
     async fn heartbeats(self: Arc<Self>) {
         let every =
             Duration::from_millis(self.config.get_i64("broker.heartbeat.interval.ms") as u64);
@@ -310,7 +314,7 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => return self.controlled_shutdown().await,
             }
             match self.controller.call(self.heartbeat_request(), false).await {
                 Ok(ControllerReply::Heartbeat { fenced: now }) => {
@@ -325,6 +329,29 @@ impl Broker {
                 Ok(other) => tracing::error!(?other, "unexpected answer to a heartbeat"),
                 Err(e) => tracing::warn!(error = %e.message, "heartbeat not answered"),
             }
+        }
+    }
+
+    /// Controlled shutdown: the controller fences this broker before it goes, so the leadership
+    /// of its partitions moves (or they show no leader) at once, not a session timeout later.
+    /// A controller that does not answer in time does not hold the shutdown up.
+    async fn controlled_shutdown(&self) {
+        let fence = ControllerRequest::FenceBroker {
+            node_id: self.node_id,
+        };
+        match tokio::time::timeout(
+            CONTROLLED_SHUTDOWN_TIMEOUT,
+            self.controller.call(fence, false),
+        )
+        .await
+        {
+            Ok(Ok(_)) => tracing::info!("controlled shutdown: the controller fenced this broker"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.message, "controlled shutdown refused; stopping anyway")
+            }
+            Err(_) => tracing::warn!(
+                "the controller did not answer the controlled shutdown; stopping anyway"
+            ),
         }
     }
 
@@ -456,7 +483,7 @@ impl RunningBroker {
         let broker = self.broker.clone();
         tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
         tokio::spawn(broker.clone().maintain());
-        tokio::spawn(broker.clone().heartbeats());
+        let heartbeats = tokio::spawn(broker.clone().heartbeats());
         let cleaner = {
             let broker = broker.clone();
             std::thread::Builder::new()
@@ -471,6 +498,8 @@ impl RunningBroker {
         // Stop background work first: the cleaner finishes the partition it is on, then every
         // checkpoint is written.
         broker.stop_background();
+        // The heartbeat task ends with the controlled shutdown, which needs the controller.
+        let _ = tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT * 2, heartbeats).await;
         let _ = cleaner.join();
         broker.shutdown().await;
     }

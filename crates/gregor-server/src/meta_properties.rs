@@ -21,10 +21,17 @@ const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 /// A random id in Kafka's form: a UUID in base64url without padding (22 characters).
 pub fn random_uuid() -> String {
-    let bits = uuid::Uuid::new_v4().as_u128();
-    (0..22)
-        .map(|i| BASE64URL[((bits >> (i * 6)) & 63) as usize] as char)
-        .collect()
+    loop {
+        let bits = uuid::Uuid::new_v4().as_u128();
+        let id: String = (0..22)
+            .map(|i| BASE64URL[((bits >> (i * 6)) & 63) as usize] as char)
+            .collect();
+        // As Kafka's Uuid.randomUuid: an id starting with '-' would read as an option on the
+        // command line (`gregor storage format -t -abc...`).
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 /// Whether `id` has the form of a Kafka cluster id (22 base64url characters).
@@ -169,6 +176,8 @@ mod tests {
         let dirs = vec![root.path().join("a"), root.path().join("b")];
         let id = random_uuid();
         assert!(is_valid_id(&id));
+        // One in 64 draws would start with '-' if not redrawn.
+        assert!((0..1000).all(|_| !random_uuid().starts_with('-')));
         assert!(format(&dirs, "not-an-id", 1, false).is_err());
         assert_eq!(format(&dirs, &id, 1, false).unwrap(), dirs);
         let again = format(&dirs, &id, 1, false).unwrap_err();

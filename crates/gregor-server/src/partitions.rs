@@ -661,6 +661,11 @@ impl ReplicaManager {
             }
             return;
         }
+        // A partition whose log dir failed stays offline whatever the metadata says of it next
+        // (a new leader epoch): placed anew, it would serve an empty log for its records.
+        if self.offline.read().contains(&key) {
+            return;
+        }
         let Some(dir) = self.place(partitions, &topic.name, index) else {
             self.offline.write().insert(key);
             return;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use gregor_server::{Broker, BrokerConfig};
 
 mod cli;
+mod dev;
 mod perf;
 mod storage;
 
@@ -32,6 +33,8 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    /// A local cluster in one command: N nodes on loopback, stopped together on Ctrl-C.
+    Dev(dev::Args),
     /// Format log dirs for a cluster before a first start (like kafka-storage.sh).
     #[command(subcommand)]
     Storage(storage::StorageCommand),
@@ -58,6 +61,9 @@ enum Command {
     Features(cli::features::Args),
     /// Log directories of the brokers and the partitions they hold (like kafka-log-dirs.sh).
     LogDirs(cli::log_dirs::Args),
+    /// The metadata quorum: leader, epoch, voters and their progress (like
+    /// kafka-metadata-quorum.sh).
+    MetadataQuorum(cli::metadata_quorum::Args),
 }
 
 /// Exit status of a tool: 0, or 1 with a one-line error.
@@ -125,6 +131,14 @@ fn main() -> ExitCode {
         Command::ClientMetrics(args) => tool("client-metrics", cli::client_metrics::run(args)),
         Command::Features(args) => tool("features", cli::features::run(args)),
         Command::LogDirs(args) => tool("log-dirs", cli::log_dirs::run(args)),
+        Command::MetadataQuorum(args) => tool("metadata-quorum", cli::metadata_quorum::run(args)),
+        Command::Dev(args) => match dev::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gregor dev: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Storage(command) => match storage::run(command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -67,6 +67,7 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
         K::PushTelemetry => PushTelemetryRequest::default().into(),
         K::ListConfigResources => ListConfigResourcesRequest::default().into(),
         K::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
+        K::DescribeQuorum => DescribeQuorumRequest::default().into(),
         _ => return None,
     })
 }

@@ -269,6 +269,52 @@ fn three_nodes_share_topics_and_survive_the_loss_of_the_active_controller() {
         }
     }
 
+    // DescribeQuorum through any node: the leader, the three voters and their progress, as
+    // kafka-metadata-quorum.sh shows them.
+    let controller = leader_at_start(&nodes[0]);
+    let asked = &nodes[(controller % 3) as usize];
+    let quorum = |what: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args(["metadata-quorum", "--bootstrap-server", &asked.bootstrap()])
+            .args(["describe", what])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let status = quorum("--status");
+    assert!(
+        status.contains(&format!("LeaderId:               {controller}\n")),
+        "{status}"
+    );
+    for id in 1..=3 {
+        assert!(status.contains(&format!("{{\"id\": {id}, ")), "{status}");
+    }
+    let high_watermark: i64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("HighWatermark:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(high_watermark > 0, "{status}");
+    let replication = quorum("--replication");
+    let roles: Vec<&str> = replication
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(
+        roles.iter().filter(|r| **r == "Leader").count(),
+        1,
+        "{replication}"
+    );
+    assert_eq!(
+        roles.iter().filter(|r| **r == "Follower").count(),
+        2,
+        "{replication}"
+    );
+
     // SIGKILL the active controller: the other two elect one and go on deciding; a client's
     // admin request goes to the node it knows, which forwards it.
     for (i, g) in nodes.iter().enumerate() {
@@ -278,7 +324,6 @@ fn three_nodes_share_topics_and_survive_the_loss_of_the_active_controller() {
             "Metadata names the node itself"
         );
     }
-    let controller = leader_at_start(&nodes[0]);
     assert!(nodes.iter().all(|g| leader_at_start(g) == controller));
     let index = (controller - 1) as usize;
     nodes[index].kill();
@@ -444,4 +489,138 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
         .map(|i| format!("before-{i}"))
         .collect();
     assert_eq!(values, expected);
+}
+
+/// SIGTERM is a controlled shutdown: the broker has the controller fence it before it exits, so
+/// its partition shows no leader at once, long before its session (60 s here) would have run
+/// out; restarted, it leads again.
+#[test]
+fn a_sigtermed_broker_shuts_down_in_a_controlled_way() {
+    let root = tempfile::tempdir().unwrap();
+    let mut overrides = cluster_overrides(root.path(), 3);
+    for node in &mut overrides {
+        node.push("broker.session.timeout.ms=60000".into());
+    }
+    let mut nodes = Gregor::start_all(&overrides);
+    create(&nodes[0], "controlled", 3);
+    let leaders = wait_for_topic(&nodes[0], "controlled", 3);
+    let controller = leader_at_start(&nodes[0]);
+    let victim = (1..=3).find(|&n| n != controller).unwrap();
+    let victim_partition = leaders.iter().position(|&l| l == victim).unwrap();
+    let index = (victim - 1) as usize;
+    let status = nodes[index].terminate(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        nodes[index]
+            .log_tail(200)
+            .contains("controlled shutdown: the controller fenced this broker"),
+        "{}",
+        nodes[index].log_tail(30)
+    );
+    let observer = (controller - 1) as usize;
+    wait_for_leaders(&nodes[observer], "controlled", |l| {
+        l[victim_partition] == -1
+    });
+    assert!(!brokers_listed(&nodes[observer]).contains(&victim));
+
+    nodes[index].restart();
+    wait_for_leaders(&nodes[observer], "controlled", |l| l == leaders.as_slice());
+}
+
+/// A base port with its next two and their controller ports (100 higher) free.
+fn free_port_block() -> u16 {
+    loop {
+        let base = common::free_port();
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if [1, 2, 100, 101, 102].iter().all(|d| free(base + d)) {
+            return base;
+        }
+    }
+}
+
+/// `gregor dev` runs a three-node cluster in one command: it prints the bootstrap list, the
+/// cluster takes topics on every broker, and Ctrl-C stops every node in a controlled way.
+#[test]
+fn gregor_dev_runs_a_cluster_until_ctrl_c() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port_block();
+    let mut dev = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["dev", "--nodes", "3", "--port", &port.to_string(), "--dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, printed) = std::sync::mpsc::channel();
+    let stdout = dev.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = lines.send(line);
+        }
+    });
+    let bootstrap = loop {
+        let line = printed
+            .recv_timeout(Duration::from_secs(60))
+            .expect("gregor dev printed its bootstrap servers");
+        if let Some(list) = line.strip_prefix("bootstrap servers: ") {
+            break list.to_string();
+        }
+    };
+    let expected: Vec<String> = (0..3).map(|i| format!("127.0.0.1:{}", port + i)).collect();
+    assert_eq!(bootstrap, expected.join(","));
+
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+    let new = NewTopic::new("dev", 3, TopicReplication::Fixed(1));
+    let created = block_on(admin.create_topics(&[new], &admin_opts())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let md = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        let leaders: BTreeSet<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == "dev")
+            .flat_map(|t| t.partitions().iter().map(|p| p.leader()))
+            .collect();
+        if leaders == BTreeSet::from([1, 2, 3]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dev's partitions never led by 1, 2, 3: {leaders:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(admin);
+
+    unsafe {
+        libc::kill(dev.id() as i32, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = dev.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gregor dev did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    for id in 1..=3 {
+        let log = std::fs::read_to_string(dir.path().join(format!("node-{id}.log"))).unwrap();
+        assert!(log.contains("controlled shutdown"), "node {id}:\n{log}");
+        assert!(!log.contains("panicked"), "node {id}:\n{log}");
+    }
 }

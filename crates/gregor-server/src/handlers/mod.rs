@@ -14,6 +14,7 @@ mod metadata;
 mod produce;
 mod producer_id;
 mod producers;
+mod quorum;
 mod records;
 mod telemetry;
 pub(crate) mod topics;
@@ -208,6 +209,9 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         }
         RequestKind::DescribeProducers(r) => respond!(producers::describe_producers(broker, r)),
         RequestKind::WriteTxnMarkers(r) => respond!(producers::write_txn_markers(broker, r)),
+        RequestKind::DescribeQuorum(r) => {
+            respond!(quorum::describe_quorum(broker, version, r).await)
+        }
         RequestKind::UpdateFeatures(r) => {
             respond!(features::update_features(broker, version, r).await)
         }

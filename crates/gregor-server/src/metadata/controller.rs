@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gregor_metadata::request::decide;
-use gregor_metadata::{ControllerError, ControllerReply, ControllerRequest};
+use gregor_metadata::{
+    ControllerError, ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress,
+};
 use gregor_protocol::kafka::ResponseError;
 use gregor_raft::network::{read_frame, request_frame};
 use gregor_raft::{ControllerNode, MetadataQuorum, NodeId, QuorumError, RaftQuorum};
@@ -302,6 +304,9 @@ async fn decide_and_commit(
     validate_only: bool,
 ) -> Result<Answer, QuorumError> {
     quorum.ensure_leader().await?;
+    if let ControllerRequest::DescribeQuorum = request {
+        return Ok(Ok(ControllerReply::Quorum(describe_quorum(quorum))));
+    }
     let (records, reply) = match decide(&loader.image(), request, validate_only) {
         Ok(decided) => decided,
         Err(refused) => return Ok(Err(refused)),
@@ -310,6 +315,24 @@ async fn decide_and_commit(
         quorum.append(records).await?;
     }
     Ok(Ok(reply))
+}
+
+/// The quorum as this node, its leader, sees it.
+fn describe_quorum(quorum: &RaftQuorum) -> QuorumDescription {
+    let status = quorum.status();
+    let progress = |v: &gregor_raft::VoterState| ReplicaProgress {
+        node_id: v.node_id as i32,
+        host: v.node.host.clone(),
+        port: v.node.port,
+        log_end_offset: v.log_end_offset,
+    };
+    QuorumDescription {
+        leader_id: status.leader.map_or(-1, |l| l as i32),
+        leader_epoch: status.term as i32,
+        high_watermark: status.high_watermark,
+        voters: status.voters.iter().map(progress).collect(),
+        observers: status.learners.iter().map(progress).collect(),
+    }
 }
 
 /// Sends the call to the leader and waits until this node applied what the leader had.

@@ -10,6 +10,7 @@ pub mod features;
 pub mod groups;
 mod librdkafka;
 pub mod log_dirs;
+pub mod metadata_quorum;
 pub mod produce;
 pub mod topics;
 pub mod transactions;

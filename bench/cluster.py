@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Cluster benchmark (issue 13): controller failover and bulk topic creation on three nodes.
+
+    .venv/bin/python bench/cluster.py [--runs 10] [--topics 1000] [--partitions 10]
+
+Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per measurement.
+
+* failover: a fresh three-node cluster per run; the active controller (the quorum leader the
+  nodes logged) is SIGKILLed, and the time is taken from the kill to the first CreateTopics a
+  survivor answers successfully (retried every 50 ms through the survivor, as a client would).
+* bulk creation: `--topics` topics of `--partitions` partitions created through one node in
+  CreateTopics requests of 100 topics, until Metadata on another node shows them all.
+"""
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("GREGOR_BIN", str(REPO / "target" / "release" / "gregor"))
+sys.path.insert(0, str(REPO / "tests" / "python"))
+
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from gregor_cluster import start_cluster  # noqa: E402
+
+LEADER_RE = re.compile(r"the metadata quorum has a leader leader=(\d+)")
+
+
+def admin(bootstrap):
+    return AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 5000})
+
+
+def create(client, topics, partitions, timeout=30):
+    futures = client.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
+                                    for t in topics], operation_timeout=timeout, request_timeout=timeout)
+    for f in futures.values():
+        f.result(timeout)
+
+
+def stop_all(nodes):
+    for node in nodes:
+        node.shutdown_quietly()
+
+
+def failover_once(root):
+    nodes = start_cluster(root, 3)
+    try:
+        create(admin(nodes[0].bootstrap), ["warm-up"], 1)
+        leader = int(LEADER_RE.findall(nodes[0].log_text())[-1])
+        survivor = nodes[leader % 3]
+        client = admin(survivor.bootstrap)
+        killed = time.monotonic()
+        nodes[leader - 1].kill()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                create(client, [f"after-{attempt}"], 1, timeout=5)
+                return time.monotonic() - killed
+            except Exception:  # noqa: BLE001 - retried until the new controller answers
+                time.sleep(0.05)
+    finally:
+        stop_all(nodes)
+
+
+def bulk_create(root, topics, partitions):
+    nodes = start_cluster(root, 3)
+    try:
+        client = admin(nodes[0].bootstrap)
+        names = [f"bulk-{i}" for i in range(topics)]
+        started = time.monotonic()
+        for i in range(0, topics, 100):
+            create(client, names[i:i + 100], partitions, timeout=120)
+        created = time.monotonic() - started
+        other = admin(nodes[1].bootstrap)
+        while len([t for t in other.list_topics(timeout=30).topics if t.startswith("bulk-")]) < topics:
+            time.sleep(0.05)
+        seen = time.monotonic() - started
+        return created, seen
+    finally:
+        stop_all(nodes)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--topics", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=10)
+    args = parser.parse_args()
+    times = []
+    for run in range(args.runs):
+        with tempfile.TemporaryDirectory() as root:
+            times.append(failover_once(Path(root)))
+            print(json.dumps({"bench": "failover", "run": run, "seconds": round(times[-1], 3)}), flush=True)
+    print(json.dumps({"bench": "failover", "runs": len(times), "p50_s": round(statistics.median(times), 3),
+                      "max_s": round(max(times), 3)}), flush=True)
+    with tempfile.TemporaryDirectory() as root:
+        created, seen = bulk_create(Path(root), args.topics, args.partitions)
+    print(json.dumps({"bench": "bulk_create", "topics": args.topics, "partitions": args.partitions,
+                      "created_s": round(created, 3), "seen_on_another_node_s": round(seen, 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

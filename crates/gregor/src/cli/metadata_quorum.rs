@@ -1,0 +1,211 @@
+//! `gregor metadata-quorum describe --status|--replication`: the metadata quorum as its leader
+//! sees it (like kafka-metadata-quorum.sh), from DescribeQuorum sent to the first bootstrap
+//! broker, which asks the active controller.
+
+use anyhow::{bail, Context};
+use clap::{Args as ClapArgs, Subcommand};
+use gregor_protocol::kafka::messages::describe_quorum_request::{PartitionData, TopicData};
+use gregor_protocol::kafka::messages::describe_quorum_response;
+use gregor_protocol::kafka::messages::{
+    DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    TopicName,
+};
+use gregor_protocol::kafka::protocol::StrBytes;
+use gregor_protocol::ApiKey;
+
+use super::common::table;
+use super::wire;
+use super::ClientArgs;
+
+const EXAMPLES: &str = "Examples:
+  gregor metadata-quorum describe --status
+  gregor metadata-quorum --bootstrap-server broker1:9092 describe --replication";
+
+#[derive(ClapArgs, Debug)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The quorum's leader, epoch, high watermark and voters, or each replica's progress.
+    Describe {
+        /// Leader, epoch, high watermark, largest follower lag, voters and observers.
+        #[arg(
+            long,
+            conflicts_with = "replication",
+            required_unless_present = "replication"
+        )]
+        status: bool,
+        /// One row per replica: log end offset, lag, and whether leader, follower or observer.
+        #[arg(long)]
+        replication: bool,
+    },
+}
+
+/// host:port of the first bootstrap server.
+fn first_bootstrap(client: &ClientArgs) -> anyhow::Result<(String, u16)> {
+    let first = client
+        .bootstrap_server
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim();
+    let (host, port) = first
+        .rsplit_once(':')
+        .with_context(|| format!("bootstrap server {first} is not host:port"))?;
+    Ok((
+        host.to_string(),
+        port.parse().with_context(|| format!("port of {first}"))?,
+    ))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Command::Describe { status, .. } = args.command;
+    let (host, port) = first_bootstrap(&args.client)?;
+    let timeout = args.client.timeout();
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response: DescribeQuorumResponse =
+        wire::call((&host, port), ApiKey::DescribeQuorum, 2, &request, timeout)?;
+    if response.error_code != 0 {
+        bail!(
+            "DescribeQuorum failed with error {}: {}",
+            response.error_code,
+            response.error_message.as_deref().unwrap_or("")
+        );
+    }
+    let partition = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .context("DescribeQuorum answered without the metadata partition")?;
+    if partition.error_code != 0 {
+        bail!("DescribeQuorum failed with error {}", partition.error_code);
+    }
+    if status {
+        let cluster: DescribeClusterResponse = wire::call(
+            (&host, port),
+            ApiKey::DescribeCluster,
+            0,
+            &DescribeClusterRequest::default(),
+            timeout,
+        )?;
+        print!(
+            "{}",
+            status_text(&cluster.cluster_id, partition, &response.nodes)
+        );
+    } else {
+        print!("{}", replication_text(partition));
+    }
+    Ok(())
+}
+
+/// The leader's log end offset minus each follower's (unknown offsets lag by the whole log).
+fn lag(
+    partition: &describe_quorum_response::PartitionData,
+    replica: &describe_quorum_response::ReplicaState,
+) -> i64 {
+    let leader_end = partition
+        .current_voters
+        .iter()
+        .find(|v| v.replica_id == partition.leader_id)
+        .map_or(partition.high_watermark, |v| v.log_end_offset);
+    (leader_end - replica.log_end_offset.max(0)).max(0)
+}
+
+fn replicas_json(
+    replicas: &[describe_quorum_response::ReplicaState],
+    nodes: &[describe_quorum_response::Node],
+) -> String {
+    let entries: Vec<String> = replicas
+        .iter()
+        .map(|r| {
+            let endpoints: Vec<String> = nodes
+                .iter()
+                .filter(|n| n.node_id == r.replica_id)
+                .flat_map(|n| &n.listeners)
+                .map(|l| format!("\"{}://{}:{}\"", &*l.name, &*l.host, l.port))
+                .collect();
+            format!(
+                "{{\"id\": {}, \"directoryId\": \"{}\", \"endpoints\": [{}]}}",
+                r.replica_id.0,
+                r.replica_directory_id,
+                endpoints.join(", ")
+            )
+        })
+        .collect();
+    format!("[{}]", entries.join(", "))
+}
+
+fn status_text(
+    cluster_id: &str,
+    partition: &describe_quorum_response::PartitionData,
+    nodes: &[describe_quorum_response::Node],
+) -> String {
+    let max_lag = partition
+        .current_voters
+        .iter()
+        .map(|v| lag(partition, v))
+        .max()
+        .unwrap_or(0);
+    format!(
+        "ClusterId:              {cluster_id}\n\
+         LeaderId:               {}\n\
+         LeaderEpoch:            {}\n\
+         HighWatermark:          {}\n\
+         MaxFollowerLag:         {max_lag}\n\
+         MaxFollowerLagTimeMs:   -1\n\
+         CurrentVoters:          {}\n\
+         CurrentObservers:       {}\n",
+        partition.leader_id.0,
+        partition.leader_epoch,
+        partition.high_watermark,
+        replicas_json(&partition.current_voters, nodes),
+        replicas_json(&partition.observers, nodes),
+    )
+}
+
+fn replication_text(partition: &describe_quorum_response::PartitionData) -> String {
+    let row = |r: &describe_quorum_response::ReplicaState, role: &str| {
+        vec![
+            r.replica_id.0.to_string(),
+            r.replica_directory_id.to_string(),
+            r.log_end_offset.to_string(),
+            lag(partition, r).to_string(),
+            r.last_fetch_timestamp.to_string(),
+            r.last_caught_up_timestamp.to_string(),
+            role.to_string(),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = partition
+        .current_voters
+        .iter()
+        .map(|v| {
+            let role = if v.replica_id == partition.leader_id {
+                "Leader"
+            } else {
+                "Follower"
+            };
+            row(v, role)
+        })
+        .collect();
+    rows.extend(partition.observers.iter().map(|o| row(o, "Observer")));
+    table(
+        &[
+            "NodeId",
+            "DirectoryId",
+            "LogEndOffset",
+            "Lag",
+            "LastFetchTimestamp",
+            "LastCaughtUpTimestamp",
+            "Status",
+        ],
+        &rows,
+    )
+}

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use common::{admin_opts, block_on, send_ok, Gregor, Rec};
 use gregor_protocol::kafka::messages::{
-    FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest, MetadataRequest,
-    ProducerId, ResponseKind, TransactionalId,
+    DescribeClusterRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    InitProducerIdRequest, MetadataRequest, ProducerId, ResponseKind, TransactionalId,
 };
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::{ApiKey, RequestKind};
@@ -462,6 +462,31 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
         }
     }
     assert!(!brokers_listed(&nodes[observer]).contains(&victim));
+    // DescribeCluster v2 shows it, marked, to a client that asks for fenced brokers (KIP-1073).
+    for include in [false, true] {
+        let mut s = TcpStream::connect(("127.0.0.1", nodes[observer].port)).unwrap();
+        let request = RequestKind::DescribeCluster(
+            DescribeClusterRequest::default().with_include_fenced_brokers(include),
+        );
+        let ResponseKind::DescribeCluster(described) =
+            common::call(&mut s, ApiKey::DescribeCluster, 2, 1, &request)
+        else {
+            panic!("not a DescribeCluster response");
+        };
+        let fenced: Vec<(i32, bool)> = described
+            .brokers
+            .iter()
+            .map(|b| (b.broker_id.0, b.is_fenced))
+            .filter(|(_, fenced)| *fenced)
+            .collect();
+        let expected = if include {
+            vec![(victim, true)]
+        } else {
+            vec![]
+        };
+        assert_eq!(fenced, expected);
+        assert_eq!(described.brokers.len(), if include { 3 } else { 2 });
+    }
     // The partitions of live brokers take records meanwhile.
     let live: Vec<Rec> = (0..3)
         .filter(|&p| p as usize != victim_partition)

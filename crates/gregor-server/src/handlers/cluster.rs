@@ -1,4 +1,5 @@
-//! DescribeCluster.
+//! DescribeCluster: the unfenced brokers, and from v2 (KIP-1073) the fenced ones too when the
+//! request asks (`include_fenced_brokers`), each marked.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use crate::broker::Broker;
 
 pub fn describe_cluster(
     broker: &Arc<Broker>,
-    _version: i16,
+    version: i16,
     request: DescribeClusterRequest,
 ) -> DescribeClusterResponse {
     let image = broker.metadata.image();
@@ -18,13 +19,14 @@ pub fn describe_cluster(
         .brokers
         .values()
         // Clients are sent only to brokers the controller has not fenced, as in Kafka.
-        .filter(|b| !b.fenced)
+        .filter(|b| !b.fenced || (version >= 2 && request.include_fenced_brokers))
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(&b.host))
                 .with_port(b.port as i32)
                 .with_rack(b.rack.as_deref().map(str_bytes))
+                .with_is_fenced(b.fenced)
         })
         .collect();
     DescribeClusterResponse::default()

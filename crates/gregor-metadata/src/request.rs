@@ -26,6 +26,12 @@ pub enum ControllerRequest {
         defaults: TopicDefaults,
         topic_id: Uuid,
     },
+    /// CreateTopics with several topics: decided in order on the image as the earlier ones leave
+    /// it, and committed as one entry; each topic succeeds or fails on its own.
+    CreateTopics {
+        topics: Vec<(NewTopic, Uuid)>,
+        defaults: TopicDefaults,
+    },
     DeleteTopic {
         name: String,
     },
@@ -100,6 +106,8 @@ pub enum ControllerReply {
         fenced: bool,
     },
     Quorum(QuorumDescription),
+    /// Each topic of a CreateTopics, in order: created (or, validating only, acceptable) or not.
+    Created(Vec<Result<(), ControllerError>>),
 }
 
 /// The metadata quorum as its leader sees it (DescribeQuorum).
@@ -138,6 +146,21 @@ pub fn decide(
             defaults,
             topic_id,
         } => create_topic(image, topic, defaults, *topic_id)?,
+        ControllerRequest::CreateTopics { topics, defaults } => {
+            let mut after = image.clone();
+            let mut records = Vec::new();
+            let outcomes = topics
+                .iter()
+                .map(|(topic, topic_id)| {
+                    let created = create_topic(&after, topic, defaults, *topic_id)?;
+                    created.iter().for_each(|record| after.apply(record));
+                    records.extend(created);
+                    Ok(())
+                })
+                .collect();
+            let records = if validate_only { vec![] } else { records };
+            return Ok((records, ControllerReply::Created(outcomes)));
+        }
         ControllerRequest::DeleteTopic { name } => delete_topic(image, name)?,
         ControllerRequest::CreatePartitions {
             name,
@@ -435,5 +458,39 @@ mod tests {
             rebuilt.apply(&record);
         }
         assert!(rebuilt.brokers[&2].fenced);
+    }
+
+    /// Topics of one CreateTopics are decided as if one after the other (a name taken by an
+    /// earlier one is refused, the others go on) and committed in one entry.
+    #[test]
+    fn topics_of_one_request_are_decided_in_order_and_committed_together() {
+        let mut image = image();
+        let topics = vec![
+            (new_topic("a", 2, -1), Uuid::new_v4()),
+            (new_topic("a", 1, -1), Uuid::new_v4()),
+            (new_topic("bad name!", 1, -1), Uuid::new_v4()),
+            (new_topic("b", 1, -1), Uuid::new_v4()),
+        ];
+        let request = ControllerRequest::CreateTopics {
+            topics,
+            defaults: DEFAULTS,
+        };
+        let (checked, reply) = decide(&image, &request, true).unwrap();
+        assert!(checked.is_empty(), "validating only writes nothing");
+        let ControllerReply::Created(outcomes) = reply else {
+            panic!("{reply:?}");
+        };
+        let codes: Vec<i16> = outcomes
+            .iter()
+            .map(|o| o.as_ref().map_or_else(|e| e.code, |()| 0))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![0, 36, 17, 0],
+            "TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION"
+        );
+        commit(&mut image, &request);
+        assert_eq!(image.topics["a"].partitions.len(), 2);
+        assert_eq!(image.topics["b"].partitions.len(), 1);
     }
 }

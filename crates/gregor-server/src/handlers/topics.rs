@@ -5,8 +5,9 @@ use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
 use gregor_metadata::controller::{ControllerError, NewTopic, TopicDefaults};
-use gregor_metadata::ControllerRequest;
+use gregor_metadata::{ControllerReply, ControllerRequest, MetadataImage};
 use gregor_protocol::kafka::messages::create_partitions_response::CreatePartitionsTopicResult;
+use gregor_protocol::kafka::messages::create_topics_request::CreatableTopic;
 use gregor_protocol::kafka::messages::create_topics_response::CreatableTopicResult;
 use gregor_protocol::kafka::messages::delete_topics_response::DeletableTopicResult;
 use gregor_protocol::kafka::messages::{
@@ -66,8 +67,12 @@ pub async fn create_topics(
     version: i16,
     request: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
-    let mut results = Vec::with_capacity(request.topics.len());
+    // Checked here: duplicates within the request and assignments; the rest is the controller's,
+    // one decision for all the request's topics (one metadata log entry, not one per topic).
     let mut seen = std::collections::HashSet::new();
+    let mut outcomes: Vec<Option<Result<Uuid, ControllerError>>> = Vec::new();
+    let mut wanted = Vec::new();
+    let mut topics = Vec::with_capacity(request.topics.len());
     for t in &request.topics {
         let name = t.name.0.as_str();
         let mut assignments: Vec<_> = t.assignments.iter().collect();
@@ -86,8 +91,8 @@ pub async fn create_topics(
                 .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                 .collect(),
         };
-        let outcome = if !seen.insert(name) {
-            Err(ControllerError {
+        let refused = if !seen.insert(name) {
+            Some(ControllerError {
                 code: ResponseError::InvalidRequest.code(),
                 message: format!("Duplicate topic name {name} in the request"),
             })
@@ -96,68 +101,129 @@ pub async fn create_topics(
             .enumerate()
             .any(|(i, a)| a.partition_index != i as i32)
         {
-            Err(ControllerError {
+            Some(ControllerError {
                 code: ResponseError::InvalidReplicaAssignment.code(),
                 message: "Partitions in the assignment must be consecutive from 0".into(),
             })
         } else {
-            commit_topic_creation(broker, topic.clone(), request.validate_only).await
+            None
         };
-        let mut result = CreatableTopicResult::default()
-            .with_name(t.name.clone())
-            .with_error_message(None);
-        match outcome {
-            Ok(id) => {
-                let image = broker.metadata.image();
-                let created = image.topics.get(name);
-                let partitions = created.map_or_else(
-                    || {
-                        topic
-                            .assignments
-                            .len()
-                            .max(t.num_partitions.max(0) as usize) as i32
-                    },
-                    |c| c.partitions.len() as i32,
-                );
-                let factor = created
-                    .and_then(|c| c.partitions.values().next())
-                    .map_or(t.replication_factor, |p| p.replicas.len() as i16);
-                if version >= 5 {
-                    let overrides = topic
-                        .configs
-                        .iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
-                        .collect();
-                    result = result.with_configs(Some(super::configs::created_topic_configs(
-                        broker, &image, &overrides,
-                    )));
-                }
-                result = result
-                    .with_topic_id(if request.validate_only {
-                        Uuid::nil()
-                    } else {
-                        id
-                    })
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(factor);
-                if !request.validate_only {
-                    tracing::info!(topic = name, partitions, "created topic");
-                }
-            }
-            Err(e) => {
-                result = result
-                    .with_error_code(e.code)
-                    .with_error_message(Some(str_bytes(&e.message)))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1);
+        match refused {
+            Some(e) => outcomes.push(Some(Err(e))),
+            None => {
+                outcomes.push(None);
+                wanted.push((topic.clone(), Uuid::new_v4()));
             }
         }
-        if version < 5 {
-            result = result.with_configs(None);
-        }
-        results.push(result);
+        topics.push(topic);
     }
+    let ids: Vec<Uuid> = wanted.iter().map(|(_, id)| *id).collect();
+    let call = ControllerRequest::CreateTopics {
+        topics: wanted,
+        defaults: defaults(broker),
+    };
+    let decided: Vec<Result<(), ControllerError>> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        match broker.controller.call(call, request.validate_only).await {
+            Ok(ControllerReply::Created(each)) => each,
+            Ok(other) => vec![Err(unexpected(other)); ids.len()],
+            Err(e) => vec![Err(e); ids.len()],
+        }
+    };
+    let mut decided = decided.into_iter().zip(ids);
+    let image = broker.metadata.image();
+    let results = request
+        .topics
+        .iter()
+        .zip(topics)
+        .zip(outcomes)
+        .map(|((t, topic), outcome)| {
+            let outcome = outcome.unwrap_or_else(|| match decided.next() {
+                Some((result, id)) => result.map(|()| id),
+                None => Err(unexpected("fewer answers than topics")),
+            });
+            created_topic_result(
+                broker,
+                &image,
+                version,
+                request.validate_only,
+                t,
+                &topic,
+                outcome,
+            )
+        })
+        .collect();
     CreateTopicsResponse::default().with_topics(results)
+}
+
+fn unexpected(what: impl std::fmt::Debug) -> ControllerError {
+    tracing::error!(?what, "unexpected answer to CreateTopics");
+    ControllerError {
+        code: ResponseError::UnknownServerError.code(),
+        message: "the controller's answer did not match the request".into(),
+    }
+}
+
+/// One topic's result in a CreateTopics response.
+fn created_topic_result(
+    broker: &Broker,
+    image: &MetadataImage,
+    version: i16,
+    validate_only: bool,
+    t: &CreatableTopic,
+    topic: &NewTopic,
+    outcome: Result<Uuid, ControllerError>,
+) -> CreatableTopicResult {
+    let name = topic.name.as_str();
+    let mut result = CreatableTopicResult::default()
+        .with_name(t.name.clone())
+        .with_error_message(None);
+    match outcome {
+        Ok(id) => {
+            let created = image.topics.get(name);
+            let partitions = created.map_or_else(
+                || {
+                    topic
+                        .assignments
+                        .len()
+                        .max(t.num_partitions.max(0) as usize) as i32
+                },
+                |c| c.partitions.len() as i32,
+            );
+            let factor = created
+                .and_then(|c| c.partitions.values().next())
+                .map_or(t.replication_factor, |p| p.replicas.len() as i16);
+            if version >= 5 {
+                let overrides = topic
+                    .configs
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.clone()?)))
+                    .collect();
+                result = result.with_configs(Some(super::configs::created_topic_configs(
+                    broker, image, &overrides,
+                )));
+            }
+            result = result
+                .with_topic_id(if validate_only { Uuid::nil() } else { id })
+                .with_num_partitions(partitions)
+                .with_replication_factor(factor);
+            if !validate_only {
+                tracing::info!(topic = name, partitions, "created topic");
+            }
+        }
+        Err(e) => {
+            result = result
+                .with_error_code(e.code)
+                .with_error_message(Some(str_bytes(&e.message)))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+        }
+    }
+    if version < 5 {
+        result = result.with_configs(None);
+    }
+    result
 }
 
 pub async fn delete_topics(

@@ -11,7 +11,7 @@ use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::internal_topics::{coordinator_of, OFFSETS, TRANSACTIONS};
+use crate::internal_topics::{self, coordinator_of, OFFSETS, TRANSACTIONS};
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -22,23 +22,9 @@ async fn locate(
     key: &str,
     key_type: i8,
 ) -> Result<(i32, String, i32), (i16, String)> {
-    let (created, topic) = match key_type {
-        GROUP => (
-            broker
-                .groups
-                .ensure_topic(broker)
-                .await
-                .map_err(|e| e.to_string()),
-            &OFFSETS,
-        ),
-        TRANSACTION => (
-            broker
-                .txns
-                .ensure_topic(broker)
-                .await
-                .map_err(|e| e.to_string()),
-            &TRANSACTIONS,
-        ),
+    let topic = match key_type {
+        GROUP => &OFFSETS,
+        TRANSACTION => &TRANSACTIONS,
         other => {
             return Err((
                 ResponseError::InvalidRequest.code(),
@@ -46,7 +32,7 @@ async fn locate(
             ))
         }
     };
-    if let Err(e) = created {
+    if let Err(e) = internal_topics::ensure(broker, topic).await {
         tracing::error!(error = %e, "cannot create an internal topic");
         return Err((ResponseError::CoordinatorNotAvailable.code(), e));
     }

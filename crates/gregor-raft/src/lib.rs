@@ -58,6 +58,22 @@ impl fmt::Display for ControllerNode {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct MetadataBatch {
     pub records: Vec<MetadataRecord>,
+    /// When the leader took it (ms since the epoch): the batch's timestamp in every
+    /// controller's log, so that their logs are the same byte for byte (-1: unknown, in
+    /// entries written before it was kept).
+    #[serde(default = "no_timestamp")]
+    pub appended_ms: i64,
+}
+
+fn no_timestamp() -> i64 {
+    -1
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// What the quorum answers to an appended batch once it is committed and applied: its offset in

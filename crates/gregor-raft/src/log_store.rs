@@ -21,7 +21,7 @@ use openraft::{EntryPayload, LogState, RaftLogReader, StorageIOError, Vote};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::{Entry, LogId, MetadataBatch, NodeId, StorageError, TypeConfig};
+use crate::{now_ms, Entry, LogId, MetadataBatch, NodeId, StorageError, TypeConfig};
 
 /// The file of the vote, the commit point and the last purged entry (KRaft's name).
 pub const QUORUM_STATE: &str = "quorum-state";
@@ -68,12 +68,6 @@ pub struct LogStore {
     inner: Arc<Mutex<Inner>>,
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 fn read_error(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::read_logs(&e).into()
 }
@@ -97,16 +91,20 @@ fn json(value: &impl Serialize) -> Result<Bytes, StorageError> {
 }
 
 /// One entry as a batch of one record (its offset and leader epoch are set by the append).
+/// Nothing in it depends on the node that writes it: a follower's batch is the leader's.
 fn encode(entry: &Entry) -> Result<Bytes, StorageError> {
-    let record = match &entry.payload {
-        EntryPayload::Blank => (Some(Bytes::from_static(BLANK)), None),
+    let (record, timestamp) = match &entry.payload {
+        EntryPayload::Blank => ((Some(Bytes::from_static(BLANK)), None), -1),
         EntryPayload::Membership(membership) => (
-            Some(Bytes::from_static(MEMBERSHIP)),
-            Some(json(membership)?),
+            (
+                Some(Bytes::from_static(MEMBERSHIP)),
+                Some(json(membership)?),
+            ),
+            -1,
         ),
-        EntryPayload::Normal(batch) => (None, Some(json(batch)?)),
+        EntryPayload::Normal(batch) => ((None, Some(json(batch)?)), batch.appended_ms),
     };
-    Ok(encode_batch(&[record], now_ms()))
+    Ok(encode_batch(&[record], timestamp))
 }
 
 /// The entry a batch of the log holds.

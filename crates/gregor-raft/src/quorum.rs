@@ -196,6 +196,17 @@ impl RaftQuorum {
             .ok_or_else(|| unavailable("no leader"))
     }
 
+    /// Resolves once this node no longer takes `leader` for the leader (another is known, or
+    /// none); never if the quorum stopped.
+    pub async fn leader_changed(&self, leader: NodeId) {
+        let mut metrics = self.raft.metrics();
+        while metrics.borrow_and_update().current_leader == Some(leader) {
+            if metrics.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// The Raft node, for the listener that routes Raft's frames to it.
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
@@ -219,7 +230,10 @@ impl MetadataQuorum for RaftQuorum {
     async fn append(&self, records: Vec<MetadataRecord>) -> Result<i64, QuorumError> {
         let written = self
             .raft
-            .client_write(MetadataBatch { records })
+            .client_write(MetadataBatch {
+                records,
+                appended_ms: crate::now_ms(),
+            })
             .await
             .map_err(write_error)?;
         Ok(written.data.offset)

@@ -38,7 +38,10 @@ fn log_id(term: u64, index: u64) -> LogId {
 fn normal(term: u64, index: u64, records: Vec<MetadataRecord>) -> Entry {
     Entry {
         log_id: log_id(term, index),
-        payload: EntryPayload::Normal(MetadataBatch { records }),
+        payload: EntryPayload::Normal(MetadataBatch {
+            records,
+            appended_ms: 1_700_000_000_000,
+        }),
     }
 }
 

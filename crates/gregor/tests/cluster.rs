@@ -8,10 +8,10 @@ mod common;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::cluster::{cluster_overrides, loopback};
 use common::{admin_opts, block_on, send_ok, Gregor, Rec};
 use gregor_protocol::kafka::messages::{
     DescribeClusterRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
@@ -22,59 +22,6 @@ use gregor_protocol::{ApiKey, RequestKind};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::metadata::Metadata;
 use rdkafka::Message;
-
-/// A cluster of `nodes` nodes: their overrides (node ids 1.., client and controller listeners
-/// on free ports, log dirs formatted with one cluster id in `root`, as `gregor storage format`
-/// does).
-fn cluster_overrides(root: &Path, nodes: i32) -> Vec<Vec<String>> {
-    let gregor = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
-    let cluster_id = gregor(&["storage", "random-uuid"]);
-    let ports: Vec<(u16, u16)> = (0..nodes)
-        .map(|_| (common::free_port(), common::free_port()))
-        .collect();
-    let voters: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, (_, controller))| format!("{}@127.0.0.1:{controller}", i + 1))
-        .collect();
-    ports
-        .iter()
-        .enumerate()
-        .map(|(i, (client, controller))| {
-            let id = i + 1;
-            let dir = root.join(format!("node-{id}"));
-            let properties = root.join(format!("node-{id}.properties"));
-            std::fs::write(
-                &properties,
-                format!("node.id={id}\nlog.dirs={}\n", dir.display()),
-            )
-            .unwrap();
-            gregor(&[
-                "storage",
-                "format",
-                "-t",
-                &cluster_id,
-                "-c",
-                properties.to_str().unwrap(),
-            ]);
-            vec![
-                format!("node.id={id}"),
-                format!("log.dirs={}", dir.display()),
-                format!(
-                    "listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}"
-                ),
-                format!("controller.quorum.voters={}", voters.join(",")),
-            ]
-        })
-        .collect()
-}
 
 /// The quorum leader a node named when it started (all nodes agree once one is elected).
 fn leader_at_start(g: &Gregor) -> i32 {
@@ -204,7 +151,7 @@ fn wait_for_topic(g: &Gregor, topic: &str, partitions: usize) -> Vec<i32> {
 #[test]
 fn three_nodes_share_topics_and_survive_the_loss_of_the_active_controller() {
     let root = tempfile::tempdir().unwrap();
-    let mut nodes = Gregor::start_all(&cluster_overrides(root.path(), 3));
+    let mut nodes = Gregor::start_all(&cluster_overrides(root.path(), &loopback(3)));
 
     // Every node knows all three brokers and one active controller.
     for g in &nodes {
@@ -380,7 +327,7 @@ fn acknowledged_topics_survive_repeated_kills() {
         (state % 3) as usize
     };
     let root = tempfile::tempdir().unwrap();
-    let mut nodes = Gregor::start_all(&cluster_overrides(root.path(), 3));
+    let mut nodes = Gregor::start_all(&cluster_overrides(root.path(), &loopback(3)));
     let mut acknowledged = Vec::new();
     for round in 0..rounds {
         let victim = next();
@@ -432,7 +379,7 @@ fn brokers_listed(g: &Gregor) -> BTreeSet<i32> {
 #[test]
 fn a_killed_broker_is_fenced_and_leads_again_when_back() {
     let root = tempfile::tempdir().unwrap();
-    let mut overrides = cluster_overrides(root.path(), 3);
+    let mut overrides = cluster_overrides(root.path(), &loopback(3));
     for node in &mut overrides {
         node.push("broker.session.timeout.ms=2000".into());
         node.push("broker.heartbeat.interval.ms=300".into());
@@ -522,7 +469,7 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
 #[test]
 fn a_sigtermed_broker_shuts_down_in_a_controlled_way() {
     let root = tempfile::tempdir().unwrap();
-    let mut overrides = cluster_overrides(root.path(), 3);
+    let mut overrides = cluster_overrides(root.path(), &loopback(3));
     for node in &mut overrides {
         node.push("broker.session.timeout.ms=60000".into());
     }

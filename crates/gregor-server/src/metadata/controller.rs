@@ -5,8 +5,10 @@
 //! threads), and answers once they are applied on this node. On a node that does not lead, the
 //! request is forwarded to the leader over the controller listener (gregor's own API key,
 //! [`FORWARD_API_KEY`], JSON), and answered once this node has applied what the leader had when
-//! it answered: a client sees its change in whatever node it asked. A forwarded request is never
-//! forwarded again; a node that lost the lead meanwhile answers NOT_CONTROLLER (retriable).
+//! it answered: a client sees its change in whatever node it asked. Forwards run beside the
+//! task, each ended as soon as this node learns of another leader, so a leader cut off by the
+//! network holds up nothing else. A forwarded request is never forwarded again; a node that lost
+//! the lead meanwhile answers NOT_CONTROLLER (retriable).
 //!
 //! The active controller also keeps the brokers' liveness (in memory, as Kafka's does): when
 //! each last heartbeat came, and a broker silent for `broker.session.timeout.ms` is fenced.
@@ -258,24 +260,40 @@ async fn run(
         if let ControllerRequest::BrokerHeartbeat { node_id, .. } = &call.request {
             liveness.last_heartbeat.insert(*node_id, Instant::now());
         }
-        let mut outcome =
-            decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
-        if let Err(QuorumError::NotLeader {
-            leader: Some(leader),
-        }) = &outcome
-        {
-            if call.may_forward {
-                outcome = forward(&quorum, voters.get(leader), &call).await;
+        let outcome = decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
+        match outcome {
+            Err(QuorumError::NotLeader {
+                leader: Some(leader),
+            }) if call.may_forward => {
+                // Forwarded from a task of its own: a leader that is cut off or slow holds up
+                // no other request (this node's heartbeats among them), and the wait ends as
+                // soon as this node learns of another leader.
+                let quorum = quorum.clone();
+                let node = voters.get(&leader).cloned();
+                tokio::spawn(async move {
+                    let outcome = tokio::select! {
+                        forwarded = forward(&quorum, node.as_ref(), &call) => forwarded,
+                        () = quorum.leader_changed(leader) => Err(QuorumError::NotLeader {
+                            leader: quorum.leader(),
+                        }),
+                    };
+                    reply(&quorum, call, outcome);
+                });
             }
+            outcome => reply(&quorum, call, outcome),
         }
-        let answer = outcome.map_err(|e| match e {
-            QuorumError::NotLeader { leader } => not_controller(leader),
-            e => quorum_failure(e),
-        });
-        let answer = answer.and_then(|decided| decided);
-        // The caller may have gone (its connection closed): the change stands anyway.
-        let _ = call.answer.send((answer, quorum.applied_index()));
     }
+}
+
+/// Answers a call with its outcome and the index this node has applied.
+fn reply(quorum: &RaftQuorum, call: Call, outcome: Result<Answer, QuorumError>) {
+    let answer = outcome.map_err(|e| match e {
+        QuorumError::NotLeader { leader } => not_controller(leader),
+        e => quorum_failure(e),
+    });
+    let answer = answer.and_then(|decided| decided);
+    // The caller may have gone (its connection closed): the change stands anyway.
+    let _ = call.answer.send((answer, quorum.applied_index()));
 }
 
 /// Fences the brokers whose session expired, when this node is the active controller.

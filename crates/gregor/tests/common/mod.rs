@@ -6,7 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod lossy_proxy;
+pub mod netns;
 pub mod small_disk;
 
 use std::collections::HashSet;
@@ -39,6 +41,10 @@ pub struct Gregor {
     /// The open files limit (soft and hard) the broker runs under, if any.
     open_files: Option<u64>,
     pub port: u16,
+    /// The address it listens on (loopback unless it runs in a network namespace).
+    host: String,
+    /// The network namespace it runs in, if not the test's own.
+    netns: Option<String>,
     log: Arc<Mutex<Vec<String>>>,
     /// Every line of any run that reports a panic (kept whole: `log` drops old lines).
     panics: Arc<Mutex<Vec<String>>>,
@@ -62,11 +68,21 @@ impl Gregor {
     /// Starts the nodes of a cluster, each with its overrides: all are launched before any is
     /// waited for, since a node's start waits for a majority of the controllers.
     pub fn start_all(nodes: &[Vec<String>]) -> Vec<Gregor> {
+        let loopback = ("".to_string(), "127.0.0.1".to_string());
+        Gregor::start_all_in(nodes, &vec![loopback; nodes.len()])
+    }
+
+    /// Starts the nodes of a cluster as [`Gregor::start_all`] does, each in its network
+    /// namespace (`places`: the namespace, empty for the test's own, and the node's address).
+    pub fn start_all_in(nodes: &[Vec<String>], places: &[(String, String)]) -> Vec<Gregor> {
         let mut launched: Vec<(Gregor, mpsc::Receiver<u16>)> = nodes
             .iter()
-            .map(|overrides| {
+            .zip(places)
+            .map(|(overrides, (netns, host))| {
                 let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
                 let mut g = Gregor::new(&overrides, None);
+                g.netns = (!netns.is_empty()).then(|| netns.clone());
+                g.host = host.clone();
                 let port = g.launch();
                 (g, port)
             })
@@ -88,6 +104,8 @@ impl Gregor {
             overrides: overrides.iter().map(|s| s.to_string()).collect(),
             open_files,
             port: 0,
+            host: "127.0.0.1".into(),
+            netns: None,
             log: Arc::new(Mutex::new(Vec::new())),
             panics: Arc::new(Mutex::new(Vec::new())),
             readers: Vec::new(),
@@ -99,7 +117,7 @@ impl Gregor {
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     pub fn pid(&self) -> i32 {
@@ -107,7 +125,16 @@ impl Gregor {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gregor"));
+        let binary = env!("CARGO_BIN_EXE_gregor");
+        let mut cmd = match &self.netns {
+            // `ip netns exec` enters the namespace and execs the binary: the pid is gregor's.
+            Some(netns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", netns, binary]);
+                cmd
+            }
+            None => Command::new(binary),
+        };
         cmd.arg("server")
             .arg("--override")
             .arg(format!("log.dirs={}", self.tmp.path().display()))
@@ -679,6 +706,12 @@ pub fn raw_frame(
 
 /// Sends `body` as `api` `version`, encoded by the protocol crate (header included).
 pub fn send(s: &mut TcpStream, api: ApiKey, version: i16, correlation_id: i32, body: &RequestKind) {
+    s.write_all(&request_frame(api, version, correlation_id, body))
+        .unwrap();
+}
+
+/// `body` as a size-prefixed `api` `version` request.
+fn request_frame(api: ApiKey, version: i16, correlation_id: i32, body: &RequestKind) -> Vec<u8> {
     let mut frame = BytesMut::new();
     RequestHeader::default()
         .with_request_api_key(api as i16)
@@ -691,30 +724,60 @@ pub fn send(s: &mut TcpStream, api: ApiKey, version: i16, correlation_id: i32, b
         .unwrap_or_else(|e| panic!("{api:?} v{version}: the test cannot encode its request: {e}"));
     let mut sized = (frame.len() as i32).to_be_bytes().to_vec();
     sized.extend_from_slice(&frame);
-    s.write_all(&sized).unwrap();
+    sized
 }
 
 /// The response to `api` `version`, decoded; panics naming the API if there is none or it does
 /// not decode.
 pub fn receive(s: &mut TcpStream, api: ApiKey, version: i16, correlation_id: i32) -> ResponseKind {
+    try_receive(s, api, version, correlation_id)
+        .unwrap_or_else(|e| panic!("{api:?} v{version}: {e}"))
+}
+
+/// The response to `api` `version`, decoded, or what went wrong.
+fn try_receive(
+    s: &mut TcpStream,
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+) -> Result<ResponseKind, String> {
     let mut size = [0u8; 4];
     s.read_exact(&mut size)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: no response ({e})"));
-    let mut buf = vec![0u8; i32::from_be_bytes(size) as usize];
+        .map_err(|e| format!("no response ({e})"))?;
+    let mut buf = vec![0u8; i32::from_be_bytes(size).max(0) as usize];
     s.read_exact(&mut buf)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: truncated response ({e})"));
+        .map_err(|e| format!("truncated response ({e})"))?;
     let mut buf = Bytes::from(buf);
     let header = ResponseHeader::decode(&mut buf, api.response_header_version(version))
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: bad response header: {e}"));
-    assert_eq!(header.correlation_id, correlation_id, "{api:?} v{version}");
+        .map_err(|e| format!("bad response header: {e}"))?;
+    if header.correlation_id != correlation_id {
+        return Err(format!("correlation id {}", header.correlation_id));
+    }
     let response = ResponseKind::decode(api, &mut buf, version)
-        .unwrap_or_else(|e| panic!("{api:?} v{version}: response does not decode: {e}"));
-    assert!(
-        buf.is_empty(),
-        "{api:?} v{version}: {} bytes after the response",
-        buf.len()
-    );
-    response
+        .map_err(|e| format!("response does not decode: {e}"))?;
+    if !buf.is_empty() {
+        return Err(format!("{} bytes after the response", buf.len()));
+    }
+    Ok(response)
+}
+
+/// One request to `address` on a new connection, for a node that may be cut off or down:
+/// connecting and answering each take at most `timeout`; an error says what went wrong.
+pub fn try_call(
+    address: &str,
+    api: ApiKey,
+    version: i16,
+    body: &RequestKind,
+    timeout: Duration,
+) -> Result<ResponseKind, String> {
+    let address: std::net::SocketAddr = address.parse().map_err(|e| format!("{address}: {e}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&address, timeout).map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(timeout)).unwrap();
+    s.set_write_timeout(Some(timeout)).unwrap();
+    s.write_all(&request_frame(api, version, 1, body))
+        .map_err(|e| format!("send: {e}"))?;
+    try_receive(&mut s, api, version, 1)
 }
 
 /// One request and its decoded response.

@@ -160,11 +160,12 @@ impl MetadataImage {
         last_offset: i64,
     ) -> MetadataDelta {
         let mut delta = MetadataDelta::default();
+        // The records see the offset of their own batch.
+        self.offset = last_offset;
         for record in records {
             delta.note(self, record);
             self.apply(record);
         }
-        self.offset = last_offset;
         delta
     }
 }

@@ -16,6 +16,19 @@ pub struct BrokerRegistration {
     /// Fenced by the controller (no heartbeat): leads nothing, left out of Metadata.
     #[serde(default)]
     pub fenced: bool,
+    /// The offset of the batch that last fenced it: a heartbeat that has applied that far
+    /// unfences it. A fixed mark, not the log's end, so that a broker is let back while the
+    /// metadata log keeps growing (Kafka's mark is the broker's registration).
+    #[serde(default)]
+    pub fenced_at: i64,
+}
+
+impl BrokerRegistration {
+    /// Whether `other` names the same broker at the same place (fencing aside).
+    pub fn same_endpoint(&self, other: &BrokerRegistration) -> bool {
+        (self.node_id, &self.host, self.port, &self.rack)
+            == (other.node_id, &other.host, other.port, &other.rack)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -229,7 +242,10 @@ impl MetadataImage {
                 rack,
             } => {
                 // A new endpoint does not unfence: only the controller does, on a heartbeat.
-                let fenced = self.brokers.get(node_id).is_some_and(|b| b.fenced);
+                let (fenced, fenced_at) = self
+                    .brokers
+                    .get(node_id)
+                    .map_or((false, 0), |b| (b.fenced, b.fenced_at));
                 self.brokers.insert(
                     *node_id,
                     BrokerRegistration {
@@ -238,12 +254,16 @@ impl MetadataImage {
                         port: *port,
                         rack: rack.clone(),
                         fenced,
+                        fenced_at,
                     },
                 );
             }
             MetadataRecord::FenceBroker { node_id } | MetadataRecord::UnfenceBroker { node_id } => {
                 if let Some(broker) = self.brokers.get_mut(node_id) {
                     broker.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+                    if broker.fenced {
+                        broker.fenced_at = self.offset;
+                    }
                 }
             }
             MetadataRecord::Topic { name, topic_id } => {

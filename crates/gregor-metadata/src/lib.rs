@@ -21,5 +21,7 @@ pub use controller::ControllerError;
 pub use delta::{MetadataDelta, RemovedTopic};
 pub use image::{BrokerRegistration, ConfigLayers, MetadataImage, PartitionImage, TopicImage};
 pub use records::{ConfigResource, MetadataRecord};
-pub use request::{ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress};
+pub use request::{
+    ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress, VoterChange,
+};
 pub use store::{replay_pre_raft, METADATA_LOG_DIR};

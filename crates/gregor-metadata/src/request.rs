@@ -82,6 +82,9 @@ pub enum ControllerRequest {
     /// DescribeQuorum: the active controller's view of the quorum. Answered by the controller
     /// from the Raft state, not decided on the image.
     DescribeQuorum,
+    /// AddRaftVoter / RemoveRaftVoter (KIP-853): a change of the quorum's voters, carried out
+    /// by the Raft engine on the leader, not decided on the image.
+    ChangeVoters(VoterChange),
     /// A node's start: a new metadata log takes `cluster_id` and the bootstrap feature levels
     /// (features never set are set); a log of another cluster refuses it.
     Format {
@@ -108,6 +111,21 @@ pub enum ControllerReply {
     Quorum(QuorumDescription),
     /// Each topic of a CreateTopics, in order: created (or, validating only, acceptable) or not.
     Created(Vec<Result<(), ControllerError>>),
+}
+
+/// A change of the quorum's voters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum VoterChange {
+    /// A controller, reached on its controller listener at `host:port`, copies the log and
+    /// then votes.
+    Add {
+        node_id: i32,
+        host: String,
+        port: u16,
+    },
+    /// A voter stops voting; it goes on copying the log (an observer), so that its broker
+    /// still follows the metadata.
+    Remove { node_id: i32 },
 }
 
 /// The metadata quorum as its leader sees it (DescribeQuorum).
@@ -198,7 +216,8 @@ pub fn decide(
             return Ok((records, ControllerReply::ProducerIds { start }));
         }
         ControllerRequest::RegisterBroker(registration) => {
-            if image.brokers.get(&registration.node_id) == Some(registration) {
+            let known = image.brokers.get(&registration.node_id);
+            if known.is_some_and(|b| b.same_endpoint(registration)) {
                 vec![]
             } else {
                 vec![MetadataRecord::RegisterBroker {
@@ -219,7 +238,7 @@ pub fn decide(
                     message: format!("broker {node_id} is not registered"),
                 });
             };
-            let unfence = broker.fenced && *applied_offset >= image.offset;
+            let unfence = broker.fenced && *applied_offset >= broker.fenced_at;
             let records = if unfence && !validate_only {
                 fencing(image, *node_id, false)
             } else {
@@ -232,10 +251,10 @@ pub fn decide(
             Some(broker) if !broker.fenced => fencing(image, *node_id, true),
             _ => vec![],
         },
-        ControllerRequest::DescribeQuorum => {
+        ControllerRequest::DescribeQuorum | ControllerRequest::ChangeVoters(_) => {
             return Err(ControllerError {
                 code: ResponseError::InvalidRequest.code(),
-                message: "DescribeQuorum is answered from the quorum, not decided".into(),
+                message: "the quorum's own requests are answered by the quorum, not decided".into(),
             });
         }
         ControllerRequest::Format { cluster_id } => {
@@ -379,7 +398,8 @@ mod tests {
     /// Fencing a broker takes the leadership of its partitions from it (no other in-sync
     /// replica: no leader, epoch bumped); it gets no new replicas meanwhile; a heartbeat that is
     /// behind the image keeps it fenced, a caught-up one unfences it and gives the leadership
-    /// back, and an unknown broker's heartbeat is refused.
+    /// back (once it has applied its own fencing, however far the log went on since), and an
+    /// unknown broker's heartbeat is refused.
     #[test]
     fn a_fenced_broker_leads_nothing_until_a_caught_up_heartbeat() {
         let mut image = image();
@@ -422,9 +442,14 @@ mod tests {
             .collect();
         assert_eq!(placed, vec![1, 1], "no new replica on a fenced broker");
 
+        let fenced_at = image.brokers[&2].fenced_at;
+        assert!(
+            fenced_at < image.offset,
+            "the log went on after the fencing"
+        );
         let behind = ControllerRequest::BrokerHeartbeat {
             node_id: 2,
-            applied_offset: image.offset - 1,
+            applied_offset: fenced_at - 1,
         };
         assert_eq!(
             commit(&mut image, &behind),
@@ -432,7 +457,7 @@ mod tests {
         );
         let caught_up = ControllerRequest::BrokerHeartbeat {
             node_id: 2,
-            applied_offset: image.offset,
+            applied_offset: fenced_at,
         };
         assert_eq!(
             commit(&mut image, &caught_up),

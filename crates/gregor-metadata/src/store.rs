@@ -33,8 +33,8 @@ pub fn replay_pre_raft(dir: &Path) -> Result<MetadataImage, StoreError> {
     log.replay(|offset, _key, value| {
         match serde_json::from_slice::<MetadataRecord>(value.as_deref().unwrap_or_default()) {
             Ok(record) => {
-                image.apply(&record);
                 image.offset = offset;
+                image.apply(&record);
             }
             Err(e) => {
                 corrupt.get_or_insert(StoreError::Corrupt {

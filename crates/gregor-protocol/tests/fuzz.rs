@@ -102,6 +102,8 @@ fn default_request(api: ApiKey) -> RequestKind {
         ListConfigResources,
         WriteTxnMarkers,
         DescribeQuorum,
+        AddRaftVoter,
+        RemoveRaftVoter,
     )
 }
 

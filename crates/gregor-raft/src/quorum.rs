@@ -71,7 +71,7 @@ pub trait MetadataQuorum: Send + Sync + 'static {
         node_id: NodeId,
         node: ControllerNode,
     ) -> impl Future<Output = Result<(), QuorumError>> + Send;
-    /// Removes a voter.
+    /// Removes a voter; it stays a learner, still copying the log.
     fn remove_voter(&self, node_id: NodeId)
         -> impl Future<Output = Result<(), QuorumError>> + Send;
     fn status(&self) -> QuorumStatus;
@@ -207,6 +207,17 @@ impl RaftQuorum {
         }
     }
 
+    /// Where a voter or learner of the current membership listens.
+    pub fn address_of(&self, node_id: NodeId) -> Option<ControllerNode> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .cloned()
+    }
+
     /// The Raft node, for the listener that routes Raft's frames to it.
     pub fn raft(&self) -> &Raft<TypeConfig> {
         &self.raft
@@ -280,10 +291,7 @@ impl MetadataQuorum for RaftQuorum {
 
     async fn remove_voter(&self, node_id: NodeId) -> Result<(), QuorumError> {
         self.raft
-            .change_membership(
-                ChangeMembers::RemoveVoters(BTreeSet::from([node_id])),
-                false,
-            )
+            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), true)
             .await
             .map(drop)
             .map_err(write_error)

@@ -101,9 +101,9 @@ impl Broker {
         let node_id = config.node_id;
         let identities =
             meta_properties::check(&config.log_dirs, node_id).map_err(StartError::Identity)?;
-        if !config.cluster.voters.is_empty() && identities.cluster_id.is_none() {
+        if !config.cluster.single_node() && identities.cluster_id.is_none() {
             return Err(StartError::Identity(format!(
-                "{} is not formatted: every node of a multi-node quorum (controller.quorum.voters) is formatted first with the same cluster id: gregor storage format --cluster-id ID --config FILE",
+                "{} is not formatted: every node of a multi-node quorum (controller.quorum.voters or controller.quorum.bootstrap.servers) is formatted first with the same cluster id: gregor storage format --cluster-id ID --config FILE",
                 log_dir.display()
             )));
         }
@@ -116,7 +116,6 @@ impl Broker {
         let controller = ControllerChannel::start(
             quorum.clone(),
             metadata.clone(),
-            voters,
             Duration::from_millis(session_timeout),
         );
         // Other controllers must reach this one before a leader can be elected.
@@ -144,7 +143,7 @@ impl Broker {
         wait_for_leader(&config, &quorum).await?;
         // A single node leads with every committed entry applied: the image is the whole
         // metadata log, and a log from before the quorum can be imported.
-        if config.cluster.voters.is_empty() && metadata.image().cluster_id.is_empty() {
+        if config.cluster.single_node() && metadata.image().cluster_id.is_empty() {
             if let Some(image) = pre_raft.map(|dir| replay_pre_raft(&dir)).transpose()? {
                 let records = image.to_records();
                 tracing::warn!(records = records.len(), "importing the metadata log written before the Raft quorum (its directory is kept beside, as {PRE_RAFT_SUFFIX})");
@@ -270,8 +269,9 @@ impl Broker {
             } else {
                 config.advertised_port
             },
-            rack: None,
+            rack: config.cluster.rack.clone(),
             fenced: false,
+            fenced_at: 0,
         };
         decide_at_start(
             &self.controller,
@@ -635,9 +635,10 @@ async fn decide_at_start(
     }
 }
 
-/// The voters of the metadata quorum: `controller.quorum.voters`, or this node alone.
+/// The voters of a new metadata quorum: `controller.quorum.voters`, this node alone, or none
+/// for a controller that joins an existing quorum.
 fn quorum_voters(config: &BrokerConfig) -> std::collections::BTreeMap<u64, ControllerNode> {
-    if config.cluster.voters.is_empty() {
+    if config.cluster.single_node() {
         let address = ControllerNode {
             host: config.listener.ip().to_string(),
             port: config.listener.port(),
@@ -681,7 +682,7 @@ async fn start_quorum(
 /// Waits for the quorum to have a leader. A single node leads at once (it gives up after 30 s);
 /// a cluster node waits for a majority of the voters, saying so every 5 s.
 async fn wait_for_leader(config: &BrokerConfig, quorum: &RaftQuorum) -> Result<(), StartError> {
-    if config.cluster.voters.is_empty() {
+    if config.cluster.single_node() {
         quorum.wait_for_leader(Duration::from_secs(30)).await?;
         quorum.ensure_leader().await?;
         return Ok(());
@@ -691,6 +692,10 @@ async fn wait_for_leader(config: &BrokerConfig, quorum: &RaftQuorum) -> Result<(
             Ok(leader) => {
                 tracing::info!(leader, "the metadata quorum has a leader");
                 return Ok(());
+            }
+            Err(_) if config.cluster.joins_quorum() => {
+                let servers = config.get("controller.quorum.bootstrap.servers");
+                tracing::warn!(servers, node_id = config.node_id, "waiting to be added to the metadata quorum of controller.quorum.bootstrap.servers: gregor metadata-quorum --bootstrap-server HOST:PORT add-controller --config THIS-NODE.properties");
             }
             Err(_) => {
                 let voters = config.get("controller.quorum.voters");

@@ -52,6 +52,7 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     broker("controller.listener.names", "CONTROLLER", ConfigKind::Text),
     broker("inter.broker.listener.name", "", ConfigKind::Text),
     broker("controller.quorum.voters", "", ConfigKind::Text),
+    broker("controller.quorum.bootstrap.servers", "", ConfigKind::Text),
     broker("broker.rack", "", ConfigKind::Text),
     broker("log.dirs", "./gregor-data", ConfigKind::Text),
     broker(

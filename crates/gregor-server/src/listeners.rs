@@ -36,8 +36,12 @@ pub struct Cluster {
     /// The listener controllers talk to each other on; `None` on a single node that is its
     /// own quorum.
     pub controller_listener: Option<Listener>,
-    /// `controller.quorum.voters` by node id; empty: this node is a quorum of one.
+    /// `controller.quorum.voters` by node id; empty: this node is a quorum of one, or joins
+    /// one through `bootstrap_servers`.
     pub voters: BTreeMap<i32, Voter>,
+    /// `controller.quorum.bootstrap.servers` (KIP-853), without voters: this controller joins
+    /// an existing quorum once a voter adds it (AddRaftVoter).
+    pub bootstrap_servers: Vec<Voter>,
     pub rack: Option<String>,
 }
 
@@ -105,6 +109,34 @@ fn protocol_of(map: &str, controller_names: &[String], name: &str) -> Option<Str
 }
 
 /// `controller.quorum.voters`: `id@host:port,...`.
+/// `host:port`.
+fn parse_address(address: &str) -> Option<Voter> {
+    let (host, port) = address.trim().rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    let host = host.trim_matches(['[', ']']);
+    (!host.is_empty()).then(|| Voter {
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// `controller.quorum.bootstrap.servers`: `host:port,...`.
+fn parse_bootstrap_servers(value: &str) -> Result<Vec<Voter>, ConfigError> {
+    value
+        .split(',')
+        .filter(|e| !e.trim().is_empty())
+        .map(|entry| {
+            parse_address(entry).ok_or_else(|| {
+                bad(
+                    "controller.quorum.bootstrap.servers",
+                    value,
+                    "expected host:port",
+                )
+            })
+        })
+        .collect()
+}
+
 fn parse_voters(value: &str) -> Result<BTreeMap<i32, Voter>, ConfigError> {
     let key = "controller.quorum.voters";
     let mut voters = BTreeMap::new();
@@ -118,17 +150,7 @@ fn parse_voters(value: &str) -> Result<BTreeMap<i32, Voter>, ConfigError> {
             .ok()
             .filter(|id| *id >= 0)
             .ok_or_else(|| bad(key, value, expected))?;
-        let (host, port) = address
-            .rsplit_once(':')
-            .ok_or_else(|| bad(key, value, expected))?;
-        let port = port.parse::<u16>().map_err(|_| bad(key, value, expected))?;
-        if host.is_empty() || port == 0 {
-            return Err(bad(key, value, expected));
-        }
-        let voter = Voter {
-            host: host.trim_matches(['[', ']']).to_string(),
-            port,
-        };
+        let voter = parse_address(address).ok_or_else(|| bad(key, value, expected))?;
         if voters.insert(id, voter).is_some() {
             return Err(bad(key, value, format!("node {id} appears twice")));
         }
@@ -208,12 +230,15 @@ impl Cluster {
             .map(listener)
             .transpose()?;
         let voters = parse_voters(&get("controller.quorum.voters"))?;
+        let bootstrap_servers =
+            parse_bootstrap_servers(&get("controller.quorum.bootstrap.servers"))?;
         let cluster = Cluster {
             broker,
             controller,
             client,
             controller_listener,
             voters,
+            bootstrap_servers,
             rack: Some(get("broker.rack")).filter(|r| !r.is_empty()),
         };
         cluster.check(
@@ -222,6 +247,16 @@ impl Cluster {
             &listeners_value,
         )?;
         Ok(cluster)
+    }
+
+    /// A quorum of one: neither voters nor a quorum to join are configured.
+    pub fn single_node(&self) -> bool {
+        self.voters.is_empty() && self.bootstrap_servers.is_empty()
+    }
+
+    /// A controller that joins the quorum of `bootstrap_servers` (it is no voter at first).
+    pub fn joins_quorum(&self) -> bool {
+        self.voters.is_empty() && !self.bootstrap_servers.is_empty()
     }
 
     fn check(&self, node_id: i32, inter_broker: &str, listeners: &str) -> Result<(), ConfigError> {
@@ -234,7 +269,7 @@ impl Cluster {
                 "listeners={listeners} has no listener for clients (one not in controller.listener.names), which process.roles=broker needs"
             ));
         }
-        if self.voters.is_empty() {
+        if self.single_node() {
             if !(self.broker && self.controller) {
                 return fail("a node without controller.quorum.voters is a single node and needs process.roles=broker,controller".into());
             }
@@ -246,7 +281,7 @@ impl Cluster {
         if !self.controller {
             return fail("process.roles=broker (a broker that is no controller) is not supported yet: use broker,controller".into());
         }
-        if !self.voters.contains_key(&node_id) {
+        if !self.voters.is_empty() && !self.voters.contains_key(&node_id) {
             return fail(format!(
                 "If process.roles contains controller, the node id {node_id} must be included in the set of voters controller.quorum.voters"
             ));

@@ -68,6 +68,8 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
         K::ListConfigResources => ListConfigResourcesRequest::default().into(),
         K::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
         K::DescribeQuorum => DescribeQuorumRequest::default().into(),
+        K::AddRaftVoter => AddRaftVoterRequest::default().into(),
+        K::RemoveRaftVoter => RemoveRaftVoterRequest::default().into(),
         _ => return None,
     })
 }

@@ -11,7 +11,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::cluster::{cluster_overrides, loopback};
+use common::cluster::{
+    cluster_overrides, create_topic, describe_quorum, loopback, topic_ids, wait_until,
+};
 use common::{admin_opts, block_on, send_ok, Gregor, Rec};
 use gregor_protocol::kafka::messages::{
     DescribeClusterRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
@@ -594,5 +596,132 @@ fn gregor_dev_runs_a_cluster_until_ctrl_c() {
         let log = std::fs::read_to_string(dir.path().join(format!("node-{id}.log"))).unwrap();
         assert!(log.contains("controlled shutdown"), "node {id}:\n{log}");
         assert!(!log.contains("panicked"), "node {id}:\n{log}");
+    }
+}
+
+/// Controllers join and leave the voters at runtime (KIP-853) while topics are created: a
+/// fourth node started with `controller.quorum.bootstrap.servers` waits until `gregor
+/// metadata-quorum add-controller` adds it, then votes (the quorum survives losing a voter only
+/// with its vote); a removed voter goes on as an observer; adding a voter twice or removing
+/// one that is none is refused with Kafka's error codes; no acknowledged topic is lost.
+#[test]
+fn controllers_are_added_and_removed_while_topics_are_created() {
+    let root = tempfile::tempdir().unwrap();
+    let mut overrides = cluster_overrides(root.path(), &loopback(4));
+    // Nodes 1-3 are the initial voters; node 4 joins through their controller listeners.
+    let voters_of = |o: &[String]| -> Vec<String> {
+        o.iter()
+            .find_map(|l| l.strip_prefix("controller.quorum.voters="))
+            .unwrap()
+            .split(',')
+            .map(String::from)
+            .collect()
+    };
+    let voters = voters_of(&overrides[0]);
+    for o in &mut overrides {
+        o.retain(|l| !l.starts_with("controller.quorum.voters="));
+    }
+    for o in &mut overrides[..3] {
+        o.push(format!(
+            "controller.quorum.voters={}",
+            voters[..3].join(",")
+        ));
+    }
+    let bootstrap: Vec<&str> = voters[..3]
+        .iter()
+        .map(|v| v.split_once('@').unwrap().1)
+        .collect();
+    overrides[3].push(format!(
+        "controller.quorum.bootstrap.servers={}",
+        bootstrap.join(",")
+    ));
+    let mut nodes = Gregor::start_all(&overrides[..3]);
+    let addresses: Vec<String> = nodes.iter().map(Gregor::bootstrap).collect();
+
+    // Topics are created through the first three nodes all along.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, addresses) = (stop.clone(), addresses.clone());
+        std::thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            for seq in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return acknowledged;
+                }
+                let topic = format!("w-{seq}");
+                if create_topic(&addresses[seq % 3], &topic) == Ok(0) {
+                    acknowledged.push(topic);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            unreachable!()
+        })
+    };
+
+    let joining = Gregor::start_later(&overrides[3]);
+    assert!(
+        joining
+            .broker()
+            .wait_for_log("waiting to be added to the metadata quorum"),
+        "{}",
+        joining.broker().log_tail(20)
+    );
+    let quorum_cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args(["metadata-quorum", "--bootstrap-server", &addresses[1]])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let config = root.path().join("node-4-server.properties");
+    std::fs::write(&config, overrides[3].join("\n")).unwrap();
+    let config = config.to_str().unwrap();
+    let added = quorum_cli(&["add-controller", "--config", config]);
+    assert!(added.status.success(), "{added:?}");
+    let node4 = joining.listening();
+    let quorum_is = |voters: &[i32], observers: &[i32]| {
+        let want = (
+            voters.iter().copied().collect::<BTreeSet<_>>(),
+            observers.iter().copied().collect::<BTreeSet<_>>(),
+        );
+        wait_until("the voters as wanted", Duration::from_secs(30), || {
+            describe_quorum(&node4.bootstrap()).is_ok_and(|q| (q.voters, q.observers) == want)
+        });
+    };
+    quorum_is(&[1, 2, 3, 4], &[]);
+    let again = quorum_cli(&["add-controller", "--config", config]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && stderr.contains("error 126"),
+        "DUPLICATE_VOTER: {stderr}"
+    );
+
+    let removed = quorum_cli(&["remove-controller", "--controller-id", "1"]);
+    assert!(removed.status.success(), "{removed:?}");
+    quorum_is(&[2, 3, 4], &[1]);
+    let unknown = quorum_cli(&["remove-controller", "--controller-id", "1"]);
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !unknown.status.success() && stderr.contains("error 127"),
+        "VOTER_NOT_FOUND: {stderr}"
+    );
+
+    // Voters 2, 3 and 4: without node 1 (no voter) and node 2, nodes 3 and 4 are a majority,
+    // which they are only if node 4 votes.
+    nodes[0].kill();
+    nodes[1].kill();
+    create(&node4, "after-the-changes", 1);
+    wait_for_topic(&nodes[2], "after-the-changes", 1);
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acknowledged = writer.join().unwrap();
+    assert!(acknowledged.len() > 10, "{acknowledged:?}");
+    for g in [&nodes[2], &node4] {
+        let topics = topic_ids(&g.bootstrap()).unwrap();
+        let lost: Vec<&String> = acknowledged
+            .iter()
+            .filter(|t| !topics.contains_key(*t))
+            .collect();
+        assert!(lost.is_empty(), "port {}: lost {lost:?}", g.port);
     }
 }

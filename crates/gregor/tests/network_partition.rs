@@ -11,22 +11,17 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::cluster::cluster_overrides;
+use common::cluster::{
+    brokers, cluster_overrides, create_topic, describe_quorum, topic_ids, wait_until,
+};
 use common::netns::Network;
 use common::Gregor;
-use gregor_protocol::kafka::messages::create_topics_request::CreatableTopic;
-use gregor_protocol::kafka::messages::describe_quorum_request::{PartitionData, TopicData};
-use gregor_protocol::kafka::messages::{
-    CreateTopicsRequest, DescribeQuorumRequest, MetadataRequest, ResponseKind, TopicName,
-};
-use gregor_protocol::kafka::protocol::StrBytes;
-use gregor_protocol::{ApiKey, RequestKind};
 
 const NODES: usize = 3;
 /// Three election timeouts (`controller.quorum.election.timeout.ms`, 1 s).
@@ -50,97 +45,13 @@ impl Attempt {
     }
 }
 
-/// Creates `topic` (one partition) through `address`; the topic's error code.
-fn create(address: &str, topic: &str) -> Result<i16, String> {
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-        .with_num_partitions(1)
-        .with_replication_factor(1);
-    let request = RequestKind::CreateTopics(
-        CreateTopicsRequest::default()
-            .with_topics(vec![topic])
-            .with_timeout_ms(5_000),
-    );
-    match common::try_call(
-        address,
-        ApiKey::CreateTopics,
-        7,
-        &request,
-        Duration::from_secs(10),
-    )? {
-        ResponseKind::CreateTopics(r) => Ok(r.topics[0].error_code),
-        other => Err(format!("{other:?}")),
-    }
-}
-
-/// Every topic `address` knows, with its id.
-fn topic_ids(address: &str) -> Result<BTreeMap<String, String>, String> {
-    let request = RequestKind::Metadata(MetadataRequest::default().with_topics(None));
-    match common::try_call(
-        address,
-        ApiKey::Metadata,
-        12,
-        &request,
-        Duration::from_secs(5),
-    )? {
-        ResponseKind::Metadata(m) => Ok(m
-            .topics
-            .iter()
-            .filter_map(|t| Some((t.name.as_ref()?.to_string(), t.topic_id.to_string())))
-            .collect()),
-        other => Err(format!("{other:?}")),
-    }
-}
-
-/// The brokers `address` lists in Metadata (the unfenced ones).
-fn brokers(address: &str) -> Result<BTreeSet<i32>, String> {
-    let request = RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![])));
-    match common::try_call(
-        address,
-        ApiKey::Metadata,
-        12,
-        &request,
-        Duration::from_secs(5),
-    )? {
-        ResponseKind::Metadata(m) => Ok(m.brokers.iter().map(|b| b.node_id.0).collect()),
-        other => Err(format!("{other:?}")),
-    }
-}
-
-/// The quorum as `address` sees it: the leader's id and the high watermark.
-fn quorum(address: &str) -> Result<(i32, i64), String> {
-    let request = RequestKind::DescribeQuorum(DescribeQuorumRequest::default().with_topics(vec![
-        TopicData::default()
-            .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-            .with_partitions(vec![PartitionData::default()]),
-    ]));
-    match common::try_call(
-        address,
-        ApiKey::DescribeQuorum,
-        2,
-        &request,
-        Duration::from_secs(5),
-    )? {
-        ResponseKind::DescribeQuorum(r) if r.error_code == 0 => {
-            let p = &r.topics[0].partitions[0];
-            Ok((p.leader_id.0, p.high_watermark))
-        }
-        other => Err(format!("{other:?}")),
-    }
-}
-
 /// The quorum as each node that answers sees it.
 fn quorum_views(addresses: &[String]) -> Vec<(i32, i64)> {
-    addresses.iter().filter_map(|a| quorum(a).ok()).collect()
-}
-
-/// Waits up to `timeout` for `condition`, naming `what` on failure.
-fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    addresses
+        .iter()
+        .filter_map(|a| describe_quorum(a).ok())
+        .map(|q| (q.leader, q.high_watermark))
+        .collect()
 }
 
 /// The batches of a metadata log dir, in order: (base offset, leader epoch, CRC).
@@ -219,7 +130,7 @@ fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
                     }
                     let topic = format!("t-{}-{seq}", node + 1);
                     let sent = Instant::now();
-                    let outcome = create(&address, &topic);
+                    let outcome = create_topic(&address, &topic);
                     attempts.lock().unwrap().push(Attempt {
                         topic,
                         node,
@@ -311,7 +222,7 @@ fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
             );
         }
         for n in &majority {
-            let (leader_seen, _) = quorum(&addresses[*n]).unwrap_or((-1, -1));
+            let leader_seen = describe_quorum(&addresses[*n]).map_or(-1, |q| q.leader);
             assert!(
                 !minority.contains(&((leader_seen - 1) as usize)) || leader_seen < 0,
                 "node {} still follows the cut-off controller {leader_seen}",

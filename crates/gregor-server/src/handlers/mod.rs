@@ -212,6 +212,8 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         RequestKind::DescribeQuorum(r) => {
             respond!(quorum::describe_quorum(broker, version, r).await)
         }
+        RequestKind::AddRaftVoter(r) => respond!(quorum::add_raft_voter(broker, r).await),
+        RequestKind::RemoveRaftVoter(r) => respond!(quorum::remove_raft_voter(broker, r).await),
         RequestKind::UpdateFeatures(r) => {
             respond!(features::update_features(broker, version, r).await)
         }

@@ -1,16 +1,21 @@
 //! DescribeQuorum (KIP-595, KIP-853): the metadata quorum as its leader sees it, for
-//! `kafka-metadata-quorum.sh` and `gregor metadata-quorum`. Any node answers: the question goes
-//! to the active controller like any controller request.
+//! `kafka-metadata-quorum.sh` and `gregor metadata-quorum`; AddRaftVoter and RemoveRaftVoter
+//! (KIP-853): controllers join and leave the voters at runtime. Any node answers: the request
+//! goes to the active controller like any controller request.
 
 use std::sync::Arc;
 
-use gregor_metadata::{ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress};
+use gregor_metadata::{
+    ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress, VoterChange,
+};
 use gregor_protocol::kafka::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
 use gregor_protocol::kafka::messages::{
-    BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
+    AddRaftVoterRequest, AddRaftVoterResponse, BrokerId, DescribeQuorumRequest,
+    DescribeQuorumResponse, RemoveRaftVoterRequest, RemoveRaftVoterResponse, TopicName,
 };
+use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
@@ -106,4 +111,80 @@ pub async fn describe_quorum(
     DescribeQuorumResponse::default()
         .with_topics(topics)
         .with_nodes(nodes)
+}
+
+/// The name of the controller listener ("CONTROLLER" on a single node, which has none).
+fn controller_listener_name(broker: &Broker) -> String {
+    broker
+        .config
+        .cluster
+        .controller_listener
+        .as_ref()
+        .map_or_else(|| "CONTROLLER".to_string(), |l| l.name.clone())
+}
+
+/// Has the active controller carry out `change`: the error code and message to answer.
+async fn change_voters(
+    broker: &Broker,
+    cluster_id: Option<&StrBytes>,
+    change: Result<VoterChange, String>,
+) -> (i16, Option<StrBytes>) {
+    let ours = broker.metadata.image().cluster_id.clone();
+    // Null (or empty) asks for no check.
+    if let Some(theirs) = cluster_id.filter(|id| !id.is_empty() && id.as_str() != ours) {
+        let message = format!("cluster id {theirs} is not this cluster's ({ours})");
+        return (
+            ResponseError::InconsistentClusterId.code(),
+            Some(str_bytes(&message)),
+        );
+    }
+    let change = match change {
+        Ok(change) => change,
+        Err(why) => return (ResponseError::InvalidRequest.code(), Some(str_bytes(&why))),
+    };
+    match broker
+        .controller
+        .call(ControllerRequest::ChangeVoters(change), false)
+        .await
+    {
+        Ok(_) => (0, None),
+        Err(e) => (e.code, Some(str_bytes(&e.message))),
+    }
+}
+
+/// AddRaftVoter: the controller reached on the request's listener of the controller listener's
+/// name copies the metadata log, then votes.
+pub async fn add_raft_voter(
+    broker: &Arc<Broker>,
+    request: AddRaftVoterRequest,
+) -> AddRaftVoterResponse {
+    let name = controller_listener_name(broker);
+    let change = request
+        .listeners
+        .iter()
+        .find(|l| l.name.eq_ignore_ascii_case(&name))
+        .map(|l| VoterChange::Add {
+            node_id: request.voter_id,
+            host: l.host.to_string(),
+            port: l.port,
+        })
+        .ok_or_else(|| format!("the voter has no listener named {name}"));
+    let (code, message) = change_voters(broker, request.cluster_id.as_ref(), change).await;
+    AddRaftVoterResponse::default()
+        .with_error_code(code)
+        .with_error_message(message)
+}
+
+/// RemoveRaftVoter: the voter stops voting (it goes on copying the log as an observer).
+pub async fn remove_raft_voter(
+    broker: &Arc<Broker>,
+    request: RemoveRaftVoterRequest,
+) -> RemoveRaftVoterResponse {
+    let change = Ok(VoterChange::Remove {
+        node_id: request.voter_id,
+    });
+    let (code, message) = change_voters(broker, request.cluster_id.as_ref(), change).await;
+    RemoveRaftVoterResponse::default()
+        .with_error_code(code)
+        .with_error_message(message)
 }

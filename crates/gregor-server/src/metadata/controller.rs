@@ -15,13 +15,14 @@
 //! A controller that just took the lead, or whose own task was stalled longer than the
 //! session (a paused process cannot tell who else was), starts every broker's clock afresh.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gregor_metadata::request::decide;
 use gregor_metadata::{
     ControllerError, ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress,
+    VoterChange,
 };
 use gregor_protocol::kafka::ResponseError;
 use gregor_raft::network::{read_frame, request_frame};
@@ -107,16 +108,15 @@ fn quorum_failure(e: QuorumError) -> ControllerError {
 
 impl ControllerChannel {
     /// Starts this node's controller on `quorum`, deciding on `loader`'s image; requests are
-    /// forwarded to the leader among `voters` when this node does not lead.
+    /// forwarded to the leader when this node does not lead.
     pub fn start(
         quorum: RaftQuorum,
         loader: Arc<MetadataLoader>,
-        voters: BTreeMap<NodeId, ControllerNode>,
         session_timeout: Duration,
     ) -> ControllerChannel {
         let (calls, inbox) = mpsc::unbounded_channel();
         let liveness = Liveness::new(session_timeout);
-        let task = tokio::spawn(run(quorum.clone(), loader, voters, inbox, liveness));
+        let task = tokio::spawn(run(quorum.clone(), loader, inbox, liveness));
         ControllerChannel {
             inner: Arc::new(Inner {
                 calls: Mutex::new(Some(calls)),
@@ -239,7 +239,6 @@ impl Liveness {
 async fn run(
     quorum: RaftQuorum,
     loader: Arc<MetadataLoader>,
-    voters: BTreeMap<NodeId, ControllerNode>,
     mut inbox: mpsc::UnboundedReceiver<Call>,
     mut liveness: Liveness,
 ) {
@@ -260,27 +259,101 @@ async fn run(
         if let ControllerRequest::BrokerHeartbeat { node_id, .. } = &call.request {
             liveness.last_heartbeat.insert(*node_id, Instant::now());
         }
+        if let ControllerRequest::ChangeVoters(change) = &call.request {
+            // A new voter first copies the log, which takes as long as it takes: beside the
+            // task, as forwards are.
+            let (quorum, change) = (quorum.clone(), change.clone());
+            tokio::spawn(async move {
+                let outcome = change_voters(&quorum, &change, call.validate_only).await;
+                dispatch(&quorum, call, outcome);
+            });
+            continue;
+        }
         let outcome = decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
-        match outcome {
-            Err(QuorumError::NotLeader {
-                leader: Some(leader),
-            }) if call.may_forward => {
-                // Forwarded from a task of its own: a leader that is cut off or slow holds up
-                // no other request (this node's heartbeats among them), and the wait ends as
-                // soon as this node learns of another leader.
-                let quorum = quorum.clone();
-                let node = voters.get(&leader).cloned();
-                tokio::spawn(async move {
-                    let outcome = tokio::select! {
-                        forwarded = forward(&quorum, node.as_ref(), &call) => forwarded,
-                        () = quorum.leader_changed(leader) => Err(QuorumError::NotLeader {
-                            leader: quorum.leader(),
-                        }),
-                    };
-                    reply(&quorum, call, outcome);
-                });
+        dispatch(&quorum, call, outcome);
+    }
+}
+
+/// Answers a call, or forwards it when another node leads (and the call may be forwarded).
+fn dispatch(quorum: &RaftQuorum, call: Call, outcome: Result<Answer, QuorumError>) {
+    let leader = match outcome {
+        Err(QuorumError::NotLeader {
+            leader: Some(leader),
+        }) if call.may_forward => leader,
+        outcome => return reply(quorum, call, outcome),
+    };
+    // Forwarded from a task of its own: a leader that is cut off or slow holds up no other
+    // request (this node's heartbeats among them), and the wait ends as soon as this node
+    // learns of another leader.
+    let quorum = quorum.clone();
+    tokio::spawn(async move {
+        let node = quorum.address_of(leader);
+        let outcome = tokio::select! {
+            forwarded = forward(&quorum, node.as_ref(), &call) => forwarded,
+            () = quorum.leader_changed(leader) => Err(QuorumError::NotLeader {
+                leader: quorum.leader(),
+            }),
+        };
+        reply(&quorum, call, outcome);
+    });
+}
+
+/// How long a new voter may take to copy the log before AddRaftVoter gives up.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Carries out a change of the voters on the leader, with Kafka's error codes for a voter
+/// that is already one (DUPLICATE_VOTER) or is none (VOTER_NOT_FOUND).
+async fn change_voters(
+    quorum: &RaftQuorum,
+    change: &VoterChange,
+    validate_only: bool,
+) -> Result<Answer, QuorumError> {
+    quorum.ensure_leader().await?;
+    let voters: Vec<NodeId> = quorum.status().voters.iter().map(|v| v.node_id).collect();
+    let refused = |code: ResponseError, message: String| {
+        Ok(Err(ControllerError {
+            code: code.code(),
+            message,
+        }))
+    };
+    match change {
+        VoterChange::Add { node_id, .. } if voters.contains(&(*node_id as NodeId)) => refused(
+            ResponseError::DuplicateVoter,
+            format!("node {node_id} is already a voter"),
+        ),
+        VoterChange::Remove { node_id } if !voters.contains(&(*node_id as NodeId)) => refused(
+            ResponseError::VoterNotFound,
+            format!("node {node_id} is not a voter"),
+        ),
+        VoterChange::Remove { node_id } if voters.len() == 1 => refused(
+            ResponseError::InvalidRequest,
+            format!("node {node_id} is the only voter"),
+        ),
+        _ if validate_only => Ok(Ok(ControllerReply::Done { changed: 0 })),
+        VoterChange::Add {
+            node_id,
+            host,
+            port,
+        } => {
+            let node = ControllerNode {
+                host: host.clone(),
+                port: *port,
+            };
+            tracing::info!(node_id, %node, "adding a voter to the metadata quorum");
+            match tokio::time::timeout(CATCH_UP_TIMEOUT, quorum.add_voter(*node_id as NodeId, node)).await {
+                Ok(added) => added.map(|()| Ok(ControllerReply::Done { changed: 1 })),
+                Err(_) => refused(
+                    ResponseError::RequestTimedOut,
+                    format!("node {node_id} did not catch up with the metadata log within {CATCH_UP_TIMEOUT:?}"),
+                ),
             }
-            outcome => reply(&quorum, call, outcome),
+        }
+        VoterChange::Remove { node_id } => {
+            tracing::info!(node_id, "removing a voter from the metadata quorum");
+            quorum
+                .remove_voter(*node_id as NodeId)
+                .await
+                .map(|()| Ok(ControllerReply::Done { changed: 1 }))
         }
     }
 }
@@ -397,6 +470,8 @@ async fn forward(
 mod tests {
     use super::*;
 
+    use std::collections::BTreeMap;
+
     use gregor_metadata::controller::{NewTopic, TopicDefaults};
     use gregor_metadata::{BrokerRegistration, MetadataImage};
     use gregor_raft::QuorumConfig;
@@ -431,9 +506,8 @@ mod tests {
             .wait_for_leader(Duration::from_secs(10))
             .await
             .unwrap();
-        let voters = BTreeMap::from([(1, ControllerNode::default())]);
         (
-            ControllerChannel::start(quorum, loader.clone(), voters, Duration::from_secs(9)),
+            ControllerChannel::start(quorum, loader.clone(), Duration::from_secs(9)),
             loader,
         )
     }
@@ -448,6 +522,7 @@ mod tests {
             port: 9092,
             rack: None,
             fenced: false,
+            fenced_at: 0,
         };
         controller
             .call(ControllerRequest::RegisterBroker(broker), false)

@@ -1,17 +1,21 @@
 //! `gregor metadata-quorum describe --status|--replication`: the metadata quorum as its leader
 //! sees it (like kafka-metadata-quorum.sh), from DescribeQuorum sent to the first bootstrap
-//! broker, which asks the active controller.
+//! broker, which asks the active controller; `add-controller` and `remove-controller` change the
+//! voters (AddRaftVoter, RemoveRaftVoter).
 
 use anyhow::{bail, Context};
 use clap::{Args as ClapArgs, Subcommand};
 use gregor_protocol::kafka::messages::describe_quorum_request::{PartitionData, TopicData};
-use gregor_protocol::kafka::messages::describe_quorum_response;
+use gregor_protocol::kafka::messages::{add_raft_voter_request, describe_quorum_response};
 use gregor_protocol::kafka::messages::{
-    DescribeClusterRequest, DescribeClusterResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    AddRaftVoterRequest, AddRaftVoterResponse, DescribeClusterRequest, DescribeClusterResponse,
+    DescribeQuorumRequest, DescribeQuorumResponse, RemoveRaftVoterRequest, RemoveRaftVoterResponse,
     TopicName,
 };
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::ApiKey;
+use gregor_server::config::BrokerConfig;
+use std::path::{Path, PathBuf};
 
 use super::common::table;
 use super::wire;
@@ -19,7 +23,9 @@ use super::ClientArgs;
 
 const EXAMPLES: &str = "Examples:
   gregor metadata-quorum describe --status
-  gregor metadata-quorum --bootstrap-server broker1:9092 describe --replication";
+  gregor metadata-quorum --bootstrap-server broker1:9092 describe --replication
+  gregor metadata-quorum --bootstrap-server broker1:9092 add-controller --config node4.properties
+  gregor metadata-quorum --bootstrap-server broker1:9092 remove-controller --controller-id 1";
 
 #[derive(ClapArgs, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -45,6 +51,22 @@ pub enum Command {
         #[arg(long)]
         replication: bool,
     },
+    /// Adds the controller a server config describes (its node.id and controller listener) to
+    /// the voters, once it has copied the metadata log. The controller runs with
+    /// controller.quorum.bootstrap.servers and waits to be added.
+    AddController {
+        /// The new controller's server.properties.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+    },
+    /// Removes a voter; it goes on copying the metadata log as an observer.
+    RemoveController {
+        #[arg(long)]
+        controller_id: i32,
+        /// Accepted for kafka-metadata-quorum.sh's sake; gregor does not check directory ids.
+        #[arg(long)]
+        controller_directory_id: Option<String>,
+    },
 }
 
 /// host:port of the first bootstrap server.
@@ -65,9 +87,38 @@ fn first_bootstrap(client: &ClientArgs) -> anyhow::Result<(String, u16)> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let Command::Describe { status, .. } = args.command;
     let (host, port) = first_bootstrap(&args.client)?;
     let timeout = args.client.timeout();
+    let status = match args.command {
+        Command::Describe { status, .. } => status,
+        Command::AddController { config } => {
+            let (voter_id, listener) = controller_of(&config)?;
+            let request = AddRaftVoterRequest::default()
+                .with_cluster_id(None)
+                .with_timeout_ms(timeout.as_millis() as i32)
+                .with_voter_id(voter_id)
+                .with_listeners(vec![listener]);
+            let response: AddRaftVoterResponse =
+                wire::call((&host, port), ApiKey::AddRaftVoter, 0, &request, timeout)?;
+            check_voter_change("AddRaftVoter", response.error_code, response.error_message)?;
+            println!("Added controller {voter_id} to the voters.");
+            return Ok(());
+        }
+        Command::RemoveController { controller_id, .. } => {
+            let request = RemoveRaftVoterRequest::default()
+                .with_cluster_id(None)
+                .with_voter_id(controller_id);
+            let response: RemoveRaftVoterResponse =
+                wire::call((&host, port), ApiKey::RemoveRaftVoter, 0, &request, timeout)?;
+            check_voter_change(
+                "RemoveRaftVoter",
+                response.error_code,
+                response.error_message,
+            )?;
+            println!("Removed controller {controller_id} from the voters.");
+            return Ok(());
+        }
+    };
     let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
@@ -102,6 +153,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     } else {
         print!("{}", replication_text(partition));
+    }
+    Ok(())
+}
+
+/// The node id and controller listener a server config gives.
+fn controller_of(path: &Path) -> anyhow::Result<(i32, add_raft_voter_request::Listener)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let config = BrokerConfig::from_pairs(gregor_server::properties::parse(&text))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let listener = config.cluster.controller_listener.with_context(|| {
+        format!(
+            "{} names no controller listener (listeners and controller.listener.names)",
+            path.display()
+        )
+    })?;
+    let endpoint = add_raft_voter_request::Listener::default()
+        .with_name(StrBytes::from_string(listener.name))
+        .with_host(StrBytes::from_string(listener.advertised_host))
+        .with_port(listener.advertised_port);
+    Ok((config.node_id, endpoint))
+}
+
+fn check_voter_change(api: &str, code: i16, message: Option<StrBytes>) -> anyhow::Result<()> {
+    if code != 0 {
+        bail!(
+            "{api} failed with error {code}: {}",
+            message.as_deref().unwrap_or("")
+        );
     }
     Ok(())
 }

@@ -75,7 +75,7 @@ impl Gregor {
     /// Starts the nodes of a cluster as [`Gregor::start_all`] does, each in its network
     /// namespace (`places`: the namespace, empty for the test's own, and the node's address).
     pub fn start_all_in(nodes: &[Vec<String>], places: &[(String, String)]) -> Vec<Gregor> {
-        let mut launched: Vec<(Gregor, mpsc::Receiver<u16>)> = nodes
+        let launched: Vec<Launched> = nodes
             .iter()
             .zip(places)
             .map(|(overrides, (netns, host))| {
@@ -84,13 +84,19 @@ impl Gregor {
                 g.netns = (!netns.is_empty()).then(|| netns.clone());
                 g.host = host.clone();
                 let port = g.launch();
-                (g, port)
+                Launched { g, port }
             })
             .collect();
-        for (g, port) in &mut launched {
-            g.await_port(port);
-        }
-        launched.into_iter().map(|(g, _)| g).collect()
+        launched.into_iter().map(Launched::listening).collect()
+    }
+
+    /// Starts a broker with the given overrides without waiting for it to listen (a cluster
+    /// node that waits for something the test does first).
+    pub fn start_later(overrides: &[String]) -> Launched {
+        let overrides: Vec<&str> = overrides.iter().map(String::as_str).collect();
+        let mut g = Gregor::new(&overrides, None);
+        let port = g.launch();
+        Launched { g, port }
     }
 
     fn new(overrides: &[&str], open_files: Option<u64>) -> Gregor {
@@ -350,6 +356,25 @@ impl Gregor {
     pub fn consume(&self, topic: &str, partitions: &[i32], expected: usize) -> Vec<OwnedMessage> {
         let consumer = self.consumer(&[]);
         consume_from(&consumer, topic, partitions, expected)
+    }
+}
+
+/// A broker started but not yet known to listen.
+pub struct Launched {
+    g: Gregor,
+    port: mpsc::Receiver<u16>,
+}
+
+impl Launched {
+    /// The broker, for its log.
+    pub fn broker(&self) -> &Gregor {
+        &self.g
+    }
+
+    /// Waits until it listens (panics after DEADLINE).
+    pub fn listening(mut self) -> Gregor {
+        self.g.await_port(&self.port);
+        self.g
     }
 }
 

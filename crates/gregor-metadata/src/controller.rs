@@ -407,10 +407,62 @@ pub fn incremental_alter_configs(
     checked_diff(image, resource, &new, group_bounds)
 }
 
-fn place_replicas(brokers: &[i32], partition: i32, replication_factor: usize) -> Vec<i32> {
-    (0..replication_factor)
-        .map(|r| brokers[(partition as usize + r) % brokers.len()])
-        .collect()
+/// Where the replicas of a topic's new partitions go, over the unfenced brokers. The brokers are
+/// ordered so that racks (`broker.rack`) alternate: each rack's first broker, then each rack's
+/// second, and so on. Partition `p`'s leader is the broker at `start + p` in that order, so the
+/// leaders of a topic rotate over every broker, and `start` comes from the topic id, so that
+/// topics do not all begin on the same broker. Each further replica is the next broker in the
+/// order whose rack the partition does not use yet or, once it uses every rack, the next broker
+/// it does not use yet (Kafka's rack-aware assignment, without its shifting of followers).
+struct Placement {
+    order: Vec<(i32, Option<String>)>,
+    start: usize,
+}
+
+impl Placement {
+    fn new(image: &MetadataImage, topic_id: Uuid) -> Placement {
+        let mut by_rack: BTreeMap<Option<String>, Vec<i32>> = BTreeMap::new();
+        for broker in image.brokers.values().filter(|b| !b.fenced) {
+            by_rack
+                .entry(broker.rack.clone())
+                .or_default()
+                .push(broker.node_id);
+        }
+        let deepest = by_rack.values().map(Vec::len).max().unwrap_or(0);
+        let order: Vec<(i32, Option<String>)> = (0..deepest)
+            .flat_map(|i| {
+                by_rack
+                    .iter()
+                    .filter_map(move |(rack, ids)| ids.get(i).map(|id| (*id, rack.clone())))
+            })
+            .collect();
+        let start = (topic_id.as_u128() % order.len().max(1) as u128) as usize;
+        Placement { order, start }
+    }
+
+    fn brokers(&self) -> usize {
+        self.order.len()
+    }
+
+    /// The replicas of partition `partition`, its leader first (`factor` ≤ the brokers).
+    fn replicas(&self, partition: i32, factor: usize) -> Vec<i32> {
+        let n = self.order.len();
+        let first = (self.start + partition as usize) % n;
+        let walk = || (1..n).map(move |step| (first + step) % n);
+        let mut chosen = vec![first];
+        for i in walk() {
+            let rack = &self.order[i].1;
+            if chosen.len() < factor && chosen.iter().all(|c| self.order[*c].1 != *rack) {
+                chosen.push(i);
+            }
+        }
+        for i in walk() {
+            if chosen.len() < factor && !chosen.contains(&i) {
+                chosen.push(i);
+            }
+        }
+        chosen.into_iter().map(|i| self.order[i].0).collect()
+    }
 }
 
 fn partition_records(topic_id: Uuid, first: i32, replicas: Vec<Vec<i32>>) -> Vec<MetadataRecord> {
@@ -476,7 +528,7 @@ pub fn create_topic(
         );
     }
     validate_topic_configs(&request.configs)?;
-    let brokers = image.unfenced_brokers();
+    let placement = Placement::new(image, topic_id);
     let replicas = if request.assignments.is_empty() {
         let partitions = match request.num_partitions {
             -1 => defaults.num_partitions,
@@ -498,17 +550,17 @@ pub fn create_topic(
             }
             n => n,
         };
-        if factor as usize > brokers.len() {
+        if factor as usize > placement.brokers() {
             return refuse(
                 ResponseError::InvalidReplicationFactor.code(),
                 format!(
                     "Unable to replicate the partition {factor} time(s): The target replication factor of {factor} cannot be reached because only {} broker(s) are registered.",
-                    brokers.len()
+                    placement.brokers()
                 ),
             );
         }
         (0..partitions)
-            .map(|p| place_replicas(&brokers, p, factor as usize))
+            .map(|p| placement.replicas(p, factor as usize))
             .collect()
     } else {
         if request.num_partitions != -1 || request.replication_factor != -1 {
@@ -577,15 +629,15 @@ pub fn create_partitions(
         .next()
         .map_or(1, |p| p.replicas.len());
     let replicas = if assignments.is_empty() {
-        let brokers = image.unfenced_brokers();
-        if factor > brokers.len() {
+        let placement = Placement::new(image, topic.id);
+        if factor > placement.brokers() {
             return refuse(
                 ResponseError::InvalidReplicationFactor.code(),
                 "Not enough live brokers for the topic's replication factor",
             );
         }
         (current..count)
-            .map(|p| place_replicas(&brokers, p, factor))
+            .map(|p| placement.replicas(p, factor))
             .collect()
     } else {
         if assignments.len() as i32 != count - current {
@@ -1059,5 +1111,72 @@ pub(crate) mod tests {
         )
         .unwrap();
         assert_eq!(image.group_configs().count(), 0);
+    }
+
+    fn image_with_racks(brokers: &[(i32, Option<&str>)]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for (id, rack) in brokers {
+            image.apply(&MetadataRecord::RegisterBroker {
+                node_id: *id,
+                host: "127.0.0.1".into(),
+                port: 9092 + *id as u16,
+                rack: rack.map(String::from),
+            });
+        }
+        image
+    }
+
+    /// Each topic starts its leaders at a broker of its own (from its id), and a topic's
+    /// leaders rotate over every broker: many one-partition topics do not all land on one
+    /// broker, as they did when every topic began at the first.
+    #[test]
+    fn leaders_are_spread_within_and_across_topics() {
+        let image = image_with_racks(&[(1, None), (2, None), (3, None)]);
+        let leaders: Vec<i32> = (0..3u128)
+            .map(|id| Placement::new(&image, Uuid::from_u128(id)).replicas(0, 1)[0])
+            .collect();
+        assert_eq!(leaders, vec![1, 2, 3], "one-partition topics");
+        let placement = Placement::new(&image, Uuid::from_u128(1));
+        let replicas: Vec<Vec<i32>> = (0..3).map(|p| placement.replicas(p, 2)).collect();
+        assert_eq!(replicas, vec![vec![2, 3], vec![3, 1], vec![1, 2]]);
+        let mut fenced = image.clone();
+        fenced.apply(&MetadataRecord::FenceBroker { node_id: 2 });
+        let placement = Placement::new(&fenced, Uuid::from_u128(1));
+        assert_eq!(placement.brokers(), 2);
+        assert!(
+            (0..4).all(|p| !placement.replicas(p, 2).contains(&2)),
+            "no fenced broker"
+        );
+    }
+
+    /// With `broker.rack`, a partition's replicas use every rack before any rack twice, and
+    /// leaders still rotate over every broker.
+    #[test]
+    fn replicas_span_racks() {
+        let image = image_with_racks(&[
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("b")),
+            (4, Some("b")),
+            (5, Some("c")),
+        ]);
+        let rack = |id: i32| image.brokers[&id].rack.clone();
+        let placement = Placement::new(&image, Uuid::from_u128(0));
+        let mut leaders = BTreeSet::new();
+        for p in 0..5 {
+            let two = placement.replicas(p, 2);
+            assert_ne!(rack(two[0]), rack(two[1]), "partition {p}: {two:?}");
+            let three = placement.replicas(p, 3);
+            let racks: BTreeSet<_> = three.iter().map(|id| rack(*id)).collect();
+            assert_eq!(racks.len(), 3, "partition {p}: {three:?}");
+            let four = placement.replicas(p, 4);
+            assert_eq!(
+                four.iter().collect::<BTreeSet<_>>().len(),
+                4,
+                "distinct: {four:?}"
+            );
+            leaders.insert(two[0]);
+        }
+        assert_eq!(leaders, BTreeSet::from([1, 2, 3, 4, 5]));
     }
 }

@@ -462,6 +462,10 @@ fn cluster_shows_brokers_and_api_versions() {
         "{out}"
     );
     assert_eq!(lines[1], "Controller: 1", "{out}");
+    assert_eq!(
+        lines[2], "Metadata quorum: leader 1, voters 1, observers -",
+        "{out}"
+    );
     let broker_row = lines
         .iter()
         .find(|l| l.starts_with("1 "))
@@ -489,6 +493,8 @@ fn cluster_shows_brokers_and_api_versions() {
     assert_eq!(json["controller"], 1);
     assert_eq!(json["brokers"][0]["id"], 1);
     assert_eq!(json["brokers"][0]["port"], g.port);
+    assert_eq!(json["brokers"][0]["fenced"], false);
+    assert_eq!(json["quorum"]["leader"], 1);
     let apis = json["brokers"][0]["api_versions"]
         .as_array()
         .expect("api_versions");

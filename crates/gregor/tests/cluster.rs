@@ -436,6 +436,27 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
         assert_eq!(fenced, expected);
         assert_eq!(described.brokers.len(), if include { 3 } else { 2 });
     }
+    // `gregor cluster` lists it as fenced, beside the quorum's three voters.
+    let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["cluster", "--no-api-versions", "--output", "json"])
+        .args(["--bootstrap-server", &nodes[observer].bootstrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let listed: Vec<(i64, bool)> = json["brokers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| (b["id"].as_i64().unwrap(), b["fenced"].as_bool().unwrap()))
+        .collect();
+    let expected: Vec<(i64, bool)> = (1..=3).map(|id| (id, id == victim as i64)).collect();
+    assert_eq!(listed, expected, "{json}");
+    assert_eq!(
+        json["quorum"]["voters"],
+        serde_json::json!([1, 2, 3]),
+        "{json}"
+    );
     // The partitions of live brokers take records meanwhile.
     let live: Vec<Rec> = (0..3)
         .filter(|&p| p as usize != victim_partition)

@@ -1,13 +1,15 @@
-//! Network partitions of a three-node cluster, each node (broker and controller) in its own
-//! network namespace: the side without a majority of controllers decides nothing, the majority
+//! Network partitions of three- and five-node clusters, each node (broker and controller) in
+//! its own network namespace: the side without a majority of controllers decides nothing, the majority
 //! elects a controller and goes on, and once healed every node holds one history. A writer
 //! creates topics through every node all along; the checker then wants every acknowledged
 //! topic on every node with one topic id, and the nodes' metadata logs identical batch for
 //! batch up to the quorum's high watermark.
 //!
-//! Rounds (`GREGOR_PARTITION_ROUNDS`, default 3) take turns: the active controller cut off from
-//! the others, a follower cut off, and the active controller cut from one follower only (the
-//! third node still reaching both). Needs root (`ip netns`), as CI has.
+//! Rounds (`GREGOR_PARTITION_ROUNDS`, default 3 with three nodes, 2 with five) take turns: the
+//! active controller cut off from the others (with five nodes, together with one follower: a
+//! minority of two), followers cut off (one of three, two of five), and the active controller
+//! cut from one follower only (the other nodes still reaching both). Needs root (`ip netns`), as
+//! CI has. The tests take turns: each runs writers flat out.
 
 mod common;
 
@@ -23,7 +25,8 @@ use common::cluster::{
 use common::netns::Network;
 use common::Gregor;
 
-const NODES: usize = 3;
+/// The tests of this file run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// Three election timeouts (`controller.quorum.election.timeout.ms`, 1 s).
 const SETTLE: Duration = Duration::from_secs(3);
 
@@ -87,39 +90,50 @@ fn metadata_batches(log_dir: &Path) -> Vec<(i64, i32, u32)> {
 /// How a round cuts the network.
 #[derive(Clone, Copy, Debug)]
 enum Cut {
-    /// The active controller cut off from the others.
+    /// The active controller cut off from the others (with followers, up to a minority).
     Leader,
-    /// A follower cut off from the others.
+    /// Followers, as many as a minority, cut off from the others.
     Follower,
-    /// The active controller and one follower cut from each other; the third node reaches both.
+    /// The active controller and one follower cut from each other; the others reach both.
     LeaderFromOne,
 }
 
 #[test]
-fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
+fn three_nodes_a_partitioned_minority_decides_nothing_and_one_history_remains() {
+    partitions(3, 3);
+}
+
+#[test]
+fn five_nodes_a_partitioned_minority_of_two_decides_nothing_and_one_history_remains() {
+    partitions(5, 2);
+}
+
+/// Cuts a cluster of `nodes` nodes in `GREGOR_PARTITION_ROUNDS` rounds (default `rounds`).
+fn partitions(nodes: usize, rounds: usize) {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let rounds: usize = std::env::var("GREGOR_PARTITION_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
-    let network = Network::create(NODES);
+        .unwrap_or(rounds);
+    let network = Network::create(nodes);
     let root = tempfile::tempdir().unwrap();
-    let hosts: Vec<String> = (0..NODES).map(|i| network.address(i)).collect();
-    let places: Vec<(String, String)> = (0..NODES)
+    let hosts: Vec<String> = (0..nodes).map(|i| network.address(i)).collect();
+    let places: Vec<(String, String)> = (0..nodes)
         .map(|i| (network.namespace(i), hosts[i].clone()))
         .collect();
-    let mut nodes = Gregor::start_all_in(&cluster_overrides(root.path(), &hosts), &places);
-    let addresses: Vec<String> = nodes.iter().map(Gregor::bootstrap).collect();
+    let mut cluster = Gregor::start_all_in(&cluster_overrides(root.path(), &hosts), &places);
+    let addresses: Vec<String> = cluster.iter().map(Gregor::bootstrap).collect();
     wait_until("every broker unfenced", Duration::from_secs(30), || {
         addresses
             .iter()
-            .all(|a| brokers(a).is_ok_and(|b| b.len() == NODES))
+            .all(|a| brokers(a).is_ok_and(|b| b.len() == nodes))
     });
 
     // The writers: one per node, each sending one CreateTopics after another through it (one
     // that hangs on a cut-off node holds up no other).
     let attempts = Arc::new(Mutex::new(Vec::<Attempt>::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..NODES)
+    let writers: Vec<_> = (0..nodes)
         .map(|node| {
             let (attempts, stop) = (attempts.clone(), stop.clone());
             let address = addresses[node].clone();
@@ -160,13 +174,14 @@ fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
             || {
                 let views = quorum_views(&addresses);
                 let seen: BTreeSet<i32> = views.iter().map(|q| q.0).collect();
-                found = (views.len() == NODES && seen.len() == 1).then(|| views[0].0);
+                found = (views.len() == nodes && seen.len() == 1).then(|| views[0].0);
                 found.is_some_and(|l| l > 0)
             },
         );
         found.unwrap() as usize - 1
     };
 
+    let everyone: Vec<usize> = (0..nodes).collect();
     let kinds = [Cut::Leader, Cut::Follower, Cut::LeaderFromOne];
     for round in 0..rounds {
         let kind = kinds[round % kinds.len()];
@@ -174,24 +189,32 @@ fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
         wait_until(
             "a topic acknowledged before the cut",
             Duration::from_secs(30),
-            || acknowledged_since(round_start, &[0, 1, 2]) > 0,
+            || acknowledged_since(round_start, &everyone) > 0,
         );
         let leader = leader();
-        let follower = (leader + 1) % NODES;
-        let third = (leader + 2) % NODES;
+        let followers: Vec<usize> = (1..nodes).map(|k| (leader + k) % nodes).collect();
+        // The largest minority.
+        let cut_off = (nodes - 1) / 2;
         // The nodes cut off from a majority, and those that keep one.
-        let (minority, majority) = match kind {
-            Cut::Leader => {
-                network.isolate(leader);
-                (vec![leader], vec![follower, third])
-            }
-            Cut::Follower => {
-                network.isolate(follower);
-                (vec![follower], vec![leader, third])
-            }
+        let minority: Vec<usize> = match kind {
+            Cut::Leader => std::iter::once(leader)
+                .chain(followers[..cut_off - 1].iter().copied())
+                .collect(),
+            Cut::Follower => followers[..cut_off].to_vec(),
+            Cut::LeaderFromOne => vec![],
+        };
+        let majority: Vec<usize> = match kind {
             Cut::LeaderFromOne => {
-                network.cut(leader, follower);
-                (vec![], vec![third])
+                network.cut(leader, followers[0]);
+                followers[1..].to_vec()
+            }
+            _ => {
+                network.split(&minority);
+                everyone
+                    .iter()
+                    .copied()
+                    .filter(|n| !minority.contains(n))
+                    .collect()
             }
         };
         let cut_at = Instant::now();
@@ -255,7 +278,7 @@ fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
             || {
                 addresses
                     .iter()
-                    .all(|a| brokers(a).is_ok_and(|b| b.len() == NODES))
+                    .all(|a| brokers(a).is_ok_and(|b| b.len() == nodes))
             },
         );
     }
@@ -308,13 +331,13 @@ fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
         || {
             let seen: Vec<i64> = quorum_views(&addresses).iter().map(|q| q.1).collect();
             high_watermark = seen.iter().copied().max().unwrap_or(0);
-            seen.len() == NODES && seen.iter().all(|h| *h == high_watermark)
+            seen.len() == nodes && seen.iter().all(|h| *h == high_watermark)
         },
     );
-    for g in &mut nodes {
+    for g in &mut cluster {
         g.terminate(Duration::from_secs(30));
     }
-    let logs: Vec<Vec<(i64, i32, u32)>> = (0..NODES)
+    let logs: Vec<Vec<(i64, i32, u32)>> = (0..nodes)
         .map(|i| {
             metadata_batches(&root.path().join(format!("node-{}", i + 1)))
                 .into_iter()
@@ -336,6 +359,6 @@ fn a_partitioned_minority_decides_nothing_and_one_history_remains() {
             i + 1
         );
     }
-    drop(nodes);
+    drop(cluster);
     drop(network);
 }

@@ -1,14 +1,19 @@
-//! `gregor cluster`: cluster id, controller, brokers and the API versions each broker supports.
+//! `gregor cluster`: cluster id, controller, brokers (fenced ones too) and the API versions each
+//! broker supports, and the metadata quorum's leader, voters and observers.
 
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args as ClapArgs;
-use gregor_protocol::kafka::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use gregor_protocol::kafka::messages::{
+    describe_quorum_response, ApiVersionsRequest, ApiVersionsResponse, DescribeClusterRequest,
+    DescribeClusterResponse,
+};
 use gregor_protocol::ApiKey;
 
 use super::common::{admin, emit, metadata, out, table, Output};
 use super::librdkafka as ffi;
+use super::metadata_quorum;
 use super::wire;
 use super::ClientArgs;
 
@@ -17,8 +22,9 @@ const EXAMPLES: &str = "Examples:
   gregor cluster --bootstrap-server broker1:9092 --output json
   gregor cluster --no-api-versions
 
-API versions are asked of each broker over a plain TCP connection (ApiVersions v0); with
-security.protocol other than PLAINTEXT they are skipped.";
+API versions are asked of each broker over a plain TCP connection (ApiVersions v0), fenced
+brokers (DescribeCluster v2) and the quorum (DescribeQuorum) of the first bootstrap server;
+with security.protocol other than PLAINTEXT they are skipped.";
 
 #[derive(ClapArgs, Debug)]
 #[command(after_help = EXAMPLES)]
@@ -38,7 +44,57 @@ struct Broker {
     host: String,
     port: u16,
     rack: Option<String>,
+    /// Registered, but fenced by the controller (no heartbeat): no leader of anything.
+    fenced: bool,
     apis: Result<Vec<(i16, i16, i16)>, String>,
+}
+
+/// The metadata quorum: its leader, voters and observers.
+struct Quorum {
+    leader: i32,
+    voters: Vec<i32>,
+    observers: Vec<i32>,
+}
+
+/// A broker as the cluster lists it: id, host, port, rack.
+type Listed = (i32, String, u16, Option<String>);
+
+/// The fenced brokers (DescribeCluster v2, fenced brokers included).
+fn fenced_brokers(host: &str, port: u16, timeout: Duration) -> anyhow::Result<Vec<Listed>> {
+    let request = DescribeClusterRequest::default().with_include_fenced_brokers(true);
+    let response: DescribeClusterResponse =
+        wire::call((host, port), ApiKey::DescribeCluster, 2, &request, timeout)?;
+    if response.error_code != 0 {
+        bail!("DescribeCluster error code {}", response.error_code);
+    }
+    Ok(response
+        .brokers
+        .iter()
+        .filter(|b| b.is_fenced)
+        .map(|b| {
+            let rack = b.rack.as_ref().map(|r| r.to_string());
+            (b.broker_id.0, b.host.to_string(), b.port as u16, rack)
+        })
+        .collect())
+}
+
+fn quorum(host: &str, port: u16, timeout: Duration) -> anyhow::Result<Quorum> {
+    let (_, partition) = metadata_quorum::describe_quorum(host, port, timeout)?;
+    let ids = |replicas: &[describe_quorum_response::ReplicaState]| {
+        replicas.iter().map(|r| r.replica_id.0).collect()
+    };
+    Ok(Quorum {
+        leader: partition.leader_id.0,
+        voters: ids(&partition.current_voters),
+        observers: ids(&partition.observers),
+    })
+}
+
+fn ids_text(ids: &[i32]) -> String {
+    if ids.is_empty() {
+        return "-".into();
+    }
+    ids.iter().map(i32::to_string).collect::<Vec<_>>().join(",")
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -72,16 +128,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )
         }
     };
-    brokers.sort_by_key(|b| b.0);
     let config = args.client.client_config()?;
     let plaintext = config
         .get("security.protocol")
         .is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
+    let (mut fenced, quorum) = if plaintext {
+        let (host, port) = metadata_quorum::first_bootstrap(&args.client)?;
+        (
+            fenced_brokers(&host, port, timeout).unwrap_or_default(),
+            quorum(&host, port, timeout).ok(),
+        )
+    } else {
+        (vec![], None)
+    };
+    fenced.retain(|f| brokers.iter().all(|b| b.0 != f.0));
+    let fenced_ids: Vec<i32> = fenced.iter().map(|f| f.0).collect();
+    brokers.extend(fenced);
+    brokers.sort_by_key(|b| b.0);
     let brokers: Vec<Broker> = brokers
         .into_iter()
         .map(|(id, host, port, rack)| {
+            let fenced = fenced_ids.contains(&id);
             let apis = if args.no_api_versions {
                 Ok(vec![])
+            } else if fenced {
+                Err("skipped: fenced".to_string())
             } else if !plaintext {
                 Err("skipped: not a PLAINTEXT listener".to_string())
             } else {
@@ -92,6 +163,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 host,
                 port,
                 rack,
+                fenced,
                 apis,
             }
         })
@@ -104,6 +176,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map(|b| {
                     let mut v = serde_json::json!({
                         "id": b.id, "host": b.host, "port": b.port, "rack": b.rack,
+                        "fenced": b.fenced,
                     });
                     match &b.apis {
                         Ok(apis) if !args.no_api_versions => {
@@ -122,10 +195,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     v
                 })
                 .collect();
+            let quorum = quorum.map(|q| {
+                serde_json::json!({
+                    "leader": q.leader, "voters": q.voters, "observers": q.observers,
+                })
+            });
             let json = serde_json::json!({
                 "cluster_id": cluster_id,
                 "controller": controller,
                 "brokers": list,
+                "quorum": quorum,
             });
             emit(&format!("{json}\n"))?;
         }
@@ -137,6 +216,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "Controller: {}",
                 controller.map_or("-".to_string(), |c| c.to_string())
             );
+            if let Some(q) = &quorum {
+                out!(
+                    buf,
+                    "Metadata quorum: leader {}, voters {}, observers {}",
+                    q.leader,
+                    ids_text(&q.voters),
+                    ids_text(&q.observers)
+                );
+            }
             buf.push('\n');
             let rows: Vec<Vec<String>> = brokers
                 .iter()
@@ -145,10 +233,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         b.id.to_string(),
                         format!("{}:{}", b.host, b.port),
                         b.rack.clone().unwrap_or_else(|| "-".into()),
+                        if b.fenced { "yes" } else { "no" }.into(),
                     ]
                 })
                 .collect();
-            buf.push_str(&table(&["ID", "HOST:PORT", "RACK"], &rows));
+            buf.push_str(&table(&["ID", "HOST:PORT", "RACK", "FENCED"], &rows));
             if !args.no_api_versions {
                 for b in &brokers {
                     buf.push('\n');

@@ -70,7 +70,7 @@ pub enum Command {
 }
 
 /// host:port of the first bootstrap server.
-fn first_bootstrap(client: &ClientArgs) -> anyhow::Result<(String, u16)> {
+pub(super) fn first_bootstrap(client: &ClientArgs) -> anyhow::Result<(String, u16)> {
     let first = client
         .bootstrap_server
         .split(',')
@@ -119,26 +119,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
-        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
-        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
-    let response: DescribeQuorumResponse =
-        wire::call((&host, port), ApiKey::DescribeQuorum, 2, &request, timeout)?;
-    if response.error_code != 0 {
-        bail!(
-            "DescribeQuorum failed with error {}: {}",
-            response.error_code,
-            response.error_message.as_deref().unwrap_or("")
-        );
-    }
-    let partition = response
-        .topics
-        .first()
-        .and_then(|t| t.partitions.first())
-        .context("DescribeQuorum answered without the metadata partition")?;
-    if partition.error_code != 0 {
-        bail!("DescribeQuorum failed with error {}", partition.error_code);
-    }
+    let (response, partition) = describe_quorum(&host, port, timeout)?;
+    let partition = &partition;
     if status {
         let cluster: DescribeClusterResponse = wire::call(
             (&host, port),
@@ -155,6 +137,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         print!("{}", replication_text(partition));
     }
     Ok(())
+}
+
+/// DescribeQuorum v2 sent to `host:port`: the response and its metadata partition.
+pub(super) fn describe_quorum(
+    host: &str,
+    port: u16,
+    timeout: std::time::Duration,
+) -> anyhow::Result<(
+    DescribeQuorumResponse,
+    describe_quorum_response::PartitionData,
+)> {
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response: DescribeQuorumResponse =
+        wire::call((host, port), ApiKey::DescribeQuorum, 2, &request, timeout)?;
+    if response.error_code != 0 {
+        bail!(
+            "DescribeQuorum failed with error {}: {}",
+            response.error_code,
+            response.error_message.as_deref().unwrap_or("")
+        );
+    }
+    let partition = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .cloned()
+        .context("DescribeQuorum answered without the metadata partition")?;
+    if partition.error_code != 0 {
+        bail!("DescribeQuorum failed with error {}", partition.error_code);
+    }
+    Ok((response, partition))
 }
 
 /// The node id and controller listener a server config gives.

@@ -32,7 +32,9 @@ fn ip(args: &[&str]) {
 impl Network {
     /// A bridge and `nodes` namespaces, node `i` (from 0) at [`Network::address`]`(i)`.
     pub fn create(nodes: usize) -> Network {
-        let tag = std::process::id() % 100_000;
+        static CREATED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+        let tag = std::process::id() % 10_000 * 10 + serial;
         let network = Network { tag, nodes };
         let bridge = network.bridge();
         ip(&["link", "add", &bridge, "type", "bridge"]);
@@ -105,10 +107,13 @@ impl Network {
         }
     }
 
-    /// Cuts node `i` off from every other node (the test still reaches it).
-    pub fn isolate(&self, i: usize) {
-        for other in (0..self.nodes).filter(|o| *o != i) {
-            self.cut(i, other);
+    /// Cuts the nodes of `group` off from every other node (they still reach each other, and
+    /// the test reaches all).
+    pub fn split(&self, group: &[usize]) {
+        for a in group {
+            for b in (0..self.nodes).filter(|b| !group.contains(b)) {
+                self.cut(*a, b);
+            }
         }
     }
 

@@ -117,7 +117,8 @@ impl MetadataDelta {
         match record {
             MetadataRecord::RegisterBroker { node_id, .. }
             | MetadataRecord::FenceBroker { node_id }
-            | MetadataRecord::UnfenceBroker { node_id } => {
+            | MetadataRecord::UnfenceBroker { node_id }
+            | MetadataRecord::UnregisterBroker { node_id } => {
                 self.changed_brokers.insert(*node_id);
             }
             MetadataRecord::Partition {

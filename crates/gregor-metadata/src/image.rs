@@ -258,6 +258,9 @@ impl MetadataImage {
                     },
                 );
             }
+            MetadataRecord::UnregisterBroker { node_id } => {
+                self.brokers.remove(node_id);
+            }
             MetadataRecord::FenceBroker { node_id } | MetadataRecord::UnfenceBroker { node_id } => {
                 if let Some(broker) = self.brokers.get_mut(node_id) {
                     broker.fenced = matches!(record, MetadataRecord::FenceBroker { .. });

@@ -39,6 +39,11 @@ pub enum MetadataRecord {
     UnfenceBroker {
         node_id: i32,
     },
+    /// A broker gone for good (UnregisterBroker): its registration is removed; partitions keep
+    /// it among their replicas.
+    UnregisterBroker {
+        node_id: i32,
+    },
     Topic {
         name: String,
         topic_id: Uuid,

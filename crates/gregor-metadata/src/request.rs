@@ -79,6 +79,11 @@ pub enum ControllerRequest {
     FenceBroker {
         node_id: i32,
     },
+    /// UnregisterBroker: a broker gone for good leaves the cluster (fenced first, with the
+    /// leadership moves that brings, then its registration removed).
+    UnregisterBroker {
+        node_id: i32,
+    },
     /// DescribeQuorum: the active controller's view of the quorum. Answered by the controller
     /// from the Raft state, not decided on the image.
     DescribeQuorum,
@@ -232,12 +237,7 @@ pub fn decide(
             node_id,
             applied_offset,
         } => {
-            let Some(broker) = image.brokers.get(node_id) else {
-                return Err(ControllerError {
-                    code: ResponseError::BrokerIdNotRegistered.code(),
-                    message: format!("broker {node_id} is not registered"),
-                });
-            };
+            let broker = registered(image, *node_id)?;
             let unfence = broker.fenced && *applied_offset >= broker.fenced_at;
             let records = if unfence && !validate_only {
                 fencing(image, *node_id, false)
@@ -246,6 +246,14 @@ pub fn decide(
             };
             let fenced = broker.fenced && !unfence;
             return Ok((records, ControllerReply::Heartbeat { fenced }));
+        }
+        ControllerRequest::UnregisterBroker { node_id } => {
+            let mut records = match registered(image, *node_id)? {
+                b if b.fenced => vec![],
+                _ => fencing(image, *node_id, true),
+            };
+            records.push(MetadataRecord::UnregisterBroker { node_id: *node_id });
+            records
         }
         ControllerRequest::FenceBroker { node_id } => match image.brokers.get(node_id) {
             Some(broker) if !broker.fenced => fencing(image, *node_id, true),
@@ -279,6 +287,14 @@ pub fn decide(
     let changed = records.len();
     let records = if validate_only { vec![] } else { records };
     Ok((records, ControllerReply::Done { changed }))
+}
+
+/// The registration of broker `node_id`, or BROKER_ID_NOT_REGISTERED.
+fn registered(image: &MetadataImage, node_id: i32) -> Result<&BrokerRegistration, ControllerError> {
+    image.brokers.get(&node_id).ok_or_else(|| ControllerError {
+        code: ResponseError::BrokerIdNotRegistered.code(),
+        message: format!("broker {node_id} is not registered"),
+    })
 }
 
 /// Fences (`fence`) or unfences a broker, with the leadership moves that follow: a fenced
@@ -479,6 +495,19 @@ mod tests {
             applied_offset: 0,
         };
         assert_eq!(decide(&image, &unknown, false).unwrap_err().code, 102);
+        // A broker gone for good is unregistered: fenced (its partition loses its leader), then
+        // forgotten; twice is BROKER_ID_NOT_REGISTERED.
+        let mut gone = image.clone();
+        let unregister = ControllerRequest::UnregisterBroker { node_id: 2 };
+        commit(&mut gone, &unregister);
+        assert!(!gone.brokers.contains_key(&2));
+        assert_eq!(leaders(&gone), vec![(1, 0), (-1, 3)]);
+        assert_eq!(
+            gone.topics["t"].partitions[&1].replicas,
+            vec![2],
+            "replicas kept"
+        );
+        assert_eq!(decide(&gone, &unregister, false).unwrap_err().code, 102);
         // A fenced broker survives a snapshot of the image.
         commit(&mut image, &fence);
         let mut rebuilt = MetadataImage::default();

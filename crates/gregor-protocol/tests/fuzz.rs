@@ -102,6 +102,7 @@ fn default_request(api: ApiKey) -> RequestKind {
         ListConfigResources,
         WriteTxnMarkers,
         DescribeQuorum,
+        UnregisterBroker,
         AddRaftVoter,
         RemoveRaftVoter,
     )

@@ -69,6 +69,9 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
         K::WriteTxnMarkers => WriteTxnMarkersRequest::default().into(),
         K::DescribeQuorum => DescribeQuorumRequest::default().into(),
         K::AddRaftVoter => AddRaftVoterRequest::default().into(),
+        K::UnregisterBroker => UnregisterBrokerRequest::default()
+            .with_broker_id(BrokerId(99))
+            .into(),
         K::RemoveRaftVoter => RemoveRaftVoterRequest::default().into(),
         _ => return None,
     })

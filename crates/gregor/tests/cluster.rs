@@ -734,6 +734,35 @@ fn controllers_are_added_and_removed_while_topics_are_created() {
     create(&node4, "after-the-changes", 1);
     wait_for_topic(&nodes[2], "after-the-changes", 1);
 
+    // Node 1 is gone for good: unregistered, it is no longer listed even among the fenced
+    // brokers; unregistering it again is BROKER_ID_NOT_REGISTERED (102).
+    let unregister = || {
+        Command::new(env!("CARGO_BIN_EXE_gregor"))
+            .args(["cluster", "--bootstrap-server", &node4.bootstrap()])
+            .args(["unregister", "--id", "1"])
+            .output()
+            .unwrap()
+    };
+    let out = unregister();
+    assert!(out.status.success(), "{out:?}");
+    let mut s = TcpStream::connect(node4.bootstrap()).unwrap();
+    let request = RequestKind::DescribeCluster(
+        DescribeClusterRequest::default().with_include_fenced_brokers(true),
+    );
+    let ResponseKind::DescribeCluster(described) =
+        common::call(&mut s, ApiKey::DescribeCluster, 2, 1, &request)
+    else {
+        panic!("not a DescribeCluster response");
+    };
+    let listed: BTreeSet<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+    assert_eq!(listed, BTreeSet::from([2, 3, 4]));
+    let again = unregister();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && stderr.contains("error 102"),
+        "{stderr}"
+    );
+
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let acknowledged = writer.join().unwrap();
     assert!(acknowledged.len() > 10, "{acknowledged:?}");

@@ -1,10 +1,15 @@
 //! DescribeCluster: the unfenced brokers, and from v2 (KIP-1073) the fenced ones too when the
-//! request asks (`include_fenced_brokers`), each marked.
+//! request asks (`include_fenced_brokers`), each marked. UnregisterBroker: a broker gone for
+//! good leaves the cluster (kafka-cluster.sh unregister, `gregor cluster unregister`).
 
 use std::sync::Arc;
 
+use gregor_metadata::ControllerRequest;
 use gregor_protocol::kafka::messages::describe_cluster_response::DescribeClusterBroker;
-use gregor_protocol::kafka::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
+use gregor_protocol::kafka::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, UnregisterBrokerRequest,
+    UnregisterBrokerResponse,
+};
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -36,4 +41,20 @@ pub fn describe_cluster(
         .with_controller_id(BrokerId(broker.node_id))
         .with_brokers(brokers)
         .with_cluster_authorized_operations(i32::MIN)
+}
+
+/// UnregisterBroker: the controller fences the broker, then forgets its registration.
+pub async fn unregister_broker(
+    broker: &Arc<Broker>,
+    request: UnregisterBrokerRequest,
+) -> UnregisterBrokerResponse {
+    let unregister = ControllerRequest::UnregisterBroker {
+        node_id: request.broker_id.0,
+    };
+    match broker.controller.call(unregister, false).await {
+        Ok(_) => UnregisterBrokerResponse::default(),
+        Err(e) => UnregisterBrokerResponse::default()
+            .with_error_code(e.code)
+            .with_error_message(Some(str_bytes(&e.message))),
+    }
 }

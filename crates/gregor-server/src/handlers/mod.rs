@@ -197,6 +197,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
             respond!(transactions::list_transactions(broker, version, r))
         }
         RequestKind::DescribeCluster(r) => respond!(cluster::describe_cluster(broker, version, r)),
+        RequestKind::UnregisterBroker(r) => respond!(cluster::unregister_broker(broker, r).await),
         RequestKind::DescribeConfigs(r) => respond!(configs::describe_configs(broker, version, r)),
         RequestKind::AlterConfigs(r) => respond!(configs::alter_configs(broker, version, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {

@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::Args as ClapArgs;
+use clap::{Args as ClapArgs, Subcommand};
 use gregor_protocol::kafka::messages::{
-    describe_quorum_response, ApiVersionsRequest, ApiVersionsResponse, DescribeClusterRequest,
-    DescribeClusterResponse,
+    describe_quorum_response, ApiVersionsRequest, ApiVersionsResponse, BrokerId,
+    DescribeClusterRequest, DescribeClusterResponse, UnregisterBrokerRequest,
+    UnregisterBrokerResponse,
 };
 use gregor_protocol::ApiKey;
 
@@ -21,6 +22,7 @@ const EXAMPLES: &str = "Examples:
   gregor cluster
   gregor cluster --bootstrap-server broker1:9092 --output json
   gregor cluster --no-api-versions
+  gregor cluster unregister --id 3
 
 API versions are asked of each broker over a plain TCP connection (ApiVersions v0), fenced
 brokers (DescribeCluster v2) and the quorum (DescribeQuorum) of the first bootstrap server;
@@ -37,6 +39,41 @@ pub struct Args {
     /// Do not ask each broker for its API versions.
     #[arg(long)]
     pub no_api_versions: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Unregisters a broker gone for good (like kafka-cluster.sh unregister): the controller
+    /// fences it, moving the leadership of its partitions, and forgets its registration.
+    Unregister {
+        /// The broker's node id.
+        #[arg(long)]
+        id: i32,
+    },
+}
+
+/// UnregisterBroker v0 sent to the first bootstrap server.
+fn unregister(client: &ClientArgs, id: i32) -> anyhow::Result<()> {
+    let (host, port) = metadata_quorum::first_bootstrap(client)?;
+    let request = UnregisterBrokerRequest::default().with_broker_id(BrokerId(id));
+    let response: UnregisterBrokerResponse = wire::call(
+        (&host, port),
+        ApiKey::UnregisterBroker,
+        0,
+        &request,
+        client.timeout(),
+    )?;
+    if response.error_code != 0 {
+        bail!(
+            "UnregisterBroker failed with error {}: {}",
+            response.error_code,
+            response.error_message.as_deref().unwrap_or("")
+        );
+    }
+    println!("Broker {id} is unregistered.");
+    Ok(())
 }
 
 struct Broker {
@@ -98,6 +135,9 @@ fn ids_text(ids: &[i32]) -> String {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Unregister { id }) = args.command {
+        return unregister(&args.client, id);
+    }
     let admin = admin(&args.client)?;
     let md = metadata(&admin, &args.client)?;
     let timeout = args.client.timeout();

@@ -122,7 +122,8 @@ def read_to_end(bootstrap, topic, isolation, expected=0, partition=0, timeout=15
         got = []
         deadline = time.monotonic() + timeout
         while True:
-            assert time.monotonic() < deadline, f"read {got}, then no end of partition in {timeout}s"
+            assert time.monotonic() < deadline, \
+                f"read {got}, then no end of partition with {expected} records or more in {timeout}s"
             for m in c.consume(500, timeout=0.2):
                 if m.error() is None:
                     got.append((m.offset(), m.key(), m.value()))

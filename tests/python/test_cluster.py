@@ -210,6 +210,9 @@ def test_a_transaction_over_three_brokers_commits_and_aborts(cluster):
         for partition in range(3):
             for i in range(5):
                 p.produce(topic, value=f"{tag}-{partition}-{i}".encode(), partition=partition)
+        # Sent before the transaction ends: abort_transaction drops what is still queued, and the
+        # aborted records must be in the log for read_committed to be seen hiding them.
+        assert p.flush(30) == 0
         # Offsets in the same transaction, held by the group's coordinator on node 3.
         metadata = group_member.consumer_group_metadata()
         p.send_offsets_to_transaction([TopicPartition(source, 0, consumed_to)], metadata, 30)

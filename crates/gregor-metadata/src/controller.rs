@@ -465,6 +465,10 @@ impl Placement {
     }
 }
 
+/// New partitions, each led by its first replica. Until followers copy the leader's log
+/// (replication), the in-sync replica set is the leader alone: a replica that holds none of the
+/// data must never be chosen to lead when the leader's broker is fenced (that would hide every
+/// acknowledged record and let the logs diverge); the partition goes offline instead.
 fn partition_records(topic_id: Uuid, first: i32, replicas: Vec<Vec<i32>>) -> Vec<MetadataRecord> {
     replicas
         .into_iter()
@@ -472,7 +476,7 @@ fn partition_records(topic_id: Uuid, first: i32, replicas: Vec<Vec<i32>>) -> Vec
         .map(|(i, replicas)| MetadataRecord::Partition {
             topic_id,
             partition: first + i as i32,
-            isr: replicas.clone(),
+            isr: vec![replicas[0]],
             leader: replicas[0],
             replicas,
             leader_epoch: 0,
@@ -1146,6 +1150,38 @@ pub(crate) mod tests {
         assert!(
             (0..4).all(|p| !placement.replicas(p, 2).contains(&2)),
             "no fenced broker"
+        );
+    }
+
+    /// Before replication the ISR is the leader alone, so fencing the leader's broker leaves
+    /// the partition without a leader instead of handing it to a replica with an empty log.
+    #[test]
+    fn a_new_partition_is_in_sync_only_on_its_leader() {
+        let mut image = image_with_racks(&[(1, None), (2, None)]);
+        let records = create_topic(
+            &image,
+            &new_topic("rf2", 1, 2),
+            &DEFAULTS,
+            Uuid::from_u128(0),
+        )
+        .unwrap();
+        image.apply_committed(&records, 1);
+        let p = &image.topics["rf2"].partitions[&0];
+        assert_eq!(
+            (p.replicas.clone(), p.isr.clone(), p.leader),
+            (vec![1, 2], vec![1], 1)
+        );
+        let fenced = crate::request::decide(
+            &image,
+            &crate::ControllerRequest::FenceBroker { node_id: 1 },
+            false,
+        )
+        .unwrap()
+        .0;
+        image.apply_committed(&fenced, 2);
+        assert_eq!(
+            image.topics["rf2"].partitions[&0].leader, -1,
+            "not the empty replica"
         );
     }
 

@@ -251,11 +251,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         .collect();
     let live: Vec<Arc<Partition>> = partitions.iter().flatten().cloned().collect();
     let fetch_max = broker.config.get_i64("fetch.max.bytes").max(1) as usize;
-    let max_bytes = if version >= 3 {
-        (request.max_bytes.max(0) as usize).min(fetch_max)
-    } else {
-        fetch_max
-    };
+    // The request's limit came with v3; gregor serves Fetch from v4.
+    let max_bytes = (request.max_bytes.max(0) as usize).min(fetch_max);
     let unknown = if version >= 13 {
         ResponseError::UnknownTopicId.code()
     } else {

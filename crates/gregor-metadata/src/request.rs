@@ -221,16 +221,28 @@ pub fn decide(
             return Ok((records, ControllerReply::ProducerIds { start }));
         }
         ControllerRequest::RegisterBroker(registration) => {
-            let known = image.brokers.get(&registration.node_id);
+            let node_id = registration.node_id;
+            let known = image.brokers.get(&node_id);
             if known.is_some_and(|b| b.same_endpoint(registration)) {
                 vec![]
             } else {
-                vec![MetadataRecord::RegisterBroker {
-                    node_id: registration.node_id,
+                let mut records = vec![MetadataRecord::RegisterBroker {
+                    node_id,
                     host: registration.host.clone(),
                     port: registration.port,
                     rack: registration.rack.clone(),
-                }]
+                }];
+                // A broker unregistered and back: partitions still name it in their ISR, and
+                // only unfencing gives their leadership back, so it starts fenced.
+                let in_isr = image
+                    .topics
+                    .values()
+                    .flat_map(|t| t.partitions.values())
+                    .any(|p| p.isr.contains(&node_id));
+                if known.is_none() && in_isr {
+                    records.push(MetadataRecord::FenceBroker { node_id });
+                }
+                records
             }
         }
         ControllerRequest::BrokerHeartbeat {
@@ -339,7 +351,10 @@ mod tests {
     /// A two-partition topic whose id (a multiple of 6, unique per short name) starts its
     /// placement at the first broker of one, two or three.
     fn create(name: &str) -> ControllerRequest {
-        let id = name.bytes().fold(0u128, |h, b| h * 256 + u128::from(b)) * 6;
+        let id = name
+            .bytes()
+            .fold(0u128, |h, b| h.wrapping_mul(257) ^ u128::from(b));
+        let id = id % (u128::MAX / 6) * 6;
         ControllerRequest::CreateTopic {
             topic: new_topic(name, 2, -1),
             defaults: DEFAULTS,
@@ -508,6 +523,23 @@ mod tests {
             "replicas kept"
         );
         assert_eq!(decide(&gone, &unregister, false).unwrap_err().code, 102);
+        // Back, it registers fenced, and its first caught-up heartbeat gives its partition back.
+        let back = ControllerRequest::RegisterBroker(BrokerRegistration {
+            node_id: 2,
+            host: "127.0.0.1".into(),
+            port: 9093,
+            rack: None,
+            fenced: false,
+            fenced_at: 0,
+        });
+        commit(&mut gone, &back);
+        assert!(gone.brokers[&2].fenced);
+        let heartbeat = ControllerRequest::BrokerHeartbeat {
+            node_id: 2,
+            applied_offset: gone.offset,
+        };
+        commit(&mut gone, &heartbeat);
+        assert_eq!(leaders(&gone), vec![(1, 0), (2, 4)]);
         // A fenced broker survives a snapshot of the image.
         commit(&mut image, &fence);
         let mut rebuilt = MetadataImage::default();

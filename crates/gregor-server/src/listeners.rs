@@ -108,7 +108,6 @@ fn protocol_of(map: &str, controller_names: &[String], name: &str) -> Option<Str
         })
 }
 
-/// `controller.quorum.voters`: `id@host:port,...`.
 /// `host:port`.
 fn parse_address(address: &str) -> Option<Voter> {
     let (host, port) = address.trim().rsplit_once(':')?;
@@ -137,6 +136,7 @@ fn parse_bootstrap_servers(value: &str) -> Result<Vec<Voter>, ConfigError> {
         .collect()
 }
 
+/// `controller.quorum.voters`: `id@host:port,...`.
 fn parse_voters(value: &str) -> Result<BTreeMap<i32, Voter>, ConfigError> {
     let key = "controller.quorum.voters";
     let mut voters = BTreeMap::new();

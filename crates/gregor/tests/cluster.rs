@@ -767,11 +767,27 @@ fn controllers_are_added_and_removed_while_topics_are_created() {
     let acknowledged = writer.join().unwrap();
     assert!(acknowledged.len() > 10, "{acknowledged:?}");
     for g in [&nodes[2], &node4] {
-        let topics = topic_ids(&g.bootstrap()).unwrap();
-        let lost: Vec<&String> = acknowledged
-            .iter()
-            .filter(|t| !topics.contains_key(*t))
-            .collect();
-        assert!(lost.is_empty(), "port {}: lost {lost:?}", g.port);
+        let lost = || -> Vec<String> {
+            let topics = topic_ids(&g.bootstrap()).unwrap_or_default();
+            acknowledged
+                .iter()
+                .filter(|t| !topics.contains_key(*t))
+                .cloned()
+                .collect()
+        };
+        // Each node sees a topic once it has applied its creation.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let missing = lost();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "port {}: lost {missing:?}",
+                g.port
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }

@@ -91,10 +91,7 @@ pub async fn describe_quorum(
     if version < 2 {
         return DescribeQuorumResponse::default().with_topics(topics);
     }
-    let listener = match &broker.config.cluster.controller_listener {
-        Some(controller) => controller.name.clone(),
-        None => "PLAINTEXT".to_string(),
-    };
+    let listener = controller_listener_name(broker);
     let nodes = quorum
         .voters
         .iter()
@@ -113,14 +110,15 @@ pub async fn describe_quorum(
         .with_nodes(nodes)
 }
 
-/// The name of the controller listener ("CONTROLLER" on a single node, which has none).
+/// The name of the listener the quorum talks on: the controller listener's, or on a single
+/// node, which has none, its clients' (PLAINTEXT).
 fn controller_listener_name(broker: &Broker) -> String {
     broker
         .config
         .cluster
         .controller_listener
         .as_ref()
-        .map_or_else(|| "CONTROLLER".to_string(), |l| l.name.clone())
+        .map_or_else(|| "PLAINTEXT".to_string(), |l| l.name.clone())
 }
 
 /// Has the active controller carry out `change`: the error code and message to answer.

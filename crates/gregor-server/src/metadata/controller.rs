@@ -298,8 +298,10 @@ fn dispatch(quorum: &RaftQuorum, call: Call, outcome: Result<Answer, QuorumError
     });
 }
 
-/// How long a new voter may take to copy the log before AddRaftVoter gives up.
-const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a new voter may take to copy the log before AddRaftVoter answers
+/// REQUEST_TIMED_OUT: below the forward timeout, so that a forwarded request gets that answer.
+/// As in Kafka, a timed-out change may still complete (the new node stays a learner at least).
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Carries out a change of the voters on the leader, with Kafka's error codes for a voter
 /// that is already one (DUPLICATE_VOTER) or is none (VOTER_NOT_FOUND).

@@ -138,6 +138,8 @@ pub struct Quorum {
     pub leader: i32,
     pub high_watermark: i64,
     pub voters: BTreeSet<i32>,
+    /// Each voter's log end offset, as the leader knows it.
+    pub log_ends: Vec<i64>,
     pub observers: BTreeSet<i32>,
 }
 
@@ -161,6 +163,7 @@ pub fn describe_quorum(address: &str) -> Result<Quorum, String> {
                 leader: p.leader_id.0,
                 high_watermark: p.high_watermark,
                 voters: p.current_voters.iter().map(|v| v.replica_id.0).collect(),
+                log_ends: p.current_voters.iter().map(|v| v.log_end_offset).collect(),
                 observers: p.observers.iter().map(|v| v.replica_id.0).collect(),
             })
         }

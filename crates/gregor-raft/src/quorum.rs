@@ -74,6 +74,11 @@ pub trait MetadataQuorum: Send + Sync + 'static {
     /// Removes a voter; it stays a learner, still copying the log.
     fn remove_voter(&self, node_id: NodeId)
         -> impl Future<Output = Result<(), QuorumError>> + Send;
+    /// Stops copying the log to a learner (a node gone for good).
+    fn remove_learner(
+        &self,
+        node_id: NodeId,
+    ) -> impl Future<Output = Result<(), QuorumError>> + Send;
     fn status(&self) -> QuorumStatus;
 }
 
@@ -292,6 +297,14 @@ impl MetadataQuorum for RaftQuorum {
     async fn remove_voter(&self, node_id: NodeId) -> Result<(), QuorumError> {
         self.raft
             .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), true)
+            .await
+            .map(drop)
+            .map_err(write_error)
+    }
+
+    async fn remove_learner(&self, node_id: NodeId) -> Result<(), QuorumError> {
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
             .await
             .map(drop)
             .map_err(write_error)

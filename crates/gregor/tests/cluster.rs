@@ -756,6 +756,8 @@ fn controllers_are_added_and_removed_while_topics_are_created() {
     };
     let listed: BTreeSet<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
     assert_eq!(listed, BTreeSet::from([2, 3, 4]));
+    // Nor is it a learner of the quorum any more: the log is no longer sent to it.
+    quorum_is(&[2, 3, 4], &[]);
     let again = unregister();
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(

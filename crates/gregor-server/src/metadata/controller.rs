@@ -270,6 +270,11 @@ async fn run(
             continue;
         }
         let outcome = decide_and_commit(&quorum, &loader, &call.request, call.validate_only).await;
+        if let (ControllerRequest::UnregisterBroker { node_id }, Ok(Ok(_)), false) =
+            (&call.request, &outcome, call.validate_only)
+        {
+            forget_learner(&quorum, *node_id);
+        }
         dispatch(&quorum, call, outcome);
     }
 }
@@ -295,6 +300,27 @@ fn dispatch(quorum: &RaftQuorum, call: Call, outcome: Result<Answer, QuorumError
             }),
         };
         reply(&quorum, call, outcome);
+    });
+}
+
+/// A broker gone for good that is a learner of the quorum (a removed voter) stops being sent
+/// the log; a voter stays one (RemoveRaftVoter first).
+fn forget_learner(quorum: &RaftQuorum, node_id: i32) {
+    let id = node_id as NodeId;
+    if !quorum.status().learners.iter().any(|l| l.node_id == id) {
+        return;
+    }
+    let quorum = quorum.clone();
+    tokio::spawn(async move {
+        match quorum.remove_learner(id).await {
+            Ok(()) => tracing::info!(
+                node_id,
+                "unregistered broker removed from the quorum's learners"
+            ),
+            Err(e) => {
+                tracing::warn!(node_id, error = %e, "unregistered broker still a learner of the quorum")
+            }
+        }
     });
 }
 

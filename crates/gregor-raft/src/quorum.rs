@@ -212,6 +212,19 @@ impl RaftQuorum {
         }
     }
 
+    /// Commits a membership change (`retain`: removed voters stay learners).
+    async fn change_members(
+        &self,
+        change: ChangeMembers<NodeId, ControllerNode>,
+        retain: bool,
+    ) -> Result<(), QuorumError> {
+        self.raft
+            .change_membership(change, retain)
+            .await
+            .map(drop)
+            .map_err(write_error)
+    }
+
     /// Where a voter or learner of the current membership listens.
     pub fn address_of(&self, node_id: NodeId) -> Option<ControllerNode> {
         let metrics = self.raft.metrics();
@@ -287,27 +300,18 @@ impl MetadataQuorum for RaftQuorum {
             .add_learner(node_id, node, true)
             .await
             .map_err(write_error)?;
-        self.raft
-            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+        self.change_members(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
             .await
-            .map(drop)
-            .map_err(write_error)
     }
 
     async fn remove_voter(&self, node_id: NodeId) -> Result<(), QuorumError> {
-        self.raft
-            .change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), true)
+        self.change_members(ChangeMembers::RemoveVoters(BTreeSet::from([node_id])), true)
             .await
-            .map(drop)
-            .map_err(write_error)
     }
 
     async fn remove_learner(&self, node_id: NodeId) -> Result<(), QuorumError> {
-        self.raft
-            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
+        self.change_members(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
             .await
-            .map(drop)
-            .map_err(write_error)
     }
 
     fn status(&self) -> QuorumStatus {

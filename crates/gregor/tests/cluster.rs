@@ -352,6 +352,25 @@ fn acknowledged_topics_survive_repeated_kills() {
     }
 }
 
+/// The brokers DescribeCluster v2 on `g` lists (fenced ones too when asked), each with
+/// whether it is fenced.
+fn described_brokers(g: &Gregor, include_fenced: bool) -> Vec<(i32, bool)> {
+    let mut s = TcpStream::connect(g.bootstrap()).unwrap();
+    let request = RequestKind::DescribeCluster(
+        DescribeClusterRequest::default().with_include_fenced_brokers(include_fenced),
+    );
+    let ResponseKind::DescribeCluster(described) =
+        common::call(&mut s, ApiKey::DescribeCluster, 2, 1, &request)
+    else {
+        panic!("not a DescribeCluster response");
+    };
+    described
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.is_fenced))
+        .collect()
+}
+
 /// The partitions' leaders in `g`'s metadata, once `want` holds for them.
 fn wait_for_leaders(g: &Gregor, topic: &str, want: impl Fn(&[i32]) -> bool) -> Vec<i32> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -413,19 +432,10 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
     assert!(!brokers_listed(&nodes[observer]).contains(&victim));
     // DescribeCluster v2 shows it, marked, to a client that asks for fenced brokers (KIP-1073).
     for include in [false, true] {
-        let mut s = TcpStream::connect(("127.0.0.1", nodes[observer].port)).unwrap();
-        let request = RequestKind::DescribeCluster(
-            DescribeClusterRequest::default().with_include_fenced_brokers(include),
-        );
-        let ResponseKind::DescribeCluster(described) =
-            common::call(&mut s, ApiKey::DescribeCluster, 2, 1, &request)
-        else {
-            panic!("not a DescribeCluster response");
-        };
+        let described = described_brokers(&nodes[observer], include);
         let fenced: Vec<(i32, bool)> = described
-            .brokers
             .iter()
-            .map(|b| (b.broker_id.0, b.is_fenced))
+            .copied()
             .filter(|(_, fenced)| *fenced)
             .collect();
         let expected = if include {
@@ -434,7 +444,7 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
             vec![]
         };
         assert_eq!(fenced, expected);
-        assert_eq!(described.brokers.len(), if include { 3 } else { 2 });
+        assert_eq!(described.len(), if include { 3 } else { 2 });
     }
     // `gregor cluster` lists it as fenced, beside the quorum's three voters.
     let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
@@ -745,16 +755,10 @@ fn controllers_are_added_and_removed_while_topics_are_created() {
     };
     let out = unregister();
     assert!(out.status.success(), "{out:?}");
-    let mut s = TcpStream::connect(node4.bootstrap()).unwrap();
-    let request = RequestKind::DescribeCluster(
-        DescribeClusterRequest::default().with_include_fenced_brokers(true),
-    );
-    let ResponseKind::DescribeCluster(described) =
-        common::call(&mut s, ApiKey::DescribeCluster, 2, 1, &request)
-    else {
-        panic!("not a DescribeCluster response");
-    };
-    let listed: BTreeSet<i32> = described.brokers.iter().map(|b| b.broker_id.0).collect();
+    let listed: BTreeSet<i32> = described_brokers(&node4, true)
+        .iter()
+        .map(|b| b.0)
+        .collect();
     assert_eq!(listed, BTreeSet::from([2, 3, 4]));
     // Nor is it a learner of the quorum any more: the log is no longer sent to it.
     quorum_is(&[2, 3, 4], &[]);

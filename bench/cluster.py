@@ -10,6 +10,13 @@ Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per me
   survivor answers successfully (retried every 50 ms through the survivor, as a client would).
 * bulk creation: `--topics` topics of `--partitions` partitions created through one node in
   CreateTopics requests of 100 topics, until Metadata on another node shows them all.
+* scale (`--scale N`, off by default): N partitions (topics of 10) on three nodes; then each
+  node's resident memory, the size of its metadata log directory, and the time from starting
+  one node again (after a SIGTERM) until another node lists it as an unfenced broker.
+
+The data directories are under $TMPDIR: on this machine's ext4 disk, creating and deleting
+tens of thousands of partition directories makes the inode allocator the bottleneck, and its
+cost depends on what the previous run deleted; TMPDIR=/dev/shm measures gregor itself.
 """
 
 import argparse
@@ -87,23 +94,64 @@ def bulk_create(root, topics, partitions):
         stop_all(nodes)
 
 
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def dir_mib(path):
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
+
+
+def scale(root, partitions):
+    nodes = start_cluster(root, 3)
+    try:
+        client = admin(nodes[0].bootstrap)
+        names = [f"scale-{i}" for i in range(partitions // 10)]
+        started = time.monotonic()
+        for i in range(0, len(names), 100):
+            create(client, names[i:i + 100], 10, timeout=300)
+        created = time.monotonic() - started
+        rss = [round(rss_mib(n.pid), 1) for n in nodes]
+        metadata = [round(dir_mib(n.data_dir / "__cluster_metadata-0"), 1) for n in nodes]
+        nodes[2].stop()
+        restarted = time.monotonic()
+        nodes[2].start()
+        listening = time.monotonic() - restarted
+        while len(client.describe_cluster().result(30).nodes) < 3:
+            time.sleep(0.05)
+        unfenced = time.monotonic() - restarted
+        return {"created_s": round(created, 3), "rss_mib": rss, "metadata_log_mib": metadata,
+                "restart_to_listening_s": round(listening, 3), "restart_to_unfenced_s": round(unfenced, 3),
+                "rss_after_restart_mib": round(rss_mib(nodes[2].pid), 1)}
+    finally:
+        stop_all(nodes)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--topics", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=10)
+    parser.add_argument("--scale", type=int, default=0, help="partitions of the scale run (0: none)")
     args = parser.parse_args()
     times = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as root:
             times.append(failover_once(Path(root)))
             print(json.dumps({"bench": "failover", "run": run, "seconds": round(times[-1], 3)}), flush=True)
-    print(json.dumps({"bench": "failover", "runs": len(times), "p50_s": round(statistics.median(times), 3),
-                      "max_s": round(max(times), 3)}), flush=True)
+    if times:
+        print(json.dumps({"bench": "failover", "runs": len(times), "p50_s": round(statistics.median(times), 3),
+                          "max_s": round(max(times), 3)}), flush=True)
     with tempfile.TemporaryDirectory() as root:
         created, seen = bulk_create(Path(root), args.topics, args.partitions)
     print(json.dumps({"bench": "bulk_create", "topics": args.topics, "partitions": args.partitions,
                       "created_s": round(created, 3), "seen_on_another_node_s": round(seen, 3)}), flush=True)
+    if args.scale:
+        with tempfile.TemporaryDirectory() as root:
+            print(json.dumps({"bench": "scale", "partitions": args.scale, **scale(Path(root), args.scale)}), flush=True)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ pub struct QuorumConfig {
     /// its own membership.
     pub initial_voters: BTreeMap<NodeId, ControllerNode>,
     /// `controller.quorum.election.timeout.ms`: a follower that hears nothing from a leader
-    /// for between this and twice this starts an election.
+    /// for between 1.5 and 2 times this starts an election.
     pub election_timeout: Duration,
 }
 
@@ -126,11 +126,15 @@ impl RaftQuorum {
         applier: Arc<dyn Applier>,
     ) -> Result<RaftQuorum, QuorumError> {
         let election_ms = config.election_timeout.as_millis().max(10) as u64;
+        // openraft's followers give up on a leader after its lease (election_timeout_max) plus
+        // their election timeout; with these a follower starts an election between 1.5 and 2
+        // election timeouts after the last heartbeat, no later than Kafka's
+        // `controller.quorum.fetch.timeout.ms` (two election timeouts by default) would.
         let raft_config = Config {
             cluster_name: "gregor-metadata".into(),
-            heartbeat_interval: (election_ms / 5).max(1),
-            election_timeout_min: election_ms,
-            election_timeout_max: election_ms * 2,
+            heartbeat_interval: election_ms / 10,
+            election_timeout_min: election_ms / 2,
+            election_timeout_max: election_ms,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
             ..Config::default()
         }
@@ -359,18 +363,20 @@ fn random_below(bound: u64) -> u64 {
     hasher.finish() % bound.max(1)
 }
 
-/// openraft draws a node's election timeout once, at start, and a candidate waits a fixed
-/// lease after its own vote: two voters whose timeouts fell close together, left without a
-/// leader at the same instant, split their votes in lockstep for ever (seen: two survivors of
-/// three voting for themselves within a millisecond every 2.1 s). Raft needs each election's
-/// timeout drawn anew; this task does it: while no leader is established in the current term
-/// for twice the election timeout, it starts an election after a fresh random delay.
+/// openraft draws a node's election timeout once, at start, and checks it on a coarse tick
+/// (1.5 heartbeat intervals): two voters whose timeouts round to the same number of ticks,
+/// left without a leader at the same instant, split their votes in lockstep (seen: the two
+/// survivors of three voting for themselves within a millisecond every 907 ms, three rounds in
+/// a row, in one failover of five). Raft needs each election's timeout drawn anew; this task
+/// does it: when no leader has been established in the current term for half an election
+/// timeout (an election on a working network takes milliseconds), it starts one after a fresh
+/// random delay of up to half an election timeout.
 fn spawn_election_jitter(raft: Raft<TypeConfig>, election_ms: u64) {
     tokio::spawn(async move {
         let metrics = raft.metrics();
         let mut leaderless_since: Option<tokio::time::Instant> = None;
         loop {
-            let delay = election_ms / 2 + random_below(election_ms);
+            let delay = election_ms / 8 + random_below(election_ms / 8);
             tokio::time::sleep(Duration::from_millis(delay)).await;
             if metrics.has_changed().is_err() {
                 return; // the node stopped
@@ -385,10 +391,14 @@ fn spawn_election_jitter(raft: Raft<TypeConfig>, election_ms: u64) {
                 continue;
             }
             let since = *leaderless_since.get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() >= Duration::from_millis(2 * election_ms) {
-                tracing::info!(
-                    "no leader elected for a while: starting an election after a random delay"
-                );
+            if since.elapsed() >= Duration::from_millis(election_ms / 2) {
+                let delay = random_below(election_ms / 2);
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                if metrics.borrow().vote.is_committed() {
+                    leaderless_since = None;
+                    continue;
+                }
+                tracing::info!(delay_ms = delay, "no leader elected: starting an election");
                 if raft.trigger().elect().await.is_err() {
                     return;
                 }

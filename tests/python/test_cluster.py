@@ -9,7 +9,8 @@ import asyncio
 import time
 
 import pytest
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (ConsumerGroupTopicPartitions, ElectionType, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import NewTopic
 
 from clients import (admin, consume_aiokafka, consume_confluent, consume_kafka_python,
@@ -237,3 +238,22 @@ def test_a_transaction_over_three_brokers_commits_and_aborts(cluster):
     a = admin(bootstrap)
     offsets = a.list_consumer_group_offsets([request], require_stable=True)[group].result(30)
     assert offsets.topic_partitions[0].offset == 3, "the aborted transaction's offset 4 does not count"
+
+
+def test_confluent_elect_leaders_through_every_node(cluster):
+    """librdkafka's ElectLeaders, sent to each node (the active controller decides, the others
+    forward): partitions led by their preferred replica need no election, a partition that does
+    not exist is refused, and an election of all partitions answers with none of them. (No
+    timeout arguments: confluent-kafka 2.16's elect_leaders raises SystemError on them.)"""
+    create(cluster[0].bootstrap, "elect", 3)
+    for node in cluster:
+        a = admin(node.bootstrap)
+        partitions = [TopicPartition("elect", p) for p in range(3)] + [TopicPartition("elect", 7)]
+        for election in ElectionType:
+            result = a.elect_leaders(election, partitions).result(30)
+            codes = {(tp.topic, tp.partition): (e.code() if e else None) for tp, e in result.items()}
+            assert codes == {("elect", 0): KafkaError.ELECTION_NOT_NEEDED,
+                             ("elect", 1): KafkaError.ELECTION_NOT_NEEDED,
+                             ("elect", 2): KafkaError.ELECTION_NOT_NEEDED,
+                             ("elect", 7): KafkaError.UNKNOWN_TOPIC_OR_PART}, (node.bootstrap, election)
+        assert a.elect_leaders(ElectionType.PREFERRED, None).result(30) == {}

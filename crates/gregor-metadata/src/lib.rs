@@ -10,6 +10,7 @@ pub mod client_metrics;
 pub mod configs;
 pub mod controller;
 pub mod delta;
+pub mod elections;
 pub mod features;
 pub mod image;
 pub mod records;

@@ -4,6 +4,8 @@
 //! another node, as the Kafka request it stands for (CreateTopics, AllocateProducerIds,
 //! BrokerRegistration, ...).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use proto_kafka::ResponseError;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,6 +16,7 @@ use crate::controller::{
     delete_topic, incremental_alter_configs, ConfigChange, ControllerError, NewTopic,
     TopicDefaults,
 };
+use crate::elections::{balance_leaders, elect_leaders, ElectionType, TopicElections};
 use crate::features::{bootstrap_records, update_features, FeatureUpdate};
 use crate::image::{BrokerRegistration, MetadataImage};
 use crate::records::MetadataRecord;
@@ -84,6 +87,14 @@ pub enum ControllerRequest {
     UnregisterBroker {
         node_id: i32,
     },
+    /// ElectLeaders: partitions by topic (`None`: all of them).
+    ElectLeaders {
+        election: ElectionType,
+        partitions: Option<BTreeMap<String, BTreeSet<i32>>>,
+    },
+    /// The controller's own leader balancing (`auto.leader.rebalance.enable`): preferred
+    /// elections where the preferred replica can lead and does not; the reply counts them.
+    BalanceLeaders,
     /// DescribeQuorum: the active controller's view of the quorum. Answered by the controller
     /// from the Raft state, not decided on the image.
     DescribeQuorum,
@@ -116,6 +127,8 @@ pub enum ControllerReply {
     Quorum(QuorumDescription),
     /// Each topic of a CreateTopics, in order: created (or, validating only, acceptable) or not.
     Created(Vec<Result<(), ControllerError>>),
+    /// ElectLeaders' outcome per partition.
+    Elections(Vec<TopicElections>),
 }
 
 /// A change of the quorum's voters.
@@ -271,6 +284,15 @@ pub fn decide(
             Some(broker) if !broker.fenced => fencing(image, *node_id, true),
             _ => vec![],
         },
+        ControllerRequest::ElectLeaders {
+            election,
+            partitions,
+        } => {
+            let (records, elections) = elect_leaders(image, *election, partitions.as_ref());
+            let records = if validate_only { vec![] } else { records };
+            return Ok((records, ControllerReply::Elections(elections)));
+        }
+        ControllerRequest::BalanceLeaders => balance_leaders(image),
         ControllerRequest::DescribeQuorum | ControllerRequest::ChangeVoters(_) => {
             return Err(ControllerError {
                 code: ResponseError::InvalidRequest.code(),

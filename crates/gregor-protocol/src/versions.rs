@@ -54,6 +54,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::WriteTxnMarkers, 1, 1),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::UnregisterBroker, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AddRaftVoter, 0, 0),
     (ApiKey::RemoveRaftVoter, 0, 0),
 ];

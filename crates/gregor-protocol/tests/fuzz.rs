@@ -103,6 +103,7 @@ fn default_request(api: ApiKey) -> RequestKind {
         WriteTxnMarkers,
         DescribeQuorum,
         UnregisterBroker,
+        ElectLeaders,
         AddRaftVoter,
         RemoveRaftVoter,
     )

@@ -113,10 +113,14 @@ impl Broker {
         let voters = quorum_voters(&config);
         let quorum = start_quorum(&config, &metadata_dir, &voters, metadata.clone()).await?;
         let session_timeout = config.get_i64("broker.session.timeout.ms") as u64;
+        let leader_balance = config.get_bool("auto.leader.rebalance.enable").then(|| {
+            Duration::from_secs(config.get_i64("leader.imbalance.check.interval.seconds") as u64)
+        });
         let controller = ControllerChannel::start(
             quorum.clone(),
             metadata.clone(),
             Duration::from_millis(session_timeout),
+            leader_balance,
         );
         // Other controllers must reach this one before a leader can be elected.
         let controller_server = match &config.cluster.controller_listener {

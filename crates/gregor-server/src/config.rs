@@ -65,6 +65,12 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "9000",
         ConfigKind::Int { min: 1 },
     ),
+    broker("auto.leader.rebalance.enable", "true", BOOL),
+    broker(
+        "leader.imbalance.check.interval.seconds",
+        "300",
+        ConfigKind::Int { min: 1 },
+    ),
     broker(
         "broker.heartbeat.interval.ms",
         "2000",

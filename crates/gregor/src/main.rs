@@ -64,6 +64,8 @@ enum Command {
     /// The metadata quorum: leader, epoch, voters and their progress (like
     /// kafka-metadata-quorum.sh).
     MetadataQuorum(cli::metadata_quorum::Args),
+    /// Preferred or unclean leader elections (like kafka-leader-election.sh).
+    LeaderElection(cli::leader_election::Args),
 }
 
 /// Exit status of a tool: 0, or 1 with a one-line error.
@@ -124,6 +126,7 @@ fn main() -> ExitCode {
         Command::Topics(args) => tool("topics", cli::topics::run(args)),
         Command::Configs(args) => tool("configs", cli::configs::run(args)),
         Command::Cluster(args) => tool("cluster", cli::cluster::run(args)),
+        Command::LeaderElection(args) => tool("leader-election", cli::leader_election::run(args)),
         Command::Produce(args) => tool("produce", cli::produce::run(args)),
         Command::Consume(args) => tool("consume", cli::consume::run(args)),
         Command::Groups(args) => tool("groups", cli::groups::run(args)),

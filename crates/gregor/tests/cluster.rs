@@ -394,18 +394,23 @@ fn brokers_listed(g: &Gregor) -> BTreeSet<i32> {
     metadata(g).brokers().iter().map(|b| b.id()).collect()
 }
 
+/// Three nodes whose brokers are fenced 2 s after their last heartbeat.
+fn start_with_short_sessions(root: &std::path::Path) -> Vec<Gregor> {
+    let mut overrides = cluster_overrides(root, &loopback(3));
+    for node in &mut overrides {
+        node.push("broker.session.timeout.ms=2000".into());
+        node.push("broker.heartbeat.interval.ms=300".into());
+    }
+    Gregor::start_all(&overrides)
+}
+
 /// A broker the controller stops hearing from is fenced: Metadata stops listing it and its
 /// partitions have no leader (their only in-sync replica is gone), while the others serve on.
 /// Restarted, it is unfenced once caught up and leads its partitions again, its records intact.
 #[test]
 fn a_killed_broker_is_fenced_and_leads_again_when_back() {
     let root = tempfile::tempdir().unwrap();
-    let mut overrides = cluster_overrides(root.path(), &loopback(3));
-    for node in &mut overrides {
-        node.push("broker.session.timeout.ms=2000".into());
-        node.push("broker.heartbeat.interval.ms=300".into());
-    }
-    let mut nodes = Gregor::start_all(&overrides);
+    let mut nodes = start_with_short_sessions(root.path());
     create(&nodes[0], "fenced", 3);
     let leaders = wait_for_topic(&nodes[0], "fenced", 3);
     let producer = nodes[0].producer(&[("acks", "all")]);
@@ -796,4 +801,144 @@ fn controllers_are_added_and_removed_while_topics_are_created() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// `gregor leader-election` as kafka-leader-election.sh: the exit status and the lines a run
+/// prints (stdout, then stderr).
+fn leader_election(g: &Gregor, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .arg("leader-election")
+        .args(["--bootstrap-server", &g.bootstrap()])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// `gregor leader-election` of partition 0 of topic `elect`.
+fn elect_first_partition(g: &Gregor, election: &str) -> (bool, String) {
+    let args = [
+        "--election-type",
+        election,
+        "--topic",
+        "elect",
+        "--partition",
+        "0",
+    ];
+    leader_election(g, &args)
+}
+
+/// ElectLeaders end to end. A partition whose only in-sync replica is killed has no leader:
+/// a preferred election cannot help (PREFERRED_LEADER_NOT_AVAILABLE), an unclean one makes
+/// the other replica the leader and the whole ISR, with the records only the old leader had
+/// gone, as Kafka's would; the old leader, back, is not in sync and does not lead again.
+#[test]
+fn leader_elections_preferred_and_unclean() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start_with_short_sessions(root.path());
+    let controller = leader_at_start(&nodes[0]);
+    let mut others = (1..=3).filter(|&n| n != controller);
+    let (first, second) = (others.next().unwrap(), others.next().unwrap());
+    let observer = &nodes[(controller - 1) as usize];
+    let assignment: &[&[i32]] = &[&[first, second]];
+    let new = NewTopic::new("elect", 1, TopicReplication::Variable(assignment));
+    let created = block_on(observer.admin().create_topics(&[new], &admin_opts())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    assert_eq!(
+        wait_for_leaders(observer, "elect", |l| l == [first]),
+        [first]
+    );
+    let before: Vec<Rec> = (0..5).map(|i| Rec::value(format!("before-{i}"))).collect();
+    send_ok(&observer.producer(&[("acks", "all")]), "elect", &before);
+
+    let (ok, out) = elect_first_partition(observer, "preferred");
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "Valid replica already elected for partitions elect-0"
+    );
+    // All partitions: those already led by their preferred replica are left out.
+    let (ok, out) = leader_election(
+        observer,
+        &["--election-type", "PREFERRED", "--all-topic-partitions"],
+    );
+    assert!(ok && out.trim().is_empty(), "{out}");
+
+    nodes[(first - 1) as usize].kill();
+    let observer = &nodes[(controller - 1) as usize];
+    wait_for_leaders(observer, "elect", |l| l == [-1]);
+    let (ok, out) = elect_first_partition(observer, "preferred");
+    assert!(!ok, "{out}");
+    assert!(out.contains("for partition: elect-0: error 80"), "{out}");
+    assert!(out.contains("1 replica(s) could not be elected"), "{out}");
+    let partitions = root.path().join("partitions.json");
+    std::fs::write(
+        &partitions,
+        r#"{"partitions": [{"topic": "elect", "partition": 0}, {"topic": "nope", "partition": 0}]}"#,
+    )
+    .unwrap();
+    let path = partitions.to_str().unwrap();
+    let (ok, out) = leader_election(
+        observer,
+        &["--election-type", "unclean", "--path-to-json-file", path],
+    );
+    assert!(!ok, "the unknown topic fails: {out}");
+    assert!(
+        out.contains("Successfully completed leader election (UNCLEAN) for partitions elect-0"),
+        "{out}"
+    );
+    assert!(out.contains("for partition: nope-0: error 3"), "{out}");
+    assert_eq!(
+        wait_for_leaders(observer, "elect", |l| l == [second]),
+        [second]
+    );
+    let (ok, out) = elect_first_partition(observer, "unclean");
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "Valid replica already elected for partitions elect-0"
+    );
+
+    // The new leader had none of the old leader's records: the partition starts again at 0.
+    let after: Vec<Rec> = (0..3).map(|i| Rec::value(format!("after-{i}"))).collect();
+    send_ok(&observer.producer(&[("acks", "all")]), "elect", &after);
+    let got: Vec<(i64, String)> = observer
+        .consume("elect", &[0], 3)
+        .iter()
+        .map(|m| {
+            (
+                m.offset(),
+                String::from_utf8_lossy(m.payload().unwrap()).to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, "after-0".into()),
+            (1, "after-1".into()),
+            (2, "after-2".into())
+        ]
+    );
+
+    // The old leader comes back out of sync: it is unfenced but neither leads nor can be
+    // elected preferred leader.
+    nodes[(first - 1) as usize].restart();
+    let observer = &nodes[(controller - 1) as usize];
+    wait_until(
+        "the old leader is unfenced",
+        Duration::from_secs(30),
+        || brokers_listed(observer).contains(&first),
+    );
+    let (ok, out) = elect_first_partition(observer, "preferred");
+    assert!(!ok && out.contains("error 80"), "{out}");
+    assert_eq!(
+        wait_for_leaders(observer, "elect", |l| l == [second]),
+        [second]
+    );
 }

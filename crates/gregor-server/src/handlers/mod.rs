@@ -5,6 +5,7 @@ pub mod api_versions;
 mod cluster;
 mod configs;
 mod coordinator;
+mod elections;
 mod features;
 mod fetch;
 mod groups;
@@ -198,6 +199,9 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         }
         RequestKind::DescribeCluster(r) => respond!(cluster::describe_cluster(broker, version, r)),
         RequestKind::UnregisterBroker(r) => respond!(cluster::unregister_broker(broker, r).await),
+        RequestKind::ElectLeaders(r) => {
+            respond!(elections::elect_leaders(broker, version, r).await)
+        }
         RequestKind::DescribeConfigs(r) => respond!(configs::describe_configs(broker, version, r)),
         RequestKind::AlterConfigs(r) => respond!(configs::alter_configs(broker, version, r).await),
         RequestKind::IncrementalAlterConfigs(r) => {

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gregor_metadata::elections::MAX_ELECTIONS_PER_BALANCE;
 use gregor_metadata::request::decide;
 use gregor_metadata::{
     ControllerError, ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress,
@@ -109,14 +110,17 @@ fn quorum_failure(e: QuorumError) -> ControllerError {
 impl ControllerChannel {
     /// Starts this node's controller on `quorum`, deciding on `loader`'s image; requests are
     /// forwarded to the leader when this node does not lead.
+    /// `leader_balance`: how often the active controller moves leadership back to preferred
+    /// replicas (`leader.imbalance.check.interval.seconds`; `None`: never).
     pub fn start(
         quorum: RaftQuorum,
         loader: Arc<MetadataLoader>,
         session_timeout: Duration,
+        leader_balance: Option<Duration>,
     ) -> ControllerChannel {
         let (calls, inbox) = mpsc::unbounded_channel();
         let liveness = Liveness::new(session_timeout);
-        let task = tokio::spawn(run(quorum.clone(), loader, inbox, liveness));
+        let task = tokio::spawn(run(quorum.clone(), loader, inbox, liveness, leader_balance));
         ControllerChannel {
             inner: Arc::new(Inner {
                 calls: Mutex::new(Some(calls)),
@@ -241,10 +245,16 @@ async fn run(
     loader: Arc<MetadataLoader>,
     mut inbox: mpsc::UnboundedReceiver<Call>,
     mut liveness: Liveness,
+    leader_balance: Option<Duration>,
 ) {
     let mut checks =
         tokio::time::interval((liveness.session_timeout / 4).max(Duration::from_millis(10)));
     checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut balances = leader_balance.map(|every| {
+        let mut balances = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        balances.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        balances
+    });
     loop {
         let call = tokio::select! {
             call = inbox.recv() => match call {
@@ -253,6 +263,10 @@ async fn run(
             },
             _ = checks.tick() => {
                 fence_silent_brokers(&quorum, &loader, &mut liveness).await;
+                continue;
+            }
+            _ = tick(&mut balances) => {
+                balance_leaders(&quorum, &loader).await;
                 continue;
             }
         };
@@ -415,6 +429,46 @@ async fn fence_silent_brokers(
     }
 }
 
+/// The next tick of an optional interval (never, without one).
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Moves leadership back to preferred replicas that can lead, when this node is the active
+/// controller: rounds of at most `MAX_ELECTIONS_PER_BALANCE` elections until none is left.
+async fn balance_leaders(quorum: &RaftQuorum, loader: &MetadataLoader) {
+    let mut moved = 0;
+    while quorum.leader() == Some(quorum.node_id()) {
+        match decide_and_commit(quorum, loader, &ControllerRequest::BalanceLeaders, false).await {
+            Ok(Ok(ControllerReply::Done { changed })) => {
+                moved += changed;
+                if changed < MAX_ELECTIONS_PER_BALANCE {
+                    break;
+                }
+            }
+            Ok(outcome) => {
+                tracing::error!(?outcome, "leader balancing refused");
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "leader balancing not committed");
+                break;
+            }
+        }
+    }
+    if moved > 0 {
+        tracing::info!(
+            partitions = moved,
+            "moved leadership back to preferred replicas"
+        );
+    }
+}
+
 /// Decides and commits here (the outer error: the quorum's; the inner: the decision's).
 async fn decide_and_commit(
     quorum: &RaftQuorum,
@@ -535,7 +589,7 @@ mod tests {
             .await
             .unwrap();
         (
-            ControllerChannel::start(quorum, loader.clone(), Duration::from_secs(9)),
+            ControllerChannel::start(quorum, loader.clone(), Duration::from_secs(9), None),
             loader,
         )
     }

@@ -8,6 +8,7 @@ pub mod configs;
 pub mod consume;
 pub mod features;
 pub mod groups;
+pub mod leader_election;
 mod librdkafka;
 pub mod log_dirs;
 pub mod metadata_quorum;

@@ -83,8 +83,10 @@ pub fn now_ms() -> i64 {
 /// A running broker: its bound address and the handle that stops it.
 pub struct RunningBroker {
     pub broker: Arc<Broker>,
+    /// The client listener's address, or the controller listener's on a controller only.
     pub local_addr: SocketAddr,
-    listener: TcpListener,
+    /// The client listener (none on a controller only).
+    listener: Option<TcpListener>,
 }
 
 impl Broker {
@@ -123,6 +125,7 @@ impl Broker {
             leader_balance,
         );
         // Other controllers must reach this one before a leader can be elected.
+        let mut controller_addr = None;
         let controller_server = match &config.cluster.controller_listener {
             Some(listener) => {
                 let bound =
@@ -137,6 +140,7 @@ impl Broker {
                     listener.name,
                     listener.bind
                 );
+                controller_addr = bound.local_addr().ok();
                 Some(tokio::spawn(crate::network::controller_listener::serve(
                     bound,
                     controller.clone(),
@@ -242,6 +246,15 @@ impl Broker {
             }),
         );
         broker.set_producer_id_floor();
+        if !broker.config.cluster.broker {
+            // A controller only: no client listener, no registration, no partitions.
+            tracing::info!(log_dir = %log_dir.display(), node_id, "gregor started (a controller only)");
+            return Ok(RunningBroker {
+                local_addr: controller_addr.unwrap_or(broker.config.listener),
+                broker,
+                listener: None,
+            });
+        }
         // The port opens only now that everything is loaded: a client that connects is answered.
         let listener = TcpListener::bind(broker.config.listener)
             .await
@@ -258,7 +271,7 @@ impl Broker {
         Ok(RunningBroker {
             broker,
             local_addr,
-            listener,
+            listener: Some(listener),
         })
     }
 
@@ -485,9 +498,20 @@ impl RunningBroker {
     /// Serves connections until `stop` resolves, then shuts down cleanly.
     pub async fn serve_until(self, stop: impl std::future::Future<Output = ()>) {
         let broker = self.broker.clone();
-        tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
+        let heartbeats = match &self.listener {
+            Some(_) => {
+                tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
+                Some(tokio::spawn(broker.clone().heartbeats()))
+            }
+            None => {
+                tracing::info!(
+                    "listening on CONTROLLER://{} only (process.roles=controller)",
+                    self.local_addr
+                );
+                None
+            }
+        };
         tokio::spawn(broker.clone().maintain());
-        let heartbeats = tokio::spawn(broker.clone().heartbeats());
         let cleaner = {
             let broker = broker.clone();
             std::thread::Builder::new()
@@ -495,15 +519,20 @@ impl RunningBroker {
                 .spawn(move || crate::cleaner::run(broker))
                 .expect("spawn the log cleaner thread")
         };
-        tokio::select! {
-            _ = crate::network::accept_loop(broker.clone(), self.listener) => {}
-            _ = stop => {}
+        match self.listener {
+            Some(listener) => tokio::select! {
+                _ = crate::network::accept_loop(broker.clone(), listener) => {}
+                _ = stop => {}
+            },
+            None => stop.await,
         }
         // Stop background work first: the cleaner finishes the partition it is on, then every
         // checkpoint is written.
         broker.stop_background();
         // The heartbeat task ends with the controlled shutdown, which needs the controller.
-        let _ = tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT * 2, heartbeats).await;
+        if let Some(heartbeats) = heartbeats {
+            let _ = tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT * 2, heartbeats).await;
+        }
         let _ = cleaner.join();
         broker.shutdown().await;
     }

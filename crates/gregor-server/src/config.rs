@@ -321,14 +321,12 @@ impl BrokerConfig {
         };
         config.node_id = config.get("node.id").parse().expect("validated");
         config.cluster = Cluster::from_configs(config.node_id, |key| config.get(key))?;
-        let client = config
-            .cluster
-            .client
-            .clone()
-            .expect("a broker has a client listener");
-        config.listener = client.bind;
-        (config.advertised_host, config.advertised_port) =
-            (client.advertised_host, client.advertised_port);
+        // A controller only has no client listener: `listener` is never bound then.
+        if let Some(client) = config.cluster.client.clone() {
+            config.listener = client.bind;
+            (config.advertised_host, config.advertised_port) =
+                (client.advertised_host, client.advertised_port);
+        }
         crate::network::parse_overrides(&config.get("max.connections.per.ip.overrides"))?;
         config.log_dirs = config
             .get("log.dirs")

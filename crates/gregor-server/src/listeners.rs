@@ -275,8 +275,10 @@ impl Cluster {
             }
             return Ok(());
         }
-        if !self.broker {
-            return fail("process.roles=controller (a controller that is no broker) is not supported yet: use broker,controller".into());
+        if !self.broker && self.client.is_some() {
+            return fail(format!(
+                "listeners={listeners} must contain only the controller listeners of controller.listener.names when process.roles=controller"
+            ));
         }
         if !self.controller {
             return fail("process.roles=broker (a broker that is no controller) is not supported yet: use broker,controller".into());
@@ -400,6 +402,11 @@ mod tests {
             (
                 1,
                 &[voters, both, ("process.roles", "controller")],
+                "must contain only the controller listeners",
+            ),
+            (
+                1,
+                &[voters, both, ("process.roles", "broker")],
                 "not supported yet",
             ),
             (
@@ -421,5 +428,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(mapped.client.unwrap().name, "INTERNAL");
+        let controller_only = cluster(
+            1,
+            &[
+                voters,
+                ("listeners", "CONTROLLER://:9093"),
+                ("process.roles", "controller"),
+            ],
+        )
+        .unwrap();
+        assert!(controller_only.controller && !controller_only.broker);
+        assert!(controller_only.client.is_none());
     }
 }

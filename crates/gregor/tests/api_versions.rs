@@ -73,6 +73,7 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
             .with_broker_id(BrokerId(99))
             .into(),
         K::RemoveRaftVoter => RemoveRaftVoterRequest::default().into(),
+        K::ElectLeaders => ElectLeadersRequest::default().into(),
         _ => return None,
     })
 }

@@ -60,9 +60,15 @@ fn metadata(g: &Gregor) -> Metadata {
 
 /// Creates a topic through `g`, retrying while the quorum elects a new leader.
 fn create(g: &Gregor, topic: &str, partitions: i32) {
+    create_with(g, topic, partitions, 1);
+}
+
+/// Creates a topic of `replicas` replicas per partition through `g`, retrying while the quorum
+/// elects a new leader.
+fn create_with(g: &Gregor, topic: &str, partitions: i32, replicas: i32) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+        let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(replicas));
         let result = block_on(g.admin().create_topics(&[new], &admin_opts()));
         match result.map(|mut r| r.remove(0)) {
             Ok(Ok(_)) => return,
@@ -941,4 +947,60 @@ fn leader_elections_preferred_and_unclean() {
         wait_for_leaders(observer, "elect", |l| l == [second]),
         [second]
     );
+}
+
+/// A node with process.roles=controller and only a controller listener: it votes in the
+/// metadata quorum (with it, two of three voters decide while a combined node is down) but is
+/// no broker: never registered, listed or given a replica.
+#[test]
+fn a_controller_only_node_votes_but_is_no_broker() {
+    let root = tempfile::tempdir().unwrap();
+    let mut overrides = cluster_overrides(root.path(), &loopback(3));
+    let listeners = overrides[2]
+        .iter()
+        .find_map(|o| o.strip_prefix("listeners="))
+        .unwrap()
+        .to_string();
+    let controller = listeners
+        .split(',')
+        .find(|l| l.starts_with("CONTROLLER://"))
+        .unwrap();
+    overrides[2].push(format!("listeners={controller}"));
+    overrides[2].push("process.roles=controller".into());
+    let mut nodes = Gregor::start_all(&overrides);
+    assert!(nodes[2]
+        .log_tail(100)
+        .contains("gregor started (a controller only)"));
+    create_with(&nodes[0], "spread", 4, 2);
+    let md = metadata(&nodes[0]);
+    let brokers: BTreeSet<i32> = md.brokers().iter().map(|b| b.id()).collect();
+    assert_eq!(brokers, BTreeSet::from([1, 2]));
+    let topic = md.topics().iter().find(|t| t.name() == "spread").unwrap();
+    for p in topic.partitions() {
+        let mut replicas: Vec<i32> = p.replicas().to_vec();
+        replicas.sort();
+        assert_eq!(replicas, vec![1, 2], "partition {}", p.id());
+    }
+    let quorum = describe_quorum(&nodes[0].bootstrap()).unwrap();
+    assert_eq!(quorum.voters, BTreeSet::from([1, 2, 3]));
+
+    // Node 1 down: nodes 2 and 3 are a majority and go on deciding.
+    nodes[0].kill();
+    create(&nodes[1], "decided-by-2-and-3", 1);
+    let quorum = describe_quorum(&nodes[1].bootstrap()).unwrap();
+    assert!([2, 3].contains(&quorum.leader), "{}", quorum.leader);
+    // Node 3 down as well: no majority, so nothing is decided (the request may still be
+    // carried out once a majority is back, as a timed-out request may be in Kafka).
+    nodes[2].kill();
+    let refused = create_topic(&nodes[1].bootstrap(), "no-majority");
+    assert!(!matches!(refused, Ok(0)), "{refused:?}");
+    nodes[2].restart();
+    create(&nodes[1], "decided-again", 1);
+    nodes[0].restart();
+    wait_until("every topic on node 1", Duration::from_secs(30), || {
+        let md = metadata(&nodes[0]);
+        ["spread", "decided-by-2-and-3", "decided-again"]
+            .iter()
+            .all(|t| md.topics().iter().any(|m| m.name() == *t))
+    });
 }

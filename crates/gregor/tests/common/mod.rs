@@ -414,8 +414,13 @@ impl Drop for Gregor {
     }
 }
 
+/// The port a node reports listening on: its client listener, or (a controller only) its
+/// controller listener.
 fn parse_port(line: &str) -> Option<u16> {
-    let rest = line.split("listening on PLAINTEXT://").nth(1)?;
+    let rest = line
+        .split("listening on PLAINTEXT://")
+        .nth(1)
+        .or_else(|| line.split("listening on CONTROLLER://").nth(1))?;
     let addr = rest.split_whitespace().next()?;
     let port = addr.rsplit(':').next()?;
     port.trim_matches(|c: char| !c.is_ascii_digit())

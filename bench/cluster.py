@@ -105,8 +105,17 @@ def dir_mib(path):
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 2**20
 
 
+SNAPSHOT_RE = re.compile(r"metadata snapshot (written|loaded).*?bytes=(\d+) took_ms=(\d+)")
+
+
+def snapshots(node, kind):
+    """(bytes, ms) of each snapshot `node` logged as `kind` (written or loaded)."""
+    return [(int(b), int(ms)) for k, b, ms in SNAPSHOT_RE.findall(node.log_text()) if k == kind]
+
+
 def scale(root, partitions):
-    nodes = start_cluster(root, 3)
+    # A snapshot every 4 MiB of metadata log, so that one covers most of the partitions.
+    nodes = start_cluster(root, 3, {"metadata.log.max.record.bytes.between.snapshots": str(4 << 20)})
     try:
         client = admin(nodes[0].bootstrap)
         names = [f"scale-{i}" for i in range(partitions // 10)]
@@ -116,6 +125,7 @@ def scale(root, partitions):
         created = time.monotonic() - started
         rss = [round(rss_mib(n.pid), 1) for n in nodes]
         metadata = [round(dir_mib(n.data_dir / "__cluster_metadata-0"), 1) for n in nodes]
+        written = snapshots(nodes[2], "written")
         nodes[2].stop()
         restarted = time.monotonic()
         nodes[2].start()
@@ -123,7 +133,10 @@ def scale(root, partitions):
         while len(client.describe_cluster().result(30).nodes) < 3:
             time.sleep(0.05)
         unfenced = time.monotonic() - restarted
+        loaded = snapshots(nodes[2], "loaded")
         return {"created_s": round(created, 3), "rss_mib": rss, "metadata_log_mib": metadata,
+                "last_snapshot_written": {"mib": round(written[-1][0] / 2**20, 1), "ms": written[-1][1]} if written else None,
+                "snapshot_loaded_at_restart": {"mib": round(loaded[-1][0] / 2**20, 1), "ms": loaded[-1][1]} if loaded else None,
                 "restart_to_listening_s": round(listening, 3), "restart_to_unfenced_s": round(unfenced, 3),
                 "rss_after_restart_mib": round(rss_mib(nodes[2].pid), 1)}
     finally:

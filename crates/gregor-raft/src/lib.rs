@@ -25,7 +25,10 @@ use gregor_metadata::MetadataRecord;
 use serde::{Deserialize, Serialize};
 
 pub use log_store::LogStore;
-pub use quorum::{MetadataQuorum, QuorumConfig, QuorumError, QuorumStatus, RaftQuorum, VoterState};
+pub use quorum::{
+    MetadataQuorum, QuorumConfig, QuorumError, QuorumStatus, RaftQuorum, SnapshotTriggers,
+    VoterState,
+};
 pub use state_machine::{Applier, ImageOnly, StateMachine};
 
 openraft::declare_raft_types!(

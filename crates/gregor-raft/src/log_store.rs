@@ -10,6 +10,7 @@
 
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -60,6 +61,9 @@ struct Inner {
     state: QuorumState,
     /// The id of the last entry in the log (`None`: the log holds none).
     last: Option<LogId>,
+    /// Bytes appended since this node started, less those a snapshot already covers (the
+    /// quorum's snapshot trigger takes them off).
+    appended_bytes: Arc<AtomicU64>,
 }
 
 /// The Raft log of the metadata quorum. Clones share it (a clone is also its reader).
@@ -233,6 +237,8 @@ impl Inner {
                 appended => appended,
             }
             .map_err(write_error)?;
+            self.appended_bytes
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             self.last = Some(entry.log_id);
         }
         match self.log.sync() {
@@ -246,6 +252,12 @@ impl Inner {
 }
 
 impl LogStore {
+    /// The count of bytes appended that no snapshot covers yet, shared with whoever decides
+    /// when to take one.
+    pub fn appended_bytes(&self) -> Arc<AtomicU64> {
+        self.inner.lock().appended_bytes.clone()
+    }
+
     /// Opens (creating if missing) the Raft log in `dir`, the metadata log's directory.
     pub fn open(dir: &Path) -> Result<LogStore, StorageError> {
         let config = LogConfig {
@@ -266,6 +278,7 @@ impl LogStore {
             log,
             state,
             last: None,
+            appended_bytes: Arc::new(AtomicU64::new(0)),
         };
         inner.last = inner.find_last()?;
         // A log that lost its tail (a damaged disk) cannot have committed past its end.

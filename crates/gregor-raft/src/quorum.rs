@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,6 +94,29 @@ pub struct QuorumConfig {
     /// `controller.quorum.election.timeout.ms`: a follower that hears nothing from a leader
     /// for between 1.5 and 2 times this starts an election.
     pub election_timeout: Duration,
+    pub snapshots: SnapshotTriggers,
+}
+
+/// When a node snapshots its metadata image (each node does, for its own restarts and for
+/// followers too far behind), with Kafka's configs.
+#[derive(Clone, Copy, Debug)]
+pub struct SnapshotTriggers {
+    /// `metadata.log.max.record.bytes.between.snapshots`: bytes appended to the metadata log
+    /// (since this node started or last snapshotted) that call for a snapshot.
+    pub max_bytes: u64,
+    /// `metadata.log.max.snapshot.interval.ms`: a snapshot at least this often while anything
+    /// was appended (`None`: only by bytes).
+    pub max_interval: Option<Duration>,
+}
+
+impl Default for SnapshotTriggers {
+    /// Kafka's defaults: 20 MiB, one hour.
+    fn default() -> SnapshotTriggers {
+        SnapshotTriggers {
+            max_bytes: 20 * 1024 * 1024,
+            max_interval: Some(Duration::from_secs(3600)),
+        }
+    }
 }
 
 /// The quorum on openraft.
@@ -135,12 +159,14 @@ impl RaftQuorum {
             heartbeat_interval: election_ms / 10,
             election_timeout_min: election_ms / 2,
             election_timeout_max: election_ms,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(20_000),
+            // Snapshots are taken by `spawn_snapshot_trigger`, by bytes and time as Kafka's.
+            snapshot_policy: SnapshotPolicy::Never,
             ..Config::default()
         }
         .validate()
         .map_err(unavailable)?;
         let log = LogStore::open(&config.dir).map_err(unavailable)?;
+        let appended = log.appended_bytes();
         let state_machine = StateMachine::open(&config.dir, applier).map_err(unavailable)?;
         let raft = Raft::new(
             config.node_id,
@@ -159,6 +185,7 @@ impl RaftQuorum {
         }
         let quorum = RaftQuorum { raft };
         spawn_election_jitter(quorum.raft.clone(), election_ms);
+        spawn_snapshot_trigger(quorum.raft.clone(), appended, config.snapshots);
         // The only voter has no one to wait for: it leads at once instead of after an election
         // timeout (a single node's start would otherwise take a second longer).
         let voters: Vec<NodeId> = {
@@ -361,6 +388,35 @@ fn random_below(bound: u64) -> u64 {
             .map_or(0, |d| d.as_nanos()),
     );
     hasher.finish() % bound.max(1)
+}
+
+/// Takes a snapshot once `triggers` call for one: checked every second.
+fn spawn_snapshot_trigger(
+    raft: Raft<TypeConfig>,
+    appended: Arc<AtomicU64>,
+    triggers: SnapshotTriggers,
+) {
+    tokio::spawn(async move {
+        let metrics = raft.metrics();
+        let mut last = tokio::time::Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if metrics.has_changed().is_err() {
+                return; // the node stopped
+            }
+            let bytes = appended.load(Ordering::Relaxed);
+            let timely = triggers
+                .max_interval
+                .is_some_and(|every| last.elapsed() >= every);
+            if bytes >= triggers.max_bytes || (bytes > 0 && timely) {
+                appended.fetch_sub(bytes, Ordering::Relaxed);
+                last = tokio::time::Instant::now();
+                if raft.trigger().snapshot().await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
 }
 
 /// openraft draws a node's election timeout once, at start, and checks it on a coarse tick

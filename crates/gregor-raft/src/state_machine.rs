@@ -128,6 +128,7 @@ impl StateMachine {
             snapshot: None,
         };
         if let Some(newest) = snapshot_files(dir).pop() {
+            let started = std::time::Instant::now();
             let bytes =
                 std::fs::read(&newest).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
             let file: SnapshotFile = serde_json::from_slice(&bytes)
@@ -135,6 +136,11 @@ impl StateMachine {
             applier.install(image_of(&file));
             state.last_applied = file.meta.last_log_id;
             state.membership = file.meta.last_membership.clone();
+            tracing::info!(
+                bytes = bytes.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "metadata snapshot loaded"
+            );
             state.snapshot = Some((file.meta, bytes));
         }
         Ok(StateMachine {
@@ -159,6 +165,7 @@ impl StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let started = std::time::Instant::now();
         let (meta, bytes) = {
             let state = self.state.lock();
             let last = state.last_applied;
@@ -182,6 +189,12 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         tokio::task::spawn_blocking(move || this.keep(&kept_meta, &kept_bytes))
             .await
             .map_err(snapshot_error)??;
+        tracing::info!(
+            last_offset = meta.last_log_id.map_or(-1, |id| id.index as i64),
+            bytes = bytes.len(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "metadata snapshot written"
+        );
         self.state.lock().snapshot = Some((meta.clone(), bytes.clone()));
         Ok(Snapshot {
             meta,

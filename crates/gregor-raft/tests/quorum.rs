@@ -11,7 +11,7 @@ use gregor_metadata::MetadataRecord;
 use gregor_raft::network::serve;
 use gregor_raft::{
     Applier, ControllerNode, ImageOnly, MetadataQuorum, NodeId, QuorumConfig, QuorumError,
-    RaftQuorum,
+    RaftQuorum, SnapshotTriggers,
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -37,6 +37,7 @@ impl Node {
             dir: dir.clone(),
             initial_voters: voters.clone(),
             election_timeout: Duration::from_millis(300),
+            snapshots: SnapshotTriggers::default(),
         };
         let quorum = RaftQuorum::start(config, image.clone()).await.unwrap();
         let server = tokio::spawn(serve(listener, quorum.raft().clone()));
@@ -172,4 +173,67 @@ async fn three_controllers_elect_decide_fail_over_and_catch_up() {
     for node in nodes {
         node.stop().await;
     }
+}
+
+/// Kafka's snapshot trigger by bytes: once more than `max_bytes` went into the metadata log a
+/// snapshot is written, and a restart starts from it with the same image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_is_taken_after_max_bytes_and_a_restart_loads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |max_bytes| {
+        let image = Arc::new(ImageOnly::default());
+        let config = QuorumConfig {
+            node_id: 1,
+            dir: dir.path().to_path_buf(),
+            initial_voters: BTreeMap::from([(1, ControllerNode::default())]),
+            election_timeout: Duration::from_millis(300),
+            snapshots: SnapshotTriggers {
+                max_bytes,
+                max_interval: None,
+            },
+        };
+        async move {
+            (
+                RaftQuorum::start(config, image.clone()).await.unwrap(),
+                image,
+            )
+        }
+    };
+    let snapshots = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".checkpoint"))
+            .count()
+    };
+    // A threshold no test writes reaches: no snapshot.
+    let (quorum, _) = start(u64::MAX).await;
+    quorum
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
+    quorum.append(cluster("a")).await.unwrap();
+    // The trigger looks once a second: after 1.5 s it has looked at least once.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(snapshots(), 0, "a snapshot below the threshold");
+    quorum.shutdown().await;
+
+    let (quorum, image) = start(1).await;
+    quorum
+        .wait_for_leader(Duration::from_secs(10))
+        .await
+        .unwrap();
+    let last = quorum.append(cluster("b")).await.unwrap();
+    eventually("a snapshot", || snapshots() == 1).await;
+    assert_eq!(image.image().offset, last);
+    quorum.shutdown().await;
+
+    let (quorum, image) = start(u64::MAX).await;
+    assert_eq!(
+        image.image().cluster_id,
+        "b",
+        "loaded from the snapshot or the log"
+    );
+    assert_eq!(image.image().offset, last);
+    quorum.shutdown().await;
 }

@@ -11,7 +11,9 @@ use gregor_metadata::{
     MetadataImage, METADATA_LOG_DIR,
 };
 use gregor_protocol::kafka::ResponseError;
-use gregor_raft::{ControllerNode, MetadataQuorum, QuorumConfig, QuorumError, RaftQuorum};
+use gregor_raft::{
+    ControllerNode, MetadataQuorum, QuorumConfig, QuorumError, RaftQuorum, SnapshotTriggers,
+};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -706,6 +708,12 @@ async fn start_quorum(
             dir: dir.to_path_buf(),
             initial_voters: voters.clone(),
             election_timeout: Duration::from_millis(election_ms),
+            snapshots: SnapshotTriggers {
+                max_bytes: config.get_i64("metadata.log.max.record.bytes.between.snapshots") as u64,
+                max_interval: Some(config.get_i64("metadata.log.max.snapshot.interval.ms"))
+                    .filter(|&ms| ms > 0)
+                    .map(|ms| Duration::from_millis(ms as u64)),
+            },
         },
         loader,
     )

@@ -67,6 +67,16 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     ),
     broker("auto.leader.rebalance.enable", "true", BOOL),
     broker(
+        "metadata.log.max.record.bytes.between.snapshots",
+        "20971520",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "metadata.log.max.snapshot.interval.ms",
+        "3600000",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker(
         "leader.imbalance.check.interval.seconds",
         "300",
         ConfigKind::Int { min: 1 },

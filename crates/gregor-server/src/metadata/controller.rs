@@ -556,7 +556,7 @@ mod tests {
 
     use gregor_metadata::controller::{NewTopic, TopicDefaults};
     use gregor_metadata::{BrokerRegistration, MetadataImage};
-    use gregor_raft::QuorumConfig;
+    use gregor_raft::{QuorumConfig, SnapshotTriggers};
 
     fn create(name: &str) -> ControllerRequest {
         ControllerRequest::CreateTopic {
@@ -582,6 +582,7 @@ mod tests {
             dir: dir.to_path_buf(),
             initial_voters: BTreeMap::from([(1, ControllerNode::default())]),
             election_timeout: Duration::from_millis(1000),
+            snapshots: SnapshotTriggers::default(),
         };
         let quorum = RaftQuorum::start(config, loader.clone()).await.unwrap();
         quorum

@@ -58,7 +58,9 @@ def test_keyless_records_are_refused_by_compacted_topics(broker):
     t = create_topic(broker.bootstrap, unique_topic("nokey"), 1, config={"cleanup.policy": "compact"})
     records = [{"key": None if i % 10 == 3 else f"k{i}".encode(), "value": b"v", "partition": 0}
                for i in range(100)]
-    one_batch = {"retries": 0, "message.timeout.ms": 10000, "linger.ms": 1000, "batch.num.messages": 100}
+    # The batch goes when its 100th record is queued; the long linger keeps a loaded machine
+    # from sending the first records alone (seen once in a full run with linger.ms 1000).
+    one_batch = {"retries": 0, "message.timeout.ms": 30000, "linger.ms": 10000, "batch.num.messages": 100}
     reports = produce_confluent(broker.bootstrap, t, records, **one_batch)
     codes = [err.code() if err else None for err, _p, _o in reports]
     keyless = [i for i, r in enumerate(records) if r["key"] is None]

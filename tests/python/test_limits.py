@@ -40,7 +40,8 @@ def test_out_of_range_timestamps_fail_only_their_records(broker):
     refused because of a different record, and nothing of the batch is stored. With a single bad
     record librdkafka reports the partition's INVALID_TIMESTAMP for the whole batch."""
     t = create_topic(broker.bootstrap, unique_topic("ts"), 1, config={"message.timestamp.before.max.ms": "60000"})
-    conf = {"retries": 0, "linger.ms": 1000, "batch.num.messages": 20}
+    # One batch: it goes when its 20th record is queued, long before the linger ends.
+    conf = {"retries": 0, "message.timeout.ms": 30000, "linger.ms": 10000, "batch.num.messages": 20}
 
     def produce_with_stale(stale):
         now = int(time.time() * 1000)

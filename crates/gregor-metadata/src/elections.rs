@@ -39,7 +39,7 @@ impl ElectionType {
 /// The outcome of one partition's election: `None` elected, else why not.
 pub type ElectionOutcome = (i32, Option<ControllerError>);
 
-/// A topic's outcomes, in the order of the request (or of the partitions, for all).
+/// A topic's outcomes, by partition (topics come by name).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopicElections {
     pub topic: String,

@@ -61,8 +61,8 @@ struct Inner {
     state: QuorumState,
     /// The id of the last entry in the log (`None`: the log holds none).
     last: Option<LogId>,
-    /// Bytes appended since this node started, less those a snapshot already covers (the
-    /// quorum's snapshot trigger takes them off).
+    /// Bytes appended since this node started or (the quorum's snapshot trigger resets it)
+    /// since its last snapshot.
     appended_bytes: Arc<AtomicU64>,
 }
 

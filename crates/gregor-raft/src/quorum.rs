@@ -156,7 +156,9 @@ impl RaftQuorum {
         // `controller.quorum.fetch.timeout.ms` (two election timeouts by default) would.
         let raft_config = Config {
             cluster_name: "gregor-metadata".into(),
-            heartbeat_interval: election_ms / 10,
+            // Also openraft's deadline for an AppendEntries answer (a follower's fsync):
+            // shorter would fail slow disks' followers and, with them, `ensure_leader`.
+            heartbeat_interval: election_ms / 5,
             election_timeout_min: election_ms / 2,
             election_timeout_max: election_ms,
             // Snapshots are taken by `spawn_snapshot_trigger`, by bytes and time as Kafka's.
@@ -390,7 +392,9 @@ fn random_below(bound: u64) -> u64 {
     hasher.finish() % bound.max(1)
 }
 
-/// Takes a snapshot once `triggers` call for one: checked every second.
+/// Takes a snapshot once `triggers` call for one: checked every second. The byte count starts
+/// again when a snapshot is seen done (a trigger openraft ignores, one being built already,
+/// is simply given again).
 fn spawn_snapshot_trigger(
     raft: Raft<TypeConfig>,
     appended: Arc<AtomicU64>,
@@ -399,21 +403,27 @@ fn spawn_snapshot_trigger(
     tokio::spawn(async move {
         let metrics = raft.metrics();
         let mut last = tokio::time::Instant::now();
+        let mut snapshot = metrics.borrow().snapshot;
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             if metrics.has_changed().is_err() {
                 return; // the node stopped
             }
+            let now = metrics.borrow().snapshot;
+            if now != snapshot {
+                snapshot = now;
+                appended.store(0, Ordering::Relaxed);
+                last = tokio::time::Instant::now();
+                continue;
+            }
             let bytes = appended.load(Ordering::Relaxed);
             let timely = triggers
                 .max_interval
                 .is_some_and(|every| last.elapsed() >= every);
-            if bytes >= triggers.max_bytes || (bytes > 0 && timely) {
-                appended.fetch_sub(bytes, Ordering::Relaxed);
-                last = tokio::time::Instant::now();
-                if raft.trigger().snapshot().await.is_err() {
-                    return;
-                }
+            if (bytes >= triggers.max_bytes || (bytes > 0 && timely))
+                && raft.trigger().snapshot().await.is_err()
+            {
+                return;
             }
         }
     });

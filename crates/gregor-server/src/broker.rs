@@ -181,6 +181,13 @@ impl Broker {
             .unwrap_or_else(meta_properties::random_uuid);
         decide_at_start(&controller, ControllerRequest::Format { cluster_id }).await?;
         let image = metadata.image();
+        if !config.cluster.broker && image.brokers.contains_key(&node_id) {
+            // Its partitions, coordinators and registration would live on with nobody serving
+            // them as a broker: the operator moves them first.
+            return Err(StartError::Identity(format!(
+                "node {node_id} is registered as a broker: before it runs with process.roles=controller, unregister it (gregor cluster unregister --id {node_id}) once its partitions are elsewhere"
+            )));
+        }
         write_identities(&config.log_dirs, &identities, &image.cluster_id, node_id);
         let replicas = ReplicaManager::new(&config.log_dirs);
         // Before any partition is opened: the log dirs must hold nothing the metadata log does

@@ -294,7 +294,10 @@ impl Cluster {
             ));
         }
         let inter_broker = inter_broker.trim().to_ascii_uppercase();
-        if !inter_broker.is_empty() && self.client.as_ref().is_none_or(|c| c.name != inter_broker) {
+        if self.broker
+            && !inter_broker.is_empty()
+            && self.client.as_ref().is_none_or(|c| c.name != inter_broker)
+        {
             return fail(format!(
                 "inter.broker.listener.name={inter_broker} must name the client listener of listeners={listeners}"
             ));

@@ -675,19 +675,10 @@ impl ReplicaManager {
             self.offline.write().insert(key);
             return;
         };
-        let fresh = !dir.exists();
         let opened = std::fs::create_dir_all(&dir)
             .and_then(|()| {
                 let path = dir.join(PARTITION_METADATA);
-                let identity = identity(topic.id);
-                // A new directory's identity file is written without the temporary file and
-                // the two fsyncs (most of a bulk creation's time): one a crash lost or tore is
-                // rebuilt from the image at the next start (`check_partition_dirs`).
-                if fresh {
-                    std::fs::write(&path, identity)
-                } else {
-                    atomic_file::write_if_changed(&path, identity.as_bytes()).map(drop)
-                }
+                atomic_file::write_if_changed(&path, identity(topic.id).as_bytes())
             })
             .map_err(gregor_storage::StorageError::from)
             .and_then(|_| PartitionLog::open(dir.clone(), log_config));

@@ -61,11 +61,12 @@ pub async fn elect_leaders(
     }
 }
 
-/// Unclean elections lose what only the old in-sync replicas had: worth a line each.
+/// An unclean election may lose what only the old in-sync replicas had: worth a line each
+/// (on the broker that took the request).
 fn log_unclean(elections: &[TopicElections]) {
     for topic in elections {
         for (partition, _) in topic.partitions.iter().filter(|(_, e)| e.is_none()) {
-            tracing::warn!(topic = %topic.topic, partition, "unclean leader election: records only the previous in-sync replicas held are lost");
+            tracing::warn!(topic = %topic.topic, partition, "leader elected by an unclean election: if it was not in sync, the records only the previous in-sync replicas held are lost");
         }
     }
 }

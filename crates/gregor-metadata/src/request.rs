@@ -144,6 +144,13 @@ pub enum VoterChange {
     /// A voter stops voting; it goes on copying the log (an observer), so that its broker
     /// still follows the metadata.
     Remove { node_id: i32 },
+    /// A broker only (no voter) copies the log from `host:port`, its client listener; sent
+    /// again at each start (the address may have changed).
+    Observe {
+        node_id: i32,
+        host: String,
+        port: u16,
+    },
 }
 
 /// The metadata quorum as its leader sees it (DescribeQuorum).

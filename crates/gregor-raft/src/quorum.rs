@@ -75,6 +75,13 @@ pub trait MetadataQuorum: Send + Sync + 'static {
     /// Removes a voter; it stays a learner, still copying the log.
     fn remove_voter(&self, node_id: NodeId)
         -> impl Future<Output = Result<(), QuorumError>> + Send;
+    /// Makes `node_id` a learner that copies the log at `node` (or moves it there); false when
+    /// it already was one there.
+    fn add_learner(
+        &self,
+        node_id: NodeId,
+        node: ControllerNode,
+    ) -> impl Future<Output = Result<bool, QuorumError>> + Send;
     /// Stops copying the log to a learner (a node gone for good).
     fn remove_learner(
         &self,
@@ -342,6 +349,22 @@ impl MetadataQuorum for RaftQuorum {
             .await
     }
 
+    async fn add_learner(
+        &self,
+        node_id: NodeId,
+        node: ControllerNode,
+    ) -> Result<bool, QuorumError> {
+        if self.address_of(node_id).as_ref() == Some(&node) {
+            return Ok(false);
+        }
+        self.change_members(
+            ChangeMembers::SetNodes(BTreeMap::from([(node_id, node)])),
+            true,
+        )
+        .await
+        .map(|()| true)
+    }
+
     async fn remove_learner(&self, node_id: NodeId) -> Result<(), QuorumError> {
         self.change_members(ChangeMembers::RemoveNodes(BTreeSet::from([node_id])), false)
             .await
@@ -447,12 +470,14 @@ fn spawn_election_jitter(raft: Raft<TypeConfig>, election_ms: u64) {
             if metrics.has_changed().is_err() {
                 return; // the node stopped
             }
-            let (established, voters) = {
+            let (established, voters, votes) = {
                 let m = metrics.borrow();
-                let voters = m.membership_config.membership().voter_ids().count();
-                (m.vote.is_committed(), voters)
+                let membership = m.membership_config.membership();
+                let votes = membership.voter_ids().any(|v| v == m.id);
+                (m.vote.is_committed(), membership.voter_ids().count(), votes)
             };
-            if established || voters < 2 {
+            // A learner (a broker only, a removed voter) never stands.
+            if established || voters < 2 || !votes {
                 leaderless_since = None;
                 continue;
             }

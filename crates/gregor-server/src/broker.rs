@@ -8,7 +8,7 @@ use crate::telemetry::Telemetry;
 use gregor_metadata::store::StoreError;
 use gregor_metadata::{
     replay_pre_raft, BrokerRegistration, ControllerError, ControllerReply, ControllerRequest,
-    MetadataImage, METADATA_LOG_DIR,
+    MetadataImage, VoterChange, METADATA_LOG_DIR,
 };
 use gregor_protocol::kafka::ResponseError;
 use gregor_raft::{
@@ -21,6 +21,7 @@ use crate::config::BrokerConfig;
 use crate::fetch_session::FetchSessions;
 use crate::groups::GroupRuntime;
 use crate::meta_properties::{self, Identities, MetaProperties};
+use crate::metadata::controller::ask_voter;
 use crate::metadata::{ControllerChannel, MetadataLoader};
 use crate::partitions::ReplicaManager;
 use crate::producer_ids::ProducerIds;
@@ -143,13 +144,34 @@ impl Broker {
                     listener.bind
                 );
                 controller_addr = bound.local_addr().ok();
-                Some(tokio::spawn(crate::network::controller_listener::serve(
-                    bound,
-                    controller.clone(),
-                )))
+                let controller = controller.clone();
+                Some(tokio::spawn(async move {
+                    crate::network::controller_listener::serve(&bound, controller).await
+                }))
             }
             None => None,
         };
+        // A broker only copies the metadata log as a learner: the quorum's leader replicates to
+        // its client listener, open from now on for Raft's frames alone (a client is turned
+        // away until the broker is ready).
+        let mut early = None;
+        if !config.cluster.controller {
+            let bound =
+                TcpListener::bind(config.listener)
+                    .await
+                    .map_err(|error| StartError::Listen {
+                        addr: config.listener,
+                        error,
+                    })?;
+            let port = bound.local_addr().map_or(0, |a| a.port());
+            let bound = Arc::new(bound);
+            let (serving, controller) = (bound.clone(), controller.clone());
+            let task = tokio::spawn(async move {
+                crate::network::controller_listener::serve(&serving, controller).await
+            });
+            early = Some((bound, task));
+            join_as_learner(&config, port).await?;
+        }
         wait_for_leader(&config, &quorum).await?;
         // A single node leads with every committed entry applied: the image is the whole
         // metadata log, and a log from before the quorum can be imported.
@@ -265,12 +287,19 @@ impl Broker {
             });
         }
         // The port opens only now that everything is loaded: a client that connects is answered.
-        let listener = TcpListener::bind(broker.config.listener)
-            .await
-            .map_err(|error| StartError::Listen {
-                addr: broker.config.listener,
-                error,
-            })?;
+        let listener = match early {
+            Some((bound, task)) => {
+                task.abort();
+                let _ = task.await;
+                Arc::try_unwrap(bound).expect("the early listener's task is over")
+            }
+            None => TcpListener::bind(broker.config.listener)
+                .await
+                .map_err(|error| StartError::Listen {
+                    addr: broker.config.listener,
+                    error,
+                })?,
+        };
         let local_addr = listener.local_addr().map_err(|error| StartError::Listen {
             addr: broker.config.listener,
             error,
@@ -725,6 +754,51 @@ async fn start_quorum(
         loader,
     )
     .await?)
+}
+
+/// A broker only asks the voters in turn until the active controller among them makes it a
+/// learner of the metadata log at its client listener (`port`).
+async fn join_as_learner(config: &BrokerConfig, port: u16) -> Result<(), StartError> {
+    let port = if config.advertised_port == 0 {
+        port
+    } else {
+        config.advertised_port
+    };
+    let observe = ControllerRequest::ChangeVoters(VoterChange::Observe {
+        node_id: config.node_id,
+        host: config.advertised_host.clone(),
+        port,
+    });
+    let cluster = &config.cluster;
+    let voters: Vec<ControllerNode> = cluster
+        .voters
+        .values()
+        .chain(&cluster.bootstrap_servers)
+        .map(|v| ControllerNode {
+            host: v.host.clone(),
+            port: v.port,
+        })
+        .collect();
+    let mut said = Instant::now();
+    loop {
+        for voter in &voters {
+            match ask_voter(voter, observe.clone()).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) if e.code != ResponseError::NotController.code() => {
+                    return Err(StartError::Controller(e))
+                }
+                _ => {}
+            }
+        }
+        if said.elapsed() > Duration::from_secs(5) {
+            tracing::warn!(
+                voters = ?voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "waiting for the active controller to let this broker follow the metadata log"
+            );
+            said = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Waits for the quorum to have a leader. A single node leads at once (it gives up after 30 s);

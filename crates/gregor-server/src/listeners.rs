@@ -281,7 +281,18 @@ impl Cluster {
             ));
         }
         if !self.controller {
-            return fail("process.roles=broker (a broker that is no controller) is not supported yet: use broker,controller".into());
+            // A broker only follows the metadata log as a learner of the quorum.
+            if self.voters.contains_key(&node_id) {
+                return fail(format!(
+                    "If process.roles contains just the 'broker' role, the node id {node_id} must not be included in the set of voters controller.quorum.voters"
+                ));
+            }
+            if self.controller_listener.is_some() {
+                return fail(format!(
+                    "controller.listener.names must not contain a value appearing in the 'listeners' configuration ({listeners}) when running KRaft with just the broker role"
+                ));
+            }
+            return Ok(());
         }
         if !self.voters.is_empty() && !self.voters.contains_key(&node_id) {
             return fail(format!(
@@ -410,7 +421,12 @@ mod tests {
             (
                 1,
                 &[voters, both, ("process.roles", "broker")],
-                "not supported yet",
+                "must not be included in the set of voters",
+            ),
+            (
+                3,
+                &[voters, both, ("process.roles", "broker")],
+                "must not contain a value appearing in the 'listeners'",
             ),
             (
                 1,
@@ -442,5 +458,16 @@ mod tests {
         .unwrap();
         assert!(controller_only.controller && !controller_only.broker);
         assert!(controller_only.client.is_none());
+        let broker_only = cluster(
+            3,
+            &[
+                voters,
+                ("listeners", "PLAINTEXT://:9092"),
+                ("process.roles", "broker"),
+            ],
+        )
+        .unwrap();
+        assert!(broker_only.broker && !broker_only.controller);
+        assert!(broker_only.controller_listener.is_none());
     }
 }

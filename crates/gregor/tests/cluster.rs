@@ -956,15 +956,7 @@ fn leader_elections_preferred_and_unclean() {
 fn a_controller_only_node_votes_but_is_no_broker() {
     let root = tempfile::tempdir().unwrap();
     let mut overrides = cluster_overrides(root.path(), &loopback(3));
-    let listeners = overrides[2]
-        .iter()
-        .find_map(|o| o.strip_prefix("listeners="))
-        .unwrap()
-        .to_string();
-    let controller = listeners
-        .split(',')
-        .find(|l| l.starts_with("CONTROLLER://"))
-        .unwrap();
+    let controller = listener_of(&overrides[2], "CONTROLLER");
     overrides[2].push(format!("listeners={controller}"));
     overrides[2].push("process.roles=controller".into());
     let mut nodes = Gregor::start_all(&overrides);
@@ -1002,5 +994,93 @@ fn a_controller_only_node_votes_but_is_no_broker() {
         ["spread", "decided-by-2-and-3", "decided-again"]
             .iter()
             .all(|t| md.topics().iter().any(|m| m.name() == *t))
+    });
+}
+
+/// `listeners=` of a node's overrides, and the one listener of it named `name`.
+fn listener_of(overrides: &[String], name: &str) -> String {
+    let listeners = overrides
+        .iter()
+        .rev()
+        .find_map(|o| o.strip_prefix("listeners="))
+        .unwrap();
+    let prefix = format!("{name}://");
+    listeners
+        .split(',')
+        .find(|l| l.starts_with(&prefix))
+        .unwrap()
+        .to_string()
+}
+
+/// A node with process.roles=broker and only a client listener: no voter, it follows the
+/// metadata log as a learner the active controller replicates to, registers, is given
+/// replicas and serves them; killed it is fenced, and back it follows the log again and leads
+/// its partitions with their records.
+#[test]
+fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
+    let root = tempfile::tempdir().unwrap();
+    let mut overrides = cluster_overrides(root.path(), &loopback(4));
+    let voters = overrides[0]
+        .iter()
+        .find_map(|o| o.strip_prefix("controller.quorum.voters="))
+        .unwrap()
+        .split(',')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(",");
+    for node in &mut overrides {
+        node.push(format!("controller.quorum.voters={voters}"));
+        node.push("broker.session.timeout.ms=2000".into());
+        node.push("broker.heartbeat.interval.ms=300".into());
+    }
+    let client = listener_of(&overrides[3], "PLAINTEXT");
+    overrides[3].push(format!("listeners={client}"));
+    overrides[3].push("process.roles=broker".into());
+    let mut nodes = Gregor::start_all(&overrides);
+    wait_until("four brokers", Duration::from_secs(30), || {
+        brokers_listed(&nodes[0]) == BTreeSet::from([1, 2, 3, 4])
+    });
+    let quorum = describe_quorum(&nodes[0].bootstrap()).unwrap();
+    assert_eq!(quorum.voters, BTreeSet::from([1, 2, 3]));
+    assert!(quorum.observers.contains(&4), "{:?}", quorum.observers);
+
+    // Created through the broker only, which forwards to the active controller.
+    create(&nodes[3], "learner", 8);
+    let leaders = wait_for_topic(&nodes[0], "learner", 8);
+    let led_by_4: Vec<i32> = (0..8).filter(|&p| leaders[p as usize] == 4).collect();
+    assert!(!led_by_4.is_empty(), "{leaders:?}");
+    let records: Vec<Rec> = (0..16)
+        .map(|i| Rec {
+            partition: Some(i % 8),
+            ..Rec::value(format!("r-{i}"))
+        })
+        .collect();
+    send_ok(&nodes[0].producer(&[("acks", "all")]), "learner", &records);
+    assert_eq!(
+        nodes[3]
+            .consume("learner", &(0..8).collect::<Vec<_>>(), 16)
+            .len(),
+        16
+    );
+
+    nodes[3].kill();
+    wait_for_leaders(&nodes[0], "learner", |l| {
+        l.iter().all(|&leader| leader != 4)
+    });
+    nodes[3].restart();
+    wait_for_leaders(&nodes[0], "learner", |l| l == leaders.as_slice());
+    let again = nodes[3].consume("learner", &led_by_4, 2 * led_by_4.len());
+    assert_eq!(again.len(), 2 * led_by_4.len());
+
+    // Gone for good and unregistered, it is no longer a learner of the quorum either.
+    nodes[3].kill();
+    let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["cluster", "unregister", "--id", "4"])
+        .args(["--bootstrap-server", &nodes[0].bootstrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    wait_until("node 4 no longer observes", Duration::from_secs(30), || {
+        describe_quorum(&nodes[0].bootstrap()).is_ok_and(|q| !q.observers.contains(&4))
     });
 }

@@ -345,6 +345,13 @@ const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Carries out a change of the voters on the leader, with Kafka's error codes for a voter
 /// that is already one (DUPLICATE_VOTER) or is none (VOTER_NOT_FOUND).
+fn controller_node(host: &str, port: u16) -> ControllerNode {
+    ControllerNode {
+        host: host.to_string(),
+        port,
+    }
+}
+
 async fn change_voters(
     quorum: &RaftQuorum,
     change: &VoterChange,
@@ -367,6 +374,10 @@ async fn change_voters(
             ResponseError::VoterNotFound,
             format!("node {node_id} is not a voter"),
         ),
+        VoterChange::Observe { node_id, .. } if voters.contains(&(*node_id as NodeId)) => refused(
+            ResponseError::InvalidRequest,
+            format!("node {node_id} is a voter: it cannot run as a broker only"),
+        ),
         VoterChange::Remove { node_id } if voters.len() == 1 => refused(
             ResponseError::InvalidRequest,
             format!("node {node_id} is the only voter"),
@@ -377,10 +388,7 @@ async fn change_voters(
             host,
             port,
         } => {
-            let node = ControllerNode {
-                host: host.clone(),
-                port: *port,
-            };
+            let node = controller_node(host, *port);
             tracing::info!(node_id, %node, "adding a voter to the metadata quorum");
             match tokio::time::timeout(CATCH_UP_TIMEOUT, quorum.add_voter(*node_id as NodeId, node)).await {
                 Ok(added) => added.map(|()| Ok(ControllerReply::Done { changed: 1 })),
@@ -389,6 +397,20 @@ async fn change_voters(
                     format!("node {node_id} did not catch up with the metadata log within {CATCH_UP_TIMEOUT:?}"),
                 ),
             }
+        }
+        VoterChange::Observe {
+            node_id,
+            host,
+            port,
+        } => {
+            let node = controller_node(host, *port);
+            let added = quorum.add_learner(*node_id as NodeId, node.clone()).await?;
+            if added {
+                tracing::info!(node_id, %node, "a broker follows the metadata log");
+            }
+            Ok(Ok(ControllerReply::Done {
+                changed: added as usize,
+            }))
         }
         VoterChange::Remove { node_id } => {
             tracing::info!(node_id, "removing a voter from the metadata quorum");
@@ -508,6 +530,38 @@ fn describe_quorum(quorum: &RaftQuorum) -> QuorumDescription {
     }
 }
 
+/// Sends `forwarded` to the controller listener at `node` and reads its answer.
+async fn exchange(
+    node: &ControllerNode,
+    forwarded: &Forwarded,
+) -> std::io::Result<ForwardedAnswer> {
+    let body = serde_json::to_vec(forwarded).map_err(std::io::Error::other)?;
+    let mut stream = TcpStream::connect((node.host.as_str(), node.port)).await?;
+    stream
+        .write_all(&request_frame(FORWARD_API_KEY, 1, &body))
+        .await?;
+    let response = read_frame(&mut stream).await?;
+    serde_json::from_slice(response.get(4..).unwrap_or_default()).map_err(std::io::Error::other)
+}
+
+/// Asks the controller at `node` (a voter, which answers only if it is the active controller)
+/// to carry out `request`: for a node that does not follow the metadata log yet, so cannot
+/// know the leader.
+pub async fn ask_voter(
+    node: &ControllerNode,
+    request: ControllerRequest,
+) -> Result<Answer, String> {
+    let forwarded = Forwarded {
+        request,
+        validate_only: false,
+    };
+    match tokio::time::timeout(FORWARD_TIMEOUT, exchange(node, &forwarded)).await {
+        Ok(Ok(answered)) => Ok(answered.answer),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer".into()),
+    }
+}
+
 /// Sends the call to the leader and waits until this node applied what the leader had.
 async fn forward(
     quorum: &RaftQuorum,
@@ -521,18 +575,7 @@ async fn forward(
         request: call.request.clone(),
         validate_only: call.validate_only,
     };
-    let exchange = async {
-        let body = serde_json::to_vec(&forwarded).map_err(std::io::Error::other)?;
-        let mut stream = TcpStream::connect((leader.host.as_str(), leader.port)).await?;
-        stream
-            .write_all(&request_frame(FORWARD_API_KEY, 1, &body))
-            .await?;
-        let response = read_frame(&mut stream).await?;
-        let answer: ForwardedAnswer = serde_json::from_slice(response.get(4..).unwrap_or_default())
-            .map_err(std::io::Error::other)?;
-        Ok::<_, std::io::Error>(answer)
-    };
-    let answer = match tokio::time::timeout(FORWARD_TIMEOUT, exchange).await {
+    let answer = match tokio::time::timeout(FORWARD_TIMEOUT, exchange(leader, &forwarded)).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
             tracing::warn!(leader = %leader, error = %e, "cannot forward a request to the active controller");

@@ -11,8 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::metadata::controller::{Forwarded, FORWARD_API_KEY};
 use crate::metadata::ControllerChannel;
 
-/// Serves the controller listener until the task is aborted.
-pub async fn serve(listener: TcpListener, controller: ControllerChannel) {
+/// Serves the controller listener until the task is aborted (or, a broker only's client
+/// listener while the broker starts, until the future is dropped).
+pub async fn serve(listener: &TcpListener, controller: ControllerChannel) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use gregor_protocol::frame::{announced_size, next_frame};
 use gregor_protocol::{decode_request, DecodeError};
+use gregor_raft::network::{parse_request, RAFT_API_KEY};
 use gregor_storage::FileSlice;
 use tokio::io::Interest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -179,28 +180,41 @@ async fn serve_connection(
             },
         };
         let frame_len = frame.len();
-        let response = match decode_request(frame) {
-            Ok(request) => match handlers::handle(&broker, request, &mut client).await {
-                Reply::Nothing => None,
-                Reply::Close => return,
-                reply => Some(reply),
-            },
-            Err(DecodeError::UnsupportedApiVersions {
-                correlation_id,
-                version,
-            }) => {
-                log(
-                    &|| tracing::info!(%peer, version, "ApiVersions version unsupported; answering with v0"),
-                );
-                Some(Reply::Send(handlers::api_versions::unsupported_version(
+        // A broker only is a learner of the metadata quorum: its leader replicates here.
+        let raft = (!broker.config.cluster.controller)
+            .then(|| parse_request(RAFT_API_KEY, &frame))
+            .flatten();
+        let response = if let Some((correlation_id, body)) = raft {
+            let answer = broker
+                .controller
+                .quorum()
+                .answer(correlation_id, body)
+                .await;
+            Some(Reply::Send(answer.into()))
+        } else {
+            match decode_request(frame) {
+                Ok(request) => match handlers::handle(&broker, request, &mut client).await {
+                    Reply::Nothing => None,
+                    Reply::Close => return,
+                    reply => Some(reply),
+                },
+                Err(DecodeError::UnsupportedApiVersions {
                     correlation_id,
-                )))
-            }
-            Err(e) => {
-                log(
-                    &|| tracing::warn!(%peer, error = %e, "closing connection: undecodable request"),
-                );
-                return;
+                    version,
+                }) => {
+                    log(
+                        &|| tracing::info!(%peer, version, "ApiVersions version unsupported; answering with v0"),
+                    );
+                    Some(Reply::Send(handlers::api_versions::unsupported_version(
+                        correlation_id,
+                    )))
+                }
+                Err(e) => {
+                    log(
+                        &|| tracing::warn!(%peer, error = %e, "closing connection: undecodable request"),
+                    );
+                    return;
+                }
             }
         };
         drop(reserved);

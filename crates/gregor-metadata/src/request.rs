@@ -68,13 +68,21 @@ pub enum ControllerRequest {
         floor: i64,
     },
     /// A broker's endpoint; nothing is written when the registration is the recorded one.
-    RegisterBroker(BrokerRegistration),
+    /// `incarnation` names the broker process (new at each start): the active controller
+    /// refuses a second process for a node id whose broker is alive (DUPLICATE_BROKER_REGISTRATION).
+    RegisterBroker {
+        registration: BrokerRegistration,
+        incarnation: Uuid,
+    },
     /// BrokerHeartbeat: a broker is alive and has applied the metadata log up to
     /// `applied_offset`. A fenced broker that has caught up with the image is unfenced, and
     /// takes back the leadership of the partitions it is the only in-sync replica of.
     BrokerHeartbeat {
         node_id: i32,
         applied_offset: i64,
+        /// The broker process (see `RegisterBroker`): a heartbeat of another process than the
+        /// live one is refused (STALE_BROKER_EPOCH).
+        incarnation: Uuid,
     },
     /// No heartbeat from the broker for broker.session.timeout.ms, or the broker's own
     /// controlled shutdown: it is fenced, and each partition it leads moves to another unfenced
@@ -150,6 +158,7 @@ pub enum VoterChange {
         node_id: i32,
         host: String,
         port: u16,
+        incarnation: Uuid,
     },
 }
 
@@ -240,7 +249,7 @@ pub fn decide(
             let records = if validate_only { vec![] } else { vec![record] };
             return Ok((records, ControllerReply::ProducerIds { start }));
         }
-        ControllerRequest::RegisterBroker(registration) => {
+        ControllerRequest::RegisterBroker { registration, .. } => {
             let node_id = registration.node_id;
             let known = image.brokers.get(&node_id);
             if known.is_some_and(|b| b.same_endpoint(registration)) {
@@ -268,6 +277,7 @@ pub fn decide(
         ControllerRequest::BrokerHeartbeat {
             node_id,
             applied_offset,
+            ..
         } => {
             let broker = registered(image, *node_id)?;
             let unfence = broker.fenced && *applied_offset >= broker.fenced_at;
@@ -407,12 +417,15 @@ mod tests {
     #[test]
     fn a_known_registration_writes_nothing() {
         let image = image();
-        let same = ControllerRequest::RegisterBroker(image.brokers[&1].clone());
+        let register = |registration| ControllerRequest::RegisterBroker {
+            registration,
+            incarnation: Uuid::nil(),
+        };
+        let same = register(image.brokers[&1].clone());
         assert_eq!(decide(&image, &same, false).unwrap().0, vec![]);
         let mut moved = image.brokers[&1].clone();
         moved.port = 9093;
-        let (records, _) =
-            decide(&image, &ControllerRequest::RegisterBroker(moved), false).unwrap();
+        let (records, _) = decide(&image, &register(moved), false).unwrap();
         assert_eq!(records.len(), 1);
     }
 
@@ -513,6 +526,7 @@ mod tests {
         let behind = ControllerRequest::BrokerHeartbeat {
             node_id: 2,
             applied_offset: fenced_at - 1,
+            incarnation: Uuid::nil(),
         };
         assert_eq!(
             commit(&mut image, &behind),
@@ -521,6 +535,7 @@ mod tests {
         let caught_up = ControllerRequest::BrokerHeartbeat {
             node_id: 2,
             applied_offset: fenced_at,
+            incarnation: Uuid::nil(),
         };
         assert_eq!(
             commit(&mut image, &caught_up),
@@ -537,6 +552,7 @@ mod tests {
         let unknown = ControllerRequest::BrokerHeartbeat {
             node_id: 9,
             applied_offset: 0,
+            incarnation: Uuid::nil(),
         };
         assert_eq!(decide(&image, &unknown, false).unwrap_err().code, 102);
         // A broker gone for good is unregistered: fenced (its partition loses its leader), then
@@ -553,19 +569,23 @@ mod tests {
         );
         assert_eq!(decide(&gone, &unregister, false).unwrap_err().code, 102);
         // Back, it registers fenced, and its first caught-up heartbeat gives its partition back.
-        let back = ControllerRequest::RegisterBroker(BrokerRegistration {
-            node_id: 2,
-            host: "127.0.0.1".into(),
-            port: 9093,
-            rack: None,
-            fenced: false,
-            fenced_at: 0,
-        });
+        let back = ControllerRequest::RegisterBroker {
+            registration: BrokerRegistration {
+                node_id: 2,
+                host: "127.0.0.1".into(),
+                port: 9093,
+                rack: None,
+                fenced: false,
+                fenced_at: 0,
+            },
+            incarnation: Uuid::nil(),
+        };
         commit(&mut gone, &back);
         assert!(gone.brokers[&2].fenced);
         let heartbeat = ControllerRequest::BrokerHeartbeat {
             node_id: 2,
             applied_offset: gone.offset,
+            incarnation: Uuid::nil(),
         };
         commit(&mut gone, &heartbeat);
         assert_eq!(leaders(&gone), vec![(1, 0), (2, 4)]);

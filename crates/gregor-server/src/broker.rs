@@ -60,6 +60,9 @@ pub enum StartError {
 pub struct Broker {
     pub config: BrokerConfig,
     pub node_id: i32,
+    /// This process, to the controller: new at each start, so a second process with this
+    /// node id is told apart from a restart (`ControllerRequest::RegisterBroker`).
+    incarnation: uuid::Uuid,
     /// The metadata image and the publishers that follow it.
     pub metadata: Arc<MetadataLoader>,
     /// Where metadata changes are asked for.
@@ -116,6 +119,7 @@ impl Broker {
         let pre_raft = set_aside_pre_raft_log(&metadata_dir)?;
         let metadata = Arc::new(MetadataLoader::new(MetadataImage::empty()));
         let voters = quorum_voters(&config);
+        let incarnation = uuid::Uuid::new_v4();
         let quorum = start_quorum(&config, &metadata_dir, &voters, metadata.clone()).await?;
         let session_timeout = config.get_i64("broker.session.timeout.ms") as u64;
         let leader_balance = config.get_bool("auto.leader.rebalance.enable").then(|| {
@@ -170,7 +174,7 @@ impl Broker {
                 crate::network::controller_listener::serve(&serving, controller).await
             });
             early = Some((bound, task));
-            join_as_learner(&config, port).await?;
+            join_as_learner(&config, port, incarnation).await?;
         }
         wait_for_leader(&config, &quorum).await?;
         // A single node leads with every committed entry applied: the image is the whole
@@ -228,6 +232,7 @@ impl Broker {
             txns: TxnRuntime::new(&config),
             telemetry: Telemetry::new(config.get_i64("telemetry.max.bytes") as usize),
             producer_ids: ProducerIds::new(node_id),
+            incarnation,
             _dir_locks: dir_locks,
             shutdown,
             config,
@@ -328,11 +333,11 @@ impl Broker {
             fenced: false,
             fenced_at: 0,
         };
-        decide_at_start(
-            &self.controller,
-            ControllerRequest::RegisterBroker(registration),
-        )
-        .await?;
+        let register = ControllerRequest::RegisterBroker {
+            registration,
+            incarnation: self.incarnation,
+        };
+        decide_at_start(&self.controller, register).await?;
         // A broker fenced while it was down serves again only once the controller counts it
         // caught up with the metadata log.
         let mut waiting = Instant::now();
@@ -355,6 +360,7 @@ impl Broker {
         ControllerRequest::BrokerHeartbeat {
             node_id: self.node_id,
             applied_offset: self.metadata.image().offset,
+            incarnation: self.incarnation,
         }
     }
 
@@ -692,6 +698,7 @@ async fn decide_at_start(
     request: ControllerRequest,
 ) -> Result<ControllerReply, ControllerError> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut said = Instant::now();
     loop {
         match controller.call(request.clone(), false).await {
             Err(e)
@@ -699,6 +706,16 @@ async fn decide_at_start(
                     && tokio::time::Instant::now() < deadline =>
             {
                 tracing::info!(error = %e.message, "the metadata quorum is changing leader; asking again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            // Another process of this node id is alive (or this one's previous life, killed
+            // less than a session ago): registered again once its session ends, as Kafka's
+            // brokers retry.
+            Err(e) if e.code == ResponseError::DuplicateBrokerRegistration.code() => {
+                if said.elapsed() > Duration::from_secs(5) {
+                    tracing::warn!(error = %e.message, "waiting for the other broker's session to end (broker.session.timeout.ms)");
+                    said = Instant::now();
+                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
             outcome => return outcome,
@@ -758,7 +775,11 @@ async fn start_quorum(
 
 /// A broker only asks the voters in turn until the active controller among them makes it a
 /// learner of the metadata log at its client listener (`port`).
-async fn join_as_learner(config: &BrokerConfig, port: u16) -> Result<(), StartError> {
+async fn join_as_learner(
+    config: &BrokerConfig,
+    port: u16,
+    incarnation: uuid::Uuid,
+) -> Result<(), StartError> {
     let port = if config.advertised_port == 0 {
         port
     } else {
@@ -768,6 +789,7 @@ async fn join_as_learner(config: &BrokerConfig, port: u16) -> Result<(), StartEr
         node_id: config.node_id,
         host: config.advertised_host.clone(),
         port,
+        incarnation,
     });
     let cluster = &config.cluster;
     let voters: Vec<ControllerNode> = cluster
@@ -780,10 +802,15 @@ async fn join_as_learner(config: &BrokerConfig, port: u16) -> Result<(), StartEr
         })
         .collect();
     let mut said = Instant::now();
+    // Set when the active controller answered that another process of this node id lives.
+    let mut duplicate = None;
     loop {
         for voter in &voters {
             match ask_voter(voter, observe.clone()).await {
                 Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) if e.code == ResponseError::DuplicateBrokerRegistration.code() => {
+                    duplicate = Some(e.message)
+                }
                 Ok(Err(e)) if e.code != ResponseError::NotController.code() => {
                     return Err(StartError::Controller(e))
                 }
@@ -791,10 +818,15 @@ async fn join_as_learner(config: &BrokerConfig, port: u16) -> Result<(), StartEr
             }
         }
         if said.elapsed() > Duration::from_secs(5) {
-            tracing::warn!(
-                voters = ?voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "waiting for the active controller to let this broker follow the metadata log"
-            );
+            match duplicate.take() {
+                Some(error) => {
+                    tracing::warn!(%error, "waiting for the other broker's session to end")
+                }
+                None => tracing::warn!(
+                    voters = ?voters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                    "waiting for the active controller to let this broker follow the metadata log"
+                ),
+            }
             said = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;

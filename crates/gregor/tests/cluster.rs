@@ -1072,8 +1072,55 @@ fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     let again = nodes[3].consume("learner", &led_by_4, 2 * led_by_4.len());
     assert_eq!(again.len(), 2 * led_by_4.len());
 
-    // Gone for good and unregistered, it is no longer a learner of the quorum either.
+    // A second process with node id 4 (its own formatted dir and port) is refused while the
+    // first lives, and takes over once the first is gone and fenced (as in Kafka).
+    let meta = std::fs::read_to_string(root.path().join("node-4/meta.properties")).unwrap();
+    let cluster_id = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster.id="))
+        .unwrap();
+    let dup_dir = root.path().join("dup");
+    let dup_properties = root.path().join("dup.properties");
+    std::fs::write(
+        &dup_properties,
+        format!("node.id=4\nlog.dirs={}\n", dup_dir.display()),
+    )
+    .unwrap();
+    let formatted = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["storage", "format", "-t", cluster_id, "-c"])
+        .arg(&dup_properties)
+        .output()
+        .unwrap();
+    assert!(formatted.status.success(), "{formatted:?}");
+    let mut dup = overrides[3].clone();
+    dup.push(format!("log.dirs={}", dup_dir.display()));
+    dup.push(format!(
+        "listeners=PLAINTEXT://127.0.0.1:{}",
+        common::free_port()
+    ));
+    let duplicate = Gregor::start_later(&dup);
+    wait_until("the duplicate is refused", Duration::from_secs(30), || {
+        duplicate
+            .broker()
+            .log_tail(50)
+            .contains("waiting for the other broker's session to end")
+    });
+    let port_of_4 = |g: &Gregor| {
+        metadata(g)
+            .brokers()
+            .iter()
+            .find(|b| b.id() == 4)
+            .map(|b| b.port())
+    };
+    assert_eq!(port_of_4(&nodes[0]), Some(nodes[3].port as i32));
     nodes[3].kill();
+    let duplicate = duplicate.listening();
+    wait_until("the duplicate is broker 4", Duration::from_secs(30), || {
+        port_of_4(&nodes[0]) == Some(duplicate.port as i32)
+    });
+    drop(duplicate);
+
+    // Gone for good and unregistered, it is no longer a learner of the quorum either.
     let out = Command::new(env!("CARGO_BIN_EXE_gregor"))
         .args(["cluster", "unregister", "--id", "4"])
         .args(["--bootstrap-server", &nodes[0].bootstrap()])

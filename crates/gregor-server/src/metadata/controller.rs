@@ -199,6 +199,9 @@ impl ControllerChannel {
 struct Liveness {
     session_timeout: Duration,
     last_heartbeat: HashMap<i32, Instant>,
+    /// The broker process each node id last heard from (its incarnation) and when: only what
+    /// this controller received itself, so a new controller lets any process register.
+    processes: HashMap<i32, (uuid::Uuid, Instant)>,
     /// Whether this node led at the last check, and when that check ran.
     leading: bool,
     last_check: Instant,
@@ -209,8 +212,70 @@ impl Liveness {
         Liveness {
             session_timeout,
             last_heartbeat: HashMap::new(),
+            processes: HashMap::new(),
             leading: false,
             last_check: Instant::now(),
+        }
+    }
+
+    /// Refuses a request of another broker process than the live one of its node id, as
+    /// Kafka's controller does: a registration (DUPLICATE_BROKER_REGISTRATION: two processes
+    /// with one node id would serve one broker's partitions from two logs) or a heartbeat
+    /// (STALE_BROKER_EPOCH: a process that was replaced). A process is live while it is
+    /// registered, unfenced and heard from within the session timeout.
+    fn refuse_other_process(
+        &mut self,
+        request: &ControllerRequest,
+        image: &gregor_metadata::MetadataImage,
+    ) -> Option<ControllerError> {
+        let (node_id, incarnation, code, what) = match request {
+            ControllerRequest::RegisterBroker {
+                registration,
+                incarnation,
+            } => (
+                registration.node_id,
+                *incarnation,
+                ResponseError::DuplicateBrokerRegistration,
+                "registration",
+            ),
+            ControllerRequest::ChangeVoters(VoterChange::Observe {
+                node_id,
+                incarnation,
+                ..
+            }) => (
+                *node_id,
+                *incarnation,
+                ResponseError::DuplicateBrokerRegistration,
+                "registration",
+            ),
+            ControllerRequest::BrokerHeartbeat {
+                node_id,
+                incarnation,
+                ..
+            } => (
+                *node_id,
+                *incarnation,
+                ResponseError::StaleBrokerEpoch,
+                "heartbeat",
+            ),
+            _ => return None,
+        };
+        let unfenced = image.brokers.get(&node_id).is_some_and(|b| !b.fenced);
+        match self.processes.get(&node_id) {
+            Some((live, heard))
+                if *live != incarnation
+                    && unfenced
+                    && heard.elapsed() <= self.session_timeout =>
+            {
+                Some(failure(
+                    code,
+                    format!("the {what} of another process than the live broker {node_id} (a duplicate node.id, or a broker restarted less than broker.session.timeout.ms after it was killed)"),
+                ))
+            }
+            _ => {
+                self.processes.insert(node_id, (incarnation, Instant::now()));
+                None
+            }
         }
     }
 
@@ -270,6 +335,14 @@ async fn run(
                 continue;
             }
         };
+        // Only the active controller knows which process of a node id is live (a follower
+        // forwards the request to it).
+        if quorum.leader() == Some(quorum.node_id()) {
+            if let Some(refused) = liveness.refuse_other_process(&call.request, &loader.image()) {
+                reply(&quorum, call, Ok(Err(refused)));
+                continue;
+            }
+        }
         if let ControllerRequest::BrokerHeartbeat { node_id, .. } = &call.request {
             liveness.last_heartbeat.insert(*node_id, Instant::now());
         }
@@ -402,6 +475,7 @@ async fn change_voters(
             node_id,
             host,
             port,
+            ..
         } => {
             let node = controller_node(host, *port);
             let added = quorum.add_learner(*node_id as NodeId, node.clone()).await?;
@@ -638,6 +712,65 @@ mod tests {
         )
     }
 
+    /// One live process per node id: another's registration is DUPLICATE_BROKER_REGISTRATION
+    /// and its heartbeats STALE_BROKER_EPOCH, until the live one is fenced.
+    #[test]
+    fn another_process_of_a_live_broker_is_refused() {
+        use gregor_metadata::MetadataRecord;
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::RegisterBroker {
+            node_id: 1,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        });
+        let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let registration = image.brokers[&1].clone();
+        let register = |incarnation| ControllerRequest::RegisterBroker {
+            registration: registration.clone(),
+            incarnation,
+        };
+        let heartbeat = |incarnation| ControllerRequest::BrokerHeartbeat {
+            node_id: 1,
+            applied_offset: 0,
+            incarnation,
+        };
+        let code = |refused: Option<ControllerError>| refused.map_or(0, |e| e.code);
+        let mut liveness = Liveness::new(Duration::from_secs(60));
+        assert_eq!(
+            code(liveness.refuse_other_process(&register(first), &image)),
+            0
+        );
+        assert_eq!(
+            code(liveness.refuse_other_process(&heartbeat(first), &image)),
+            0
+        );
+        assert_eq!(
+            code(liveness.refuse_other_process(&register(second), &image)),
+            101
+        );
+        assert_eq!(
+            code(liveness.refuse_other_process(&heartbeat(second), &image)),
+            77
+        );
+        // Fenced (its session ran out, or a controlled shutdown), it gives way.
+        image.apply(&MetadataRecord::FenceBroker { node_id: 1 });
+        assert_eq!(
+            code(liveness.refuse_other_process(&register(second), &image)),
+            0
+        );
+        assert_eq!(
+            code(liveness.refuse_other_process(&heartbeat(first), &image)),
+            0,
+            "unfenced brokers only"
+        );
+        image.apply(&MetadataRecord::UnfenceBroker { node_id: 1 });
+        assert_eq!(
+            code(liveness.refuse_other_process(&heartbeat(second), &image)),
+            77
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn answers_come_after_the_records_are_committed_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
@@ -651,7 +784,13 @@ mod tests {
             fenced_at: 0,
         };
         controller
-            .call(ControllerRequest::RegisterBroker(broker), false)
+            .call(
+                ControllerRequest::RegisterBroker {
+                    registration: broker,
+                    incarnation: uuid::Uuid::nil(),
+                },
+                false,
+            )
             .await
             .unwrap();
         // Concurrent requests for one name: exactly one wins, each sees the others' commits.

@@ -385,7 +385,7 @@ impl Drop for Gregor {
         if std::thread::panicking() {
             eprintln!(
                 "===== gregor stderr (tail) =====\n{}\n===== end =====",
-                self.log_tail(40)
+                self.log_tail(400)
             );
             self.kill();
             return;

@@ -141,6 +141,10 @@ fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, ControllerNode>>) -
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => QuorumError::NotLeader {
             leader: f.leader_id,
         },
+        // Another change not yet committed: worth asking again (brokers only joining together).
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            e @ openraft::error::ChangeMembershipError::InProgress(_),
+        )) => unavailable(e),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             QuorumError::Refused(e.to_string())
         }
@@ -457,9 +461,10 @@ fn spawn_snapshot_trigger(
 /// left without a leader at the same instant, split their votes in lockstep (seen: the two
 /// survivors of three voting for themselves within a millisecond every 907 ms, three rounds in
 /// a row, in one failover of five). Raft needs each election's timeout drawn anew; this task
-/// does it: when no leader has been established in the current term for half an election
-/// timeout (an election on a working network takes milliseconds), it starts one after a fresh
-/// random delay of up to half an election timeout.
+/// does it: when no leader has been established in the current term for an election timeout
+/// (an election on a working network takes milliseconds; sooner, it would compete with
+/// openraft's own first election of a new cluster), it starts one after a fresh random delay
+/// of up to half an election timeout.
 fn spawn_election_jitter(raft: Raft<TypeConfig>, election_ms: u64) {
     tokio::spawn(async move {
         let metrics = raft.metrics();
@@ -482,7 +487,7 @@ fn spawn_election_jitter(raft: Raft<TypeConfig>, election_ms: u64) {
                 continue;
             }
             let since = *leaderless_since.get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() >= Duration::from_millis(election_ms / 2) {
+            if since.elapsed() >= Duration::from_millis(election_ms) {
                 let delay = random_below(election_ms / 2);
                 tokio::time::sleep(Duration::from_millis(delay)).await;
                 if metrics.borrow().vote.is_committed() {

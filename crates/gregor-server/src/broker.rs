@@ -92,7 +92,35 @@ pub struct RunningBroker {
     /// The client listener's address, or the controller listener's on a controller only.
     pub local_addr: SocketAddr,
     /// The client listener (none on a controller only).
-    listener: Option<TcpListener>,
+    listener: Option<ClientListener>,
+}
+
+/// A broker's client listener: bound, or (a broker only) serving Raft's frames alone until the
+/// accept loop takes it over.
+enum ClientListener {
+    Bound(TcpListener),
+    RaftOnly(Arc<TcpListener>, tokio::task::JoinHandle<()>),
+}
+
+impl ClientListener {
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match self {
+            ClientListener::Bound(l) => l.local_addr(),
+            ClientListener::RaftOnly(l, _) => l.local_addr(),
+        }
+    }
+
+    /// The listener, for the accept loop; connections the Raft-only task accepted go on.
+    async fn take_over(self) -> TcpListener {
+        match self {
+            ClientListener::Bound(l) => l,
+            ClientListener::RaftOnly(l, task) => {
+                task.abort();
+                let _ = task.await;
+                Arc::try_unwrap(l).expect("the Raft-only task is over")
+            }
+        }
+    }
 }
 
 impl Broker {
@@ -293,17 +321,16 @@ impl Broker {
         }
         // The port opens only now that everything is loaded: a client that connects is answered.
         let listener = match early {
-            Some((bound, task)) => {
-                task.abort();
-                let _ = task.await;
-                Arc::try_unwrap(bound).expect("the early listener's task is over")
+            // Still Raft's alone while the broker registers (which needs the log copied).
+            Some((bound, task)) => ClientListener::RaftOnly(bound, task),
+            None => {
+                ClientListener::Bound(TcpListener::bind(broker.config.listener).await.map_err(
+                    |error| StartError::Listen {
+                        addr: broker.config.listener,
+                        error,
+                    },
+                )?)
             }
-            None => TcpListener::bind(broker.config.listener)
-                .await
-                .map_err(|error| StartError::Listen {
-                    addr: broker.config.listener,
-                    error,
-                })?,
         };
         let local_addr = listener.local_addr().map_err(|error| StartError::Listen {
             addr: broker.config.listener,
@@ -564,10 +591,13 @@ impl RunningBroker {
                 .expect("spawn the log cleaner thread")
         };
         match self.listener {
-            Some(listener) => tokio::select! {
-                _ = crate::network::accept_loop(broker.clone(), listener) => {}
-                _ = stop => {}
-            },
+            Some(listener) => {
+                let listener = listener.take_over().await;
+                tokio::select! {
+                    _ = crate::network::accept_loop(broker.clone(), listener) => {}
+                    _ = stop => {}
+                }
+            }
             None => stop.await,
         }
         // Stop background work first: the cleaner finishes the partition it is on, then every
@@ -711,7 +741,10 @@ async fn decide_at_start(
             // Another process of this node id is alive (or this one's previous life, killed
             // less than a session ago): registered again once its session ends, as Kafka's
             // brokers retry.
-            Err(e) if e.code == ResponseError::DuplicateBrokerRegistration.code() => {
+            Err(e)
+                if e.code == ResponseError::DuplicateBrokerRegistration.code()
+                    || e.code == ResponseError::StaleBrokerEpoch.code() =>
+            {
                 if said.elapsed() > Duration::from_secs(5) {
                     tracing::warn!(error = %e.message, "waiting for the other broker's session to end (broker.session.timeout.ms)");
                     said = Instant::now();
@@ -811,7 +844,11 @@ async fn join_as_learner(
                 Ok(Err(e)) if e.code == ResponseError::DuplicateBrokerRegistration.code() => {
                     duplicate = Some(e.message)
                 }
-                Ok(Err(e)) if e.code != ResponseError::NotController.code() => {
+                // Not the active controller, or busy with another membership change.
+                Ok(Err(e))
+                    if e.code != ResponseError::NotController.code()
+                        && e.code != ResponseError::KafkaStorageError.code() =>
+                {
                     return Err(StartError::Controller(e))
                 }
                 _ => {}

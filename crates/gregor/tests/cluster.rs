@@ -1030,7 +1030,7 @@ fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
         .join(",");
     for node in &mut overrides {
         node.push(format!("controller.quorum.voters={voters}"));
-        node.push("broker.session.timeout.ms=2000".into());
+        node.push("broker.session.timeout.ms=4000".into());
         node.push("broker.heartbeat.interval.ms=300".into());
     }
     let client = listener_of(&overrides[3], "PLAINTEXT");
@@ -1073,7 +1073,7 @@ fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     assert_eq!(again.len(), 2 * led_by_4.len());
 
     // A second process with node id 4 (its own formatted dir and port) is refused while the
-    // first lives, and takes over once the first is gone and fenced (as in Kafka).
+    // first lives, and takes over once the first is gone for a session (as in Kafka).
     let meta = std::fs::read_to_string(root.path().join("node-4/meta.properties")).unwrap();
     let cluster_id = meta
         .lines()

@@ -202,6 +202,8 @@ struct Liveness {
     /// The broker process each node id last heard from (its incarnation) and when: only what
     /// this controller received itself, so a new controller lets any process register.
     processes: HashMap<i32, (uuid::Uuid, Instant)>,
+    /// The Raft term `processes` was heard in.
+    processes_term: u64,
     /// Whether this node led at the last check, and when that check ran.
     leading: bool,
     last_check: Instant,
@@ -213,6 +215,7 @@ impl Liveness {
             session_timeout,
             last_heartbeat: HashMap::new(),
             processes: HashMap::new(),
+            processes_term: 0,
             leading: false,
             last_check: Instant::now(),
         }
@@ -221,14 +224,24 @@ impl Liveness {
     /// Refuses a request of another broker process than the live one of its node id, as
     /// Kafka's controller does: a registration (DUPLICATE_BROKER_REGISTRATION: two processes
     /// with one node id would serve one broker's partitions from two logs) or a heartbeat
-    /// (STALE_BROKER_EPOCH: a process that was replaced). A process is live while it is
-    /// registered, unfenced and heard from within the session timeout.
+    /// (STALE_BROKER_EPOCH: a process that was replaced). A process is live while this
+    /// controller, leading in `term`, heard from it within the session timeout, until its
+    /// controlled shutdown.
     fn refuse_other_process(
         &mut self,
+        term: u64,
         request: &ControllerRequest,
-        image: &gregor_metadata::MetadataImage,
     ) -> Option<ControllerError> {
+        if self.processes_term != term {
+            // What a controller heard in an earlier term may be stale: it starts afresh.
+            self.processes.clear();
+            self.processes_term = term;
+        }
         let (node_id, incarnation, code, what) = match request {
+            ControllerRequest::FenceBroker { node_id } => {
+                self.processes.remove(node_id);
+                return None;
+            }
             ControllerRequest::RegisterBroker {
                 registration,
                 incarnation,
@@ -260,12 +273,9 @@ impl Liveness {
             ),
             _ => return None,
         };
-        let unfenced = image.brokers.get(&node_id).is_some_and(|b| !b.fenced);
         match self.processes.get(&node_id) {
             Some((live, heard))
-                if *live != incarnation
-                    && unfenced
-                    && heard.elapsed() <= self.session_timeout =>
+                if *live != incarnation && heard.elapsed() <= self.session_timeout =>
             {
                 Some(failure(
                     code,
@@ -338,7 +348,8 @@ async fn run(
         // Only the active controller knows which process of a node id is live (a follower
         // forwards the request to it).
         if quorum.leader() == Some(quorum.node_id()) {
-            if let Some(refused) = liveness.refuse_other_process(&call.request, &loader.image()) {
+            let term = quorum.status().term;
+            if let Some(refused) = liveness.refuse_other_process(term, &call.request) {
                 reply(&quorum, call, Ok(Err(refused)));
                 continue;
             }
@@ -416,8 +427,6 @@ fn forget_learner(quorum: &RaftQuorum, node_id: i32) {
 /// As in Kafka, a timed-out change may still complete (the new node stays a learner at least).
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Carries out a change of the voters on the leader, with Kafka's error codes for a voter
-/// that is already one (DUPLICATE_VOTER) or is none (VOTER_NOT_FOUND).
 fn controller_node(host: &str, port: u16) -> ControllerNode {
     ControllerNode {
         host: host.to_string(),
@@ -425,6 +434,8 @@ fn controller_node(host: &str, port: u16) -> ControllerNode {
     }
 }
 
+/// Carries out a change of the voters on the leader, with Kafka's error codes for a voter
+/// that is already one (DUPLICATE_VOTER) or is none (VOTER_NOT_FOUND).
 async fn change_voters(
     quorum: &RaftQuorum,
     change: &VoterChange,
@@ -713,19 +724,19 @@ mod tests {
     }
 
     /// One live process per node id: another's registration is DUPLICATE_BROKER_REGISTRATION
-    /// and its heartbeats STALE_BROKER_EPOCH, until the live one is fenced.
+    /// and its heartbeats STALE_BROKER_EPOCH, until the live one's controlled shutdown, its
+    /// session's end, or a new term.
     #[test]
     fn another_process_of_a_live_broker_is_refused() {
-        use gregor_metadata::MetadataRecord;
-        let mut image = MetadataImage::default();
-        image.apply(&MetadataRecord::RegisterBroker {
+        let registration = BrokerRegistration {
             node_id: 1,
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
-        });
+            fenced: false,
+            fenced_at: 0,
+        };
         let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-        let registration = image.brokers[&1].clone();
         let register = |incarnation| ControllerRequest::RegisterBroker {
             registration: registration.clone(),
             incarnation,
@@ -737,38 +748,23 @@ mod tests {
         };
         let code = |refused: Option<ControllerError>| refused.map_or(0, |e| e.code);
         let mut liveness = Liveness::new(Duration::from_secs(60));
-        assert_eq!(
-            code(liveness.refuse_other_process(&register(first), &image)),
-            0
-        );
-        assert_eq!(
-            code(liveness.refuse_other_process(&heartbeat(first), &image)),
-            0
-        );
-        assert_eq!(
-            code(liveness.refuse_other_process(&register(second), &image)),
-            101
-        );
-        assert_eq!(
-            code(liveness.refuse_other_process(&heartbeat(second), &image)),
-            77
-        );
-        // Fenced (its session ran out, or a controlled shutdown), it gives way.
-        image.apply(&MetadataRecord::FenceBroker { node_id: 1 });
-        assert_eq!(
-            code(liveness.refuse_other_process(&register(second), &image)),
-            0
-        );
-        assert_eq!(
-            code(liveness.refuse_other_process(&heartbeat(first), &image)),
-            0,
-            "unfenced brokers only"
-        );
-        image.apply(&MetadataRecord::UnfenceBroker { node_id: 1 });
-        assert_eq!(
-            code(liveness.refuse_other_process(&heartbeat(second), &image)),
-            77
-        );
+        let mut ask = |term, request| code(liveness.refuse_other_process(term, &request));
+        assert_eq!(ask(1, register(first)), 0);
+        assert_eq!(ask(1, heartbeat(first)), 0);
+        assert_eq!(ask(1, register(second)), 101);
+        assert_eq!(ask(1, heartbeat(second)), 77);
+        // A controlled shutdown ends the first: the second may come.
+        assert_eq!(ask(1, ControllerRequest::FenceBroker { node_id: 1 }), 0);
+        assert_eq!(ask(1, register(second)), 0);
+        assert_eq!(ask(1, heartbeat(first)), 77);
+        // A controller leading in a new term has heard from no one yet.
+        assert_eq!(ask(2, heartbeat(first)), 0);
+        assert_eq!(ask(2, heartbeat(second)), 77);
+        // A session that ran out ends a process too.
+        let mut liveness = Liveness::new(Duration::ZERO);
+        assert_eq!(code(liveness.refuse_other_process(1, &register(first))), 0);
+        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(code(liveness.refuse_other_process(1, &register(second))), 0);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

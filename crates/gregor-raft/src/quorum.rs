@@ -436,7 +436,10 @@ fn spawn_snapshot_trigger(
             if metrics.has_changed().is_err() {
                 return; // the node stopped
             }
-            let now = metrics.borrow().snapshot;
+            let (now, applied) = {
+                let m = metrics.borrow();
+                (m.snapshot, m.last_applied)
+            };
             if now != snapshot {
                 snapshot = now;
                 appended.store(0, Ordering::Relaxed);
@@ -447,7 +450,11 @@ fn spawn_snapshot_trigger(
             let timely = triggers
                 .max_interval
                 .is_some_and(|every| last.elapsed() >= every);
-            if (bytes >= triggers.max_bytes || (bytes > 0 && timely))
+            // Nothing applied since the last snapshot (appends not committed yet): a new one
+            // would be the same.
+            let news = applied > snapshot;
+            if news
+                && (bytes >= triggers.max_bytes || (bytes > 0 && timely))
                 && raft.trigger().snapshot().await.is_err()
             {
                 return;

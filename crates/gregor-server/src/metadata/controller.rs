@@ -723,19 +723,24 @@ mod tests {
         )
     }
 
-    /// One live process per node id: another's registration is DUPLICATE_BROKER_REGISTRATION
-    /// and its heartbeats STALE_BROKER_EPOCH, until the live one's controlled shutdown, its
-    /// session's end, or a new term.
-    #[test]
-    fn another_process_of_a_live_broker_is_refused() {
-        let registration = BrokerRegistration {
+    /// Broker 1 on 127.0.0.1:9092, unfenced.
+    fn broker_one() -> BrokerRegistration {
+        BrokerRegistration {
             node_id: 1,
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
             fenced: false,
             fenced_at: 0,
-        };
+        }
+    }
+
+    /// One live process per node id: another's registration is DUPLICATE_BROKER_REGISTRATION
+    /// and its heartbeats STALE_BROKER_EPOCH, until the live one's controlled shutdown, its
+    /// session's end, or a new term.
+    #[test]
+    fn another_process_of_a_live_broker_is_refused() {
+        let registration = broker_one();
         let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
         let register = |incarnation| ControllerRequest::RegisterBroker {
             registration: registration.clone(),
@@ -771,14 +776,7 @@ mod tests {
     async fn answers_come_after_the_records_are_committed_and_loaded() {
         let dir = tempfile::tempdir().unwrap();
         let (controller, loader) = start(dir.path()).await;
-        let broker = BrokerRegistration {
-            node_id: 1,
-            host: "127.0.0.1".into(),
-            port: 9092,
-            rack: None,
-            fenced: false,
-            fenced_at: 0,
-        };
+        let broker = broker_one();
         controller
             .call(
                 ControllerRequest::RegisterBroker {

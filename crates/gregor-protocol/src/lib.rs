@@ -126,6 +126,11 @@ fn encode_response_into<R: Encodable, B: ByteBufMut>(
     response.encode(buf, version)
 }
 
+/// A protocol string (topic names, ids) from a Rust one.
+pub fn str_bytes(s: &str) -> proto_kafka::protocol::StrBytes {
+    proto_kafka::protocol::StrBytes::from_string(s.to_string())
+}
+
 /// Reads the correlation id from an encoded response (for tests and tools).
 pub fn response_correlation_id(mut response: &[u8]) -> Option<i32> {
     (response.len() >= 8).then(|| {

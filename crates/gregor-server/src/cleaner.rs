@@ -3,10 +3,9 @@
 //! held, and installs the result under the write lock (renames only), so produce and fetch are never
 //! blocked for the length of a clean.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::broker::{now_ms, Broker};
+use crate::services::{now_ms, Services};
 
 /// Cleaner settings, from `log.cleaner.*`.
 struct Settings {
@@ -16,30 +15,30 @@ struct Settings {
 }
 
 /// Runs until the broker shuts down.
-pub fn run(broker: Arc<Broker>) {
-    if !broker.config.get_bool("log.cleaner.enable") {
+pub fn run(services: &Services) {
+    if !services.config.get_bool("log.cleaner.enable") {
         tracing::info!("log cleaner disabled (log.cleaner.enable=false)");
         return;
     }
     let settings = Settings {
-        dedupe_buffer_bytes: broker
+        dedupe_buffer_bytes: services
             .config
             .get_i64("log.cleaner.dedupe.buffer.size")
             .max(1 << 20) as usize,
-        max_bytes_per_second: broker
+        max_bytes_per_second: services
             .config
             .get("log.cleaner.io.max.bytes.per.second")
             .parse()
             .unwrap_or(f64::MAX),
         backoff: Duration::from_millis(
-            broker.config.get_i64("log.cleaner.backoff.ms").max(1) as u64
+            services.config.get_i64("log.cleaner.backoff.ms").max(1) as u64
         ),
     };
-    let stop = broker.shutdown_signal();
+    let stop = services.shutdown_signal();
     while !*stop.borrow() {
         // Every partition gets its turn each round (no short-circuit).
         let mut cleaned_any = false;
-        for partition in broker.replicas.all() {
+        for partition in services.replicas.all() {
             if *stop.borrow() {
                 break;
             }

@@ -1,26 +1,28 @@
 //! The gregor broker: accepts Kafka connections, decodes requests with `gregor-protocol`, and
 //! answers them from the metadata image (`gregor-metadata`), the partition logs
 //! (`gregor-storage`) and the group and transaction coordinators (`gregor-group`, `gregor-txn`),
-//! whose runtimes (`groups.rs`, `transactions.rs`) persist their records.
+//! whose runtimes (`coordinators/`) persist their records. `services.rs` holds what every part
+//! of the process shares, `broker.rs` the state request handlers see, `process.rs` its life.
 
 pub mod broker;
 mod cleaner;
 pub mod config;
+mod coordinators;
 mod delayed;
 mod fetch_session;
-mod groups;
 mod handlers;
-mod internal_topics;
 pub mod listeners;
 mod log_dir_moves;
 pub mod meta_properties;
 mod metadata;
 mod network;
 mod partitions;
+mod process;
 mod producer_ids;
 pub mod properties;
+mod services;
 mod telemetry;
-mod transactions;
 
 pub use broker::Broker;
+pub use process::{RunningBroker, StartError};
 pub use config::{BrokerConfig, ConfigError};

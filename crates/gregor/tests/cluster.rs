@@ -1016,6 +1016,32 @@ fn listener_of(overrides: &[String], name: &str) -> String {
 /// metadata log as a learner the active controller replicates to, registers, is given
 /// replicas and serves them; killed it is fenced, and back it follows the log again and leads
 /// its partitions with their records.
+/// Sends a Raft frame (gregor's API key 32000, correlation id 7, an unreadable body) from
+/// `source` to 127.0.0.1:`port`: the answer's correlation id, or `None` if the connection was
+/// closed unanswered.
+fn raft_frame_from(source: &str, port: &str) -> Option<i32> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let target = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut stream = socket.connect(target).await.unwrap();
+        let body = b"{}";
+        let mut frame = ((10 + body.len()) as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&32000i16.to_be_bytes());
+        frame.extend_from_slice(&0i16.to_be_bytes());
+        frame.extend_from_slice(&7i32.to_be_bytes());
+        frame.extend_from_slice(&0i16.to_be_bytes()); // no client id
+        frame.extend_from_slice(body);
+        stream.write_all(&frame).await.unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), async {
+            let _size = stream.read_i32().await.ok()?;
+            stream.read_i32().await.ok()
+        });
+        answer.await.expect("an answer or a close within 10 s")
+    })
+}
+
 #[test]
 fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     let root = tempfile::tempdir().unwrap();
@@ -1043,6 +1069,13 @@ fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     let quorum = describe_quorum(&nodes[0].bootstrap()).unwrap();
     assert_eq!(quorum.voters, BTreeSet::from([1, 2, 3]));
     assert!(quorum.observers.contains(&4), "{:?}", quorum.observers);
+
+    // Raft's frames on its client port are taken from the voters' address alone (all on
+    // 127.0.0.1 here): another loopback address gets the connection closed, unanswered.
+    let port = nodes[3].bootstrap().rsplit(':').next().unwrap().to_string();
+    assert_eq!(raft_frame_from("127.0.0.1", &port), Some(7));
+    assert_eq!(raft_frame_from("127.0.0.2", &port), None);
+    assert!(nodes[3].wait_for_log("Raft's frames come only from the metadata quorum's voters"));
 
     // Created through the broker only, which forwards to the active controller.
     create(&nodes[3], "learner", 8);
@@ -1073,7 +1106,8 @@ fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     assert_eq!(again.len(), 2 * led_by_4.len());
 
     // A second process with node id 4 (its own formatted dir and port) is refused while the
-    // first lives, and takes over once the first is gone for a session (as in Kafka).
+    // first lives, and takes over once the first is gone for a session (as in Kafka). It
+    // knows only a voter that is not the active controller, which names the leader to it.
     let meta = std::fs::read_to_string(root.path().join("node-4/meta.properties")).unwrap();
     let cluster_id = meta
         .lines()
@@ -1097,6 +1131,14 @@ fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     dup.push(format!(
         "listeners=PLAINTEXT://127.0.0.1:{}",
         common::free_port()
+    ));
+    let leader = describe_quorum(&nodes[0].bootstrap()).unwrap().leader;
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let follower_controller = listener_of(&overrides[follower as usize - 1], "CONTROLLER");
+    dup.push("controller.quorum.voters=".into());
+    dup.push(format!(
+        "controller.quorum.bootstrap.servers={}",
+        follower_controller.trim_start_matches("CONTROLLER://")
     ));
     let duplicate = Gregor::start_later(&dup);
     wait_until("the duplicate is refused", Duration::from_secs(30), || {

@@ -11,7 +11,7 @@ use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::internal_topics::{self, coordinator_of, OFFSETS, TRANSACTIONS};
+use crate::coordinators::internal_topics::{self, coordinator_of, OFFSETS, TRANSACTIONS};
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;

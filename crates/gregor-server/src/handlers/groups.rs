@@ -13,7 +13,7 @@ use gregor_protocol::kafka::ResponseError;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::groups::Catalog;
+use crate::coordinators::groups::Catalog;
 
 pub async fn join_group(
     broker: &Arc<Broker>,
@@ -25,7 +25,7 @@ pub async fn join_group(
     let host = format!("/{}", peer.ip());
     broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.join_group(now, version, client_id, &host, request, reply)
         })
         .await
@@ -38,7 +38,7 @@ pub async fn sync_group(
 ) -> Option<SyncGroupResponse> {
     broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.sync_group(now, version, request, reply)
         })
         .await
@@ -51,7 +51,7 @@ pub async fn heartbeat(
 ) -> Option<HeartbeatResponse> {
     broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.heartbeat(now, version, request, reply)
         })
         .await
@@ -64,7 +64,7 @@ pub async fn leave_group(
 ) -> Option<LeaveGroupResponse> {
     broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.leave_group(now, version, request, reply)
         })
         .await
@@ -98,7 +98,7 @@ pub async fn offset_commit(
     request.topics.retain(|t| !t.partitions.is_empty());
     let mut response = broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.offset_commit(now, version, request, reply)
         })
         .await?;
@@ -125,7 +125,7 @@ pub fn offset_fetch(
     version: i16,
     request: OffsetFetchRequest,
 ) -> OffsetFetchResponse {
-    broker.groups.catch_up(broker);
+    broker.groups.catch_up();
     broker.groups.with(|c| c.offset_fetch(version, request))
 }
 
@@ -134,7 +134,7 @@ pub fn describe_groups(
     version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
-    broker.groups.catch_up(broker);
+    broker.groups.catch_up();
     broker.groups.read(|c| c.describe_groups(version, request))
 }
 
@@ -143,7 +143,7 @@ pub fn list_groups(
     version: i16,
     request: ListGroupsRequest,
 ) -> ListGroupsResponse {
-    broker.groups.catch_up(broker);
+    broker.groups.catch_up();
     broker.groups.read(|c| c.list_groups(version, request))
 }
 
@@ -154,7 +154,7 @@ pub async fn delete_groups(
 ) -> Option<DeleteGroupsResponse> {
     broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.delete_groups(now, version, request, reply)
         })
         .await
@@ -167,7 +167,7 @@ pub async fn offset_delete(
 ) -> Option<OffsetDeleteResponse> {
     broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.offset_delete(now, version, request, reply)
         })
         .await
@@ -191,7 +191,7 @@ pub async fn consumer_group_heartbeat(
     }
     broker
         .groups
-        .call(broker, |c, now, reply| {
+        .call(|c, now, reply| {
             c.consumer_group_heartbeat_from(
                 now,
                 version,
@@ -220,7 +220,7 @@ pub fn consumer_group_describe(
         });
         return ConsumerGroupDescribeResponse::default().with_groups(groups.collect());
     }
-    broker.groups.catch_up(broker);
+    broker.groups.catch_up();
     broker
         .groups
         .read(|c| c.consumer_group_describe(version, request, &Catalog(&image)))

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gregor_protocol::kafka::protocol::{Encodable, StrBytes};
+use gregor_protocol::kafka::protocol::Encodable;
 use gregor_protocol::parts::Part;
 use gregor_protocol::{encode_response, encode_response_parts, ApiKey, Request, RequestKind};
 use gregor_storage::FileSlice;
@@ -230,9 +230,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
     }
 }
 
-pub(crate) fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
+pub(crate) use gregor_protocol::str_bytes;
 
 /// Handler tests: a broker with its data in `dir`, on a free port, with `overrides`, hosting a
 /// topic "t" (num.partitions, default 1).

@@ -17,7 +17,8 @@ use gregor_storage::{batch, AppendResult, StorageError};
 use gregor_txn::errors;
 
 use super::str_bytes;
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::services::now_ms;
 use crate::delayed::wait_until;
 use crate::partitions::Partition;
 
@@ -101,7 +102,7 @@ async fn append(
     let code = loop {
         let code = broker
             .txns
-            .verify_or_add(broker, transactional_id, producer, &key, add)
+            .verify_or_add(transactional_id, producer, &key, add)
             .await;
         // The transaction is being ended (its markers are written): the producer's next
         // transaction starts in a moment, as Kafka retries rather than fail the batch.
@@ -500,7 +501,7 @@ mod tests {
         let r = transactions::init_producer_id(&broker, 5, "tx", &init).await;
         let producer = (r.producer_id.0, r.producer_epoch);
         // The transaction is being committed and its markers are not written yet.
-        let ending = broker.txns.decide(&broker, "tx", |c, _| {
+        let ending = broker.txns.decide("tx", |c, _| {
             let mut m = c.snapshot("tx").expect("initialised");
             m.state = gregor_txn::TxnState::PrepareCommit;
             c.restore("tx", Some(m));

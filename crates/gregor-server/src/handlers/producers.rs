@@ -18,7 +18,6 @@ use gregor_txn::Markers;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::transactions::write_markers;
 
 pub fn describe_producers(
     broker: &Broker,
@@ -76,7 +75,7 @@ pub fn write_txn_markers(
                 .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
                 .collect(),
         };
-        let mut codes = write_markers(broker, &markers).into_iter();
+        let mut codes = broker.txns.write_markers(&markers).into_iter();
         let topics = marker.topics.into_iter().map(|t| {
             let partitions = t.partition_indexes.iter().map(|&p| {
                 WritableTxnMarkerPartitionResult::default()
@@ -104,7 +103,7 @@ mod tests {
     use gregor_storage::records::encode_transactional_batch;
 
     use super::*;
-    use crate::broker::now_ms;
+    use crate::services::now_ms;
 
     fn marker(producer: (i64, i16), partitions: Vec<i32>) -> WriteTxnMarkersRequest {
         WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()

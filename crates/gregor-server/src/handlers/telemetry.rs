@@ -13,7 +13,8 @@ use gregor_protocol::kafka::messages::{
 use gregor_protocol::kafka::ResponseError;
 
 use super::{str_bytes, Client};
-use crate::broker::{now_ms, Broker};
+use crate::broker::Broker;
+use crate::services::now_ms;
 use crate::telemetry::{Caller, ACCEPTED_COMPRESSION};
 
 /// The client's attributes (its instance id is the telemetry runtime's to fill in).

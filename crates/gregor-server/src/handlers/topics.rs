@@ -4,7 +4,7 @@
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 
-use gregor_metadata::controller::{ControllerError, NewTopic, TopicDefaults};
+use gregor_metadata::controller::{ControllerError, NewTopic};
 use gregor_metadata::{ControllerReply, ControllerRequest, MetadataImage};
 use gregor_protocol::kafka::messages::create_partitions_response::CreatePartitionsTopicResult;
 use gregor_protocol::kafka::messages::create_topics_request::CreatableTopic;
@@ -19,30 +19,6 @@ use uuid::Uuid;
 use super::str_bytes;
 use crate::broker::Broker;
 
-fn defaults(broker: &Broker) -> TopicDefaults {
-    TopicDefaults {
-        num_partitions: broker.config.get_i64("num.partitions") as i32,
-        replication_factor: broker.config.get_i64("default.replication.factor") as i16,
-    }
-}
-
-/// Asks the controller for one topic creation (only checked when `validate_only`); returns the
-/// topic id.
-pub(crate) async fn commit_topic_creation(
-    broker: &Broker,
-    topic: NewTopic,
-    validate_only: bool,
-) -> Result<Uuid, ControllerError> {
-    let topic_id = Uuid::new_v4();
-    let request = ControllerRequest::CreateTopic {
-        topic,
-        defaults: defaults(broker),
-        topic_id,
-    };
-    broker.controller.call(request, validate_only).await?;
-    Ok(topic_id)
-}
-
 /// Auto-creation from Metadata; a topic created meanwhile by someone else is fine.
 pub async fn create_with_defaults(broker: &Broker, name: &str) -> Result<(), i16> {
     let topic = NewTopic {
@@ -52,7 +28,7 @@ pub async fn create_with_defaults(broker: &Broker, name: &str) -> Result<(), i16
         assignments: vec![],
         configs: vec![],
     };
-    match commit_topic_creation(broker, topic, false).await {
+    match broker.create_topic(topic, false).await {
         Ok(_) => {
             tracing::info!(topic = name, "auto-created topic");
             Ok(())
@@ -120,7 +96,7 @@ pub async fn create_topics(
     let ids: Vec<Uuid> = wanted.iter().map(|(_, id)| *id).collect();
     let call = ControllerRequest::CreateTopics {
         topics: wanted,
-        defaults: defaults(broker),
+        defaults: broker.topic_defaults(),
     };
     let decided: Vec<Result<(), ControllerError>> = if ids.is_empty() {
         Vec::new()

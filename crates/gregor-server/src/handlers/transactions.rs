@@ -29,8 +29,8 @@ use gregor_txn::{errors, ProducerResult, TxnState, TxnVersion};
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::internal_topics::{partition_for, OFFSETS};
-use crate::transactions::cluster_version;
+use crate::coordinators::internal_topics::{partition_for, OFFSETS};
+use crate::coordinators::transactions::cluster_version;
 
 /// Clients older than the version that introduced PRODUCER_FENCED know it as
 /// INVALID_PRODUCER_EPOCH (Kafka maps it the same way).
@@ -81,7 +81,7 @@ pub async fn init_producer_id(
             .with_producer_id(ProducerId(r.producer_id))
             .with_producer_epoch(r.producer_epoch)
     };
-    if let Err(e) = broker.txns.ensure_topic(broker).await {
+    if let Err(e) = broker.txns.ensure_topic().await {
         return response(ProducerResult::error(unavailable(e)));
     }
     if let Err(e) = broker
@@ -93,8 +93,8 @@ pub async fn init_producer_id(
     }
     let expected = (version >= 3 && request.producer_id.0 >= 0)
         .then_some((request.producer_id.0, request.producer_epoch));
-    let cluster = cluster_version(broker);
-    let result = broker.txns.decide(broker, transactional_id, |c, now| {
+    let cluster = cluster_version(&broker.metadata.image());
+    let result = broker.txns.decide(transactional_id, |c, now| {
         c.init_producer_id(
             transactional_id,
             request.transaction_timeout_ms,
@@ -178,7 +178,7 @@ fn add_to_txn(
     let added = (!any_unknown && !verify_only).then(|| {
         broker
             .txns
-            .decide(broker, transactional_id, |c, now| {
+            .decide(transactional_id, |c, now| {
                 let client = client_txn_version(version, 4);
                 c.add_partitions(transactional_id, producer, &wanted, client, now)
             })
@@ -217,7 +217,7 @@ pub async fn add_offsets_to_txn(
     version: i16,
     request: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
-    let code = match broker.groups.ensure_topic(broker).await {
+    let code = match broker.groups.ensure_topic().await {
         Err(e) => unavailable(e),
         Ok(partitions) => {
             let partition = (
@@ -226,7 +226,7 @@ pub async fn add_offsets_to_txn(
             );
             broker
                 .txns
-                .decide(broker, &request.transactional_id, |c, now| {
+                .decide(&request.transactional_id, |c, now| {
                     c.add_partitions(
                         &request.transactional_id,
                         (request.producer_id.0, request.producer_epoch),
@@ -247,7 +247,7 @@ pub fn end_txn(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> En
     let producer = (request.producer_id.0, request.producer_epoch);
     let result = broker
         .txns
-        .decide(broker, &request.transactional_id, |c, now| {
+        .decide(&request.transactional_id, |c, now| {
             c.end_txn(
                 &request.transactional_id,
                 producer,
@@ -277,7 +277,7 @@ pub async fn txn_offset_commit(
     let refusal = if request.group_id.is_empty() {
         Some(INVALID_GROUP_ID)
     } else {
-        match broker.groups.ensure_topic(broker).await {
+        match broker.groups.ensure_topic().await {
             Err(e) => Some(unavailable(e)),
             Ok(partitions) => {
                 let partition = (
@@ -287,7 +287,7 @@ pub async fn txn_offset_commit(
                 let add = client_txn_version(version, 5).bumps_epoch();
                 let code = broker
                     .txns
-                    .verify_or_add(broker, &request.transactional_id, producer, &partition, add)
+                    .verify_or_add(&request.transactional_id, producer, &partition, add)
                     .await;
                 (code != errors::NONE).then_some(code)
             }
@@ -304,7 +304,7 @@ pub async fn txn_offset_commit(
     }
     broker
         .groups
-        .call_in(broker, Some(producer), |c, now, reply| {
+        .call_in(Some(producer), |c, now, reply| {
             c.txn_offset_commit(now, request, reply)
         })
         .await
@@ -336,7 +336,7 @@ pub fn describe_transactions(
     broker: &Arc<Broker>,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
-    broker.txns.catch_up(broker);
+    broker.txns.catch_up();
     let states = request
         .transactional_ids
         .iter()
@@ -396,7 +396,7 @@ pub fn list_transactions(
     version: i16,
     request: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
-    broker.txns.catch_up(broker);
+    broker.txns.catch_up();
     let filters: Vec<String> = request
         .state_filters
         .iter()
@@ -416,7 +416,7 @@ pub fn list_transactions(
     };
     let listed = broker
         .txns
-        .read(|c| c.list(&filters, &producers, duration, crate::broker::now_ms()));
+        .read(|c| c.list(&filters, &producers, duration, crate::services::now_ms()));
     ListTransactionsResponse::default()
         .with_unknown_state_filters(unknown)
         .with_transaction_states(

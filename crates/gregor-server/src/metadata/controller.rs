@@ -56,6 +56,10 @@ pub struct Forwarded {
 pub struct ForwardedAnswer {
     pub answer: Answer,
     pub applied: i64,
+    /// The active controller's address as the answering node knows it: where a node that
+    /// follows no metadata log yet asks next (a voter added since its config was written).
+    #[serde(default)]
+    pub leader: Option<ControllerNode>,
 }
 
 struct Call {
@@ -146,7 +150,13 @@ impl ControllerChannel {
         let (answer, applied) = self
             .send(forwarded.request, forwarded.validate_only, false)
             .await;
-        ForwardedAnswer { answer, applied }
+        let quorum = self.quorum();
+        let leader = quorum.leader().and_then(|id| quorum.address_of(id));
+        ForwardedAnswer {
+            answer,
+            applied,
+            leader,
+        }
     }
 
     async fn send(
@@ -631,17 +641,17 @@ async fn exchange(
 
 /// Asks the controller at `node` (a voter, which answers only if it is the active controller)
 /// to carry out `request`: for a node that does not follow the metadata log yet, so cannot
-/// know the leader.
+/// know the leader. The answer comes with the leader `node` knows of.
 pub async fn ask_voter(
     node: &ControllerNode,
     request: ControllerRequest,
-) -> Result<Answer, String> {
+) -> Result<ForwardedAnswer, String> {
     let forwarded = Forwarded {
         request,
         validate_only: false,
     };
     match tokio::time::timeout(FORWARD_TIMEOUT, exchange(node, &forwarded)).await {
-        Ok(Ok(answered)) => Ok(answered.answer),
+        Ok(Ok(answered)) => Ok(answered),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer".into()),
     }

@@ -15,6 +15,7 @@ pub mod controller_listener;
 mod noisy_peers;
 pub mod peers;
 mod quotas;
+pub mod raft_senders;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,9 @@ struct Shared {
     max_frame: usize,
     idle: Duration,
     request_timeout: Duration,
+    /// On a broker only (a learner of the metadata log): the configured voters, whose
+    /// addresses alone may send Raft's frames (`raft_senders`). `None` on a controller.
+    raft_voters: Option<Vec<(String, u16)>>,
 }
 
 /// How often a failing accept (out of file descriptors) is logged.
@@ -66,6 +70,7 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
         max_frame: config.get_i64("socket.request.max.bytes") as usize,
         idle: Duration::from_millis(config.get_i64("connections.max.idle.ms") as u64),
         request_timeout: Duration::from_millis(config.get_i64("request.timeout.ms") as u64),
+        raft_voters: (!config.cluster.controller).then(|| raft_senders::configured(config)),
     });
     tracing::info!(
         queued_max_request_bytes = budget_bytes,
@@ -124,6 +129,8 @@ async fn serve_connection(
     };
     // The budget taken by the request being read, and when its first bytes arrived.
     let mut reading: Option<(Reserved, Instant)> = None;
+    // Whether this peer may send Raft's frames, once one came.
+    let mut raft_sender: Option<bool> = None;
     loop {
         let frame = match next_frame(&mut buf, shared.max_frame) {
             Ok(Some(frame)) => frame,
@@ -181,10 +188,20 @@ async fn serve_connection(
         };
         let frame_len = frame.len();
         // A broker only is a learner of the metadata quorum: its leader replicates here.
-        let raft = (!broker.config.cluster.controller)
-            .then(|| parse_request(RAFT_API_KEY, &frame))
-            .flatten();
-        let response = if let Some((correlation_id, body)) = raft {
+        let raft = match &shared.raft_voters {
+            Some(voters) => parse_request(RAFT_API_KEY, &frame).map(|r| (r, voters)),
+            None => None,
+        };
+        let response = if let Some(((correlation_id, body), voters)) = raft {
+            if raft_sender.is_none() {
+                let from_voter =
+                    raft_senders::from_a_voter(voters, &broker.controller, peer.ip()).await;
+                raft_sender = Some(from_voter);
+            }
+            if raft_sender == Some(false) {
+                log(&|| tracing::warn!(%peer, "closing connection: Raft's frames come only from the metadata quorum's voters"));
+                return;
+            }
             let answer = broker
                 .controller
                 .quorum()

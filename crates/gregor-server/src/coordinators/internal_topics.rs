@@ -8,8 +8,7 @@ use gregor_metadata::controller::NewTopic;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
 
-use crate::broker::Broker;
-use crate::handlers::topics::commit_topic_creation;
+use crate::services::Services;
 
 /// An internal topic and the broker configs that size it.
 pub struct InternalTopic {
@@ -45,8 +44,8 @@ pub fn partition_for(key: &str, partitions: i32) -> i32 {
 }
 
 /// How many partitions the topic has (0 if it does not exist yet).
-pub fn partition_count(broker: &Broker, topic: &InternalTopic) -> i32 {
-    count_in(&broker.metadata.image(), topic)
+pub fn partition_count(services: &Services, topic: &InternalTopic) -> i32 {
+    count_in(&services.metadata.image(), topic)
 }
 
 fn count_in(image: &MetadataImage, topic: &InternalTopic) -> i32 {
@@ -124,34 +123,34 @@ pub fn coordinator_of(image: &MetadataImage, topic: &InternalTopic, key: &str) -
 }
 
 /// Creates the topic on first use, as Kafka does; returns its partition count.
-pub async fn ensure(broker: &Broker, topic: &InternalTopic) -> Result<i32, String> {
-    let existing = partition_count(broker, topic);
+pub async fn ensure(services: &Services, topic: &InternalTopic) -> Result<i32, String> {
+    let existing = partition_count(services, topic);
     if existing > 0 {
         return Ok(existing);
     }
-    let brokers = broker.metadata.image().brokers.len() as i64;
-    let replication = broker.config.get_i64(topic.replication).min(brokers);
+    let brokers = services.metadata.image().brokers.len() as i64;
+    let replication = services.config.get_i64(topic.replication).min(brokers);
     let configs = vec![
         ("cleanup.policy".to_string(), Some("compact".to_string())),
         ("compression.type".to_string(), Some("producer".to_string())),
         (
             "segment.bytes".to_string(),
-            Some(broker.config.get(topic.segment_bytes)),
+            Some(services.config.get(topic.segment_bytes)),
         ),
     ];
     let new = NewTopic {
         name: topic.name.to_string(),
-        num_partitions: broker.config.get_i64(topic.partitions) as i32,
+        num_partitions: services.config.get_i64(topic.partitions) as i32,
         replication_factor: replication as i16,
         assignments: vec![],
         configs,
     };
-    match commit_topic_creation(broker, new, false).await {
+    match services.create_topic(new, false).await {
         Ok(_) => tracing::info!("created {}", topic.name),
         Err(e) if e.code == ResponseError::TopicAlreadyExists.code() => {}
         Err(e) => return Err(e.message),
     }
-    Ok(partition_count(broker, topic))
+    Ok(partition_count(services, topic))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! appended, drives its timers, and replays the topic into it at start-up.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use gregor_group::{
@@ -14,8 +15,8 @@ use gregor_storage::records::{encode_batch, encode_transactional_batch, Entry, R
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use crate::broker::{now_ms, Broker};
-use crate::internal_topics::{self, partition_for, Followed, OFFSETS};
+use super::internal_topics::{self, partition_for, Followed, OFFSETS};
+use crate::services::{now_ms, Services};
 
 pub const OFFSETS_TOPIC: &str = OFFSETS.name;
 
@@ -39,11 +40,11 @@ fn group_overrides(image: &MetadataImage) -> BTreeMap<String, GroupOverrides> {
 /// Replays one partition of `__consumer_offsets` into the coordinator; returns the records read.
 /// Transactional offsets stay pending until their marker.
 fn replay_partition(
-    broker: &Broker,
+    services: &Services,
     coordinator: &mut GroupCoordinator,
     index: i32,
 ) -> Result<usize, GroupError> {
-    let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, index) else {
+    let Some(partition) = services.replicas.get(OFFSETS_TOPIC, index) else {
         return Ok(0);
     };
     let mut loaded = 0;
@@ -102,6 +103,7 @@ impl TopicCatalog for Catalog<'_> {
 }
 
 pub struct GroupRuntime {
+    services: Arc<Services>,
     coordinator: Mutex<GroupCoordinator>,
     /// The partitions of `__consumer_offsets` this broker leads, whose groups it has loaded and
     /// serves. Changed only with the coordinator's lock held.
@@ -119,8 +121,8 @@ pub enum GroupError {
 }
 
 impl GroupRuntime {
-    pub fn new(broker_config: &crate::config::BrokerConfig) -> GroupRuntime {
-        let get = |k: &str| broker_config.get_i64(k);
+    pub fn new(services: Arc<Services>) -> GroupRuntime {
+        let get = |k: &str| services.config.get_i64(k);
         let config = GroupConfig {
             min_session_timeout_ms: get("group.min.session.timeout.ms") as i32,
             max_session_timeout_ms: get("group.max.session.timeout.ms") as i32,
@@ -134,6 +136,7 @@ impl GroupRuntime {
         let mut coordinator = GroupCoordinator::new(config);
         coordinator.set_coordinated(|_| false);
         GroupRuntime {
+            services,
             coordinator: Mutex::new(coordinator),
             led: Mutex::new(Followed::default()),
         }
@@ -146,12 +149,11 @@ impl GroupRuntime {
     /// Returns the records replayed.
     pub fn follow_leadership(
         &self,
-        broker: &Broker,
         image: &MetadataImage,
     ) -> Result<usize, GroupError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
-        let Some((count, led)) = current.change(image, &OFFSETS, broker.node_id) else {
+        let Some((count, led)) = current.change(image, &OFFSETS, self.services.node_id) else {
             return Ok(0);
         };
         let lost: BTreeSet<i32> = current.partitions.difference(&led).copied().collect();
@@ -162,7 +164,7 @@ impl GroupRuntime {
         coordinator.set_group_overrides(group_overrides(image));
         let mut loaded = 0;
         for &index in led.difference(&current.partitions) {
-            loaded += replay_partition(broker, &mut coordinator, index)?;
+            loaded += replay_partition(&self.services, &mut coordinator, index)?;
         }
         let serving = led.clone();
         coordinator
@@ -177,8 +179,8 @@ impl GroupRuntime {
     /// Follows leadership up to the newest image before a request is served: a client that
     /// found this broker as the coordinator through that image must be served, not told
     /// NOT_COORDINATOR while the metadata publishers are still running.
-    pub fn catch_up(&self, broker: &Broker) {
-        if let Err(e) = self.follow_leadership(broker, &broker.metadata.image()) {
+    pub fn catch_up(&self) {
+        if let Err(e) = self.follow_leadership(&self.services.metadata.image()) {
             tracing::error!(error = %e, "cannot load a coordinator partition");
         }
     }
@@ -187,14 +189,13 @@ impl GroupRuntime {
     /// replays them from the log, as Kafka reloads a coordinator partition.
     fn reload(
         &self,
-        broker: &Broker,
         coordinator: &mut GroupCoordinator,
         partitions: &BTreeSet<i32>,
     ) {
-        let count = internal_topics::partition_count(broker, &OFFSETS);
+        let count = internal_topics::partition_count(&self.services, &OFFSETS);
         let dropped = coordinator.unload(|group| partitions.contains(&partition_for(group, count)));
         for &index in partitions {
-            match replay_partition(broker, coordinator, index) {
+            match replay_partition(&self.services, coordinator, index) {
                 Ok(records) => tracing::warn!(
                     partition = index,
                     dropped,
@@ -207,8 +208,8 @@ impl GroupRuntime {
     }
 
     /// Creates `__consumer_offsets` on first use, as Kafka does.
-    pub async fn ensure_topic(&self, broker: &Broker) -> Result<i32, GroupError> {
-        internal_topics::ensure(broker, &OFFSETS)
+    pub async fn ensure_topic(&self) -> Result<i32, GroupError> {
+        internal_topics::ensure(&self.services, &OFFSETS)
             .await
             .map_err(GroupError::Topic)
     }
@@ -218,7 +219,6 @@ impl GroupRuntime {
     /// records were for (their groups must be reloaded).
     fn persist(
         &self,
-        broker: &Broker,
         records: Vec<GroupRecord>,
         producer: Option<(i64, i16)>,
     ) -> Result<(), (GroupError, BTreeSet<i32>)> {
@@ -227,7 +227,7 @@ impl GroupRuntime {
         }
         // Created by `call` before the lock is taken: creating it here, under the coordinator's
         // lock, would re-enter the coordinator through the metadata change it causes.
-        let partitions = internal_topics::partition_count(broker, &OFFSETS);
+        let partitions = internal_topics::partition_count(&self.services, &OFFSETS);
         let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
         for record in &records {
             by_partition
@@ -241,7 +241,7 @@ impl GroupRuntime {
         let touched = || by_partition.keys().copied().collect::<BTreeSet<i32>>();
         let now = now_ms();
         for (index, entries) in &by_partition {
-            let Some(partition) = broker.replicas.get(OFFSETS_TOPIC, *index) else {
+            let Some(partition) = self.services.replicas.get(OFFSETS_TOPIC, *index) else {
                 return Err((GroupError::Missing(*index), touched()));
             };
             let batch = match producer {
@@ -260,29 +260,27 @@ impl GroupRuntime {
     /// `None` if the response can never come (the records could not be appended).
     pub async fn call<R>(
         &self,
-        broker: &Broker,
         decide: impl FnOnce(&mut GroupCoordinator, i64, Responder<R>) -> Vec<GroupRecord>,
     ) -> Option<R> {
-        self.call_in(broker, None, decide).await
+        self.call_in(None, decide).await
     }
 
     /// [`GroupRuntime::call`] whose records are written in the transaction of `producer`.
     pub async fn call_in<R>(
         &self,
-        broker: &Broker,
         producer: Option<(i64, i16)>,
         decide: impl FnOnce(&mut GroupCoordinator, i64, Responder<R>) -> Vec<GroupRecord>,
     ) -> Option<R> {
-        if let Err(e) = self.ensure_topic(broker).await {
+        if let Err(e) = self.ensure_topic().await {
             tracing::error!(error = %e, "cannot create the offsets topic");
             return None;
         }
-        self.catch_up(broker);
+        self.catch_up();
         let (reply, response) = oneshot::channel();
         {
             let mut coordinator = self.coordinator.lock();
             let records = decide(&mut coordinator, now_ms(), reply);
-            self.settle_in(broker, &mut coordinator, records, producer);
+            self.settle_in(&mut coordinator, records, producer);
         }
         response.await.ok()
     }
@@ -299,29 +297,27 @@ impl GroupRuntime {
 
     fn settle(
         &self,
-        broker: &Broker,
         coordinator: &mut GroupCoordinator,
         records: Vec<GroupRecord>,
     ) {
-        self.settle_in(broker, coordinator, records, None)
+        self.settle_in(coordinator, records, None)
     }
 
     fn settle_in(
         &self,
-        broker: &Broker,
         coordinator: &mut GroupCoordinator,
         records: Vec<GroupRecord>,
         producer: Option<(i64, i16)>,
     ) {
         let replies = coordinator.take_replies();
-        match self.persist(broker, records, producer) {
+        match self.persist(records, producer) {
             Ok(()) => replies.into_iter().for_each(|reply| reply()),
             // Dropping the replies closes those requests' connections; the clients retry, and
             // find the groups as the log has them.
             Err((e, partitions)) => {
                 tracing::error!(error = %e, "group records not appended; dropping {} responses", replies.len());
                 drop(replies);
-                self.reload(broker, coordinator, &partitions);
+                self.reload(coordinator, &partitions);
             }
         }
     }
@@ -335,26 +331,25 @@ impl GroupRuntime {
     /// changed group configs.
     pub fn on_metadata_change(
         &self,
-        broker: &Broker,
         delta: &MetadataDelta,
         image: &MetadataImage,
     ) {
         if !delta.topics_changed() && !delta.group_configs_changed() {
             return;
         }
-        if let Err(e) = self.follow_leadership(broker, image) {
+        if let Err(e) = self.follow_leadership(image) {
             tracing::error!(error = %e, "cannot load the groups of a __consumer_offsets partition");
         }
         let mut coordinator = self.coordinator.lock();
         coordinator.set_group_overrides(group_overrides(image));
         let records = coordinator.on_metadata_change(now_ms(), &Catalog(image));
-        self.settle(broker, &mut coordinator, records);
+        self.settle(&mut coordinator, records);
     }
 
     /// Session expiry, rebalance timeouts, delayed joins and offset expiry.
-    pub fn tick(&self, broker: &Broker) {
+    pub fn tick(&self) {
         let mut coordinator = self.coordinator.lock();
         let records = coordinator.tick(now_ms());
-        self.settle(broker, &mut coordinator, records);
+        self.settle(&mut coordinator, records);
     }
 }

@@ -29,7 +29,7 @@ use gregor_protocol::kafka::messages::{
     WriteTxnMarkersRequest, WriteTxnMarkersResponse,
 };
 use gregor_protocol::kafka::ResponseError;
-use gregor_protocol::ApiKey;
+use gregor_protocol::{str_bytes, ApiKey};
 use gregor_storage::records::{encode_batch, Entry};
 use gregor_storage::StorageError;
 use gregor_txn::{
@@ -38,13 +38,10 @@ use gregor_txn::{
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::broker::{now_ms, Broker};
-use crate::config::BrokerConfig;
-use crate::handlers::str_bytes;
-use crate::internal_topics::{
-    self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
-};
+use super::groups::GroupRuntime;
+use super::internal_topics::{self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS};
 use crate::network::peers;
+use crate::services::{now_ms, Services};
 
 /// The AddPartitionsToTxn version a partition leader sends a transaction's coordinator (the
 /// batched, broker-to-broker form of KIP-890) and the WriteTxnMarkers version it answers.
@@ -66,6 +63,9 @@ pub enum TxnError {
 }
 
 pub struct TxnRuntime {
+    services: Arc<Services>,
+    /// Told when a marker lands in `__consumer_offsets`.
+    groups: Arc<GroupRuntime>,
     coordinator: Mutex<TxnCoordinator>,
     /// The partitions of `__transaction_state` this broker leads, whose transactional ids it
     /// has loaded and serves. Changed only with the coordinator's lock held.
@@ -78,15 +78,17 @@ pub struct TxnRuntime {
 }
 
 impl TxnRuntime {
-    pub fn new(config: &BrokerConfig) -> TxnRuntime {
+    pub fn new(services: Arc<Services>, groups: Arc<GroupRuntime>) -> TxnRuntime {
         let config = TxnConfig {
-            max_timeout_ms: config.get_i64("transaction.max.timeout.ms") as i32,
-            id_expiration_ms: config.get_i64("transactional.id.expiration.ms"),
+            max_timeout_ms: services.config.get_i64("transaction.max.timeout.ms") as i32,
+            id_expiration_ms: services.config.get_i64("transactional.id.expiration.ms"),
         };
         let mut coordinator = TxnCoordinator::new(config);
         coordinator.set_coordinated(|_| false);
         let (remote_markers, queue) = mpsc::unbounded_channel();
         TxnRuntime {
+            services,
+            groups,
             coordinator: Mutex::new(coordinator),
             led: Mutex::new(Followed::default()),
             remote_markers,
@@ -96,15 +98,15 @@ impl TxnRuntime {
     }
 
     /// Starts the task that writes markers on other brokers (once, at broker start).
-    pub fn start_marker_sender(broker: &Arc<Broker>) {
-        if let Some(queue) = broker.txns.remote_markers_queue.lock().take() {
-            tokio::spawn(send_remote_markers(Arc::downgrade(broker), queue));
+    pub fn start_marker_sender(self: &Arc<Self>) {
+        if let Some(queue) = self.remote_markers_queue.lock().take() {
+            tokio::spawn(send_remote_markers(Arc::downgrade(self), queue));
         }
     }
 
     /// Creates `__transaction_state` on first use, as Kafka does.
-    pub async fn ensure_topic(&self, broker: &Broker) -> Result<i32, TxnError> {
-        internal_topics::ensure(broker, &TRANSACTIONS)
+    pub async fn ensure_topic(&self) -> Result<i32, TxnError> {
+        internal_topics::ensure(&self.services, &TRANSACTIONS)
             .await
             .map_err(TxnError::Topic)
     }
@@ -117,12 +119,11 @@ impl TxnRuntime {
     /// connections. Returns the records replayed.
     pub fn follow_leadership(
         &self,
-        broker: &Broker,
         image: &MetadataImage,
     ) -> Result<usize, TxnError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
-        let Some((count, led)) = current.change(image, &TRANSACTIONS, broker.node_id) else {
+        let Some((count, led)) = current.change(image, &TRANSACTIONS, self.services.node_id) else {
             return Ok(0);
         };
         let serving = led.clone();
@@ -136,7 +137,7 @@ impl TxnRuntime {
         }
         let mut loaded = 0;
         for &index in led.difference(&current.partitions) {
-            let Some(partition) = broker.replicas.get(TRANSACTIONS.name, index) else {
+            let Some(partition) = self.services.replicas.get(TRANSACTIONS.name, index) else {
                 continue;
             };
             partition.with_log(|log| {
@@ -156,15 +157,15 @@ impl TxnRuntime {
             offset: image.offset,
             partitions: led,
         };
-        self.retry_markers(broker, &mut coordinator)?;
+        self.retry_markers(&mut coordinator)?;
         Ok(loaded)
     }
 
     /// Follows leadership up to the newest image before a request is served: a client that
     /// found this broker as the coordinator through that image must be served, not told
     /// NOT_COORDINATOR while the metadata publishers are still running.
-    pub fn catch_up(&self, broker: &Broker) {
-        if let Err(e) = self.follow_leadership(broker, &broker.metadata.image()) {
+    pub fn catch_up(&self) {
+        if let Err(e) = self.follow_leadership(&self.services.metadata.image()) {
             tracing::error!(error = %e, "cannot load a coordinator partition");
         }
     }
@@ -174,31 +175,29 @@ impl TxnRuntime {
     /// appended; if they cannot be, the id's state in memory is put back as the log has it.
     pub fn decide<R>(
         &self,
-        broker: &Broker,
         transactional_id: &str,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
     ) -> Result<R, TxnError> {
-        self.catch_up(broker);
+        self.catch_up();
         let mut coordinator = self.coordinator.lock();
-        self.carry_out(broker, &mut coordinator, transactional_id, decide)
+        self.carry_out(&mut coordinator, transactional_id, decide)
     }
 
     fn carry_out<R>(
         &self,
-        broker: &Broker,
         coordinator: &mut TxnCoordinator,
         transactional_id: &str,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
     ) -> Result<R, TxnError> {
         let before = coordinator.snapshot(transactional_id);
         let decision = decide(coordinator, now_ms());
-        if let Err(e) = self.persist(broker, decision.records) {
+        if let Err(e) = self.persist(decision.records) {
             coordinator.restore(transactional_id, before);
             return Err(e);
         }
         if let Some(markers) = decision.markers {
             // The Prepare record is in the log: the response may go; completion is retried.
-            if let Err(e) = self.complete(broker, coordinator, &markers) {
+            if let Err(e) = self.complete(coordinator, &markers) {
                 tracing::error!(error = %e, transactional_id, "transaction completion deferred");
             }
         }
@@ -214,20 +213,19 @@ impl TxnRuntime {
     /// marker written meanwhile (the transaction ended) still stops the write.
     pub async fn verify_or_add(
         &self,
-        broker: &Broker,
         transactional_id: &str,
         producer: (i64, i16),
         partition: &(String, i32),
         add: bool,
     ) -> i16 {
-        self.catch_up(broker);
+        self.catch_up();
         {
             let mut coordinator = self.coordinator.lock();
             if coordinator.coordinates(transactional_id) {
                 if !add {
                     return coordinator.verify(transactional_id, producer, partition);
                 }
-                let added = self.carry_out(broker, &mut coordinator, transactional_id, |c, now| {
+                let added = self.carry_out(&mut coordinator, transactional_id, |c, now| {
                     let partitions = std::slice::from_ref(partition);
                     c.add_partitions(transactional_id, producer, partitions, TxnVersion::V2, now)
                 });
@@ -237,11 +235,11 @@ impl TxnRuntime {
                 });
             }
         }
-        let image = broker.metadata.image();
+        let image = self.services.metadata.image();
         let Some(node) = coordinator_of(&image, &TRANSACTIONS, transactional_id) else {
             return errors::COORDINATOR_NOT_AVAILABLE;
         };
-        if node == broker.node_id {
+        if node == self.services.node_id {
             // This broker leads the partition but has not loaded it yet.
             return errors::NOT_COORDINATOR;
         }
@@ -288,7 +286,7 @@ impl TxnRuntime {
 
     /// Aborts timed-out transactions, expires idle transactional ids, and retries markers that
     /// could not be written before.
-    pub fn tick(&self, broker: &Broker) {
+    pub fn tick(&self) {
         let mut coordinator = self.coordinator.lock();
         let now = now_ms();
         let mut before: BTreeMap<String, Option<TxnMetadata>> = coordinator
@@ -299,9 +297,9 @@ impl TxnRuntime {
                 (id, snapshot)
             })
             .collect();
-        for d in coordinator.tick(now, cluster_version(broker)) {
+        for d in coordinator.tick(now, cluster_version(&self.services.metadata.image())) {
             let id = d.records.first().map(|r| r.transactional_id.clone());
-            if let Err(e) = self.persist(broker, d.records) {
+            if let Err(e) = self.persist(d.records) {
                 tracing::error!(error = %e, "transaction timer decision not appended; undone");
                 if let Some(id) = id {
                     let snapshot = before.remove(&id).flatten();
@@ -310,23 +308,22 @@ impl TxnRuntime {
                 continue;
             }
             if let Some(markers) = d.markers {
-                if let Err(e) = self.complete(broker, &mut coordinator, &markers) {
+                if let Err(e) = self.complete(&mut coordinator, &markers) {
                     tracing::error!(error = %e, "transaction completion deferred");
                 }
             }
         }
-        if let Err(e) = self.retry_markers(broker, &mut coordinator) {
+        if let Err(e) = self.retry_markers(&mut coordinator) {
             tracing::error!(error = %e, "transaction markers not completed");
         }
     }
 
     fn retry_markers(
         &self,
-        broker: &Broker,
         coordinator: &mut TxnCoordinator,
     ) -> Result<(), TxnError> {
         for markers in coordinator.pending_markers() {
-            self.complete(broker, coordinator, &markers)?;
+            self.complete(coordinator, &markers)?;
         }
         Ok(())
     }
@@ -337,27 +334,26 @@ impl TxnRuntime {
     /// stays Prepare (as the log is) and the timer retries.
     fn complete(
         &self,
-        broker: &Broker,
         coordinator: &mut TxnCoordinator,
         markers: &Markers,
     ) -> Result<(), TxnError> {
         if self.sending.lock().contains(&markers.transactional_id) {
             return Ok(());
         }
-        let image = broker.metadata.image();
+        let image = self.services.metadata.image();
         let (here, elsewhere): (Vec<_>, Vec<_>) =
             markers
                 .partitions
                 .iter()
                 .cloned()
                 .partition(|(topic, index)| {
-                    leader_of(&image, topic, *index).is_none_or(|leader| leader == broker.node_id)
+                    leader_of(&image, topic, *index).is_none_or(|leader| leader == self.services.node_id)
                 });
         let local = Markers {
             partitions: here,
             ..markers.clone()
         };
-        if !all_written(&write_markers(broker, &local)) {
+        if !all_written(&self.write_markers(&local)) {
             return Ok(());
         }
         if !elsewhere.is_empty() {
@@ -372,19 +368,18 @@ impl TxnRuntime {
             }
             return Ok(());
         }
-        self.markers_done(broker, coordinator, &markers.transactional_id)
+        self.markers_done(coordinator, &markers.transactional_id)
     }
 
     /// Every marker of the transaction is written: appends its Complete record.
     fn markers_done(
         &self,
-        broker: &Broker,
         coordinator: &mut TxnCoordinator,
         transactional_id: &str,
     ) -> Result<(), TxnError> {
         let prepared = coordinator.snapshot(transactional_id);
         let done = coordinator.markers_written(transactional_id, now_ms());
-        self.persist(broker, done)
+        self.persist(done)
             .inspect_err(|_| coordinator.restore(transactional_id, prepared))
     }
 
@@ -395,23 +390,59 @@ impl TxnRuntime {
 
     /// The marker sender wrote `markers` on the brokers that lead their partitions (or gave
     /// up because they are no longer owed).
-    fn remote_markers_written(&self, broker: &Broker, markers: &Markers, written: bool) {
+    fn remote_markers_written(&self, markers: &Markers, written: bool) {
         let mut coordinator = self.coordinator.lock();
         self.sending.lock().remove(&markers.transactional_id);
         if !written || !coordinator.owes(markers) {
             return;
         }
-        if let Err(e) = self.markers_done(broker, &mut coordinator, &markers.transactional_id) {
+        if let Err(e) = self.markers_done(&mut coordinator, &markers.transactional_id) {
             tracing::error!(error = %e, transactional_id = markers.transactional_id, "transaction completion deferred");
         }
     }
 
+    /// Writes one marker per partition of `markers`, returning each partition's error code (0 when
+    /// written): UNKNOWN_TOPIC_OR_PARTITION for a partition deleted since, INVALID_PRODUCER_EPOCH
+    /// where a newer epoch of the producer was seen (both need no marker), KAFKA_STORAGE_ERROR for an
+    /// offline log directory. Tells the group coordinator when `__consumer_offsets` got one.
+    pub fn write_markers(&self, markers: &Markers) -> Vec<i16> {
+        let now = now_ms();
+        let mut offsets_marked = false;
+        let outcomes = markers
+            .partitions
+            .iter()
+            .map(|(topic, index)| {
+                let partition = self.services.replicas.lookup(topic, *index)?;
+                match partition.append_marker(
+                    markers.producer_id,
+                    markers.producer_epoch,
+                    markers.commit,
+                    now,
+                ) {
+                    Ok(_) => {
+                        offsets_marked |= topic == OFFSETS.name;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        tracing::warn!(%topic, partition = index, error = %e, "transaction marker not written");
+                        Err(e.error_code())
+                    }
+                }
+            })
+            .map(|outcome: Result<(), i16>| outcome.err().unwrap_or(0))
+            .collect();
+        if offsets_marked {
+            self.groups.end_txn(markers.producer_id, markers.commit);
+        }
+        outcomes
+    }
+
     /// Appends records, each to the partition its transactional id lives on.
-    fn persist(&self, broker: &Broker, records: Vec<TxnRecord>) -> Result<(), TxnError> {
+    fn persist(&self, records: Vec<TxnRecord>) -> Result<(), TxnError> {
         if records.is_empty() {
             return Ok(());
         }
-        let partitions = internal_topics::partition_count(broker, &TRANSACTIONS);
+        let partitions = internal_topics::partition_count(&self.services, &TRANSACTIONS);
         let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
         for record in &records {
             by_partition
@@ -424,7 +455,8 @@ impl TxnRuntime {
         }
         let now = now_ms();
         for (index, entries) in by_partition {
-            let partition = broker
+            let partition = self
+                .services
                 .replicas
                 .get(TRANSACTIONS.name, index)
                 .ok_or(TxnError::Missing(index))?;
@@ -432,42 +464,6 @@ impl TxnRuntime {
         }
         Ok(())
     }
-}
-
-/// Writes one marker per partition of `markers`, returning each partition's error code (0 when
-/// written): UNKNOWN_TOPIC_OR_PARTITION for a partition deleted since, INVALID_PRODUCER_EPOCH
-/// where a newer epoch of the producer was seen (both need no marker), KAFKA_STORAGE_ERROR for an
-/// offline log directory. Tells the group coordinator when `__consumer_offsets` got one.
-pub(crate) fn write_markers(broker: &Broker, markers: &Markers) -> Vec<i16> {
-    let now = now_ms();
-    let mut offsets_marked = false;
-    let outcomes = markers
-        .partitions
-        .iter()
-        .map(|(topic, index)| {
-            let partition = broker.replicas.lookup(topic, *index)?;
-            match partition.append_marker(
-                markers.producer_id,
-                markers.producer_epoch,
-                markers.commit,
-                now,
-            ) {
-                Ok(_) => {
-                    offsets_marked |= topic == OFFSETS.name;
-                    Ok(())
-                }
-                Err(e) => {
-                    tracing::warn!(%topic, partition = index, error = %e, "transaction marker not written");
-                    Err(e.error_code())
-                }
-            }
-        })
-        .map(|outcome: Result<(), i16>| outcome.err().unwrap_or(0))
-        .collect();
-    if offsets_marked {
-        broker.groups.end_txn(markers.producer_id, markers.commit);
-    }
-    outcomes
 }
 
 /// The leader of a partition in `image` (`None` for a partition that does not exist).
@@ -478,21 +474,24 @@ fn leader_of(image: &MetadataImage, topic: &str, index: i32) -> Option<i32> {
 /// The marker sender: writes each transaction's markers on the brokers that lead their
 /// partitions, retrying (leaders looked up anew each time) while the markers are still owed,
 /// then completes the transaction. Ends with the broker.
-async fn send_remote_markers(broker: Weak<Broker>, mut queue: mpsc::UnboundedReceiver<Markers>) {
+async fn send_remote_markers(
+    runtime: Weak<TxnRuntime>,
+    mut queue: mpsc::UnboundedReceiver<Markers>,
+) {
     while let Some(markers) = queue.recv().await {
-        let Some(broker) = broker.upgrade() else {
+        let Some(runtime) = runtime.upgrade() else {
             return;
         };
         tokio::spawn(async move {
             let mut backoff = MARKER_RETRY_FIRST;
-            let mut stop = broker.shutdown_signal();
+            let mut stop = runtime.services.shutdown_signal();
             loop {
-                if !broker.txns.still_owed(&markers) {
-                    broker.txns.remote_markers_written(&broker, &markers, false);
+                if !runtime.still_owed(&markers) {
+                    runtime.remote_markers_written(&markers, false);
                     return;
                 }
-                if write_remote_markers(&broker, &markers).await {
-                    broker.txns.remote_markers_written(&broker, &markers, true);
+                if write_remote_markers(&runtime.services, &markers).await {
+                    runtime.remote_markers_written(&markers, true);
                     return;
                 }
                 tokio::select! {
@@ -507,8 +506,8 @@ async fn send_remote_markers(broker: Weak<Broker>, mut queue: mpsc::UnboundedRec
 
 /// Sends WriteTxnMarkers to the leader of each partition of `markers`; true when every marker
 /// is done (see [`all_written`]).
-async fn write_remote_markers(broker: &Broker, markers: &Markers) -> bool {
-    let image = broker.metadata.image();
+async fn write_remote_markers(services: &Services, markers: &Markers) -> bool {
+    let image = services.metadata.image();
     let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
     for (topic, index) in &markers.partitions {
         match leader_of(&image, topic, *index) {
@@ -586,6 +585,6 @@ fn all_written(outcomes: &[i16]) -> bool {
 
 /// The finalized `transaction.version` of the cluster: how the coordinator ends transactions
 /// it decides on by itself (timeouts, fencing).
-pub(crate) fn cluster_version(broker: &Broker) -> TxnVersion {
-    TxnVersion(broker.metadata.image().feature_level(TRANSACTION_VERSION))
+pub(crate) fn cluster_version(image: &MetadataImage) -> TxnVersion {
+    TxnVersion(image.feature_level(TRANSACTION_VERSION))
 }

@@ -5,6 +5,7 @@
 //! `__cluster_metadata`) are not used between gregor controllers: only tools talk to the quorum
 //! in Kafka's terms (DescribeQuorum).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::{ControllerNode, NodeId, TypeConfig};
+use crate::{ControllerNode, LogId, NodeId, TypeConfig};
 
 /// The API key of Raft frames: outside Kafka's range, so no Kafka client sends it.
 pub const RAFT_API_KEY: i16 = 32000;
@@ -122,9 +123,37 @@ pub async fn serve(listener: TcpListener, raft: Raft<TypeConfig>) {
     }
 }
 
+/// The longest log another voter's answer to this node's vote requests showed, and when.
+/// openraft delays the next election of a node that saw a longer log than its own (it cannot
+/// win; its elections only bump the term past the node that can); the elector that starts
+/// elections beside openraft's timer reads this to do the same.
+#[derive(Default)]
+pub struct LongerLogs {
+    seen: parking_lot::Mutex<Option<(LogId, tokio::time::Instant)>>,
+}
+
+impl LongerLogs {
+    fn note(&self, log: Option<LogId>) {
+        let Some(log) = log else { return };
+        let mut seen = self.seen.lock();
+        if seen.as_ref().is_none_or(|(longest, _)| log >= *longest) {
+            *seen = Some((log, tokio::time::Instant::now()));
+        }
+    }
+
+    /// Whether an answer within `recently` showed a log longer than `ours`.
+    pub fn longer_than(&self, ours: Option<&LogId>, recently: Duration) -> bool {
+        let seen = self.seen.lock();
+        seen.as_ref()
+            .is_some_and(|(longest, at)| at.elapsed() <= recently && Some(longest) > ours)
+    }
+}
+
 /// Creates the connections to the other controllers.
 #[derive(Clone, Default)]
-pub struct Network;
+pub struct Network {
+    pub longer_logs: Arc<LongerLogs>,
+}
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
@@ -135,6 +164,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             address: node.to_string(),
             stream: None,
             correlation_id: 0,
+            longer_logs: self.longer_logs.clone(),
         }
     }
 }
@@ -145,6 +175,7 @@ pub struct Connection {
     address: String,
     stream: Option<TcpStream>,
     correlation_id: i32,
+    longer_logs: Arc<LongerLogs>,
 }
 
 impl Connection {
@@ -222,6 +253,11 @@ impl RaftNetwork<TypeConfig> for Connection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, ControllerNode, Unit>> {
-        self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await
+        let answer: Result<VoteResponse<NodeId>, _> =
+            self.call(RaftRequest::Vote(rpc), option.hard_ttl()).await;
+        if let Ok(response) = &answer {
+            self.longer_logs.note(response.last_log_id);
+        }
+        answer
     }
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 use gregor_metadata::MetadataRecord;
 use openraft::error::{CheckIsLeaderError, ClientWriteError, InitializeError, RaftError};
 use openraft::{ChangeMembers, Config, Raft, SnapshotPolicy};
+use tokio::time::Instant;
 
-use crate::network::Network;
+use crate::network::{LongerLogs, Network};
 use crate::{Applier, ControllerNode, LogStore, MetadataBatch, NodeId, StateMachine, TypeConfig};
 
 /// Why the quorum did not take a request.
@@ -162,9 +163,9 @@ impl RaftQuorum {
     ) -> Result<RaftQuorum, QuorumError> {
         let election_ms = config.election_timeout.as_millis().max(10) as u64;
         // openraft's followers give up on a leader after its lease (election_timeout_max) plus
-        // their election timeout; with these a follower starts an election between 1.5 and 2
-        // election timeouts after the last heartbeat, no later than Kafka's
-        // `controller.quorum.fetch.timeout.ms` (two election timeouts by default) would.
+        // their election timeout: with these, between 1.5 and 2 election timeouts after the
+        // last heartbeat, no later than Kafka's `controller.quorum.fetch.timeout.ms` (two
+        // election timeouts by default) would. `spawn_elector` stands sooner (1.25 to 1.5).
         let raft_config = Config {
             cluster_name: "gregor-metadata".into(),
             // Also openraft's deadline for an AppendEntries answer (a follower's fsync):
@@ -181,10 +182,12 @@ impl RaftQuorum {
         let log = LogStore::open(&config.dir).map_err(unavailable)?;
         let appended = log.appended_bytes();
         let state_machine = StateMachine::open(&config.dir, applier).map_err(unavailable)?;
+        let network = Network::default();
+        let longer_logs = network.longer_logs.clone();
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            Network,
+            network,
             log,
             state_machine,
         )
@@ -197,7 +200,7 @@ impl RaftQuorum {
             }
         }
         let quorum = RaftQuorum { raft };
-        spawn_election_jitter(quorum.raft.clone(), election_ms);
+        spawn_elector(quorum.raft.clone(), election_ms, longer_logs);
         spawn_snapshot_trigger(quorum.raft.clone(), appended, config.snapshots);
         // The only voter has no one to wait for: it leads at once instead of after an election
         // timeout (a single node's start would otherwise take a second longer).
@@ -463,41 +466,97 @@ fn spawn_snapshot_trigger(
     });
 }
 
-/// openraft draws a node's election timeout once, at start, and checks it on a coarse tick
-/// (1.5 heartbeat intervals): two voters whose timeouts round to the same number of ticks,
-/// left without a leader at the same instant, split their votes in lockstep (seen: the two
-/// survivors of three voting for themselves within a millisecond every 907 ms, three rounds in
-/// a row, in one failover of five). Raft needs each election's timeout drawn anew; this task
-/// does it: when no leader has been established in the current term for an election timeout
-/// (an election on a working network takes milliseconds; sooner, it would compete with
-/// openraft's own first election of a new cluster), it starts one after a fresh random delay
-/// of up to half an election timeout.
-fn spawn_election_jitter(raft: Raft<TypeConfig>, election_ms: u64) {
+/// How often the elector looks at the Raft state.
+const ELECTOR_TICK: Duration = Duration::from_millis(20);
+
+/// Starts the elections openraft's own timer would start late or in lockstep. openraft draws
+/// a node's election timeout once, at start, and checks it on a coarse tick (1.5 heartbeat
+/// intervals): two voters whose timeouts round to the same number of ticks, left without a
+/// leader at the same instant, split their votes in lockstep (seen: the two survivors of three
+/// voting for themselves within a millisecond every 907 ms, three rounds in a row, in one
+/// failover of five). Raft wants each election's timeout drawn anew. This task does two things,
+/// on a fine tick, with fresh random delays; openraft's timer stays as the fallback (it also
+/// backs off a node that learned of a longer log than its own).
+///
+/// * A follower that has not heard from its leader for the lease (one election timeout, E),
+///   in which the other voters still refuse to vote, plus a fresh delay of E/4 to E/2 stands.
+///   Only this first election after the leader went silent: if it fails, openraft's timer and
+///   the breaker below take over.
+/// * When no leader has been established in the current term for E (an election on a working
+///   network takes milliseconds; sooner, it would compete with openraft's own first election of
+///   a new cluster), it starts one after a fresh delay of up to E/2.
+///
+/// Never for a learner (a broker only, a removed voter), and neither for a node that learned
+/// of a longer log than its own in the last two election timeouts: it cannot win, and its
+/// elections would only raise the term past the node that can, again and again (as openraft's
+/// own timer, which waits two election timeouts longer then; a five-node partition test saw a
+/// majority of three elect nobody for a minute when this task ignored it).
+fn spawn_elector(raft: Raft<TypeConfig>, election_ms: u64, longer_logs: Arc<LongerLogs>) {
     tokio::spawn(async move {
         let metrics = raft.metrics();
-        let mut leaderless_since: Option<tokio::time::Instant> = None;
+        let log = raft.data_metrics();
+        let cannot_win = || {
+            let ours = log.borrow().last_log;
+            longer_logs.longer_than(ours.as_ref(), Duration::from_millis(2 * election_ms))
+        };
+        let lease = Duration::from_millis(election_ms);
+        let mut leaderless_since: Option<Instant> = None;
+        // When the leader was last heard from, and how long after the lease this node waits.
+        let mut heard: Option<(Instant, Duration)> = None;
         loop {
-            let delay = election_ms / 8 + random_below(election_ms / 8);
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            tokio::time::sleep(ELECTOR_TICK).await;
             if metrics.has_changed().is_err() {
                 return; // the node stopped
             }
-            let (established, voters, votes) = {
+            let (established, follower, voters, votes) = {
                 let m = metrics.borrow();
                 let membership = m.membership_config.membership();
                 let votes = membership.voter_ids().any(|v| v == m.id);
-                (m.vote.is_committed(), membership.voter_ids().count(), votes)
+                let follower = m.state == openraft::ServerState::Follower;
+                (
+                    m.vote.is_committed(),
+                    follower,
+                    membership.voter_ids().count(),
+                    votes,
+                )
             };
-            // A learner (a broker only, a removed voter) never stands.
-            if established || voters < 2 || !votes {
-                leaderless_since = None;
+            if voters < 2 || !votes {
+                (leaderless_since, heard) = (None, None);
                 continue;
             }
-            let since = *leaderless_since.get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() >= Duration::from_millis(election_ms) {
+            if established {
+                leaderless_since = None;
+                if !follower {
+                    heard = None;
+                    continue;
+                }
+                let Ok(Some(last)) = raft.with_raft_state(|s| s.vote_last_modified()).await else {
+                    return;
+                };
+                let wait = match heard {
+                    Some((at, wait)) if at == last => wait,
+                    _ => {
+                        let wait =
+                            Duration::from_millis(election_ms / 4 + random_below(election_ms / 4));
+                        heard = Some((last, wait));
+                        wait
+                    }
+                };
+                if last.elapsed() >= lease + wait && !cannot_win() {
+                    let silent_ms = last.elapsed().as_millis() as u64;
+                    tracing::info!(silent_ms, "the leader went silent: starting an election");
+                    if raft.trigger().elect().await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            heard = None;
+            let since = *leaderless_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= lease {
                 let delay = random_below(election_ms / 2);
                 tokio::time::sleep(Duration::from_millis(delay)).await;
-                if metrics.borrow().vote.is_committed() {
+                if metrics.borrow().vote.is_committed() || cannot_win() {
                     leaderless_since = None;
                     continue;
                 }

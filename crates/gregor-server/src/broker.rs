@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::coordinators::groups::GroupRuntime;
 use crate::coordinators::transactions::TxnRuntime;
 use crate::fetch_session::FetchSessions;
+use crate::network::raft_senders::RaftSources;
 use crate::producer_ids::ProducerIds;
 use crate::services::Services;
 use crate::telemetry::Telemetry;
@@ -22,6 +23,8 @@ pub struct Broker {
     /// This process, to the controller: new at each start, so a second process with this
     /// node id is told apart from a restart (`ControllerRequest::RegisterBroker`).
     pub(crate) incarnation: uuid::Uuid,
+    /// On a broker only: whose addresses may send Raft's frames (`network::raft_senders`).
+    pub(crate) raft_sources: Arc<RaftSources>,
     /// The task serving the controller listener, if this node has one.
     pub(crate) controller_server: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub fetch_sessions: FetchSessions,

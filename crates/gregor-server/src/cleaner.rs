@@ -35,11 +35,13 @@ pub fn run(services: &Services) {
         ),
     };
     let stop = services.shutdown_signal();
-    while !*stop.borrow() {
+    // Stopped, or the broker is gone (its stop signal with it).
+    let stopping = || *stop.borrow() || stop.has_changed().is_err();
+    while !stopping() {
         // Every partition gets its turn each round (no short-circuit).
         let mut cleaned_any = false;
         for partition in services.replicas.all() {
-            if *stop.borrow() {
+            if stopping() {
                 break;
             }
             cleaned_any |= clean_once(&partition, &settings);
@@ -47,7 +49,7 @@ pub fn run(services: &Services) {
         if !cleaned_any {
             // Sleep in short steps so shutdown is not held up.
             let until = Instant::now() + settings.backoff;
-            while Instant::now() < until && !*stop.borrow() {
+            while Instant::now() < until && !stopping() {
                 std::thread::sleep(Duration::from_millis(50).min(settings.backoff));
             }
         }

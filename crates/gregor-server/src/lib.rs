@@ -24,5 +24,5 @@ mod services;
 mod telemetry;
 
 pub use broker::Broker;
-pub use process::{RunningBroker, StartError};
 pub use config::{BrokerConfig, ConfigError};
+pub use process::{RunningBroker, StartError};

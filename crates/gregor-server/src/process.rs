@@ -19,17 +19,17 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::network::controller_listener::{serve, Serving};
-use crate::network::raft_senders;
 use crate::config::BrokerConfig;
-use crate::fetch_session::FetchSessions;
 use crate::coordinators::groups::GroupRuntime;
+use crate::coordinators::transactions::TxnRuntime;
+use crate::fetch_session::FetchSessions;
 use crate::meta_properties::{self, Identities, MetaProperties};
 use crate::metadata::controller::ask_voter;
 use crate::metadata::{ControllerChannel, MetadataLoader};
+use crate::network::controller_listener::{serve, Serving};
+use crate::network::raft_senders::RaftSources;
 use crate::partitions::ReplicaManager;
 use crate::producer_ids::ProducerIds;
-use crate::coordinators::transactions::TxnRuntime;
 use crate::services::{now_ms, Services};
 
 /// How long a stopping broker waits for the controller to fence it (controlled shutdown).
@@ -61,7 +61,6 @@ pub enum StartError {
         error: std::io::Error,
     },
 }
-
 
 /// A running broker: its bound address and the handle that stops it.
 pub struct RunningBroker {
@@ -164,6 +163,7 @@ impl Broker {
         // its client listener, open from now on for Raft's frames alone (a client is turned
         // away until the broker is ready).
         let mut early = None;
+        let raft_sources = Arc::new(RaftSources::configured(&config));
         if !config.cluster.controller {
             let bound =
                 TcpListener::bind(config.listener)
@@ -175,10 +175,10 @@ impl Broker {
             let port = bound.local_addr().map_or(0, |a| a.port());
             let bound = Arc::new(bound);
             let (serving, controller) = (bound.clone(), controller.clone());
-            let voters = Serving::RaftFromVoters(Arc::new(raft_senders::configured(&config)));
+            let voters = Serving::RaftFromVoters(raft_sources.clone());
             let task = tokio::spawn(async move { serve(&serving, controller, voters).await });
             early = Some((bound, task));
-            join_as_learner(&config, port, incarnation).await?;
+            join_as_learner(&config, port, incarnation, &raft_sources).await?;
         }
         wait_for_leader(&config, &quorum).await?;
         // A single node leads with every committed entry applied: the image is the whole
@@ -238,6 +238,7 @@ impl Broker {
             telemetry,
             producer_ids: ProducerIds::new(node_id),
             incarnation,
+            raft_sources,
             _dir_locks: dir_locks,
             shutdown,
         });
@@ -773,6 +774,7 @@ async fn join_as_learner(
     config: &BrokerConfig,
     port: u16,
     incarnation: uuid::Uuid,
+    raft_sources: &RaftSources,
 ) -> Result<(), StartError> {
     let port = if config.advertised_port == 0 {
         port
@@ -798,7 +800,8 @@ async fn join_as_learner(
     let mut said = Instant::now();
     // Set when the active controller answered that another process of this node id lives.
     let mut duplicate = None;
-    // The leader a voter named, asked first in the next round (it may be a voter added since).
+    // The leader a voter named, asked at once (it may be a voter added since), before the
+    // configured voters that are left (each unreachable one costs a timeout).
     let mut hint: Option<ControllerNode> = None;
     loop {
         let round: Vec<ControllerNode> = hint.take().into_iter().chain(voters.clone()).collect();
@@ -806,9 +809,16 @@ async fn join_as_learner(
             let Ok(answered) = ask_voter(voter, observe.clone()).await else {
                 continue;
             };
+            if let Some(leader) = &answered.leader {
+                // It will replicate the log here.
+                raft_sources.add(&leader.host, leader.port);
+            }
             hint = hint.or(answered.leader.filter(|leader| leader != voter));
             match answered.answer {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    raft_sources.add(&voter.host, voter.port);
+                    return Ok(());
+                }
                 Err(e) if e.code == ResponseError::DuplicateBrokerRegistration.code() => {
                     duplicate = Some(e.message)
                 }
@@ -820,6 +830,9 @@ async fn join_as_learner(
                     return Err(StartError::Controller(e))
                 }
                 Err(_) => {}
+            }
+            if hint.is_some() {
+                break;
             }
         }
         if said.elapsed() > Duration::from_secs(5) {

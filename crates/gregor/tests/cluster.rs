@@ -1012,10 +1012,6 @@ fn listener_of(overrides: &[String], name: &str) -> String {
         .to_string()
 }
 
-/// A node with process.roles=broker and only a client listener: no voter, it follows the
-/// metadata log as a learner the active controller replicates to, registers, is given
-/// replicas and serves them; killed it is fenced, and back it follows the log again and leads
-/// its partitions with their records.
 /// Sends a Raft frame (gregor's API key 32000, correlation id 7, an unreadable body) from
 /// `source` to 127.0.0.1:`port`: the answer's correlation id, or `None` if the connection was
 /// closed unanswered.
@@ -1042,6 +1038,10 @@ fn raft_frame_from(source: &str, port: &str) -> Option<i32> {
     })
 }
 
+/// A node with process.roles=broker and only a client listener: no voter, it follows the
+/// metadata log as a learner the active controller replicates to, registers, is given
+/// replicas and serves them; killed it is fenced, and back it follows the log again and leads
+/// its partitions with their records.
 #[test]
 fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     let root = tempfile::tempdir().unwrap();

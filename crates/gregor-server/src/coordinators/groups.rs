@@ -147,10 +147,7 @@ impl GroupRuntime {
     /// no longer leads (their clients get NOT_COORDINATOR and find the new leader). At start it
     /// runs before the broker accepts connections, so no client sees a half-loaded group.
     /// Returns the records replayed.
-    pub fn follow_leadership(
-        &self,
-        image: &MetadataImage,
-    ) -> Result<usize, GroupError> {
+    pub fn follow_leadership(&self, image: &MetadataImage) -> Result<usize, GroupError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
         let Some((count, led)) = current.change(image, &OFFSETS, self.services.node_id) else {
@@ -187,11 +184,7 @@ impl GroupRuntime {
 
     /// After records of `partitions` could not be appended: drops their groups from memory and
     /// replays them from the log, as Kafka reloads a coordinator partition.
-    fn reload(
-        &self,
-        coordinator: &mut GroupCoordinator,
-        partitions: &BTreeSet<i32>,
-    ) {
+    fn reload(&self, coordinator: &mut GroupCoordinator, partitions: &BTreeSet<i32>) {
         let count = internal_topics::partition_count(&self.services, &OFFSETS);
         let dropped = coordinator.unload(|group| partitions.contains(&partition_for(group, count)));
         for &index in partitions {
@@ -295,11 +288,7 @@ impl GroupRuntime {
         f(&mut self.coordinator.lock())
     }
 
-    fn settle(
-        &self,
-        coordinator: &mut GroupCoordinator,
-        records: Vec<GroupRecord>,
-    ) {
+    fn settle(&self, coordinator: &mut GroupCoordinator, records: Vec<GroupRecord>) {
         self.settle_in(coordinator, records, None)
     }
 
@@ -329,11 +318,7 @@ impl GroupRuntime {
 
     /// Gives consumer groups (KIP-848) new target assignments when topics changed, and takes
     /// changed group configs.
-    pub fn on_metadata_change(
-        &self,
-        delta: &MetadataDelta,
-        image: &MetadataImage,
-    ) {
+    pub fn on_metadata_change(&self, delta: &MetadataDelta, image: &MetadataImage) {
         if !delta.topics_changed() && !delta.group_configs_changed() {
             return;
         }

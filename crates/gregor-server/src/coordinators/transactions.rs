@@ -39,7 +39,9 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use super::groups::GroupRuntime;
-use super::internal_topics::{self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS};
+use super::internal_topics::{
+    self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
+};
 use crate::network::peers;
 use crate::services::{now_ms, Services};
 
@@ -117,10 +119,7 @@ impl TxnRuntime {
     /// longer leads. At start it runs after the groups are loaded (markers in
     /// `__consumer_offsets` complete their pending offsets) and before the broker accepts
     /// connections. Returns the records replayed.
-    pub fn follow_leadership(
-        &self,
-        image: &MetadataImage,
-    ) -> Result<usize, TxnError> {
+    pub fn follow_leadership(&self, image: &MetadataImage) -> Result<usize, TxnError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
         let Some((count, led)) = current.change(image, &TRANSACTIONS, self.services.node_id) else {
@@ -318,10 +317,7 @@ impl TxnRuntime {
         }
     }
 
-    fn retry_markers(
-        &self,
-        coordinator: &mut TxnCoordinator,
-    ) -> Result<(), TxnError> {
+    fn retry_markers(&self, coordinator: &mut TxnCoordinator) -> Result<(), TxnError> {
         for markers in coordinator.pending_markers() {
             self.complete(coordinator, &markers)?;
         }
@@ -347,7 +343,8 @@ impl TxnRuntime {
                 .iter()
                 .cloned()
                 .partition(|(topic, index)| {
-                    leader_of(&image, topic, *index).is_none_or(|leader| leader == self.services.node_id)
+                    leader_of(&image, topic, *index)
+                        .is_none_or(|leader| leader == self.services.node_id)
                 });
         let local = Markers {
             partitions: here,

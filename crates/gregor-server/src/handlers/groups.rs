@@ -25,9 +25,7 @@ pub async fn join_group(
     let host = format!("/{}", peer.ip());
     broker
         .groups
-        .call(|c, now, reply| {
-            c.join_group(now, version, client_id, &host, request, reply)
-        })
+        .call(|c, now, reply| c.join_group(now, version, client_id, &host, request, reply))
         .await
 }
 
@@ -38,9 +36,7 @@ pub async fn sync_group(
 ) -> Option<SyncGroupResponse> {
     broker
         .groups
-        .call(|c, now, reply| {
-            c.sync_group(now, version, request, reply)
-        })
+        .call(|c, now, reply| c.sync_group(now, version, request, reply))
         .await
 }
 
@@ -51,9 +47,7 @@ pub async fn heartbeat(
 ) -> Option<HeartbeatResponse> {
     broker
         .groups
-        .call(|c, now, reply| {
-            c.heartbeat(now, version, request, reply)
-        })
+        .call(|c, now, reply| c.heartbeat(now, version, request, reply))
         .await
 }
 
@@ -64,9 +58,7 @@ pub async fn leave_group(
 ) -> Option<LeaveGroupResponse> {
     broker
         .groups
-        .call(|c, now, reply| {
-            c.leave_group(now, version, request, reply)
-        })
+        .call(|c, now, reply| c.leave_group(now, version, request, reply))
         .await
 }
 
@@ -98,9 +90,7 @@ pub async fn offset_commit(
     request.topics.retain(|t| !t.partitions.is_empty());
     let mut response = broker
         .groups
-        .call(|c, now, reply| {
-            c.offset_commit(now, version, request, reply)
-        })
+        .call(|c, now, reply| c.offset_commit(now, version, request, reply))
         .await?;
     for (name, partitions) in unknown {
         let refused = partitions.into_iter().map(|index| {
@@ -154,9 +144,7 @@ pub async fn delete_groups(
 ) -> Option<DeleteGroupsResponse> {
     broker
         .groups
-        .call(|c, now, reply| {
-            c.delete_groups(now, version, request, reply)
-        })
+        .call(|c, now, reply| c.delete_groups(now, version, request, reply))
         .await
 }
 
@@ -167,9 +155,7 @@ pub async fn offset_delete(
 ) -> Option<OffsetDeleteResponse> {
     broker
         .groups
-        .call(|c, now, reply| {
-            c.offset_delete(now, version, request, reply)
-        })
+        .call(|c, now, reply| c.offset_delete(now, version, request, reply))
         .await
 }
 

@@ -18,9 +18,9 @@ use gregor_txn::errors;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::services::now_ms;
 use crate::delayed::wait_until;
 use crate::partitions::Partition;
+use crate::services::now_ms;
 
 fn failed(index: i32, error: i16, message: &str) -> PartitionProduceResponse {
     PartitionProduceResponse::default()

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 use gregor_metadata::elections::MAX_ELECTIONS_PER_BALANCE;
 use gregor_metadata::request::decide;
 use gregor_metadata::{
-    ControllerError, ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress,
-    VoterChange,
+    ControllerError, ControllerReply, ControllerRequest, MetadataImage, QuorumDescription,
+    ReplicaProgress, VoterChange,
 };
 use gregor_protocol::kafka::ResponseError;
 use gregor_raft::network::{read_frame, request_frame};
@@ -209,9 +209,11 @@ impl ControllerChannel {
 struct Liveness {
     session_timeout: Duration,
     last_heartbeat: HashMap<i32, Instant>,
-    /// The broker process each node id last heard from (its incarnation) and when: only what
-    /// this controller received itself, so a new controller lets any process register.
-    processes: HashMap<i32, (uuid::Uuid, Instant)>,
+    /// The broker process each node id last heard from (its incarnation) and when. A
+    /// controller that starts leading has heard from no process yet, but gives each broker
+    /// registered and unfenced in the image a session from that moment (as Kafka does), whose
+    /// process is the first that heartbeats (`None` until then).
+    processes: HashMap<i32, (Option<uuid::Uuid>, Instant)>,
     /// The Raft term `processes` was heard in.
     processes_term: u64,
     /// Whether this node led at the last check, and when that check ran.
@@ -235,16 +237,24 @@ impl Liveness {
     /// Kafka's controller does: a registration (DUPLICATE_BROKER_REGISTRATION: two processes
     /// with one node id would serve one broker's partitions from two logs) or a heartbeat
     /// (STALE_BROKER_EPOCH: a process that was replaced). A process is live while this
-    /// controller, leading in `term`, heard from it within the session timeout, until its
-    /// controlled shutdown.
+    /// controller, leading in `term`, heard from it within the session timeout (or, for the
+    /// registered processes of `image`, since it took over), until its controlled shutdown.
     fn refuse_other_process(
         &mut self,
         term: u64,
+        image: &MetadataImage,
         request: &ControllerRequest,
     ) -> Option<ControllerError> {
         if self.processes_term != term {
-            // What a controller heard in an earlier term may be stale: it starts afresh.
-            self.processes.clear();
+            // What a controller heard in an earlier term may be stale: it starts from the
+            // registrations in the log.
+            let now = Instant::now();
+            self.processes = image
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .map(|b| (b.node_id, (None, now)))
+                .collect();
             self.processes_term = term;
         }
         let (node_id, incarnation, code, what) = match request {
@@ -283,9 +293,16 @@ impl Liveness {
             ),
             _ => return None,
         };
+        // The registered process a new controller has not heard from yet is the first to
+        // heartbeat: it was registered before, where a registration is a process that starts.
+        let claims = |live: &Option<uuid::Uuid>| {
+            live.is_none() && matches!(request, ControllerRequest::BrokerHeartbeat { .. })
+        };
         match self.processes.get(&node_id) {
             Some((live, heard))
-                if *live != incarnation && heard.elapsed() <= self.session_timeout =>
+                if *live != Some(incarnation)
+                    && !claims(live)
+                    && heard.elapsed() <= self.session_timeout =>
             {
                 Some(failure(
                     code,
@@ -293,7 +310,8 @@ impl Liveness {
                 ))
             }
             _ => {
-                self.processes.insert(node_id, (incarnation, Instant::now()));
+                self.processes
+                    .insert(node_id, (Some(incarnation), Instant::now()));
                 None
             }
         }
@@ -359,7 +377,8 @@ async fn run(
         // forwards the request to it).
         if quorum.leader() == Some(quorum.node_id()) {
             let term = quorum.status().term;
-            if let Some(refused) = liveness.refuse_other_process(term, &call.request) {
+            let image = loader.image();
+            if let Some(refused) = liveness.refuse_other_process(term, &image, &call.request) {
                 reply(&quorum, call, Ok(Err(refused)));
                 continue;
             }
@@ -746,8 +765,8 @@ mod tests {
     }
 
     /// One live process per node id: another's registration is DUPLICATE_BROKER_REGISTRATION
-    /// and its heartbeats STALE_BROKER_EPOCH, until the live one's controlled shutdown, its
-    /// session's end, or a new term.
+    /// and its heartbeats STALE_BROKER_EPOCH, until the live one's controlled shutdown or its
+    /// session's end; a controller in a new term starts from the registered process.
     #[test]
     fn another_process_of_a_live_broker_is_refused() {
         let registration = broker_one();
@@ -763,23 +782,47 @@ mod tests {
         };
         let code = |refused: Option<ControllerError>| refused.map_or(0, |e| e.code);
         let mut liveness = Liveness::new(Duration::from_secs(60));
-        let mut ask = |term, request| code(liveness.refuse_other_process(term, &request));
-        assert_eq!(ask(1, register(first)), 0);
-        assert_eq!(ask(1, heartbeat(first)), 0);
-        assert_eq!(ask(1, register(second)), 101);
-        assert_eq!(ask(1, heartbeat(second)), 77);
+        let mut image = MetadataImage::empty();
+        let mut ask = |term, image: &MetadataImage, request| {
+            code(liveness.refuse_other_process(term, image, &request))
+        };
+        let empty = MetadataImage::empty();
+        assert_eq!(ask(1, &empty, register(first)), 0);
+        assert_eq!(ask(1, &empty, heartbeat(first)), 0);
+        assert_eq!(ask(1, &empty, register(second)), 101);
+        assert_eq!(ask(1, &empty, heartbeat(second)), 77);
         // A controlled shutdown ends the first: the second may come.
-        assert_eq!(ask(1, ControllerRequest::FenceBroker { node_id: 1 }), 0);
-        assert_eq!(ask(1, register(second)), 0);
-        assert_eq!(ask(1, heartbeat(first)), 77);
-        // A controller leading in a new term has heard from no one yet.
-        assert_eq!(ask(2, heartbeat(first)), 0);
-        assert_eq!(ask(2, heartbeat(second)), 77);
+        assert_eq!(
+            ask(1, &empty, ControllerRequest::FenceBroker { node_id: 1 }),
+            0
+        );
+        assert_eq!(ask(1, &empty, register(second)), 0);
+        assert_eq!(ask(1, &empty, heartbeat(first)), 77);
+        // A controller leading in a new term gives the broker the log registers a session: no
+        // process registers during it, the first to heartbeat is the live one.
+        let (records, _) = decide(&image, &register(second), false).expect("registered");
+        image.apply_committed(&records, 1);
+        assert_eq!(ask(2, &image, register(first)), 101);
+        assert_eq!(ask(2, &image, heartbeat(second)), 0);
+        assert_eq!(ask(2, &image, heartbeat(first)), 77);
+        assert_eq!(ask(2, &image, register(first)), 101);
+        // A fenced broker has no session: any process may come.
+        image.apply_committed(
+            &[gregor_metadata::MetadataRecord::FenceBroker { node_id: 1 }],
+            2,
+        );
+        assert_eq!(ask(3, &image, register(first)), 0);
         // A session that ran out ends a process too.
         let mut liveness = Liveness::new(Duration::ZERO);
-        assert_eq!(code(liveness.refuse_other_process(1, &register(first))), 0);
+        assert_eq!(
+            code(liveness.refuse_other_process(1, &empty, &register(first))),
+            0
+        );
         std::thread::sleep(Duration::from_millis(2));
-        assert_eq!(code(liveness.refuse_other_process(1, &register(second))), 0);
+        assert_eq!(
+            code(liveness.refuse_other_process(1, &empty, &register(second))),
+            0
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use gregor_raft::network::{parse_request, read_frame, response_frame, RAFT_API_K
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::raft_senders;
+use super::raft_senders::{self, RaftSources};
 use crate::metadata::controller::{Forwarded, FORWARD_API_KEY};
 use crate::metadata::ControllerChannel;
 
@@ -22,8 +22,8 @@ pub enum Serving {
     /// it is meant for the controllers' own network.
     Controller,
     /// A broker only's client listener while the broker starts: Raft's frames alone, from the
-    /// voters (`raft_senders`; the configured voters given).
-    RaftFromVoters(Arc<Vec<(String, u16)>>),
+    /// voters (`raft_senders`).
+    RaftFromVoters(Arc<RaftSources>),
 }
 
 /// Serves the controller listener until the task is aborted (or, a broker only's client
@@ -49,12 +49,7 @@ async fn serve_connection(
     controller: &ControllerChannel,
     serving: &Serving,
 ) -> Result<(), String> {
-    if let Serving::RaftFromVoters(configured) = serving {
-        // Checked before reading anything: a client of the starting broker is turned away.
-        if !raft_senders::from_a_voter(configured, controller, peer.ip()).await {
-            return Err("not a voter of the metadata quorum".into());
-        }
-    }
+    let mut checked = false;
     loop {
         let frame = read_frame(&mut stream).await.map_err(|e| e.to_string())?;
         let forward = match serving {
@@ -62,6 +57,13 @@ async fn serve_connection(
             Serving::RaftFromVoters(_) => None,
         };
         let response = if let Some((correlation_id, body)) = parse_request(RAFT_API_KEY, &frame) {
+            if let (Serving::RaftFromVoters(sources), false) = (serving, checked) {
+                if !sources.admits(controller, peer.ip()).await {
+                    raft_senders::refused(peer);
+                    return Ok(());
+                }
+                checked = true;
+            }
             controller.quorum().answer(correlation_id, body).await
         } else if let Some((correlation_id, body)) = forward {
             let forwarded: Forwarded = serde_json::from_slice(body)

@@ -46,9 +46,9 @@ struct Shared {
     max_frame: usize,
     idle: Duration,
     request_timeout: Duration,
-    /// On a broker only (a learner of the metadata log): the configured voters, whose
-    /// addresses alone may send Raft's frames (`raft_senders`). `None` on a controller.
-    raft_voters: Option<Vec<(String, u16)>>,
+    /// On a broker only (a learner of the metadata log): whose addresses may send Raft's
+    /// frames (`raft_senders`). `None` on a controller.
+    raft_sources: Option<Arc<raft_senders::RaftSources>>,
 }
 
 /// How often a failing accept (out of file descriptors) is logged.
@@ -70,7 +70,7 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
         max_frame: config.get_i64("socket.request.max.bytes") as usize,
         idle: Duration::from_millis(config.get_i64("connections.max.idle.ms") as u64),
         request_timeout: Duration::from_millis(config.get_i64("request.timeout.ms") as u64),
-        raft_voters: (!config.cluster.controller).then(|| raft_senders::configured(config)),
+        raft_sources: (!config.cluster.controller).then(|| broker.raft_sources.clone()),
     });
     tracing::info!(
         queued_max_request_bytes = budget_bytes,
@@ -188,18 +188,16 @@ async fn serve_connection(
         };
         let frame_len = frame.len();
         // A broker only is a learner of the metadata quorum: its leader replicates here.
-        let raft = match &shared.raft_voters {
-            Some(voters) => parse_request(RAFT_API_KEY, &frame).map(|r| (r, voters)),
+        let raft = match &shared.raft_sources {
+            Some(sources) => parse_request(RAFT_API_KEY, &frame).map(|r| (r, sources)),
             None => None,
         };
-        let response = if let Some(((correlation_id, body), voters)) = raft {
+        let response = if let Some(((correlation_id, body), sources)) = raft {
             if raft_sender.is_none() {
-                let from_voter =
-                    raft_senders::from_a_voter(voters, &broker.controller, peer.ip()).await;
-                raft_sender = Some(from_voter);
+                raft_sender = Some(sources.admits(&broker.controller, peer.ip()).await);
             }
             if raft_sender == Some(false) {
-                log(&|| tracing::warn!(%peer, "closing connection: Raft's frames come only from the metadata quorum's voters"));
+                log(&|| raft_senders::refused(peer));
                 return;
             }
             let answer = broker

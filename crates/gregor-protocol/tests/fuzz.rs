@@ -63,6 +63,7 @@ fn default_request(api: ApiKey) -> RequestKind {
         Produce,
         Fetch,
         ListOffsets,
+        OffsetForLeaderEpoch,
         Metadata,
         FindCoordinator,
         ApiVersions,

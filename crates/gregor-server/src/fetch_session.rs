@@ -16,6 +16,8 @@ pub struct SessionPartition {
     pub partition: i32,
     pub fetch_offset: i64,
     pub max_bytes: i32,
+    /// The leader epoch the client knows (Fetch v9+, KIP-320; -1: none).
+    pub current_leader_epoch: i32,
     pub last_high_watermark: Option<i64>,
     pub last_log_start: Option<i64>,
 }
@@ -130,6 +132,7 @@ mod tests {
             partition: p,
             fetch_offset: 0,
             max_bytes: 100,
+            current_leader_epoch: -1,
             last_high_watermark: None,
             last_log_start: None,
         }

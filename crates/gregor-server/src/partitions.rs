@@ -449,7 +449,6 @@ impl ReplicaManager {
         }
     }
 
-    /// The partition, or the error code that explains why it is not served here.
     /// The partition, if this broker leads it: what clients may read and write. Else the error
     /// a client gets: NOT_LEADER_OR_FOLLOWER (hosted elsewhere, or here without the lead),
     /// KAFKA_STORAGE_ERROR (offline) or UNKNOWN_TOPIC_OR_PARTITION.
@@ -466,6 +465,29 @@ impl ReplicaManager {
             }
             None => Err(ResponseError::UnknownTopicOrPartition.code()),
         }
+    }
+
+    /// [`ReplicaManager::lookup`], first checked (as Kafka's `getLocalLog`) against the leader
+    /// epoch the client knows of a partition hosted here (KIP-320; -1: none):
+    /// FENCED_LEADER_EPOCH when it is older than the partition's (the client refreshes its
+    /// metadata), UNKNOWN_LEADER_EPOCH when newer (this broker has not applied that metadata
+    /// yet; the client retries).
+    pub fn lookup_in_epoch(
+        &self,
+        topic: &str,
+        index: i32,
+        current_leader_epoch: i32,
+    ) -> Result<Arc<Partition>, i16> {
+        if let (Some(hosted), true) = (self.get(topic, index), current_leader_epoch != -1) {
+            let epoch = hosted.leader_epoch();
+            if current_leader_epoch < epoch {
+                return Err(ResponseError::FencedLeaderEpoch.code());
+            }
+            if current_leader_epoch > epoch {
+                return Err(ResponseError::UnknownLeaderEpoch.code());
+            }
+        }
+        self.lookup(topic, index)
     }
 
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {

@@ -8,6 +8,7 @@ mod checkpoint;
 pub mod compression;
 mod config;
 mod decompress;
+pub mod epoch_cache;
 mod error;
 mod index;
 pub mod log;

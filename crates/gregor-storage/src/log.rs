@@ -12,6 +12,7 @@ use crate::batch::{self, BatchHeader};
 use crate::checkpoint::{self, Checkpoint};
 use crate::compression;
 use crate::config::{LogConfig, TimestampType};
+use crate::epoch_cache::EpochCache;
 use crate::error::{Result, StorageError};
 use crate::producer_state::{
     self, AbortedTxn, ActiveProducer, ProducerEntry, ProducerStateManager,
@@ -71,6 +72,8 @@ pub struct PartitionLog {
     /// `*.deleted` files awaiting removal, with their due time (`None`: not yet stamped; the
     /// next [`PartitionLog::delete_expired_files`] stamps it with its `now_ms` plus the delay).
     pending_deletes: Vec<(Option<i64>, PathBuf)>,
+    /// Where each leader epoch's batches begin (`leader-epoch-checkpoint`).
+    epochs: EpochCache,
 }
 
 impl std::fmt::Debug for PartitionLog {
@@ -89,6 +92,7 @@ impl PartitionLog {
     pub fn open(dir: PathBuf, config: LogConfig) -> Result<PartitionLog> {
         fs::create_dir_all(&dir)?;
         checkpoint::remove_tmp(&dir);
+        EpochCache::remove_tmp(&dir);
         cleaner::recover_dir(&dir)?;
         segment::remove_deleted_files(&dir)?;
         let cp = checkpoint::read(&dir);
@@ -121,6 +125,8 @@ impl PartitionLog {
         let mut next_delete_horizon: Option<i64> = None;
         let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
         let mut corrupt_seen = false;
+        // Where the batches' leader epoch changes: the epoch cache is checked against them.
+        let mut epoch_starts: Vec<(i32, i64)> = Vec::new();
         for (i, &base) in bases.iter().enumerate() {
             let upper = bases.get(i + 1).copied().unwrap_or(i64::MAX);
             let prev_end = segments.last().map_or(i64::MIN, |s| s.next_offset);
@@ -142,6 +148,12 @@ impl PartitionLog {
                 config.index_interval_bytes,
                 &mut |h: &BatchHeader, marker| {
                     producers.replay(h, marker);
+                    if epoch_starts
+                        .last()
+                        .is_none_or(|&(e, _)| e != h.partition_leader_epoch)
+                    {
+                        epoch_starts.push((h.partition_leader_epoch, h.base_offset));
+                    }
                     if let Some(horizon) = h.delete_horizon() {
                         next_delete_horizon =
                             Some(next_delete_horizon.map_or(horizon, |n: i64| n.min(horizon)));
@@ -179,6 +191,7 @@ impl PartitionLog {
         producers.evict_before(log_start_offset);
 
         let cleaner = cleaner::CleanerState::load(&dir, log_end_offset, next_delete_horizon);
+        let epochs = recover_epochs(&dir, epoch_starts, log_start_offset, log_end_offset);
         Ok(PartitionLog {
             dir,
             config,
@@ -192,6 +205,7 @@ impl PartitionLog {
             scratch: Vec::new(),
             cleaner,
             pending_deletes: Vec::new(),
+            epochs,
         })
     }
 
@@ -392,6 +406,13 @@ impl PartitionLog {
             }
         }
 
+        // A new leader epoch is recorded (durably) before its first batch is written.
+        if self.epochs.would_change(leader_epoch, self.log_end_offset) {
+            let mut epochs = self.epochs.clone();
+            epochs.assign(leader_epoch, self.log_end_offset);
+            epochs.write(&self.dir)?;
+            self.epochs = epochs;
+        }
         self.maybe_roll(records.len(), headers.len(), next - 1, now_ms)?;
 
         // baseOffset and the leader epoch lie in each batch's first 16 bytes, outside the CRC:
@@ -517,7 +538,7 @@ impl PartitionLog {
         self.write_checkpoint()
     }
 
-    fn write_checkpoint(&self) -> Result<()> {
+    fn write_checkpoint(&mut self) -> Result<()> {
         checkpoint::write(
             &self.dir,
             Checkpoint {
@@ -525,7 +546,37 @@ impl PartitionLog {
                 log_start_offset: self.log_start_offset,
             },
         )?;
+        // The log start may have moved (retention, DeleteRecords).
+        let mut epochs = self.epochs.clone();
+        if epochs.truncate_from_start(self.log_start_offset) {
+            epochs.write(&self.dir)?;
+            self.epochs = epochs;
+        }
         Ok(())
+    }
+
+    /// Where the records of leader epoch `requested` end (OffsetForLeaderEpoch), for a leader in
+    /// `leader_epoch`: the largest epoch not above it that wrote here and the offset after its
+    /// last batch, or `(UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET)`; see
+    /// [`EpochCache::end_offset_for`]. The leader's own epoch starts at the log end even before
+    /// its first batch (Kafka records it when the broker becomes leader; here it is recorded,
+    /// at the same offset, with that batch, which spares a file write per new leadership).
+    pub fn end_offset_for_epoch(&self, requested: i32, leader_epoch: i32) -> (i32, i64) {
+        if self
+            .epochs
+            .latest_epoch()
+            .is_none_or(|latest| leader_epoch > latest)
+        {
+            let mut epochs = self.epochs.clone();
+            epochs.assign(leader_epoch, self.log_end_offset);
+            return epochs.end_offset_for(requested, self.log_end_offset);
+        }
+        self.epochs.end_offset_for(requested, self.log_end_offset)
+    }
+
+    /// The leader epochs that wrote to this log and where each began.
+    pub fn leader_epochs(&self) -> &[(i32, i64)] {
+        self.epochs.entries()
     }
 
     /// Index of the segment that may contain `offset`.
@@ -801,6 +852,11 @@ impl PartitionLog {
         for segment in std::mem::take(&mut self.segments) {
             segment.delete_files()?;
         }
+        // No epoch wrote to the empty log (Kafka's truncateFullyAndStartAt clears the cache).
+        match fs::remove_file(self.dir.join(crate::epoch_cache::EPOCH_CHECKPOINT_FILE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         self.reopen(offset, offset)
     }
 
@@ -877,4 +933,40 @@ fn find_record(
         .iter()
         .find(|r| r.offset >= min_offset && pred(r.timestamp))
         .map(|r| (r.offset, r.timestamp)))
+}
+
+/// The epoch cache of a log being opened: the saved one, cut at the log's end and start, with
+/// the epochs of the batches past its last entry (appended before a crash) added; rebuilt from
+/// the batches (`epoch_starts`, where each epoch's run of batches begins) when none was saved.
+/// Written back when it changed (a failed write is only logged: the cache in memory is right,
+/// and the next change writes it again).
+fn recover_epochs(
+    dir: &std::path::Path,
+    epoch_starts: Vec<(i32, i64)>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+) -> EpochCache {
+    let saved = EpochCache::read(dir);
+    let mut epochs = saved.clone().unwrap_or_default();
+    epochs.truncate_from_end(log_end_offset);
+    let known_until = epochs
+        .entries()
+        .last()
+        .map_or(i64::MIN, |&(_, start)| start);
+    for (epoch, start) in epoch_starts {
+        if start >= known_until {
+            epochs.assign(epoch, start);
+        }
+    }
+    epochs.truncate_from_start(log_start_offset);
+    let unchanged = match &saved {
+        Some(saved) => *saved == epochs,
+        None => epochs.entries().is_empty(),
+    };
+    if !unchanged {
+        if let Err(e) = epochs.write(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the leader-epoch checkpoint");
+        }
+    }
+    epochs
 }

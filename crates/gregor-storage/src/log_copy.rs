@@ -90,7 +90,7 @@ impl LogCopy {
         for entry in fs::read_dir(log.dir())? {
             let path = entry?.path();
             let name = file_name(&path);
-            if name.ends_with(".checkpoint") || name == "partition.metadata" {
+            if name.ends_with("checkpoint") || name == "partition.metadata" {
                 let len = fs::metadata(&path)?.len();
                 self.copied.remove(&name);
                 self.copy_prefix(&path, &name, len)?;

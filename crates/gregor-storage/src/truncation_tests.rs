@@ -130,3 +130,73 @@ fn a_log_restarts_empty_past_its_end() {
     let log = PartitionLog::open(path, small_segments()).unwrap();
     assert_eq!(batches(&log), vec![(100, 3)]);
 }
+
+/// The leader-epoch cache follows the log: a new epoch is recorded at its first batch (and
+/// saved), truncation drops the epochs past the cut, a moved log start moves the first epoch,
+/// and a log whose checkpoint file is lost rebuilds it from its batches.
+#[test]
+fn leader_epochs_follow_appends_truncation_and_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t-0");
+    let mut log = PartitionLog::open(path.clone(), small_segments()).unwrap();
+    for (epoch, batches) in [(0, 3), (2, 2), (5, 1)] {
+        for _ in 0..batches {
+            log.append(&batch(2, -1, 0), epoch, 0).unwrap();
+        }
+    }
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 6), (5, 10)]);
+    assert_eq!(log.end_offset_for_epoch(2, 5), (2, 10));
+    assert_eq!(
+        log.end_offset_for_epoch(4, 5),
+        (2, 10),
+        "an epoch that never wrote here"
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(5, 5),
+        (5, 12),
+        "the latest ends at the log end"
+    );
+    assert_eq!(log.end_offset_for_epoch(9, 5), (-1, -1));
+    // A leader in epoch 9 that has written nothing yet: its epoch starts at the log end.
+    assert_eq!(log.end_offset_for_epoch(9, 9), (9, 12));
+    assert_eq!(log.end_offset_for_epoch(5, 9), (5, 12));
+    let file = path.join("leader-epoch-checkpoint");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "0\n3\n0 0\n2 6\n5 10\n"
+    );
+
+    // Reopened as saved; cut inside epoch 2: epoch 5 is gone, from the file too.
+    drop(log);
+    let mut log = PartitionLog::open(path.clone(), small_segments()).unwrap();
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 6), (5, 10)]);
+    log.truncate_to(8).unwrap();
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 6)]);
+    assert_eq!(log.end_offset_for_epoch(2, 2), (2, 8));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "0\n2\n0 0\n2 6\n");
+
+    // A new leader appends at the cut.
+    log.append(&batch(2, -1, 0), 7, 0).unwrap();
+    assert_eq!(log.leader_epochs(), &[(0, 0), (2, 6), (7, 8)]);
+
+    // The log start moves into epoch 2.
+    log.delete_records_before(7).unwrap();
+    assert_eq!(log.leader_epochs(), &[(2, 7), (7, 8)]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "0\n2\n2 7\n7 8\n");
+
+    // A lost (or unreadable) file is rebuilt from the batches that are left.
+    drop(log);
+    std::fs::write(&file, "garbage").unwrap();
+    let log = PartitionLog::open(path.clone(), small_segments()).unwrap();
+    assert_eq!(log.leader_epochs(), &[(2, 7), (7, 8)]);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "0\n2\n2 7\n7 8\n");
+    drop(log);
+    std::fs::remove_file(&file).unwrap();
+    let mut log = PartitionLog::open(path, small_segments()).unwrap();
+    assert_eq!(log.leader_epochs(), &[(2, 7), (7, 8)]);
+
+    // A log started again empty (a replica taking its leader's snapshot) knows no epoch.
+    log.restart_at(40).unwrap();
+    assert_eq!(log.leader_epochs(), &[] as &[(i32, i64)]);
+    assert!(!file.exists());
+}

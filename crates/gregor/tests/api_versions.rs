@@ -24,6 +24,7 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
             .into(),
         K::Fetch => FetchRequest::default().with_max_wait_ms(0).into(),
         K::ListOffsets => ListOffsetsRequest::default().into(),
+        K::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::default().into(),
         K::Metadata => MetadataRequest::default().into(),
         K::FindCoordinator => FindCoordinatorRequest::default().into(),
         K::ApiVersions => ApiVersionsRequest::default()

@@ -15,9 +15,14 @@ use common::cluster::{
     cluster_overrides, create_topic, describe_quorum, loopback, topic_ids, wait_until,
 };
 use common::{admin_opts, block_on, send_ok, Gregor, Rec};
+use gregor_protocol::kafka::messages::metadata_request::MetadataRequestTopic;
+use gregor_protocol::kafka::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
 use gregor_protocol::kafka::messages::{
     DescribeClusterRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    InitProducerIdRequest, MetadataRequest, ProducerId, ResponseKind, TransactionalId,
+    InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProducerId, ResponseKind,
+    TopicName, TransactionalId,
 };
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::{ApiKey, RequestKind};
@@ -410,9 +415,50 @@ fn start_with_short_sessions(root: &std::path::Path) -> Vec<Gregor> {
     Gregor::start_all(&overrides)
 }
 
+/// The leader epoch of a partition in `g`'s Metadata (v12).
+fn leader_epoch_of(g: &Gregor, topic: &str, partition: usize) -> i32 {
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let request = RequestKind::Metadata(
+        MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(topic.to_string()))))])),
+    );
+    match common::call(&mut s, ApiKey::Metadata, 12, 1, &request) {
+        ResponseKind::Metadata(r) => r.topics[0].partitions[partition].leader_epoch,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// OffsetForLeaderEpoch (v4) on `g`: (error code, epoch, end offset) for `requested`, sent by
+/// a client that knows `current` as the leader epoch.
+fn epoch_end(
+    g: &Gregor,
+    topic: &str,
+    partition: usize,
+    current: i32,
+    requested: i32,
+) -> (i16, i32, i64) {
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let request = RequestKind::OffsetForLeaderEpoch(
+        OffsetForLeaderEpochRequest::default().with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition as i32)
+                .with_current_leader_epoch(current)
+                .with_leader_epoch(requested)])]),
+    );
+    match common::call(&mut s, ApiKey::OffsetForLeaderEpoch, 4, 1, &request) {
+        ResponseKind::OffsetForLeaderEpoch(r) => {
+            let p = &r.topics[0].partitions[0];
+            (p.error_code, p.leader_epoch, p.end_offset)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A broker the controller stops hearing from is fenced: Metadata stops listing it and its
 /// partitions have no leader (their only in-sync replica is gone), while the others serve on.
-/// Restarted, it is unfenced once caught up and leads its partitions again, its records intact.
+/// Restarted, it is unfenced once caught up and leads its partitions again, its records intact,
+/// in a newer leader epoch.
 #[test]
 fn a_killed_broker_is_fenced_and_leads_again_when_back() {
     let root = tempfile::tempdir().unwrap();
@@ -432,6 +478,7 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
     let controller = leader_at_start(&nodes[0]);
     let victim = (1..=3).find(|&n| n != controller).unwrap();
     let victim_partition = leaders.iter().position(|&l| l == victim).unwrap();
+    let epoch_before = leader_epoch_of(&nodes[0], "fenced", victim_partition);
     nodes[(victim - 1) as usize].kill();
     let observer = (controller - 1) as usize;
     let fenced = wait_for_leaders(&nodes[observer], "fenced", |l| l[victim_partition] == -1);
@@ -505,6 +552,51 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
         .map(|i| format!("before-{i}"))
         .collect();
     assert_eq!(values, expected);
+
+    // It leads in a newer epoch (KIP-320): clients that know an older one are fenced, ones
+    // that know a newer one are told it is unknown here, and where each epoch's records end
+    // is answered from the log's leader-epoch cache (OffsetForLeaderEpoch).
+    let back = &nodes[(victim - 1) as usize];
+    let epoch = leader_epoch_of(back, "fenced", victim_partition);
+    assert!(epoch > epoch_before, "{epoch} after {epoch_before}");
+    let p = victim_partition;
+    // Its epoch begins at its log end before it wrote anything (a consumer validating its
+    // position after the leader change must not see a truncation).
+    assert_eq!(epoch_end(back, "fenced", p, epoch, epoch), (0, epoch, 10));
+    assert_eq!(
+        epoch_end(back, "fenced", p, epoch, epoch_before),
+        (0, epoch_before, 10)
+    );
+    send_ok(
+        &nodes[observer].producer(&[("acks", "all")]),
+        "fenced",
+        &[Rec {
+            partition: Some(victim_partition as i32),
+            ..Rec::value("after")
+        }],
+    );
+    assert_eq!(
+        epoch_end(back, "fenced", p, epoch, epoch_before),
+        (0, epoch_before, 10)
+    );
+    assert_eq!(epoch_end(back, "fenced", p, epoch, epoch), (0, epoch, 11));
+    assert_eq!(epoch_end(back, "fenced", p, -1, epoch + 5), (0, -1, -1));
+    assert_eq!(
+        epoch_end(back, "fenced", p, epoch_before, epoch).0,
+        74,
+        "FENCED_LEADER_EPOCH"
+    );
+    assert_eq!(
+        epoch_end(back, "fenced", p, epoch + 1, epoch).0,
+        75,
+        "UNKNOWN_LEADER_EPOCH"
+    );
+    let other = &nodes[observer];
+    assert_eq!(
+        epoch_end(other, "fenced", p, epoch, epoch).0,
+        6,
+        "NOT_LEADER_OR_FOLLOWER"
+    );
 }
 
 /// SIGTERM is a controlled shutdown: the broker has the controller fence it before it exits, so

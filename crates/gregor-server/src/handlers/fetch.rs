@@ -65,6 +65,7 @@ fn requested_partitions(
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
                 last_high_watermark: None,
                 last_log_start: None,
             });
@@ -109,6 +110,7 @@ fn update_session(
                     Some(existing) => {
                         existing.fetch_offset = new.fetch_offset;
                         existing.max_bytes = new.max_bytes;
+                        existing.current_leader_epoch = new.current_leader_epoch;
                     }
                     None => session.partitions.push(new),
                 }
@@ -247,7 +249,11 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     };
     let partitions: Vec<Result<Arc<Partition>, i16>> = fetch_set
         .iter()
-        .map(|p| broker.replicas.lookup(&p.topic, p.partition))
+        .map(|p| {
+            broker
+                .replicas
+                .lookup_in_epoch(&p.topic, p.partition, p.current_leader_epoch)
+        })
         .collect();
     let live: Vec<Arc<Partition>> = partitions.iter().flatten().cloned().collect();
     let fetch_max = broker.config.get_i64("fetch.max.bytes").max(1) as usize;

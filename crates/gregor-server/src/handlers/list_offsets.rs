@@ -1,5 +1,5 @@
 //! ListOffsets: earliest, latest (the last stable offset for read_committed), by timestamp and
-//! max timestamp.
+//! max timestamp. OffsetForLeaderEpoch: where a leader epoch's records end (KIP-101/320).
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
@@ -7,7 +7,13 @@ use std::sync::Arc;
 use gregor_protocol::kafka::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
-use gregor_protocol::kafka::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use gregor_protocol::kafka::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use gregor_protocol::kafka::messages::{
+    ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+};
 
 use crate::broker::Broker;
 use crate::partitions::Partition;
@@ -74,10 +80,12 @@ pub fn handle(
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let partition = match broker
-                        .replicas
-                        .lookup(topic.name.0.as_str(), p.partition_index)
-                    {
+                    let name = topic.name.0.as_str();
+                    let partition = match broker.replicas.lookup_in_epoch(
+                        name,
+                        p.partition_index,
+                        p.current_leader_epoch,
+                    ) {
                         Ok(partition) => partition,
                         Err(code) => {
                             return response
@@ -108,4 +116,50 @@ pub fn handle(
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// OffsetForLeaderEpoch (v2-4): for each partition this broker leads, the largest leader epoch
+/// not above the one asked for that wrote to the log and where its records end (the log end
+/// for the current epoch), from the log's leader-epoch cache; -1 and -1 when the log knows no
+/// such epoch. A consumer (KIP-320) uses it after a leader change to find whether the records
+/// before its position are still in the log. The leader epoch the client knows is checked as
+/// in Fetch.
+pub fn offset_for_leader_epoch(
+    broker: &Arc<Broker>,
+    request: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let answer = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let name = topic.topic.0.as_str();
+                    match broker
+                        .replicas
+                        .lookup_in_epoch(name, p.partition, p.current_leader_epoch)
+                    {
+                        Ok(partition) => {
+                            let leader_epoch = partition.leader_epoch();
+                            let (epoch, end) = partition.with_log(|log| {
+                                log.end_offset_for_epoch(p.leader_epoch, leader_epoch)
+                            });
+                            answer.with_leader_epoch(epoch).with_end_offset(end)
+                        }
+                        Err(code) => answer.with_error_code(code),
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
 }

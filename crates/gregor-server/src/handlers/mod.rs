@@ -177,6 +177,9 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
             respond!(groups::consumer_group_describe(broker, version, r))
         }
         RequestKind::ListOffsets(r) => respond!(list_offsets::handle(broker, version, r)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            respond!(list_offsets::offset_for_leader_epoch(broker, r))
+        }
         RequestKind::CreateTopics(r) => respond!(topics::create_topics(broker, version, r).await),
         RequestKind::DeleteTopics(r) => respond!(topics::delete_topics(broker, version, r).await),
         RequestKind::CreatePartitions(r) => respond!(topics::create_partitions(broker, r).await),

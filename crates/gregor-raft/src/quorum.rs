@@ -131,6 +131,8 @@ impl Default for SnapshotTriggers {
 #[derive(Clone)]
 pub struct RaftQuorum {
     raft: Raft<TypeConfig>,
+    /// What other voters' answers to this node's vote requests showed (see `spawn_elector`).
+    longer_logs: Arc<LongerLogs>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> QuorumError {
@@ -199,7 +201,10 @@ impl RaftQuorum {
                 Err(e) => return Err(unavailable(e)),
             }
         }
-        let quorum = RaftQuorum { raft };
+        let quorum = RaftQuorum {
+            raft,
+            longer_logs: longer_logs.clone(),
+        };
         spawn_elector(quorum.raft.clone(), election_ms, longer_logs);
         spawn_snapshot_trigger(quorum.raft.clone(), appended, config.snapshots);
         // The only voter has no one to wait for: it leads at once instead of after an election
@@ -213,6 +218,15 @@ impl RaftQuorum {
             quorum.raft.trigger().elect().await.map_err(unavailable)?;
         }
         Ok(quorum)
+    }
+
+    /// Whether, within `recently`, other voters answered this node's vote requests with logs
+    /// longer than its own. While no leader is known, that is a voter the leader does not
+    /// replicate to: another process with its node id at its address in the quorum (a
+    /// duplicate), or a controller listener that is not that address.
+    pub fn outpaced(&self, recently: Duration) -> bool {
+        let ours = self.raft.data_metrics().borrow().last_log;
+        self.longer_logs.longer_than(ours.as_ref(), recently)
     }
 
     /// The index of the last entry applied on this node (-1: none).

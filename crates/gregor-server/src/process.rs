@@ -869,6 +869,13 @@ async fn wait_for_leader(config: &BrokerConfig, quorum: &RaftQuorum) -> Result<(
                 let servers = config.get("controller.quorum.bootstrap.servers");
                 tracing::warn!(servers, node_id = config.node_id, "waiting to be added to the metadata quorum of controller.quorum.bootstrap.servers: gregor metadata-quorum --bootstrap-server HOST:PORT add-controller --config THIS-NODE.properties");
             }
+            Err(_) if quorum.outpaced(Duration::from_secs(10)) => {
+                let node_id = config.node_id;
+                let address = quorum
+                    .address_of(node_id as u64)
+                    .map_or_else(String::new, |a| a.to_string());
+                tracing::error!(node_id, address, "the other voters answer this node with longer metadata logs, yet no leader replicates to it: another process runs with node.id {node_id} at its address in the quorum ({address}), or this node's controller listener is not that address; stop the duplicate or fix listeners");
+            }
             Err(_) => {
                 let voters = config.get("controller.quorum.voters");
                 tracing::warn!(voters, "waiting for the metadata quorum to elect a leader: a majority of controller.quorum.voters must be up and reachable on their controller listeners");

@@ -55,7 +55,9 @@ impl EpochCache {
         for (epoch, start) in &self.entries {
             text.push_str(&format!("{epoch} {start}\n"));
         }
-        atomic_file::write(&dir.join(EPOCH_CHECKPOINT_FILE), text.as_bytes())
+        let path = dir.join(EPOCH_CHECKPOINT_FILE);
+        atomic_file::write(&path, text.as_bytes())
+            .inspect_err(|e| crate::segment::note_open_failure(&path, e))
     }
 
     pub(crate) fn remove_tmp(dir: &Path) {

@@ -89,25 +89,32 @@ impl LogFile {
 /// How often running out of file descriptors is logged.
 const OPEN_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Reopens a closed segment file. Failing for lack of file descriptors is logged (once a
-/// minute): the partitions whose files are open keep serving, the others answer
-/// KAFKA_STORAGE_ERROR until descriptors free up.
+/// Reopens a closed segment file.
 fn reopen(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| {
+            note_open_failure(path, &e);
+            e.into()
+        })
+}
+
+/// A file of a log could not be opened (a segment, or the leader-epoch checkpoint written
+/// when a partition's new epoch first appends). Failing for lack of file descriptors is logged
+/// once a minute: the partitions whose files are open keep serving, the others answer
+/// KAFKA_STORAGE_ERROR until descriptors free up.
+pub(crate) fn note_open_failure(path: &Path, e: &std::io::Error) {
     static LOGGED: Mutex<Option<Instant>> = Mutex::new(None);
-    match OpenOptions::new().read(true).write(true).open(path) {
-        Ok(file) => Ok(file),
-        Err(e) => {
-            if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
-                let mut logged = LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
-                if logged.is_none_or(|t| t.elapsed() >= OPEN_FAILURE_LOG_INTERVAL) {
-                    *logged = Some(Instant::now());
-                    tracing::error!(
-                        "cannot open {}: {e}; partitions whose files are open keep serving, the others answer KAFKA_STORAGE_ERROR (raise the open files limit, ulimit -n)",
-                        path.display()
-                    );
-                }
-            }
-            Err(e.into())
+    if matches!(e.raw_os_error(), Some(EMFILE | ENFILE)) {
+        let mut logged = LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
+        if logged.is_none_or(|t| t.elapsed() >= OPEN_FAILURE_LOG_INTERVAL) {
+            *logged = Some(Instant::now());
+            tracing::error!(
+                "cannot open {}: {e}; partitions whose files are open keep serving, the others answer KAFKA_STORAGE_ERROR (raise the open files limit, ulimit -n)",
+                path.display()
+            );
         }
     }
 }

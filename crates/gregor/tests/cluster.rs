@@ -1104,6 +1104,63 @@ fn listener_of(overrides: &[String], name: &str) -> String {
         .to_string()
 }
 
+/// Formats a directory `dup` under `root` for a second process with `node_id`, in the cluster
+/// of `root`'s `node-<node_id>`.
+fn format_duplicate(root: &std::path::Path, node_id: i32) -> std::path::PathBuf {
+    let meta_path = root.join(format!("node-{node_id}/meta.properties"));
+    let meta = std::fs::read_to_string(meta_path).unwrap();
+    let cluster_id = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("cluster.id="))
+        .unwrap();
+    let dup_dir = root.join("dup");
+    let dup_properties = root.join("dup.properties");
+    std::fs::write(
+        &dup_properties,
+        format!("node.id={node_id}\nlog.dirs={}\n", dup_dir.display()),
+    )
+    .unwrap();
+    let formatted = Command::new(env!("CARGO_BIN_EXE_gregor"))
+        .args(["storage", "format", "-t", cluster_id, "-c"])
+        .arg(&dup_properties)
+        .output()
+        .unwrap();
+    assert!(formatted.status.success(), "{formatted:?}");
+    dup_dir
+}
+
+/// A second process with a voter's node id (its own directory and ports) is never replicated
+/// to: it says so, naming the duplicate, and the quorum goes on undisturbed.
+#[test]
+fn a_duplicate_voter_says_so_and_disturbs_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let overrides = cluster_overrides(root.path(), &loopback(3));
+    let nodes = Gregor::start_all(&overrides);
+    create(&nodes[0], "before", 1);
+    let leader = describe_quorum(&nodes[0].bootstrap()).unwrap().leader;
+    let dup_dir = format_duplicate(root.path(), 1);
+    let mut dup = overrides[0].clone();
+    dup.push(format!("log.dirs={}", dup_dir.display()));
+    dup.push(format!(
+        "listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}",
+        common::free_port(),
+        common::free_port()
+    ));
+    let duplicate = Gregor::start_later(&dup);
+    wait_until("the duplicate says so", Duration::from_secs(60), || {
+        duplicate
+            .broker()
+            .log_tail(50)
+            .contains("another process runs with node.id 1")
+    });
+    create(&nodes[1], "after", 1);
+    wait_for_topic(&nodes[2], "after", 1);
+    assert_eq!(
+        describe_quorum(&nodes[0].bootstrap()).unwrap().leader,
+        leader
+    );
+}
+
 /// Sends a Raft frame (gregor's API key 32000, correlation id 7, an unreadable body) from
 /// `source` to 127.0.0.1:`port`: the answer's correlation id, or `None` if the connection was
 /// closed unanswered.
@@ -1200,24 +1257,7 @@ fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     // A second process with node id 4 (its own formatted dir and port) is refused while the
     // first lives, and takes over once the first is gone for a session (as in Kafka). It
     // knows only a voter that is not the active controller, which names the leader to it.
-    let meta = std::fs::read_to_string(root.path().join("node-4/meta.properties")).unwrap();
-    let cluster_id = meta
-        .lines()
-        .find_map(|l| l.strip_prefix("cluster.id="))
-        .unwrap();
-    let dup_dir = root.path().join("dup");
-    let dup_properties = root.path().join("dup.properties");
-    std::fs::write(
-        &dup_properties,
-        format!("node.id=4\nlog.dirs={}\n", dup_dir.display()),
-    )
-    .unwrap();
-    let formatted = Command::new(env!("CARGO_BIN_EXE_gregor"))
-        .args(["storage", "format", "-t", cluster_id, "-c"])
-        .arg(&dup_properties)
-        .output()
-        .unwrap();
-    assert!(formatted.status.success(), "{formatted:?}");
+    let dup_dir = format_duplicate(root.path(), 4);
     let mut dup = overrides[3].clone();
     dup.push(format!("log.dirs={}", dup_dir.display()));
     dup.push(format!(

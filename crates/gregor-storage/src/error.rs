@@ -35,6 +35,10 @@ pub enum StorageError {
         log_start: i64,
         log_end: i64,
     },
+    /// Batches copied from a leader that do not continue this log (a follower must truncate
+    /// first, or fetched from the wrong offset).
+    #[error("batches from offset {first_offset} do not continue the log ending at {log_end}")]
+    NotContiguous { first_offset: i64, log_end: i64 },
     /// Any I/O failure.
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -57,6 +61,8 @@ impl StorageError {
             StorageError::OutOfOrderSequence(_) => Kafka::OutOfOrderSequenceNumber,
             StorageError::InvalidProducerEpoch(_) => Kafka::InvalidProducerEpoch,
             StorageError::OffsetOutOfRange { .. } => Kafka::OffsetOutOfRange,
+            // Between replicas only; a client never sends such an append.
+            StorageError::NotContiguous { .. } => Kafka::UnknownServerError,
             StorageError::Io(_) => Kafka::KafkaStorageError,
         }
         .code()

@@ -28,6 +28,8 @@ pub use producer_state::{AbortedTxn, ActiveProducer};
 pub use segment::FileSlice;
 
 #[cfg(test)]
+mod follower_tests;
+#[cfg(test)]
 mod preallocation_tests;
 #[cfg(test)]
 mod test_batches;

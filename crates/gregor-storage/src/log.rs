@@ -250,6 +250,65 @@ impl PartitionLog {
         self.check_records(records, headers, now_ms)
     }
 
+    /// Appends batches copied from this partition's leader as they are (Kafka's
+    /// `appendAsFollower`): offsets, leader epochs, timestamps and every other byte kept. Each
+    /// batch is checked (framing, CRC; no size limit: the leader took it) and they must continue
+    /// this log: the first at or past its end (compaction leaves gaps between batches), each
+    /// after the one before. The leader-epoch cache records the epochs they bring (durably, before
+    /// they are written) and the producer state replays them, as recovery does: the leader made
+    /// the sequence and transaction checks. All or nothing; returns the new log end offset.
+    pub fn append_as_follower(&mut self, records: &[u8], now_ms: i64) -> Result<i64> {
+        let headers = batch::validate_batches(records, usize::MAX)?;
+        let mut expected = self.log_end_offset;
+        for h in &headers {
+            if h.base_offset < expected {
+                return Err(StorageError::NotContiguous {
+                    first_offset: h.base_offset,
+                    log_end: self.log_end_offset,
+                });
+            }
+            expected = h.next_offset();
+        }
+        let mut epochs = Cow::Borrowed(&self.epochs);
+        for h in &headers {
+            if epochs.would_change(h.partition_leader_epoch, h.base_offset) {
+                epochs
+                    .to_mut()
+                    .assign(h.partition_leader_epoch, h.base_offset);
+            }
+        }
+        if let Cow::Owned(epochs) = epochs {
+            epochs.write(&self.dir)?;
+            self.epochs = epochs;
+        }
+        self.maybe_roll(records.len(), headers.len(), expected - 1, now_ms)?;
+        let index_interval = self.config.index_interval_bytes;
+        let mut parts = vec![IoSlice::new(records)];
+        self.active()
+            .append(&mut parts, records.len(), &headers, now_ms, index_interval)?;
+        let mut pos = 0usize;
+        let mut messages: i64 = 0;
+        for h in &headers {
+            let marker = if h.is_control() {
+                batch::control_marker(&records[pos..pos + h.total_len()])
+            } else {
+                None
+            };
+            self.producers.replay(h, marker);
+            messages += i64::from(h.last_offset_delta) + 1;
+            pos += h.total_len();
+        }
+        self.log_end_offset = expected;
+        self.unflushed_messages = self.unflushed_messages.saturating_add(messages);
+        let last_flush = *self.last_flush_ms.get_or_insert(now_ms);
+        if self.unflushed_messages >= self.config.flush_messages
+            || now_ms.saturating_sub(last_flush) >= self.config.flush_ms
+        {
+            self.flush(now_ms)?;
+        }
+        Ok(self.log_end_offset)
+    }
+
     /// Writes a transaction marker (commit or abort) for `producer_id`, ending its transaction
     /// in this partition. A marker of an epoch older than the producer's is refused (fenced).
     pub fn append_marker(

@@ -633,6 +633,11 @@ impl PartitionLog {
         self.epochs.end_offset_for(requested, self.log_end_offset)
     }
 
+    /// The leader epoch that wrote `offset` (`None` before the first known epoch).
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        self.epochs.epoch_for_offset(offset)
+    }
+
     /// The leader epochs that wrote to this log and where each began.
     pub fn leader_epochs(&self) -> &[(i32, i64)] {
         self.epochs.entries()

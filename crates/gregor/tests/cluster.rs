@@ -15,14 +15,17 @@ use common::cluster::{
     cluster_overrides, create_topic, describe_quorum, loopback, topic_ids, wait_until,
 };
 use common::{admin_opts, block_on, send_ok, Gregor, Rec};
+use gregor_protocol::kafka::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
 use gregor_protocol::kafka::messages::metadata_request::MetadataRequestTopic;
 use gregor_protocol::kafka::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
 use gregor_protocol::kafka::messages::{
-    DescribeClusterRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
-    InitProducerIdRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProducerId, ResponseKind,
-    TopicName, TransactionalId,
+    BrokerId, DescribeClusterRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest,
+    InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest,
+    ProducerId, ResponseKind, TopicName, TransactionalId,
 };
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::{ApiKey, RequestKind};
@@ -428,6 +431,28 @@ fn leader_epoch_of(g: &Gregor, topic: &str, partition: usize) -> i32 {
     }
 }
 
+/// ListOffsets (v7) on `g` for `timestamp` (-1 latest, -2 earliest): (error code, offset,
+/// leader epoch).
+fn list_offset(g: &Gregor, topic: &str, partition: usize, timestamp: i64) -> (i16, i64, i32) {
+    let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let request = RequestKind::ListOffsets(
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition as i32)
+                    .with_timestamp(timestamp)])]),
+    );
+    match common::call(&mut s, ApiKey::ListOffsets, 7, 1, &request) {
+        ResponseKind::ListOffsets(r) => {
+            let p = &r.topics[0].partitions[0];
+            (p.error_code, p.offset, p.leader_epoch)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 /// OffsetForLeaderEpoch (v4) on `g`: (error code, epoch, end offset) for `requested`, sent by
 /// a client that knows `current` as the leader epoch.
 fn epoch_end(
@@ -591,6 +616,9 @@ fn a_killed_broker_is_fenced_and_leads_again_when_back() {
         75,
         "UNKNOWN_LEADER_EPOCH"
     );
+    // ListOffsets names the epoch that wrote the offset it finds (the leader's for the latest).
+    assert_eq!(list_offset(back, "fenced", p, -2), (0, 0, epoch_before));
+    assert_eq!(list_offset(back, "fenced", p, -1), (0, 11, epoch));
     let other = &nodes[observer];
     assert_eq!(
         epoch_end(other, "fenced", p, epoch, epoch).0,

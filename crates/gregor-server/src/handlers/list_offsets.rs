@@ -24,8 +24,28 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
+/// `(offset, timestamp, leader epoch)` for one query, or an error code. The epoch is the
+/// leader's own for the latest offset, else the one that wrote the offset found (as Kafka: a
+/// consumer that resets its position there can check it later with OffsetForLeaderEpoch), -1
+/// for none.
+fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    read_committed: bool,
+) -> Result<(i64, i64, i32), i16> {
+    let (offset, found_timestamp) = found(partition, timestamp, read_committed)?;
+    let epoch = match timestamp {
+        LATEST => partition.leader_epoch(),
+        _ if offset < 0 => -1,
+        _ => partition
+            .with_log(|log| log.epoch_for_offset(offset))
+            .unwrap_or(-1),
+    };
+    Ok((offset, found_timestamp, epoch))
+}
+
 /// `(offset, timestamp)` for one query, or an error code.
-fn lookup(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
+fn found(partition: &Partition, timestamp: i64, read_committed: bool) -> Result<(i64, i64), i16> {
     let storage = |e: gregor_storage::StorageError| e.error_code();
     match timestamp {
         LATEST if read_committed => Ok((partition.last_stable_offset(), -1)),
@@ -95,14 +115,10 @@ pub fn handle(
                         }
                     };
                     match lookup(&partition, p.timestamp, read_committed) {
-                        Ok((offset, timestamp)) => response
+                        Ok((offset, timestamp, epoch)) => response
                             .with_offset(offset)
                             .with_timestamp(timestamp)
-                            .with_leader_epoch(if version >= 4 {
-                                partition.leader_epoch()
-                            } else {
-                                -1
-                            }),
+                            .with_leader_epoch(if version >= 4 { epoch } else { -1 }),
                         Err(error) => response
                             .with_error_code(error)
                             .with_offset(-1)

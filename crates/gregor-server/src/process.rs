@@ -243,44 +243,25 @@ impl Broker {
             shutdown,
         });
         // Opens every partition log of the image, then follows each change.
-        let services = Arc::downgrade(&broker.services);
-        broker.metadata.add_publisher(
-            "partition logs",
-            Box::new(move |delta, image| {
-                if let Some(s) = services.upgrade() {
-                    s.replicas.apply_delta(delta, image, &s.config, s.node_id);
-                }
-            }),
-        );
+        broker
+            .metadata
+            .follow("partition logs", &broker.services, |s, delta, image| {
+                s.replicas.apply_delta(delta, image, &s.config, s.node_id)
+            });
         let loaded = broker.groups.follow_leadership(&broker.metadata.image())?;
         // Also catches up on metadata changes the groups missed in a crash (offsets of deleted
         // topics).
-        let groups = Arc::downgrade(&broker.groups);
-        broker.metadata.add_publisher(
+        broker.metadata.follow(
             "consumer groups",
-            Box::new(move |delta, image| {
-                if let Some(groups) = groups.upgrade() {
-                    groups.on_metadata_change(delta, image);
-                }
-            }),
+            &broker.groups,
+            GroupRuntime::on_metadata_change,
         );
         // After the groups: finishing a half-ended transaction may complete their pending offsets.
         broker.txns.start_marker_sender();
         let txn_records = broker.txns.follow_leadership(&broker.metadata.image())?;
-        let txns = Arc::downgrade(&broker.txns);
-        broker.metadata.add_publisher(
-            "transactions",
-            Box::new(move |delta, image| {
-                if let Some(txns) = txns.upgrade() {
-                    if !delta.topics_changed() {
-                        return;
-                    }
-                    if let Err(e) = txns.follow_leadership(image) {
-                        tracing::error!(error = %e, "cannot load the transactions of a __transaction_state partition");
-                    }
-                }
-            }),
-        );
+        broker
+            .metadata
+            .follow("transactions", &broker.txns, TxnRuntime::on_metadata_change);
         broker.set_producer_id_floor();
         if !broker.config.cluster.broker {
             // A controller only: no client listener, no registration, no partitions.

@@ -269,18 +269,11 @@ impl PartitionLog {
             }
             expected = h.next_offset();
         }
-        let mut epochs = Cow::Borrowed(&self.epochs);
-        for h in &headers {
-            if epochs.would_change(h.partition_leader_epoch, h.base_offset) {
-                epochs
-                    .to_mut()
-                    .assign(h.partition_leader_epoch, h.base_offset);
-            }
-        }
-        if let Cow::Owned(epochs) = epochs {
-            epochs.write(&self.dir)?;
-            self.epochs = epochs;
-        }
+        self.record_epochs(
+            headers
+                .iter()
+                .map(|h| (h.partition_leader_epoch, h.base_offset)),
+        )?;
         self.maybe_roll(records.len(), headers.len(), expected - 1, now_ms)?;
         let index_interval = self.config.index_interval_bytes;
         let mut parts = vec![IoSlice::new(records)];
@@ -298,7 +291,30 @@ impl PartitionLog {
             messages += i64::from(h.last_offset_delta) + 1;
             pos += h.total_len();
         }
-        self.log_end_offset = expected;
+        self.appended(expected, messages, now_ms)?;
+        Ok(self.log_end_offset)
+    }
+
+    /// Records, durably, the leader epochs that `(epoch, first offset)` pairs about to be written
+    /// bring (a write only when one is new: once per leader change, not per append).
+    fn record_epochs(&mut self, starts: impl Iterator<Item = (i32, i64)>) -> Result<()> {
+        let mut epochs = Cow::Borrowed(&self.epochs);
+        for (epoch, start) in starts {
+            if epochs.would_change(epoch, start) {
+                epochs.to_mut().assign(epoch, start);
+            }
+        }
+        if let Cow::Owned(epochs) = epochs {
+            epochs.write(&self.dir)?;
+            self.epochs = epochs;
+        }
+        Ok(())
+    }
+
+    /// Batches of `messages` records were written up to `log_end_offset`: flushed when
+    /// `flush.messages` or `flush.ms` say so.
+    fn appended(&mut self, log_end_offset: i64, messages: i64, now_ms: i64) -> Result<()> {
+        self.log_end_offset = log_end_offset;
         self.unflushed_messages = self.unflushed_messages.saturating_add(messages);
         let last_flush = *self.last_flush_ms.get_or_insert(now_ms);
         if self.unflushed_messages >= self.config.flush_messages
@@ -306,7 +322,7 @@ impl PartitionLog {
         {
             self.flush(now_ms)?;
         }
-        Ok(self.log_end_offset)
+        Ok(())
     }
 
     /// Writes a transaction marker (commit or abort) for `producer_id`, ending its transaction
@@ -466,12 +482,7 @@ impl PartitionLog {
         }
 
         // A new leader epoch is recorded (durably) before its first batch is written.
-        if self.epochs.would_change(leader_epoch, self.log_end_offset) {
-            let mut epochs = self.epochs.clone();
-            epochs.assign(leader_epoch, self.log_end_offset);
-            epochs.write(&self.dir)?;
-            self.epochs = epochs;
-        }
+        self.record_epochs(std::iter::once((leader_epoch, self.log_end_offset)))?;
         self.maybe_roll(records.len(), headers.len(), next - 1, now_ms)?;
 
         // baseOffset and the leader epoch lie in each batch's first 16 bytes, outside the CRC:
@@ -519,14 +530,7 @@ impl PartitionLog {
             self.producers.insert(pid, entry);
         }
         let base_offset = self.log_end_offset;
-        self.log_end_offset = next;
-        self.unflushed_messages = self.unflushed_messages.saturating_add(messages);
-        let last_flush = *self.last_flush_ms.get_or_insert(now_ms);
-        if self.unflushed_messages >= self.config.flush_messages
-            || now_ms.saturating_sub(last_flush) >= self.config.flush_ms
-        {
-            self.flush(now_ms)?;
-        }
+        self.appended(next, messages, now_ms)?;
         Ok(AppendResult {
             base_offset,
             last_offset: next - 1,

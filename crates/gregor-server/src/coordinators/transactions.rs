@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_metadata::features::TRANSACTION_VERSION;
-use gregor_metadata::MetadataImage;
+use gregor_metadata::{MetadataDelta, MetadataImage};
 use gregor_protocol::kafka::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
@@ -158,6 +158,16 @@ impl TxnRuntime {
         };
         self.retry_markers(&mut coordinator)?;
         Ok(loaded)
+    }
+
+    /// A metadata change: serves the `__transaction_state` partitions this broker leads now.
+    pub fn on_metadata_change(&self, delta: &MetadataDelta, image: &MetadataImage) {
+        if !delta.topics_changed() {
+            return;
+        }
+        if let Err(e) = self.follow_leadership(image) {
+            tracing::error!(error = %e, "cannot load the transactions of a __transaction_state partition");
+        }
     }
 
     /// Follows leadership up to the newest image before a request is served: a client that

@@ -44,6 +44,25 @@ impl MetadataLoader {
         self.publishers.write().push((name, publisher));
     }
 
+    /// [`MetadataLoader::add_publisher`] for a part of the broker that `publish` is called on
+    /// while it lives: the loader holds it weakly, so a publisher keeps nothing alive.
+    pub fn follow<T: Send + Sync + 'static>(
+        &self,
+        name: &'static str,
+        target: &Arc<T>,
+        publish: impl Fn(&T, &MetadataDelta, &MetadataImage) + Send + Sync + 'static,
+    ) {
+        let target = Arc::downgrade(target);
+        self.add_publisher(
+            name,
+            Box::new(move |delta, image| {
+                if let Some(target) = target.upgrade() {
+                    publish(&target, delta, image);
+                }
+            }),
+        );
+    }
+
     /// Applies committed records (the last at `last_offset`) and publishes what they changed.
     /// Readers see the new image before the publishers have run: a publisher's work (opening a
     /// log) follows the image, as on a node that learns metadata from the log.

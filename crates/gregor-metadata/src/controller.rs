@@ -465,21 +465,34 @@ impl Placement {
     }
 }
 
-/// New partitions, each led by its first replica. Until followers copy the leader's log
-/// (replication), the in-sync replica set is the leader alone: a replica that holds none of the
-/// data must never be chosen to lead when the leader's broker is fenced (that would hide every
-/// acknowledged record and let the logs diverge); the partition goes offline instead.
-fn partition_records(topic_id: Uuid, first: i32, replicas: Vec<Vec<i32>>) -> Vec<MetadataRecord> {
+/// New partitions: empty logs, so every replica on an unfenced broker is in sync (as in
+/// Kafka); the first of them leads. A partition whose replicas are all fenced starts without a
+/// leader and with its first replica as the ISR, which takes the lead when unfenced.
+fn partition_records(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    first: i32,
+    replicas: Vec<Vec<i32>>,
+) -> Vec<MetadataRecord> {
+    let usable = |r: &&i32| image.brokers.get(r).is_some_and(|b| !b.fenced);
     replicas
         .into_iter()
         .enumerate()
-        .map(|(i, replicas)| MetadataRecord::Partition {
-            topic_id,
-            partition: first + i as i32,
-            isr: vec![replicas[0]],
-            leader: replicas[0],
-            replicas,
-            leader_epoch: 0,
+        .map(|(i, replicas)| {
+            let isr: Vec<i32> = replicas.iter().filter(usable).copied().collect();
+            let (isr, leader) = match isr.first() {
+                Some(&leader) => (isr, leader),
+                None => (vec![replicas[0]], -1),
+            };
+            MetadataRecord::Partition {
+                topic_id,
+                partition: first + i as i32,
+                isr,
+                leader,
+                replicas,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            }
         })
         .collect()
 }
@@ -580,7 +593,7 @@ pub fn create_topic(
         name: request.name.to_string(),
         topic_id,
     }];
-    records.extend(partition_records(topic_id, 0, replicas));
+    records.extend(partition_records(image, topic_id, 0, replicas));
     records.extend(
         request
             .configs
@@ -662,7 +675,7 @@ pub fn create_partitions(
         }
         assignments
     };
-    Ok(partition_records(topic.id, current, replicas))
+    Ok(partition_records(image, topic.id, current, replicas))
 }
 
 /// Producer ids are handed out by blocks recorded in the log, so none repeats after a restart.
@@ -1153,10 +1166,10 @@ pub(crate) mod tests {
         );
     }
 
-    /// Before replication the ISR is the leader alone, so fencing the leader's broker leaves
-    /// the partition without a leader instead of handing it to a replica with an empty log.
+    /// A new partition's replicas are all in sync (its log is empty); fencing the leader's
+    /// broker hands the lead to the next and takes the fenced one out of the ISR.
     #[test]
-    fn a_new_partition_is_in_sync_only_on_its_leader() {
+    fn a_new_partition_is_in_sync_on_every_replica() {
         let mut image = image_with_racks(&[(1, None), (2, None)]);
         let records = create_topic(
             &image,
@@ -1169,7 +1182,7 @@ pub(crate) mod tests {
         let p = &image.topics["rf2"].partitions[&0];
         assert_eq!(
             (p.replicas.clone(), p.isr.clone(), p.leader),
-            (vec![1, 2], vec![1], 1)
+            (vec![1, 2], vec![1, 2], 1)
         );
         let fenced = crate::request::decide(
             &image,
@@ -1179,10 +1192,8 @@ pub(crate) mod tests {
         .unwrap()
         .0;
         image.apply_committed(&fenced, 2);
-        assert_eq!(
-            image.topics["rf2"].partitions[&0].leader, -1,
-            "not the empty replica"
-        );
+        let p = &image.topics["rf2"].partitions[&0];
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2], 1));
     }
 
     /// With `broker.rack`, a partition's replicas use every rack before any rack twice, and

@@ -187,6 +187,7 @@ mod tests {
             isr: vec![1],
             leader: 1,
             leader_epoch: 0,
+            partition_epoch: 0,
         }));
         records
     }
@@ -344,6 +345,7 @@ mod tests {
             isr: vec![1],
             leader: 1,
             leader_epoch: 1,
+            partition_epoch: 1,
         });
         changes.push(MetadataRecord::Config {
             resource: ConfigResource::Topic("a".into()),

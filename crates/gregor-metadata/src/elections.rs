@@ -176,7 +176,7 @@ fn preferred(
             ),
         });
     }
-    Ok(change(topic, partition, meta, leader, meta.isr.clone()))
+    Ok(meta.change(topic.id, partition, leader, meta.isr.clone()))
 }
 
 fn unclean(
@@ -193,31 +193,14 @@ fn unclean(
     }
     let in_sync = |r: &i32| meta.isr.contains(r) && live(image, *r);
     if let Some(leader) = meta.replicas.iter().copied().find(in_sync) {
-        return Ok(change(topic, partition, meta, leader, meta.isr.clone()));
+        return Ok(meta.change(topic.id, partition, leader, meta.isr.clone()));
     }
     match meta.replicas.iter().copied().find(|&r| live(image, r)) {
-        Some(leader) => Ok(change(topic, partition, meta, leader, vec![leader])),
+        Some(leader) => Ok(meta.change(topic.id, partition, leader, vec![leader])),
         None => Err(ControllerError {
             code: ResponseError::EligibleLeadersNotAvailable.code(),
             message: format!("no replica of {}-{partition} is alive", topic.name),
         }),
-    }
-}
-
-fn change(
-    topic: &TopicImage,
-    partition: i32,
-    meta: &PartitionImage,
-    leader: i32,
-    isr: Vec<i32>,
-) -> MetadataRecord {
-    MetadataRecord::Partition {
-        topic_id: topic.id,
-        partition,
-        replicas: meta.replicas.clone(),
-        isr,
-        leader,
-        leader_epoch: meta.leader_epoch + 1,
     }
 }
 
@@ -256,6 +239,7 @@ mod tests {
                 isr: isr.to_vec(),
                 leader: *leader,
                 leader_epoch: 4,
+                partition_epoch: 0,
             });
         }
         for &node_id in fenced {

@@ -37,6 +37,44 @@ pub struct PartitionImage {
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    /// The record that states this partition as it is (a snapshot's).
+    pub fn record(&self, topic_id: Uuid, partition: i32) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+        }
+    }
+
+    /// The record that gives this partition `leader` and `isr`: a new partition epoch, and a
+    /// new leader epoch if the leader changes (an ISR change alone keeps the leader's epoch, as
+    /// in KRaft, so that the leader's fetchers and producers are not fenced by it).
+    pub fn change(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        leader: i32,
+        isr: Vec<i32>,
+    ) -> MetadataRecord {
+        let leader_epoch = self.leader_epoch + i32::from(leader != self.leader);
+        MetadataRecord::Partition {
+            topic_id,
+            partition,
+            replicas: self.replicas.clone(),
+            isr,
+            leader,
+            leader_epoch,
+            partition_epoch: self.partition_epoch + 1,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -186,16 +224,12 @@ impl MetadataImage {
                 name: topic.name.clone(),
                 topic_id: topic.id,
             });
-            records.extend(topic.partitions.iter().map(|(&partition, p)| {
-                MetadataRecord::Partition {
-                    topic_id: topic.id,
-                    partition,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
-                    leader: p.leader,
-                    leader_epoch: p.leader_epoch,
-                }
-            }));
+            records.extend(
+                topic
+                    .partitions
+                    .iter()
+                    .map(|(&partition, p)| p.record(topic.id, partition)),
+            );
         }
         for (resource, configs) in &self.configs {
             records.extend(configs.iter().map(|(name, value)| MetadataRecord::Config {
@@ -287,6 +321,7 @@ impl MetadataImage {
                 isr,
                 leader,
                 leader_epoch,
+                partition_epoch,
             } => {
                 let Some(name) = self.topic_names.get(topic_id) else {
                     return;
@@ -299,6 +334,7 @@ impl MetadataImage {
                             isr: isr.clone(),
                             leader: *leader,
                             leader_epoch: *leader_epoch,
+                            partition_epoch: *partition_epoch,
                         },
                     );
                 }

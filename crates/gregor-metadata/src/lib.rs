@@ -13,6 +13,7 @@ pub mod delta;
 pub mod elections;
 pub mod features;
 pub mod image;
+pub mod isr;
 pub mod records;
 pub mod request;
 pub mod store;
@@ -21,6 +22,7 @@ pub use configs::{ConfigDef, GroupConfigBounds, GROUP_CONFIGS, TOPIC_CONFIGS};
 pub use controller::ControllerError;
 pub use delta::{MetadataDelta, RemovedTopic};
 pub use image::{BrokerRegistration, ConfigLayers, MetadataImage, PartitionImage, TopicImage};
+pub use isr::IsrProposal;
 pub use records::{ConfigResource, MetadataRecord};
 pub use request::{
     ControllerReply, ControllerRequest, QuorumDescription, ReplicaProgress, VoterChange,

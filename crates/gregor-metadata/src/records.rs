@@ -48,8 +48,8 @@ pub enum MetadataRecord {
         name: String,
         topic_id: Uuid,
     },
-    /// A partition's replica assignment and leadership. Written again with a higher leader epoch
-    /// when the leader or ISR changes.
+    /// A partition's replica assignment and leadership. Written again on every change, with the
+    /// partition epoch one higher, and the leader epoch one higher when the leader changes.
     Partition {
         topic_id: Uuid,
         partition: i32,
@@ -57,6 +57,10 @@ pub enum MetadataRecord {
         isr: Vec<i32>,
         leader: i32,
         leader_epoch: i32,
+        /// Counts the partition's changes (Kafka's partition epoch): a leader's AlterPartition
+        /// names the one it saw, so a proposal made on a stale state is refused.
+        #[serde(default)]
+        partition_epoch: i32,
     },
     /// Sets (`Some`) or removes (`None`) one config of a resource.
     Config {

@@ -19,6 +19,7 @@ use crate::controller::{
 use crate::elections::{balance_leaders, elect_leaders, ElectionType, TopicElections};
 use crate::features::{bootstrap_records, update_features, FeatureUpdate};
 use crate::image::{BrokerRegistration, MetadataImage};
+use crate::isr::{alter_partitions, IsrProposal};
 use crate::records::MetadataRecord;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -95,6 +96,11 @@ pub enum ControllerRequest {
     UnregisterBroker {
         node_id: i32,
     },
+    /// AlterPartition (56): partition leader `broker_id` proposes new in-sync replica sets.
+    AlterPartition {
+        broker_id: i32,
+        proposals: Vec<IsrProposal>,
+    },
     /// ElectLeaders: partitions by topic (`None`: all of them).
     ElectLeaders {
         election: ElectionType,
@@ -137,6 +143,8 @@ pub enum ControllerReply {
     Created(Vec<Result<(), ControllerError>>),
     /// ElectLeaders' outcome per partition.
     Elections(Vec<TopicElections>),
+    /// Each proposal of an AlterPartition, in order: accepted or not.
+    IsrChanges(Vec<Result<(), ControllerError>>),
 }
 
 /// A change of the quorum's voters.
@@ -309,6 +317,15 @@ pub fn decide(
             let records = if validate_only { vec![] } else { records };
             return Ok((records, ControllerReply::Elections(elections)));
         }
+        ControllerRequest::AlterPartition {
+            broker_id,
+            proposals,
+        } => {
+            registered(image, *broker_id)?;
+            let (records, outcomes) = alter_partitions(image, *broker_id, proposals);
+            let records = if validate_only { vec![] } else { records };
+            return Ok((records, ControllerReply::IsrChanges(outcomes)));
+        }
         ControllerRequest::BalanceLeaders => balance_leaders(image),
         ControllerRequest::DescribeQuorum | ControllerRequest::ChangeVoters(_) => {
             return Err(ControllerError {
@@ -348,11 +365,12 @@ fn registered(image: &MetadataImage, node_id: i32) -> Result<&BrokerRegistration
     })
 }
 
-/// Fences (`fence`) or unfences a broker, with the leadership moves that follow: a fenced
-/// broker's partitions go to the first other unfenced in-sync replica, or to no leader (-1)
-/// when there is none (the ISR is kept: the broker's data is the partition's); an unfenced
-/// broker takes back the leaderless partitions whose ISR names it. Each move bumps the leader
-/// epoch.
+/// Fences (`fence`) or unfences a broker, with the ISR and leadership changes that follow
+/// (Kafka's): a fenced broker leaves the ISR of every partition it shares with others, and
+/// those it led go to the first other unfenced in-sync replica, or to no leader (-1) when there
+/// is none; the last member of an ISR stays in it (its data is the partition's). An unfenced
+/// broker takes back the leaderless partitions whose ISR names it. A leader move bumps the
+/// leader epoch.
 fn fencing(image: &MetadataImage, node_id: i32, fence: bool) -> Vec<MetadataRecord> {
     let mut records = vec![if fence {
         MetadataRecord::FenceBroker { node_id }
@@ -362,21 +380,29 @@ fn fencing(image: &MetadataImage, node_id: i32, fence: bool) -> Vec<MetadataReco
     let unfenced = |b: &i32| *b != node_id && image.brokers.get(b).is_some_and(|r| !r.fenced);
     for topic in image.topics.values() {
         for (&partition, p) in &topic.partitions {
-            let leader = match (fence, p.leader) {
-                (true, leader) if leader == node_id => {
-                    p.isr.iter().copied().find(unfenced).unwrap_or(-1)
+            let (leader, isr) = if fence {
+                if !p.isr.contains(&node_id) && p.leader != node_id {
+                    continue;
                 }
-                (false, -1) if p.isr.contains(&node_id) => node_id,
-                _ => continue,
+                let isr = if p.isr.len() > 1 {
+                    p.isr.iter().copied().filter(|&r| r != node_id).collect()
+                } else {
+                    p.isr.clone()
+                };
+                let leader = if p.leader == node_id {
+                    isr.iter().copied().find(unfenced).unwrap_or(-1)
+                } else {
+                    p.leader
+                };
+                (leader, isr)
+            } else if p.leader == -1 && p.isr.contains(&node_id) {
+                (node_id, p.isr.clone())
+            } else {
+                continue;
             };
-            records.push(MetadataRecord::Partition {
-                topic_id: topic.id,
-                partition,
-                replicas: p.replicas.clone(),
-                isr: p.isr.clone(),
-                leader,
-                leader_epoch: p.leader_epoch + 1,
-            });
+            if (leader, &isr) != (p.leader, &p.isr) {
+                records.push(p.change(topic.id, partition, leader, isr));
+            }
         }
     }
     records

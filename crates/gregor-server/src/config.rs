@@ -261,6 +261,43 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
         "1000",
         ConfigKind::Int { min: 0 },
     ),
+    // Replication: a follower that has not caught up for this long leaves the ISR.
+    broker(
+        "replica.lag.time.max.ms",
+        "30000",
+        ConfigKind::Long { min: 1 },
+    ),
+    broker(
+        "replica.fetch.max.bytes",
+        "1048576",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker(
+        "replica.fetch.response.max.bytes",
+        "10485760",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker(
+        "replica.fetch.wait.max.ms",
+        "500",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker("replica.fetch.min.bytes", "1", ConfigKind::Int { min: 1 }),
+    broker(
+        "replica.fetch.backoff.ms",
+        "1000",
+        ConfigKind::Int { min: 0 },
+    ),
+    broker(
+        "replica.socket.timeout.ms",
+        "30000",
+        ConfigKind::Int { min: 1 },
+    ),
+    broker(
+        "replica.high.watermark.checkpoint.interval.ms",
+        "5000",
+        ConfigKind::Long { min: 1 },
+    ),
 ];
 
 fn definition(name: &str) -> Option<ConfigDef> {

@@ -18,6 +18,8 @@ pub struct SessionPartition {
     pub max_bytes: i32,
     /// The leader epoch the client knows (Fetch v9+, KIP-320; -1: none).
     pub current_leader_epoch: i32,
+    /// A follower's: the epoch of its log's last batch (Fetch v12+; -1: none).
+    pub last_fetched_epoch: i32,
     pub last_high_watermark: Option<i64>,
     pub last_log_start: Option<i64>,
 }
@@ -133,6 +135,7 @@ mod tests {
             fetch_offset: 0,
             max_bytes: 100,
             current_leader_epoch: -1,
+            last_fetched_epoch: -1,
             last_high_watermark: None,
             last_log_start: None,
         }

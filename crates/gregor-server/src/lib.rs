@@ -20,6 +20,7 @@ mod partitions;
 mod process;
 mod producer_ids;
 pub mod properties;
+mod replication;
 mod services;
 mod telemetry;
 

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gregor_metadata::{ConfigResource, MetadataDelta, MetadataImage, PartitionImage, TopicImage};
+use gregor_metadata::{
+    ConfigResource, IsrProposal, MetadataDelta, MetadataImage, PartitionImage, TopicImage,
+};
 use gregor_protocol::kafka::ResponseError;
 use gregor_storage::{
     atomic_file, AbortedTxn, AppendResult, FileSlice, LogConfig, PartitionLog,
@@ -21,6 +23,8 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::log_dir_moves::{self, FutureReplica, LogDirMoves};
+use crate::replication::hw_checkpoint::{self, HighWatermarks};
+use crate::replication::leader::LeaderState;
 
 /// The file in a partition directory naming the topic id it belongs to, so a directory left by a
 /// deleted topic is never mistaken for a new topic of the same name.
@@ -35,8 +39,13 @@ pub struct Partition {
     /// Whether this broker is the partition's leader: only then does it serve clients (a
     /// fenced broker's partitions have no leader until it is back).
     leads: AtomicBool,
-    /// On one node the high watermark follows the log end offset; replication will hold it back.
+    /// Below it every record is on every in-sync replica: what consumers may read and
+    /// `acks=all` waits for. A leader moves it forward from its followers' fetches; a follower
+    /// takes its leader's (never past its own log end).
     high_watermark: AtomicI64,
+    /// The partition as the metadata last stated it, and what its leader knows of followers.
+    /// Locked after the log when both are.
+    state: Mutex<ReplicaState>,
     /// Delayed operations (fetches, acks=all produces) waiting for this partition to change.
     waiters: Mutex<Vec<Arc<Notify>>>,
     /// When a failed write (a full disk) was last logged: one line per interval, not per batch.
@@ -46,6 +55,26 @@ pub struct Partition {
     /// producer's next marker. A batch is appended only if its guard survived, so a
     /// transaction that ended while its batch was being verified is not reopened.
     verification_guards: Mutex<HashMap<i64, u64>>,
+}
+
+struct ReplicaState {
+    meta: PartitionImage,
+    /// While this broker leads the partition.
+    leader: Option<LeaderState>,
+}
+
+/// What a leader makes of a follower's fetch.
+pub enum FollowerFetch {
+    /// Served from the fetch offset; the follower's progress may let it join the ISR.
+    Accepted(Option<IsrProposal>),
+    /// Its log and the leader's differ from the epoch and offset given (KIP-320's
+    /// DivergingEpoch): it truncates before it fetches again.
+    Diverging(i32, i64),
+    /// Its fetch offset is below this log's start, or its last epoch older than any here:
+    /// OFFSET_OUT_OF_RANGE, with this log's start and high watermark to start again from.
+    OutOfRange,
+    /// Refused with this error code.
+    Refused(i16),
 }
 
 /// Makes verification guards unique across partitions and producers.
@@ -124,8 +153,7 @@ impl Partition {
                     return None;
                 }
                 let result = log.append_prepared(prepared, self.leader_epoch(), now_ms);
-                self.high_watermark
-                    .store(log.log_end_offset(), Ordering::Release);
+                self.advance_high_watermark(log.log_end_offset());
                 result
             }
         };
@@ -155,12 +183,275 @@ impl Partition {
                 self.leader_epoch(),
                 now_ms,
             )?;
-            self.high_watermark
-                .store(log.log_end_offset(), Ordering::Release);
+            self.advance_high_watermark(log.log_end_offset());
             result
         };
         self.wake_waiters();
         Ok(result)
+    }
+
+    /// Moves a leader's high watermark as far as its ISR allows, with its log ending at
+    /// `log_end`; waiting fetches and `acks=all` produces are woken when it moves.
+    fn advance_high_watermark(&self, log_end: i64) {
+        let state = self.state.lock();
+        let Some(leader) = &state.leader else {
+            return;
+        };
+        let allowed = leader.high_watermark(log_end);
+        if allowed > self.high_watermark() {
+            self.high_watermark.store(allowed, Ordering::Release);
+            drop(state);
+            self.wake_waiters();
+        }
+    }
+
+    /// The metadata's new state of the partition, on broker `node_id`: it leads, follows or
+    /// neither. A new leadership starts from the log's end with its followers unknown; taken
+    /// under the log's lock, so no append straddles the change.
+    fn take_state(&self, meta: &PartitionImage, node_id: i32, now_ms: i64) {
+        let log = self.log.write();
+        let mut state = self.state.lock();
+        let leads = meta.leader == node_id;
+        let same_leadership = state.leader.is_some() && meta.leader_epoch == self.leader_epoch();
+        match (&mut state.leader, leads) {
+            (Some(leader), true) if same_leadership => leader.update(meta, now_ms),
+            (_, true) => {
+                state.leader = Some(LeaderState::new(
+                    node_id,
+                    meta,
+                    log.log_end_offset(),
+                    now_ms,
+                ))
+            }
+            (_, false) => state.leader = None,
+        }
+        state.meta = meta.clone();
+        self.leader_epoch
+            .store(meta.leader_epoch, Ordering::Release);
+        self.leads.store(leads, Ordering::Release);
+        if !leads {
+            // A follower's high watermark never passes its own log.
+            let end = log.log_end_offset();
+            self.high_watermark.fetch_min(end, Ordering::AcqRel);
+        }
+        let log_end = log.log_end_offset();
+        drop(state);
+        drop(log);
+        if leads {
+            self.advance_high_watermark(log_end);
+        }
+        // Parked fetches and acks=all produces look again: the leadership or ISR changed.
+        self.wake_waiters();
+    }
+
+    /// Whether this broker leads the partition in `leader_epoch`.
+    pub fn leads_in(&self, leader_epoch: i32) -> bool {
+        self.leads.load(Ordering::Acquire) && self.leader_epoch() == leader_epoch
+    }
+
+    /// The in-sync replicas as the metadata last stated them.
+    pub fn isr(&self) -> Vec<i32> {
+        self.state.lock().meta.isr.clone()
+    }
+
+    /// The broker leading the partition (-1: none).
+    pub fn leader_id(&self) -> i32 {
+        self.state.lock().meta.leader
+    }
+
+    /// Leader side of a fetch from follower `replica` at `fetch_offset`, whose log's last
+    /// batch is of `last_fetched_epoch` (-1: unknown): checked against this log's epochs
+    /// (Kafka's `validateLastFetchedEpoch`) and, if they agree, recorded as the follower's
+    /// progress, which may move the high watermark and let the follower join the ISR.
+    pub fn follower_fetch(
+        &self,
+        replica: i32,
+        fetch_offset: i64,
+        last_fetched_epoch: i32,
+        eligible: impl Fn(i32) -> bool,
+        now_ms: i64,
+    ) -> FollowerFetch {
+        let log = self.log.read();
+        let log_end = log.log_end_offset();
+        if last_fetched_epoch >= 0 {
+            let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch, self.leader_epoch());
+            if epoch < 0 || end < 0 || fetch_offset < log.log_start_offset() {
+                return FollowerFetch::OutOfRange;
+            }
+            if epoch < last_fetched_epoch || end < fetch_offset {
+                return FollowerFetch::Diverging(epoch, end);
+            }
+        }
+        drop(log);
+        let mut state = self.state.lock();
+        let topic_id = self.topic_id;
+        let index = self.index;
+        let leader_epoch = self.leader_epoch();
+        let Some(leader) = state.leader.as_mut() else {
+            return FollowerFetch::Refused(ResponseError::NotLeaderOrFollower.code());
+        };
+        if !leader.is_follower(replica) {
+            return FollowerFetch::Refused(ResponseError::NotLeaderOrFollower.code());
+        }
+        leader.follower_fetched(replica, fetch_offset, log_end, now_ms);
+        let allowed = leader.high_watermark(log_end);
+        let high_watermark = self.high_watermark().max(allowed);
+        let proposal = leader
+            .expansion(replica, high_watermark, eligible(replica))
+            .map(|new_isr| {
+                leader.proposed(new_isr.clone());
+                IsrProposal {
+                    topic_id,
+                    partition: index,
+                    leader_epoch,
+                    partition_epoch: leader.partition_epoch(),
+                    new_isr,
+                }
+            });
+        drop(state);
+        self.advance_high_watermark(log_end);
+        FollowerFetch::Accepted(proposal)
+    }
+
+    /// The ISR without the followers that have not caught up for `max_lag_ms`, to propose,
+    /// if this broker leads and some have not.
+    pub fn shrink_proposal(&self, now_ms: i64, max_lag_ms: i64) -> Option<IsrProposal> {
+        let log_end = self.log.read().log_end_offset();
+        let mut state = self.state.lock();
+        let leader = state.leader.as_mut()?;
+        let new_isr = leader.shrink(log_end, now_ms, max_lag_ms)?;
+        leader.proposed(new_isr.clone());
+        Some(IsrProposal {
+            topic_id: self.topic_id,
+            partition: self.index,
+            leader_epoch: self.leader_epoch(),
+            partition_epoch: leader.partition_epoch(),
+            new_isr,
+        })
+    }
+
+    /// The controller did not take `proposal`: the next fetch or check proposes again.
+    pub fn proposal_failed(&self, proposal: &IsrProposal) {
+        if let Some(leader) = self.state.lock().leader.as_mut() {
+            leader.proposal_failed(proposal.partition_epoch);
+        }
+    }
+
+    /// What a follower is sent: batches from `offset` up to the log's end (it copies what is
+    /// not committed yet too), with the high watermark and log start.
+    pub fn read_for_follower(&self, offset: i64, max_bytes: usize) -> FetchRead {
+        let log = self.log.read();
+        let records = if max_bytes == 0 {
+            Ok(None)
+        } else {
+            log.read_slice(offset, max_bytes, log.log_end_offset())
+        };
+        FetchRead {
+            records,
+            high_watermark: self.high_watermark(),
+            last_stable: last_stable(&log, self.high_watermark()),
+            log_start: log.log_start_offset(),
+            aborted: Vec::new(),
+        }
+    }
+
+    /// Whether this replica still follows in `leader_epoch`: what its fetcher asked for is
+    /// then still wanted.
+    fn follows_in(&self, leader_epoch: i32) -> bool {
+        !self.leads.load(Ordering::Acquire) && self.leader_epoch() == leader_epoch
+    }
+
+    /// Follower side: appends batches fetched from the leader of `leader_epoch` as they are
+    /// and takes its high watermark (up to this log's end). Nothing happens if the partition
+    /// changed leadership since the fetch was sent.
+    pub fn append_from_leader(
+        &self,
+        leader_epoch: i32,
+        records: &[u8],
+        leader_high_watermark: i64,
+        now_ms: i64,
+    ) -> StorageResult<()> {
+        let mut log = self.log.write();
+        if !self.follows_in(leader_epoch) {
+            return Ok(());
+        }
+        if !records.is_empty() {
+            log.append_as_follower(records, now_ms)?;
+        }
+        let end = log.log_end_offset();
+        self.high_watermark
+            .store(leader_high_watermark.min(end), Ordering::Release);
+        drop(log);
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// Follower side: the leader of `leader_epoch` says the logs differ after `(epoch,
+    /// end_offset)` (KIP-101/279). The log is cut where both agree: at the end of the last
+    /// epoch both have, or, when the leader knows no epoch as old (-1), at the high watermark,
+    /// which the leader has. Truncating by epochs, never by the high watermark alone, is what
+    /// keeps two quick leader changes from forking the log.
+    pub fn truncate_to_leader(
+        &self,
+        leader_epoch: i32,
+        epoch: i32,
+        end_offset: i64,
+    ) -> StorageResult<()> {
+        let mut log = self.log.write();
+        if !self.follows_in(leader_epoch) {
+            return Ok(());
+        }
+        let target = if epoch < 0 || end_offset < 0 {
+            self.high_watermark()
+        } else {
+            match log.epoch_end(epoch) {
+                (own, own_end) if own >= 0 => end_offset.min(own_end),
+                _ => self.high_watermark(),
+            }
+        };
+        self.truncate_follower(&mut log, target)
+    }
+
+    /// Follower side: the leader refused the fetch offset as out of its range. Below the
+    /// leader's log start, the log starts again there (the records were deleted on the
+    /// leader); past the leader's high watermark it is cut there, and the next fetch finds any
+    /// divergence above. Otherwise the leader knows no epoch as old as this log's last: the
+    /// log starts again at the leader's start, which always ends the exchange.
+    pub fn reset_out_of_range(
+        &self,
+        leader_epoch: i32,
+        leader_log_start: i64,
+        leader_high_watermark: i64,
+    ) -> StorageResult<()> {
+        let mut log = self.log.write();
+        if !self.follows_in(leader_epoch) {
+            return Ok(());
+        }
+        let end = log.log_end_offset();
+        if end > leader_high_watermark && leader_high_watermark >= leader_log_start {
+            return self.truncate_follower(&mut log, leader_high_watermark);
+        }
+        tracing::info!(topic = %self.topic, partition = self.index, from = end, to = leader_log_start, "follower log starts again at its leader's log start");
+        log.restart_at(leader_log_start)?;
+        self.high_watermark
+            .store(leader_log_start, Ordering::Release);
+        Ok(())
+    }
+
+    fn truncate_follower(&self, log: &mut PartitionLog, target: i64) -> StorageResult<()> {
+        let end = log.log_end_offset();
+        if target >= end {
+            return Ok(());
+        }
+        if target < self.high_watermark() {
+            tracing::warn!(topic = %self.topic, partition = self.index, high_watermark = self.high_watermark(), to = target, "follower truncates below its high watermark");
+        } else {
+            tracing::info!(topic = %self.topic, partition = self.index, from = end, to = target, "follower truncates to where its leader's log agrees");
+        }
+        log.truncate_to(target)?;
+        self.high_watermark
+            .fetch_min(log.log_end_offset(), Ordering::AcqRel);
+        Ok(())
     }
 
     /// What a fetch sees, under one lock: batches from `offset` (up to `max_bytes`, none for 0)
@@ -225,6 +516,10 @@ impl Partition {
 
     pub fn log_start_offset(&self) -> i64 {
         self.log.read().log_start_offset()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.read().log_end_offset()
     }
 
     /// The one of `log.dirs` that holds the partition's directory.
@@ -311,6 +606,8 @@ pub struct ReplicaManager {
     /// Partitions of the cluster that other brokers host: asked here, they answer
     /// NOT_LEADER_OR_FOLLOWER (the client refreshes its metadata), not UNKNOWN_TOPIC_OR_PARTITION.
     elsewhere: RwLock<HashSet<(String, i32)>>,
+    /// The high watermarks checkpointed in each log dir, read at start.
+    high_watermarks: HighWatermarks,
     /// Set once the first delta (the whole image) is applied: partitions that appear later are new and may be placed on
     /// any online directory, while at start-up a missing partition may sit on an offline one.
     started: AtomicBool,
@@ -444,6 +741,7 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             offline: RwLock::new(HashSet::new()),
             elsewhere: RwLock::new(HashSet::new()),
+            high_watermarks: HighWatermarks::read(&online),
             started: AtomicBool::new(false),
             moves: LogDirMoves::default(),
         }
@@ -676,16 +974,9 @@ impl ReplicaManager {
         node_id: i32,
     ) {
         let key = (topic.name.clone(), index);
-        let leads = meta.leader == node_id;
+        let now = crate::services::now_ms();
         if let Some(existing) = partitions.get(&key) {
-            existing
-                .leader_epoch
-                .store(meta.leader_epoch, Ordering::Release);
-            existing.leads.store(leads, Ordering::Release);
-            if !leads {
-                // Parked fetches and acks=all produces answer now, with the new leadership.
-                existing.wake_waiters();
-            }
+            existing.take_state(meta, node_id, now);
             return;
         }
         // A partition whose log dir failed stays offline whatever the metadata says of it next
@@ -713,22 +1004,47 @@ impl ReplicaManager {
             }
         };
         self.offline.write().remove(&key);
-        let high_watermark = AtomicI64::new(log.log_end_offset());
-        partitions.insert(
-            key,
-            Arc::new(Partition {
-                topic: topic.name.clone(),
-                topic_id: topic.id,
-                index,
-                log: RwLock::new(log),
-                leader_epoch: AtomicI32::new(meta.leader_epoch),
-                leads: AtomicBool::new(leads),
-                high_watermark,
-                waiters: Mutex::new(Vec::new()),
-                write_failure_logged: Mutex::new(None),
-                verification_guards: Mutex::new(HashMap::new()),
+        // The checkpointed high watermark, within the log (none: the log start; a leader
+        // alone in its ISR moves it to the log end at once).
+        let high_watermark = self
+            .high_watermarks
+            .take(&dir, &topic.name, index)
+            .unwrap_or(0)
+            .clamp(log.log_start_offset(), log.log_end_offset());
+        let partition = Arc::new(Partition {
+            topic: topic.name.clone(),
+            topic_id: topic.id,
+            index,
+            log: RwLock::new(log),
+            leader_epoch: AtomicI32::new(-1),
+            leads: AtomicBool::new(false),
+            high_watermark: AtomicI64::new(high_watermark),
+            state: Mutex::new(ReplicaState {
+                meta: meta.clone(),
+                leader: None,
             }),
-        );
+            waiters: Mutex::new(Vec::new()),
+            write_failure_logged: Mutex::new(None),
+            verification_guards: Mutex::new(HashMap::new()),
+        });
+        partition.take_state(meta, node_id, now);
+        partitions.insert(key, partition);
+    }
+
+    /// Writes every log dir's `replication-offset-checkpoint` with its partitions' high
+    /// watermarks (every `replica.high.watermark.checkpoint.interval.ms` and at shutdown).
+    pub fn checkpoint_high_watermarks(&self) {
+        let partitions = self.all();
+        for dir in self.log_dirs.iter().filter(|d| d.online) {
+            let entries: Vec<(String, i32, i64)> = partitions
+                .iter()
+                .filter(|p| p.log_dir() == dir.path)
+                .map(|p| (p.topic.clone(), p.index, p.high_watermark()))
+                .collect();
+            if let Err(e) = hw_checkpoint::write(&dir.path, &entries) {
+                tracing::error!(dir = %dir.path.display(), error = %e, "cannot write the high watermark checkpoint");
+            }
+        }
     }
 
     /// Checks, before the first delta is applied, every directory of the log dirs that holds a
@@ -819,6 +1135,7 @@ mod tests {
             isr: vec![1],
             leader: 1,
             leader_epoch: 0,
+            partition_epoch: 0,
         }));
         (id, records)
     }
@@ -968,6 +1285,7 @@ mod tests {
             isr: vec![partition + 1],
             leader: partition + 1,
             leader_epoch: 0,
+            partition_epoch: 0,
         }));
         let delta = image.apply_committed(&records, 2);
         replicas.apply_delta(&delta, &image, &config, 1);

@@ -30,6 +30,8 @@ use crate::network::controller_listener::{serve, Serving};
 use crate::network::raft_senders::RaftSources;
 use crate::partitions::ReplicaManager;
 use crate::producer_ids::ProducerIds;
+use crate::replication::fetcher::ReplicaFetchers;
+use crate::replication::isr_changes::IsrChanges;
 use crate::services::{now_ms, Services};
 
 /// How long a stopping broker waits for the controller to fence it (controlled shutdown).
@@ -246,7 +248,8 @@ impl Broker {
         broker
             .metadata
             .follow("partition logs", &broker.services, |s, delta, image| {
-                s.replicas.apply_delta(delta, image, &s.config, s.node_id)
+                s.replicas.apply_delta(delta, image, &s.config, s.node_id);
+                s.fetchers.apply_delta(delta, image, &s.replicas, s.node_id);
             });
         let loaded = broker.groups.follow_leadership(&broker.metadata.image())?;
         // Also catches up on metadata changes the groups missed in a crash (offsets of deleted
@@ -446,6 +449,7 @@ impl Broker {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "checkpoint failed");
             }
         }
+        self.replicas.checkpoint_high_watermarks();
         if let Some(server) = self.controller_server.lock().take() {
             server.abort();
         }
@@ -473,8 +477,19 @@ impl Broker {
         }
     }
 
-    /// Retention, time-based flushing, closing idle segment files and the group and transaction
-    /// timers, on the intervals the config gives.
+    /// Proposes ISRs without the followers that have not caught up for `max_lag_ms`.
+    fn shrink_isrs(&self, max_lag_ms: i64) {
+        let now = now_ms();
+        for partition in self.replicas.all() {
+            if let Some(proposal) = partition.shrink_proposal(now, max_lag_ms) {
+                tracing::info!(topic = %partition.topic, partition = partition.index, isr = ?proposal.new_isr, "followers fell behind; shrinking the ISR");
+                self.isr_changes.propose(partition, proposal);
+            }
+        }
+    }
+
+    /// Retention, time-based flushing, closing idle segment files, ISR checks, high watermark
+    /// checkpoints and the group and transaction timers, on the intervals the config gives.
     async fn maintain(self: Arc<Self>) {
         let retention_every = self
             .config
@@ -490,6 +505,15 @@ impl Broker {
         let mut txn_timers = tokio::time::interval(Duration::from_millis(txn_every));
         let idle_every = self.config.get_i64("log.segment.file.idle.ms").max(1) as u64;
         let mut idle_files = tokio::time::interval(Duration::from_millis(idle_every));
+        // Kafka checks ISRs for laggards at half the lag time allowed.
+        let max_lag_ms = self.config.get_i64("replica.lag.time.max.ms").max(1);
+        let mut isr_check =
+            tokio::time::interval(Duration::from_millis((max_lag_ms / 2).max(1) as u64));
+        let hw_every = self
+            .config
+            .get_i64("replica.high.watermark.checkpoint.interval.ms")
+            .max(1) as u64;
+        let mut hw_checkpoint = tokio::time::interval(Duration::from_millis(hw_every));
         let mut stop = self.shutdown_signal();
         loop {
             tokio::select! {
@@ -500,6 +524,14 @@ impl Broker {
                 // Open files follow the partitions in use, not every segment on disk.
                 _ = idle_files.tick() => {
                     self.each_log("closing idle segment files", |log| log.close_idle_files().map(drop)).await;
+                }
+                _ = isr_check.tick() => self.shrink_isrs(max_lag_ms),
+                _ = hw_checkpoint.tick() => {
+                    let services = self.services.clone();
+                    let written = tokio::task::spawn_blocking(move || services.replicas.checkpoint_high_watermarks());
+                    if let Err(e) = written.await {
+                        tracing::error!(error = %e, "high watermark checkpoint stopped");
+                    }
                 }
                 _ = group_timers.tick() => self.groups.tick(),
                 _ = txn_timers.tick() => self.txns.tick(),
@@ -516,6 +548,8 @@ impl RunningBroker {
         let heartbeats = match &self.listener {
             Some(_) => {
                 tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
+                tokio::spawn(IsrChanges::run(broker.services.clone()));
+                tokio::spawn(ReplicaFetchers::run(broker.services.clone()));
                 Some(tokio::spawn(broker.clone().heartbeats()))
             }
             None => {

@@ -14,6 +14,8 @@ use uuid::Uuid;
 use crate::config::BrokerConfig;
 use crate::metadata::{ControllerChannel, MetadataLoader};
 use crate::partitions::ReplicaManager;
+use crate::replication::fetcher::ReplicaFetchers;
+use crate::replication::isr_changes::IsrChanges;
 
 /// The wall clock, in Kafka's unit (milliseconds since the epoch).
 pub fn now_ms() -> i64 {
@@ -30,6 +32,10 @@ pub struct Services {
     /// Where metadata changes are asked for.
     pub controller: ControllerChannel,
     pub replicas: ReplicaManager,
+    /// The fetchers of the partitions this broker follows.
+    pub fetchers: ReplicaFetchers,
+    /// ISR changes this broker's partitions propose, on their way to the controller.
+    pub isr_changes: IsrChanges,
     /// True once the broker is stopping.
     stop: watch::Receiver<bool>,
 }
@@ -48,6 +54,8 @@ impl Services {
             metadata,
             controller,
             replicas,
+            fetchers: ReplicaFetchers::default(),
+            isr_changes: IsrChanges::default(),
             stop,
         }
     }

@@ -637,6 +637,12 @@ impl PartitionLog {
         self.epochs.end_offset_for(requested, self.log_end_offset)
     }
 
+    /// Where the records of epoch `requested` end in this log as it is, with no epoch of its
+    /// own beyond what its batches recorded (a follower's view): see [`EpochCache::end_offset_for`].
+    pub fn epoch_end(&self, requested: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(requested, self.log_end_offset)
+    }
+
     /// The leader epoch that wrote `offset` (`None` before the first known epoch).
     pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
         self.epochs.epoch_for_offset(offset)

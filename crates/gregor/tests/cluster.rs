@@ -959,10 +959,14 @@ fn elect_first_partition(g: &Gregor, election: &str) -> (bool, String) {
     leader_election(g, &args)
 }
 
-/// ElectLeaders end to end. A partition whose only in-sync replica is killed has no leader:
-/// a preferred election cannot help (PREFERRED_LEADER_NOT_AVAILABLE), an unclean one makes
-/// the other replica the leader and the whole ISR, with the records only the old leader had
-/// gone, as Kafka's would; the old leader, back, is not in sync and does not lead again.
+/// ElectLeaders end to end, with replication. The follower is killed (it leaves the ISR),
+/// records go to the leader alone, then the leader is killed too: the partition has no leader
+/// (its last in-sync replica is gone). The follower, back, is not in sync: a preferred election
+/// cannot help (PREFERRED_LEADER_NOT_AVAILABLE), an unclean one makes it the leader and the
+/// whole ISR, with the records only the old leader had lost, as Kafka's would. The old leader,
+/// back, truncates its log to where the new leader's agrees (its lost records were of an older
+/// leader epoch), copies the new records, rejoins the ISR, and a preferred election gives it
+/// the lead again.
 #[test]
 fn leader_elections_preferred_and_unclean() {
     let root = tempfile::tempdir().unwrap();
@@ -979,6 +983,7 @@ fn leader_elections_preferred_and_unclean() {
         wait_for_leaders(observer, "elect", |l| l == [first]),
         [first]
     );
+    wait_for_isr(observer, "elect", &[first, second]);
     let before: Vec<Rec> = (0..5).map(|i| Rec::value(format!("before-{i}"))).collect();
     send_ok(&observer.producer(&[("acks", "all")]), "elect", &before);
 
@@ -995,9 +1000,18 @@ fn leader_elections_preferred_and_unclean() {
     );
     assert!(ok && out.trim().is_empty(), "{out}");
 
-    nodes[(first - 1) as usize].kill();
+    nodes[(second - 1) as usize].kill();
     let observer = &nodes[(controller - 1) as usize];
-    wait_for_leaders(observer, "elect", |l| l == [-1]);
+    wait_for_isr(observer, "elect", &[first]);
+    let lost: Vec<Rec> = (0..3).map(|i| Rec::value(format!("lost-{i}"))).collect();
+    send_ok(&observer.producer(&[("acks", "all")]), "elect", &lost);
+    nodes[(first - 1) as usize].kill();
+    nodes[(second - 1) as usize].restart();
+    let observer = &nodes[(controller - 1) as usize];
+    wait_until("the follower is back", Duration::from_secs(30), || {
+        brokers_listed(observer).contains(&second)
+    });
+    assert_eq!(wait_for_leaders(observer, "elect", |l| l == [-1]), [-1]);
     let (ok, out) = elect_first_partition(observer, "preferred");
     assert!(!ok, "{out}");
     assert!(out.contains("for partition: elect-0: error 80"), "{out}");
@@ -1030,42 +1044,58 @@ fn leader_elections_preferred_and_unclean() {
         "Valid replica already elected for partitions elect-0"
     );
 
-    // The new leader had none of the old leader's records: the partition starts again at 0.
+    // The new leader had the records both had, not those only the old leader took.
     let after: Vec<Rec> = (0..3).map(|i| Rec::value(format!("after-{i}"))).collect();
     send_ok(&observer.producer(&[("acks", "all")]), "elect", &after);
-    let got: Vec<(i64, String)> = observer
-        .consume("elect", &[0], 3)
-        .iter()
-        .map(|m| {
-            (
-                m.offset(),
-                String::from_utf8_lossy(m.payload().unwrap()).to_string(),
-            )
-        })
+    let expected: Vec<(i64, String)> = (0..5)
+        .map(|i| format!("before-{i}"))
+        .chain((0..3).map(|i| format!("after-{i}")))
+        .enumerate()
+        .map(|(offset, value)| (offset as i64, value))
         .collect();
-    assert_eq!(
-        got,
-        vec![
-            (0, "after-0".into()),
-            (1, "after-1".into()),
-            (2, "after-2".into())
-        ]
-    );
+    let read = |g: &Gregor| -> Vec<(i64, String)> {
+        g.consume("elect", &[0], 8)
+            .iter()
+            .map(|m| {
+                let value = String::from_utf8_lossy(m.payload().unwrap()).to_string();
+                (m.offset(), value)
+            })
+            .collect()
+    };
+    assert_eq!(read(observer), expected);
 
-    // The old leader comes back out of sync: it is unfenced but neither leads nor can be
-    // elected preferred leader.
+    // The old leader comes back, truncates what only it had, copies the rest and rejoins.
     nodes[(first - 1) as usize].restart();
     let observer = &nodes[(controller - 1) as usize];
-    wait_until(
-        "the old leader is unfenced",
-        Duration::from_secs(30),
-        || brokers_listed(observer).contains(&first),
-    );
+    wait_for_isr(observer, "elect", &[first, second]);
     let (ok, out) = elect_first_partition(observer, "preferred");
-    assert!(!ok && out.contains("error 80"), "{out}");
+    assert!(ok, "{out}");
     assert_eq!(
-        wait_for_leaders(observer, "elect", |l| l == [second]),
-        [second]
+        wait_for_leaders(observer, "elect", |l| l == [first]),
+        [first]
+    );
+    assert_eq!(read(observer), expected, "the old leader's log now");
+}
+
+/// The ISR of partition 0 of `topic` in `g`'s metadata, once it is `want`.
+fn wait_for_isr(g: &Gregor, topic: &str, want: &[i32]) {
+    wait_until(
+        &format!("{topic}-0 has ISR {want:?}"),
+        Duration::from_secs(60),
+        || {
+            let md = metadata(g);
+            let isr = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .and_then(|t| t.partitions().first().map(|p| p.isr().to_vec()));
+            isr.is_some_and(|mut isr| {
+                isr.sort_unstable();
+                let mut want = want.to_vec();
+                want.sort_unstable();
+                isr == want
+            })
+        },
     );
 }
 

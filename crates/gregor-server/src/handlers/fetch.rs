@@ -2,7 +2,10 @@
 //! KIP-74's first-batch exception, incremental fetch sessions (KIP-227), and read_committed
 //! (isolation level 1): data up to the last stable offset, with the aborted transactions in it.
 //! Records are not read: the response carries where they lie in the segment files, and the
-//! connection sends them from there (zero-copy, see `gregor_protocol::parts`).
+//! connection sends them from there (zero-copy, see `gregor_protocol::parts`). A fetch with a
+//! replica id comes from a follower: it reads up to the log end rather than the high watermark,
+//! reports the follower's progress to the partition (high watermark, ISR), and gets a
+//! DivergingEpoch instead of records when its log differs from the leader's.
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
@@ -10,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_protocol::kafka::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use gregor_protocol::kafka::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
@@ -24,11 +27,14 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::delayed::wait_until;
 use crate::fetch_session::{SessionError, SessionPartition};
-use crate::partitions::Partition;
+use crate::partitions::{FollowerFetch, Partition};
+use crate::services::now_ms;
 
 /// What one partition contributes to a response.
 struct PartitionRead {
     error: i16,
+    /// A follower's log differs from the leader's after this (epoch, end offset).
+    diverging: Option<(i32, i64)>,
     high_watermark: i64,
     last_stable: i64,
     log_start: i64,
@@ -66,6 +72,7 @@ fn requested_partitions(
                 fetch_offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: p.last_fetched_epoch,
                 last_high_watermark: None,
                 last_log_start: None,
             });
@@ -111,6 +118,7 @@ fn update_session(
                         existing.fetch_offset = new.fetch_offset;
                         existing.max_bytes = new.max_bytes;
                         existing.current_leader_epoch = new.current_leader_epoch;
+                        existing.last_fetched_epoch = new.last_fetched_epoch;
                     }
                     None => session.partitions.push(new),
                 }
@@ -125,19 +133,28 @@ fn update_session(
         })
 }
 
+/// Who fetches: a consumer (with its isolation level) or a follower.
+#[derive(Clone, Copy, PartialEq)]
+enum Reader {
+    Consumer { read_committed: bool },
+    Follower,
+}
+
 fn read_all(
     fetch_set: &[SessionPartition],
     partitions: &[Result<Arc<Partition>, i16>],
+    verdicts: &[Verdict],
     max_bytes: usize,
     unknown: i16,
-    read_committed: bool,
+    reader: Reader,
 ) -> Vec<PartitionRead> {
     let mut remaining = max_bytes;
     let mut collected = 0usize;
     fetch_set
         .iter()
         .zip(partitions)
-        .map(|(want, partition)| {
+        .zip(verdicts)
+        .map(|((want, partition), verdict)| {
             let partition = match partition {
                 Ok(partition) => partition,
                 Err(code) => {
@@ -147,6 +164,7 @@ fn read_all(
                         } else {
                             *code
                         },
+                        diverging: None,
                         high_watermark: -1,
                         last_stable: -1,
                         log_start: -1,
@@ -155,9 +173,21 @@ fn read_all(
                     }
                 }
             };
-            let limit = (want.max_bytes.max(0) as usize).min(remaining);
-            let read = partition.read(want.fetch_offset, limit, read_committed);
+            // A follower whose log diverged gets no records until it has truncated.
+            let limit = match verdict {
+                Verdict::Read => (want.max_bytes.max(0) as usize).min(remaining),
+                Verdict::Diverging(..) | Verdict::OutOfRange => 0,
+            };
+            let read = match reader {
+                Reader::Consumer { read_committed } => {
+                    partition.read(want.fetch_offset, limit, read_committed)
+                }
+                Reader::Follower => partition.read_for_follower(want.fetch_offset, limit),
+            };
             let (error, records, aborted) = match read.records {
+                _ if *verdict == Verdict::OutOfRange => {
+                    (ResponseError::OffsetOutOfRange.code(), None, vec![])
+                }
                 // KIP-74: only the first non-empty partition may exceed its limit.
                 Ok(Some(slice)) if slice.len > limit && collected > 0 => (0, None, vec![]),
                 Ok(records) => (0, records, read.aborted),
@@ -174,6 +204,10 @@ fn read_all(
             collected += len;
             PartitionRead {
                 error,
+                diverging: match verdict {
+                    Verdict::Diverging(epoch, end) => Some((*epoch, *end)),
+                    _ => None,
+                },
                 high_watermark: read.high_watermark,
                 last_stable: read.last_stable,
                 log_start: read.log_start,
@@ -201,6 +235,53 @@ fn records_field(slice: FileSlice, files: &mut Vec<FileSlice>) -> Result<Bytes, 
         }
         None => Ok(Bytes::from(slice.read()?)),
     }
+}
+
+/// What a follower's fetch of one partition gets.
+#[derive(Clone, Copy, PartialEq)]
+enum Verdict {
+    Read,
+    Diverging(i32, i64),
+    OutOfRange,
+}
+
+/// Reports each partition a follower fetches to the partition (its progress, which moves the
+/// high watermark and may have the follower join the ISR), before anything is read. A
+/// partition whose log diverged or is out of range is marked; one that refuses the follower
+/// gets its error.
+fn follower_progress(
+    broker: &Broker,
+    replica_id: i32,
+    fetch_set: &[SessionPartition],
+    partitions: &mut [Result<Arc<Partition>, i16>],
+    verdicts: &mut [Verdict],
+) {
+    let image = broker.metadata.image();
+    let eligible = |r: i32| image.brokers.get(&r).is_some_and(|b| !b.fenced);
+    let now = now_ms();
+    for ((want, partition), verdict) in fetch_set.iter().zip(partitions).zip(verdicts) {
+        let Ok(p) = partition else {
+            continue;
+        };
+        let offset = want.fetch_offset;
+        match p.follower_fetch(replica_id, offset, want.last_fetched_epoch, eligible, now) {
+            FollowerFetch::Accepted(Some(proposal)) => {
+                broker.isr_changes.propose(p.clone(), proposal)
+            }
+            FollowerFetch::Accepted(None) => {}
+            FollowerFetch::Diverging(epoch, end) => *verdict = Verdict::Diverging(epoch, end),
+            FollowerFetch::OutOfRange => *verdict = Verdict::OutOfRange,
+            FollowerFetch::Refused(code) => *partition = Err(code),
+        }
+    }
+}
+
+/// A response's DivergingEpoch: -1s when the logs agree.
+fn diverging_epoch(diverging: Option<(i32, i64)>) -> EpochEndOffset {
+    let (epoch, end_offset) = diverging.unwrap_or((-1, -1));
+    EpochEndOffset::default()
+        .with_epoch(epoch)
+        .with_end_offset(end_offset)
 }
 
 fn failure(error: i16) -> FetchResponse {
@@ -247,7 +328,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             }
         },
     };
-    let partitions: Vec<Result<Arc<Partition>, i16>> = fetch_set
+    let mut partitions: Vec<Result<Arc<Partition>, i16>> = fetch_set
         .iter()
         .map(|p| {
             broker
@@ -255,6 +336,28 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
                 .lookup_in_epoch(&p.topic, p.partition, p.current_leader_epoch)
         })
         .collect();
+    let replica_id = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let reader = if replica_id >= 0 {
+        Reader::Follower
+    } else {
+        Reader::Consumer {
+            read_committed: request.isolation_level == 1,
+        }
+    };
+    let mut verdicts = vec![Verdict::Read; fetch_set.len()];
+    if reader == Reader::Follower {
+        follower_progress(
+            broker,
+            replica_id,
+            &fetch_set,
+            &mut partitions,
+            &mut verdicts,
+        );
+    }
     let live: Vec<Arc<Partition>> = partitions.iter().flatten().cloned().collect();
     let fetch_max = broker.config.get_i64("fetch.max.bytes").max(1) as usize;
     // The request's limit came with v3; gregor serves Fetch from v4.
@@ -270,15 +373,16 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         let reads = read_all(
             &fetch_set,
             &partitions,
+            &verdicts,
             max_bytes,
             unknown,
-            request.isolation_level == 1,
+            reader,
         );
         let bytes: usize = reads
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |s| s.len))
             .sum();
-        let errors = reads.iter().any(|r| r.error != 0);
+        let errors = reads.iter().any(|r| r.error != 0 || r.diverging.is_some());
         if bytes >= request.min_bytes.max(0) as usize
             || errors
             || Instant::now() >= deadline
@@ -286,11 +390,14 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         {
             break reads;
         }
-        let seen: Vec<i64> = live.iter().map(|p| p.high_watermark()).collect();
+        // Consumers wait for the high watermark to move, followers for the log to grow.
+        let progress = |p: &Partition| match reader {
+            Reader::Consumer { .. } => p.high_watermark(),
+            Reader::Follower => p.log_end_offset(),
+        };
+        let seen: Vec<i64> = live.iter().map(|p| progress(p)).collect();
         wait_until(&live, deadline, || {
-            live.iter()
-                .zip(&seen)
-                .any(|(p, hw)| p.high_watermark() != *hw)
+            live.iter().zip(&seen).any(|(p, at)| progress(p) != *at)
         })
         .await;
     };
@@ -331,6 +438,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             .with_last_stable_offset(read.last_stable)
             .with_log_start_offset(read.log_start)
             .with_aborted_transactions((request.isolation_level == 1).then_some(read.aborted))
+            .with_diverging_epoch(diverging_epoch(read.diverging))
             .with_preferred_read_replica(BrokerId(-1))
             .with_records(Some(records));
         match responses.last_mut() {

@@ -1,6 +1,7 @@
 //! Produce: batches are validated and appended as received (the storage layer assigns offsets in
-//! place); `acks=all` completes through the same delayed-operation path that will wait for
-//! followers; `acks=0` gets no response. The first transactional batch of a transaction in a
+//! place); `acks=all` completes through the delayed-operation path once the high watermark
+//! passes the batch (every in-sync replica has it), refused before the append while the ISR is
+//! smaller than `min.insync.replicas`; `acks=0` gets no response. The first transactional batch of a transaction in a
 //! partition is verified with the transaction coordinator first (KIP-890).
 
 use gregor_protocol::kafka::ResponseError;
@@ -13,6 +14,7 @@ use gregor_protocol::kafka::messages::produce_response::{
 use gregor_protocol::kafka::messages::{ProduceRequest, ProduceResponse};
 use tokio::time::Instant;
 
+use gregor_metadata::MetadataImage;
 use gregor_storage::{batch, AppendResult, StorageError};
 use gregor_txn::errors;
 
@@ -159,6 +161,25 @@ fn refused_by_coordinator(code: i16, version: i16) -> Refused {
     }
 }
 
+/// An `acks=all` append waiting for its records to be on every in-sync replica.
+struct Pending {
+    /// Where its answer is in the response.
+    topic: usize,
+    partition: usize,
+    replica: Arc<Partition>,
+    /// The leadership it was appended in: only that one can acknowledge it.
+    leader_epoch: i32,
+    /// The offset the high watermark must reach.
+    target: i64,
+}
+
+/// The topic's `min.insync.replicas`.
+fn min_insync_replicas(broker: &Broker, image: &MetadataImage, topic: &str) -> i64 {
+    let layers = image.topic_configs(topic);
+    let value = broker.config.topic_value("min.insync.replicas", layers);
+    value.trim().parse().unwrap_or(1)
+}
+
 pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
@@ -168,8 +189,7 @@ pub async fn handle(
     let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
     let image = broker.metadata.image();
     let now = now_ms();
-    // (topic response index, partition response index, partition, offset the HW must reach)
-    let mut pending: Vec<(usize, usize, Arc<Partition>, i64)> = Vec::new();
+    let mut pending: Vec<Pending> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = if version >= 13 {
@@ -218,6 +238,16 @@ pub async fn handle(
                     ResponseError::CorruptMessage.code(),
                     "no records",
                 ),
+                (-1, Ok(partition), Some(_))
+                    if (partition.isr().len() as i64)
+                        < min_insync_replicas(broker, &image, &partition.topic) =>
+                {
+                    failed(
+                        data.index,
+                        ResponseError::NotEnoughReplicas.code(),
+                        "The in-sync replicas are fewer than min.insync.replicas",
+                    )
+                }
                 (-1..=1, Ok(partition), Some(records)) => match append(
                     broker,
                     version,
@@ -230,7 +260,13 @@ pub async fn handle(
                 {
                     Ok(appended) => {
                         if acks == -1 {
-                            pending.push((t, i, partition.clone(), appended.last_offset + 1));
+                            pending.push(Pending {
+                                topic: t,
+                                partition: i,
+                                leader_epoch: partition.leader_epoch(),
+                                target: appended.last_offset + 1,
+                                replica: partition.clone(),
+                            });
                         }
                         PartitionProduceResponse::default()
                             .with_index(data.index)
@@ -264,18 +300,36 @@ pub async fn handle(
         return None;
     }
     let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
-    for (t, i, partition, target) in pending {
-        let committed = wait_until(std::slice::from_ref(&partition), deadline, || {
-            partition.high_watermark() >= target
+    for wait in pending {
+        let p = &wait.replica;
+        let leads = || p.leads_in(wait.leader_epoch);
+        wait_until(std::slice::from_ref(p), deadline, || {
+            p.high_watermark() >= wait.target || !leads()
         })
         .await;
-        if !committed {
-            let index = responses[t].partition_responses[i].index;
-            responses[t].partition_responses[i] = failed(
-                index,
-                ResponseError::RequestTimedOut.code(),
+        // Checked in this order: a leader replaced meanwhile may have lost the records, and
+        // its high watermark as a follower says nothing of them.
+        let failure = if !leads() {
+            Some((
+                ResponseError::NotLeaderOrFollower,
+                "leadership changed before the records were replicated",
+            ))
+        } else if p.high_watermark() < wait.target {
+            Some((
+                ResponseError::RequestTimedOut,
                 "timed out waiting for replication",
-            );
+            ))
+        } else if (p.isr().len() as i64) < min_insync_replicas(broker, &image, &p.topic) {
+            Some((
+                ResponseError::NotEnoughReplicasAfterAppend,
+                "The records were written to fewer in-sync replicas than min.insync.replicas",
+            ))
+        } else {
+            None
+        };
+        if let Some((error, message)) = failure {
+            let response = &mut responses[wait.topic].partition_responses[wait.partition];
+            *response = failed(response.index, error.code(), message);
         }
     }
     Some(ProduceResponse::default().with_responses(responses))

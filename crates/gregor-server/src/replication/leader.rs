@@ -1,0 +1,284 @@
+//! What a partition's leader knows of its followers, and the decisions it takes from that: the
+//! high watermark (the lowest log end offset in the ISR, never a majority's) and the ISR changes
+//! it proposes to the controller (Kafka's `Partition` and `Replica` state). Pure: the caller
+//! passes the leader's log end offset and the time, so every rule is tested without sockets.
+
+use std::collections::BTreeMap;
+
+use gregor_metadata::PartitionImage;
+
+/// A follower as its leader sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Follower {
+    /// Its log end offset: the offset of its last fetch (-1: none in this leadership).
+    log_end_offset: i64,
+    /// When it last had everything the leader had (Kafka's `lastCaughtUpTimeMs`).
+    last_caught_up_ms: i64,
+    /// The leader's log end offset and the time of its previous fetch.
+    last_fetch_leader_end: i64,
+    last_fetch_ms: i64,
+}
+
+/// A partition led by this broker.
+#[derive(Debug)]
+pub struct LeaderState {
+    node_id: i32,
+    replicas: Vec<i32>,
+    /// The ISR as committed in the metadata.
+    isr: Vec<i32>,
+    partition_epoch: i32,
+    /// An ISR proposed to the controller and not decided yet: one at a time.
+    pending: Option<Vec<i32>>,
+    followers: BTreeMap<i32, Follower>,
+    /// The log end offset when this leadership began: a follower joins the ISR only once it
+    /// has every record of earlier epochs (Kafka's `leaderEpochStartOffset`).
+    epoch_start_offset: i64,
+}
+
+impl LeaderState {
+    /// A leadership beginning now, with the leader's log ending at `log_end_offset`. Followers
+    /// in the ISR count as caught up now (they get `replica.lag.time.max.ms` to fetch); none
+    /// has a known log end yet, so the high watermark waits for their first fetch.
+    pub fn new(node_id: i32, meta: &PartitionImage, log_end_offset: i64, now_ms: i64) -> Self {
+        let followers = meta
+            .replicas
+            .iter()
+            .filter(|&&r| r != node_id)
+            .map(|&r| {
+                let caught_up = if meta.isr.contains(&r) { now_ms } else { 0 };
+                let follower = Follower {
+                    log_end_offset: -1,
+                    last_caught_up_ms: caught_up,
+                    last_fetch_leader_end: -1,
+                    last_fetch_ms: 0,
+                };
+                (r, follower)
+            })
+            .collect();
+        LeaderState {
+            node_id,
+            replicas: meta.replicas.clone(),
+            isr: meta.isr.clone(),
+            partition_epoch: meta.partition_epoch,
+            pending: None,
+            followers,
+            epoch_start_offset: log_end_offset,
+        }
+    }
+
+    /// A change of the partition within the same leadership (an ISR change committed): the
+    /// proposal in flight, if any, is decided.
+    pub fn update(&mut self, meta: &PartitionImage, now_ms: i64) {
+        self.replicas.clone_from(&meta.replicas);
+        self.isr.clone_from(&meta.isr);
+        self.partition_epoch = meta.partition_epoch;
+        self.pending = None;
+        self.followers.retain(|r, _| meta.replicas.contains(r));
+        for &r in meta.replicas.iter().filter(|&&r| r != self.node_id) {
+            self.followers.entry(r).or_insert(Follower {
+                log_end_offset: -1,
+                last_caught_up_ms: now_ms,
+                last_fetch_leader_end: -1,
+                last_fetch_ms: 0,
+            });
+        }
+    }
+
+    #[cfg(test)]
+    pub fn isr(&self) -> &[i32] {
+        &self.isr
+    }
+
+    pub fn partition_epoch(&self) -> i32 {
+        self.partition_epoch
+    }
+
+    pub fn is_follower(&self, replica: i32) -> bool {
+        self.followers.contains_key(&replica)
+    }
+
+    /// Follower `replica` fetched from `fetch_offset` (it has every record below) while the
+    /// leader's log ended at `leader_end` (Kafka's `Replica.updateFetchState`): it is caught
+    /// up if it asked from the leader's end, or at least from where the leader's log ended at
+    /// its previous fetch (then it was caught up at that fetch's time).
+    pub fn follower_fetched(
+        &mut self,
+        replica: i32,
+        fetch_offset: i64,
+        leader_end: i64,
+        now_ms: i64,
+    ) {
+        let Some(f) = self.followers.get_mut(&replica) else {
+            return;
+        };
+        if fetch_offset >= leader_end {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(now_ms);
+        } else if fetch_offset >= f.last_fetch_leader_end {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+        }
+        f.log_end_offset = fetch_offset;
+        f.last_fetch_leader_end = leader_end;
+        f.last_fetch_ms = now_ms;
+    }
+
+    /// The ISR the high watermark waits for: the committed one, plus a replica being added
+    /// (KIP-841: records acknowledged after the proposal must be on it, since it may lead once
+    /// the change commits); a replica being removed still counts until the removal commits.
+    fn maximal_isr(&self) -> impl Iterator<Item = i32> + '_ {
+        let pending = self.pending.iter().flatten();
+        self.isr
+            .iter()
+            .chain(pending.filter(|r| !self.isr.contains(r)))
+            .copied()
+    }
+
+    /// The high watermark the ISR allows with the leader's log ending at `leader_end`: the
+    /// lowest log end offset over it (a follower not heard from yet holds it at -1). The caller
+    /// only ever moves the high watermark forward.
+    pub fn high_watermark(&self, leader_end: i64) -> i64 {
+        self.maximal_isr()
+            .filter(|&r| r != self.node_id)
+            .map(|r| self.followers.get(&r).map_or(-1, |f| f.log_end_offset))
+            .fold(leader_end, i64::min)
+    }
+
+    /// The ISR to propose now that `replica` fetched, if it should join: it is not in the ISR,
+    /// has reached the high watermark and the start of this leadership, and `eligible` (its
+    /// broker is registered and unfenced). `None` while another proposal is in flight.
+    pub fn expansion(&self, replica: i32, high_watermark: i64, eligible: bool) -> Option<Vec<i32>> {
+        let f = self.followers.get(&replica)?;
+        let joins = self.pending.is_none()
+            && !self.isr.contains(&replica)
+            && eligible
+            && f.log_end_offset >= high_watermark
+            && f.log_end_offset >= self.epoch_start_offset;
+        joins.then(|| self.ordered(|r| self.isr.contains(&r) || r == replica))
+    }
+
+    /// The ISR to propose without the followers that have not caught up for `max_lag_ms`
+    /// (`replica.lag.time.max.ms`), if any has not. `None` while a proposal is in flight.
+    pub fn shrink(&self, leader_end: i64, now_ms: i64, max_lag_ms: i64) -> Option<Vec<i32>> {
+        if self.pending.is_some() {
+            return None;
+        }
+        let lagging = |r: i32| {
+            self.followers.get(&r).is_some_and(|f| {
+                f.log_end_offset != leader_end && now_ms - f.last_caught_up_ms > max_lag_ms
+            })
+        };
+        let out: Vec<i32> = self.isr.iter().copied().filter(|&r| lagging(r)).collect();
+        (!out.is_empty()).then(|| self.ordered(|r| self.isr.contains(&r) && !out.contains(&r)))
+    }
+
+    /// The replicas, in assignment order, that `keep` keeps.
+    fn ordered(&self, keep: impl Fn(i32) -> bool) -> Vec<i32> {
+        self.replicas.iter().copied().filter(|&r| keep(r)).collect()
+    }
+
+    /// `isr` was sent to the controller.
+    pub fn proposed(&mut self, isr: Vec<i32>) {
+        self.pending = Some(isr);
+    }
+
+    /// The controller refused or did not answer the proposal made in `partition_epoch`: the
+    /// next fetch or check proposes again. A proposal already overtaken by a committed change
+    /// (a later partition epoch) is left alone.
+    pub fn proposal_failed(&mut self, partition_epoch: i32) {
+        if self.partition_epoch == partition_epoch {
+            self.pending = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAG: i64 = 30_000;
+
+    fn meta(replicas: &[i32], isr: &[i32]) -> PartitionImage {
+        PartitionImage {
+            replicas: replicas.to_vec(),
+            isr: isr.to_vec(),
+            leader: 1,
+            leader_epoch: 3,
+            partition_epoch: 7,
+        }
+    }
+
+    #[test]
+    fn the_high_watermark_is_the_lowest_end_in_the_isr() {
+        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2, 3]), 10, 0);
+        assert_eq!(leader.high_watermark(20), -1, "no follower fetched yet");
+        leader.follower_fetched(2, 20, 20, 5);
+        assert_eq!(leader.high_watermark(20), -1, "3 has not");
+        leader.follower_fetched(3, 12, 20, 5);
+        assert_eq!(leader.high_watermark(20), 12);
+        leader.follower_fetched(3, 20, 20, 6);
+        assert_eq!(leader.high_watermark(25), 20, "the leader's own end counts");
+        assert_eq!(leader.high_watermark(15), 15);
+
+        // A replica outside the ISR is not waited for.
+        let mut lone = LeaderState::new(1, &meta(&[1, 2], &[1]), 10, 0);
+        assert_eq!(lone.high_watermark(10), 10);
+        lone.follower_fetched(2, 3, 10, 1);
+        assert_eq!(lone.high_watermark(10), 10);
+    }
+
+    #[test]
+    fn a_follower_joins_at_the_high_watermark_of_this_leadership_once_eligible() {
+        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2]), 10, 0);
+        leader.follower_fetched(2, 10, 10, 1);
+        leader.follower_fetched(3, 8, 10, 1);
+        let hw = leader.high_watermark(10);
+        assert_eq!(hw, 10);
+        assert_eq!(
+            leader.expansion(3, hw, true),
+            None,
+            "below the high watermark"
+        );
+        leader.follower_fetched(3, 10, 10, 2);
+        assert_eq!(leader.expansion(3, hw, false), None, "fenced: KIP-841");
+        assert_eq!(leader.expansion(3, hw, true), Some(vec![1, 2, 3]));
+        assert_eq!(leader.expansion(2, hw, true), None, "already in");
+
+        // Once proposed, the high watermark waits for it too, and nothing else is proposed.
+        leader.proposed(vec![1, 2, 3]);
+        leader.follower_fetched(2, 15, 15, 3);
+        assert_eq!(leader.high_watermark(15), 10);
+        assert_eq!(leader.expansion(3, 10, true), None);
+        assert_eq!(leader.shrink(15, 3 + 2 * LAG, LAG), None);
+        leader.proposal_failed(7);
+        assert!(leader.expansion(3, 10, true).is_some(), "proposed again");
+
+        // A follower behind the start of the leadership cannot join even at the high watermark.
+        let mut leader = LeaderState::new(1, &meta(&[1, 2], &[1]), 50, 0);
+        leader.follower_fetched(2, 40, 50, 1);
+        assert_eq!(leader.expansion(2, 40, true), None);
+    }
+
+    #[test]
+    fn a_follower_leaves_after_the_lag_time_without_catching_up() {
+        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2, 3]), 100, 0);
+        // 2 keeps up; 3 fetches but never reaches the end of a growing log.
+        let mut end = 100;
+        for t in (0..=LAG + 2_000).step_by(500) {
+            leader.follower_fetched(2, end, end, t);
+            leader.follower_fetched(3, 90, end, t);
+            end += 1;
+        }
+        let now = LAG + 2_000;
+        assert_eq!(leader.shrink(end, now, LAG), Some(vec![1, 2]));
+        // One that reached the end it saw at its previous fetch counts as caught up then.
+        let mut leader = LeaderState::new(1, &meta(&[1, 2], &[1, 2]), 100, 0);
+        leader.follower_fetched(2, 100, 110, LAG);
+        leader.follower_fetched(2, 110, 120, LAG + 500);
+        assert_eq!(leader.shrink(120, 2 * LAG, LAG), None);
+        assert_eq!(leader.shrink(120, 2 * LAG + 501, LAG), Some(vec![1]));
+        // The leader never leaves; an ISR change decided clears what was pending.
+        leader.proposed(vec![1]);
+        leader.update(&meta(&[1, 2], &[1]), 3 * LAG);
+        assert_eq!(leader.isr(), &[1]);
+        assert_eq!(leader.shrink(120, 10 * LAG, LAG), None);
+    }
+}

@@ -1,6 +1,7 @@
 //! Delayed operations (Kafka's purgatory): a request that cannot complete yet — a fetch below
-//! `min.bytes`, an `acks=all` produce waiting for the high watermark — waits until one of its
-//! partitions changes or its deadline passes. No polling: appends wake the waiters.
+//! `min.bytes`, an `acks=all` produce or a coordinator's write waiting for the high watermark —
+//! waits until one of its partitions changes or its deadline passes. No polling: appends,
+//! followers' fetches and leadership changes wake the waiters.
 
 use std::sync::Arc;
 
@@ -8,6 +9,38 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::partitions::Partition;
+
+/// Records a leader wrote, in `leader_epoch`, ending before `end`: acknowledged only once on
+/// every in-sync replica, which only that leadership can say.
+pub struct Written {
+    pub partition: Arc<Partition>,
+    pub leader_epoch: i32,
+    pub end: i64,
+}
+
+impl Written {
+    /// `Some(true)`: replicated (the high watermark passed them in the leadership that wrote
+    /// them); `Some(false)`: that leadership ended first, and they may be lost; `None`: not yet.
+    /// The high watermark is read first: once the leadership ends, a follower's high
+    /// watermark says nothing of these records.
+    pub fn replicated(&self) -> Option<bool> {
+        let high_watermark = self.partition.high_watermark();
+        if !self.partition.leads_in(self.leader_epoch) {
+            Some(false)
+        } else {
+            (high_watermark >= self.end).then_some(true)
+        }
+    }
+}
+
+/// Waits until all of `written` are replicated or one cannot be, until `deadline`: whether
+/// all are.
+pub async fn replicated(written: &[Written], deadline: Instant) -> bool {
+    let partitions: Vec<Arc<Partition>> = written.iter().map(|w| w.partition.clone()).collect();
+    let settled = || written.iter().all(|w| w.replicated().is_some());
+    wait_until(&partitions, deadline, settled).await;
+    written.iter().all(|w| w.replicated() == Some(true))
+}
 
 /// Waits until `ready()` holds, re-checking whenever one of `partitions` changes. Returns whether
 /// it held before `deadline`.

@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gregor_metadata::{
-    ConfigResource, IsrProposal, MetadataDelta, MetadataImage, PartitionImage, TopicImage,
+    ConfigLayers, ConfigResource, IsrProposal, MetadataDelta, MetadataImage, PartitionImage,
+    TopicImage,
 };
 use gregor_protocol::kafka::ResponseError;
 use gregor_storage::{
-    atomic_file, AbortedTxn, AppendResult, FileSlice, LogConfig, PartitionLog,
-    Result as StorageResult, StorageError,
+    atomic_file, batch, AbortedTxn, AppendResult, FileSlice, PartitionLog, Result as StorageResult,
+    StorageError,
 };
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
@@ -25,6 +26,7 @@ use crate::config::BrokerConfig;
 use crate::log_dir_moves::{self, FutureReplica, LogDirMoves};
 use crate::replication::hw_checkpoint::{self, HighWatermarks};
 use crate::replication::leader::LeaderState;
+use crate::services::now_ms;
 
 /// The file in a partition directory naming the topic id it belongs to, so a directory left by a
 /// deleted topic is never mistaken for a new topic of the same name.
@@ -46,6 +48,11 @@ pub struct Partition {
     /// The partition as the metadata last stated it, and what its leader knows of followers.
     /// Locked after the log when both are.
     state: Mutex<ReplicaState>,
+    /// The topic's `min.insync.replicas`: below it `acks=all` is refused and, as in Kafka 4
+    /// (KIP-966), the high watermark stays where it is.
+    min_insync_replicas: AtomicI64,
+    /// What the leader needs of the cluster to judge its followers.
+    cluster: Arc<ClusterView>,
     /// Delayed operations (fetches, acks=all produces) waiting for this partition to change.
     waiters: Mutex<Vec<Arc<Notify>>>,
     /// When a failed write (a full disk) was last logged: one line per interval, not per batch.
@@ -55,6 +62,19 @@ pub struct Partition {
     /// producer's next marker. A batch is appended only if its guard survived, so a
     /// transaction that ended while its batch was being verified is not reopened.
     verification_guards: Mutex<HashMap<i64, u64>>,
+}
+
+/// What every partition's leader reads of the cluster: which brokers may be in an ISR
+/// (registered and unfenced, KIP-841) and `replica.lag.time.max.ms`.
+pub struct ClusterView {
+    eligible: RwLock<HashSet<i32>>,
+    max_lag_ms: i64,
+}
+
+impl ClusterView {
+    fn is_eligible(&self, broker: i32) -> bool {
+        self.eligible.read().contains(&broker)
+    }
 }
 
 struct ReplicaState {
@@ -82,6 +102,9 @@ static NEXT_GUARD: AtomicU64 = AtomicU64::new(1);
 
 /// How often a partition logs that its writes fail.
 const WRITE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The leader epoch of a partition whose topic was deleted: no fetch or produce matches it.
+const RETIRED_EPOCH: i32 = i32::MIN;
 
 impl Partition {
     pub fn append(&self, records: &[u8], now_ms: i64) -> StorageResult<AppendResult> {
@@ -149,6 +172,11 @@ impl Partition {
             Err(e) => Err(e),
             Ok(prepared) => {
                 let mut log = self.log.write();
+                // Checked under the lock that a change of leadership takes too: a replica that
+                // just became a follower must not write into its leader's epoch.
+                if !self.leads.load(Ordering::Acquire) {
+                    return Some(Err(StorageError::NotLeader));
+                }
                 if !condition(&log) {
                     return None;
                 }
@@ -175,6 +203,9 @@ impl Partition {
     ) -> StorageResult<AppendResult> {
         let result = {
             let mut log = self.log.write();
+            if !self.leads.load(Ordering::Acquire) {
+                return Err(StorageError::NotLeader);
+            }
             self.verification_guards.lock().remove(&producer_id);
             let result = log.append_marker(
                 producer_id,
@@ -197,7 +228,11 @@ impl Partition {
         let Some(leader) = &state.leader else {
             return;
         };
-        let allowed = leader.high_watermark(log_end);
+        if (state.meta.isr.len() as i64) < self.min_insync_replicas() {
+            return;
+        }
+        let eligible = |r: i32| self.cluster.is_eligible(r);
+        let allowed = leader.high_watermark(log_end, now_ms(), self.cluster.max_lag_ms, &eligible);
         if allowed > self.high_watermark() {
             self.high_watermark.store(allowed, Ordering::Release);
             drop(state);
@@ -210,19 +245,13 @@ impl Partition {
     /// under the log's lock, so no append straddles the change.
     fn take_state(&self, meta: &PartitionImage, node_id: i32, now_ms: i64) {
         let log = self.log.write();
+        let log_end = log.log_end_offset();
         let mut state = self.state.lock();
         let leads = meta.leader == node_id;
         let same_leadership = state.leader.is_some() && meta.leader_epoch == self.leader_epoch();
         match (&mut state.leader, leads) {
             (Some(leader), true) if same_leadership => leader.update(meta, now_ms),
-            (_, true) => {
-                state.leader = Some(LeaderState::new(
-                    node_id,
-                    meta,
-                    log.log_end_offset(),
-                    now_ms,
-                ))
-            }
+            (_, true) => state.leader = Some(LeaderState::new(node_id, meta, log_end, now_ms)),
             (_, false) => state.leader = None,
         }
         state.meta = meta.clone();
@@ -231,16 +260,24 @@ impl Partition {
         self.leads.store(leads, Ordering::Release);
         if !leads {
             // A follower's high watermark never passes its own log.
-            let end = log.log_end_offset();
-            self.high_watermark.fetch_min(end, Ordering::AcqRel);
+            self.high_watermark.fetch_min(log_end, Ordering::AcqRel);
         }
-        let log_end = log.log_end_offset();
         drop(state);
         drop(log);
         if leads {
             self.advance_high_watermark(log_end);
         }
         // Parked fetches and acks=all produces look again: the leadership or ISR changed.
+        self.wake_waiters();
+    }
+
+    /// The partition's topic was deleted: nothing fetched for it is written any more.
+    fn retire(&self) {
+        let _log = self.log.write();
+        self.state.lock().leader = None;
+        self.leads.store(false, Ordering::Release);
+        self.leader_epoch.store(RETIRED_EPOCH, Ordering::Release);
+        drop(_log);
         self.wake_waiters();
     }
 
@@ -254,61 +291,73 @@ impl Partition {
         self.state.lock().meta.isr.clone()
     }
 
-    /// The broker leading the partition (-1: none).
-    pub fn leader_id(&self) -> i32 {
-        self.state.lock().meta.leader
+    pub fn min_insync_replicas(&self) -> i64 {
+        self.min_insync_replicas.load(Ordering::Acquire)
     }
 
-    /// Leader side of a fetch from follower `replica` at `fetch_offset`, whose log's last
-    /// batch is of `last_fetched_epoch` (-1: unknown): checked against this log's epochs
-    /// (Kafka's `validateLastFetchedEpoch`) and, if they agree, recorded as the follower's
-    /// progress, which may move the high watermark and let the follower join the ISR.
+    /// Leader side of a fetch from follower `replica` in `leader_epoch` (the one it knows;
+    /// -1: not given) at `fetch_offset`, whose log's last batch is of `last_fetched_epoch`
+    /// (-1: unknown). Checked, under the locks a leadership change takes, against this
+    /// leadership and this log's range and epochs (Kafka's `validateLastFetchedEpoch`); if
+    /// they agree, recorded as the follower's progress, which may move the high watermark and
+    /// let the follower join the ISR.
     pub fn follower_fetch(
         &self,
         replica: i32,
+        leader_epoch: i32,
         fetch_offset: i64,
         last_fetched_epoch: i32,
-        eligible: impl Fn(i32) -> bool,
         now_ms: i64,
     ) -> FollowerFetch {
         let log = self.log.read();
+        let mut state = self.state.lock();
+        let current = self.leader_epoch();
+        let Some(leader) = state.leader.as_mut() else {
+            return FollowerFetch::Refused(ResponseError::NotLeaderOrFollower.code());
+        };
+        if leader_epoch != -1 && leader_epoch != current {
+            let stale = leader_epoch < current;
+            return FollowerFetch::Refused(if stale {
+                ResponseError::FencedLeaderEpoch.code()
+            } else {
+                ResponseError::UnknownLeaderEpoch.code()
+            });
+        }
+        if !leader.is_follower(replica) {
+            return FollowerFetch::Refused(ResponseError::NotLeaderOrFollower.code());
+        }
         let log_end = log.log_end_offset();
+        if fetch_offset < log.log_start_offset() || fetch_offset > log_end {
+            return FollowerFetch::OutOfRange;
+        }
         if last_fetched_epoch >= 0 {
-            let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch, self.leader_epoch());
-            if epoch < 0 || end < 0 || fetch_offset < log.log_start_offset() {
+            let (epoch, end) = log.end_offset_for_epoch(last_fetched_epoch, current);
+            if epoch < 0 || end < 0 {
                 return FollowerFetch::OutOfRange;
             }
             if epoch < last_fetched_epoch || end < fetch_offset {
                 return FollowerFetch::Diverging(epoch, end);
             }
         }
-        drop(log);
-        let mut state = self.state.lock();
-        let topic_id = self.topic_id;
-        let index = self.index;
-        let leader_epoch = self.leader_epoch();
-        let Some(leader) = state.leader.as_mut() else {
-            return FollowerFetch::Refused(ResponseError::NotLeaderOrFollower.code());
-        };
-        if !leader.is_follower(replica) {
-            return FollowerFetch::Refused(ResponseError::NotLeaderOrFollower.code());
-        }
         leader.follower_fetched(replica, fetch_offset, log_end, now_ms);
-        let allowed = leader.high_watermark(log_end);
+        let eligible = |r: i32| self.cluster.is_eligible(r);
+        let max_lag = self.cluster.max_lag_ms;
+        let allowed = leader.high_watermark(log_end, now_ms, max_lag, &eligible);
         let high_watermark = self.high_watermark().max(allowed);
         let proposal = leader
             .expansion(replica, high_watermark, eligible(replica))
             .map(|new_isr| {
                 leader.proposed(new_isr.clone());
                 IsrProposal {
-                    topic_id,
-                    partition: index,
-                    leader_epoch,
+                    topic_id: self.topic_id,
+                    partition: self.index,
+                    leader_epoch: current,
                     partition_epoch: leader.partition_epoch(),
                     new_isr,
                 }
             });
         drop(state);
+        drop(log);
         self.advance_high_watermark(log_end);
         FollowerFetch::Accepted(proposal)
     }
@@ -362,21 +411,33 @@ impl Partition {
     }
 
     /// Follower side: appends batches fetched from the leader of `leader_epoch` as they are
-    /// and takes its high watermark (up to this log's end). Nothing happens if the partition
-    /// changed leadership since the fetch was sent.
+    /// and takes its high watermark (up to this log's end) and log start. Nothing happens if
+    /// the partition changed leadership since the fetch was sent.
     pub fn append_from_leader(
         &self,
         leader_epoch: i32,
         records: &[u8],
         leader_high_watermark: i64,
+        leader_log_start: i64,
         now_ms: i64,
     ) -> StorageResult<()> {
         let mut log = self.log.write();
         if !self.follows_in(leader_epoch) {
             return Ok(());
         }
-        if !records.is_empty() {
+        if let Some(first) = batch::first_offset(records) {
+            // A log started again at its leader's log start, which DeleteRecords may have put
+            // inside a batch: it starts at that batch instead (Kafka does the same).
+            let empty = log.log_end_offset() == log.log_start_offset();
+            if empty && first < log.log_end_offset() {
+                log.restart_at(first)?;
+            }
             log.append_as_follower(records, now_ms)?;
+        }
+        // Records the leader deleted (retention, DeleteRecords) go here too.
+        let start = leader_log_start.min(log.log_end_offset());
+        if start > log.log_start_offset() {
+            log.delete_records_before(start)?;
         }
         let end = log.log_end_offset();
         self.high_watermark
@@ -384,6 +445,15 @@ impl Partition {
         drop(log);
         self.wake_waiters();
         Ok(())
+    }
+
+    /// Retention on this replica's log, never past its high watermark.
+    pub fn enforce_retention(&self, now_ms: i64) -> StorageResult<()> {
+        let high_watermark = self.high_watermark();
+        self.log
+            .write()
+            .enforce_retention(now_ms, high_watermark)
+            .map(drop)
     }
 
     /// Follower side: the leader of `leader_epoch` says the logs differ after `(epoch,
@@ -608,11 +678,21 @@ pub struct ReplicaManager {
     elsewhere: RwLock<HashSet<(String, i32)>>,
     /// The high watermarks checkpointed in each log dir, read at start.
     high_watermarks: HighWatermarks,
+    /// One writer of the high watermark checkpoints at a time (the timer's and shutdown's).
+    checkpointing: Mutex<()>,
+    /// What the partitions' leaders read of the cluster.
+    cluster: Arc<ClusterView>,
     /// Set once the first delta (the whole image) is applied: partitions that appear later are new and may be placed on
     /// any online directory, while at start-up a missing partition may sit on an offline one.
     started: AtomicBool,
     /// Partitions moving to another log dir.
     pub(crate) moves: LogDirMoves,
+}
+
+/// The effective `min.insync.replicas` of a topic with config `layers`.
+fn min_insync_replicas(config: &BrokerConfig, layers: ConfigLayers) -> i64 {
+    let value = config.topic_value("min.insync.replicas", layers);
+    value.trim().parse().unwrap_or(1)
 }
 
 /// `<topic>-<index>`, the name of a partition directory (the metadata log's own excepted).
@@ -714,8 +794,9 @@ fn read_topic_id(dir: &Path) -> Option<Uuid> {
 impl ReplicaManager {
     /// Checks every log dir; those that cannot be created or listed are offline. The first
     /// directory holds the metadata log and must be usable (the caller checks it).
-    pub fn new(log_dirs: &[PathBuf]) -> ReplicaManager {
-        let log_dirs: Vec<LogDir> = log_dirs
+    pub fn new(config: &BrokerConfig) -> ReplicaManager {
+        let log_dirs: Vec<LogDir> = config
+            .log_dirs
             .iter()
             .map(|path| {
                 let usable = std::fs::create_dir_all(path).and_then(|()| std::fs::read_dir(path).map(drop));
@@ -742,6 +823,11 @@ impl ReplicaManager {
             offline: RwLock::new(HashSet::new()),
             elsewhere: RwLock::new(HashSet::new()),
             high_watermarks: HighWatermarks::read(&online),
+            checkpointing: Mutex::new(()),
+            cluster: Arc::new(ClusterView {
+                eligible: RwLock::new(HashSet::new()),
+                max_lag_ms: config.get_i64("replica.lag.time.max.ms"),
+            }),
             started: AtomicBool::new(false),
             moves: LogDirMoves::default(),
         }
@@ -901,7 +987,11 @@ impl ReplicaManager {
         config: &BrokerConfig,
         node_id: i32,
     ) {
+        if !delta.changed_brokers.is_empty() {
+            *self.cluster.eligible.write() = image.unfenced_brokers().into_iter().collect();
+        }
         let mut partitions = self.partitions.write();
+        let mut deleted = Vec::new();
         for removed in &delta.removed_topics {
             for &index in &removed.partitions {
                 let key = (removed.name.clone(), index);
@@ -911,17 +1001,12 @@ impl ReplicaManager {
                 let same_topic = partitions
                     .get(&key)
                     .is_some_and(|p| p.topic_id == removed.id);
-                if let Some(partition) = same_topic.then(|| partitions.remove(&key)).flatten() {
-                    tracing::info!(topic = %key.0, partition = key.1, "deleting partition log");
-                    partition.wake_waiters();
-                    let dir = partition.with_log(|log| log.dir().to_path_buf());
-                    drop(partition);
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
-                        tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
-                    }
-                }
+                deleted.extend(same_topic.then(|| partitions.remove(&key)).flatten());
             }
         }
+        // Existing partitions take their new state once the map is unlocked: that waits for
+        // their logs' locks, which a follower's truncation may hold for a while.
+        let mut changed = Vec::new();
         for (topic_id, index) in &delta.changed_partitions {
             let Some(topic) = image.topic_by_id(topic_id) else {
                 continue;
@@ -932,15 +1017,30 @@ impl ReplicaManager {
             let key = (topic.name.clone(), *index);
             if meta.replicas.contains(&node_id) {
                 self.elsewhere.write().remove(&key);
-                let log_config = config.log_config(image.topic_configs(&topic.name));
-                self.open(&mut partitions, topic, *index, meta, log_config, node_id);
+                match partitions.get(&key) {
+                    Some(existing) => changed.push((existing.clone(), meta.clone())),
+                    None => {
+                        let layers = image.topic_configs(&topic.name);
+                        self.open(
+                            &mut partitions,
+                            topic,
+                            *index,
+                            meta,
+                            config,
+                            layers,
+                            node_id,
+                        )
+                    }
+                }
             } else {
                 self.elsewhere.write().insert(key);
             }
         }
         let update = |p: &Arc<Partition>| {
-            let log_config = config.log_config(image.topic_configs(&p.topic));
-            p.with_log_mut(|log| log.update_config(log_config));
+            let layers = image.topic_configs(&p.topic);
+            p.min_insync_replicas
+                .store(min_insync_replicas(config, layers), Ordering::Release);
+            p.with_log_mut(|log| log.update_config(config.log_config(layers)));
         };
         if delta.broker_configs_changed(node_id) {
             partitions.values().for_each(update);
@@ -960,25 +1060,38 @@ impl ReplicaManager {
             }
         }
         self.started.store(true, Ordering::Release);
+        drop(partitions);
+        let now = now_ms();
+        for (partition, meta) in changed {
+            partition.take_state(&meta, node_id, now);
+        }
+        for partition in deleted {
+            tracing::info!(topic = %partition.topic, partition = partition.index, "deleting partition log");
+            partition.retire();
+            let dir = partition.with_log(|log| log.dir().to_path_buf());
+            drop(partition);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+            }
+        }
     }
 
-    /// Opens a partition this node hosts (or, if it is open, takes its new leader epoch); a log
-    /// that cannot be opened leaves the partition offline.
+    /// Opens a partition this node hosts, in the state `meta` gives it; a log that cannot be
+    /// opened leaves the partition offline.
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &self,
         partitions: &mut HashMap<(String, i32), Arc<Partition>>,
         topic: &TopicImage,
         index: i32,
         meta: &PartitionImage,
-        log_config: LogConfig,
+        config: &BrokerConfig,
+        layers: ConfigLayers,
         node_id: i32,
     ) {
         let key = (topic.name.clone(), index);
-        let now = crate::services::now_ms();
-        if let Some(existing) = partitions.get(&key) {
-            existing.take_state(meta, node_id, now);
-            return;
-        }
+        let now = now_ms();
+        let log_config = config.log_config(layers);
         // A partition whose log dir failed stays offline whatever the metadata says of it next
         // (a new leader epoch): placed anew, it would serve an empty log for its records.
         if self.offline.read().contains(&key) {
@@ -1023,6 +1136,8 @@ impl ReplicaManager {
                 meta: meta.clone(),
                 leader: None,
             }),
+            min_insync_replicas: AtomicI64::new(min_insync_replicas(config, layers)),
+            cluster: self.cluster.clone(),
             waiters: Mutex::new(Vec::new()),
             write_failure_logged: Mutex::new(None),
             verification_guards: Mutex::new(HashMap::new()),
@@ -1034,6 +1149,7 @@ impl ReplicaManager {
     /// Writes every log dir's `replication-offset-checkpoint` with its partitions' high
     /// watermarks (every `replica.high.watermark.checkpoint.interval.ms` and at shutdown).
     pub fn checkpoint_high_watermarks(&self) {
+        let _one_writer = self.checkpointing.lock();
         let partitions = self.all();
         for dir in self.log_dirs.iter().filter(|d| d.online) {
             let entries: Vec<(String, i32, i64)> = partitions
@@ -1156,7 +1272,7 @@ mod tests {
     fn replica_manager(dir: &Path) -> (BrokerConfig, ReplicaManager) {
         let log_dirs = dir.display().to_string();
         let config = BrokerConfig::from_pairs([("log.dirs".to_string(), log_dirs)]).unwrap();
-        let replicas = ReplicaManager::new(&config.log_dirs);
+        let replicas = ReplicaManager::new(&config);
         (config, replicas)
     }
 

@@ -28,7 +28,7 @@ use crate::metadata::controller::ask_voter;
 use crate::metadata::{ControllerChannel, MetadataLoader};
 use crate::network::controller_listener::{serve, Serving};
 use crate::network::raft_senders::RaftSources;
-use crate::partitions::ReplicaManager;
+use crate::partitions::{Partition, ReplicaManager};
 use crate::producer_ids::ProducerIds;
 use crate::replication::fetcher::ReplicaFetchers;
 use crate::replication::isr_changes::IsrChanges;
@@ -221,7 +221,7 @@ impl Broker {
             )));
         }
         write_identities(&config.log_dirs, &identities, &image.cluster_id, node_id);
-        let replicas = ReplicaManager::new(&config.log_dirs);
+        let replicas = ReplicaManager::new(&config);
         // Before any partition is opened: the log dirs must hold nothing the metadata log does
         // not account for.
         replicas.check_partition_dirs(&image, node_id)?;
@@ -464,10 +464,20 @@ impl Broker {
         what: &'static str,
         work: fn(&mut gregor_storage::PartitionLog) -> gregor_storage::Result<()>,
     ) {
+        self.each_partition(what, move |p| p.with_log_mut(work))
+            .await
+    }
+
+    /// [`Broker::each_log`] with the partition, for work that needs more than its log.
+    async fn each_partition(
+        self: &Arc<Self>,
+        what: &'static str,
+        work: impl Fn(&Partition) -> gregor_storage::Result<()> + Send + 'static,
+    ) {
         let broker = self.clone();
         let done = tokio::task::spawn_blocking(move || {
             for p in broker.replicas.all() {
-                if let Err(e) = p.with_log_mut(work) {
+                if let Err(e) = work(&p) {
                     tracing::error!(topic = %p.topic, partition = p.index, error = %e, "{what} failed");
                 }
             }
@@ -518,7 +528,7 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = retention.tick() => {
-                    self.each_log("retention", |log| log.enforce_retention(now_ms()).map(drop)).await;
+                    self.each_partition("retention", |p| p.enforce_retention(now_ms())).await;
                 }
                 _ = flush.tick() => self.each_log("flush", |log| log.maybe_flush(now_ms())).await,
                 // Open files follow the partitions in use, not every segment on disk.

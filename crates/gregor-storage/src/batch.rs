@@ -249,6 +249,11 @@ pub fn validate_batches(buf: &[u8], max_message_bytes: usize) -> Result<Vec<Batc
     Ok(out)
 }
 
+/// The base offset of the first batch of `records` (`None`: no batch).
+pub fn first_offset(records: &[u8]) -> Option<i64> {
+    Some(i64::from_be_bytes(records.get(..8)?.try_into().ok()?))
+}
+
 /// The (producer id, epoch) of the first batch of `records` if it is a transactional data
 /// batch (a produce request carries at most one producer's). `None` also for unreadable input,
 /// which the append refuses.

@@ -39,6 +39,10 @@ pub enum StorageError {
     /// first, or fetched from the wrong offset).
     #[error("batches from offset {first_offset} do not continue the log ending at {log_end}")]
     NotContiguous { first_offset: i64, log_end: i64 },
+    /// An append to a replica that does not lead its partition (the leadership moved while the
+    /// request was handled).
+    #[error("this replica does not lead the partition")]
+    NotLeader,
     /// Any I/O failure.
     #[error("storage I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -63,6 +67,7 @@ impl StorageError {
             StorageError::OffsetOutOfRange { .. } => Kafka::OffsetOutOfRange,
             // Between replicas only; a client never sends such an append.
             StorageError::NotContiguous { .. } => Kafka::UnknownServerError,
+            StorageError::NotLeader => Kafka::NotLeaderOrFollower,
             StorageError::Io(_) => Kafka::KafkaStorageError,
         }
         .code()

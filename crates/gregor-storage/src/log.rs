@@ -43,6 +43,8 @@ pub struct AppendResult {
     pub log_start_offset: i64,
     /// An idempotent retry of one of the producer's last 5 batches; nothing was written.
     pub duplicate: bool,
+    /// The leader epoch the append was made in.
+    pub leader_epoch: i32,
 }
 
 /// Produced batches checked by [`PartitionLog::prepare`], ready for
@@ -453,6 +455,7 @@ impl PartitionLog {
                         log_append_time: if log_append { dup.max_timestamp } else { -1 },
                         log_start_offset: self.log_start_offset,
                         duplicate: true,
+                        leader_epoch,
                     });
                 }
             }
@@ -537,6 +540,7 @@ impl PartitionLog {
             log_append_time: if log_append { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
             duplicate: false,
+            leader_epoch,
         })
     }
 
@@ -752,8 +756,14 @@ impl PartitionLog {
         ))))
     }
 
-    /// Deletes old segments by time and size; returns how many were deleted.
-    pub fn enforce_retention(&mut self, now_ms: i64) -> Result<usize> {
+    /// Deletes old segments by time and size, only those wholly below `high_watermark` (a
+    /// follower may not have copied the rest yet); returns how many were deleted.
+    pub fn enforce_retention(&mut self, now_ms: i64, high_watermark: i64) -> Result<usize> {
+        let below = |log: &Self| {
+            log.segments
+                .get(1)
+                .is_some_and(|s| s.base_offset <= high_watermark)
+        };
         let expired = self
             .producers
             .expire(now_ms, self.config.producer_id_expiration_ms);
@@ -762,7 +772,7 @@ impl PartitionLog {
         }
         let mut deleted = 0usize;
         if self.config.retention_ms >= 0 {
-            while self.segments.len() > 1 {
+            while below(self) {
                 let s = &self.segments[0];
                 let expired = s.batch_count == 0
                     || now_ms.saturating_sub(s.max_timestamp) > self.config.retention_ms;
@@ -777,7 +787,7 @@ impl PartitionLog {
             let mut diff = i64::try_from(self.size_bytes())
                 .unwrap_or(i64::MAX)
                 .saturating_sub(self.config.retention_bytes);
-            while self.segments.len() > 1 {
+            while below(self) {
                 let size = i64::try_from(self.segments[0].size).unwrap_or(i64::MAX);
                 if diff < size {
                     break;

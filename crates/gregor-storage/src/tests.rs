@@ -494,16 +494,16 @@ fn retention_by_time_and_bytes() {
         log.append(&b(ts), 0, ts).unwrap();
     }
     assert_eq!(count_files(&log_dir(tmp.path()), ".log"), 4);
-    assert_eq!(log.enforce_retention(1150).unwrap(), 1);
+    assert_eq!(log.enforce_retention(1150, i64::MAX).unwrap(), 1);
     assert_eq!(log.log_start_offset(), 4);
     assert!(matches!(
         log.read(2, 100, i64::MAX),
         Err(StorageError::OffsetOutOfRange { .. })
     ));
     assert_eq!(batches_of(&log.read(4, 1, i64::MAX).unwrap()), vec![(4, 2)]);
-    assert_eq!(log.enforce_retention(1150).unwrap(), 0);
+    assert_eq!(log.enforce_retention(1150, i64::MAX).unwrap(), 0);
     // Never deletes the active segment, even if everything is old.
-    assert_eq!(log.enforce_retention(100_000).unwrap(), 2);
+    assert_eq!(log.enforce_retention(100_000, i64::MAX).unwrap(), 2);
     assert_eq!(log.log_start_offset(), 12);
     assert_eq!(log.log_end_offset(), 14);
     // Survives reopen (checkpointed log start).
@@ -523,10 +523,10 @@ fn retention_by_time_and_bytes() {
     }
     // Segments: [12,16) [16,20) [20,24) active; size 6 batches, retention 3 batches.
     assert_eq!(log.size_bytes(), (len * 6) as u64);
-    assert_eq!(log.enforce_retention(10).unwrap(), 1);
+    assert_eq!(log.enforce_retention(10, i64::MAX).unwrap(), 1);
     assert_eq!(log.log_start_offset(), 16);
     assert_eq!(log.size_bytes(), (len * 4) as u64);
-    assert_eq!(log.enforce_retention(10).unwrap(), 0);
+    assert_eq!(log.enforce_retention(10, i64::MAX).unwrap(), 0);
 }
 
 #[test]
@@ -825,7 +825,7 @@ fn retention_forgets_producers_whose_batches_are_gone() {
     log.append(&old(1, 0), 0, 100).unwrap(); // 0..=1
     log.append(&old(2, 0), 0, 100).unwrap(); // 2..=3
     log.append(&batch(1), 0, 5_000).unwrap(); // 4, recent
-    assert_eq!(log.enforce_retention(5_000).unwrap(), 2);
+    assert_eq!(log.enforce_retention(5_000, i64::MAX).unwrap(), 2);
     assert_eq!(log.log_start_offset(), 4);
     assert_eq!(log.active_producers(), vec![]);
     // Sequence 7 would be a gap for a producer still known.
@@ -988,7 +988,7 @@ proptest! {
         prop_assert!(with_checkpoint || log.max_timestamp().is_ok());
         let appended = log.append(&batch(1), 0, 0).unwrap();
         prop_assert_eq!(appended.base_offset, end);
-        log.enforce_retention(i64::MAX).unwrap();
+        log.enforce_retention(i64::MAX, i64::MAX).unwrap();
     }
 }
 
@@ -1091,7 +1091,7 @@ fn deleted_segments_removed_after_file_delete_delay() {
     // Segments [0,4) [4,8) [8,12) and the active [12,14).
     assert_eq!(count_files(&dir, ".log"), 4);
     let now = 100_000;
-    assert_eq!(log.enforce_retention(now).unwrap(), 3);
+    assert_eq!(log.enforce_retention(now, i64::MAX).unwrap(), 3);
     // Renamed at once: no longer segments, not readable, but still on disk.
     assert_eq!(count_files(&dir, ".log"), 1);
     assert_eq!(count_files(&dir, ".log.deleted"), 3);
@@ -1122,7 +1122,7 @@ fn deleted_segments_removed_after_file_delete_delay() {
     for _ in 0..4 {
         log.append(&b, 0, now).unwrap();
     }
-    assert_eq!(log.enforce_retention(now).unwrap(), 2);
+    assert_eq!(log.enforce_retention(now, i64::MAX).unwrap(), 2);
     assert_eq!(count_files(&dir, ".log.deleted"), 2);
     drop(log);
     std::fs::write(dir.join("00000000000000000007.timeindex.deleted"), "x").unwrap();
@@ -1303,12 +1303,12 @@ fn idle_producers_expire_unless_their_transaction_is_open() {
     let b = idem(1, 0, 0, 2); // timestamps 1000 and 1001
     log.append(&b, 0, 2_000).unwrap();
     log.append(&txn(2, 0, 0, 1), 0, 2_000).unwrap(); // stays open
-    log.enforce_retention(11_000).unwrap();
+    log.enforce_retention(11_000, i64::MAX).unwrap();
     assert!(
         log.append(&b, 0, 11_000).unwrap().duplicate,
         "not idle long enough"
     );
-    log.enforce_retention(20_000).unwrap();
+    log.enforce_retention(20_000, i64::MAX).unwrap();
     assert!(
         !log.append(&b, 0, 20_000).unwrap().duplicate,
         "forgotten: the retry counts as new data"

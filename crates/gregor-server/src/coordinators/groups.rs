@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_group::{
@@ -16,7 +17,32 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::internal_topics::{self, partition_for, Followed, OFFSETS};
+use crate::delayed::{replicated, Written};
 use crate::services::{now_ms, Services};
+
+/// How long a group's write may take to reach every in-sync replica before its responses are
+/// dropped (Kafka's `offsets.commit.timeout.ms`).
+const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `replies` once the records they answer for are on every in-sync replica (at once when
+/// they already are, as on a single node). If they cannot be (the leadership moved, or they
+/// took too long), the replies are dropped, which closes those requests' connections: the
+/// clients retry, and find the groups as the new leader's log has them.
+fn release_when_replicated(written: Vec<Written>, replies: Vec<Box<dyn FnOnce() + Send>>) {
+    if written.iter().all(|w| w.replicated() == Some(true)) {
+        replies.into_iter().for_each(|reply| reply());
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+        if replicated(&written, deadline).await {
+            replies.into_iter().for_each(|reply| reply());
+        }
+    });
+}
 
 pub const OFFSETS_TOPIC: &str = OFFSETS.name;
 
@@ -208,15 +234,16 @@ impl GroupRuntime {
     }
 
     /// Appends records, each to the partition its group lives on; in the transaction of
-    /// `producer` (id, epoch) if given (TxnOffsetCommit). On failure, also the partitions the
-    /// records were for (their groups must be reloaded).
+    /// `producer` (id, epoch) if given (TxnOffsetCommit): what was written, to be replicated
+    /// before it is acknowledged. On failure, also the partitions the records were for (their
+    /// groups must be reloaded).
     fn persist(
         &self,
         records: Vec<GroupRecord>,
         producer: Option<(i64, i16)>,
-    ) -> Result<(), (GroupError, BTreeSet<i32>)> {
+    ) -> Result<Vec<Written>, (GroupError, BTreeSet<i32>)> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Created by `call` before the lock is taken: creating it here, under the coordinator's
         // lock, would re-enter the coordinator through the metadata change it causes.
@@ -233,6 +260,7 @@ impl GroupRuntime {
         }
         let touched = || by_partition.keys().copied().collect::<BTreeSet<i32>>();
         let now = now_ms();
+        let mut written = Vec::with_capacity(by_partition.len());
         for (index, entries) in &by_partition {
             let Some(partition) = self.services.replicas.get(OFFSETS_TOPIC, *index) else {
                 return Err((GroupError::Missing(*index), touched()));
@@ -241,11 +269,16 @@ impl GroupRuntime {
                 Some((id, epoch)) => encode_transactional_batch(entries, now, id, epoch),
                 None => encode_batch(entries, now),
             };
-            if let Err(e) = partition.append(&batch, now) {
-                return Err((e.into(), touched()));
+            match partition.append(&batch, now) {
+                Ok(appended) => written.push(Written {
+                    partition,
+                    leader_epoch: appended.leader_epoch,
+                    end: appended.last_offset + 1,
+                }),
+                Err(e) => return Err((e.into(), touched())),
             }
         }
-        Ok(())
+        Ok(written)
     }
 
     /// Runs a decision of the coordinator, appends its records, releases the responses that are
@@ -300,7 +333,7 @@ impl GroupRuntime {
     ) {
         let replies = coordinator.take_replies();
         match self.persist(records, producer) {
-            Ok(()) => replies.into_iter().for_each(|reply| reply()),
+            Ok(written) => release_when_replicated(written, replies),
             // Dropping the replies closes those requests' connections; the clients retry, and
             // find the groups as the log has them.
             Err((e, partitions)) => {

@@ -42,6 +42,7 @@ use super::groups::GroupRuntime;
 use super::internal_topics::{
     self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
 };
+use crate::delayed::{replicated, Written};
 use crate::network::peers;
 use crate::services::{now_ms, Services};
 
@@ -62,6 +63,23 @@ pub enum TxnError {
     Append(#[from] StorageError),
     #[error("__transaction_state partition {0} does not exist or is not hosted here")]
     Missing(i32),
+    #[error("the transaction's state did not reach every in-sync replica in time")]
+    NotReplicated,
+}
+
+/// How long a decision's records may take to reach every in-sync replica before the request
+/// fails with a retriable error.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A decision's answer, once its records are on every in-sync replica of
+/// `__transaction_state` (a leader change before that may have lost them).
+async fn settled<R>(outcome: Result<(R, Vec<Written>), TxnError>) -> Result<R, TxnError> {
+    let (response, written) = outcome?;
+    let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+    if !replicated(&written, deadline).await {
+        return Err(TxnError::NotReplicated);
+    }
+    Ok(response)
 }
 
 pub struct TxnRuntime {
@@ -182,14 +200,17 @@ impl TxnRuntime {
     /// Runs a decision of the coordinator about `transactional_id` and carries it out: its
     /// records appended, its markers written. The response is returned only once the records are
     /// appended; if they cannot be, the id's state in memory is put back as the log has it.
-    pub fn decide<R>(
+    pub async fn decide<R>(
         &self,
         transactional_id: &str,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
     ) -> Result<R, TxnError> {
         self.catch_up();
-        let mut coordinator = self.coordinator.lock();
-        self.carry_out(&mut coordinator, transactional_id, decide)
+        let outcome = {
+            let mut coordinator = self.coordinator.lock();
+            self.carry_out(&mut coordinator, transactional_id, decide)
+        };
+        settled(outcome).await
     }
 
     fn carry_out<R>(
@@ -197,20 +218,23 @@ impl TxnRuntime {
         coordinator: &mut TxnCoordinator,
         transactional_id: &str,
         decide: impl FnOnce(&mut TxnCoordinator, i64) -> Decision<R>,
-    ) -> Result<R, TxnError> {
+    ) -> Result<(R, Vec<Written>), TxnError> {
         let before = coordinator.snapshot(transactional_id);
         let decision = decide(coordinator, now_ms());
-        if let Err(e) = self.persist(decision.records) {
-            coordinator.restore(transactional_id, before);
-            return Err(e);
-        }
+        let written = match self.persist(decision.records) {
+            Ok(written) => written,
+            Err(e) => {
+                coordinator.restore(transactional_id, before);
+                return Err(e);
+            }
+        };
         if let Some(markers) = decision.markers {
             // The Prepare record is in the log: the response may go; completion is retried.
             if let Err(e) = self.complete(coordinator, &markers) {
                 tracing::error!(error = %e, transactional_id, "transaction completion deferred");
             }
         }
-        Ok(decision.response)
+        Ok((decision.response, written))
     }
 
     /// KIP-890: whether a transactional write to `partition` may go ahead, as an error code
@@ -228,21 +252,32 @@ impl TxnRuntime {
         add: bool,
     ) -> i16 {
         self.catch_up();
-        {
+        let added = {
             let mut coordinator = self.coordinator.lock();
-            if coordinator.coordinates(transactional_id) {
-                if !add {
-                    return coordinator.verify(transactional_id, producer, partition);
-                }
-                let added = self.carry_out(&mut coordinator, transactional_id, |c, now| {
-                    let partitions = std::slice::from_ref(partition);
-                    c.add_partitions(transactional_id, producer, partitions, TxnVersion::V2, now)
-                });
-                return added.unwrap_or_else(|e| {
-                    tracing::error!(error = %e, transactional_id, "partition not added to its transaction");
-                    errors::COORDINATOR_NOT_AVAILABLE
-                });
+            if !coordinator.coordinates(transactional_id) {
+                None
+            } else if !add {
+                return coordinator.verify(transactional_id, producer, partition);
+            } else {
+                Some(
+                    self.carry_out(&mut coordinator, transactional_id, |c, now| {
+                        let partitions = std::slice::from_ref(partition);
+                        c.add_partitions(
+                            transactional_id,
+                            producer,
+                            partitions,
+                            TxnVersion::V2,
+                            now,
+                        )
+                    }),
+                )
             }
+        };
+        if let Some(added) = added {
+            return settled(added).await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, transactional_id, "partition not added to its transaction");
+                errors::COORDINATOR_NOT_AVAILABLE
+            });
         }
         let image = self.services.metadata.image();
         let Some(node) = coordinator_of(&image, &TRANSACTIONS, transactional_id) else {
@@ -387,6 +422,7 @@ impl TxnRuntime {
         let prepared = coordinator.snapshot(transactional_id);
         let done = coordinator.markers_written(transactional_id, now_ms());
         self.persist(done)
+            .map(drop)
             .inspect_err(|_| coordinator.restore(transactional_id, prepared))
     }
 
@@ -444,10 +480,10 @@ impl TxnRuntime {
         outcomes
     }
 
-    /// Appends records, each to the partition its transactional id lives on.
-    fn persist(&self, records: Vec<TxnRecord>) -> Result<(), TxnError> {
+    /// Appends records, each to the partition its transactional id lives on: what was written.
+    fn persist(&self, records: Vec<TxnRecord>) -> Result<Vec<Written>, TxnError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let partitions = internal_topics::partition_count(&self.services, &TRANSACTIONS);
         let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
@@ -461,15 +497,21 @@ impl TxnRuntime {
                 ));
         }
         let now = now_ms();
+        let mut written = Vec::new();
         for (index, entries) in by_partition {
             let partition = self
                 .services
                 .replicas
                 .get(TRANSACTIONS.name, index)
                 .ok_or(TxnError::Missing(index))?;
-            partition.append(&encode_batch(&entries, now), now)?;
+            let appended = partition.append(&encode_batch(&entries, now), now)?;
+            written.push(Written {
+                partition,
+                leader_epoch: appended.leader_epoch,
+                end: appended.last_offset + 1,
+            });
         }
-        Ok(())
+        Ok(written)
     }
 }
 

@@ -256,15 +256,13 @@ fn follower_progress(
     partitions: &mut [Result<Arc<Partition>, i16>],
     verdicts: &mut [Verdict],
 ) {
-    let image = broker.metadata.image();
-    let eligible = |r: i32| image.brokers.get(&r).is_some_and(|b| !b.fenced);
     let now = now_ms();
     for ((want, partition), verdict) in fetch_set.iter().zip(partitions).zip(verdicts) {
         let Ok(p) = partition else {
             continue;
         };
-        let offset = want.fetch_offset;
-        match p.follower_fetch(replica_id, offset, want.last_fetched_epoch, eligible, now) {
+        let (epoch, offset) = (want.current_leader_epoch, want.fetch_offset);
+        match p.follower_fetch(replica_id, epoch, offset, want.last_fetched_epoch, now) {
             FollowerFetch::Accepted(Some(proposal)) => {
                 broker.isr_changes.propose(p.clone(), proposal)
             }

@@ -185,12 +185,12 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         RequestKind::CreatePartitions(r) => respond!(topics::create_partitions(broker, r).await),
         RequestKind::InitProducerId(r) => respond!(producer_id::handle(broker, version, r).await),
         RequestKind::AddPartitionsToTxn(r) => {
-            respond!(transactions::add_partitions_to_txn(broker, version, r))
+            respond!(transactions::add_partitions_to_txn(broker, version, r).await)
         }
         RequestKind::AddOffsetsToTxn(r) => {
             respond!(transactions::add_offsets_to_txn(broker, version, r).await)
         }
-        RequestKind::EndTxn(r) => respond!(transactions::end_txn(broker, version, r)),
+        RequestKind::EndTxn(r) => respond!(transactions::end_txn(broker, version, r).await),
         RequestKind::TxnOffsetCommit(r) => {
             respond_later!(transactions::txn_offset_commit(broker, version, r))
         }

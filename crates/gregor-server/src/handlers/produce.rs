@@ -14,13 +14,12 @@ use gregor_protocol::kafka::messages::produce_response::{
 use gregor_protocol::kafka::messages::{ProduceRequest, ProduceResponse};
 use tokio::time::Instant;
 
-use gregor_metadata::MetadataImage;
 use gregor_storage::{batch, AppendResult, StorageError};
 use gregor_txn::errors;
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::delayed::wait_until;
+use crate::delayed::{replicated, Written};
 use crate::partitions::Partition;
 use crate::services::now_ms;
 
@@ -161,25 +160,6 @@ fn refused_by_coordinator(code: i16, version: i16) -> Refused {
     }
 }
 
-/// An `acks=all` append waiting for its records to be on every in-sync replica.
-struct Pending {
-    /// Where its answer is in the response.
-    topic: usize,
-    partition: usize,
-    replica: Arc<Partition>,
-    /// The leadership it was appended in: only that one can acknowledge it.
-    leader_epoch: i32,
-    /// The offset the high watermark must reach.
-    target: i64,
-}
-
-/// The topic's `min.insync.replicas`.
-fn min_insync_replicas(broker: &Broker, image: &MetadataImage, topic: &str) -> i64 {
-    let layers = image.topic_configs(topic);
-    let value = broker.config.topic_value("min.insync.replicas", layers);
-    value.trim().parse().unwrap_or(1)
-}
-
 pub async fn handle(
     broker: &Arc<Broker>,
     version: i16,
@@ -189,7 +169,8 @@ pub async fn handle(
     let transactional_id = request.transactional_id.as_ref().map(|t| t.to_string());
     let image = broker.metadata.image();
     let now = now_ms();
-    let mut pending: Vec<Pending> = Vec::new();
+    // (topic response index, partition response index, the append), for acks=all.
+    let mut pending: Vec<(usize, usize, Written)> = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for (t, topic) in request.topic_data.into_iter().enumerate() {
         let name = if version >= 13 {
@@ -239,8 +220,7 @@ pub async fn handle(
                     "no records",
                 ),
                 (-1, Ok(partition), Some(_))
-                    if (partition.isr().len() as i64)
-                        < min_insync_replicas(broker, &image, &partition.topic) =>
+                    if (partition.isr().len() as i64) < partition.min_insync_replicas() =>
                 {
                     failed(
                         data.index,
@@ -260,13 +240,12 @@ pub async fn handle(
                 {
                     Ok(appended) => {
                         if acks == -1 {
-                            pending.push(Pending {
-                                topic: t,
-                                partition: i,
-                                leader_epoch: partition.leader_epoch(),
-                                target: appended.last_offset + 1,
-                                replica: partition.clone(),
-                            });
+                            let written = Written {
+                                partition: partition.clone(),
+                                leader_epoch: appended.leader_epoch,
+                                end: appended.last_offset + 1,
+                            };
+                            pending.push((t, i, written));
                         }
                         PartitionProduceResponse::default()
                             .with_index(data.index)
@@ -300,35 +279,26 @@ pub async fn handle(
         return None;
     }
     let deadline = Instant::now() + Duration::from_millis(request.timeout_ms.max(0) as u64);
-    for wait in pending {
-        let p = &wait.replica;
-        let leads = || p.leads_in(wait.leader_epoch);
-        wait_until(std::slice::from_ref(p), deadline, || {
-            p.high_watermark() >= wait.target || !leads()
-        })
-        .await;
-        // Checked in this order: a leader replaced meanwhile may have lost the records, and
-        // its high watermark as a follower says nothing of them.
-        let failure = if !leads() {
-            Some((
+    for (t, i, written) in pending {
+        replicated(std::slice::from_ref(&written), deadline).await;
+        let p = &written.partition;
+        let failure = match written.replicated() {
+            Some(false) => Some((
                 ResponseError::NotLeaderOrFollower,
                 "leadership changed before the records were replicated",
-            ))
-        } else if p.high_watermark() < wait.target {
-            Some((
+            )),
+            None => Some((
                 ResponseError::RequestTimedOut,
                 "timed out waiting for replication",
-            ))
-        } else if (p.isr().len() as i64) < min_insync_replicas(broker, &image, &p.topic) {
-            Some((
+            )),
+            Some(true) if (p.isr().len() as i64) < p.min_insync_replicas() => Some((
                 ResponseError::NotEnoughReplicasAfterAppend,
                 "The records were written to fewer in-sync replicas than min.insync.replicas",
-            ))
-        } else {
-            None
+            )),
+            Some(true) => None,
         };
         if let Some((error, message)) = failure {
-            let response = &mut responses[wait.topic].partition_responses[wait.partition];
+            let response = &mut responses[t].partition_responses[i];
             *response = failed(response.index, error.code(), message);
         }
     }
@@ -446,7 +416,7 @@ mod tests {
             .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
                 .with_name(TopicName(str_bytes("t")))
                 .with_partitions(vec![0])]);
-        transactions::add_partitions_to_txn(&broker, 3, add);
+        transactions::add_partitions_to_txn(&broker, 3, add).await;
         assert_eq!(
             produce(&broker, "tx", txn_batch(producer)).await,
             errors::NONE
@@ -463,7 +433,7 @@ mod tests {
             .with_producer_epoch(producer.1)
             .with_committed(true);
         assert_eq!(
-            transactions::end_txn(&broker, 3, end).error_code,
+            transactions::end_txn(&broker, 3, end).await.error_code,
             errors::NONE
         );
         // A late batch after the commit would open a transaction no marker ends.
@@ -497,13 +467,13 @@ mod tests {
         let r = transactions::init_producer_id(&broker, 5, "tx", &init).await;
         let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
         let partition = broker.replicas.get("t", 0).unwrap();
-        let end = |epoch: i16, commit: bool| {
+        let end = async |epoch: i16, commit: bool| {
             let request = EndTxnRequest::default()
                 .with_transactional_id(TransactionalId(str_bytes("tx")))
                 .with_producer_id(ProducerId(pid))
                 .with_producer_epoch(epoch)
                 .with_committed(commit);
-            let r = transactions::end_txn(&broker, 5, request);
+            let r = transactions::end_txn(&broker, 5, request).await;
             (r.error_code, r.producer_id.0, r.producer_epoch)
         };
 
@@ -519,7 +489,7 @@ mod tests {
         let described = broker.txns.read(|c| c.describe("tx")).unwrap();
         assert_eq!(described.partitions, vec![("t".to_string(), 0)]);
         assert_eq!(described.state, gregor_txn::TxnState::Ongoing);
-        assert_eq!(end(epoch, true), (errors::NONE, pid, epoch + 1));
+        assert_eq!(end(epoch, true).await, (errors::NONE, pid, epoch + 1));
         assert_eq!(partition.last_stable_offset(), 2, "record and marker");
 
         // A late batch of the committed transaction: fenced by the coordinator, and by the log
@@ -535,9 +505,9 @@ mod tests {
         // The next transaction runs on the new epoch; a retried EndTxn gets the same answer.
         let next = produce_at(&broker, 12, Some("tx"), txn_batch((pid, epoch + 1))).await;
         assert_eq!(next.error_code, errors::NONE);
-        assert_eq!(end(epoch + 1, false), (errors::NONE, pid, epoch + 2));
-        assert_eq!(end(epoch + 1, false), (errors::NONE, pid, epoch + 2));
-        assert_eq!(end(epoch + 2, true).0, errors::INVALID_TXN_STATE);
+        assert_eq!(end(epoch + 1, false).await, (errors::NONE, pid, epoch + 2));
+        assert_eq!(end(epoch + 1, false).await, (errors::NONE, pid, epoch + 2));
+        assert_eq!(end(epoch + 2, true).await.0, errors::INVALID_TXN_STATE);
         assert_eq!(partition.last_stable_offset(), partition.high_watermark());
         assert_eq!(partition.high_watermark(), 4, "two records, two markers");
     }
@@ -565,7 +535,7 @@ mod tests {
                 response: (),
             }
         });
-        ending.unwrap();
+        ending.await.unwrap();
 
         let started = Instant::now();
         let v12 = produce_at(&broker, 12, Some("tx"), txn_batch(producer)).await;

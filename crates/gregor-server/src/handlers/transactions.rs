@@ -94,16 +94,19 @@ pub async fn init_producer_id(
     let expected = (version >= 3 && request.producer_id.0 >= 0)
         .then_some((request.producer_id.0, request.producer_epoch));
     let cluster = cluster_version(&broker.metadata.image());
-    let result = broker.txns.decide(transactional_id, |c, now| {
-        c.init_producer_id(
-            transactional_id,
-            request.transaction_timeout_ms,
-            expected,
-            cluster,
-            now,
-            &mut || allocate_producer_id(broker),
-        )
-    });
+    let result = broker
+        .txns
+        .decide(transactional_id, |c, now| {
+            c.init_producer_id(
+                transactional_id,
+                request.transaction_timeout_ms,
+                expected,
+                cluster,
+                now,
+                &mut || allocate_producer_id(broker),
+            )
+        })
+        .await;
     response(result.unwrap_or_else(|e| ProducerResult::error(unavailable(e))))
 }
 
@@ -111,7 +114,7 @@ pub async fn init_producer_id(
 /// with a batch of transactions, each either to add (as a client of transaction version 2
 /// leaves it to the partition leader) or only to verify. Unknown partitions fail their
 /// transaction: they get UNKNOWN_TOPIC_OR_PARTITION, the others OPERATION_NOT_ATTEMPTED.
-pub fn add_partitions_to_txn(
+pub async fn add_partitions_to_txn(
     broker: &Arc<Broker>,
     version: i16,
     request: AddPartitionsToTxnRequest,
@@ -128,33 +131,34 @@ pub fn add_partitions_to_txn(
             producer,
             false,
             &request.v3_and_below_topics,
-        );
+        )
+        .await;
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     }
-    let results = request
-        .transactions
-        .iter()
-        .map(|t| {
-            let producer = (t.producer_id.0, t.producer_epoch);
-            let topics = add_to_txn(
-                broker,
-                version,
-                &t.transactional_id,
-                producer,
-                t.verify_only,
-                &t.topics,
-            );
+    let mut results = Vec::with_capacity(request.transactions.len());
+    for t in &request.transactions {
+        let producer = (t.producer_id.0, t.producer_epoch);
+        let topics = add_to_txn(
+            broker,
+            version,
+            &t.transactional_id,
+            producer,
+            t.verify_only,
+            &t.topics,
+        )
+        .await;
+        results.push(
             AddPartitionsToTxnResult::default()
                 .with_transactional_id(t.transactional_id.clone())
-                .with_topic_results(topics)
-        })
-        .collect();
+                .with_topic_results(topics),
+        );
+    }
     AddPartitionsToTxnResponse::default().with_results_by_transaction(results)
 }
 
 /// One transaction of an AddPartitionsToTxn: its partitions added (one error code for all) or,
 /// with `verify_only`, each checked (TRANSACTION_ABORTABLE where not in the transaction).
-fn add_to_txn(
+async fn add_to_txn(
     broker: &Arc<Broker>,
     version: i16,
     transactional_id: &str,
@@ -175,15 +179,18 @@ fn add_to_txn(
             .is_none_or(|t| !t.partitions.contains_key(p))
     };
     let any_unknown = wanted.iter().any(unknown);
-    let added = (!any_unknown && !verify_only).then(|| {
-        broker
+    let added = if !any_unknown && !verify_only {
+        let decided = broker
             .txns
             .decide(transactional_id, |c, now| {
                 let client = client_txn_version(version, 4);
                 c.add_partitions(transactional_id, producer, &wanted, client, now)
             })
-            .unwrap_or_else(unavailable)
-    });
+            .await;
+        Some(decided.unwrap_or_else(unavailable))
+    } else {
+        None
+    };
     let code_of = |partition: (String, i32)| match added {
         Some(code) => for_version(code, version, 2),
         None if any_unknown && unknown(&partition) => ResponseError::UnknownTopicOrPartition.code(),
@@ -235,6 +242,7 @@ pub async fn add_offsets_to_txn(
                         now,
                     )
                 })
+                .await
                 .unwrap_or_else(unavailable)
         }
     };
@@ -243,7 +251,7 @@ pub async fn add_offsets_to_txn(
 
 /// EndTxn. From v5 (transaction version 2) the epoch is bumped and the answer carries the
 /// producer id and epoch to carry on with.
-pub fn end_txn(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> EndTxnResponse {
+pub async fn end_txn(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> EndTxnResponse {
     let producer = (request.producer_id.0, request.producer_epoch);
     let result = broker
         .txns
@@ -257,6 +265,7 @@ pub fn end_txn(broker: &Arc<Broker>, version: i16, request: EndTxnRequest) -> En
                 &mut || allocate_producer_id(broker),
             )
         })
+        .await
         .unwrap_or_else(|e| ProducerResult::error(unavailable(e)));
     EndTxnResponse::default()
         .with_error_code(for_version(result.error, version, 2))
@@ -473,7 +482,7 @@ mod tests {
         assert_eq!(r.error_code, errors::NONE);
         let producer = (r.producer_id.0, r.producer_epoch);
 
-        let too_many = add_partitions_to_txn(&broker, 3, add(producer, (0..200).collect()));
+        let too_many = add_partitions_to_txn(&broker, 3, add(producer, (0..200).collect())).await;
         let codes: Vec<i16> = too_many.results_by_topic_v3_and_below[0]
             .results_by_partition
             .iter()
@@ -488,7 +497,7 @@ mod tests {
             "the unstored Ongoing state was undone"
         );
 
-        let one = add_partitions_to_txn(&broker, 3, add(producer, vec![7]));
+        let one = add_partitions_to_txn(&broker, 3, add(producer, vec![7])).await;
         assert_eq!(
             one.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
             errors::NONE
@@ -522,23 +531,24 @@ mod tests {
                     .with_name(TopicName(str_bytes("t")))
                     .with_partitions(partitions)])
         };
-        let codes = |transactions: Vec<AddPartitionsToTxnTransaction>| -> Vec<(String, Vec<i16>)> {
-            let request = AddPartitionsToTxnRequest::default().with_transactions(transactions);
-            let response = add_partitions_to_txn(&broker, 5, request);
-            assert_eq!(response.error_code, errors::NONE);
-            response
-                .results_by_transaction
-                .iter()
-                .map(|t| {
-                    let codes = t.topic_results[0]
-                        .results_by_partition
-                        .iter()
-                        .map(|p| p.partition_error_code)
-                        .collect();
-                    (t.transactional_id.to_string(), codes)
-                })
-                .collect()
-        };
+        let codes =
+            async |transactions: Vec<AddPartitionsToTxnTransaction>| -> Vec<(String, Vec<i16>)> {
+                let request = AddPartitionsToTxnRequest::default().with_transactions(transactions);
+                let response = add_partitions_to_txn(&broker, 5, request).await;
+                assert_eq!(response.error_code, errors::NONE);
+                response
+                    .results_by_transaction
+                    .iter()
+                    .map(|t| {
+                        let codes = t.topic_results[0]
+                            .results_by_partition
+                            .iter()
+                            .map(|p| p.partition_error_code)
+                            .collect();
+                        (t.transactional_id.to_string(), codes)
+                    })
+                    .collect()
+            };
         let fenced = (producer.0, producer.1 + 1);
         let unknown = ResponseError::UnknownTopicOrPartition.code();
         let not_attempted = ResponseError::OperationNotAttempted.code();
@@ -548,7 +558,8 @@ mod tests {
                 txn("other", producer, false, vec![0]),
                 txn("tx", fenced, true, vec![0]),
                 txn("tx", producer, false, vec![2, 9]),
-            ]),
+            ])
+            .await,
             vec![
                 ("tx".to_string(), vec![errors::NONE, errors::NONE]),
                 (
@@ -567,7 +578,7 @@ mod tests {
         );
         // Verification alone adds nothing.
         assert_eq!(
-            codes(vec![txn("tx", producer, true, vec![1, 2])]),
+            codes(vec![txn("tx", producer, true, vec![1, 2])]).await,
             vec![(
                 "tx".to_string(),
                 vec![errors::NONE, errors::TRANSACTION_ABORTABLE]

@@ -370,7 +370,8 @@ fn apply(f: &Followed, data: &PartitionData) -> Result<(), i16> {
             .map_err(storage);
     }
     let records = data.records.as_deref().unwrap_or_default();
-    p.append_from_leader(f.leader_epoch, records, data.high_watermark, now_ms())
+    let (high_watermark, log_start) = (data.high_watermark, data.log_start_offset);
+    p.append_from_leader(f.leader_epoch, records, high_watermark, log_start, now_ms())
         .map_err(storage)
 }
 

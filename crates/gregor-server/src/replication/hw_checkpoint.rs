@@ -12,9 +12,12 @@ use parking_lot::Mutex;
 
 pub const FILE: &str = "replication-offset-checkpoint";
 
+/// One log dir's checkpoint: high watermarks by (topic, partition).
+type Checkpoint = HashMap<(String, i32), i64>;
+
 /// The checkpointed high watermarks by log dir, each taken once by the partition it belongs to.
 #[derive(Default)]
-pub struct HighWatermarks(Mutex<HashMap<PathBuf, HashMap<(String, i32), i64>>>);
+pub struct HighWatermarks(Mutex<HashMap<PathBuf, Checkpoint>>);
 
 impl HighWatermarks {
     /// Reads the checkpoint of each log dir; a missing or unreadable one counts as empty (the
@@ -53,7 +56,7 @@ impl HighWatermarks {
     }
 }
 
-fn parse(text: &str) -> Option<HashMap<(String, i32), i64>> {
+fn parse(text: &str) -> Option<Checkpoint> {
     let mut lines = text.lines();
     if lines.next()?.trim() != "0" {
         return None;

@@ -19,6 +19,23 @@ struct Follower {
     last_fetch_ms: i64,
 }
 
+impl Follower {
+    /// Not heard from in this leadership; counted as caught up at `caught_up_ms`.
+    fn new(caught_up_ms: i64) -> Follower {
+        Follower {
+            log_end_offset: -1,
+            last_caught_up_ms: caught_up_ms,
+            last_fetch_leader_end: -1,
+            last_fetch_ms: 0,
+        }
+    }
+
+    /// Kafka's `isCaughtUp`: it has the leader's log, or had it within `max_lag_ms`.
+    fn caught_up(&self, leader_end: i64, now_ms: i64, max_lag_ms: i64) -> bool {
+        self.log_end_offset == leader_end || now_ms - self.last_caught_up_ms <= max_lag_ms
+    }
+}
+
 /// A partition led by this broker.
 #[derive(Debug)]
 pub struct LeaderState {
@@ -46,13 +63,7 @@ impl LeaderState {
             .filter(|&&r| r != node_id)
             .map(|&r| {
                 let caught_up = if meta.isr.contains(&r) { now_ms } else { 0 };
-                let follower = Follower {
-                    log_end_offset: -1,
-                    last_caught_up_ms: caught_up,
-                    last_fetch_leader_end: -1,
-                    last_fetch_ms: 0,
-                };
-                (r, follower)
+                (r, Follower::new(caught_up))
             })
             .collect();
         LeaderState {
@@ -75,12 +86,7 @@ impl LeaderState {
         self.pending = None;
         self.followers.retain(|r, _| meta.replicas.contains(r));
         for &r in meta.replicas.iter().filter(|&&r| r != self.node_id) {
-            self.followers.entry(r).or_insert(Follower {
-                log_end_offset: -1,
-                last_caught_up_ms: now_ms,
-                last_fetch_leader_end: -1,
-                last_fetch_ms: 0,
-            });
+            self.followers.entry(r).or_insert(Follower::new(now_ms));
         }
     }
 
@@ -133,12 +139,28 @@ impl LeaderState {
     }
 
     /// The high watermark the ISR allows with the leader's log ending at `leader_end`: the
-    /// lowest log end offset over it (a follower not heard from yet holds it at -1). The caller
-    /// only ever moves the high watermark forward.
-    pub fn high_watermark(&self, leader_end: i64) -> i64 {
-        self.maximal_isr()
-            .filter(|&r| r != self.node_id)
-            .map(|r| self.followers.get(&r).map_or(-1, |f| f.log_end_offset))
+    /// lowest log end offset over it (a follower not heard from yet holds it at -1), and over
+    /// the followers about to join it, caught up within `max_lag_ms` and `eligible` (Kafka's
+    /// `shouldWaitForReplicaToJoinIsr`: without them, a follower of a partition whose ISR is
+    /// its leader alone could never reach a high watermark that moves with every append).
+    /// The caller only ever moves the high watermark forward.
+    pub fn high_watermark(
+        &self,
+        leader_end: i64,
+        now_ms: i64,
+        max_lag_ms: i64,
+        eligible: &dyn Fn(i32) -> bool,
+    ) -> i64 {
+        let maximal: Vec<i32> = self.maximal_isr().collect();
+        self.followers
+            .iter()
+            .filter(|(r, f)| {
+                maximal.contains(r)
+                    || (f.log_end_offset >= 0
+                        && f.caught_up(leader_end, now_ms, max_lag_ms)
+                        && eligible(**r))
+            })
+            .map(|(_, f)| f.log_end_offset)
             .fold(leader_end, i64::min)
     }
 
@@ -162,9 +184,9 @@ impl LeaderState {
             return None;
         }
         let lagging = |r: i32| {
-            self.followers.get(&r).is_some_and(|f| {
-                f.log_end_offset != leader_end && now_ms - f.last_caught_up_ms > max_lag_ms
-            })
+            self.followers
+                .get(&r)
+                .is_some_and(|f| !f.caught_up(leader_end, now_ms, max_lag_ms))
         };
         let out: Vec<i32> = self.isr.iter().copied().filter(|&r| lagging(r)).collect();
         (!out.is_empty()).then(|| self.ordered(|r| self.isr.contains(&r) && !out.contains(&r)))
@@ -195,6 +217,8 @@ mod tests {
     use super::*;
 
     const LAG: i64 = 30_000;
+    /// Times start here, as wall-clock times do: far from the zero of a follower never heard of.
+    const T: i64 = 1_000_000;
 
     fn meta(replicas: &[i32], isr: &[i32]) -> PartitionImage {
         PartitionImage {
@@ -206,79 +230,101 @@ mod tests {
         }
     }
 
+    fn hw(leader: &LeaderState, end: i64, now: i64) -> i64 {
+        leader.high_watermark(end, now, LAG, &|_| true)
+    }
+
     #[test]
     fn the_high_watermark_is_the_lowest_end_in_the_isr() {
-        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2, 3]), 10, 0);
-        assert_eq!(leader.high_watermark(20), -1, "no follower fetched yet");
-        leader.follower_fetched(2, 20, 20, 5);
-        assert_eq!(leader.high_watermark(20), -1, "3 has not");
-        leader.follower_fetched(3, 12, 20, 5);
-        assert_eq!(leader.high_watermark(20), 12);
-        leader.follower_fetched(3, 20, 20, 6);
-        assert_eq!(leader.high_watermark(25), 20, "the leader's own end counts");
-        assert_eq!(leader.high_watermark(15), 15);
+        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2, 3]), 10, T);
+        assert_eq!(hw(&leader, 20, T), -1, "no follower fetched yet");
+        leader.follower_fetched(2, 20, 20, T + 5);
+        assert_eq!(hw(&leader, 20, T + 5), -1, "3 has not");
+        leader.follower_fetched(3, 12, 20, T + 5);
+        assert_eq!(hw(&leader, 20, T + 5), 12);
+        leader.follower_fetched(3, 20, 20, T + 6);
+        assert_eq!(hw(&leader, 25, T + 6), 20, "the leader's own end counts");
+        assert_eq!(hw(&leader, 15, T + 6), 15);
 
-        // A replica outside the ISR is not waited for.
-        let mut lone = LeaderState::new(1, &meta(&[1, 2], &[1]), 10, 0);
-        assert_eq!(lone.high_watermark(10), 10);
-        lone.follower_fetched(2, 3, 10, 1);
-        assert_eq!(lone.high_watermark(10), 10);
+        // A replica outside the ISR that is behind is not waited for.
+        let mut lone = LeaderState::new(1, &meta(&[1, 2], &[1]), 10, T);
+        assert_eq!(hw(&lone, 10, T), 10);
+        lone.follower_fetched(2, 3, 10, T + 1);
+        assert_eq!(hw(&lone, 10, T + 1), 10);
+        // Once it has reached the leader's end it is, while caught up and eligible: it is
+        // about to join, and records it lacks would be acknowledged without it otherwise.
+        lone.follower_fetched(2, 10, 10, T + 2);
+        assert_eq!(hw(&lone, 14, T + 3), 10);
+        assert_eq!(
+            lone.high_watermark(14, T + 3, LAG, &|_| false),
+            14,
+            "fenced"
+        );
+        assert_eq!(
+            hw(&lone, 14, T + 3 + LAG),
+            14,
+            "fell behind for the lag time"
+        );
     }
 
     #[test]
     fn a_follower_joins_at_the_high_watermark_of_this_leadership_once_eligible() {
-        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2]), 10, 0);
-        leader.follower_fetched(2, 10, 10, 1);
-        leader.follower_fetched(3, 8, 10, 1);
-        let hw = leader.high_watermark(10);
-        assert_eq!(hw, 10);
+        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2]), 10, T);
+        leader.follower_fetched(2, 10, 10, T + 1);
+        leader.follower_fetched(3, 8, 10, T + 1);
+        let high = hw(&leader, 10, T + 1);
+        assert_eq!(high, 10);
         assert_eq!(
-            leader.expansion(3, hw, true),
+            leader.expansion(3, high, true),
             None,
             "below the high watermark"
         );
-        leader.follower_fetched(3, 10, 10, 2);
-        assert_eq!(leader.expansion(3, hw, false), None, "fenced: KIP-841");
-        assert_eq!(leader.expansion(3, hw, true), Some(vec![1, 2, 3]));
-        assert_eq!(leader.expansion(2, hw, true), None, "already in");
+        leader.follower_fetched(3, 10, 10, T + 2);
+        assert_eq!(leader.expansion(3, high, false), None, "fenced: KIP-841");
+        assert_eq!(leader.expansion(3, high, true), Some(vec![1, 2, 3]));
+        assert_eq!(leader.expansion(2, high, true), None, "already in");
 
-        // Once proposed, the high watermark waits for it too, and nothing else is proposed.
+        // Once proposed, the high watermark waits for it (even fenced), and nothing else is
+        // proposed.
         leader.proposed(vec![1, 2, 3]);
-        leader.follower_fetched(2, 15, 15, 3);
-        assert_eq!(leader.high_watermark(15), 10);
+        leader.follower_fetched(2, 15, 15, T + 3);
+        assert_eq!(
+            leader.high_watermark(15, T + 3 + 2 * LAG, LAG, &|_| false),
+            10
+        );
         assert_eq!(leader.expansion(3, 10, true), None);
-        assert_eq!(leader.shrink(15, 3 + 2 * LAG, LAG), None);
+        assert_eq!(leader.shrink(15, T + 3 + 2 * LAG, LAG), None);
         leader.proposal_failed(7);
         assert!(leader.expansion(3, 10, true).is_some(), "proposed again");
 
         // A follower behind the start of the leadership cannot join even at the high watermark.
-        let mut leader = LeaderState::new(1, &meta(&[1, 2], &[1]), 50, 0);
-        leader.follower_fetched(2, 40, 50, 1);
+        let mut leader = LeaderState::new(1, &meta(&[1, 2], &[1]), 50, T);
+        leader.follower_fetched(2, 40, 50, T + 1);
         assert_eq!(leader.expansion(2, 40, true), None);
     }
 
     #[test]
     fn a_follower_leaves_after_the_lag_time_without_catching_up() {
-        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2, 3]), 100, 0);
+        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3], &[1, 2, 3]), 100, T);
         // 2 keeps up; 3 fetches but never reaches the end of a growing log.
         let mut end = 100;
-        for t in (0..=LAG + 2_000).step_by(500) {
+        for t in (T..=T + LAG + 2_000).step_by(500) {
             leader.follower_fetched(2, end, end, t);
             leader.follower_fetched(3, 90, end, t);
             end += 1;
         }
-        let now = LAG + 2_000;
+        let now = T + LAG + 2_000;
         assert_eq!(leader.shrink(end, now, LAG), Some(vec![1, 2]));
         // One that reached the end it saw at its previous fetch counts as caught up then.
-        let mut leader = LeaderState::new(1, &meta(&[1, 2], &[1, 2]), 100, 0);
-        leader.follower_fetched(2, 100, 110, LAG);
-        leader.follower_fetched(2, 110, 120, LAG + 500);
-        assert_eq!(leader.shrink(120, 2 * LAG, LAG), None);
-        assert_eq!(leader.shrink(120, 2 * LAG + 501, LAG), Some(vec![1]));
+        let mut leader = LeaderState::new(1, &meta(&[1, 2], &[1, 2]), 100, T);
+        leader.follower_fetched(2, 100, 110, T + LAG);
+        leader.follower_fetched(2, 110, 120, T + LAG + 500);
+        assert_eq!(leader.shrink(120, T + 2 * LAG, LAG), None);
+        assert_eq!(leader.shrink(120, T + 2 * LAG + 501, LAG), Some(vec![1]));
         // The leader never leaves; an ISR change decided clears what was pending.
         leader.proposed(vec![1]);
-        leader.update(&meta(&[1, 2], &[1]), 3 * LAG);
+        leader.update(&meta(&[1, 2], &[1]), T + 3 * LAG);
         assert_eq!(leader.isr(), &[1]);
-        assert_eq!(leader.shrink(120, 10 * LAG, LAG), None);
+        assert_eq!(leader.shrink(120, T + 10 * LAG, LAG), None);
     }
 }

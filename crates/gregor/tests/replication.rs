@@ -1,0 +1,267 @@
+//! Replication between brokers, three nodes as separate processes on loopback: followers copy
+//! their leaders' logs byte for byte, `acks=all` waits for every in-sync replica and is refused
+//! below `min.insync.replicas`, a killed leader's partitions move to an in-sync follower with
+//! every acknowledged record, a paused follower leaves the ISR after `replica.lag.time.max.ms`
+//! and rejoins once caught up, and replicas' logs are the same in the end.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::cluster::{cluster_overrides, loopback, wait_until};
+use common::{
+    admin_opts, block_on, parse_produce_v3_of, produce_v3_to, read_raw_response, record_batch,
+    send_ok, Gregor, Rec,
+};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::Message;
+
+/// Three nodes with `extra` overrides each.
+fn start(root: &Path, extra: &[&str]) -> Vec<Gregor> {
+    let mut overrides = cluster_overrides(root, &loopback(3));
+    for node in &mut overrides {
+        node.extend(extra.iter().map(|o| o.to_string()));
+    }
+    Gregor::start_all(&overrides)
+}
+
+/// Creates `topic` with `partitions` partitions on all three brokers and `configs`.
+fn create_replicated(g: &Gregor, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let mut new = NewTopic::new(topic, partitions, TopicReplication::Fixed(3));
+    for (k, v) in configs {
+        new = new.set(k, v);
+    }
+    let created = block_on(g.admin().create_topics(&[new], &admin_opts())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+}
+
+/// (leader, ISR sorted) of each partition of `topic` in `g`'s metadata.
+fn partitions_of(g: &Gregor, topic: &str) -> Vec<(i32, Vec<i32>)> {
+    let consumer = g.consumer(&[]);
+    let md = rdkafka::consumer::Consumer::fetch_metadata(
+        &consumer,
+        Some(topic),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    md.topics()
+        .iter()
+        .flat_map(|t| t.partitions())
+        .map(|p| {
+            let mut isr = p.isr().to_vec();
+            isr.sort_unstable();
+            (p.leader(), isr)
+        })
+        .collect()
+}
+
+fn wait_for(g: &Gregor, topic: &str, what: &str, want: impl Fn(&[(i32, Vec<i32>)]) -> bool) {
+    wait_until(what, Duration::from_secs(60), || {
+        let got = partitions_of(g, topic);
+        !got.is_empty() && want(&got)
+    });
+}
+
+fn full_isr(partitions: &[(i32, Vec<i32>)]) -> bool {
+    partitions
+        .iter()
+        .all(|(l, isr)| *l > 0 && isr == &[1, 2, 3])
+}
+
+/// Every record batch of a partition's log on one node, in order, as bytes: followers copy
+/// batches as they are, so in-sync replicas hold the same bytes whatever their segments.
+fn batches(node_dir: &Path, topic: &str, partition: i32) -> Vec<Vec<u8>> {
+    let dir = node_dir.join(format!("{topic}-{partition}"));
+    let mut logs: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    logs.sort();
+    let mut out = Vec::new();
+    for log in logs {
+        let bytes = std::fs::read(&log).unwrap();
+        let mut pos = 0;
+        // A preallocated segment ends in zeros: a batch length of 0 is its end.
+        while pos + 12 <= bytes.len() {
+            let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()) as usize;
+            if len == 0 || pos + 12 + len > bytes.len() {
+                break;
+            }
+            out.push(bytes[pos..pos + 12 + len].to_vec());
+            pos += 12 + len;
+        }
+    }
+    out
+}
+
+fn values(g: &Gregor, topic: &str, partition: i32, expected: usize) -> Vec<String> {
+    g.consume(topic, &[partition], expected)
+        .iter()
+        .map(|m| String::from_utf8_lossy(m.payload().unwrap()).to_string())
+        .collect()
+}
+
+fn signal(g: &Gregor, name: &str) {
+    let status = Command::new("kill")
+        .args([name, &g.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Records acknowledged with `acks=all` by an idempotent producer survive the SIGKILL of the
+/// leader of their partition: another in-sync replica leads with all of them, the producer's
+/// later records follow them once each, and the killed broker, back, catches up and rejoins
+/// every ISR with a log equal, batch for batch, to the other replicas'.
+#[test]
+fn acknowledged_records_survive_the_leaders_kill() {
+    let root = tempfile::tempdir().unwrap();
+    let mut nodes = start(
+        root.path(),
+        &[
+            "broker.session.timeout.ms=2000",
+            "broker.heartbeat.interval.ms=300",
+        ],
+    );
+    create_replicated(&nodes[0], "rf3", 3, &[("min.insync.replicas", "2")]);
+    wait_for(&nodes[0], "rf3", "every replica in sync", full_isr);
+    let records = |prefix: &str| -> Vec<Rec> {
+        (0..300)
+            .map(|i| Rec {
+                partition: Some(i % 3),
+                ..Rec::value(format!("{prefix}-{i}"))
+            })
+            .collect()
+    };
+    let idempotent = [("acks", "all"), ("enable.idempotence", "true")];
+    send_ok(&nodes[0].producer(&idempotent), "rf3", &records("a"));
+
+    let leaders: Vec<i32> = partitions_of(&nodes[0], "rf3")
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    let victim = leaders[0];
+    let survivor = (1..=3).find(|&n| n != victim).unwrap();
+    nodes[(victim - 1) as usize].kill();
+    let observer = &nodes[(survivor - 1) as usize];
+    wait_for(
+        observer,
+        "rf3",
+        "the victim's partitions led elsewhere",
+        |ps| {
+            ps.iter()
+                .all(|(l, isr)| *l > 0 && *l != victim && !isr.contains(&victim))
+        },
+    );
+    send_ok(&observer.producer(&idempotent), "rf3", &records("b"));
+    for p in 0..3 {
+        let expected: Vec<String> = ["a", "b"]
+            .iter()
+            .flat_map(|prefix| {
+                (0..300)
+                    .filter(move |i| i % 3 == p)
+                    .map(move |i| format!("{prefix}-{i}"))
+            })
+            .collect();
+        assert_eq!(values(observer, "rf3", p, 200), expected, "partition {p}");
+    }
+
+    nodes[(victim - 1) as usize].restart();
+    let observer = &nodes[(survivor - 1) as usize];
+    wait_for(observer, "rf3", "the victim back in every ISR", full_isr);
+    let logs: BTreeMap<(i32, i32), Vec<Vec<u8>>> = (1..=3)
+        .flat_map(|node| (0..3).map(move |p| (node, p)))
+        .map(|(node, p)| {
+            let dir = root.path().join(format!("node-{node}"));
+            ((node, p), batches(&dir, "rf3", p))
+        })
+        .collect();
+    for p in 0..3 {
+        let first = &logs[&(1, p)];
+        let records: usize = first.len();
+        assert!(records > 0, "partition {p} has batches");
+        for node in 2..=3 {
+            assert!(
+                &logs[&(node, p)] == first,
+                "partition {p}: node {node}'s log differs from node 1's"
+            );
+        }
+    }
+}
+
+/// `min.insync.replicas` with `acks=all`: while the ISR is smaller, a produce is refused before
+/// anything is appended (NOT_ENOUGH_REPLICAS), while `acks=1` is taken. A follower that stops
+/// fetching (SIGSTOP) but whose broker keeps its session leaves the ISR after
+/// `replica.lag.time.max.ms`, so `acks=all` completes without it; resumed, it catches up and
+/// rejoins.
+#[test]
+fn the_isr_shrinks_and_grows_and_bounds_acks_all() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start(
+        root.path(),
+        &[
+            "replica.lag.time.max.ms=2000",
+            "broker.session.timeout.ms=30000",
+            "broker.heartbeat.interval.ms=300",
+        ],
+    );
+    create_replicated(&nodes[0], "lag", 1, &[]);
+    create_replicated(&nodes[0], "strict", 1, &[("min.insync.replicas", "3")]);
+    wait_for(&nodes[0], "lag", "in sync", full_isr);
+    wait_for(&nodes[0], "strict", "in sync", full_isr);
+    let leader = partitions_of(&nodes[0], "lag")[0].0;
+    let strict_leader = partitions_of(&nodes[0], "strict")[0].0;
+    // A follower of both partitions.
+    let follower = (1..=3)
+        .find(|&n| n != leader && n != strict_leader)
+        .unwrap();
+
+    signal(&nodes[(follower - 1) as usize], "-STOP");
+    let observer = &nodes[(leader - 1) as usize];
+    wait_for(
+        observer,
+        "lag",
+        "the paused follower out of the ISR",
+        |ps| !ps[0].1.contains(&follower),
+    );
+    let acked = send_ok(
+        &observer.producer(&[("acks", "all")]),
+        "lag",
+        &[Rec::value("while-paused")],
+    );
+    assert_eq!(acked.len(), 1);
+
+    // The strict topic's leader refuses acks=all once its ISR lost the paused follower.
+    let strict = &nodes[(strict_leader - 1) as usize];
+    wait_for(strict, "strict", "the strict ISR shrunk", |ps| {
+        ps[0].1.len() == 2
+    });
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", strict.port)).unwrap();
+    let batch = record_batch(&[b"refused"], -1, -1, -1, 0);
+    std::io::Write::write_all(&mut s, &produce_v3_to(7, "strict", 0, &batch)).unwrap();
+    let (_, error, _) = parse_produce_v3_of(&read_raw_response(&mut s), 0);
+    assert_eq!(error, 19, "NOT_ENOUGH_REPLICAS");
+    send_ok(
+        &strict.producer(&[("acks", "1")]),
+        "strict",
+        &[Rec::value("one")],
+    );
+
+    signal(&nodes[(follower - 1) as usize], "-CONT");
+    let observer = &nodes[(leader - 1) as usize];
+    wait_for(observer, "lag", "the follower back in the ISR", full_isr);
+    wait_for(observer, "strict", "the strict follower back", full_isr);
+    let dir = |n: i32| root.path().join(format!("node-{n}"));
+    wait_until("the follower's copy", Duration::from_secs(30), || {
+        batches(&dir(follower), "lag", 0) == batches(&dir(leader), "lag", 0)
+    });
+    assert_eq!(
+        values(observer, "lag", 0, 1),
+        vec!["while-paused".to_string()]
+    );
+}

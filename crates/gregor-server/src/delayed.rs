@@ -12,6 +12,7 @@ use crate::partitions::Partition;
 
 /// Records a leader wrote, in `leader_epoch`, ending before `end`: acknowledged only once on
 /// every in-sync replica, which only that leadership can say.
+#[derive(Clone)]
 pub struct Written {
     pub partition: Arc<Partition>,
     pub leader_epoch: i32,
@@ -30,6 +31,23 @@ impl Written {
         } else {
             (high_watermark >= self.end).then_some(true)
         }
+    }
+}
+
+/// A coordinator's writes not known to be replicated yet. An answer waits for all of them,
+/// not only for its own decision's: the state it was decided on includes them, and a decision
+/// that writes nothing (a retried request) must not be answered before they are (Kafka's
+/// coordinators wait for the last written offset).
+#[derive(Default)]
+pub struct Unreplicated(parking_lot::Mutex<Vec<Written>>);
+
+impl Unreplicated {
+    /// Adds `written`; returns every write still pending (neither replicated nor lost).
+    pub fn add(&self, written: Vec<Written>) -> Vec<Written> {
+        let mut pending = self.0.lock();
+        pending.extend(written);
+        pending.retain(|w| w.replicated().is_none());
+        pending.clone()
     }
 }
 

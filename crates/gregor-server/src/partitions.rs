@@ -228,7 +228,7 @@ impl Partition {
         let Some(leader) = &state.leader else {
             return;
         };
-        if (state.meta.isr.len() as i64) < self.min_insync_replicas() {
+        if self.under_min_isr(&state) {
             return;
         }
         let eligible = |r: i32| self.cluster.is_eligible(r);
@@ -291,8 +291,19 @@ impl Partition {
         self.state.lock().meta.isr.clone()
     }
 
-    pub fn min_insync_replicas(&self) -> i64 {
-        self.min_insync_replicas.load(Ordering::Acquire)
+    /// Whether the ISR is smaller than `min.insync.replicas`, or than the replicas when there
+    /// are fewer (Kafka's effective minimum: an RF=1 topic is never under it).
+    pub fn is_under_min_isr(&self) -> bool {
+        self.under_min_isr(&self.state.lock())
+    }
+
+    fn under_min_isr(&self, state: &ReplicaState) -> bool {
+        let replicas = state.meta.replicas.len() as i64;
+        let min = self
+            .min_insync_replicas
+            .load(Ordering::Acquire)
+            .min(replicas);
+        (state.meta.isr.len() as i64) < min
     }
 
     /// Leader side of a fetch from follower `replica` in `leader_epoch` (the one it knows;
@@ -327,7 +338,9 @@ impl Partition {
             return FollowerFetch::Refused(ResponseError::NotLeaderOrFollower.code());
         }
         let log_end = log.log_end_offset();
-        if fetch_offset < log.log_start_offset() || fetch_offset > log_end {
+        // In Kafka's order: a follower past this log's end with epochs is diverging (it
+        // truncates by epochs), not out of range (which would cut it to the high watermark).
+        if fetch_offset < log.log_start_offset() {
             return FollowerFetch::OutOfRange;
         }
         if last_fetched_epoch >= 0 {
@@ -338,6 +351,8 @@ impl Partition {
             if epoch < last_fetched_epoch || end < fetch_offset {
                 return FollowerFetch::Diverging(epoch, end);
             }
+        } else if fetch_offset > log_end {
+            return FollowerFetch::OutOfRange;
         }
         leader.follower_fetched(replica, fetch_offset, log_end, now_ms);
         let eligible = |r: i32| self.cluster.is_eligible(r);
@@ -449,11 +464,10 @@ impl Partition {
 
     /// Retention on this replica's log, never past its high watermark.
     pub fn enforce_retention(&self, now_ms: i64) -> StorageResult<()> {
+        let mut log = self.log.write();
+        // Read under the lock: a follower's truncation moves it.
         let high_watermark = self.high_watermark();
-        self.log
-            .write()
-            .enforce_retention(now_ms, high_watermark)
-            .map(drop)
+        log.enforce_retention(now_ms, high_watermark).map(drop)
     }
 
     /// Follower side: the leader of `leader_epoch` says the logs differ after `(epoch,
@@ -1004,6 +1018,22 @@ impl ReplicaManager {
                 deleted.extend(same_topic.then(|| partitions.remove(&key)).flatten());
             }
         }
+        // Deleted before anything is opened: a topic deleted and created again in one delta
+        // must not find the old directory under its name. Outside the map's lock, since
+        // retiring waits for the log's.
+        if !deleted.is_empty() {
+            drop(partitions);
+            for partition in deleted {
+                tracing::info!(topic = %partition.topic, partition = partition.index, "deleting partition log");
+                partition.retire();
+                let dir = partition.with_log(|log| log.dir().to_path_buf());
+                drop(partition);
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
+                }
+            }
+            partitions = self.partitions.write();
+        }
         // Existing partitions take their new state once the map is unlocked: that waits for
         // their logs' locks, which a follower's truncation may hold for a while.
         let mut changed = Vec::new();
@@ -1064,15 +1094,6 @@ impl ReplicaManager {
         let now = now_ms();
         for (partition, meta) in changed {
             partition.take_state(&meta, node_id, now);
-        }
-        for partition in deleted {
-            tracing::info!(topic = %partition.topic, partition = partition.index, "deleting partition log");
-            partition.retire();
-            let dir = partition.with_log(|log| log.dir().to_path_buf());
-            drop(partition);
-            if let Err(e) = std::fs::remove_dir_all(&dir) {
-                tracing::warn!(dir = %dir.display(), error = %e, "could not delete partition directory");
-            }
         }
     }
 

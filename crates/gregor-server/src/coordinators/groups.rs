@@ -17,32 +17,12 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::internal_topics::{self, partition_for, Followed, OFFSETS};
-use crate::delayed::{replicated, Written};
+use crate::delayed::{replicated, Unreplicated, Written};
 use crate::services::{now_ms, Services};
 
 /// How long a group's write may take to reach every in-sync replica before its responses are
 /// dropped (Kafka's `offsets.commit.timeout.ms`).
 const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Sends `replies` once the records they answer for are on every in-sync replica (at once when
-/// they already are, as on a single node). If they cannot be (the leadership moved, or they
-/// took too long), the replies are dropped, which closes those requests' connections: the
-/// clients retry, and find the groups as the new leader's log has them.
-fn release_when_replicated(written: Vec<Written>, replies: Vec<Box<dyn FnOnce() + Send>>) {
-    if written.iter().all(|w| w.replicated() == Some(true)) {
-        replies.into_iter().for_each(|reply| reply());
-        return;
-    }
-    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
-    };
-    runtime.spawn(async move {
-        let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
-        if replicated(&written, deadline).await {
-            replies.into_iter().for_each(|reply| reply());
-        }
-    });
-}
 
 pub const OFFSETS_TOPIC: &str = OFFSETS.name;
 
@@ -134,6 +114,8 @@ pub struct GroupRuntime {
     /// The partitions of `__consumer_offsets` this broker leads, whose groups it has loaded and
     /// serves. Changed only with the coordinator's lock held.
     led: Mutex<Followed>,
+    /// Records written and not replicated yet.
+    unreplicated: Unreplicated,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +147,7 @@ impl GroupRuntime {
             services,
             coordinator: Mutex::new(coordinator),
             led: Mutex::new(Followed::default()),
+            unreplicated: Unreplicated::default(),
         }
     }
 
@@ -176,7 +159,12 @@ impl GroupRuntime {
     pub fn follow_leadership(&self, image: &MetadataImage) -> Result<usize, GroupError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
-        let Some((count, led)) = current.change(image, &OFFSETS, self.services.node_id) else {
+        let Some((count, led)) = current.change(
+            image,
+            &OFFSETS,
+            self.services.node_id,
+            &self.services.replicas,
+        ) else {
             return Ok(0);
         };
         let lost: BTreeSet<i32> = current.partitions.difference(&led).copied().collect();
@@ -333,7 +321,7 @@ impl GroupRuntime {
     ) {
         let replies = coordinator.take_replies();
         match self.persist(records, producer) {
-            Ok(written) => release_when_replicated(written, replies),
+            Ok(written) => self.release_when_replicated(written, replies),
             // Dropping the replies closes those requests' connections; the clients retry, and
             // find the groups as the log has them.
             Err((e, partitions)) => {
@@ -342,6 +330,32 @@ impl GroupRuntime {
                 self.reload(coordinator, &partitions);
             }
         }
+    }
+
+    /// Sends `replies` once every record written so far is on every in-sync replica (at once
+    /// when all are, as on a single node). If that cannot be (a leadership moved, or it took
+    /// longer than [`REPLICATION_TIMEOUT`]), the replies are dropped, which closes those
+    /// requests' connections: the clients retry, and find the groups as the new leader's log
+    /// has them.
+    fn release_when_replicated(
+        &self,
+        written: Vec<Written>,
+        replies: Vec<Box<dyn FnOnce() + Send>>,
+    ) {
+        let pending = self.unreplicated.add(written);
+        if pending.is_empty() {
+            replies.into_iter().for_each(|reply| reply());
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+            if replicated(&pending, deadline).await {
+                replies.into_iter().for_each(|reply| reply());
+            }
+        });
     }
 
     /// A transaction's marker is in `__consumer_offsets`: its offsets count, or are dropped.

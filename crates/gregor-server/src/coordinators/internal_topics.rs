@@ -8,6 +8,7 @@ use gregor_metadata::controller::NewTopic;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
 
+use crate::partitions::ReplicaManager;
 use crate::services::Services;
 
 /// An internal topic and the broker configs that size it.
@@ -81,17 +82,32 @@ pub struct Followed {
 impl Followed {
     /// The partitions of `topic` that `node_id` leads in `image`, with the topic's partition
     /// count, if they differ from the ones followed so far; `None` (and nothing to do) if not,
-    /// or if `image` is not newer than the one followed.
+    /// or if `image` is not newer than the one followed, or if a replica here does not lead
+    /// yet in the image's leader epoch (the image is published before the replicas take it:
+    /// loading a log that is still a follower's could miss its leader's last records; the
+    /// metadata publisher comes back once they have).
     pub fn change(
         &mut self,
         image: &MetadataImage,
         topic: &InternalTopic,
         node_id: i32,
+        replicas: &ReplicaManager,
     ) -> Option<(i32, BTreeSet<i32>)> {
         if image.offset <= self.offset {
             return None;
         }
         let (count, led) = led_by(image, topic, node_id);
+        let epoch_of = |index: &i32| {
+            let partitions = &image.topics.get(topic.name)?.partitions;
+            Some(partitions.get(index)?.leader_epoch)
+        };
+        let taken = led.iter().all(|index| {
+            let hosted = replicas.get(topic.name, *index);
+            hosted.is_none_or(|p| epoch_of(index).is_none_or(|epoch| p.leads_in(epoch)))
+        });
+        if !taken {
+            return None;
+        }
         if self.partitions == led {
             self.offset = image.offset;
             return None;

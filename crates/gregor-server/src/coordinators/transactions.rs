@@ -42,7 +42,7 @@ use super::groups::GroupRuntime;
 use super::internal_topics::{
     self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
 };
-use crate::delayed::{replicated, Written};
+use crate::delayed::{replicated, Unreplicated, Written};
 use crate::network::peers;
 use crate::services::{now_ms, Services};
 
@@ -95,6 +95,8 @@ pub struct TxnRuntime {
     remote_markers_queue: Mutex<Option<mpsc::UnboundedReceiver<Markers>>>,
     /// Transactional ids whose markers are being sent to other brokers.
     sending: Mutex<HashSet<String>>,
+    /// Records written and not replicated yet.
+    unreplicated: Unreplicated,
 }
 
 impl TxnRuntime {
@@ -114,6 +116,7 @@ impl TxnRuntime {
             remote_markers,
             remote_markers_queue: Mutex::new(Some(queue)),
             sending: Mutex::new(HashSet::new()),
+            unreplicated: Unreplicated::default(),
         }
     }
 
@@ -140,7 +143,12 @@ impl TxnRuntime {
     pub fn follow_leadership(&self, image: &MetadataImage) -> Result<usize, TxnError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
-        let Some((count, led)) = current.change(image, &TRANSACTIONS, self.services.node_id) else {
+        let Some((count, led)) = current.change(
+            image,
+            &TRANSACTIONS,
+            self.services.node_id,
+            &self.services.replicas,
+        ) else {
             return Ok(0);
         };
         let serving = led.clone();
@@ -222,7 +230,7 @@ impl TxnRuntime {
         let before = coordinator.snapshot(transactional_id);
         let decision = decide(coordinator, now_ms());
         let written = match self.persist(decision.records) {
-            Ok(written) => written,
+            Ok(written) => self.unreplicated.add(written),
             Err(e) => {
                 coordinator.restore(transactional_id, before);
                 return Err(e);

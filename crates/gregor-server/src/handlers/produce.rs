@@ -219,15 +219,11 @@ pub async fn handle(
                     ResponseError::CorruptMessage.code(),
                     "no records",
                 ),
-                (-1, Ok(partition), Some(_))
-                    if (partition.isr().len() as i64) < partition.min_insync_replicas() =>
-                {
-                    failed(
-                        data.index,
-                        ResponseError::NotEnoughReplicas.code(),
-                        "The in-sync replicas are fewer than min.insync.replicas",
-                    )
-                }
+                (-1, Ok(partition), Some(_)) if partition.is_under_min_isr() => failed(
+                    data.index,
+                    ResponseError::NotEnoughReplicas.code(),
+                    "The in-sync replicas are fewer than min.insync.replicas",
+                ),
                 (-1..=1, Ok(partition), Some(records)) => match append(
                     broker,
                     version,
@@ -291,7 +287,7 @@ pub async fn handle(
                 ResponseError::RequestTimedOut,
                 "timed out waiting for replication",
             )),
-            Some(true) if (p.isr().len() as i64) < p.min_insync_replicas() => Some((
+            Some(true) if p.is_under_min_isr() => Some((
                 ResponseError::NotEnoughReplicasAfterAppend,
                 "The records were written to fewer in-sync replicas than min.insync.replicas",
             )),

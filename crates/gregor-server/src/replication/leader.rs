@@ -86,7 +86,10 @@ impl LeaderState {
         self.pending = None;
         self.followers.retain(|r, _| meta.replicas.contains(r));
         for &r in meta.replicas.iter().filter(|&&r| r != self.node_id) {
-            self.followers.entry(r).or_insert(Follower::new(now_ms));
+            // A replica new to the assignment has fetched nothing: not caught up (Kafka's
+            // empty replica state), or the high watermark would wait for it.
+            let caught_up = if meta.isr.contains(&r) { now_ms } else { 0 };
+            self.followers.entry(r).or_insert(Follower::new(caught_up));
         }
     }
 

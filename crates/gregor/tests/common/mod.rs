@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod lossy_proxy;
 pub mod netns;
+pub mod replication;
 pub mod small_disk;
 
 use std::collections::HashSet;
@@ -257,6 +258,13 @@ impl Gregor {
         match self.child.as_mut() {
             Some(c) => c.try_wait().expect("try_wait").is_none(),
             None => false,
+        }
+    }
+
+    /// Sends `signal` (SIGSTOP, SIGCONT, ...) to the running broker.
+    pub fn signal(&self, signal: i32) {
+        unsafe {
+            libc::kill(self.pid(), signal);
         }
     }
 
@@ -939,10 +947,21 @@ pub fn produce_v3(correlation: i32, topic: &str, batch: &[u8]) -> Vec<u8> {
 
 /// Produce v3 (acks=-1) of one batch to `partition` of `topic`, encoded by hand.
 pub fn produce_v3_to(correlation: i32, topic: &str, partition: i32, batch: &[u8]) -> Vec<u8> {
+    produce_v3_within(correlation, topic, partition, batch, 30_000)
+}
+
+/// [`produce_v3_to`] that waits at most `timeout_ms` for replication.
+pub fn produce_v3_within(
+    correlation: i32,
+    topic: &str,
+    partition: i32,
+    batch: &[u8],
+    timeout_ms: i32,
+) -> Vec<u8> {
     let mut b = vec![];
     b.extend_from_slice(&(-1i16).to_be_bytes()); // transactional_id: null
     b.extend_from_slice(&(-1i16).to_be_bytes()); // acks
-    b.extend_from_slice(&30_000i32.to_be_bytes()); // timeout
+    b.extend_from_slice(&timeout_ms.to_be_bytes()); // timeout
     b.extend_from_slice(&1i32.to_be_bytes()); // topics
     b.extend_from_slice(&(topic.len() as i16).to_be_bytes());
     b.extend_from_slice(topic.as_bytes());

@@ -10,6 +10,10 @@ use tokio::time::Instant;
 
 use crate::partitions::Partition;
 
+/// How long a coordinator's write (group records, transaction state, markers) may take to be
+/// replicated before its request fails and is retried (Kafka's `offsets.commit.timeout.ms`).
+pub const COORDINATOR_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Records a leader wrote, in `leader_epoch`, ending before `end`: acknowledged only once on
 /// every in-sync replica, which only that leadership can say.
 #[derive(Clone)]

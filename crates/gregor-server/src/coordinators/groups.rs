@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_group::{
@@ -17,12 +16,8 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::internal_topics::{self, partition_for, Followed, OFFSETS};
-use crate::delayed::{replicated, Unreplicated, Written};
+use crate::delayed::{replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT};
 use crate::services::{now_ms, Services};
-
-/// How long a group's write may take to reach every in-sync replica before its responses are
-/// dropped (Kafka's `offsets.commit.timeout.ms`).
-const REPLICATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const OFFSETS_TOPIC: &str = OFFSETS.name;
 
@@ -334,7 +329,7 @@ impl GroupRuntime {
 
     /// Sends `replies` once every record written so far is on every in-sync replica (at once
     /// when all are, as on a single node). If that cannot be (a leadership moved, or it took
-    /// longer than [`REPLICATION_TIMEOUT`]), the replies are dropped, which closes those
+    /// longer than [`COORDINATOR_WRITE_TIMEOUT`]), the replies are dropped, which closes those
     /// requests' connections: the clients retry, and find the groups as the new leader's log
     /// has them.
     fn release_when_replicated(
@@ -351,7 +346,7 @@ impl GroupRuntime {
             return;
         };
         runtime.spawn(async move {
-            let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+            let deadline = tokio::time::Instant::now() + COORDINATOR_WRITE_TIMEOUT;
             if replicated(&pending, deadline).await {
                 replies.into_iter().for_each(|reply| reply());
             }

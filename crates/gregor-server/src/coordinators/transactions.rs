@@ -42,7 +42,7 @@ use super::groups::GroupRuntime;
 use super::internal_topics::{
     self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
 };
-use crate::delayed::{replicated, Unreplicated, Written};
+use crate::delayed::{replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT};
 use crate::network::peers;
 use crate::services::{now_ms, Services};
 
@@ -54,6 +54,15 @@ const WRITE_TXN_MARKERS_VERSION: i16 = 1;
 /// Between two tries to write markers on another broker: doubling from the first to the last.
 const MARKER_RETRY_FIRST: Duration = Duration::from_millis(50);
 const MARKER_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// A transaction's markers on their way: those written here, to be replicated, then those for
+/// partitions other brokers lead, to be sent; then the transaction completes.
+struct MarkerJob {
+    /// All of the transaction's markers.
+    markers: Markers,
+    remote: Markers,
+    local: Vec<Written>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TxnError {
@@ -67,15 +76,11 @@ pub enum TxnError {
     NotReplicated,
 }
 
-/// How long a decision's records may take to reach every in-sync replica before the request
-/// fails with a retriable error.
-const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// A decision's answer, once its records are on every in-sync replica of
 /// `__transaction_state` (a leader change before that may have lost them).
 async fn settled<R>(outcome: Result<(R, Vec<Written>), TxnError>) -> Result<R, TxnError> {
     let (response, written) = outcome?;
-    let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+    let deadline = tokio::time::Instant::now() + COORDINATOR_WRITE_TIMEOUT;
     if !replicated(&written, deadline).await {
         return Err(TxnError::NotReplicated);
     }
@@ -90,10 +95,11 @@ pub struct TxnRuntime {
     /// The partitions of `__transaction_state` this broker leads, whose transactional ids it
     /// has loaded and serves. Changed only with the coordinator's lock held.
     led: Mutex<Followed>,
-    /// Markers for partitions other brokers lead, to the task that sends them.
-    remote_markers: mpsc::UnboundedSender<Markers>,
-    remote_markers_queue: Mutex<Option<mpsc::UnboundedReceiver<Markers>>>,
-    /// Transactional ids whose markers are being sent to other brokers.
+    /// Markers being replicated here or for partitions other brokers lead, to the task that
+    /// waits for them and sends them.
+    remote_markers: mpsc::UnboundedSender<MarkerJob>,
+    remote_markers_queue: Mutex<Option<mpsc::UnboundedReceiver<MarkerJob>>>,
+    /// Transactional ids whose markers are being replicated or sent to other brokers.
     sending: Mutex<HashSet<String>>,
     /// Records written and not replicated yet.
     unreplicated: Unreplicated,
@@ -403,16 +409,24 @@ impl TxnRuntime {
             partitions: here,
             ..markers.clone()
         };
-        if !all_written(&self.write_markers(&local)) {
+        let (outcomes, local_written) = self.write_markers(&local);
+        if !all_written(&outcomes) {
             return Ok(());
         }
-        if !elsewhere.is_empty() {
+        let replicated_here = local_written.iter().all(|w| w.replicated() == Some(true));
+        if !elsewhere.is_empty() || !replicated_here {
+            // The transaction completes once every marker is on every in-sync replica of its
+            // partition (a marker lost in a failover would leave the transaction open there).
             self.sending.lock().insert(markers.transactional_id.clone());
-            let remote = Markers {
-                partitions: elsewhere,
-                ..markers.clone()
+            let job = MarkerJob {
+                markers: markers.clone(),
+                remote: Markers {
+                    partitions: elsewhere,
+                    ..markers.clone()
+                },
+                local: local_written,
             };
-            if self.remote_markers.send(remote).is_err() {
+            if self.remote_markers.send(job).is_err() {
                 // The sender stopped with the broker: the next start finishes the transaction.
                 self.sending.lock().remove(&markers.transactional_id);
             }
@@ -439,8 +453,8 @@ impl TxnRuntime {
         self.coordinator.lock().owes(markers)
     }
 
-    /// The marker sender wrote `markers` on the brokers that lead their partitions (or gave
-    /// up because they are no longer owed).
+    /// The marker sender saw `markers` replicated here and written on the brokers that lead
+    /// their other partitions (or gave up: they are no longer owed, or were not replicated).
     fn remote_markers_written(&self, markers: &Markers, written: bool) {
         let mut coordinator = self.coordinator.lock();
         self.sending.lock().remove(&markers.transactional_id);
@@ -456,9 +470,10 @@ impl TxnRuntime {
     /// written): UNKNOWN_TOPIC_OR_PARTITION for a partition deleted since, INVALID_PRODUCER_EPOCH
     /// where a newer epoch of the producer was seen (both need no marker), KAFKA_STORAGE_ERROR for an
     /// offline log directory. Tells the group coordinator when `__consumer_offsets` got one.
-    pub fn write_markers(&self, markers: &Markers) -> Vec<i16> {
+    pub fn write_markers(&self, markers: &Markers) -> (Vec<i16>, Vec<Written>) {
         let now = now_ms();
         let mut offsets_marked = false;
+        let mut written = Vec::new();
         let outcomes = markers
             .partitions
             .iter()
@@ -470,8 +485,13 @@ impl TxnRuntime {
                     markers.commit,
                     now,
                 ) {
-                    Ok(_) => {
+                    Ok(appended) => {
                         offsets_marked |= topic == OFFSETS.name;
+                        written.push(Written {
+                            partition,
+                            leader_epoch: appended.leader_epoch,
+                            end: appended.last_offset + 1,
+                        });
                         Ok(())
                     }
                     Err(e) => {
@@ -485,7 +505,7 @@ impl TxnRuntime {
         if offsets_marked {
             self.groups.end_txn(markers.producer_id, markers.commit);
         }
-        outcomes
+        (outcomes, written)
     }
 
     /// Appends records, each to the partition its transactional id lives on: what was written.
@@ -533,22 +553,29 @@ fn leader_of(image: &MetadataImage, topic: &str, index: i32) -> Option<i32> {
 /// then completes the transaction. Ends with the broker.
 async fn send_remote_markers(
     runtime: Weak<TxnRuntime>,
-    mut queue: mpsc::UnboundedReceiver<Markers>,
+    mut queue: mpsc::UnboundedReceiver<MarkerJob>,
 ) {
-    while let Some(markers) = queue.recv().await {
+    while let Some(job) = queue.recv().await {
         let Some(runtime) = runtime.upgrade() else {
             return;
         };
         tokio::spawn(async move {
+            let markers = &job.markers;
+            // Written here: replicated, or the timer writes them again.
+            let deadline = tokio::time::Instant::now() + COORDINATOR_WRITE_TIMEOUT;
+            if !replicated(&job.local, deadline).await {
+                runtime.remote_markers_written(markers, false);
+                return;
+            }
             let mut backoff = MARKER_RETRY_FIRST;
             let mut stop = runtime.services.shutdown_signal();
             loop {
-                if !runtime.still_owed(&markers) {
-                    runtime.remote_markers_written(&markers, false);
+                if !runtime.still_owed(markers) {
+                    runtime.remote_markers_written(markers, false);
                     return;
                 }
-                if write_remote_markers(&runtime.services, &markers).await {
-                    runtime.remote_markers_written(&markers, true);
+                if write_remote_markers(&runtime.services, &job.remote).await {
+                    runtime.remote_markers_written(markers, true);
                     return;
                 }
                 tokio::select! {

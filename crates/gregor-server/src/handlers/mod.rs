@@ -216,7 +216,7 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
             respond!(log_dirs::alter_replica_log_dirs(broker, r))
         }
         RequestKind::DescribeProducers(r) => respond!(producers::describe_producers(broker, r)),
-        RequestKind::WriteTxnMarkers(r) => respond!(producers::write_txn_markers(broker, r)),
+        RequestKind::WriteTxnMarkers(r) => respond!(producers::write_txn_markers(broker, r).await),
         RequestKind::DescribeQuorum(r) => {
             respond!(quorum::describe_quorum(broker, version, r).await)
         }

@@ -18,6 +18,7 @@ use gregor_txn::Markers;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::delayed::{replicated, Written, COORDINATOR_WRITE_TIMEOUT};
 
 pub fn describe_producers(
     broker: &Broker,
@@ -59,11 +60,12 @@ pub fn describe_producers(
     DescribeProducersResponse::default().with_topics(topics.collect())
 }
 
-pub fn write_txn_markers(
+pub async fn write_txn_markers(
     broker: &Broker,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
-    let results = request.markers.into_iter().map(|marker| {
+    let mut results = Vec::with_capacity(request.markers.len());
+    for marker in request.markers {
         let markers = Markers {
             transactional_id: String::new(),
             producer_id: marker.producer_id.0,
@@ -75,7 +77,20 @@ pub fn write_txn_markers(
                 .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
                 .collect(),
         };
-        let mut codes = broker.txns.write_markers(&markers).into_iter();
+        let (mut codes, written) = broker.txns.write_markers(&markers);
+        // Answered once the markers written are on every in-sync replica (Kafka appends
+        // them with acks=-1): the coordinator completes the transaction on this answer.
+        let deadline = tokio::time::Instant::now() + COORDINATOR_WRITE_TIMEOUT;
+        replicated(&written, deadline).await;
+        let mut written = written.iter();
+        for code in codes.iter_mut().filter(|c| **c == 0) {
+            *code = match written.next().map(Written::replicated) {
+                Some(Some(true)) | None => 0,
+                Some(Some(false)) => ResponseError::NotLeaderOrFollower.code(),
+                Some(None) => ResponseError::RequestTimedOut.code(),
+            };
+        }
+        let mut codes = codes.into_iter();
         let topics = marker.topics.into_iter().map(|t| {
             let partitions = t.partition_indexes.iter().map(|&p| {
                 WritableTxnMarkerPartitionResult::default()
@@ -86,11 +101,13 @@ pub fn write_txn_markers(
                 .with_name(t.name)
                 .with_partitions(partitions.collect())
         });
-        WritableTxnMarkerResult::default()
-            .with_producer_id(marker.producer_id)
-            .with_topics(topics.collect())
-    });
-    WriteTxnMarkersResponse::default().with_markers(results.collect())
+        results.push(
+            WritableTxnMarkerResult::default()
+                .with_producer_id(marker.producer_id)
+                .with_topics(topics.collect()),
+        );
+    }
+    WriteTxnMarkersResponse::default().with_markers(results)
 }
 
 #[cfg(test)]
@@ -155,9 +172,9 @@ mod tests {
         assert_eq!(partition.last_stable_offset(), 0);
 
         // A marker of an older epoch is refused; an unknown partition is named; the right one ends it.
-        let stale = write_txn_markers(&broker, marker((7, 2), vec![0]));
+        let stale = write_txn_markers(&broker, marker((7, 2), vec![0])).await;
         assert_eq!(codes(&stale), [ResponseError::InvalidProducerEpoch.code()]);
-        let written = write_txn_markers(&broker, marker((7, 3), vec![0, 5]));
+        let written = write_txn_markers(&broker, marker((7, 3), vec![0, 5])).await;
         assert_eq!(
             codes(&written),
             [0, ResponseError::UnknownTopicOrPartition.code()]

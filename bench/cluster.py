@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cluster benchmark (issue 13): controller failover and bulk topic creation on three nodes.
 
-    .venv/bin/python bench/cluster.py [--runs 10] [--topics 1000] [--partitions 10]
+    .venv/bin/python bench/cluster.py [--runs 10] [--topics 1000] [--partitions 10] [--replication N]
 
 Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per measurement.
 
@@ -13,6 +13,10 @@ Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per me
 * scale (`--scale N`, off by default): N partitions (topics of 10) on three nodes; then each
   node's resident memory, the size of its metadata log directory, and the time from starting
   one node again (after a SIGTERM) until another node lists it as an unfenced broker.
+* replication (`--replication RECORDS`, off by default): on one three-node cluster, `gregor perf
+  produce` of RECORDS 1 KiB records with acks=all to a 3-partition topic with replication factor
+  1, then 3 (throughput, latency, and the brokers' CPU seconds per GB produced, from /proc);
+  then each again at half its peak rate for the p99 there.
 
 The data directories are under $TMPDIR: on this machine's ext4 disk, creating and deleting
 tens of thousands of partition directories makes the inode allocator the bottleneck, and its
@@ -24,6 +28,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -143,13 +148,63 @@ def scale(root, partitions):
         stop_all(nodes)
 
 
+def cpu_seconds(pid):
+    """User and system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def perf_produce(bootstrap, topic, records, size, throughput):
+    out = subprocess.run([os.environ["GREGOR_BIN"], "perf", "produce", "--bootstrap-server", bootstrap,
+                          "--topic", topic, "--num-records", str(records), "--record-size", str(size),
+                          "--throughput", str(throughput), "--output", "json",
+                          "--producer-props", "acks=all", "linger.ms=5"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def replication(root, records, size=1024):
+    nodes = start_cluster(root, 3)
+    try:
+        bootstrap = ",".join(n.bootstrap for n in nodes)
+        client = admin(bootstrap)
+        results = []
+        for rf in (1, 3):
+            topic = f"rf{rf}"
+            futures = client.create_topics([NewTopic(topic, num_partitions=3, replication_factor=rf)],
+                                           operation_timeout=30)
+            futures[topic].result(30)
+            before = sum(cpu_seconds(n.proc.pid) for n in nodes)
+            peak = perf_produce(bootstrap, topic, records, size, -1)
+            cpu = sum(cpu_seconds(n.proc.pid) for n in nodes) - before
+            half_rate = int(peak["records_per_sec"] / 2)
+            half = perf_produce(bootstrap, topic, min(records, half_rate * 30), size, half_rate)
+            results.append({"bench": "replication", "replication_factor": rf, "acks": "all",
+                            "records": peak["records"], "mb_per_sec": round(peak["mb_per_sec"], 1),
+                            "records_per_sec": round(peak["records_per_sec"]),
+                            "p99_ms": peak["p99_ms"], "p999_ms": peak["p999_ms"],
+                            "broker_cpu_s_per_gb": round(cpu / (peak["records"] * size / 1e9), 2),
+                            "half_rate_records_per_sec": half_rate, "half_rate_p50_ms": half["p50_ms"],
+                            "half_rate_p99_ms": half["p99_ms"], "half_rate_p999_ms": half["p999_ms"]})
+            print(json.dumps(results[-1]), flush=True)
+        return results
+    finally:
+        stop_all(nodes)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--topics", type=int, default=1000)
     parser.add_argument("--partitions", type=int, default=10)
     parser.add_argument("--scale", type=int, default=0, help="partitions of the scale run (0: none)")
+    parser.add_argument("--replication", type=int, default=0,
+                        help="records of the replication run (0: none)")
     args = parser.parse_args()
+    if args.replication:
+        with tempfile.TemporaryDirectory() as root:
+            replication(Path(root), args.replication)
+        return
     times = []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory() as root:

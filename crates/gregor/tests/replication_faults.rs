@@ -150,7 +150,9 @@ fn read_all(bootstrap: &str) -> Vec<(i32, i64, String)> {
     consumer.assign(&tpl).unwrap();
     let mut position: BTreeMap<i32, i64> = ends.keys().map(|p| (*p, 0)).collect();
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(180);
+    // A long run has millions of records to read back.
+    let total: i64 = ends.values().sum();
+    let deadline = Instant::now() + Duration::from_secs(180 + total as u64 / 20_000);
     while position.iter().any(|(p, at)| *at < ends[p]) {
         assert!(
             Instant::now() < deadline,

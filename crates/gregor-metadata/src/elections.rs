@@ -205,7 +205,7 @@ fn unclean(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use uuid::Uuid;
 
@@ -215,8 +215,8 @@ mod tests {
     const UNKNOWN: i16 = 3;
 
     /// Brokers 1-3 (`fenced` ones fenced) and topic `t` whose partition p is `partitions[p]`:
-    /// (replicas, isr, leader).
-    fn image(fenced: &[i32], partitions: &[(&[i32], &[i32], i32)]) -> MetadataImage {
+    /// (replicas, isr, leader), in leader epoch 4 and partition epoch 0.
+    pub(crate) fn image(fenced: &[i32], partitions: &[(&[i32], &[i32], i32)]) -> MetadataImage {
         let mut image = MetadataImage::default();
         for node_id in 1..=3 {
             image.apply(&MetadataRecord::RegisterBroker {

@@ -163,32 +163,11 @@ mod tests {
     use super::*;
     use crate::image::PartitionImage;
 
-    /// Brokers 1, 2, 3 (3 fenced) and one partition on all three, led by 1 with ISR [1, 2].
+    /// Brokers 1, 2, 3 (3 fenced) and one partition on all three, led by 1 with ISR [1, 2], in
+    /// leader epoch 4 and partition epoch 0.
     fn image() -> (MetadataImage, Uuid) {
-        let mut image = MetadataImage::empty();
-        for node_id in 1..=3 {
-            image.apply(&MetadataRecord::RegisterBroker {
-                node_id,
-                host: "localhost".into(),
-                port: 9000 + node_id as u16,
-                rack: None,
-            });
-        }
-        image.apply(&MetadataRecord::FenceBroker { node_id: 3 });
-        let id = Uuid::from_u128(7);
-        image.apply(&MetadataRecord::Topic {
-            name: "t".into(),
-            topic_id: id,
-        });
-        image.apply(&MetadataRecord::Partition {
-            topic_id: id,
-            partition: 0,
-            replicas: vec![1, 2, 3],
-            isr: vec![1, 2],
-            leader: 1,
-            leader_epoch: 4,
-            partition_epoch: 9,
-        });
+        let image = crate::elections::tests::image(&[3], &[(&[1, 2, 3], &[1, 2], 1)]);
+        let id = image.topics["t"].id;
         (image, id)
     }
 
@@ -209,19 +188,19 @@ mod tests {
     #[test]
     fn a_shrink_is_recorded_in_a_new_partition_epoch_under_the_same_leader_epoch() {
         let (mut image, id) = image();
-        let (records, outcomes) = alter_partitions(&image, 1, &[proposal(id, 4, 9, &[1])]);
+        let (records, outcomes) = alter_partitions(&image, 1, &[proposal(id, 4, 0, &[1])]);
         assert_eq!(outcomes, vec![Ok(())]);
         records.iter().for_each(|r| image.apply(r));
         let p = partition(&image);
         assert_eq!(
             (p.isr.clone(), p.leader, p.leader_epoch, p.partition_epoch),
-            (vec![1], 1, 4, 10)
+            (vec![1], 1, 4, 1)
         );
         // Unchanged is no record; stale is refused.
-        let (records, outcomes) = alter_partitions(&image, 1, &[proposal(id, 4, 10, &[1])]);
+        let (records, outcomes) = alter_partitions(&image, 1, &[proposal(id, 4, 1, &[1])]);
         assert!(records.is_empty());
         assert_eq!(outcomes, vec![Ok(())]);
-        let (_, outcomes) = alter_partitions(&image, 1, &[proposal(id, 4, 9, &[1, 2])]);
+        let (_, outcomes) = alter_partitions(&image, 1, &[proposal(id, 4, 0, &[1, 2])]);
         assert_eq!(
             outcomes[0].as_ref().unwrap_err().code,
             95,
@@ -238,41 +217,41 @@ mod tests {
             outcomes[0].as_ref().map_err(|e| e.code).err()
         };
         assert_eq!(
-            code(1, proposal(id, 3, 9, &[1])),
+            code(1, proposal(id, 3, 0, &[1])),
             Some(74),
             "FENCED_LEADER_EPOCH"
         );
         assert_eq!(
-            code(2, proposal(id, 4, 9, &[2])),
+            code(2, proposal(id, 4, 0, &[2])),
             Some(42),
             "INVALID_REQUEST: not the leader"
         );
         assert_eq!(
-            code(1, proposal(id, 4, 9, &[2])),
+            code(1, proposal(id, 4, 0, &[2])),
             Some(42),
             "without the leader"
         );
         assert_eq!(
-            code(1, proposal(id, 4, 9, &[1, 1])),
+            code(1, proposal(id, 4, 0, &[1, 1])),
             Some(42),
             "a duplicate"
         );
         assert_eq!(
-            code(1, proposal(id, 4, 9, &[1, 4])),
+            code(1, proposal(id, 4, 0, &[1, 4])),
             Some(42),
             "not a replica"
         );
         assert_eq!(
-            code(1, proposal(id, 4, 9, &[1, 2, 3])),
+            code(1, proposal(id, 4, 0, &[1, 2, 3])),
             Some(107),
             "INELIGIBLE_REPLICA: fenced"
         );
         assert_eq!(
-            code(1, proposal(Uuid::from_u128(8), 4, 9, &[1])),
+            code(1, proposal(Uuid::from_u128(8), 4, 0, &[1])),
             Some(100),
             "UNKNOWN_TOPIC_ID"
         );
-        let mut other = proposal(id, 4, 9, &[1]);
+        let mut other = proposal(id, 4, 0, &[1]);
         other.partition = 5;
         assert_eq!(code(1, other), Some(3), "UNKNOWN_TOPIC_OR_PARTITION");
     }
@@ -281,7 +260,7 @@ mod tests {
     fn an_expansion_keeps_the_assignment_order_and_one_change_per_request() {
         let (mut image, id) = image();
         image.apply(&MetadataRecord::UnfenceBroker { node_id: 3 });
-        let twice = [proposal(id, 4, 9, &[3, 1, 2]), proposal(id, 4, 9, &[1])];
+        let twice = [proposal(id, 4, 0, &[3, 1, 2]), proposal(id, 4, 0, &[1])];
         let (records, outcomes) = alter_partitions(&image, 1, &twice);
         assert_eq!(outcomes[0], Ok(()));
         assert_eq!(outcomes[1].as_ref().unwrap_err().code, 95);

@@ -286,11 +286,6 @@ impl Partition {
         self.leads.load(Ordering::Acquire) && self.leader_epoch() == leader_epoch
     }
 
-    /// The in-sync replicas as the metadata last stated them.
-    pub fn isr(&self) -> Vec<i32> {
-        self.state.lock().meta.isr.clone()
-    }
-
     /// Whether the ISR is smaller than `min.insync.replicas`, or than the replicas when there
     /// are fewer (Kafka's effective minimum: an RF=1 topic is never under it).
     pub fn is_under_min_isr(&self) -> bool {

@@ -40,19 +40,45 @@ impl Written {
 
 /// A coordinator's writes not known to be replicated yet. An answer waits for all of them,
 /// not only for its own decision's: the state it was decided on includes them, and a decision
-/// that writes nothing (a retried request) must not be answered before they are (Kafka's
-/// coordinators wait for the last written offset).
+/// that writes nothing (a retried request) or a read must not be answered before they are
+/// (Kafka's coordinators wait for the last written offset, and read at the last committed
+/// one). A write whose leadership ended stays until the coordinator forgets its partition's
+/// state: until then every answer fails, since memory holds what the log may have lost.
 #[derive(Default)]
 pub struct Unreplicated(parking_lot::Mutex<Vec<Written>>);
 
 impl Unreplicated {
-    /// Adds `written`; returns every write still pending (neither replicated nor lost).
+    /// Adds `written`; returns every write not replicated (pending or lost).
     pub fn add(&self, written: Vec<Written>) -> Vec<Written> {
         let mut pending = self.0.lock();
         pending.extend(written);
-        pending.retain(|w| w.replicated().is_none());
+        pending.retain(|w| w.replicated() != Some(true));
         pending.clone()
     }
+
+    /// Every write not replicated.
+    pub fn pending(&self) -> Vec<Written> {
+        self.add(Vec::new())
+    }
+
+    /// Forgets the writes to the partitions of `topic` in `indexes`, whose state the
+    /// coordinator dropped (it reloads them from the log when it leads them again).
+    pub fn forget(&self, topic: &str, indexes: &std::collections::BTreeSet<i32>) {
+        self.0
+            .lock()
+            .retain(|w| w.partition.topic != topic || !indexes.contains(&w.partition.index));
+    }
+}
+
+/// `value`, read from a coordinator's memory while `pending` were not replicated, once they
+/// are: a read never shows a decision a failover could take back. `None` if they cannot be
+/// in time.
+pub async fn once_replicated<T>(value: T, pending: Vec<Written>) -> Option<T> {
+    if pending.is_empty() {
+        return Some(value);
+    }
+    let deadline = Instant::now() + COORDINATOR_WRITE_TIMEOUT;
+    replicated(&pending, deadline).await.then_some(value)
 }
 
 /// Waits until all of `written` are replicated or one cannot be, until `deadline`: whether

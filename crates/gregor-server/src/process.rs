@@ -410,7 +410,7 @@ impl Broker {
             .iter()
             .filter_map(|p| p.with_log(|log| log.max_producer_id()))
             .max();
-        let in_transactions = self.txns.read(|c| c.max_producer_id());
+        let in_transactions = self.txns.peek(|c| c.max_producer_id());
         let Some(highest) = in_partitions.max(in_transactions) else {
             return;
         };

@@ -153,16 +153,18 @@ impl TxnCoordinator {
         }
     }
 
-    /// Sets which transactional ids this coordinator serves, and forgets the ones it no longer
-    /// serves (they are replayed from the log by the broker that does). Returns how many were
-    /// forgotten.
-    pub fn set_coordinated(
-        &mut self,
-        coordinates: impl Fn(&str) -> bool + Send + 'static,
-    ) -> usize {
-        let before = self.txns.len();
-        self.txns.retain(|id, _| coordinates(id));
+    /// Sets which transactional ids this coordinator serves (the others are answered
+    /// NOT_COORDINATOR; their state goes with [`TxnCoordinator::unload`]).
+    pub fn set_coordinated(&mut self, coordinates: impl Fn(&str) -> bool + Send + 'static) {
         self.coordinates = Box::new(coordinates);
+    }
+
+    /// Forgets every transactional id `owned` names, so it can be replayed from the log again
+    /// (a partition of `__transaction_state` led no more, or led again in a new leader epoch).
+    /// Returns how many were forgotten.
+    pub fn unload(&mut self, owned: impl Fn(&str) -> bool) -> usize {
+        let before = self.txns.len();
+        self.txns.retain(|id, _| !owned(id));
         before - self.txns.len()
     }
 

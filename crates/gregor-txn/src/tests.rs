@@ -1347,12 +1347,10 @@ fn ids_served_elsewhere_get_not_coordinator() {
     let mine = h.begin("mine", &[tp("t", 0)]);
     let theirs = h.begin("theirs", &[tp("t", 1)]);
     let written = h.log.len();
-    assert_eq!(
-        h.c.set_coordinated(|id| id != "theirs"),
-        1,
-        "theirs forgotten"
-    );
+    h.c.set_coordinated(|id| id != "theirs");
+    assert_eq!(h.c.unload(|id| id == "theirs"), 1, "theirs forgotten");
     assert!(h.c.describe("theirs").is_none());
+    assert!(h.c.describe("mine").is_some());
     assert!(!h.c.coordinates("theirs") && h.c.coordinates("mine"));
 
     assert_eq!(h.init("theirs").error, NOT_COORDINATOR);

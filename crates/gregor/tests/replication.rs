@@ -14,8 +14,18 @@ use common::cluster::{cluster_overrides, loopback, wait_until};
 use common::replication::{batches, full_isr, partitions_of, wait_for};
 use common::{
     admin_opts, block_on, parse_produce_v3_of, produce_v3_within, read_raw_response, record_batch,
-    send_ok, Gregor, Rec,
+    send_ok, try_call, Gregor, Rec,
 };
+use gregor_protocol::kafka::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use gregor_protocol::kafka::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use gregor_protocol::kafka::messages::{
+    FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, ResponseKind,
+    TopicName,
+};
+use gregor_protocol::kafka::protocol::StrBytes;
+use gregor_protocol::ApiKey;
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::Message;
 
@@ -209,4 +219,112 @@ fn the_isr_shrinks_and_grows_and_bounds_acks_all() {
     // The record that timed out was in the leader's log all along: it is committed too.
     let expected = ["held", "while-paused"].map(String::from);
     assert_eq!(values(observer, "lag", 0, 2), expected);
+}
+
+/// A coordinator answers only with state whose records are on every in-sync replica: an
+/// offset commit that cannot be replicated (both followers of `__consumer_offsets` paused,
+/// still in its ISR) is not acknowledged, and OffsetFetch does not show it either (a failover
+/// now would lose it) until it is replicated; resumed, the followers copy it and it shows.
+#[test]
+fn coordinators_show_only_replicated_state() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start(
+        root.path(),
+        &[
+            "replica.lag.time.max.ms=120000",
+            "broker.session.timeout.ms=120000",
+            "broker.heartbeat.interval.ms=300",
+            "offsets.topic.num.partitions=1",
+            "offsets.topic.replication.factor=3",
+        ],
+    );
+    create_replicated(&nodes[0], "t", 1, &[]);
+    let address = |node: i32| format!("127.0.0.1:{}", nodes[(node - 1) as usize].port);
+    let timeout = Duration::from_secs(15);
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"));
+    let coordinator = wait_until_some("a group coordinator", || {
+        match try_call(
+            &address(1),
+            ApiKey::FindCoordinator,
+            3,
+            &find.clone().into(),
+            timeout,
+        ) {
+            Ok(ResponseKind::FindCoordinator(r)) if r.error_code == 0 => Some(r.node_id.0),
+            _ => None,
+        }
+    });
+    wait_for(&nodes[0], "__consumer_offsets", "in sync", full_isr);
+    let commit = |offset: i64| -> Result<i16, String> {
+        let partition = OffsetCommitRequestPartition::default()
+            .with_partition_index(0)
+            .with_committed_offset(offset);
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(vec![partition])]);
+        match try_call(
+            &address(coordinator),
+            ApiKey::OffsetCommit,
+            8,
+            &request.into(),
+            timeout,
+        )? {
+            ResponseKind::OffsetCommit(r) => Ok(r.topics[0].partitions[0].error_code),
+            other => panic!("{other:?}"),
+        }
+    };
+    let committed = || -> Result<i64, String> {
+        let request = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_indexes(vec![0])]));
+        match try_call(
+            &address(coordinator),
+            ApiKey::OffsetFetch,
+            7,
+            &request.into(),
+            timeout,
+        )? {
+            ResponseKind::OffsetFetch(r) => Ok(r.topics[0].partitions[0].committed_offset),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(commit(5), Ok(0));
+    assert_eq!(committed(), Ok(5));
+
+    let followers: Vec<i32> = (1..=3).filter(|&n| n != coordinator).collect();
+    for &n in &followers {
+        nodes[(n - 1) as usize].signal(libc::SIGSTOP);
+    }
+    // Appended by the leader, never replicated: no answer (the connection is closed after the
+    // coordinator's 5 s write timeout, and a client retries).
+    let unreplicated = commit(42);
+    assert!(
+        unreplicated.is_err(),
+        "acknowledged unreplicated: {unreplicated:?}"
+    );
+    let read = committed();
+    assert!(read.is_err(), "an unreplicated offset was shown: {read:?}");
+
+    for &n in &followers {
+        nodes[(n - 1) as usize].signal(libc::SIGCONT);
+    }
+    // The commit was in the leader's log all along: replicated now, it shows.
+    wait_until("the replicated commit", Duration::from_secs(30), || {
+        committed() == Ok(42)
+    });
+}
+
+/// Polls `f` until it gives a value (60 s at most).
+fn wait_until_some<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let mut got = None;
+    wait_until(what, Duration::from_secs(60), || {
+        got = f();
+        got.is_some()
+    });
+    got.unwrap()
 }

@@ -16,7 +16,9 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::internal_topics::{self, partition_for, Followed, OFFSETS};
-use crate::delayed::{replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT};
+use crate::delayed::{
+    once_replicated, replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT,
+};
 use crate::services::{now_ms, Services};
 
 pub const OFFSETS_TOPIC: &str = OFFSETS.name;
@@ -162,14 +164,15 @@ impl GroupRuntime {
         ) else {
             return Ok(0);
         };
-        let lost: BTreeSet<i32> = current.partitions.difference(&led).copied().collect();
+        let lost = current.dropped(&led);
         let dropped = coordinator.unload(|group| lost.contains(&partition_for(group, count)));
+        self.unreplicated.forget(OFFSETS_TOPIC, &lost);
         if !lost.is_empty() {
-            tracing::info!(partitions = ?lost, dropped, "no longer the group coordinator of these partitions");
+            tracing::info!(partitions = ?lost, dropped, "no longer the group coordinator of these partitions (or again in a new leader epoch)");
         }
         coordinator.set_group_overrides(group_overrides(image));
         let mut loaded = 0;
-        for &index in led.difference(&current.partitions) {
+        for index in current.taken(&led) {
             loaded += replay_partition(&self.services, &mut coordinator, index)?;
         }
         let serving = led.clone();
@@ -294,14 +297,16 @@ impl GroupRuntime {
         response.await.ok()
     }
 
-    /// Reads state without deciding anything.
-    pub fn read<T>(&self, f: impl FnOnce(&GroupCoordinator) -> T) -> T {
-        f(&self.coordinator.lock())
-    }
-
-    /// Mutating calls whose response is immediate and produce no records.
-    pub fn with<T>(&self, f: impl FnOnce(&mut GroupCoordinator) -> T) -> T {
-        f(&mut self.coordinator.lock())
+    /// Reads state without deciding anything, answered once every record that state rests on
+    /// is on every in-sync replica ([`once_replicated`]); `None` if they cannot be in time
+    /// (the connection is closed and the client retries, as for a write).
+    pub async fn read<T>(&self, f: impl FnOnce(&mut GroupCoordinator) -> T) -> Option<T> {
+        self.catch_up();
+        let (value, pending) = {
+            let mut coordinator = self.coordinator.lock();
+            (f(&mut coordinator), self.unreplicated.pending())
+        };
+        once_replicated(value, pending).await
     }
 
     fn settle(&self, coordinator: &mut GroupCoordinator, records: Vec<GroupRecord>) {
@@ -353,9 +358,12 @@ impl GroupRuntime {
         });
     }
 
-    /// A transaction's marker is in `__consumer_offsets`: its offsets count, or are dropped.
-    pub fn end_txn(&self, producer_id: i64, commit: bool) {
-        self.coordinator.lock().end_txn(producer_id, commit);
+    /// A transaction's marker is in `__consumer_offsets` (`written`, to be replicated): its
+    /// offsets count, or are dropped.
+    pub fn end_txn(&self, producer_id: i64, commit: bool, written: Vec<Written>) {
+        let mut coordinator = self.coordinator.lock();
+        coordinator.end_txn(producer_id, commit);
+        self.unreplicated.add(written);
     }
 
     /// Gives consumer groups (KIP-848) new target assignments when topics changed, and takes

@@ -2,7 +2,7 @@
 //! topics of the ordinary log, created on first use with the sizes the broker configs give, and
 //! keyed the way Kafka places a group or transactional id on one of their partitions.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use gregor_metadata::controller::NewTopic;
 use gregor_metadata::MetadataImage;
@@ -56,27 +56,30 @@ fn count_in(image: &MetadataImage, topic: &InternalTopic) -> i32 {
         .map_or(0, |t| t.partitions.len() as i32)
 }
 
-/// The partitions of the topic that `node_id` leads, whose coordinators run on it, and the
-/// topic's partition count.
-fn led_by(image: &MetadataImage, topic: &InternalTopic, node_id: i32) -> (i32, BTreeSet<i32>) {
+/// The partitions of the topic that `node_id` leads, with their leader epochs, whose
+/// coordinators run on it, and the topic's partition count.
+fn led_by(image: &MetadataImage, topic: &InternalTopic, node_id: i32) -> (i32, Leaderships) {
     let led = image
         .topics
         .get(topic.name)
-        .map_or_else(BTreeSet::new, |t| {
+        .map_or_else(BTreeMap::new, |t| {
             t.partitions
                 .iter()
                 .filter(|(_, p)| p.leader == node_id)
-                .map(|(&index, _)| index)
+                .map(|(&index, p)| (index, p.leader_epoch))
                 .collect()
         });
     (count_in(image, topic), led)
 }
 
+/// Partition index → the leader epoch this broker leads it in.
+pub type Leaderships = BTreeMap<i32, i32>;
+
 /// The partitions of an internal topic a coordinator runtime serves, as of the metadata image
 /// at `offset`.
 pub struct Followed {
     pub offset: i64,
-    pub partitions: BTreeSet<i32>,
+    pub partitions: Leaderships,
 }
 
 impl Followed {
@@ -92,18 +95,14 @@ impl Followed {
         topic: &InternalTopic,
         node_id: i32,
         replicas: &ReplicaManager,
-    ) -> Option<(i32, BTreeSet<i32>)> {
+    ) -> Option<(i32, Leaderships)> {
         if image.offset <= self.offset {
             return None;
         }
         let (count, led) = led_by(image, topic, node_id);
-        let epoch_of = |index: &i32| {
-            let partitions = &image.topics.get(topic.name)?.partitions;
-            Some(partitions.get(index)?.leader_epoch)
-        };
-        let taken = led.iter().all(|index| {
+        let taken = led.iter().all(|(index, epoch)| {
             let hosted = replicas.get(topic.name, *index);
-            hosted.is_none_or(|p| epoch_of(index).is_none_or(|epoch| p.leads_in(epoch)))
+            hosted.is_none_or(|p| p.leads_in(*epoch))
         });
         if !taken {
             return None;
@@ -114,20 +113,40 @@ impl Followed {
         }
         Some((count, led))
     }
+
+    /// The partitions followed so far that `led` does not have in the same leader epoch: the
+    /// state loaded from them must go (a leadership lost, or lost and won again, whose log
+    /// may have been truncated in between).
+    pub fn dropped(&self, led: &Leaderships) -> BTreeSet<i32> {
+        changed(&self.partitions, led)
+    }
+
+    /// The partitions of `led` not followed so far in their leader epoch: to be loaded.
+    pub fn taken(&self, led: &Leaderships) -> BTreeSet<i32> {
+        changed(led, &self.partitions)
+    }
+}
+
+/// The partitions of `from` that `to` does not have in the same leader epoch.
+fn changed(from: &Leaderships, to: &Leaderships) -> BTreeSet<i32> {
+    from.iter()
+        .filter(|(index, epoch)| to.get(index) != Some(epoch))
+        .map(|(index, _)| *index)
+        .collect()
 }
 
 impl Default for Followed {
     fn default() -> Followed {
         Followed {
             offset: i64::MIN,
-            partitions: BTreeSet::new(),
+            partitions: Leaderships::new(),
         }
     }
 }
 
 /// Whether `key` lives on one of the `led` partitions of a topic of `count` partitions.
-pub fn coordinated(led: &BTreeSet<i32>, count: i32, key: &str) -> bool {
-    count > 0 && led.contains(&partition_for(key, count))
+pub fn coordinated(led: &Leaderships, count: i32, key: &str) -> bool {
+    count > 0 && led.contains_key(&partition_for(key, count))
 }
 
 /// The node leading the partition of the topic where `key` lives: its coordinator (`None`
@@ -180,5 +199,18 @@ mod tests {
         assert_eq!(partition_for("my-group", 50), 36);
         assert_eq!(java_string_hash(""), 0);
         assert!((0..50).contains(&partition_for("ünïcødé", 50)));
+    }
+
+    /// A partition led again in a new leader epoch is dropped and loaded again: its log may
+    /// have been truncated while another broker led it.
+    #[test]
+    fn a_new_leader_epoch_reloads_a_partition() {
+        let followed = Followed {
+            offset: 10,
+            partitions: Leaderships::from([(0, 3), (1, 3), (2, 3)]),
+        };
+        let led = Leaderships::from([(0, 3), (1, 5), (3, 1)]);
+        assert_eq!(followed.dropped(&led), BTreeSet::from([1, 2]));
+        assert_eq!(followed.taken(&led), BTreeSet::from([1, 3]));
     }
 }

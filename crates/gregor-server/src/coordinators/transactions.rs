@@ -42,7 +42,9 @@ use super::groups::GroupRuntime;
 use super::internal_topics::{
     self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
 };
-use crate::delayed::{replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT};
+use crate::delayed::{
+    once_replicated, replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT,
+};
 use crate::network::peers;
 use crate::services::{now_ms, Services};
 
@@ -157,17 +159,19 @@ impl TxnRuntime {
         ) else {
             return Ok(0);
         };
-        let serving = led.clone();
-        let forgotten = coordinator
-            .set_coordinated(move |id| internal_topics::coordinated(&serving, count, id));
+        let lost = current.dropped(&led);
+        let forgotten = coordinator.unload(|id| lost.contains(&partition_for(id, count)));
+        self.unreplicated.forget(TRANSACTIONS.name, &lost);
         if forgotten > 0 {
             tracing::info!(
                 forgotten,
-                "no longer the transaction coordinator of some ids"
+                "no longer the transaction coordinator of some ids (or again in a new leader epoch)"
             );
         }
+        let serving = led.clone();
+        coordinator.set_coordinated(move |id| internal_topics::coordinated(&serving, count, id));
         let mut loaded = 0;
-        for &index in led.difference(&current.partitions) {
+        for index in current.taken(&led) {
             let Some(partition) = self.services.replicas.get(TRANSACTIONS.name, index) else {
                 continue;
             };
@@ -236,7 +240,7 @@ impl TxnRuntime {
         let before = coordinator.snapshot(transactional_id);
         let decision = decide(coordinator, now_ms());
         let written = match self.persist(decision.records) {
-            Ok(written) => self.unreplicated.add(written),
+            Ok(written) => written,
             Err(e) => {
                 coordinator.restore(transactional_id, before);
                 return Err(e);
@@ -271,7 +275,9 @@ impl TxnRuntime {
             if !coordinator.coordinates(transactional_id) {
                 None
             } else if !add {
-                return coordinator.verify(transactional_id, producer, partition);
+                // Answered once the state verified is replicated, like any read.
+                let verified = coordinator.verify(transactional_id, producer, partition);
+                Some(Ok((verified, self.unreplicated.pending())))
             } else {
                 Some(
                     self.carry_out(&mut coordinator, transactional_id, |c, now| {
@@ -289,7 +295,7 @@ impl TxnRuntime {
         };
         if let Some(added) = added {
             return settled(added).await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, transactional_id, "partition not added to its transaction");
+                tracing::error!(error = %e, transactional_id, "transactional write neither verified nor added");
                 errors::COORDINATOR_NOT_AVAILABLE
             });
         }
@@ -337,8 +343,20 @@ impl TxnRuntime {
         }
     }
 
-    /// Reads state without deciding anything.
-    pub fn read<T>(&self, f: impl FnOnce(&TxnCoordinator) -> T) -> T {
+    /// Reads state without deciding anything, answered once every record that state rests on
+    /// is on every in-sync replica ([`once_replicated`]); `None` if they cannot be in time.
+    pub async fn read<T>(&self, f: impl FnOnce(&TxnCoordinator) -> T) -> Option<T> {
+        self.catch_up();
+        let (value, pending) = {
+            let coordinator = self.coordinator.lock();
+            (f(&coordinator), self.unreplicated.pending())
+        };
+        once_replicated(value, pending).await
+    }
+
+    /// Memory as it is, decisions not replicated yet included: for the broker's own use, never
+    /// for a client's answer.
+    pub fn peek<T>(&self, f: impl FnOnce(&TxnCoordinator) -> T) -> T {
         f(&self.coordinator.lock())
     }
 
@@ -472,7 +490,7 @@ impl TxnRuntime {
     /// offline log directory. Tells the group coordinator when `__consumer_offsets` got one.
     pub fn write_markers(&self, markers: &Markers) -> (Vec<i16>, Vec<Written>) {
         let now = now_ms();
-        let mut offsets_marked = false;
+        let mut offsets_written = Vec::new();
         let mut written = Vec::new();
         let outcomes = markers
             .partitions
@@ -486,12 +504,15 @@ impl TxnRuntime {
                     now,
                 ) {
                     Ok(appended) => {
-                        offsets_marked |= topic == OFFSETS.name;
-                        written.push(Written {
+                        let marker = Written {
                             partition,
                             leader_epoch: appended.leader_epoch,
                             end: appended.last_offset + 1,
-                        });
+                        };
+                        if topic == OFFSETS.name {
+                            offsets_written.push(marker.clone());
+                        }
+                        written.push(marker);
                         Ok(())
                     }
                     Err(e) => {
@@ -502,16 +523,18 @@ impl TxnRuntime {
             })
             .map(|outcome: Result<(), i16>| outcome.err().unwrap_or(0))
             .collect();
-        if offsets_marked {
-            self.groups.end_txn(markers.producer_id, markers.commit);
+        if !offsets_written.is_empty() {
+            let (id, commit) = (markers.producer_id, markers.commit);
+            self.groups.end_txn(id, commit, offsets_written);
         }
         (outcomes, written)
     }
 
-    /// Appends records, each to the partition its transactional id lives on: what was written.
+    /// Appends records, each to the partition its transactional id lives on: every write not
+    /// replicated yet, these included (an answer waits for them all).
     fn persist(&self, records: Vec<TxnRecord>) -> Result<Vec<Written>, TxnError> {
         if records.is_empty() {
-            return Ok(Vec::new());
+            return Ok(self.unreplicated.pending());
         }
         let partitions = internal_topics::partition_count(&self.services, &TRANSACTIONS);
         let mut by_partition: BTreeMap<i32, Vec<Entry>> = BTreeMap::new();
@@ -539,7 +562,7 @@ impl TxnRuntime {
                 end: appended.last_offset + 1,
             });
         }
-        Ok(written)
+        Ok(self.unreplicated.add(written))
     }
 }
 

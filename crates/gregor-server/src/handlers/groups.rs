@@ -110,31 +110,37 @@ pub async fn offset_commit(
     Some(response)
 }
 
-pub fn offset_fetch(
+pub async fn offset_fetch(
     broker: &Arc<Broker>,
     version: i16,
     request: OffsetFetchRequest,
-) -> OffsetFetchResponse {
-    broker.groups.catch_up();
-    broker.groups.with(|c| c.offset_fetch(version, request))
+) -> Option<OffsetFetchResponse> {
+    broker
+        .groups
+        .read(|c| c.offset_fetch(version, request))
+        .await
 }
 
-pub fn describe_groups(
+pub async fn describe_groups(
     broker: &Arc<Broker>,
     version: i16,
     request: DescribeGroupsRequest,
-) -> DescribeGroupsResponse {
-    broker.groups.catch_up();
-    broker.groups.read(|c| c.describe_groups(version, request))
+) -> Option<DescribeGroupsResponse> {
+    broker
+        .groups
+        .read(|c| c.describe_groups(version, request))
+        .await
 }
 
-pub fn list_groups(
+pub async fn list_groups(
     broker: &Arc<Broker>,
     version: i16,
     request: ListGroupsRequest,
-) -> ListGroupsResponse {
-    broker.groups.catch_up();
-    broker.groups.read(|c| c.list_groups(version, request))
+) -> Option<ListGroupsResponse> {
+    broker
+        .groups
+        .read(|c| c.list_groups(version, request))
+        .await
 }
 
 pub async fn delete_groups(
@@ -191,11 +197,11 @@ pub async fn consumer_group_heartbeat(
         .await
 }
 
-pub fn consumer_group_describe(
+pub async fn consumer_group_describe(
     broker: &Arc<Broker>,
     version: i16,
     request: ConsumerGroupDescribeRequest,
-) -> ConsumerGroupDescribeResponse {
+) -> Option<ConsumerGroupDescribeResponse> {
     let image = broker.metadata.image();
     if !consumer_protocol_enabled(&image) {
         let groups = request.group_ids.into_iter().map(|id| {
@@ -204,12 +210,12 @@ pub fn consumer_group_describe(
                 .with_error_code(ResponseError::UnsupportedVersion.code())
                 .with_error_message(Some(str_bytes(CONSUMER_PROTOCOL_DISABLED)))
         });
-        return ConsumerGroupDescribeResponse::default().with_groups(groups.collect());
+        return Some(ConsumerGroupDescribeResponse::default().with_groups(groups.collect()));
     }
-    broker.groups.catch_up();
     broker
         .groups
         .read(|c| c.consumer_group_describe(version, request, &Catalog(&image)))
+        .await
 }
 
 const CONSUMER_PROTOCOL_DISABLED: &str =
@@ -245,13 +251,14 @@ mod tests {
                 .with_partitions(vec![partition])])
     }
 
-    fn committed(broker: &Arc<Broker>) -> i64 {
+    async fn committed(broker: &Arc<Broker>) -> i64 {
         let request = OffsetFetchRequest::default()
             .with_group_id(GroupId(str_bytes("g")))
             .with_topics(Some(vec![OffsetFetchRequestTopic::default()
                 .with_name(TopicName(str_bytes("t")))
                 .with_partition_indexes(vec![0])]));
-        offset_fetch(broker, 7, request).topics[0].partitions[0].committed_offset
+        let fetched = offset_fetch(broker, 7, request).await.unwrap();
+        fetched.topics[0].partitions[0].committed_offset
     }
 
     /// A commit clearly larger than the offsets topic's max.message.bytes is refused with
@@ -267,15 +274,19 @@ mod tests {
         ];
         let broker = super::super::test_broker(dir.path(), &overrides).await;
         assert!(offset_commit(&broker, 8, commit(5, 10)).await.is_some());
-        assert_eq!(committed(&broker), 5);
+        assert_eq!(committed(&broker).await, 5);
         let refused = offset_commit(&broker, 8, commit(6, 3000)).await.unwrap();
         assert_eq!(refused.topics[0].partitions[0].error_code, 28);
-        assert_eq!(committed(&broker), 5);
+        assert_eq!(committed(&broker).await, 5);
         // 1950 bytes of metadata pass the check; with the record's other fields and the batch
         // header the append exceeds 2000 bytes.
         assert!(offset_commit(&broker, 8, commit(6, 1950)).await.is_none());
-        assert_eq!(committed(&broker), 5, "the unstored commit was forgotten");
+        assert_eq!(
+            committed(&broker).await,
+            5,
+            "the unstored commit was forgotten"
+        );
         assert!(offset_commit(&broker, 8, commit(7, 10)).await.is_some());
-        assert_eq!(committed(&broker), 7);
+        assert_eq!(committed(&broker).await, 7);
     }
 }

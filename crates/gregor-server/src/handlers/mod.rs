@@ -165,16 +165,18 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         RequestKind::Heartbeat(r) => respond_later!(groups::heartbeat(broker, version, r)),
         RequestKind::LeaveGroup(r) => respond_later!(groups::leave_group(broker, version, r)),
         RequestKind::OffsetCommit(r) => respond_later!(groups::offset_commit(broker, version, r)),
-        RequestKind::OffsetFetch(r) => respond!(groups::offset_fetch(broker, version, r)),
-        RequestKind::DescribeGroups(r) => respond!(groups::describe_groups(broker, version, r)),
-        RequestKind::ListGroups(r) => respond!(groups::list_groups(broker, version, r)),
+        RequestKind::OffsetFetch(r) => respond_later!(groups::offset_fetch(broker, version, r)),
+        RequestKind::DescribeGroups(r) => {
+            respond_later!(groups::describe_groups(broker, version, r))
+        }
+        RequestKind::ListGroups(r) => respond_later!(groups::list_groups(broker, version, r)),
         RequestKind::DeleteGroups(r) => respond_later!(groups::delete_groups(broker, version, r)),
         RequestKind::OffsetDelete(r) => respond_later!(groups::offset_delete(broker, version, r)),
         RequestKind::ConsumerGroupHeartbeat(r) => respond_later!(groups::consumer_group_heartbeat(
             broker, version, &client_id, peer, r
         )),
         RequestKind::ConsumerGroupDescribe(r) => {
-            respond!(groups::consumer_group_describe(broker, version, r))
+            respond_later!(groups::consumer_group_describe(broker, version, r))
         }
         RequestKind::ListOffsets(r) => respond!(list_offsets::handle(broker, version, r)),
         RequestKind::OffsetForLeaderEpoch(r) => {
@@ -195,10 +197,10 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
             respond_later!(transactions::txn_offset_commit(broker, version, r))
         }
         RequestKind::DescribeTransactions(r) => {
-            respond!(transactions::describe_transactions(broker, r))
+            respond_later!(transactions::describe_transactions(broker, r))
         }
         RequestKind::ListTransactions(r) => {
-            respond!(transactions::list_transactions(broker, version, r))
+            respond_later!(transactions::list_transactions(broker, version, r))
         }
         RequestKind::DescribeCluster(r) => respond!(cluster::describe_cluster(broker, version, r)),
         RequestKind::UnregisterBroker(r) => respond!(cluster::unregister_broker(broker, r).await),

@@ -482,7 +482,7 @@ mod tests {
 
         let v12 = produce_at(&broker, 12, Some("tx"), txn_batch((pid, epoch))).await;
         assert_eq!(v12.error_code, errors::NONE);
-        let described = broker.txns.read(|c| c.describe("tx")).unwrap();
+        let described = broker.txns.peek(|c| c.describe("tx")).unwrap();
         assert_eq!(described.partitions, vec![("t".to_string(), 0)]);
         assert_eq!(described.state, gregor_txn::TxnState::Ongoing);
         assert_eq!(end(epoch, true).await, (errors::NONE, pid, epoch + 1));

@@ -25,7 +25,7 @@ use gregor_protocol::kafka::messages::{
     TxnOffsetCommitRequest, TxnOffsetCommitResponse,
 };
 use gregor_protocol::kafka::ResponseError;
-use gregor_txn::{errors, ProducerResult, TxnState, TxnVersion};
+use gregor_txn::{errors, ProducerResult, TxnCoordinator, TxnState, TxnVersion};
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -179,6 +179,16 @@ async fn add_to_txn(
             .is_none_or(|t| !t.partitions.contains_key(p))
     };
     let any_unknown = wanted.iter().any(unknown);
+    let verified: Vec<i16> = if !any_unknown && verify_only {
+        let verify = |c: &TxnCoordinator| {
+            let verify = |partition| c.verify(transactional_id, producer, partition);
+            wanted.iter().map(verify).collect()
+        };
+        let not_available = vec![errors::COORDINATOR_NOT_AVAILABLE; wanted.len()];
+        broker.txns.read(verify).await.unwrap_or(not_available)
+    } else {
+        Vec::new()
+    };
     let added = if !any_unknown && !verify_only {
         let decided = broker
             .txns
@@ -191,13 +201,12 @@ async fn add_to_txn(
     } else {
         None
     };
+    let position = |partition: &(String, i32)| wanted.iter().position(|p| p == partition);
     let code_of = |partition: (String, i32)| match added {
         Some(code) => for_version(code, version, 2),
         None if any_unknown && unknown(&partition) => ResponseError::UnknownTopicOrPartition.code(),
         None if any_unknown => ResponseError::OperationNotAttempted.code(),
-        None => broker
-            .txns
-            .read(|c| c.verify(transactional_id, producer, &partition)),
+        None => position(&partition).map_or(errors::COORDINATOR_NOT_AVAILABLE, |i| verified[i]),
     };
     topics
         .iter()
@@ -341,18 +350,24 @@ fn txn_offset_error(request: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCom
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
-pub fn describe_transactions(
+pub async fn describe_transactions(
     broker: &Arc<Broker>,
     request: DescribeTransactionsRequest,
-) -> DescribeTransactionsResponse {
-    broker.txns.catch_up();
-    let states = request
-        .transactional_ids
+) -> Option<DescribeTransactionsResponse> {
+    let ids = &request.transactional_ids;
+    let described: Vec<_> = broker
+        .txns
+        .read(|c| {
+            ids.iter()
+                .map(|id| (c.coordinates(id), c.describe(id)))
+                .collect()
+        })
+        .await?;
+    let states = ids
         .iter()
-        .map(|id| {
+        .zip(described)
+        .map(|(id, (coordinated, described))| {
             let state = DescribedState::default().with_transactional_id(id.clone());
-            let (coordinated, described) =
-                broker.txns.read(|c| (c.coordinates(id), c.describe(id)));
             match described {
                 None => state
                     .with_error_code(if coordinated {
@@ -387,7 +402,7 @@ pub fn describe_transactions(
             }
         })
         .collect();
-    DescribeTransactionsResponse::default().with_transaction_states(states)
+    Some(DescribeTransactionsResponse::default().with_transaction_states(states))
 }
 
 /// Kafka's state names, which ListTransactions filters by.
@@ -400,12 +415,11 @@ const STATES: [TxnState; 6] = [
     TxnState::CompleteAbort,
 ];
 
-pub fn list_transactions(
+pub async fn list_transactions(
     broker: &Arc<Broker>,
     version: i16,
     request: ListTransactionsRequest,
-) -> ListTransactionsResponse {
-    broker.txns.catch_up();
+) -> Option<ListTransactionsResponse> {
     let filters: Vec<String> = request
         .state_filters
         .iter()
@@ -425,20 +439,19 @@ pub fn list_transactions(
     };
     let listed = broker
         .txns
-        .read(|c| c.list(&filters, &producers, duration, crate::services::now_ms()));
-    ListTransactionsResponse::default()
-        .with_unknown_state_filters(unknown)
-        .with_transaction_states(
-            listed
-                .into_iter()
-                .map(|d| {
-                    ListedState::default()
-                        .with_transactional_id(TransactionalId(str_bytes(&d.transactional_id)))
-                        .with_producer_id(ProducerId(d.producer_id))
-                        .with_transaction_state(str_bytes(d.state.name()))
-                })
-                .collect(),
-        )
+        .read(|c| c.list(&filters, &producers, duration, crate::services::now_ms()))
+        .await?;
+    let listed = listed.into_iter().map(|d| {
+        ListedState::default()
+            .with_transactional_id(TransactionalId(str_bytes(&d.transactional_id)))
+            .with_producer_id(ProducerId(d.producer_id))
+            .with_transaction_state(str_bytes(d.state.name()))
+    });
+    Some(
+        ListTransactionsResponse::default()
+            .with_unknown_state_filters(unknown)
+            .with_transaction_states(listed.collect()),
+    )
 }
 
 #[cfg(test)]
@@ -460,7 +473,7 @@ mod tests {
     fn state(broker: &Arc<Broker>) -> String {
         broker
             .txns
-            .read(|c| c.describe("tx"))
+            .peek(|c| c.describe("tx"))
             .map(|d| d.state.name().to_string())
             .unwrap_or_default()
     }
@@ -502,7 +515,7 @@ mod tests {
             one.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
             errors::NONE
         );
-        let described = broker.txns.read(|c| c.describe("tx")).unwrap();
+        let described = broker.txns.peek(|c| c.describe("tx")).unwrap();
         assert_eq!(described.state.name(), "Ongoing");
         assert_eq!(described.partitions, vec![("t".to_string(), 7)]);
     }
@@ -570,7 +583,7 @@ mod tests {
                 ("tx".to_string(), vec![not_attempted, unknown]),
             ]
         );
-        let added = broker.txns.read(|c| c.describe("tx")).unwrap();
+        let added = broker.txns.peek(|c| c.describe("tx")).unwrap();
         assert_eq!(added.state, TxnState::Ongoing);
         assert_eq!(
             added.partitions,
@@ -587,7 +600,7 @@ mod tests {
         assert_eq!(
             broker
                 .txns
-                .read(|c| c.describe("tx"))
+                .peek(|c| c.describe("tx"))
                 .unwrap()
                 .partitions
                 .len(),
@@ -638,7 +651,7 @@ mod tests {
         assert_eq!(state(&broker), "Empty", "nothing added so far");
 
         assert_eq!(commit(5, producer).await, errors::NONE);
-        let described = broker.txns.read(|c| c.describe("tx")).unwrap();
+        let described = broker.txns.peek(|c| c.describe("tx")).unwrap();
         assert_eq!(described.partitions, vec![(OFFSETS.name.to_string(), 0)]);
         // Now in the transaction, the classic versions pass too.
         assert_eq!(commit(3, producer).await, errors::NONE);

@@ -3,6 +3,7 @@
 //! waits until one of its partitions changes or its deadline passes. No polling: appends,
 //! followers' fetches and leadership changes wake the waiters.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -24,6 +25,17 @@ pub struct Written {
 }
 
 impl Written {
+    /// Everything in `partition`'s log, as loaded by a coordinator leading it in
+    /// `leader_epoch`: a new leader's log may end past its high watermark.
+    pub fn log_end(partition: Arc<Partition>, leader_epoch: i32) -> Written {
+        let end = partition.log_end_offset();
+        Written {
+            partition,
+            leader_epoch,
+            end,
+        }
+    }
+
     /// `Some(true)`: replicated (the high watermark passed them in the leadership that wrote
     /// them); `Some(false)`: that leadership ended first, and they may be lost; `None`: not yet.
     /// The high watermark is read first: once the leadership ends, a follower's high
@@ -61,12 +73,13 @@ impl Unreplicated {
         self.add(Vec::new())
     }
 
-    /// Forgets the writes to the partitions of `topic` in `indexes`, whose state the
-    /// coordinator dropped (it reloads them from the log when it leads them again).
-    pub fn forget(&self, topic: &str, indexes: &std::collections::BTreeSet<i32>) {
+    /// Keeps only the writes to partitions the coordinator serves, in the leader epoch it
+    /// serves them in (`led`: partition index → leader epoch): the state of the others was
+    /// dropped (and is loaded from the log again when they are led again).
+    pub fn retain_led(&self, led: &BTreeMap<i32, i32>) {
         self.0
             .lock()
-            .retain(|w| w.partition.topic != topic || !indexes.contains(&w.partition.index));
+            .retain(|w| led.get(&w.partition.index) == Some(&w.leader_epoch));
     }
 }
 

@@ -15,10 +15,13 @@ use gregor_storage::records::{encode_batch, encode_transactional_batch, Entry, R
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::internal_topics::{self, partition_for, Followed, OFFSETS};
+use super::internal_topics::{
+    self, partition_for, CoordinatorState, Followed, Leaderships, OFFSETS,
+};
 use crate::delayed::{
     once_replicated, replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT,
 };
+use crate::partitions::Partition;
 use crate::services::{now_ms, Services};
 
 pub const OFFSETS_TOPIC: &str = OFFSETS.name;
@@ -40,15 +43,15 @@ fn group_overrides(image: &MetadataImage) -> BTreeMap<String, GroupOverrides> {
         .collect()
 }
 
-/// Replays one partition of `__consumer_offsets` into the coordinator; returns the records read.
-/// Transactional offsets stay pending until their marker.
+/// Replays one partition of `__consumer_offsets` into the coordinator; returns the records read
+/// and the partition (if hosted here). Transactional offsets stay pending until their marker.
 fn replay_partition(
     services: &Services,
     coordinator: &mut GroupCoordinator,
     index: i32,
-) -> Result<usize, GroupError> {
+) -> Result<(usize, Option<Arc<Partition>>), GroupError> {
     let Some(partition) = services.replicas.get(OFFSETS_TOPIC, index) else {
-        return Ok(0);
+        return Ok((0, None));
     };
     let mut loaded = 0;
     partition.with_log(|log| {
@@ -81,7 +84,7 @@ fn replay_partition(
             Ok(())
         })
     })?;
-    Ok(loaded)
+    Ok((loaded, Some(partition)))
 }
 
 /// The metadata image as the coordinator's view of topics (KIP-848 assignors need partition counts).
@@ -102,6 +105,34 @@ impl TopicCatalog for Catalog<'_> {
 
     fn names(&self) -> Vec<String> {
         self.0.topics.keys().cloned().collect()
+    }
+}
+
+/// The group coordinator as [`Followed::follow`] moves it between partitions.
+struct Loading<'a> {
+    coordinator: &'a mut GroupCoordinator,
+    services: &'a Services,
+    /// Partitions of `__consumer_offsets`.
+    count: i32,
+}
+
+impl CoordinatorState for Loading<'_> {
+    type Error = GroupError;
+
+    fn unload(&mut self, partitions: &BTreeSet<i32>) {
+        let count = self.count;
+        self.coordinator
+            .unload(|group| partitions.contains(&partition_for(group, count)));
+    }
+
+    fn serve(&mut self, led: &Leaderships) {
+        let (serving, count) = (led.clone(), self.count);
+        self.coordinator
+            .set_coordinated(move |group| internal_topics::coordinated(&serving, count, group));
+    }
+
+    fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), GroupError> {
+        replay_partition(self.services, self.coordinator, index)
     }
 }
 
@@ -164,24 +195,16 @@ impl GroupRuntime {
         ) else {
             return Ok(0);
         };
-        let lost = current.dropped(&led);
-        let dropped = coordinator.unload(|group| lost.contains(&partition_for(group, count)));
-        self.unreplicated.forget(OFFSETS_TOPIC, &lost);
-        if !lost.is_empty() {
-            tracing::info!(partitions = ?lost, dropped, "no longer the group coordinator of these partitions (or again in a new leader epoch)");
-        }
         coordinator.set_group_overrides(group_overrides(image));
-        let mut loaded = 0;
-        for index in current.taken(&led) {
-            loaded += replay_partition(&self.services, &mut coordinator, index)?;
-        }
-        let serving = led.clone();
-        coordinator
-            .set_coordinated(move |group| internal_topics::coordinated(&serving, count, group));
-        *current = Followed {
-            offset: image.offset,
-            partitions: led,
+        let mut state = Loading {
+            coordinator: &mut coordinator,
+            services: &self.services,
+            count,
         };
+        let (lost, loaded) = current.follow(image.offset, led, &mut state, &self.unreplicated)?;
+        if !lost.is_empty() {
+            tracing::info!(partitions = ?lost, "no longer the group coordinator of these partitions (or again in a new leader epoch)");
+        }
         Ok(loaded)
     }
 
@@ -199,14 +222,20 @@ impl GroupRuntime {
     fn reload(&self, coordinator: &mut GroupCoordinator, partitions: &BTreeSet<i32>) {
         let count = internal_topics::partition_count(&self.services, &OFFSETS);
         let dropped = coordinator.unload(|group| partitions.contains(&partition_for(group, count)));
+        let led = self.led.lock().partitions.clone();
         for &index in partitions {
             match replay_partition(&self.services, coordinator, index) {
-                Ok(records) => tracing::warn!(
-                    partition = index,
-                    dropped,
-                    records,
-                    "reloaded groups from __consumer_offsets"
-                ),
+                Ok((records, log_end)) => {
+                    let written = log_end.zip(led.get(&index));
+                    let written = written.map(|(p, &epoch)| Written::log_end(p, epoch));
+                    self.unreplicated.add(written.into_iter().collect());
+                    tracing::warn!(
+                        partition = index,
+                        dropped,
+                        records,
+                        "reloaded groups from __consumer_offsets"
+                    )
+                }
                 Err(e) => tracing::error!(partition = index, error = %e, "cannot reload groups"),
             }
         }
@@ -359,10 +388,13 @@ impl GroupRuntime {
     }
 
     /// A transaction's marker is in `__consumer_offsets` (`written`, to be replicated): its
-    /// offsets count, or are dropped.
-    pub fn end_txn(&self, producer_id: i64, commit: bool, written: Vec<Written>) {
+    /// offsets count, or are dropped. Only markers on partitions served here change state
+    /// (another partition's is in its log when it is loaded).
+    pub fn end_txn(&self, producer_id: i64, commit: bool, mut written: Vec<Written>) {
         let mut coordinator = self.coordinator.lock();
         coordinator.end_txn(producer_id, commit);
+        let led = self.led.lock();
+        written.retain(|w| led.partitions.get(&w.partition.index) == Some(&w.leader_epoch));
         self.unreplicated.add(written);
     }
 

@@ -3,12 +3,14 @@
 //! keyed the way Kafka places a group or transactional id on one of their partitions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use gregor_metadata::controller::NewTopic;
 use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::ResponseError;
 
-use crate::partitions::ReplicaManager;
+use crate::delayed::{Unreplicated, Written};
+use crate::partitions::{Partition, ReplicaManager};
 use crate::services::Services;
 
 /// An internal topic and the broker configs that size it.
@@ -114,17 +116,60 @@ impl Followed {
         Some((count, led))
     }
 
-    /// The partitions followed so far that `led` does not have in the same leader epoch: the
-    /// state loaded from them must go (a leadership lost, or lost and won again, whose log
-    /// may have been truncated in between).
-    pub fn dropped(&self, led: &Leaderships) -> BTreeSet<i32> {
-        changed(&self.partitions, led)
+    /// Moves a coordinator to `led` (from [`Followed::change`], for the image at `offset`):
+    /// forgets the state of the partitions it lost or leads in a new leader epoch (whose log
+    /// may have been truncated meanwhile), loads the ones it took, and serves `led`.
+    /// `unreplicated` keeps only writes in those leaderships, plus each loaded log up to its
+    /// end (a new leader's log may end past its high watermark, and nothing read from there
+    /// may be shown before it is replicated). If a load fails, the partitions taken are
+    /// forgotten and not served, and the next image tries again. Returns the partitions
+    /// dropped and the records loaded.
+    pub fn follow<S: CoordinatorState>(
+        &mut self,
+        offset: i64,
+        led: Leaderships,
+        state: &mut S,
+        unreplicated: &Unreplicated,
+    ) -> Result<(BTreeSet<i32>, usize), S::Error> {
+        let lost = changed(&self.partitions, &led);
+        state.unload(&lost);
+        self.partitions.retain(|index, _| !lost.contains(index));
+        state.serve(&self.partitions);
+        unreplicated.retain_led(&self.partitions);
+        let taken = changed(&led, &self.partitions);
+        let mut loaded = 0;
+        let mut written = Vec::new();
+        for &index in &taken {
+            match state.load(index) {
+                Ok((records, partition)) => {
+                    loaded += records;
+                    written.extend(partition.map(|p| Written::log_end(p, led[&index])));
+                }
+                Err(e) => {
+                    state.unload(&taken);
+                    return Err(e);
+                }
+            }
+        }
+        state.serve(&led);
+        unreplicated.add(written);
+        *self = Followed {
+            offset,
+            partitions: led,
+        };
+        Ok((lost, loaded))
     }
+}
 
-    /// The partitions of `led` not followed so far in their leader epoch: to be loaded.
-    pub fn taken(&self, led: &Leaderships) -> BTreeSet<i32> {
-        changed(led, &self.partitions)
-    }
+/// A coordinator's state by partition of its internal topic, as [`Followed::follow`] moves it.
+pub trait CoordinatorState {
+    type Error;
+    /// Forgets the state kept for keys on `partitions`.
+    fn unload(&mut self, partitions: &BTreeSet<i32>);
+    /// Serves the keys on the partitions of `led` only (NOT_COORDINATOR for others).
+    fn serve(&mut self, led: &Leaderships);
+    /// Loads a partition from its log: the records read, and the partition if hosted here.
+    fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), Self::Error>;
 }
 
 /// The partitions of `from` that `to` does not have in the same leader epoch.
@@ -201,16 +246,72 @@ mod tests {
         assert!((0..50).contains(&partition_for("ünïcødé", 50)));
     }
 
-    /// A partition led again in a new leader epoch is dropped and loaded again: its log may
-    /// have been truncated while another broker led it.
+    /// A coordinator's partitions by key, recording what `follow` does to them.
+    #[derive(Default)]
+    struct Keys {
+        loaded: BTreeSet<i32>,
+        served: Leaderships,
+        fail_on: Option<i32>,
+    }
+
+    impl CoordinatorState for Keys {
+        type Error = i32;
+        fn unload(&mut self, partitions: &BTreeSet<i32>) {
+            self.loaded.retain(|p| !partitions.contains(p));
+        }
+        fn serve(&mut self, led: &Leaderships) {
+            self.served = led.clone();
+        }
+        fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), i32> {
+            if self.fail_on == Some(index) {
+                return Err(index);
+            }
+            assert!(self.loaded.insert(index), "{index} loaded twice");
+            Ok((1, None))
+        }
+    }
+
+    /// A partition led again in a new leader epoch is dropped and loaded again (its log may
+    /// have been truncated while another broker led it); one no longer led is dropped and
+    /// not served; a failed load leaves the partitions taken unloaded and unserved, and the
+    /// next image loads them.
     #[test]
     fn a_new_leader_epoch_reloads_a_partition() {
-        let followed = Followed {
-            offset: 10,
-            partitions: Leaderships::from([(0, 3), (1, 3), (2, 3)]),
-        };
+        let unreplicated = Unreplicated::default();
+        let mut keys = Keys::default();
+        let mut followed = Followed::default();
+        let first = Leaderships::from([(0, 3), (1, 3), (2, 3)]);
+        assert_eq!(
+            followed.follow(1, first, &mut keys, &unreplicated),
+            Ok((BTreeSet::new(), 3))
+        );
+        assert_eq!(keys.loaded, BTreeSet::from([0, 1, 2]));
+
         let led = Leaderships::from([(0, 3), (1, 5), (3, 1)]);
-        assert_eq!(followed.dropped(&led), BTreeSet::from([1, 2]));
-        assert_eq!(followed.taken(&led), BTreeSet::from([1, 3]));
+        let (dropped, loaded) = followed
+            .follow(2, led.clone(), &mut keys, &unreplicated)
+            .unwrap();
+        assert_eq!((dropped, loaded), (BTreeSet::from([1, 2]), 2));
+        assert_eq!(keys.loaded, BTreeSet::from([0, 1, 3]));
+        assert_eq!(keys.served, led);
+        assert_eq!(followed.partitions, led);
+
+        keys.fail_on = Some(4);
+        let next = Leaderships::from([(0, 3), (1, 5), (3, 1), (4, 1), (5, 1)]);
+        assert_eq!(
+            followed.follow(3, next.clone(), &mut keys, &unreplicated),
+            Err(4)
+        );
+        assert!(!keys.loaded.contains(&4) && !keys.loaded.contains(&5));
+        assert_eq!(
+            keys.served, led,
+            "nothing taken is served after a failed load"
+        );
+        keys.fail_on = None;
+        assert_eq!(
+            followed.follow(3, next.clone(), &mut keys, &unreplicated),
+            Ok((BTreeSet::new(), 2))
+        );
+        assert_eq!(keys.served, next);
     }
 }

@@ -11,7 +11,7 @@
 //! broker that is down) leaves the transaction in its Prepare state, which the producer sees
 //! as CONCURRENT_TRANSACTIONS, and the timer retries it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -40,12 +40,14 @@ use tokio::sync::mpsc;
 
 use super::groups::GroupRuntime;
 use super::internal_topics::{
-    self, coordinator_of, partition_for, Followed, OFFSETS, TRANSACTIONS,
+    self, coordinator_of, partition_for, CoordinatorState, Followed, Leaderships, OFFSETS,
+    TRANSACTIONS,
 };
 use crate::delayed::{
     once_replicated, replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT,
 };
 use crate::network::peers;
+use crate::partitions::Partition;
 use crate::services::{now_ms, Services};
 
 /// The AddPartitionsToTxn version a partition leader sends a transaction's coordinator (the
@@ -87,6 +89,50 @@ async fn settled<R>(outcome: Result<(R, Vec<Written>), TxnError>) -> Result<R, T
         return Err(TxnError::NotReplicated);
     }
     Ok(response)
+}
+
+/// The transaction coordinator as [`Followed::follow`] moves it between partitions.
+struct Loading<'a> {
+    coordinator: &'a mut TxnCoordinator,
+    services: &'a Services,
+    /// Partitions of `__transaction_state`.
+    count: i32,
+}
+
+impl CoordinatorState for Loading<'_> {
+    type Error = TxnError;
+
+    fn unload(&mut self, partitions: &BTreeSet<i32>) {
+        let count = self.count;
+        self.coordinator
+            .unload(|id| partitions.contains(&partition_for(id, count)));
+    }
+
+    fn serve(&mut self, led: &Leaderships) {
+        let (serving, count) = (led.clone(), self.count);
+        self.coordinator
+            .set_coordinated(move |id| internal_topics::coordinated(&serving, count, id));
+    }
+
+    fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), TxnError> {
+        let Some(partition) = self.services.replicas.get(TRANSACTIONS.name, index) else {
+            return Ok((0, None));
+        };
+        let mut loaded = 0;
+        partition.with_log(|log| {
+            log.replay(|offset, key, value| {
+                match TxnRecord::decode(key.as_deref().unwrap_or_default(), value.as_deref()) {
+                    Ok(record) => {
+                        self.coordinator.replay(record);
+                        loaded += 1;
+                    }
+                    Err(e) => tracing::warn!(partition = index, offset, error = %e, "skipping unreadable transaction record"),
+                }
+                Ok(())
+            })
+        })?;
+        Ok((loaded, Some(partition)))
+    }
 }
 
 pub struct TxnRuntime {
@@ -159,39 +205,15 @@ impl TxnRuntime {
         ) else {
             return Ok(0);
         };
-        let lost = current.dropped(&led);
-        let forgotten = coordinator.unload(|id| lost.contains(&partition_for(id, count)));
-        self.unreplicated.forget(TRANSACTIONS.name, &lost);
-        if forgotten > 0 {
-            tracing::info!(
-                forgotten,
-                "no longer the transaction coordinator of some ids (or again in a new leader epoch)"
-            );
-        }
-        let serving = led.clone();
-        coordinator.set_coordinated(move |id| internal_topics::coordinated(&serving, count, id));
-        let mut loaded = 0;
-        for index in current.taken(&led) {
-            let Some(partition) = self.services.replicas.get(TRANSACTIONS.name, index) else {
-                continue;
-            };
-            partition.with_log(|log| {
-                log.replay(|offset, key, value| {
-                    match TxnRecord::decode(key.as_deref().unwrap_or_default(), value.as_deref()) {
-                        Ok(record) => {
-                            coordinator.replay(record);
-                            loaded += 1;
-                        }
-                        Err(e) => tracing::warn!(partition = index, offset, error = %e, "skipping unreadable transaction record"),
-                    }
-                    Ok(())
-                })
-            })?;
-        }
-        *current = Followed {
-            offset: image.offset,
-            partitions: led,
+        let mut state = Loading {
+            coordinator: &mut coordinator,
+            services: &self.services,
+            count,
         };
+        let (lost, loaded) = current.follow(image.offset, led, &mut state, &self.unreplicated)?;
+        if !lost.is_empty() {
+            tracing::info!(partitions = ?lost, "no longer the transaction coordinator of these partitions (or again in a new leader epoch)");
+        }
         self.retry_markers(&mut coordinator)?;
         Ok(loaded)
     }

@@ -65,15 +65,24 @@ pub struct Partition {
 }
 
 /// What every partition's leader reads of the cluster: which brokers may be in an ISR
-/// (registered and unfenced, KIP-841) and `replica.lag.time.max.ms`.
+/// (registered and unfenced, KIP-841), `replica.lag.time.max.ms`, and the clock the lag is
+/// measured by.
 pub struct ClusterView {
     eligible: RwLock<HashSet<i32>>,
     max_lag_ms: i64,
+    clock: Clock,
 }
+
+/// Milliseconds since the epoch: the wall clock ([`now_ms`]), or a simulation's.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 impl ClusterView {
     fn is_eligible(&self, broker: i32) -> bool {
         self.eligible.read().contains(&broker)
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.clock)()
     }
 }
 
@@ -232,7 +241,8 @@ impl Partition {
             return;
         }
         let eligible = |r: i32| self.cluster.is_eligible(r);
-        let allowed = leader.high_watermark(log_end, now_ms(), self.cluster.max_lag_ms, &eligible);
+        let now = self.cluster.now_ms();
+        let allowed = leader.high_watermark(log_end, now, self.cluster.max_lag_ms, &eligible);
         if allowed > self.high_watermark() {
             self.high_watermark.store(allowed, Ordering::Release);
             drop(state);
@@ -804,6 +814,11 @@ impl ReplicaManager {
     /// Checks every log dir; those that cannot be created or listed are offline. The first
     /// directory holds the metadata log and must be usable (the caller checks it).
     pub fn new(config: &BrokerConfig) -> ReplicaManager {
+        ReplicaManager::with_clock(config, Arc::new(now_ms))
+    }
+
+    /// [`ReplicaManager::new`] whose partitions measure time by `clock`.
+    pub fn with_clock(config: &BrokerConfig, clock: Clock) -> ReplicaManager {
         let log_dirs: Vec<LogDir> = config
             .log_dirs
             .iter()
@@ -836,6 +851,7 @@ impl ReplicaManager {
             cluster: Arc::new(ClusterView {
                 eligible: RwLock::new(HashSet::new()),
                 max_lag_ms: config.get_i64("replica.lag.time.max.ms"),
+                clock,
             }),
             started: AtomicBool::new(false),
             moves: LogDirMoves::default(),
@@ -1086,7 +1102,7 @@ impl ReplicaManager {
         }
         self.started.store(true, Ordering::Release);
         drop(partitions);
-        let now = now_ms();
+        let now = self.cluster.now_ms();
         for (partition, meta) in changed {
             partition.take_state(&meta, node_id, now);
         }
@@ -1106,7 +1122,7 @@ impl ReplicaManager {
         node_id: i32,
     ) {
         let key = (topic.name.clone(), index);
-        let now = now_ms();
+        let now = self.cluster.now_ms();
         let log_config = config.log_config(layers);
         // A partition whose log dir failed stays offline whatever the metadata says of it next
         // (a new leader epoch): placed anew, it would serve an empty log for its records.

@@ -331,7 +331,7 @@ fn handle_response(
             let Some(f) = followed.get(&key) else {
                 continue;
             };
-            if let Err(error) = apply(f, data) {
+            if let Err(error) = apply(&f.partition, f.leader_epoch, data) {
                 let p = &f.partition;
                 if error != ResponseError::NotLeaderOrFollower.code()
                     && error != ResponseError::FencedLeaderEpoch.code()
@@ -347,9 +347,8 @@ fn handle_response(
     }
 }
 
-/// One partition's answer; the error code that pauses it.
-fn apply(f: &Followed, data: &PartitionData) -> Result<(), i16> {
-    let p = &f.partition;
+/// One partition's answer, to a fetch sent in `leader_epoch`; the error code that pauses it.
+pub(super) fn apply(p: &Partition, leader_epoch: i32, data: &PartitionData) -> Result<(), i16> {
     let storage = |e: gregor_storage::StorageError| {
         tracing::error!(topic = %p.topic, partition = p.index, error = %e, "follower cannot write what it fetched");
         e.error_code()
@@ -358,7 +357,7 @@ fn apply(f: &Followed, data: &PartitionData) -> Result<(), i16> {
         0 => {}
         code if code == ResponseError::OffsetOutOfRange.code() => {
             return p
-                .reset_out_of_range(f.leader_epoch, data.log_start_offset, data.high_watermark)
+                .reset_out_of_range(leader_epoch, data.log_start_offset, data.high_watermark)
                 .map_err(storage);
         }
         code => return Err(code),
@@ -366,12 +365,12 @@ fn apply(f: &Followed, data: &PartitionData) -> Result<(), i16> {
     let diverging = &data.diverging_epoch;
     if diverging.epoch >= 0 || diverging.end_offset >= 0 {
         return p
-            .truncate_to_leader(f.leader_epoch, diverging.epoch, diverging.end_offset)
+            .truncate_to_leader(leader_epoch, diverging.epoch, diverging.end_offset)
             .map_err(storage);
     }
     let records = data.records.as_deref().unwrap_or_default();
     let (high_watermark, log_start) = (data.high_watermark, data.log_start_offset);
-    p.append_from_leader(f.leader_epoch, records, high_watermark, log_start, now_ms())
+    p.append_from_leader(leader_epoch, records, high_watermark, log_start, now_ms())
         .map_err(storage)
 }
 

@@ -91,7 +91,7 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(200);
 /// Whether a refusal means the ISR is certainly not the proposed one. A stale proposal
 /// (another leader epoch or partition epoch) is not: the change it lost to comes with the
 /// metadata and ends the pending proposal there.
-fn not_applied(e: &ControllerError) -> bool {
+pub(super) fn not_applied(e: &ControllerError) -> bool {
     e.code != ResponseError::FencedLeaderEpoch.code()
         && e.code != ResponseError::InvalidUpdateVersion.code()
 }

@@ -8,3 +8,5 @@ pub mod fetcher;
 pub mod hw_checkpoint;
 pub mod isr_changes;
 pub mod leader;
+#[cfg(test)]
+mod simulation;

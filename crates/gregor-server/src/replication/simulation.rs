@@ -725,27 +725,41 @@ impl Sim {
         let Some(topic) = image.topics.get(TOPIC) else {
             return false;
         };
+        let caught_up = |b: &Broker| {
+            b.running
+                .as_ref()
+                .is_some_and(|r| r.image.offset == image.offset)
+        };
+        if !self.brokers.iter().all(caught_up) {
+            return false;
+        }
         topic.partitions.iter().all(|(&index, meta)| {
-            meta.leader > 0
-                && meta.isr.len() == BROKERS.len()
-                && self.brokers.iter().all(|b| {
-                    b.running.as_ref().is_some_and(|r| {
-                        r.image.offset == image.offset
-                            && r.replicas.get(TOPIC, index).is_some_and(|p| {
-                                let leader = self.partition(meta.leader, index);
-                                p.log_end_offset() == leader.log_end_offset()
-                                    && p.high_watermark() == leader.log_end_offset()
-                            })
-                    })
+            let Some(leader) = self.hosted(meta.leader, index) else {
+                return false;
+            };
+            let end = leader.log_end_offset();
+            meta.isr.len() == BROKERS.len()
+                && BROKERS.iter().all(|&b| {
+                    self.hosted(b, index)
+                        .is_some_and(|p| p.log_end_offset() == end && p.high_watermark() == end)
                 })
         })
     }
 
+    /// The replica of partition `index` on `broker`, if it runs and hosts it.
+    fn hosted(&self, broker: i32, index: i32) -> Option<Arc<Partition>> {
+        let running = self
+            .brokers
+            .get(Sim::broker_index(broker))?
+            .running
+            .as_ref();
+        running.and_then(|r| r.replicas.get(TOPIC, index))
+    }
+
+    /// The replica of partition `index` on `broker`, once settled.
     fn partition(&self, broker: i32, index: i32) -> Arc<Partition> {
-        let running = self.brokers[Sim::broker_index(broker)].running.as_ref();
-        running
-            .and_then(|r| r.replicas.get(TOPIC, index))
-            .expect("hosted")
+        self.hosted(broker, index)
+            .expect("settled: every broker hosts every partition")
     }
 
     /// The faults' run: `faulty_ms` of faults, then healed until settled (at most a minute).
@@ -914,14 +928,20 @@ fn acknowledged_records_survive_simulated_faults() {
     let (mut acknowledged, mut faults) = (0, 0);
     for seed in seeds {
         let root = tempfile::tempdir().unwrap();
-        let mut sim = Sim::new(seed, root.path());
-        let outcome = sim.run(faulty_ms);
-        acknowledged += sim.acknowledged.len();
-        faults += sim.faults.len();
+        // A panic (a broken invariant inside the broker's code) fails the seed, not the run.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut sim = Sim::new(seed, root.path());
+            let outcome = sim.run(faulty_ms);
+            (outcome, sim.acknowledged.len(), sim.faults)
+        }));
+        let (outcome, acked, seed_faults) =
+            run.unwrap_or_else(|_| (Err("panicked".into()), 0, vec![]));
+        acknowledged += acked;
+        faults += seed_faults.len();
         if let Err(problems) = outcome {
             eprintln!(
                 "seed {seed} failed:\n{problems}\nfaults:\n{}",
-                sim.faults.join("\n")
+                seed_faults.join("\n")
             );
             failed.push(seed);
         }

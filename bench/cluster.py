@@ -2,6 +2,7 @@
 """Cluster benchmark (issue 13): controller failover and bulk topic creation on three nodes.
 
     .venv/bin/python bench/cluster.py [--runs 10] [--topics 1000] [--partitions 10] [--replication N]
+                                      [--data-failover RUNS]
 
 Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per measurement.
 
@@ -17,6 +18,15 @@ Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per me
   produce` of RECORDS 1 KiB records with acks=all to a 3-partition topic with replication factor
   1, then 3 (throughput, latency, and the brokers' CPU seconds per GB produced, from /proc);
   then each again at half its peak rate for the p99 there.
+* data failover (`--data-failover RUNS`, off by default): a fresh three-node cluster per run,
+  a topic of one partition with replication factor 3 and min.insync.replicas=2, an idempotent
+  acks=all producer sending a record every millisecond; the partition's leader (not the active
+  controller's node) is SIGKILLed (with broker.session.timeout.ms at its default, 9000, and at
+  3000 with heartbeats every 1000 ms) or stopped with SIGTERM (controlled shutdown), and the
+  time is taken from the signal to the first acknowledgement of a record sent after it; for
+  SIGTERM also until the process has exited. Last, the leader on the active controller's node
+  is SIGKILLed (session 3000): a controller failover comes first, and the new controller gives
+  every broker a whole session from its start.
 
 The data directories are under $TMPDIR: on this machine's ext4 disk, creating and deleting
 tens of thousands of partition directories makes the inode allocator the bottleneck, and its
@@ -27,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,6 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("GREGOR_BIN", str(REPO / "target" / "release" / "gregor"))
 sys.path.insert(0, str(REPO / "tests" / "python"))
 
+from confluent_kafka import Producer  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 from gregor_cluster import start_cluster  # noqa: E402
 
@@ -79,6 +91,90 @@ def failover_once(root):
                 time.sleep(0.05)
     finally:
         stop_all(nodes)
+
+
+def data_failover_once(root, how, session_ms=None, on_controller=False):
+    overrides = {}
+    if session_ms:
+        overrides = {"broker.session.timeout.ms": str(session_ms),
+                     "broker.heartbeat.interval.ms": str(session_ms // 3)}
+    nodes = start_cluster(root, 3, overrides)
+    try:
+        bootstrap = ",".join(n.bootstrap for n in nodes)
+        client = admin(bootstrap)
+        # The partition's leader is the active controller's node or, by default, another one
+        # (killing the controller's node adds a controller failover before the session starts).
+        controller = int(LEADER_RE.findall(nodes[0].log_text())[-1])
+        first = controller if on_controller else controller % 3 + 1
+        replicas = [first] + [n for n in (1, 2, 3) if n != first]
+        topic = NewTopic("fo", num_partitions=1, replica_assignment=[replicas], config={"min.insync.replicas": "2"})
+        client.create_topics([topic], operation_timeout=30)["fo"].result(30)
+        while len(client.list_topics("fo", timeout=10).topics["fo"].partitions[0].isrs) < 3:
+            time.sleep(0.05)
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                             "linger.ms": 1, "delivery.timeout.ms": 120000})
+        acked = []
+
+        def send(seq):
+            producer.produce("fo", value=str(seq).encode(),
+                             on_delivery=lambda err, _msg: err is None and acked.append((seq, time.monotonic())))
+            producer.poll(0)
+
+        seq = 0
+        warm = time.monotonic() + 1.0
+        while time.monotonic() < warm or not acked:
+            seq += 1
+            send(seq)
+            time.sleep(0.001)
+        leader = client.list_topics("fo", timeout=10).topics["fo"].partitions[0].leader
+        assert leader == first, f"the partition is led by {leader}, not {first}"
+        node = nodes[leader - 1]
+        signalled = time.monotonic()
+        if how == "kill":
+            node.kill()
+        else:
+            node.expected_exits.add(node.pid)
+            node.proc.send_signal(signal.SIGTERM)
+        first_after = seq + 1
+        exited = None
+        deadline = signalled + 120
+        while not any(s >= first_after for s, _ in acked):
+            if exited is None and not node.alive():
+                exited = time.monotonic() - signalled
+            assert time.monotonic() < deadline, "no acknowledgement within 120 s of the failover"
+            seq += 1
+            send(seq)
+            time.sleep(0.001)
+        failover = min(t for s, t in acked if s >= first_after) - signalled
+        if how != "kill":
+            node.proc.wait(60)
+            exited = exited if exited is not None else time.monotonic() - signalled
+        producer.flush(30)
+        return failover, exited
+    finally:
+        stop_all(nodes)
+
+
+def data_failover(runs):
+    cases = (("kill", None, False), ("kill", 3000, False), ("shutdown", None, False), ("kill", 3000, True))
+    for how, session_ms, on_controller in cases:
+        times, exits = [], []
+        for run in range(runs):
+            with tempfile.TemporaryDirectory() as root:
+                failover, exited = data_failover_once(Path(root), how, session_ms, on_controller)
+            times.append(failover)
+            line = {"bench": "data_failover", "how": how, "session_ms": session_ms or 9000, "run": run,
+                    "leader_is_controller": on_controller, "seconds": round(failover, 3)}
+            if how != "kill":
+                exits.append(exited)
+                line["exited_s"] = round(exited, 3)
+            print(json.dumps(line), flush=True)
+        summary = {"bench": "data_failover", "how": how, "session_ms": session_ms or 9000, "runs": runs,
+                   "leader_is_controller": on_controller,
+                   "p50_s": round(statistics.median(times), 3), "max_s": round(max(times), 3)}
+        if exits:
+            summary["exited_p50_s"] = round(statistics.median(exits), 3)
+        print(json.dumps(summary), flush=True)
 
 
 def bulk_create(root, topics, partitions):
@@ -200,7 +296,12 @@ def main():
     parser.add_argument("--scale", type=int, default=0, help="partitions of the scale run (0: none)")
     parser.add_argument("--replication", type=int, default=0,
                         help="records of the replication run (0: none)")
+    parser.add_argument("--data-failover", type=int, default=0,
+                        help="runs of each partition leader failover (0: none)")
     args = parser.parse_args()
+    if args.data_failover:
+        data_failover(args.data_failover)
+        return
     if args.replication:
         with tempfile.TemporaryDirectory() as root:
             replication(Path(root), args.replication)

@@ -99,7 +99,10 @@ pub async fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     // Read into spare capacity: zeroing a replica fetch's megabytes first cost as much as
     // reading them.
     let mut frame = Vec::with_capacity(size);
-    (&mut *stream).take(size as u64).read_to_end(&mut frame).await?;
+    (&mut *stream)
+        .take(size as u64)
+        .read_to_end(&mut frame)
+        .await?;
     if frame.len() < size {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }

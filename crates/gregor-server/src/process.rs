@@ -348,9 +348,10 @@ impl Broker {
     }
 
     /// Heartbeats to the active controller every `broker.heartbeat.interval.ms` (a broker the
-    /// controller stops hearing from is fenced) until the broker stops, then shuts down in a
-    /// controlled way. The same task does both, so no heartbeat can undo the shutdown's fencing.
-    async fn heartbeats(self: Arc<Self>) {
+    /// controller stops hearing from is fenced) until the broker is `leaving` (or stops), then
+    /// shuts down in a controlled way. The same task does both, so no heartbeat can undo the
+    /// shutdown's fencing.
+    async fn heartbeats(self: Arc<Self>, mut leaving: tokio::sync::oneshot::Receiver<()>) {
         let every =
             Duration::from_millis(self.config.get_i64("broker.heartbeat.interval.ms") as u64);
         let mut stop = self.shutdown_signal();
@@ -358,6 +359,7 @@ impl Broker {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
+                _ = &mut leaving => return self.controlled_shutdown().await,
                 _ = stop.changed() => return self.controlled_shutdown().await,
             }
             match self.controller.call(self.heartbeat_request(), false).await {
@@ -378,7 +380,10 @@ impl Broker {
 
     /// Controlled shutdown: the controller fences this broker before it goes, so the leadership
     /// of its partitions moves (or they show no leader) at once, not a session timeout later.
-    /// A controller that does not answer in time does not hold the shutdown up.
+    /// Connections are still served meanwhile: requests for the partitions that moved are
+    /// answered NOT_LEADER_OR_FOLLOWER naming the new leader (KIP-951), so clients move on
+    /// without a metadata round. A controller that does not answer in time does not hold the
+    /// shutdown up.
     async fn controlled_shutdown(&self) {
         let fence = ControllerRequest::FenceBroker {
             node_id: self.node_id,
@@ -555,12 +560,13 @@ impl RunningBroker {
     /// Serves connections until `stop` resolves, then shuts down cleanly.
     pub async fn serve_until(self, stop: impl std::future::Future<Output = ()>) {
         let broker = self.broker.clone();
+        let (leave, leaving) = tokio::sync::oneshot::channel();
         let heartbeats = match &self.listener {
             Some(_) => {
                 tracing::info!("listening on PLAINTEXT://{}", self.local_addr);
                 tokio::spawn(IsrChanges::run(broker.services.clone()));
                 tokio::spawn(ReplicaFetchers::run(broker.services.clone()));
-                Some(tokio::spawn(broker.clone().heartbeats()))
+                Some(tokio::spawn(broker.clone().heartbeats(leaving)))
             }
             None => {
                 tracing::info!(
@@ -588,13 +594,15 @@ impl RunningBroker {
             }
             None => stop.await,
         }
-        // Stop background work first: the cleaner finishes the partition it is on, then every
-        // checkpoint is written.
-        broker.stop_background();
-        // The heartbeat task ends with the controlled shutdown, which needs the controller.
+        // The controlled shutdown first, while open connections are still served (no new ones
+        // are accepted); the heartbeat task ends with it.
+        let _ = leave.send(());
         if let Some(heartbeats) = heartbeats {
             let _ = tokio::time::timeout(CONTROLLED_SHUTDOWN_TIMEOUT * 2, heartbeats).await;
         }
+        // Then background work and connections stop: the cleaner finishes the partition it is
+        // on, then every checkpoint is written.
+        broker.stop_background();
         let _ = cleaner.join();
         broker.shutdown().await;
     }

@@ -16,13 +16,16 @@ use common::{
     admin_opts, block_on, parse_produce_v3_of, produce_v3_within, read_raw_response, record_batch,
     send_ok, try_call, Gregor, Rec,
 };
+use gregor_protocol::kafka::messages::fetch_request::{FetchPartition, FetchTopic};
+use gregor_protocol::kafka::messages::metadata_request::MetadataRequestTopic;
 use gregor_protocol::kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use gregor_protocol::kafka::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use gregor_protocol::kafka::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use gregor_protocol::kafka::messages::{
-    FindCoordinatorRequest, GroupId, OffsetCommitRequest, OffsetFetchRequest, ResponseKind,
-    TopicName,
+    FetchRequest, FindCoordinatorRequest, GroupId, MetadataRequest, OffsetCommitRequest,
+    OffsetFetchRequest, ProduceRequest, ResponseKind, TopicName,
 };
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::ApiKey;
@@ -327,4 +330,80 @@ fn wait_until_some<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
         got.is_some()
     });
     got.unwrap()
+}
+
+/// KIP-951: a broker that does not lead a partition answers Produce (v10+) and Fetch (v12+)
+/// NOT_LEADER_OR_FOLLOWER naming the current leader and its epoch, with the leader's endpoint
+/// (Produce v10+, Fetch v16+), so clients move without asking for metadata.
+#[test]
+fn brokers_name_the_leader_they_are_not() {
+    let root = tempfile::tempdir().unwrap();
+    let nodes = start(root.path(), &[]);
+    let new = NewTopic::new("moved", 1, TopicReplication::Fixed(1));
+    let created = block_on(nodes[0].admin().create_topics(&[new], &admin_opts())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    wait_for(&nodes[0], "moved", "a leader", |ps| ps[0].0 > 0);
+    let leader = partitions_of(&nodes[0], "moved")[0].0;
+    // Node n is nodes[n - 1]: this is the next one.
+    let other = &nodes[(leader % 3) as usize];
+    let address = format!("127.0.0.1:{}", other.port);
+    let timeout = Duration::from_secs(10);
+    let leader_port = i32::from(nodes[(leader - 1) as usize].port);
+
+    let name = TopicName(StrBytes::from_static_str("moved"));
+    let batch = record_batch(&[b"x"], -1, -1, -1, 0);
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(name.clone())
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(batch.into()))])]);
+    let ResponseKind::Produce(answer) =
+        try_call(&address, ApiKey::Produce, 10, &produce.into(), timeout).unwrap()
+    else {
+        panic!("not a Produce response");
+    };
+    let p = &answer.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(p.current_leader.leader_id.0, leader);
+    assert!(p.current_leader.leader_epoch >= 0);
+    let endpoints: Vec<(i32, i32)> = answer
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id.0, e.port))
+        .collect();
+    assert_eq!(endpoints, [(leader, leader_port)]);
+
+    let metadata = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(name)),
+    ]));
+    let ResponseKind::Metadata(described) =
+        try_call(&address, ApiKey::Metadata, 12, &metadata.into(), timeout).unwrap()
+    else {
+        panic!("not a Metadata response");
+    };
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic_id(described.topics[0].topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let ResponseKind::Fetch(answer) =
+        try_call(&address, ApiKey::Fetch, 16, &fetch.into(), timeout).unwrap()
+    else {
+        panic!("not a Fetch response");
+    };
+    let p = &answer.responses[0].partitions[0];
+    assert_eq!(p.error_code, 6, "NOT_LEADER_OR_FOLLOWER");
+    assert_eq!(p.current_leader.leader_id.0, leader);
+    let endpoints: Vec<(i32, i32)> = answer
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id.0, e.port))
+        .collect();
+    assert_eq!(endpoints, [(leader, leader_port)]);
 }

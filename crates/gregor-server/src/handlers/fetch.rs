@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gregor_protocol::kafka::messages::fetch_response::{
-    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use gregor_protocol::kafka::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
@@ -23,6 +24,7 @@ use gregor_storage::{FileSlice, StorageError};
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::leaders::{Endpoint, Leaders};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::delayed::wait_until;
@@ -402,6 +404,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     let mut sent = Vec::new();
     let mut files = Vec::new();
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let image = broker.metadata.image();
+    let mut leaders = Leaders::new(&image);
     for (want, mut read) in fetch_set.iter().zip(reads) {
         let changed = read.error != 0
             || read.records.is_some()
@@ -429,9 +433,21 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
                 Bytes::new()
             }
         };
+        // KIP-951 (v12+): a client told this broker does not lead learns who does.
+        let moved = read.error == ResponseError::NotLeaderOrFollower.code()
+            || read.error == ResponseError::FencedLeaderEpoch.code();
+        let named = (moved && version >= 12)
+            .then(|| leaders.of(&want.topic, want.partition))
+            .flatten();
+        let current_leader = named.map_or_else(LeaderIdAndEpoch::default, |(leader, epoch)| {
+            LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(leader))
+                .with_leader_epoch(epoch)
+        });
         let data = PartitionData::default()
             .with_partition_index(want.partition)
             .with_error_code(read.error)
+            .with_current_leader(current_leader)
             .with_high_watermark(read.high_watermark)
             .with_last_stable_offset(read.last_stable)
             .with_log_start_offset(read.log_start)
@@ -454,10 +470,23 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     if session_id != 0 {
         broker.fetch_sessions.remember(session_id, &sent);
     }
+    let node_endpoints = if version >= 16 {
+        let endpoint = |(id, host, port, rack): Endpoint| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(&host))
+                .with_port(port)
+                .with_rack(rack.as_deref().map(str_bytes))
+        };
+        leaders.endpoints().into_iter().map(endpoint).collect()
+    } else {
+        Vec::new()
+    };
     FetchReply {
         response: FetchResponse::default()
             .with_session_id(session_id)
-            .with_responses(responses),
+            .with_responses(responses)
+            .with_node_endpoints(node_endpoints),
         files,
     }
 }

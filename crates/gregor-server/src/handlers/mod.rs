@@ -9,6 +9,7 @@ mod elections;
 mod features;
 mod fetch;
 mod groups;
+mod leaders;
 mod list_offsets;
 mod log_dirs;
 mod metadata;

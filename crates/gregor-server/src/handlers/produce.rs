@@ -8,15 +8,18 @@ use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gregor_metadata::MetadataImage;
 use gregor_protocol::kafka::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use gregor_protocol::kafka::messages::{ProduceRequest, ProduceResponse};
+use gregor_protocol::kafka::messages::{BrokerId, ProduceRequest, ProduceResponse};
 use tokio::time::Instant;
 
 use gregor_storage::{batch, AppendResult, StorageError};
 use gregor_txn::errors;
 
+use super::leaders::Leaders;
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::delayed::{replicated, Written};
@@ -298,7 +301,43 @@ pub async fn handle(
             *response = failed(response.index, error.code(), message);
         }
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    let mut response = ProduceResponse::default().with_responses(responses);
+    if version >= 10 {
+        name_leaders(&broker.metadata.image(), &mut response);
+    }
+    Some(response)
+}
+
+/// KIP-951: partitions refused NOT_LEADER_OR_FOLLOWER name their current leader.
+fn name_leaders(image: &MetadataImage, response: &mut ProduceResponse) {
+    let mut leaders = Leaders::new(image);
+    for topic in &mut response.responses {
+        let name = match image.topic_by_id(&topic.topic_id) {
+            Some(t) => t.name.clone(),
+            None => topic.name.to_string(),
+        };
+        for p in &mut topic.partition_responses {
+            if p.error_code != ResponseError::NotLeaderOrFollower.code() {
+                continue;
+            }
+            if let Some((leader, epoch)) = leaders.of(&name, p.index) {
+                p.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    response.node_endpoints = leaders
+        .endpoints()
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(&host))
+                .with_port(port)
+                .with_rack(rack.as_deref().map(str_bytes))
+        })
+        .collect();
 }
 
 #[cfg(test)]

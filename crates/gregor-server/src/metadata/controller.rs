@@ -350,8 +350,11 @@ async fn run(
     mut liveness: Liveness,
     leader_balance: Option<Duration>,
 ) {
-    let mut checks =
-        tokio::time::interval((liveness.session_timeout / 4).max(Duration::from_millis(10)));
+    // Often enough that a broker is fenced within a tenth of a second of its session's end:
+    // clients wait that long for its partitions' new leaders.
+    let check_every =
+        (liveness.session_timeout / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
+    let mut checks = tokio::time::interval(check_every);
     checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut balances = leader_balance.map(|every| {
         let mut balances = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

@@ -631,6 +631,123 @@ mod tests {
         assert_eq!(parts(&a["m2"]), 4);
     }
 
+    /// Members with their subscriptions, topics by id, and a previous target.
+    type Case = (
+        Vec<(String, BTreeSet<Uuid>)>,
+        BTreeMap<Uuid, (String, i32)>,
+        BTreeMap<String, Assignment>,
+    );
+
+    /// Members (each subscribed to some of three topics), the topics' partition counts, and a
+    /// previous target that may name partitions the topics no longer have.
+    fn cases() -> impl proptest::strategy::Strategy<Value = Case> {
+        use proptest::prelude::*;
+        let ids = [Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3)];
+        (
+            prop::collection::vec(prop::collection::btree_set(0..3usize, 0..=3), 1..6),
+            prop::collection::vec(0..9i32, 3),
+            prop::collection::vec(prop::collection::btree_set((0..3usize, 0..12i32), 0..8), 6),
+        )
+            .prop_map(move |(subs, counts, previous)| {
+                let members: Vec<(String, BTreeSet<Uuid>)> = subs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (format!("m{i}"), s.iter().map(|&t| ids[t]).collect()))
+                    .collect();
+                let topics = (0..3)
+                    .map(|t| (ids[t], (format!("t{t}"), counts[t])))
+                    .collect();
+                let previous = previous
+                    .iter()
+                    .take(members.len())
+                    .enumerate()
+                    .map(|(i, owned)| {
+                        let mut a = Assignment::new();
+                        for &(t, p) in owned {
+                            a.entry(ids[t]).or_default().insert(p);
+                        }
+                        (format!("m{i}"), a)
+                    })
+                    .collect();
+                (members, topics, previous)
+            })
+    }
+
+    /// Every partition of a topic someone subscribes to is assigned once, to a subscriber;
+    /// nothing else is assigned, and no member gets an empty set for a topic.
+    fn assigns_each_partition_once(
+        members: &[(String, BTreeSet<Uuid>)],
+        topics: &BTreeMap<Uuid, (String, i32)>,
+        out: &BTreeMap<String, Assignment>,
+    ) {
+        let mut owners: BTreeMap<(Uuid, i32), Vec<&String>> = BTreeMap::new();
+        for (member, a) in out {
+            let subscribed = &members.iter().find(|(id, _)| id == member).unwrap().1;
+            for (t, ps) in a {
+                assert!(!ps.is_empty(), "{member} has an empty set for {t}");
+                assert!(
+                    subscribed.contains(t),
+                    "{member} got {t} without subscribing"
+                );
+                for &p in ps {
+                    owners.entry((*t, p)).or_default().push(member);
+                }
+            }
+        }
+        for (t, (_, n)) in topics {
+            let subscribed = members.iter().any(|(_, ts)| ts.contains(t));
+            for p in 0..*n {
+                let count = owners.remove(&(*t, p)).map_or(0, |o| o.len());
+                assert_eq!(count, usize::from(subscribed), "{t} partition {p}");
+            }
+        }
+        assert!(
+            owners.is_empty(),
+            "partitions that do not exist: {owners:?}"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn range_assigns_in_order_and_evenly((members, topics, _) in cases()) {
+            let out = assign_range(&members, &topics);
+            assigns_each_partition_once(&members, &topics, &out);
+            for (t, (_, n)) in &topics {
+                let subs: Vec<&String> =
+                    members.iter().filter(|(_, ts)| ts.contains(t)).map(|(id, _)| id).collect();
+                let mut next = 0;
+                for (j, id) in subs.iter().enumerate() {
+                    let k = subs.len() as i32;
+                    let want = n / k + i32::from((j as i32) < n % k);
+                    let got: Vec<i32> = out
+                        .get(*id)
+                        .and_then(|a| a.get(t))
+                        .map_or_else(Vec::new, |ps| ps.iter().copied().collect());
+                    assert_eq!(got, (next..next + want).collect::<Vec<_>>(), "{id} of {t}");
+                    next += want;
+                }
+            }
+        }
+
+        #[test]
+        fn uniform_is_balanced_and_stable((members, topics, previous) in cases()) {
+            let out = assign_uniform(&members, &topics, &previous);
+            assigns_each_partition_once(&members, &topics, &out);
+            let load = |id: &String| out.get(id).map_or(0, parts);
+            // No partition could move to one of its topic's subscribers holding two fewer.
+            for (owner, a) in &out {
+                for t in a.keys() {
+                    for (other, ts) in &members {
+                        if ts.contains(t) {
+                            assert!(load(owner) <= load(other) + 1, "{owner} vs {other}");
+                        }
+                    }
+                }
+            }
+            assert_eq!(assign_uniform(&members, &topics, &out), out, "not stable");
+        }
+    }
+
     #[test]
     fn range_is_contiguous_per_topic() {
         let t1 = Uuid::from_u128(1);

@@ -268,6 +268,13 @@ fn v0_member_id_is_generated() {
     assert_eq!(r.error_code, NONE);
     let id = r.member_id.unwrap().to_string();
     assert!(Uuid::parse_str(&id).is_ok(), "{id}");
+    // A second member joining at the same moment gets another id.
+    let (tx, mut rx) = oneshot::channel();
+    let recs =
+        h.c.consumer_group_heartbeat(h.now, 0, C::join_req("g", "", &["t"]), &h.topics, tx);
+    h.run(recs);
+    let other = rx.try_recv().unwrap().member_id.unwrap().to_string();
+    assert_ne!(other, id, "two members, one id");
     // v1 requires the client's own id.
     assert_eq!(
         h.send(C::join_req("g", "", &["t"])).error_code,

@@ -2,7 +2,7 @@
 """Cluster benchmark (issue 13): controller failover and bulk topic creation on three nodes.
 
     .venv/bin/python bench/cluster.py [--runs 10] [--topics 1000] [--partitions 10] [--replication N]
-                                      [--data-failover RUNS]
+                                      [--data-failover RUNS] [--catch-up MIB]
 
 Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per measurement.
 
@@ -27,6 +27,10 @@ Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per me
   SIGTERM also until the process has exited. Last, the leader on the active controller's node
   is SIGKILLed (session 3000): a controller failover comes first, and the new controller gives
   every broker a whole session from its start.
+* replica catch-up (`--catch-up MIB`, off by default): MIB mebibytes produced to a partition
+  with replication factor 3; a follower is stopped, its copy of the partition deleted, and it
+  is started again: the time from its start until the ISR has it again, and the rate it copied
+  at.
 
 The data directories are under $TMPDIR: on this machine's ext4 disk, creating and deleting
 tens of thousands of partition directories makes the inode allocator the bottleneck, and its
@@ -37,6 +41,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -177,6 +182,43 @@ def data_failover(runs):
         print(json.dumps(summary), flush=True)
 
 
+def catch_up(root, mib):
+    nodes = start_cluster(root, 3)
+    try:
+        bootstrap = ",".join(n.bootstrap for n in nodes)
+        client = admin(bootstrap)
+        client.create_topics([NewTopic("cu", num_partitions=1, replication_factor=3)],
+                             operation_timeout=30)["cu"].result(30)
+        records = mib * 1024
+        subprocess.run([os.environ["GREGOR_BIN"], "perf", "produce", "--bootstrap-server", bootstrap,
+                        "--topic", "cu", "--num-records", str(records), "--record-size", "1024",
+                        "--throughput", "-1", "--output", "json", "--producer-props", "acks=all"],
+                       capture_output=True, text=True, check=True)
+
+        def isr():
+            return set(client.list_topics("cu", timeout=10).topics["cu"].partitions[0].isrs)
+
+        while isr() != {1, 2, 3}:
+            time.sleep(0.05)
+        leader = client.list_topics("cu", timeout=10).topics["cu"].partitions[0].leader
+        follower = nodes[leader % 3]
+        follower_id = leader % 3 + 1
+        follower.stop()
+        while follower_id in isr():
+            time.sleep(0.05)
+        shutil.rmtree(follower.data_dir / "cu-0")
+        started = time.monotonic()
+        follower.start()
+        while follower_id not in isr():
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+        copied = sum(f.stat().st_size for f in (follower.data_dir / "cu-0").glob("*.log")) / 2**20
+        return {"bench": "replica_catch_up", "mib": mib, "copied_mib": round(copied, 1),
+                "seconds": round(seconds, 3), "mib_per_sec": round(copied / seconds, 1)}
+    finally:
+        stop_all(nodes)
+
+
 def bulk_create(root, topics, partitions):
     nodes = start_cluster(root, 3)
     try:
@@ -298,7 +340,13 @@ def main():
                         help="records of the replication run (0: none)")
     parser.add_argument("--data-failover", type=int, default=0,
                         help="runs of each partition leader failover (0: none)")
+    parser.add_argument("--catch-up", type=int, default=0,
+                        help="MiB a new replica copies to join the ISR (0: none)")
     args = parser.parse_args()
+    if args.catch_up:
+        with tempfile.TemporaryDirectory() as root:
+            print(json.dumps(catch_up(Path(root), args.catch_up)), flush=True)
+        return
     if args.data_failover:
         data_failover(args.data_failover)
         return

@@ -1082,6 +1082,9 @@ impl ReplicaManager {
             p.min_insync_replicas
                 .store(min_insync_replicas(config, layers), Ordering::Release);
             p.with_log_mut(|log| log.update_config(config.log_config(layers)));
+            // A lower min.insync.replicas may let a frozen high watermark move now, not at the
+            // next append or fetch.
+            p.advance_high_watermark(p.log_end_offset());
         };
         if delta.broker_configs_changed(node_id) {
             partitions.values().for_each(update);
@@ -1412,6 +1415,50 @@ mod tests {
             .unwrap()
             .is_ok());
         assert_eq!(p.with_log(|log| log.log_end_offset()), 3);
+    }
+
+    /// Below min.insync.replicas the leader's high watermark stays; lowering the topic's
+    /// min.insync.replicas lets it move at once, without another append or fetch.
+    #[test]
+    fn lowering_min_insync_replicas_moves_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let (config, replicas) = replica_manager(dir.path());
+        let mut image = MetadataImage::empty();
+        let id = Uuid::new_v4();
+        let records = [
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            MetadataRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                replicas: vec![1, 2],
+                isr: vec![1],
+                leader: 1,
+                leader_epoch: 0,
+                partition_epoch: 0,
+            },
+            MetadataRecord::Config {
+                resource: ConfigResource::Topic("t".into()),
+                name: "min.insync.replicas".into(),
+                value: Some("2".into()),
+            },
+        ];
+        let delta = image.apply_committed(&records, 3);
+        replicas.apply_delta(&delta, &image, &config, 1);
+        let p = replicas.get("t", 0).unwrap();
+        let batch = gregor_storage::records::encode_batch(&[(None, None)], 1_000);
+        p.append(&batch, 1_000).unwrap();
+        assert_eq!(p.high_watermark(), 0, "frozen under min.insync.replicas");
+        let lowered = MetadataRecord::Config {
+            resource: ConfigResource::Topic("t".into()),
+            name: "min.insync.replicas".into(),
+            value: Some("1".into()),
+        };
+        let delta = image.apply_committed(&[lowered], 4);
+        replicas.apply_delta(&delta, &image, &config, 1);
+        assert_eq!(p.high_watermark(), 1);
     }
 
     /// A partition another broker hosts answers NOT_LEADER_OR_FOLLOWER here; one no broker has

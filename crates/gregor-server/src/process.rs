@@ -362,7 +362,14 @@ impl Broker {
                 _ = &mut leaving => return self.controlled_shutdown().await,
                 _ = stop.changed() => return self.controlled_shutdown().await,
             }
-            match self.controller.call(self.heartbeat_request(), false).await {
+            // A heartbeat waiting on a controller that does not answer must not hold the
+            // controlled shutdown up (a forwarded call may wait tens of seconds).
+            let answer = tokio::select! {
+                answer = self.controller.call(self.heartbeat_request(), false) => answer,
+                _ = &mut leaving => return self.controlled_shutdown().await,
+                _ = stop.changed() => return self.controlled_shutdown().await,
+            };
+            match answer {
                 Ok(ControllerReply::Heartbeat { fenced: now }) => {
                     if now != fenced {
                         tracing::warn!(

@@ -332,7 +332,7 @@ fn wait_until_some<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     got.unwrap()
 }
 
-/// KIP-951: a broker that does not lead a partition answers Produce (v10+) and Fetch (v12+)
+/// KIP-951: a broker that does not lead a partition answers Produce (v10+) and Fetch (v16+)
 /// NOT_LEADER_OR_FOLLOWER naming the current leader and its epoch, with the leader's endpoint
 /// (Produce v10+, Fetch v16+), so clients move without asking for metadata.
 #[test]

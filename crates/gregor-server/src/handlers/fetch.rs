@@ -433,10 +433,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
                 Bytes::new()
             }
         };
-        // KIP-951 (v12+): a client told this broker does not lead learns who does.
+        // KIP-951 (v16+, as Kafka): a client told this broker does not lead learns who does.
         let moved = read.error == ResponseError::NotLeaderOrFollower.code()
             || read.error == ResponseError::FencedLeaderEpoch.code();
-        let named = (moved && version >= 12)
+        let named = (moved && version >= 16)
             .then(|| leaders.of(&want.topic, want.partition))
             .flatten();
         let current_leader = named.map_or_else(LeaderIdAndEpoch::default, |(leader, epoch)| {

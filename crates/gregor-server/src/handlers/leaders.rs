@@ -1,7 +1,7 @@
-//! KIP-951: a Produce or Fetch answered NOT_LEADER_OR_FOLLOWER (or, for Fetch,
-//! FENCED_LEADER_EPOCH) names the partition's current leader and epoch, and the response lists
-//! those leaders' endpoints, so a client moves to the new leader without asking for metadata
-//! first (librdkafka, the Java client). A partition without a leader names none.
+//! KIP-951: a Produce (v10+) or Fetch (v16+, as Kafka) answered NOT_LEADER_OR_FOLLOWER (or, for
+//! Fetch, FENCED_LEADER_EPOCH) names the partition's current leader and epoch, and the response
+//! lists those leaders' endpoints, so a client moves to the new leader without asking for
+//! metadata first (librdkafka, the Java client). A partition without a leader names -1.
 
 use std::collections::BTreeSet;
 
@@ -24,11 +24,15 @@ impl<'a> Leaders<'a> {
         }
     }
 
-    /// The leader of partition `index` of `topic` and its leader epoch, if it has one.
+    /// The leader of partition `index` of `topic` (-1 for none) and its leader epoch, if the
+    /// partition exists; a leader that is registered and not fenced gets its endpoint listed.
     pub fn of(&mut self, topic: &str, index: i32) -> Option<(i32, i32)> {
         let partition = self.image.topics.get(topic)?.partitions.get(&index)?;
-        let broker = self.image.brokers.get(&partition.leader)?;
-        self.named.insert(broker.node_id);
+        if let Some(broker) = self.image.brokers.get(&partition.leader) {
+            if !broker.fenced {
+                self.named.insert(broker.node_id);
+            }
+        }
         Some((partition.leader, partition.leader_epoch))
     }
 

@@ -331,7 +331,7 @@ fn handle_response(
             let Some(f) = followed.get(&key) else {
                 continue;
             };
-            if let Err(error) = apply(&f.partition, f.leader_epoch, data) {
+            if let Err(error) = apply(&f.partition, f.leader_epoch, data, now_ms()) {
                 let p = &f.partition;
                 if error != ResponseError::NotLeaderOrFollower.code()
                     && error != ResponseError::FencedLeaderEpoch.code()
@@ -347,8 +347,14 @@ fn handle_response(
     }
 }
 
-/// One partition's answer, to a fetch sent in `leader_epoch`; the error code that pauses it.
-pub(super) fn apply(p: &Partition, leader_epoch: i32, data: &PartitionData) -> Result<(), i16> {
+/// One partition's answer, to a fetch sent in `leader_epoch`, at `now_ms`; the error code that
+/// pauses it.
+pub(super) fn apply(
+    p: &Partition,
+    leader_epoch: i32,
+    data: &PartitionData,
+    now_ms: i64,
+) -> Result<(), i16> {
     let storage = |e: gregor_storage::StorageError| {
         tracing::error!(topic = %p.topic, partition = p.index, error = %e, "follower cannot write what it fetched");
         e.error_code()
@@ -370,7 +376,7 @@ pub(super) fn apply(p: &Partition, leader_epoch: i32, data: &PartitionData) -> R
     }
     let records = data.records.as_deref().unwrap_or_default();
     let (high_watermark, log_start) = (data.high_watermark, data.log_start_offset);
-    p.append_from_leader(leader_epoch, records, high_watermark, log_start, now_ms())
+    p.append_from_leader(leader_epoch, records, high_watermark, log_start, now_ms)
         .map_err(storage)
 }
 

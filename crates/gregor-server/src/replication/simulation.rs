@@ -83,10 +83,14 @@ impl Rng {
 enum Message {
     Heartbeat {
         node: i32,
+        incarnation: u64,
         applied: i64,
     },
     /// The heartbeat's answer: the metadata batches after the offset the broker had applied.
-    Metadata(Vec<(i64, Vec<MetadataRecord>)>),
+    Metadata {
+        incarnation: u64,
+        batches: Vec<(i64, Vec<MetadataRecord>)>,
+    },
     AlterPartition {
         node: i32,
         incarnation: u64,
@@ -98,6 +102,7 @@ enum Message {
     },
     Fetch {
         follower: i32,
+        incarnation: u64,
         partition: i32,
         leader_epoch: i32,
         fetch_offset: i64,
@@ -191,6 +196,8 @@ struct Sim {
     pending: Vec<Pending>,
     /// Acknowledged values: partition and offset, in the order they were appended.
     acknowledged: BTreeMap<u64, (i32, i64)>,
+    /// By partition, the highest high watermark a leader showed: committed, never to be lost.
+    committed: BTreeMap<i32, i64>,
     faults: Vec<String>,
 }
 
@@ -270,6 +277,7 @@ impl Sim {
             next_value: 0,
             pending: Vec::new(),
             acknowledged: BTreeMap::new(),
+            committed: BTreeMap::new(),
             faults: Vec::new(),
         };
         for index in 0..sim.brokers.len() {
@@ -339,6 +347,9 @@ impl Sim {
             // A cut made while the message was on its way drops it too.
             if !self.cut.contains(&(envelope.from, envelope.to)) {
                 self.deliver(envelope);
+                // As a parked acks=all produce wakes: at once, before the next message can
+                // end the leadership.
+                self.settle_pending();
             }
         }
         self.control();
@@ -359,7 +370,11 @@ impl Sim {
         let Envelope { from, to, message } = envelope;
         if to == CONTROLLER {
             match message {
-                Message::Heartbeat { node, applied } => {
+                Message::Heartbeat {
+                    node,
+                    incarnation,
+                    applied,
+                } => {
                     self.controller.last_heartbeat.insert(node, now);
                     let registered = &self.controller.image.brokers[&node];
                     let heartbeat = ControllerRequest::BrokerHeartbeat {
@@ -371,7 +386,11 @@ impl Sim {
                         self.controller.commit(&heartbeat);
                     }
                     let batches = self.controller.batches_after(applied);
-                    self.send(CONTROLLER, from, Message::Metadata(batches));
+                    let answer = Message::Metadata {
+                        incarnation,
+                        batches,
+                    };
+                    self.send(CONTROLLER, from, answer);
                 }
                 Message::AlterPartition {
                     node,
@@ -406,7 +425,14 @@ impl Sim {
             return;
         };
         match message {
-            Message::Metadata(batches) => {
+            Message::Metadata {
+                incarnation: sent_to,
+                batches,
+            } => {
+                // Batches after what an earlier process of this broker had applied.
+                if sent_to != incarnation {
+                    return;
+                }
                 for (offset, records) in batches {
                     if offset <= running.image.offset {
                         continue;
@@ -441,6 +467,7 @@ impl Sim {
             }
             Message::Fetch {
                 follower,
+                incarnation: follower_incarnation,
                 partition,
                 leader_epoch,
                 fetch_offset,
@@ -458,7 +485,7 @@ impl Sim {
                 let answer = Message::FetchAnswer {
                     partition,
                     leader_epoch,
-                    incarnation: self.brokers[Sim::broker_index(follower)].incarnation,
+                    incarnation: follower_incarnation,
                     data: Box::new(data),
                 };
                 self.send(to, follower, answer);
@@ -475,7 +502,7 @@ impl Sim {
                 running.fetching.remove(&partition);
                 if let Some(p) = running.replicas.get(TOPIC, partition) {
                     // Errors pause a real fetcher; here the next fetch waits for the next step.
-                    let _ = apply(&p, leader_epoch, &data);
+                    let _ = apply(&p, leader_epoch, &data, now);
                 }
             }
             Message::Heartbeat { .. } | Message::AlterPartition { .. } => {
@@ -516,13 +543,20 @@ impl Sim {
         if now - running.last_heartbeat >= HEARTBEAT_MS {
             running.last_heartbeat = now;
             let applied = running.image.offset;
-            out.push((CONTROLLER, Message::Heartbeat { node: id, applied }));
+            let heartbeat = Message::Heartbeat {
+                node: id,
+                incarnation,
+                applied,
+            };
+            out.push((CONTROLLER, heartbeat));
         }
         if now - running.last_shrink_check >= LAG_MS / 2 {
             running.last_shrink_check = now;
             // Restarts read these back.
             running.replicas.checkpoint_high_watermarks();
-            for partition in running.replicas.all() {
+            let mut partitions = running.replicas.all();
+            partitions.sort_by_key(|p| p.index);
+            for partition in partitions {
                 if let Some(proposal) = partition.shrink_proposal(now, LAG_MS) {
                     running.queued.push((partition, proposal));
                 }
@@ -578,6 +612,7 @@ impl Sim {
             });
             let fetch = Message::Fetch {
                 follower: id,
+                incarnation,
                 partition: index,
                 leader_epoch: meta.leader_epoch,
                 fetch_offset,
@@ -666,11 +701,19 @@ impl Sim {
             }
         });
         self.acknowledged.extend(acknowledged);
+        for running in self.brokers.iter().filter_map(|b| b.running.as_ref()) {
+            for p in running.replicas.all() {
+                if p.leads_in(p.leader_epoch()) {
+                    let committed = self.committed.entry(p.index).or_insert(0);
+                    *committed = (*committed).max(p.high_watermark());
+                }
+            }
+        }
     }
 
     fn inject_fault(&mut self) {
         let now = self.now();
-        // Faults start about every half second; cuts heal after a while.
+        // A fault starts about every second and a half (0.2 % of steps of about 3 ms).
         if !self.rng.chance(1) || !self.rng.chance(20) {
             return;
         }
@@ -806,6 +849,13 @@ impl Sim {
                 })
             };
             let on_leader = batches(&leader);
+            let committed = self.committed.get(&index).copied().unwrap_or(0);
+            if leader.log_end_offset() < committed {
+                problems.push(format!(
+                    "partition {index}: the log ends at {}, below the high watermark {committed} a leader showed",
+                    leader.log_end_offset()
+                ));
+            }
             for &broker in &BROKERS {
                 let on_broker = batches(&self.partition(broker, index));
                 if on_broker != on_leader {

@@ -15,9 +15,7 @@ use gregor_storage::records::{encode_batch, encode_transactional_batch, Entry, R
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::internal_topics::{
-    self, partition_for, CoordinatorState, Followed, Leaderships, OFFSETS,
-};
+use super::internal_topics::{self, partition_for, CoordinatorState, Followed, OFFSETS};
 use crate::delayed::{
     once_replicated, replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT,
 };
@@ -112,23 +110,17 @@ impl TopicCatalog for Catalog<'_> {
 struct Loading<'a> {
     coordinator: &'a mut GroupCoordinator,
     services: &'a Services,
-    /// Partitions of `__consumer_offsets`.
-    count: i32,
 }
 
 impl CoordinatorState for Loading<'_> {
     type Error = GroupError;
 
-    fn unload(&mut self, partitions: &BTreeSet<i32>) {
-        let count = self.count;
-        self.coordinator
-            .unload(|group| partitions.contains(&partition_for(group, count)));
+    fn unload(&mut self, owned: &dyn Fn(&str) -> bool) {
+        self.coordinator.unload(owned);
     }
 
-    fn serve(&mut self, led: &Leaderships) {
-        let (serving, count) = (led.clone(), self.count);
-        self.coordinator
-            .set_coordinated(move |group| internal_topics::coordinated(&serving, count, group));
+    fn serve(&mut self, coordinated: Box<dyn Fn(&str) -> bool + Send>) {
+        self.coordinator.set_coordinated(coordinated);
     }
 
     fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), GroupError> {
@@ -187,7 +179,7 @@ impl GroupRuntime {
     pub fn follow_leadership(&self, image: &MetadataImage) -> Result<usize, GroupError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
-        let Some((count, led)) = current.change(
+        let Some(leadership) = current.change(
             image,
             &OFFSETS,
             self.services.node_id,
@@ -199,9 +191,9 @@ impl GroupRuntime {
         let mut state = Loading {
             coordinator: &mut coordinator,
             services: &self.services,
-            count,
         };
-        let (lost, loaded) = current.follow(image.offset, led, &mut state, &self.unreplicated)?;
+        let (lost, loaded) =
+            current.follow(image.offset, leadership, &mut state, &self.unreplicated)?;
         if !lost.is_empty() {
             tracing::info!(partitions = ?lost, "no longer the group coordinator of these partitions (or again in a new leader epoch)");
         }

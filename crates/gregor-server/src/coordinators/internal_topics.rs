@@ -122,19 +122,26 @@ impl Followed {
     /// `unreplicated` keeps only writes in those leaderships, plus each loaded log up to its
     /// end (a new leader's log may end past its high watermark, and nothing read from there
     /// may be shown before it is replicated). If a load fails, the partitions taken are
-    /// forgotten and not served, and the next image tries again. Returns the partitions
-    /// dropped and the records loaded.
+    /// forgotten and not served, and the next image tries again. The topic has `count`
+    /// partitions. Returns the partitions dropped and the records loaded.
     pub fn follow<S: CoordinatorState>(
         &mut self,
         offset: i64,
-        led: Leaderships,
+        (count, led): (i32, Leaderships),
         state: &mut S,
         unreplicated: &Unreplicated,
     ) -> Result<(BTreeSet<i32>, usize), S::Error> {
+        let unload = |state: &mut S, partitions: &BTreeSet<i32>| {
+            state.unload(&|key| partitions.contains(&partition_for(key, count)))
+        };
+        let serve = |state: &mut S, led: &Leaderships| {
+            let serving = led.clone();
+            state.serve(Box::new(move |key| coordinated(&serving, count, key)))
+        };
         let lost = changed(&self.partitions, &led);
-        state.unload(&lost);
+        unload(state, &lost);
         self.partitions.retain(|index, _| !lost.contains(index));
-        state.serve(&self.partitions);
+        serve(state, &self.partitions);
         unreplicated.retain_led(&self.partitions);
         let taken = changed(&led, &self.partitions);
         let mut loaded = 0;
@@ -146,12 +153,12 @@ impl Followed {
                     written.extend(partition.map(|p| Written::log_end(p, led[&index])));
                 }
                 Err(e) => {
-                    state.unload(&taken);
+                    unload(state, &taken);
                     return Err(e);
                 }
             }
         }
-        state.serve(&led);
+        serve(state, &led);
         unreplicated.add(written);
         *self = Followed {
             offset,
@@ -161,13 +168,14 @@ impl Followed {
     }
 }
 
-/// A coordinator's state by partition of its internal topic, as [`Followed::follow`] moves it.
+/// A coordinator's state by key (group or transactional id), as [`Followed::follow`] moves it
+/// between partitions of its internal topic.
 pub trait CoordinatorState {
     type Error;
-    /// Forgets the state kept for keys on `partitions`.
-    fn unload(&mut self, partitions: &BTreeSet<i32>);
-    /// Serves the keys on the partitions of `led` only (NOT_COORDINATOR for others).
-    fn serve(&mut self, led: &Leaderships);
+    /// Forgets the state kept for the keys `owned` names.
+    fn unload(&mut self, owned: &dyn Fn(&str) -> bool);
+    /// Serves the keys `coordinated` names only (NOT_COORDINATOR for others).
+    fn serve(&mut self, coordinated: Box<dyn Fn(&str) -> bool + Send>);
     /// Loads a partition from its log: the records read, and the partition if hosted here.
     fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), Self::Error>;
 }
@@ -246,21 +254,33 @@ mod tests {
         assert!((0..50).contains(&partition_for("ünïcødé", 50)));
     }
 
-    /// A coordinator's partitions by key, recording what `follow` does to them.
+    const PARTITIONS: i32 = 8;
+
+    /// A key that lives on partition `p`.
+    fn key_on(p: i32) -> String {
+        (0..)
+            .map(|i| format!("key-{i}"))
+            .find(|k| partition_for(k, PARTITIONS) == p)
+            .unwrap()
+    }
+
+    /// A coordinator with one key per partition, recording what `follow` does to them.
     #[derive(Default)]
     struct Keys {
         loaded: BTreeSet<i32>,
-        served: Leaderships,
+        served: BTreeSet<i32>,
         fail_on: Option<i32>,
     }
 
     impl CoordinatorState for Keys {
         type Error = i32;
-        fn unload(&mut self, partitions: &BTreeSet<i32>) {
-            self.loaded.retain(|p| !partitions.contains(p));
+        fn unload(&mut self, owned: &dyn Fn(&str) -> bool) {
+            self.loaded.retain(|&p| !owned(&key_on(p)));
         }
-        fn serve(&mut self, led: &Leaderships) {
-            self.served = led.clone();
+        fn serve(&mut self, coordinated: Box<dyn Fn(&str) -> bool + Send>) {
+            self.served = (0..PARTITIONS)
+                .filter(|&p| coordinated(&key_on(p)))
+                .collect();
         }
         fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), i32> {
             if self.fail_on == Some(index) {
@@ -282,36 +302,37 @@ mod tests {
         let mut followed = Followed::default();
         let first = Leaderships::from([(0, 3), (1, 3), (2, 3)]);
         assert_eq!(
-            followed.follow(1, first, &mut keys, &unreplicated),
+            followed.follow(1, (PARTITIONS, first), &mut keys, &unreplicated),
             Ok((BTreeSet::new(), 3))
         );
         assert_eq!(keys.loaded, BTreeSet::from([0, 1, 2]));
 
         let led = Leaderships::from([(0, 3), (1, 5), (3, 1)]);
         let (dropped, loaded) = followed
-            .follow(2, led.clone(), &mut keys, &unreplicated)
+            .follow(2, (PARTITIONS, led.clone()), &mut keys, &unreplicated)
             .unwrap();
         assert_eq!((dropped, loaded), (BTreeSet::from([1, 2]), 2));
         assert_eq!(keys.loaded, BTreeSet::from([0, 1, 3]));
-        assert_eq!(keys.served, led);
+        assert_eq!(keys.served, BTreeSet::from([0, 1, 3]));
         assert_eq!(followed.partitions, led);
 
         keys.fail_on = Some(4);
         let next = Leaderships::from([(0, 3), (1, 5), (3, 1), (4, 1), (5, 1)]);
         assert_eq!(
-            followed.follow(3, next.clone(), &mut keys, &unreplicated),
+            followed.follow(3, (PARTITIONS, next.clone()), &mut keys, &unreplicated),
             Err(4)
         );
         assert!(!keys.loaded.contains(&4) && !keys.loaded.contains(&5));
         assert_eq!(
-            keys.served, led,
+            keys.served,
+            BTreeSet::from([0, 1, 3]),
             "nothing taken is served after a failed load"
         );
         keys.fail_on = None;
         assert_eq!(
-            followed.follow(3, next.clone(), &mut keys, &unreplicated),
+            followed.follow(3, (PARTITIONS, next.clone()), &mut keys, &unreplicated),
             Ok((BTreeSet::new(), 2))
         );
-        assert_eq!(keys.served, next);
+        assert_eq!(keys.served, BTreeSet::from([0, 1, 3, 4, 5]));
     }
 }

@@ -11,7 +11,7 @@
 //! broker that is down) leaves the transaction in its Prepare state, which the producer sees
 //! as CONCURRENT_TRANSACTIONS, and the timer retries it.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -40,8 +40,7 @@ use tokio::sync::mpsc;
 
 use super::groups::GroupRuntime;
 use super::internal_topics::{
-    self, coordinator_of, partition_for, CoordinatorState, Followed, Leaderships, OFFSETS,
-    TRANSACTIONS,
+    self, coordinator_of, partition_for, CoordinatorState, Followed, OFFSETS, TRANSACTIONS,
 };
 use crate::delayed::{
     once_replicated, replicated, Unreplicated, Written, COORDINATOR_WRITE_TIMEOUT,
@@ -95,23 +94,17 @@ async fn settled<R>(outcome: Result<(R, Vec<Written>), TxnError>) -> Result<R, T
 struct Loading<'a> {
     coordinator: &'a mut TxnCoordinator,
     services: &'a Services,
-    /// Partitions of `__transaction_state`.
-    count: i32,
 }
 
 impl CoordinatorState for Loading<'_> {
     type Error = TxnError;
 
-    fn unload(&mut self, partitions: &BTreeSet<i32>) {
-        let count = self.count;
-        self.coordinator
-            .unload(|id| partitions.contains(&partition_for(id, count)));
+    fn unload(&mut self, owned: &dyn Fn(&str) -> bool) {
+        self.coordinator.unload(owned);
     }
 
-    fn serve(&mut self, led: &Leaderships) {
-        let (serving, count) = (led.clone(), self.count);
-        self.coordinator
-            .set_coordinated(move |id| internal_topics::coordinated(&serving, count, id));
+    fn serve(&mut self, coordinated: Box<dyn Fn(&str) -> bool + Send>) {
+        self.coordinator.set_coordinated(coordinated);
     }
 
     fn load(&mut self, index: i32) -> Result<(usize, Option<Arc<Partition>>), TxnError> {
@@ -197,7 +190,7 @@ impl TxnRuntime {
     pub fn follow_leadership(&self, image: &MetadataImage) -> Result<usize, TxnError> {
         let mut coordinator = self.coordinator.lock();
         let mut current = self.led.lock();
-        let Some((count, led)) = current.change(
+        let Some(leadership) = current.change(
             image,
             &TRANSACTIONS,
             self.services.node_id,
@@ -208,9 +201,9 @@ impl TxnRuntime {
         let mut state = Loading {
             coordinator: &mut coordinator,
             services: &self.services,
-            count,
         };
-        let (lost, loaded) = current.follow(image.offset, led, &mut state, &self.unreplicated)?;
+        let (lost, loaded) =
+            current.follow(image.offset, leadership, &mut state, &self.unreplicated)?;
         if !lost.is_empty() {
             tracing::info!(partitions = ?lost, "no longer the transaction coordinator of these partitions (or again in a new leader epoch)");
         }

@@ -301,8 +301,13 @@ pub async fn handle(
             *response = failed(response.index, error.code(), message);
         }
     }
+    let not_leader = ResponseError::NotLeaderOrFollower.code();
+    let refused_here = |t: &TopicProduceResponse| {
+        let mut partitions = t.partition_responses.iter();
+        partitions.any(|p| p.error_code == not_leader)
+    };
     let mut response = ProduceResponse::default().with_responses(responses);
-    if version >= 10 {
+    if version >= 10 && response.responses.iter().any(refused_here) {
         name_leaders(&broker.metadata.image(), &mut response);
     }
     Some(response)

@@ -927,17 +927,19 @@ fn leader_answer(
     let Ok(p) = running.replicas.lookup(TOPIC, index) else {
         return refused(ResponseError::NotLeaderOrFollower.code());
     };
-    let answer = PartitionData::default()
-        .with_partition_index(index)
-        .with_high_watermark(p.high_watermark())
-        .with_log_start_offset(p.log_start_offset());
-    match p.follower_fetch(
+    let verdict = p.follower_fetch(
         follower,
         leader_epoch,
         fetch_offset,
         last_fetched_epoch,
         now,
-    ) {
+    );
+    // Read after the verdict, as the handler does.
+    let answer = PartitionData::default()
+        .with_partition_index(index)
+        .with_high_watermark(p.high_watermark())
+        .with_log_start_offset(p.log_start_offset());
+    match verdict {
         FollowerFetch::Refused(code) => refused(code),
         FollowerFetch::OutOfRange => answer.with_error_code(ResponseError::OffsetOutOfRange.code()),
         FollowerFetch::Diverging(epoch, end_offset) => answer.with_diverging_epoch(
@@ -953,7 +955,7 @@ fn leader_answer(
             let read = p.read_for_follower(fetch_offset, FETCH_MAX_BYTES);
             let records = match read.records {
                 Ok(slice) => slice.map(|s| Bytes::from(s.read().expect("readable"))),
-                Err(_) => return refused(ResponseError::OffsetOutOfRange.code()),
+                Err(e) => return refused(e.error_code()),
             };
             answer
                 .with_high_watermark(read.high_watermark)

@@ -3,7 +3,8 @@ quorum), bootstrapped from node 1 only: partitions led by every node take record
 librdkafka, kafka-python and aiokafka producers and are read back by each client; a consumer
 group whose coordinator is another broker than the bootstrap and the partitions' leaders
 rebalances and commits; a transaction spanning partitions led by three brokers, with offsets
-committed in it, commits and aborts as read_committed consumers see it."""
+committed in it, commits and aborts as read_committed consumers see it; kafka-python moves a
+partition to other brokers (AlterPartitionReassignments) and follows the move."""
 
 import asyncio
 import time
@@ -257,3 +258,43 @@ def test_confluent_elect_leaders_through_every_node(cluster):
                              ("elect", 2): KafkaError.ELECTION_NOT_NEEDED,
                              ("elect", 7): KafkaError.UNKNOWN_TOPIC_OR_PART}, (node.bootstrap, election)
         assert a.elect_leaders(ElectionType.PREFERRED, None).result(30) == {}
+
+
+def test_kafka_python_moves_a_partition_and_lists_the_move(cluster):
+    """kafka-python's alter_partition_reassignments moves a one-replica partition onto the two
+    other brokers (the records go with it, the old replica's copy is deleted), and
+    list_partition_reassignments shows the move until it completes; cancelling with nothing to
+    cancel, or moving a partition that does not exist, is refused with Kafka's errors."""
+    from kafka import KafkaAdminClient, TopicPartition as KTP
+    from kafka.errors import NoReassignmentInProgressError, UnknownTopicOrPartitionError
+
+    bootstrap = cluster[0].bootstrap
+    (old,) = create(bootstrap, "moving", 1).values()
+    produce_kafka_python(bootstrap, "moving", [{"value": f"v{i}".encode()} for i in range(100)], acks="all")
+    target = [n for n in (1, 2, 3) if n != old]
+    a = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    try:
+        tp = KTP("moving", 0)
+        assert a.alter_partition_reassignments({tp: target}) == {tp: None}
+
+        def moved():
+            ongoing = a.list_partition_reassignments()
+            assert set(ongoing) <= {tp}, ongoing
+            if tp in ongoing:
+                assert ongoing[tp]["adding_replicas"] == target, ongoing
+                assert ongoing[tp]["removing_replicas"] == [old], ongoing
+                return None
+            md = admin(bootstrap).list_topics("moving", timeout=5).topics["moving"].partitions[0]
+            return md if md.replicas == target else None
+        md = wait_until(moved, 60, interval=0.2, msg="the move completed")
+        assert sorted(md.isrs) == sorted(target) and md.leader in target
+        assert a.list_partition_reassignments() == {}
+        assert a.alter_partition_reassignments({tp: None}) == {tp: NoReassignmentInProgressError}
+        assert a.alter_partition_reassignments({KTP("moving", 5): target}) == \
+            {KTP("moving", 5): UnknownTopicOrPartitionError}
+    finally:
+        a.close()
+    values = [m["value"] for m in consume_kafka_python(bootstrap, "moving", [0], 100)]
+    assert values == [f"v{i}".encode() for i in range(100)]
+    old_copy = cluster[old - 1].data_dir / "moving-0"
+    wait_until(lambda: not old_copy.exists(), 30, interval=0.2, msg="the old replica's copy deleted")

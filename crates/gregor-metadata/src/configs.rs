@@ -18,6 +18,8 @@ pub enum ConfigKind {
     ChoiceList(&'static [&'static str]),
     /// Free text (paths, listeners), checked where it is used.
     Text,
+    /// Replicas a replication throttle applies to: `partition:broker` pairs, or `*` for all.
+    ThrottledReplicas,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -117,10 +119,24 @@ pub const TOPIC_CONFIGS: &[ConfigDef] = &[
         ConfigKind::Long { min: 0 },
     ),
     def(
+        "follower.replication.throttled.replicas",
+        "",
+        "",
+        ConfigKind::ThrottledReplicas,
+    ),
+    def(
         "index.interval.bytes",
         "log.index.interval.bytes",
         "4096",
         ConfigKind::Int { min: 0 },
+    ),
+    // Replicas whose replication is throttled (KIP-73), set by `reassign-partitions --throttle`;
+    // topic configs only, without a broker synonym.
+    def(
+        "leader.replication.throttled.replicas",
+        "",
+        "",
+        ConfigKind::ThrottledReplicas,
     ),
     def(
         "max.compaction.lag.ms",
@@ -318,14 +334,36 @@ pub const SCALED_SYNONYMS: &[(&str, &str, i64)] = &[
 /// as Kafka's `DynamicLogConfig` allows: the broker synonyms of the topic configs, with their
 /// older spellings. Everything else a broker knows is read-only.
 pub fn is_dynamic_broker_config(name: &str) -> bool {
-    TOPIC_CONFIGS.iter().any(|d| d.broker_synonym == name)
-        || SCALED_SYNONYMS.iter().any(|(_, alias, _)| *alias == name)
+    dynamic_broker_config(name).is_some()
 }
 
-/// The definition of a dynamic broker config (its kind is the topic config's).
+/// The replication throttles' rates in bytes a second (KIP-73), dynamic broker configs only.
+pub const REPLICATION_THROTTLE_RATES: &[ConfigDef] = &[
+    def(
+        "leader.replication.throttled.rate",
+        "leader.replication.throttled.rate",
+        MAX,
+        ConfigKind::Long { min: 0 },
+    ),
+    def(
+        "follower.replication.throttled.rate",
+        "follower.replication.throttled.rate",
+        MAX,
+        ConfigKind::Long { min: 0 },
+    ),
+];
+
+/// The definition of a dynamic broker config (a topic config's synonym has its kind).
 pub fn dynamic_broker_config(name: &str) -> Option<ConfigDef> {
-    if let Some(d) = TOPIC_CONFIGS.iter().find(|d| d.broker_synonym == name) {
+    let synonym = TOPIC_CONFIGS
+        .iter()
+        .filter(|d| !d.broker_synonym.is_empty())
+        .find(|d| d.broker_synonym == name);
+    if let Some(d) = synonym {
         return Some(def(d.broker_synonym, d.broker_synonym, d.default, d.kind));
+    }
+    if let Some(d) = REPLICATION_THROTTLE_RATES.iter().find(|d| d.name == name) {
+        return Some(*d);
     }
     SCALED_SYNONYMS
         .iter()
@@ -339,6 +377,38 @@ pub fn dynamic_broker_config(name: &str) -> Option<ConfigDef> {
             let min = if *alias == "log.roll.hours" { 1 } else { -1 };
             def(alias, alias, default, ConfigKind::Int { min })
         })
+}
+
+/// The replicas a `*.replication.throttled.replicas` value names: `None` if malformed, else
+/// `Some(None)` for the wildcard and `Some(Some(pairs))` for `partition:broker` pairs (an empty
+/// value names none).
+#[allow(clippy::type_complexity)]
+pub fn throttled_replicas(value: &str) -> Option<Option<Vec<(i32, i32)>>> {
+    let value = value.trim();
+    if value == "*" {
+        return Some(None);
+    }
+    if value.is_empty() {
+        return Some(Some(Vec::new()));
+    }
+    let pair = |item: &str| {
+        let (partition, broker) = item.trim().split_once(':')?;
+        Some((partition.trim().parse().ok()?, broker.trim().parse().ok()?))
+    };
+    value
+        .split(',')
+        .map(pair)
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
+}
+
+/// Whether a throttled-replicas value names replica `broker` of `partition`.
+pub fn throttles(value: &str, partition: i32, broker: i32) -> bool {
+    match throttled_replicas(value) {
+        Some(None) => true,
+        Some(Some(pairs)) => pairs.contains(&(partition, broker)),
+        None => false,
+    }
 }
 
 pub fn topic_config(name: &str) -> Option<&'static ConfigDef> {
@@ -388,6 +458,10 @@ impl ConfigDef {
                     invalid(&format!("String must be one of: {}", options.join(", ")))
                 }
             }
+            ConfigKind::ThrottledReplicas => match throttled_replicas(value) {
+                Some(_) => Ok(()),
+                None => invalid("Must be the format [partitionId]:[brokerId],[partitionId]:[brokerId],... or the wildcard '*'"),
+            },
             ConfigKind::ChoiceList(options) => {
                 let items: Vec<&str> = value.split(',').map(str::trim).collect();
                 if !items.is_empty() && items.iter().all(|i| options.contains(i)) {
@@ -408,8 +482,27 @@ mod tests {
     fn defaults_are_valid_and_bad_values_name_the_key() {
         for d in TOPIC_CONFIGS {
             d.validate(d.default).unwrap();
-            assert!(is_dynamic_broker_config(d.broker_synonym));
+            assert!(d.broker_synonym.is_empty() || is_dynamic_broker_config(d.broker_synonym));
         }
+        assert!(!is_dynamic_broker_config(""));
+        assert!(is_dynamic_broker_config(
+            "leader.replication.throttled.rate"
+        ));
+        let throttled = |v: &str| {
+            topic_config("leader.replication.throttled.replicas")
+                .unwrap()
+                .validate(v)
+        };
+        for good in ["", "*", "0:1", " 0:1 , 3:2"] {
+            assert!(throttled(good).is_ok(), "{good:?}");
+        }
+        for bad in ["x", "0:", "0:1,", "*,0:1", "1"] {
+            assert!(throttled(bad).is_err(), "{bad:?}");
+        }
+        assert!(throttles("*", 4, 9));
+        assert!(throttles("0:1,2:3", 2, 3));
+        assert!(!throttles("0:1,2:3", 2, 1));
+        assert!(!throttles("", 0, 1));
         let check = |name: &str, value: &str| topic_config(name).unwrap().validate(value);
         assert!(check("min.cleanable.dirty.ratio", "0.1").is_ok());
         let err = check("min.cleanable.dirty.ratio", "1.5").unwrap_err();

@@ -11,7 +11,7 @@ use crate::client_metrics::{self, CLIENT_METRICS_CONFIGS};
 use crate::configs::{
     dynamic_broker_config, group_config, topic_config, ConfigDef, ConfigKind, GroupConfigBounds,
 };
-use crate::image::MetadataImage;
+use crate::image::{MetadataImage, PartitionImage};
 use crate::records::{ConfigResource, MetadataRecord};
 
 /// A refusal with Kafka's error code and a message for the client.
@@ -484,15 +484,7 @@ fn partition_records(
                 Some(&leader) => (isr, leader),
                 None => (vec![replicas[0]], -1),
             };
-            MetadataRecord::Partition {
-                topic_id,
-                partition: first + i as i32,
-                isr,
-                leader,
-                replicas,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            }
+            PartitionImage::new(replicas, isr, leader).record(topic_id, first + i as i32)
         })
         .collect()
 }

@@ -174,21 +174,17 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::PartitionImage;
 
     fn topic(name: &str, id: Uuid, partitions: i32) -> Vec<MetadataRecord> {
         let mut records = vec![MetadataRecord::Topic {
             name: name.into(),
             topic_id: id,
         }];
-        records.extend((0..partitions).map(|partition| MetadataRecord::Partition {
-            topic_id: id,
-            partition,
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        }));
+        records.extend(
+            (0..partitions)
+                .map(|partition| PartitionImage::new(vec![1], vec![1], 1).record(id, partition)),
+        );
         records
     }
 
@@ -338,15 +334,12 @@ mod tests {
         let mut new = old.clone();
         let mut changes = vec![MetadataRecord::RemoveTopic { topic_id: b }];
         changes.extend(topic("c", c, 1));
-        changes.push(MetadataRecord::Partition {
-            topic_id: a,
-            partition: 1,
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
+        let led_again = PartitionImage {
             leader_epoch: 1,
             partition_epoch: 1,
-        });
+            ..PartitionImage::new(vec![1], vec![1], 1)
+        };
+        changes.push(led_again.record(a, 1));
         changes.push(MetadataRecord::Config {
             resource: ConfigResource::Topic("a".into()),
             name: "retention.ms".into(),

@@ -214,11 +214,11 @@ pub(crate) mod tests {
     const NO_ELIGIBLE: i16 = 83;
     const UNKNOWN: i16 = 3;
 
-    /// Brokers 1-3 (`fenced` ones fenced) and topic `t` whose partition p is `partitions[p]`:
+    /// Brokers 1-4 (`fenced` ones fenced) and topic `t` whose partition p is `partitions[p]`:
     /// (replicas, isr, leader), in leader epoch 4 and partition epoch 0.
     pub(crate) fn image(fenced: &[i32], partitions: &[(&[i32], &[i32], i32)]) -> MetadataImage {
         let mut image = MetadataImage::default();
-        for node_id in 1..=3 {
+        for node_id in 1..=4 {
             image.apply(&MetadataRecord::RegisterBroker {
                 node_id,
                 host: "127.0.0.1".into(),
@@ -232,15 +232,11 @@ pub(crate) mod tests {
             topic_id,
         });
         for (p, (replicas, isr, leader)) in partitions.iter().enumerate() {
-            image.apply(&MetadataRecord::Partition {
-                topic_id,
-                partition: p as i32,
-                replicas: replicas.to_vec(),
-                isr: isr.to_vec(),
-                leader: *leader,
+            let state = PartitionImage {
                 leader_epoch: 4,
-                partition_epoch: 0,
-            });
+                ..PartitionImage::new(replicas.to_vec(), isr.to_vec(), *leader)
+            };
+            image.apply(&state.record(topic_id, p as i32));
         }
         for &node_id in fenced {
             image.apply(&MetadataRecord::FenceBroker { node_id });
@@ -271,12 +267,13 @@ pub(crate) mod tests {
     fn leader_and_isr(record: &MetadataRecord) -> (i32, i32, Vec<i32>, i32) {
         match record {
             MetadataRecord::Partition {
-                partition,
-                leader,
-                isr,
-                leader_epoch,
-                ..
-            } => (*partition, *leader, isr.clone(), *leader_epoch),
+                partition, state, ..
+            } => (
+                *partition,
+                state.leader,
+                state.isr.clone(),
+                state.leader_epoch,
+            ),
             other => panic!("not a partition record: {other:?}"),
         }
     }

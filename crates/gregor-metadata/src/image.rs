@@ -31,27 +31,52 @@ impl BrokerRegistration {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// A partition's replicas and leadership, as its newest `Partition` record states them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PartitionImage {
+    /// The assignment; during a reassignment, the target replicas then those being removed.
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Counts the partition's changes (Kafka's partition epoch): a leader's AlterPartition
+    /// names the one it saw, so a proposal made on a stale state is refused.
+    #[serde(default)]
     pub partition_epoch: i32,
+    /// A reassignment's replicas that are new to the partition (`reassignment.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    /// A reassignment's replicas that leave once every target replica is in sync.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
 }
 
 impl PartitionImage {
+    /// A partition as created: leader and partition epochs 0, no reassignment.
+    pub fn new(replicas: Vec<i32>, isr: Vec<i32>, leader: i32) -> PartitionImage {
+        PartitionImage {
+            replicas,
+            isr,
+            leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
+        }
+    }
+
     /// The record that states this partition as it is (a snapshot's).
     pub fn record(&self, topic_id: Uuid, partition: i32) -> MetadataRecord {
         MetadataRecord::Partition {
             topic_id,
             partition,
-            replicas: self.replicas.clone(),
-            isr: self.isr.clone(),
-            leader: self.leader,
-            leader_epoch: self.leader_epoch,
-            partition_epoch: self.partition_epoch,
+            state: self.clone(),
         }
+    }
+
+    /// Whether a reassignment of the partition is under way.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
     }
 
     /// The record that gives this partition `leader` and `isr`: a new partition epoch, and a
@@ -68,11 +93,13 @@ impl PartitionImage {
         MetadataRecord::Partition {
             topic_id,
             partition,
-            replicas: self.replicas.clone(),
-            isr,
-            leader,
-            leader_epoch,
-            partition_epoch: self.partition_epoch + 1,
+            state: PartitionImage {
+                isr,
+                leader,
+                leader_epoch,
+                partition_epoch: self.partition_epoch + 1,
+                ..self.clone()
+            },
         }
     }
 }
@@ -317,26 +344,13 @@ impl MetadataImage {
             MetadataRecord::Partition {
                 topic_id,
                 partition,
-                replicas,
-                isr,
-                leader,
-                leader_epoch,
-                partition_epoch,
+                state,
             } => {
                 let Some(name) = self.topic_names.get(topic_id) else {
                     return;
                 };
                 if let Some(topic) = self.topics.get_mut(name) {
-                    topic.partitions.insert(
-                        *partition,
-                        PartitionImage {
-                            replicas: replicas.clone(),
-                            isr: isr.clone(),
-                            leader: *leader,
-                            leader_epoch: *leader_epoch,
-                            partition_epoch: *partition_epoch,
-                        },
-                    );
+                    topic.partitions.insert(*partition, state.clone());
                 }
             }
             MetadataRecord::Config {

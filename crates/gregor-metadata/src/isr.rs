@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::controller::ControllerError;
 use crate::image::MetadataImage;
+use crate::reassignment::Change;
 use crate::records::MetadataRecord;
 
 /// One partition's proposed ISR, as its leader saw the partition.
@@ -144,18 +145,15 @@ fn decide(
         return Ok(None);
     }
     // The ISR keeps the order of the assignment, so that an election's first choice is stable.
+    // An expansion that brings the last replica of a reassignment in sync completes it.
     let isr = meta
         .replicas
         .iter()
         .copied()
         .filter(|r| proposal.new_isr.contains(r))
         .collect();
-    Ok(Some(meta.change(
-        topic.id,
-        proposal.partition,
-        meta.leader,
-        isr,
-    )))
+    let change = Change::isr(meta, isr);
+    Ok(change.record(image, topic.id, proposal.partition, meta, false))
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod elections;
 pub mod features;
 pub mod image;
 pub mod isr;
+pub mod reassignment;
 pub mod records;
 pub mod request;
 pub mod store;

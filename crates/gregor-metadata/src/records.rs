@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::image::PartitionImage;
+
 /// What a config record applies to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum ConfigResource {
@@ -53,14 +55,8 @@ pub enum MetadataRecord {
     Partition {
         topic_id: Uuid,
         partition: i32,
-        replicas: Vec<i32>,
-        isr: Vec<i32>,
-        leader: i32,
-        leader_epoch: i32,
-        /// Counts the partition's changes (Kafka's partition epoch): a leader's AlterPartition
-        /// names the one it saw, so a proposal made on a stale state is refused.
-        #[serde(default)]
-        partition_epoch: i32,
+        #[serde(flatten)]
+        state: PartitionImage,
     },
     /// Sets (`Some`) or removes (`None`) one config of a resource.
     Config {

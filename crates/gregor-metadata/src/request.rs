@@ -20,6 +20,7 @@ use crate::elections::{balance_leaders, elect_leaders, ElectionType, TopicElecti
 use crate::features::{bootstrap_records, update_features, FeatureUpdate};
 use crate::image::{BrokerRegistration, MetadataImage};
 use crate::isr::{alter_partitions, IsrProposal};
+use crate::reassignment::{alter_reassignments, ReassignmentOutcomes, TopicReassignments};
 use crate::records::MetadataRecord;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -106,6 +107,12 @@ pub enum ControllerRequest {
         election: ElectionType,
         partitions: Option<BTreeMap<String, BTreeSet<i32>>>,
     },
+    /// AlterPartitionReassignments: new target replicas per partition (`None` cancels);
+    /// `allow_rf_change` false refuses targets that change a partition's size (KIP-860).
+    AlterPartitionReassignments {
+        topics: Vec<TopicReassignments>,
+        allow_rf_change: bool,
+    },
     /// The controller's own leader balancing (`auto.leader.rebalance.enable`): preferred
     /// elections where the preferred replica can lead and does not; the reply counts them.
     BalanceLeaders,
@@ -145,6 +152,8 @@ pub enum ControllerReply {
     Elections(Vec<TopicElections>),
     /// Each proposal of an AlterPartition, in order: accepted or not.
     IsrChanges(Vec<Result<(), ControllerError>>),
+    /// AlterPartitionReassignments' outcome per partition.
+    Reassignments(ReassignmentOutcomes),
 }
 
 /// A change of the quorum's voters.
@@ -325,6 +334,14 @@ pub fn decide(
             let (records, outcomes) = alter_partitions(image, *broker_id, proposals);
             let records = if validate_only { vec![] } else { records };
             return Ok((records, ControllerReply::IsrChanges(outcomes)));
+        }
+        ControllerRequest::AlterPartitionReassignments {
+            topics,
+            allow_rf_change,
+        } => {
+            let (records, outcomes) = alter_reassignments(image, topics, *allow_rf_change);
+            let records = if validate_only { vec![] } else { records };
+            return Ok((records, ControllerReply::Reassignments(outcomes)));
         }
         ControllerRequest::BalanceLeaders => balance_leaders(image),
         ControllerRequest::DescribeQuorum | ControllerRequest::ChangeVoters(_) => {

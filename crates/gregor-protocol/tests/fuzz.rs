@@ -105,6 +105,8 @@ fn default_request(api: ApiKey) -> RequestKind {
         DescribeQuorum,
         UnregisterBroker,
         ElectLeaders,
+        AlterPartitionReassignments,
+        ListPartitionReassignments,
         AddRaftVoter,
         RemoveRaftVoter,
     )

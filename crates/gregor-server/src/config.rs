@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use gregor_metadata::configs::{
-    is_dynamic_broker_config, topic_config, ConfigDef, ConfigKind, BOOL, SCALED_SYNONYMS,
+    is_dynamic_broker_config, topic_config, ConfigDef, ConfigKind, BOOL,
+    REPLICATION_THROTTLE_RATES, SCALED_SYNONYMS,
 };
 use gregor_metadata::{ConfigLayers, GroupConfigBounds, TOPIC_CONFIGS};
 
@@ -301,25 +302,20 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
 ];
 
 fn definition(name: &str) -> Option<ConfigDef> {
-    BROKER_CONFIGS
-        .iter()
-        .copied()
-        .find(|d| d.name == name)
-        .or_else(|| {
-            TOPIC_CONFIGS
-                .iter()
-                .find(|d| d.broker_synonym == name)
-                .map(|d| broker(d.broker_synonym, d.default, d.kind))
-        })
+    broker_config_names().find(|d| d.name == name)
 }
 
 /// Every broker config name with its default, for DescribeConfigs of a broker.
 pub fn broker_config_names() -> impl Iterator<Item = ConfigDef> {
-    BROKER_CONFIGS.iter().copied().chain(
-        TOPIC_CONFIGS
-            .iter()
-            .map(|d| broker(d.broker_synonym, d.default, d.kind)),
-    )
+    let synonyms = TOPIC_CONFIGS
+        .iter()
+        .filter(|d| !d.broker_synonym.is_empty())
+        .map(|d| broker(d.broker_synonym, d.default, d.kind));
+    BROKER_CONFIGS
+        .iter()
+        .copied()
+        .chain(synonyms)
+        .chain(REPLICATION_THROTTLE_RATES.iter().copied())
 }
 
 #[derive(Clone, Debug)]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use gregor_metadata::configs::throttles;
 use gregor_metadata::{
     ConfigLayers, ConfigResource, IsrProposal, MetadataDelta, MetadataImage, PartitionImage,
     TopicImage,
@@ -26,6 +27,7 @@ use crate::config::BrokerConfig;
 use crate::log_dir_moves::{self, FutureReplica, LogDirMoves};
 use crate::replication::hw_checkpoint::{self, HighWatermarks};
 use crate::replication::leader::LeaderState;
+use crate::replication::throttle::Throttles;
 use crate::services::now_ms;
 
 /// The file in a partition directory naming the topic id it belongs to, so a directory left by a
@@ -57,6 +59,10 @@ pub struct Partition {
     waiters: Mutex<Vec<Arc<Notify>>>,
     /// When a failed write (a full disk) was last logged: one line per interval, not per batch.
     write_failure_logged: Mutex<Option<Instant>>,
+    /// Whether the topic's `leader.replication.throttled.replicas` and
+    /// `follower.replication.throttled.replicas` name this broker's replica (`replication::throttle`).
+    leader_throttled: AtomicBool,
+    follower_throttled: AtomicBool,
     /// KIP-890 verification guards by producer id: taken before a transactional batch that
     /// would open a transaction here is verified with the coordinator, dropped by the
     /// producer's next marker. A batch is appended only if its guard survived, so a
@@ -281,7 +287,34 @@ impl Partition {
         self.wake_waiters();
     }
 
-    /// The partition's topic was deleted: nothing fetched for it is written any more.
+    /// Reads whether the topic's throttled-replicas configs name this broker's replica.
+    fn take_throttles(&self, config: &BrokerConfig, layers: ConfigLayers, node_id: i32) {
+        let names = |config_name: &str| {
+            let value = config.topic_value(config_name, layers);
+            throttles(&value, self.index, node_id)
+        };
+        let leader = names("leader.replication.throttled.replicas");
+        let follower = names("follower.replication.throttled.replicas");
+        self.leader_throttled.store(leader, Ordering::Release);
+        self.follower_throttled.store(follower, Ordering::Release);
+    }
+
+    /// Whether what this leader sends follower `replica` counts against the leader's
+    /// replication throttle: the topic names this replica and `replica` is not in sync.
+    pub fn leader_throttles(&self, replica: i32) -> bool {
+        self.leader_throttled.load(Ordering::Acquire)
+            && !self.state.lock().meta.isr.contains(&replica)
+    }
+
+    /// Whether what this broker, following, fetches counts against its follower throttle:
+    /// the topic names this replica and it is not in sync.
+    pub fn follower_throttles(&self, node_id: i32) -> bool {
+        self.follower_throttled.load(Ordering::Acquire)
+            && !self.state.lock().meta.isr.contains(&node_id)
+    }
+
+    /// The partition left this broker (its topic deleted, or moved off): nothing fetched for
+    /// it is written any more.
     fn retire(&self) {
         let _log = self.log.write();
         self.state.lock().leader = None;
@@ -706,6 +739,8 @@ pub struct ReplicaManager {
     started: AtomicBool,
     /// Partitions moving to another log dir.
     pub(crate) moves: LogDirMoves,
+    /// The replication throttles' rates and what they measured.
+    pub throttles: Throttles,
 }
 
 /// The effective `min.insync.replicas` of a topic with config `layers`.
@@ -855,6 +890,7 @@ impl ReplicaManager {
             }),
             started: AtomicBool::new(false),
             moves: LogDirMoves::default(),
+            throttles: Throttles::default(),
         }
     }
 
@@ -1002,7 +1038,8 @@ impl ReplicaManager {
     }
 
     /// Brings the hosted partitions in line with a metadata change: deletes the logs of removed
-    /// topics, opens the new partitions this node hosts, takes new leader epochs, and applies
+    /// topics and of partitions moved off this node (a completed reassignment), opens the new
+    /// partitions this node hosts, takes new leader epochs, and applies
     /// changed configs (a topic's own, or every topic's when the dynamic broker configs changed).
     /// The work follows the delta; the first delta, at start-up, is the whole image.
     pub fn apply_delta(
@@ -1029,13 +1066,33 @@ impl ReplicaManager {
                 deleted.extend(same_topic.then(|| partitions.remove(&key)).flatten());
             }
         }
+        for (topic_id, index) in &delta.changed_partitions {
+            let Some(topic) = image.topic_by_id(topic_id) else {
+                continue;
+            };
+            let moved_off = topic
+                .partitions
+                .get(index)
+                .is_some_and(|meta| !meta.replicas.contains(&node_id));
+            if !moved_off {
+                continue;
+            }
+            let key = (topic.name.clone(), *index);
+            self.offline.write().remove(&key);
+            if partitions
+                .get(&key)
+                .is_some_and(|p| p.topic_id == *topic_id)
+            {
+                deleted.extend(partitions.remove(&key));
+            }
+        }
         // Deleted before anything is opened: a topic deleted and created again in one delta
         // must not find the old directory under its name. Outside the map's lock, since
         // retiring waits for the log's.
         if !deleted.is_empty() {
             drop(partitions);
             for partition in deleted {
-                tracing::info!(topic = %partition.topic, partition = partition.index, "deleting partition log");
+                tracing::info!(topic = %partition.topic, partition = partition.index, "deleting partition log (topic deleted or replica moved off this broker)");
                 partition.retire();
                 let dir = partition.with_log(|log| log.dir().to_path_buf());
                 drop(partition);
@@ -1077,10 +1134,25 @@ impl ReplicaManager {
                 self.elsewhere.write().insert(key);
             }
         }
+        let first_delta = !self.started.load(Ordering::Acquire);
+        if first_delta || delta.broker_configs_changed(node_id) {
+            let rate = |name: &str| {
+                let value = config.broker_value(name, image.broker_configs());
+                value.trim().parse().unwrap_or(i64::MAX)
+            };
+            let throttles = &self.throttles;
+            throttles
+                .leader
+                .set_rate(rate("leader.replication.throttled.rate"));
+            throttles
+                .follower
+                .set_rate(rate("follower.replication.throttled.rate"));
+        }
         let update = |p: &Arc<Partition>| {
             let layers = image.topic_configs(&p.topic);
             p.min_insync_replicas
                 .store(min_insync_replicas(config, layers), Ordering::Release);
+            p.take_throttles(config, layers, node_id);
             p.with_log_mut(|log| log.update_config(config.log_config(layers)));
             // A lower min.insync.replicas may let a frozen high watermark move now, not at the
             // next append or fetch.
@@ -1172,11 +1244,14 @@ impl ReplicaManager {
                 leader: None,
             }),
             min_insync_replicas: AtomicI64::new(min_insync_replicas(config, layers)),
+            leader_throttled: AtomicBool::new(false),
+            follower_throttled: AtomicBool::new(false),
             cluster: self.cluster.clone(),
             waiters: Mutex::new(Vec::new()),
             write_failure_logged: Mutex::new(None),
             verification_guards: Mutex::new(HashMap::new()),
         });
+        partition.take_throttles(config, layers, node_id);
         partition.take_state(meta, node_id, now);
         partitions.insert(key, partition);
     }
@@ -1279,15 +1354,10 @@ mod tests {
             name: name.into(),
             topic_id: id,
         }];
-        records.extend((0..partitions).map(|partition| MetadataRecord::Partition {
-            topic_id: id,
-            partition,
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        }));
+        records.extend(
+            (0..partitions)
+                .map(|partition| PartitionImage::new(vec![1], vec![1], 1).record(id, partition)),
+        );
         (id, records)
     }
 
@@ -1430,15 +1500,7 @@ mod tests {
                 name: "t".into(),
                 topic_id: id,
             },
-            MetadataRecord::Partition {
-                topic_id: id,
-                partition: 0,
-                replicas: vec![1, 2],
-                isr: vec![1],
-                leader: 1,
-                leader_epoch: 0,
-                partition_epoch: 0,
-            },
+            PartitionImage::new(vec![1, 2], vec![1], 1).record(id, 0),
             MetadataRecord::Config {
                 resource: ConfigResource::Topic("t".into()),
                 name: "min.insync.replicas".into(),
@@ -1473,14 +1535,9 @@ mod tests {
             name: "t".into(),
             topic_id: id,
         }];
-        records.extend((0..2).map(|partition| MetadataRecord::Partition {
-            topic_id: id,
-            partition,
-            replicas: vec![partition + 1],
-            isr: vec![partition + 1],
-            leader: partition + 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
+        records.extend((0..2).map(|partition| {
+            let replica = vec![partition + 1];
+            PartitionImage::new(replica.clone(), replica, partition + 1).record(id, partition)
         }));
         let delta = image.apply_committed(&records, 2);
         replicas.apply_delta(&delta, &image, &config, 1);

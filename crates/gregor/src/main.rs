@@ -66,6 +66,9 @@ enum Command {
     MetadataQuorum(cli::metadata_quorum::Args),
     /// Preferred or unclean leader elections (like kafka-leader-election.sh).
     LeaderElection(cli::leader_election::Args),
+    /// Move partitions to other brokers, throttled if asked, and follow the moves (like
+    /// kafka-reassign-partitions.sh).
+    ReassignPartitions(cli::reassign_partitions::Args),
 }
 
 /// Exit status of a tool: 0, or 1 with a one-line error.
@@ -127,6 +130,9 @@ fn main() -> ExitCode {
         Command::Configs(args) => tool("configs", cli::configs::run(args)),
         Command::Cluster(args) => tool("cluster", cli::cluster::run(args)),
         Command::LeaderElection(args) => tool("leader-election", cli::leader_election::run(args)),
+        Command::ReassignPartitions(args) => {
+            tool("reassign-partitions", cli::reassign_partitions::run(args))
+        }
         Command::Produce(args) => tool("produce", cli::produce::run(args)),
         Command::Consume(args) => tool("consume", cli::consume::run(args)),
         Command::Groups(args) => tool("groups", cli::groups::run(args)),

@@ -42,7 +42,7 @@ fn config_type(kind: ConfigKind) -> i8 {
         ConfigKind::Int { .. } | ConfigKind::IntRange { .. } => 3,
         ConfigKind::Long { .. } => 5,
         ConfigKind::Double { .. } => 6,
-        ConfigKind::ChoiceList(_) => 7,
+        ConfigKind::ChoiceList(_) | ConfigKind::ThrottledReplicas => 7,
         ConfigKind::Choice(["true", "false"]) => 1,
         ConfigKind::Choice(_) | ConfigKind::Text => 2,
     }
@@ -68,16 +68,16 @@ pub(crate) fn describe_topic(config: &BrokerConfig, layers: ConfigLayers) -> Vec
             if let Some(v) = layers.topic.and_then(|o| o.get(def.name)) {
                 synonyms.push((def.name.to_string(), v.clone(), DYNAMIC_TOPIC_CONFIG));
             }
-            synonyms.extend(config.broker_layers(def.broker_synonym, layers));
-            synonyms.push((
-                def.broker_synonym.to_string(),
-                def.default.to_string(),
-                DEFAULT_CONFIG,
-            ));
+            // A topic config without a broker synonym has only its own default.
+            let synonym = Some(def.broker_synonym).filter(|s| !s.is_empty());
+            if let Some(synonym) = synonym {
+                synonyms.extend(config.broker_layers(synonym, layers));
+                synonyms.push((synonym.to_string(), def.default.to_string(), DEFAULT_CONFIG));
+            }
             let (value, source) = match layers.topic.and_then(|o| o.get(def.name)) {
                 Some(v) => (v.clone(), DYNAMIC_TOPIC_CONFIG),
-                None => config
-                    .broker_source(def.broker_synonym, layers)
+                None => synonym
+                    .and_then(|s| config.broker_source(s, layers))
                     .unwrap_or_else(|| (def.default.to_string(), DEFAULT_CONFIG)),
             };
             Described {

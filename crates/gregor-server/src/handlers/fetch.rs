@@ -135,11 +135,12 @@ fn update_session(
         })
 }
 
-/// Who fetches: a consumer (with its isolation level) or a follower.
+/// Who fetches: a consumer (with its isolation level) or a follower (its broker id, and
+/// whether this leader's replication throttle is over its rate).
 #[derive(Clone, Copy, PartialEq)]
 enum Reader {
     Consumer { read_committed: bool },
-    Follower,
+    Follower { replica: i32, throttled: bool },
 }
 
 fn read_all(
@@ -175,16 +176,23 @@ fn read_all(
                     }
                 }
             };
-            // A follower whose log diverged gets no records until it has truncated.
+            // A follower whose log diverged gets no records until it has truncated; one that
+            // catches up under a throttle over its rate gets none until the rate falls.
+            let held_back = match reader {
+                Reader::Follower { replica, throttled } => {
+                    throttled && partition.leader_throttles(replica)
+                }
+                Reader::Consumer { .. } => false,
+            };
             let limit = match verdict {
-                Verdict::Read => (want.max_bytes.max(0) as usize).min(remaining),
-                Verdict::Diverging(..) | Verdict::OutOfRange => 0,
+                Verdict::Read if !held_back => (want.max_bytes.max(0) as usize).min(remaining),
+                Verdict::Read | Verdict::Diverging(..) | Verdict::OutOfRange => 0,
             };
             let read = match reader {
                 Reader::Consumer { read_committed } => {
                     partition.read(want.fetch_offset, limit, read_committed)
                 }
-                Reader::Follower => partition.read_for_follower(want.fetch_offset, limit),
+                Reader::Follower { .. } => partition.read_for_follower(want.fetch_offset, limit),
             };
             let (error, records, aborted) = match read.records {
                 _ if *verdict == Verdict::OutOfRange => {
@@ -341,15 +349,19 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     } else {
         request.replica_id.0
     };
+    let now = now_ms();
     let reader = if replica_id >= 0 {
-        Reader::Follower
+        Reader::Follower {
+            replica: replica_id,
+            throttled: broker.replicas.throttles.leader.exceeded(now),
+        }
     } else {
         Reader::Consumer {
             read_committed: request.isolation_level == 1,
         }
     };
     let mut verdicts = vec![Verdict::Read; fetch_set.len()];
-    if reader == Reader::Follower {
+    if let Reader::Follower { .. } = reader {
         follower_progress(
             broker,
             replica_id,
@@ -393,7 +405,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         // Consumers wait for the high watermark to move, followers for the log to grow.
         let progress = |p: &Partition| match reader {
             Reader::Consumer { .. } => p.high_watermark(),
-            Reader::Follower => p.log_end_offset(),
+            Reader::Follower { .. } => p.log_end_offset(),
         };
         let seen: Vec<i64> = live.iter().map(|p| progress(p)).collect();
         wait_until(&live, deadline, || {
@@ -401,6 +413,15 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         })
         .await;
     };
+    if let Reader::Follower { replica, .. } = reader {
+        let throttled: usize = reads
+            .iter()
+            .zip(&partitions)
+            .filter(|(_, p)| p.as_ref().is_ok_and(|p| p.leader_throttles(replica)))
+            .map(|(read, _)| read.records.as_ref().map_or(0, |s| s.len))
+            .sum();
+        broker.replicas.throttles.leader.record(throttled, now_ms());
+    }
     let mut sent = Vec::new();
     let mut files = Vec::new();
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();

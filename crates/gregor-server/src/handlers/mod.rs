@@ -17,6 +17,7 @@ mod produce;
 mod producer_id;
 mod producers;
 mod quorum;
+mod reassignments;
 mod records;
 mod telemetry;
 pub(crate) mod topics;
@@ -207,6 +208,12 @@ pub async fn handle(broker: &Arc<Broker>, request: Request, client: &mut Client)
         RequestKind::UnregisterBroker(r) => respond!(cluster::unregister_broker(broker, r).await),
         RequestKind::ElectLeaders(r) => {
             respond!(elections::elect_leaders(broker, version, r).await)
+        }
+        RequestKind::AlterPartitionReassignments(r) => {
+            respond!(reassignments::alter_partition_reassignments(broker, r).await)
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            respond!(reassignments::list_partition_reassignments(broker, r))
         }
         RequestKind::DescribeConfigs(r) => respond!(configs::describe_configs(broker, version, r)),
         RequestKind::AlterConfigs(r) => respond!(configs::alter_configs(broker, version, r).await),

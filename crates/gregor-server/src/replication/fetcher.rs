@@ -172,7 +172,7 @@ async fn fetch_from(services: Arc<Services>, leader: i32, assignment: Arc<Assign
             return;
         }
         let now = Instant::now();
-        let (due, next_pause_end) = {
+        let (mut due, mut next_pause_end) = {
             let partitions = assignment.partitions.lock();
             let due: Vec<((Uuid, i32), Followed)> = partitions
                 .iter()
@@ -182,6 +182,16 @@ async fn fetch_from(services: Arc<Services>, leader: i32, assignment: Arc<Assign
             let next = partitions.values().filter_map(|f| f.paused_until).min();
             (due, next)
         };
+        // Over the follower throttle's rate, the replicas it holds back are not asked for
+        // (`throttle.rs`); they are looked at again after the backoff.
+        if services.replicas.throttles.follower.exceeded(now_ms()) {
+            let before = due.len();
+            due.retain(|(_, f)| !f.partition.follower_throttles(services.node_id));
+            if due.len() < before {
+                let retry = now + settings.backoff;
+                next_pause_end = Some(next_pause_end.map_or(retry, |t| t.min(retry)));
+            }
+        }
         if due.is_empty() {
             let wake = next_pause_end.unwrap_or(now + Duration::from_secs(3600));
             tokio::select! {
@@ -202,7 +212,7 @@ async fn fetch_from(services: Arc<Services>, leader: i32, assignment: Arc<Assign
             _ = stop.changed() => return,
         };
         match response {
-            Ok(response) => handle_response(&settings, &assignment, &due, response),
+            Ok(response) => handle_response(&services, &settings, &assignment, &due, response),
             Err(error) => {
                 connection = None;
                 let quiet =
@@ -309,6 +319,7 @@ async fn exchange(
 
 /// Applies each partition's answer: records appended, divergence truncated, errors paused.
 fn handle_response(
+    services: &Services,
     settings: &Settings,
     assignment: &Assignment,
     due: &[((Uuid, i32), Followed)],
@@ -325,12 +336,16 @@ fn handle_response(
     }
     let followed: HashMap<(Uuid, i32), &Followed> = due.iter().map(|(k, f)| (*k, f)).collect();
     let mut paused = Vec::new();
+    let mut throttled = 0;
     for topic in &response.responses {
         for data in &topic.partitions {
             let key = (topic.topic_id, data.partition_index);
             let Some(f) = followed.get(&key) else {
                 continue;
             };
+            if f.partition.follower_throttles(services.node_id) {
+                throttled += data.records.as_ref().map_or(0, |r| r.len());
+            }
             if let Err(error) = apply(&f.partition, f.leader_epoch, data, now_ms()) {
                 let p = &f.partition;
                 if error != ResponseError::NotLeaderOrFollower.code()
@@ -342,6 +357,11 @@ fn handle_response(
             }
         }
     }
+    services
+        .replicas
+        .throttles
+        .follower
+        .record(throttled, now_ms());
     if !paused.is_empty() {
         pause(assignment, paused.into_iter(), settings.backoff);
     }

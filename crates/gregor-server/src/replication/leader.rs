@@ -225,11 +225,9 @@ mod tests {
 
     fn meta(replicas: &[i32], isr: &[i32]) -> PartitionImage {
         PartitionImage {
-            replicas: replicas.to_vec(),
-            isr: isr.to_vec(),
-            leader: 1,
             leader_epoch: 3,
             partition_epoch: 7,
+            ..PartitionImage::new(replicas.to_vec(), isr.to_vec(), 1)
         }
     }
 

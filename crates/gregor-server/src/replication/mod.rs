@@ -10,3 +10,4 @@ pub mod isr_changes;
 pub mod leader;
 #[cfg(test)]
 mod simulation;
+pub mod throttle;

@@ -13,6 +13,7 @@ mod librdkafka;
 pub mod log_dirs;
 pub mod metadata_quorum;
 pub mod produce;
+pub mod reassign_partitions;
 pub mod topics;
 pub mod transactions;
 mod wire;

@@ -4,11 +4,13 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rdkafka::metadata::MetadataPartition;
+
 use super::cluster::wait_until;
 use super::Gregor;
 
-/// (leader, ISR sorted) of each partition of `topic` in `g`'s metadata.
-pub fn partitions_of(g: &Gregor, topic: &str) -> Vec<(i32, Vec<i32>)> {
+/// What `of` takes from each partition of `topic` in `g`'s metadata.
+fn each_partition<T>(g: &Gregor, topic: &str, of: impl Fn(&MetadataPartition) -> T) -> Vec<T> {
     let consumer = g.consumer(&[]);
     let md = rdkafka::consumer::Consumer::fetch_metadata(
         &consumer,
@@ -19,12 +21,22 @@ pub fn partitions_of(g: &Gregor, topic: &str) -> Vec<(i32, Vec<i32>)> {
     md.topics()
         .iter()
         .flat_map(|t| t.partitions())
-        .map(|p| {
-            let mut isr = p.isr().to_vec();
-            isr.sort_unstable();
-            (p.leader(), isr)
-        })
+        .map(of)
         .collect()
+}
+
+/// (leader, ISR sorted) of each partition of `topic` in `g`'s metadata.
+pub fn partitions_of(g: &Gregor, topic: &str) -> Vec<(i32, Vec<i32>)> {
+    each_partition(g, topic, |p| {
+        let mut isr = p.isr().to_vec();
+        isr.sort_unstable();
+        (p.leader(), isr)
+    })
+}
+
+/// Each partition's replicas, in assignment order, in `g`'s metadata.
+pub fn replicas_of(g: &Gregor, topic: &str) -> Vec<Vec<i32>> {
+    each_partition(g, topic, |p| p.replicas().to_vec())
 }
 
 pub fn wait_for(g: &Gregor, topic: &str, what: &str, want: impl Fn(&[(i32, Vec<i32>)]) -> bool) {

@@ -2,7 +2,7 @@
 """Cluster benchmark (issue 13): controller failover and bulk topic creation on three nodes.
 
     .venv/bin/python bench/cluster.py [--runs 10] [--topics 1000] [--partitions 10] [--replication N]
-                                      [--data-failover RUNS] [--catch-up MIB]
+                                      [--data-failover RUNS] [--catch-up MIB] [--reassign MIB]
 
 Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per measurement.
 
@@ -31,6 +31,10 @@ Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per me
   with replication factor 3; a follower is stopped, its copy of the partition deleted, and it
   is started again: the time from its start until the ISR has it again, and the rate it copied
   at.
+* reassignment (`--reassign MIB`, off by default): MIB mebibytes produced to a partition on
+  brokers 1 and 2; `gregor reassign-partitions --execute` moves it to brokers 3 and 2 (the leader
+  leaves), and the time is taken until `--verify` reports the move completed (the new replica
+  copied everything, joined the ISR, the leadership moved and broker 1 deleted its copy).
 
 The data directories are under $TMPDIR: on this machine's ext4 disk, creating and deleting
 tens of thousands of partition directories makes the inode allocator the bottleneck, and its
@@ -219,6 +223,38 @@ def catch_up(root, mib):
         stop_all(nodes)
 
 
+def reassign(root, mib):
+    nodes = start_cluster(root, 3)
+    try:
+        bootstrap = ",".join(n.bootstrap for n in nodes)
+        client = admin(bootstrap)
+        client.create_topics([NewTopic("ra", num_partitions=1, replica_assignment=[[1, 2]])],
+                             operation_timeout=30)["ra"].result(30)
+        subprocess.run([os.environ["GREGOR_BIN"], "perf", "produce", "--bootstrap-server", bootstrap,
+                        "--topic", "ra", "--num-records", str(mib * 1024), "--record-size", "1024",
+                        "--throughput", "-1", "--output", "json", "--producer-props", "acks=all"],
+                       capture_output=True, text=True, check=True)
+        plan = root / "plan.json"
+        plan.write_text(json.dumps({"version": 1, "partitions": [
+            {"topic": "ra", "partition": 0, "replicas": [3, 2]}]}))
+
+        def tool(action):
+            return subprocess.run([os.environ["GREGOR_BIN"], "reassign-partitions", "--bootstrap-server",
+                                   nodes[0].bootstrap, "--reassignment-json-file", str(plan), action],
+                                  capture_output=True, text=True, check=True).stdout
+
+        started = time.monotonic()
+        tool("--execute")
+        while "is completed" not in tool("--verify"):
+            time.sleep(0.05)
+        seconds = time.monotonic() - started
+        copied = sum(f.stat().st_size for f in (nodes[2].data_dir / "ra-0").glob("*.log")) / 2**20
+        return {"bench": "reassignment", "mib": mib, "copied_mib": round(copied, 1),
+                "seconds": round(seconds, 3), "mib_per_sec": round(copied / seconds, 1)}
+    finally:
+        stop_all(nodes)
+
+
 def bulk_create(root, topics, partitions):
     nodes = start_cluster(root, 3)
     try:
@@ -342,7 +378,13 @@ def main():
                         help="runs of each partition leader failover (0: none)")
     parser.add_argument("--catch-up", type=int, default=0,
                         help="MiB a new replica copies to join the ISR (0: none)")
+    parser.add_argument("--reassign", type=int, default=0,
+                        help="MiB a reassignment moves to a new replica (0: none)")
     args = parser.parse_args()
+    if args.reassign:
+        with tempfile.TemporaryDirectory() as root:
+            print(json.dumps(reassign(Path(root), args.reassign)), flush=True)
+        return
     if args.catch_up:
         with tempfile.TemporaryDirectory() as root:
             print(json.dumps(catch_up(Path(root), args.catch_up)), flush=True)

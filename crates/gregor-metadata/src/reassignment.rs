@@ -39,8 +39,8 @@ fn refused(code: ResponseError, message: String) -> ControllerError {
 
 /// Decides an AlterPartitionReassignments: each partition on the image as the ones before it
 /// in the request leave it (a partition named twice takes the later target). Without
-/// `allow_rf_change` (KIP-860), a target of another size than the partition's original
-/// replicas is refused.
+/// `allow_rf_change` (KIP-860), a target of another size than the partition has (or, under
+/// way, is being given) is refused.
 pub fn alter_reassignments(
     image: &MetadataImage,
     topics: &[TopicReassignments],
@@ -87,24 +87,29 @@ fn alter(
         .partitions
         .get(&partition)
         .ok_or_else(|| unknown(format!("Unable to find partition {topic}:{partition}.")))?;
-    let original: Vec<i32> = without(&meta.replicas, &meta.adding_replicas);
     let target = match target {
-        None => return cancel(image, t.id, topic, partition, meta, original),
+        None => return cancel(image, t.id, topic, partition, meta),
         Some(target) => target,
     };
     check_target(image, target)?;
-    if !allow_rf_change && target.len() != original.len() {
+    // The size the partition has or, under way, is being given (Kafka 4.1's check).
+    let current = without(&meta.replicas, &meta.removing_replicas);
+    if !allow_rf_change && target.len() != current.len() {
         return Err(refused(
             ResponseError::InvalidReplicationFactor,
             format!(
                 "The replication factor of {topic}:{partition} would change from {} to {}, and allowReplicationFactorChange is false.",
-                original.len(),
+                current.len(),
                 target.len()
             ),
         ));
     }
     let removing: Vec<i32> = sorted_difference(&meta.replicas, target);
-    let adding: Vec<i32> = sorted_difference(target, &meta.replicas);
+    // A replica being added stays one when the new target keeps it, so that the same target
+    // asked for again changes nothing and a cancel still takes it out.
+    let mut adding: Vec<i32> = sorted_difference(target, &meta.replicas);
+    adding.extend(meta.adding_replicas.iter().filter(|r| target.contains(r)));
+    adding.sort_unstable();
     let mut replicas = target.clone();
     replicas.extend(&removing);
     let change = Change {
@@ -127,8 +132,8 @@ fn cancel(
     topic: &str,
     partition: i32,
     meta: &PartitionImage,
-    original: Vec<i32>,
 ) -> Result<Option<MetadataRecord>, ControllerError> {
+    let original = without(&meta.replicas, &meta.adding_replicas);
     if !meta.is_reassigning() {
         return Err(refused(
             ResponseError::NoReassignmentInProgress,
@@ -423,6 +428,30 @@ mod tests {
             (p.replicas.clone(), p.isr.clone(), p.leader),
             (vec![1, 2], vec![1, 2], 1)
         );
+    }
+
+    #[test]
+    fn the_same_target_asked_again_changes_nothing_and_still_cancels() {
+        let mut image = image(&[1, 2], &[]);
+        reassign(&mut image, Some(&[2, 3])).unwrap();
+        let before = partition(&image);
+        assert_eq!(reassign(&mut image, Some(&[2, 3])), Ok(0));
+        assert_eq!(partition(&image), before);
+        assert_eq!(reassign(&mut image, None), Ok(1));
+        // Kafka's revert keeps the order of the assignment under way: the target first.
+        assert_eq!(partition(&image).replicas, vec![2, 1]);
+        // Without a change of size allowed (KIP-860), a move under way counts as its target.
+        reassign(&mut image, Some(&[2, 3, 4])).unwrap();
+        let request = |target: Vec<i32>| {
+            let request = [TopicReassignments {
+                topic: "t".into(),
+                partitions: vec![(0, Some(target))],
+            }];
+            let (_, outcomes) = alter_reassignments(&image, &request, false);
+            outcomes[0].1[0].1.as_ref().err().map(|e| e.code)
+        };
+        assert_eq!(request(vec![2, 3, 4]), None);
+        assert_eq!(request(vec![2, 3]), Some(38));
     }
 
     #[test]

@@ -51,7 +51,8 @@ pub enum MetadataRecord {
         topic_id: Uuid,
     },
     /// A partition's replica assignment and leadership. Written again on every change, with the
-    /// partition epoch one higher, and the leader epoch one higher when the leader changes.
+    /// partition epoch one higher, and the leader epoch one higher when the leader changes or a
+    /// replica leaves the assignment.
     Partition {
         topic_id: Uuid,
         partition: i32,

@@ -299,18 +299,29 @@ impl Partition {
         self.follower_throttled.store(follower, Ordering::Release);
     }
 
-    /// Whether what this leader sends follower `replica` counts against the leader's
-    /// replication throttle: the topic names this replica and `replica` is not in sync.
-    pub fn leader_throttles(&self, replica: i32) -> bool {
+    /// Whether the topic names this broker's replica in `leader.replication.throttled.replicas`:
+    /// what it sends followers counts against its leader throttle.
+    pub fn leader_throttled(&self) -> bool {
         self.leader_throttled.load(Ordering::Acquire)
-            && !self.state.lock().meta.isr.contains(&replica)
     }
 
-    /// Whether what this broker, following, fetches counts against its follower throttle:
-    /// the topic names this replica and it is not in sync.
-    pub fn follower_throttles(&self, node_id: i32) -> bool {
+    /// Whether the topic names this broker's replica in
+    /// `follower.replication.throttled.replicas`: what it fetches counts against its follower
+    /// throttle.
+    pub fn follower_throttled(&self) -> bool {
         self.follower_throttled.load(Ordering::Acquire)
-            && !self.state.lock().meta.isr.contains(&node_id)
+    }
+
+    /// Whether the leader throttle may hold back what this leader sends `replica`: the
+    /// partition is throttled and `replica` is not in the ISR (one in sync never waits).
+    pub fn leader_throttles(&self, replica: i32) -> bool {
+        self.leader_throttled() && !self.state.lock().meta.isr.contains(&replica)
+    }
+
+    /// Whether the follower throttle may hold back this broker's fetches of the partition:
+    /// it is throttled and this broker is not in the ISR.
+    pub fn follower_throttles(&self, node_id: i32) -> bool {
+        self.follower_throttled() && !self.state.lock().meta.isr.contains(&node_id)
     }
 
     /// The partition left this broker (its topic deleted, or moved off): nothing fetched for

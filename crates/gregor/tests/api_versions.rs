@@ -75,6 +75,8 @@ fn minimal_request(api: ApiKey) -> Option<RequestKind> {
             .into(),
         K::RemoveRaftVoter => RemoveRaftVoterRequest::default().into(),
         K::ElectLeaders => ElectLeadersRequest::default().into(),
+        K::AlterPartitionReassignments => AlterPartitionReassignmentsRequest::default().into(),
+        K::ListPartitionReassignments => ListPartitionReassignmentsRequest::default().into(),
         _ => return None,
     })
 }

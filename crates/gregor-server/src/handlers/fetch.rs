@@ -413,11 +413,12 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         })
         .await;
     };
-    if let Reader::Follower { replica, .. } = reader {
+    if let Reader::Follower { .. } = reader {
+        // As Kafka, every byte of a throttled partition counts, to in-sync followers too.
         let throttled: usize = reads
             .iter()
             .zip(&partitions)
-            .filter(|(_, p)| p.as_ref().is_ok_and(|p| p.leader_throttles(replica)))
+            .filter(|(_, p)| p.as_ref().is_ok_and(|p| p.leader_throttled()))
             .map(|(read, _)| read.records.as_ref().map_or(0, |s| s.len))
             .sum();
         broker.replicas.throttles.leader.record(throttled, now_ms());

@@ -188,7 +188,8 @@ async fn fetch_from(services: Arc<Services>, leader: i32, assignment: Arc<Assign
             let before = due.len();
             due.retain(|(_, f)| !f.partition.follower_throttles(services.node_id));
             if due.len() < before {
-                let retry = now + settings.backoff;
+                // Not at once even without a backoff: the rate falls over seconds.
+                let retry = now + settings.backoff.max(Duration::from_millis(100));
                 next_pause_end = Some(next_pause_end.map_or(retry, |t| t.min(retry)));
             }
         }
@@ -343,7 +344,7 @@ fn handle_response(
             let Some(f) = followed.get(&key) else {
                 continue;
             };
-            if f.partition.follower_throttles(services.node_id) {
+            if f.partition.follower_throttled() {
                 throttled += data.records.as_ref().map_or(0, |r| r.len());
             }
             if let Err(error) = apply(&f.partition, f.leader_epoch, data, now_ms()) {

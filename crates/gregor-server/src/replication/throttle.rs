@@ -4,9 +4,10 @@
 //! bytes a second of the partitions whose `leader.replication.throttled.replicas` names it,
 //! and a follower fetches at most `follower.replication.throttled.rate` of those whose
 //! `follower.replication.throttled.replicas` names it (dynamic broker and topic configs, as
-//! `reassign-partitions --throttle` sets them). A replica in the ISR is never held back: only
-//! catching up is throttled, never keeping up. Once over its rate, a throttled partition gets
-//! no records (leader) or is not asked for (follower) until the rate falls below it again.
+//! `reassign-partitions --throttle` sets them). As in Kafka, every byte of a throttled
+//! partition counts towards the rate, but only a replica outside the ISR is held back: once
+//! over the rate, it gets no records of the partition (leader) or does not ask for them
+//! (follower) until the rate falls below it again; keeping up is never throttled.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -100,7 +101,6 @@ mod tests {
         let quota = Quota::default();
         quota.record(1 << 30, 0);
         assert!(!quota.exceeded(0), "unthrottled by default");
-        quota.set_rate(1000);
         // 10,000 bytes over at least ten seconds: 1,000 a second, not above.
         let quota = Quota::default();
         quota.set_rate(1000);

@@ -87,6 +87,9 @@ pub struct Args {
     /// With --verify or --cancel: leave the throttles in place.
     #[arg(long)]
     pub preserve_throttles: bool,
+    /// With --execute: refuse moves that change a partition's number of replicas (KIP-860).
+    #[arg(long)]
+    pub disallow_replication_factor_change: bool,
     /// Accepted for compatibility; --generate does not consider racks either way.
     #[arg(long)]
     pub disable_rack_aware: bool,
@@ -143,15 +146,17 @@ impl Cluster {
         &self,
         topics: Option<&BTreeSet<String>>,
     ) -> anyhow::Result<(Placement, Vec<i32>)> {
-        let request = MetadataRequest::default().with_topics(topics.map(|topics| {
-            topics
-                .iter()
-                .map(|t| {
-                    MetadataRequestTopic::default()
-                        .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
-                })
-                .collect()
-        }));
+        let request = MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(topics.map(|topics| {
+                topics
+                    .iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                    })
+                    .collect()
+            }));
         let response: MetadataResponse = self.call(ApiKey::Metadata, 12, &request)?;
         let mut placement = Placement::new();
         for topic in &response.topics {
@@ -204,6 +209,7 @@ impl Cluster {
     fn reassign(
         &self,
         targets: &BTreeMap<(String, i32), Option<Vec<i32>>>,
+        allow_rf_change: bool,
     ) -> anyhow::Result<Vec<String>> {
         let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
         for ((topic, partition), target) in targets {
@@ -227,7 +233,7 @@ impl Cluster {
             .collect();
         let request = AlterPartitionReassignmentsRequest::default()
             .with_timeout_ms(self.millis())
-            .with_allow_replication_factor_change(true)
+            .with_allow_replication_factor_change(allow_rf_change)
             .with_topics(topics);
         let response: AlterPartitionReassignmentsResponse = self.retrying(|| {
             let response: AlterPartitionReassignmentsResponse =
@@ -482,13 +488,33 @@ fn execute(cluster: &Cluster, args: &Args) -> anyhow::Result<()> {
     println!("{}\n", to_json(&current));
     println!("Save this to use as the --reassignment-json-file option during rollback");
     if let Some(rate) = args.throttle {
-        throttle(cluster, &current, &targets, rate)?;
+        // Every move, those under way included, copies from its original replicas (without
+        // those being added) to its target (without those being removed).
+        let without = |list: &[i32], taken: &[i32]| -> Vec<i32> {
+            list.iter()
+                .copied()
+                .filter(|r| !taken.contains(r))
+                .collect()
+        };
+        let mut sources = Placement::new();
+        let mut moves = Placement::new();
+        for (key, [replicas, adding, removing]) in &ongoing {
+            sources.insert(key.clone(), without(replicas, adding));
+            moves.insert(key.clone(), without(replicas, removing));
+        }
+        for (key, target) in &targets {
+            sources
+                .entry(key.clone())
+                .or_insert_with(|| current[key].clone());
+            moves.insert(key.clone(), target.clone());
+        }
+        throttle(cluster, &sources, &moves, rate)?;
     }
     let asked = targets
         .iter()
         .map(|(k, r)| (k.clone(), Some(r.clone())))
         .collect();
-    let refused = cluster.reassign(&asked)?;
+    let refused = cluster.reassign(&asked, !args.disallow_replication_factor_change)?;
     for line in &refused {
         eprintln!("Error reassigning {line}");
     }
@@ -496,10 +522,26 @@ fn execute(cluster: &Cluster, args: &Args) -> anyhow::Result<()> {
         bail!("{} partition(s) could not be reassigned", refused.len());
     }
     println!(
-        "Successfully started partition reassignments for {}",
+        "Successfully started partition reassignment{} for {}",
+        plural(targets.len()),
         partition_names(targets.keys())
     );
     Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+fn ids(list: &[i32]) -> String {
+    list.iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Kafka's throttle for a move: each broker of the old and new replica sets copies at most
@@ -547,59 +589,66 @@ fn throttle(
     Ok(())
 }
 
-/// Lifts the throttles: the rates on every broker, the replica lists on `topics`.
-fn clear_throttles(cluster: &Cluster, topics: &BTreeSet<&str>) -> anyhow::Result<()> {
-    let (_, brokers) = cluster.placement(Some(&BTreeSet::new()))?;
-    let brokers: BTreeSet<i32> = brokers.into_iter().collect();
+/// Lifts the throttles: the rates on every broker (live or a target of the file), the replica
+/// lists on the file's topics.
+fn clear_throttles(cluster: &Cluster, targets: &Placement) -> anyhow::Result<()> {
+    let (_, live) = cluster.placement(Some(&BTreeSet::new()))?;
+    let brokers: BTreeSet<i32> = live
+        .into_iter()
+        .chain(targets.values().flatten().copied())
+        .collect();
+    let rates = [(LEADER_RATE, None), (FOLLOWER_RATE, None)];
     for broker in &brokers {
-        cluster.alter_configs(
-            4,
-            &broker.to_string(),
-            &[(LEADER_RATE, None), (FOLLOWER_RATE, None)],
-        )?;
+        cluster.alter_configs(4, &broker.to_string(), &rates)?;
     }
+    let brokers: Vec<i32> = brokers.into_iter().collect();
     println!(
-        "Clearing broker-level throttles on brokers {}",
-        brokers
-            .iter()
-            .map(i32::to_string)
-            .collect::<Vec<_>>()
-            .join(",")
+        "Clearing broker-level throttles on broker{} {}",
+        plural(brokers.len()),
+        ids(&brokers)
     );
-    for topic in topics {
+    let topics: BTreeSet<&str> = targets.keys().map(|(t, _)| t.as_str()).collect();
+    for topic in &topics {
         cluster.alter_configs(
             2,
             topic,
             &[(LEADER_REPLICAS, None), (FOLLOWER_REPLICAS, None)],
         )?;
-        println!("Clearing topic-level throttles on topic {topic}");
     }
+    let topics: Vec<&str> = topics.into_iter().collect();
+    println!(
+        "Clearing topic-level throttles on topic{} {}",
+        plural(topics.len()),
+        topics.join(",")
+    );
     Ok(())
 }
 
+/// Each partition of the file: done once no move of it is under way (as Kafka, also when its
+/// replicas are not the file's). The throttles are lifted once no move at all is under way in
+/// the cluster, since they may serve moves of other files.
 fn verify(cluster: &Cluster, args: &Args) -> anyhow::Result<()> {
     let targets = targets(args)?;
     let ongoing = cluster.ongoing()?;
     let topics: BTreeSet<String> = targets.keys().map(|(t, _)| t.clone()).collect();
     let (placement, _) = cluster.placement(Some(&topics))?;
     println!("Status of partition reassignment:");
-    let mut done = true;
     for (key @ (topic, partition), target) in &targets {
+        let current = placement.get(key).map(Vec::as_slice).unwrap_or_default();
         if ongoing.contains_key(key) {
-            done = false;
             println!("Reassignment of partition {topic}-{partition} is still in progress.");
-        } else if placement.get(key) == Some(target) {
+        } else if current == target.as_slice() {
             println!("Reassignment of partition {topic}-{partition} is completed.");
         } else {
-            done = false;
-            let now = placement
-                .get(key)
-                .map_or("none".to_string(), |r| format!("{r:?}"));
-            println!("There is no active reassignment of partition {topic}-{partition}, but replica set is {now} rather than {target:?}.");
+            println!(
+                "There is no active reassignment of partition {topic}-{partition}, but replica set is {} rather than {}.",
+                ids(current),
+                ids(target)
+            );
         }
     }
-    if done && !args.preserve_throttles {
-        clear_throttles(cluster, &targets.keys().map(|(t, _)| t.as_str()).collect())?;
+    if ongoing.is_empty() && !args.preserve_throttles {
+        clear_throttles(cluster, &targets)?;
     }
     Ok(())
 }
@@ -612,21 +661,24 @@ fn cancel(cluster: &Cluster, args: &Args) -> anyhow::Result<()> {
         .filter(|k| ongoing.contains_key(*k))
         .map(|k| (k.clone(), None))
         .collect();
-    if !moving.is_empty() {
-        let refused = cluster.reassign(&moving)?;
+    if moving.is_empty() {
+        println!("None of the specified partition reassignments are active.");
+    } else {
+        let refused = cluster.reassign(&moving, true)?;
         for line in &refused {
             eprintln!("Error cancelling {line}");
         }
         if !refused.is_empty() {
             bail!("{} reassignment(s) could not be cancelled", refused.len());
         }
+        println!(
+            "Successfully cancelled partition reassignment{} for: {}",
+            plural(moving.len()),
+            partition_names(moving.keys())
+        );
     }
-    println!(
-        "Successfully cancelled partition reassignments for: {}",
-        partition_names(moving.keys())
-    );
     if !args.preserve_throttles {
-        clear_throttles(cluster, &targets.keys().map(|(t, _)| t.as_str()).collect())?;
+        clear_throttles(cluster, &targets)?;
     }
     Ok(())
 }
@@ -637,14 +689,20 @@ fn list(cluster: &Cluster) -> anyhow::Result<()> {
         println!("No partition reassignments found.");
         return Ok(());
     }
-    let ids = |r: &[i32]| r.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+    let clause = |name: &str, list: &[i32]| {
+        if list.is_empty() {
+            String::new()
+        } else {
+            format!(" {name}: {}.", ids(list))
+        }
+    };
     println!("Current partition reassignments:");
     for ((topic, partition), [replicas, adding, removing]) in &ongoing {
         println!(
-            "{topic}-{partition}: replicas: {}. adding: {}. removing: {}.",
+            "{topic}-{partition}: replicas: {}.{}{}",
             ids(replicas),
-            ids(adding),
-            ids(removing)
+            clause("adding", adding),
+            clause("removing", removing)
         );
     }
     Ok(())

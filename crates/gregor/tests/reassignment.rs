@@ -331,4 +331,21 @@ fn partitions_move_under_acknowledged_writes_and_throttles_lift_when_done() {
         listed.contains("No partition reassignments found."),
         "{listed}"
     );
+    let (ok, out) = reassign(&nodes[1], &[&file[..], &["--cancel"]].concat());
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("None of the specified partition reassignments are active."),
+        "{out}"
+    );
+
+    // A broker that is not registered cannot be a target: the tool names the partition and
+    // Kafka's code (INVALID_REPLICA_ASSIGNMENT) and fails.
+    let bad = plan(root.path(), "bad.json", &[(0, &[2, 9])]);
+    let (ok, out) = reassign(
+        &nodes[1],
+        &["--reassignment-json-file", bad.as_str(), "--execute"],
+    );
+    assert!(!ok, "{out}");
+    assert!(out.contains("Error reassigning moved-0: error 39"), "{out}");
+    assert_eq!(replicas_of(&nodes[1], "moved")[0], vec![2, 3]);
 }

@@ -205,12 +205,14 @@ impl Cluster {
             .collect())
     }
 
-    /// Asks for `targets` (`None` cancels); the partitions refused, with why.
+    /// Asks for `targets` (`None` cancels). Each partition refused is printed with why, as
+    /// `Error <doing> <partition>: ...`, and fails the tool.
     fn reassign(
         &self,
         targets: &BTreeMap<(String, i32), Option<Vec<i32>>>,
         allow_rf_change: bool,
-    ) -> anyhow::Result<Vec<String>> {
+        doing: &str,
+    ) -> anyhow::Result<()> {
         let mut by_topic: BTreeMap<&str, Vec<ReassignablePartition>> = BTreeMap::new();
         for ((topic, partition), target) in targets {
             by_topic.entry(topic).or_default().push(
@@ -249,24 +251,24 @@ impl Cluster {
                 response.error_message.as_deref().unwrap_or("")
             );
         }
-        Ok(response
-            .responses
-            .iter()
-            .flat_map(|t| {
-                t.partitions
-                    .iter()
-                    .filter(|p| p.error_code != 0)
-                    .map(move |p| {
-                        format!(
-                            "{}-{}: error {}: {}",
-                            t.name.as_str(),
-                            p.partition_index,
-                            p.error_code,
-                            p.error_message.as_deref().unwrap_or("")
-                        )
-                    })
-            })
-            .collect())
+        let refused = response.responses.iter().flat_map(|t| {
+            let failed = t.partitions.iter().filter(|p| p.error_code != 0);
+            failed.map(move |p| (t.name.as_str(), p))
+        });
+        let mut count = 0;
+        for (topic, p) in refused {
+            count += 1;
+            eprintln!(
+                "Error {doing} {topic}-{}: error {}: {}",
+                p.partition_index,
+                p.error_code,
+                p.error_message.as_deref().unwrap_or("")
+            );
+        }
+        if count > 0 {
+            bail!("{doing} failed for {count} partition(s)");
+        }
+        Ok(())
     }
 
     /// IncrementalAlterConfigs of one resource (2 topic, 4 broker): `Some` sets, `None` deletes.
@@ -514,13 +516,8 @@ fn execute(cluster: &Cluster, args: &Args) -> anyhow::Result<()> {
         .iter()
         .map(|(k, r)| (k.clone(), Some(r.clone())))
         .collect();
-    let refused = cluster.reassign(&asked, !args.disallow_replication_factor_change)?;
-    for line in &refused {
-        eprintln!("Error reassigning {line}");
-    }
-    if !refused.is_empty() {
-        bail!("{} partition(s) could not be reassigned", refused.len());
-    }
+    let allow_rf_change = !args.disallow_replication_factor_change;
+    cluster.reassign(&asked, allow_rf_change, "reassigning")?;
     println!(
         "Successfully started partition reassignment{} for {}",
         plural(targets.len()),
@@ -664,13 +661,7 @@ fn cancel(cluster: &Cluster, args: &Args) -> anyhow::Result<()> {
     if moving.is_empty() {
         println!("None of the specified partition reassignments are active.");
     } else {
-        let refused = cluster.reassign(&moving, true)?;
-        for line in &refused {
-            eprintln!("Error cancelling {line}");
-        }
-        if !refused.is_empty() {
-            bail!("{} reassignment(s) could not be cancelled", refused.len());
-        }
+        cluster.reassign(&moving, true, "cancelling")?;
         println!(
             "Successfully cancelled partition reassignment{} for: {}",
             plural(moving.len()),

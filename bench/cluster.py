@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/cluster.py [--runs 10] [--topics 1000] [--partitions 10] [--replication N]
                                       [--data-failover RUNS] [--catch-up MIB] [--reassign MIB]
+                                      [--follower-read MIB]
 
 Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per measurement.
 
@@ -35,6 +36,12 @@ Uses target/release/gregor (bench/run.sh builds it). Prints one JSON line per me
   brokers 1 and 2; `gregor reassign-partitions --execute` moves it to brokers 3 and 2 (the leader
   leaves), and the time is taken until `--verify` reports the move completed (the new replica
   copied everything, joined the ISR, the leadership moved and broker 1 deleted its copy).
+* fetch from follower (`--follower-read MIB`, off by default): three nodes in three racks with
+  Kafka's RackAwareReplicaSelector, MIB mebibytes in a partition with replication factor 3; then
+  `gregor perf consume` of the whole partition as a consumer with no rack (it reads from the
+  leader) and as one in a follower's rack (sent to that follower, KIP-392): throughput and each
+  broker's CPU seconds per GB consumed; then `gregor perf e2e` (acks=all) both ways for the
+  latency a follower adds, as it learns the high watermark from its next fetch.
 
 The data directories are under $TMPDIR: on this machine's ext4 disk, creating and deleting
 tens of thousands of partition directories makes the inode allocator the bottleneck, and its
@@ -194,10 +201,7 @@ def catch_up(root, mib):
         client.create_topics([NewTopic("cu", num_partitions=1, replication_factor=3)],
                              operation_timeout=30)["cu"].result(30)
         records = mib * 1024
-        subprocess.run([os.environ["GREGOR_BIN"], "perf", "produce", "--bootstrap-server", bootstrap,
-                        "--topic", "cu", "--num-records", str(records), "--record-size", "1024",
-                        "--throughput", "-1", "--output", "json", "--producer-props", "acks=all"],
-                       capture_output=True, text=True, check=True)
+        perf_produce(bootstrap, "cu", records, 1024, -1)
 
         def isr():
             return set(client.list_topics("cu", timeout=10).topics["cu"].partitions[0].isrs)
@@ -230,10 +234,7 @@ def reassign(root, mib):
         client = admin(bootstrap)
         client.create_topics([NewTopic("ra", num_partitions=1, replica_assignment=[[1, 2]])],
                              operation_timeout=30)["ra"].result(30)
-        subprocess.run([os.environ["GREGOR_BIN"], "perf", "produce", "--bootstrap-server", bootstrap,
-                        "--topic", "ra", "--num-records", str(mib * 1024), "--record-size", "1024",
-                        "--throughput", "-1", "--output", "json", "--producer-props", "acks=all"],
-                       capture_output=True, text=True, check=True)
+        perf_produce(bootstrap, "ra", mib * 1024, 1024, -1)
         plan = root / "plan.json"
         plan.write_text(json.dumps({"version": 1, "partitions": [
             {"topic": "ra", "partition": 0, "replicas": [3, 2]}]}))
@@ -251,6 +252,46 @@ def reassign(root, mib):
         copied = sum(f.stat().st_size for f in (nodes[2].data_dir / "ra-0").glob("*.log")) / 2**20
         return {"bench": "reassignment", "mib": mib, "copied_mib": round(copied, 1),
                 "seconds": round(seconds, 3), "mib_per_sec": round(copied / seconds, 1)}
+    finally:
+        stop_all(nodes)
+
+
+def follower_read(root, mib):
+    nodes = start_cluster(root, 3, overrides={
+        "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector"},
+        node_overrides=lambda n: {"broker.rack": f"rack-{n}"})
+    try:
+        bootstrap = ",".join(n.bootstrap for n in nodes)
+        client = admin(bootstrap)
+        client.create_topics([NewTopic("fr", num_partitions=1, replication_factor=3)],
+                             operation_timeout=30)["fr"].result(30)
+        records = mib * 1024
+        perf_produce(bootstrap, "fr", records, 1024, -1)
+        leader = client.list_topics("fr", timeout=10).topics["fr"].partitions[0].leader
+        follower = leader % 3 + 1
+        results = []
+        for reader, props in (("leader", []), ("follower", [f"client.rack=rack-{follower}"])):
+            before = [cpu_seconds(n.proc.pid) for n in nodes]
+            out = subprocess.run([os.environ["GREGOR_BIN"], "perf", "consume", "--bootstrap-server", bootstrap,
+                                  "--topic", "fr", "--messages", str(records), "--output", "json",
+                                  "--consumer-props", *props, "fetch.wait.max.ms=100"],
+                                 capture_output=True, text=True, check=True)
+            consumed = json.loads(out.stdout.strip().splitlines()[-1])
+            gb = consumed["records"] * 1024 / 1e9
+            cpu = [cpu_seconds(n.proc.pid) - b for n, b in zip(nodes, before)]
+            e2e = subprocess.run([os.environ["GREGOR_BIN"], "perf", "e2e", "--bootstrap-server", bootstrap,
+                                  "--topic", "fr", "--num-records", "2000", "--record-size", "100",
+                                  "--acks", "all", "--output", "json",
+                                  "--consumer-props", *props, "fetch.wait.max.ms=100"],
+                                 capture_output=True, text=True, check=True)
+            latency = json.loads(e2e.stdout.strip().splitlines()[-1])
+            results.append({"bench": "fetch_from_follower", "read_from": reader, "mib": mib,
+                            "mb_per_sec": round(consumed["mb_per_sec"], 1),
+                            "leader_cpu_s_per_gb": round(cpu[leader - 1] / gb, 3),
+                            "follower_cpu_s_per_gb": round(cpu[follower - 1] / gb, 3),
+                            "e2e_acks_all_p50_ms": latency["p50_ms"], "e2e_acks_all_p99_ms": latency["p99_ms"]})
+            print(json.dumps(results[-1]), flush=True)
+        return results
     finally:
         stop_all(nodes)
 
@@ -380,7 +421,13 @@ def main():
                         help="MiB a new replica copies to join the ISR (0: none)")
     parser.add_argument("--reassign", type=int, default=0,
                         help="MiB a reassignment moves to a new replica (0: none)")
+    parser.add_argument("--follower-read", type=int, default=0,
+                        help="MiB consumed from the leader, then from a follower (0: none)")
     args = parser.parse_args()
+    if args.follower_read:
+        with tempfile.TemporaryDirectory() as root:
+            follower_read(Path(root), args.follower_read)
+        return
     if args.reassign:
         with tempfile.TemporaryDirectory() as root:
             print(json.dumps(reassign(Path(root), args.reassign)), flush=True)

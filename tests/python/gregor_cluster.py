@@ -36,9 +36,10 @@ def gregor(*args):
     return out.stdout.strip()
 
 
-def start_cluster(root, nodes=3, overrides=None):
+def start_cluster(root, nodes=3, overrides=None, node_overrides=None):
     """Formats and starts `nodes` nodes under `root`; returns their Brokers (index i is node
-    i + 1) once every one listens. The caller stops them (see the `cluster` fixture)."""
+    i + 1) once every one listens. `overrides` apply to every node, `node_overrides(n)` (a
+    dict) to node n. The caller stops them (see the `cluster` fixture)."""
     cluster_id = gregor("storage", "random-uuid")
     ports = [(free_port(), free_port()) for _ in range(nodes)]
     voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
@@ -56,6 +57,7 @@ def start_cluster(root, nodes=3, overrides=None):
             "controller.quorum.voters": voters,
         }
         settings.update(overrides or {})
+        settings.update(node_overrides(node) if node_overrides else {})
         brokers.append(Broker(data_dir=data, overrides=settings, work_dir=root / f"node-{node}"))
     # A node listens only once the quorum has a leader: start all before waiting for any.
     for b in brokers:

@@ -18,6 +18,8 @@ pub enum ConfigKind {
     ChoiceList(&'static [&'static str]),
     /// Free text (paths, listeners), checked where it is used.
     Text,
+    /// A Java class name Kafka would load: unset, or one of those gregor implements.
+    Class(&'static [&'static str]),
     /// Replicas a replication throttle applies to: `partition:broker` pairs, or `*` for all.
     ThrottledReplicas,
 }
@@ -456,6 +458,17 @@ impl ConfigDef {
                     Ok(())
                 } else {
                     invalid(&format!("String must be one of: {}", options.join(", ")))
+                }
+            }
+            ConfigKind::Class(known) => {
+                let v = value.trim();
+                if v.is_empty() || known.contains(&v) {
+                    Ok(())
+                } else {
+                    invalid(&format!(
+                        "Class {v} could not be found (gregor implements: {})",
+                        known.join(", ")
+                    ))
                 }
             }
             ConfigKind::ThrottledReplicas => match throttled_replicas(value) {

@@ -12,6 +12,7 @@ use gregor_metadata::configs::{
 use gregor_metadata::{ConfigLayers, GroupConfigBounds, TOPIC_CONFIGS};
 
 use crate::listeners::Cluster;
+use crate::replication::read_replica::RACK_AWARE_SELECTOR;
 use gregor_storage::compression::{BrokerCompression, CompressionLevels};
 use gregor_storage::{LogConfig, TimestampType};
 
@@ -55,6 +56,11 @@ const BROKER_CONFIGS: &[ConfigDef] = &[
     broker("controller.quorum.voters", "", ConfigKind::Text),
     broker("controller.quorum.bootstrap.servers", "", ConfigKind::Text),
     broker("broker.rack", "", ConfigKind::Text),
+    broker(
+        "replica.selector.class",
+        "",
+        ConfigKind::Class(&[RACK_AWARE_SELECTOR]),
+    ),
     broker("log.dirs", "./gregor-data", ConfigKind::Text),
     broker(
         "controller.quorum.election.timeout.ms",
@@ -612,6 +618,19 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(ok.group_config_bounds().session_timeout_ms, 6000);
+        // A replica selector gregor does not implement is refused; Kafka's rack-aware one and
+        // none are fine.
+        let err = BrokerConfig::from_pairs(pairs(&[("replica.selector.class", "com.x.Mine")]))
+            .unwrap_err();
+        assert_eq!(
+            err.0,
+            "Invalid value com.x.Mine for configuration replica.selector.class: Class com.x.Mine \
+             could not be found (gregor implements: \
+             org.apache.kafka.common.replica.RackAwareReplicaSelector)"
+        );
+        for class in ["", RACK_AWARE_SELECTOR] {
+            BrokerConfig::from_pairs(pairs(&[("replica.selector.class", class)])).unwrap();
+        }
     }
 
     #[test]

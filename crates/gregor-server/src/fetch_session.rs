@@ -20,6 +20,8 @@ pub struct SessionPartition {
     pub current_leader_epoch: i32,
     /// A follower's: the epoch of its log's last batch (Fetch v12+; -1: none).
     pub last_fetched_epoch: i32,
+    /// A follower's log start offset (Fetch v5+; -1: none).
+    pub log_start_offset: i64,
     pub last_high_watermark: Option<i64>,
     pub last_log_start: Option<i64>,
 }
@@ -136,6 +138,7 @@ mod tests {
             max_bytes: 100,
             current_leader_epoch: -1,
             last_fetched_epoch: -1,
+            log_start_offset: -1,
             last_high_watermark: None,
             last_log_start: None,
         }

@@ -27,6 +27,7 @@ use crate::config::BrokerConfig;
 use crate::log_dir_moves::{self, FutureReplica, LogDirMoves};
 use crate::replication::hw_checkpoint::{self, HighWatermarks};
 use crate::replication::leader::LeaderState;
+use crate::replication::read_replica::{self, ReadCandidate, ReplicaSelector};
 use crate::replication::throttle::Throttles;
 use crate::services::now_ms;
 
@@ -356,8 +357,8 @@ impl Partition {
     }
 
     /// Leader side of a fetch from follower `replica` in `leader_epoch` (the one it knows;
-    /// -1: not given) at `fetch_offset`, whose log's last batch is of `last_fetched_epoch`
-    /// (-1: unknown). Checked, under the locks a leadership change takes, against this
+    /// -1: not given) at `fetch_offset`, whose log starts at `log_start` and whose last batch
+    /// is of `last_fetched_epoch` (-1: unknown). Checked, under the locks a leadership change takes, against this
     /// leadership and this log's range and epochs (Kafka's `validateLastFetchedEpoch`); if
     /// they agree, recorded as the follower's progress, which may move the high watermark and
     /// let the follower join the ISR.
@@ -366,6 +367,7 @@ impl Partition {
         replica: i32,
         leader_epoch: i32,
         fetch_offset: i64,
+        log_start: i64,
         last_fetched_epoch: i32,
         now_ms: i64,
     ) -> FollowerFetch {
@@ -404,6 +406,7 @@ impl Partition {
             return FollowerFetch::OutOfRange;
         }
         leader.follower_fetched(replica, fetch_offset, log_end, now_ms);
+        leader.follower_log_start(replica, log_start);
         let eligible = |r: i32| self.cluster.is_eligible(r);
         let max_lag = self.cluster.max_lag_ms;
         let allowed = leader.high_watermark(log_end, now_ms, max_lag, &eligible);
@@ -424,6 +427,30 @@ impl Partition {
         drop(log);
         self.advance_high_watermark(log_end);
         FollowerFetch::Accepted(proposal)
+    }
+
+    /// KIP-392: the follower a consumer in `client_rack` fetching from `fetch_offset` should
+    /// read from, if this broker leads the partition and `selector` prefers one to itself.
+    /// `rack_of` gives a broker's rack, `None` for one that is fenced or unknown.
+    pub fn preferred_read_replica(
+        &self,
+        selector: ReplicaSelector,
+        client_rack: &str,
+        fetch_offset: i64,
+        rack_of: &dyn Fn(i32) -> Option<Option<String>>,
+    ) -> Option<i32> {
+        let log_end = self.log.read().log_end_offset();
+        let state = self.state.lock();
+        let leader = state.leader.as_ref()?;
+        let now = self.cluster.now_ms();
+        let followers = leader.read_candidates(fetch_offset, now, rack_of);
+        let this = ReadCandidate {
+            id: leader.node_id(),
+            rack: rack_of(leader.node_id()).flatten(),
+            log_end_offset: log_end,
+            since_caught_up_ms: 0,
+        };
+        read_replica::select(selector, client_rack, &this, &followers)
     }
 
     /// The ISR without the followers that have not caught up for `max_lag_ms`, to propose,
@@ -934,6 +961,28 @@ impl ReplicaManager {
         index: i32,
         current_leader_epoch: i32,
     ) -> Result<Arc<Partition>, i16> {
+        self.check_epoch(topic, index, current_leader_epoch)?;
+        self.lookup(topic, index)
+    }
+
+    /// [`ReplicaManager::lookup_in_epoch`] that also gives a partition this broker follows:
+    /// what a consumer may read from since KIP-392 (Fetch v11+), up to this replica's high
+    /// watermark. A partition whose topic was deleted is NOT_LEADER_OR_FOLLOWER, as there.
+    pub fn lookup_replica_in_epoch(
+        &self,
+        topic: &str,
+        index: i32,
+        current_leader_epoch: i32,
+    ) -> Result<Arc<Partition>, i16> {
+        self.check_epoch(topic, index, current_leader_epoch)?;
+        match self.get(topic, index) {
+            Some(hosted) if hosted.leader_epoch() != RETIRED_EPOCH => Ok(hosted),
+            _ => self.lookup(topic, index),
+        }
+    }
+
+    /// The KIP-320 check of [`ReplicaManager::lookup_in_epoch`].
+    fn check_epoch(&self, topic: &str, index: i32, current_leader_epoch: i32) -> Result<(), i16> {
         if let (Some(hosted), true) = (self.get(topic, index), current_leader_epoch != -1) {
             let epoch = hosted.leader_epoch();
             if current_leader_epoch < epoch {
@@ -943,7 +992,7 @@ impl ReplicaManager {
                 return Err(ResponseError::UnknownLeaderEpoch.code());
             }
         }
-        self.lookup(topic, index)
+        Ok(())
     }
 
     pub fn is_offline(&self, topic: &str, index: i32) -> bool {

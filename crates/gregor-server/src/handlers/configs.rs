@@ -45,6 +45,7 @@ fn config_type(kind: ConfigKind) -> i8 {
         ConfigKind::ChoiceList(_) | ConfigKind::ThrottledReplicas => 7,
         ConfigKind::Choice(["true", "false"]) => 1,
         ConfigKind::Choice(_) | ConfigKind::Text => 2,
+        ConfigKind::Class(_) => 8,
     }
 }
 

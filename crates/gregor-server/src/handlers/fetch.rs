@@ -5,7 +5,9 @@
 //! connection sends them from there (zero-copy, see `gregor_protocol::parts`). A fetch with a
 //! replica id comes from a follower: it reads up to the log end rather than the high watermark,
 //! reports the follower's progress to the partition (high watermark, ISR), and gets a
-//! DivergingEpoch instead of records when its log differs from the leader's.
+//! DivergingEpoch instead of records when its log differs from the leader's. A consumer (v11+)
+//! may read from a follower, up to its high watermark, and a leader may send one to a follower
+//! in its rack (KIP-392, `replication::read_replica`).
 
 use gregor_protocol::kafka::ResponseError;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use crate::broker::Broker;
 use crate::delayed::wait_until;
 use crate::fetch_session::{SessionError, SessionPartition};
 use crate::partitions::{FollowerFetch, Partition};
+use crate::replication::read_replica::ReplicaSelector;
 use crate::services::now_ms;
 
 /// What one partition contributes to a response.
@@ -37,6 +40,8 @@ struct PartitionRead {
     error: i16,
     /// A follower's log differs from the leader's after this (epoch, end offset).
     diverging: Option<(i32, i64)>,
+    /// KIP-392: the replica the consumer should read this partition from (-1: here).
+    preferred_read_replica: i32,
     high_watermark: i64,
     last_stable: i64,
     log_start: i64,
@@ -75,6 +80,7 @@ fn requested_partitions(
                 max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
                 last_fetched_epoch: p.last_fetched_epoch,
+                log_start_offset: p.log_start_offset,
                 last_high_watermark: None,
                 last_log_start: None,
             });
@@ -121,6 +127,7 @@ fn update_session(
                         existing.max_bytes = new.max_bytes;
                         existing.current_leader_epoch = new.current_leader_epoch;
                         existing.last_fetched_epoch = new.last_fetched_epoch;
+                        existing.log_start_offset = new.log_start_offset;
                     }
                     None => session.partitions.push(new),
                 }
@@ -168,6 +175,7 @@ fn read_all(
                             *code
                         },
                         diverging: None,
+                        preferred_read_replica: -1,
                         high_watermark: -1,
                         last_stable: -1,
                         log_start: -1,
@@ -186,7 +194,7 @@ fn read_all(
             };
             let limit = match verdict {
                 Verdict::Read if !held_back => (want.max_bytes.max(0) as usize).min(remaining),
-                Verdict::Read | Verdict::Diverging(..) | Verdict::OutOfRange => 0,
+                Verdict::Read | Verdict::Diverging(..) | Verdict::OutOfRange | Verdict::Elsewhere(_) => 0,
             };
             let read = match reader {
                 Reader::Consumer { read_committed } => {
@@ -218,6 +226,10 @@ fn read_all(
                     Verdict::Diverging(epoch, end) => Some((*epoch, *end)),
                     _ => None,
                 },
+                preferred_read_replica: match verdict {
+                    Verdict::Elsewhere(replica) => *replica,
+                    _ => -1,
+                },
                 high_watermark: read.high_watermark,
                 last_stable: read.last_stable,
                 log_start: read.log_start,
@@ -247,12 +259,16 @@ fn records_field(slice: FileSlice, files: &mut Vec<FileSlice>) -> Result<Bytes, 
     }
 }
 
-/// What a follower's fetch of one partition gets.
+/// What a fetch of one partition gets before anything is read.
 #[derive(Clone, Copy, PartialEq)]
 enum Verdict {
     Read,
+    /// A follower's log diverged (epoch, end offset).
     Diverging(i32, i64),
+    /// A follower's offset is out of this log's range.
     OutOfRange,
+    /// A consumer is sent to read from this replica (KIP-392).
+    Elsewhere(i32),
 }
 
 /// Reports each partition a follower fetches to the partition (its progress, which moves the
@@ -271,8 +287,19 @@ fn follower_progress(
         let Ok(p) = partition else {
             continue;
         };
-        let (epoch, offset) = (want.current_leader_epoch, want.fetch_offset);
-        match p.follower_fetch(replica_id, epoch, offset, want.last_fetched_epoch, now) {
+        let (epoch, offset, start) = (
+            want.current_leader_epoch,
+            want.fetch_offset,
+            want.log_start_offset,
+        );
+        match p.follower_fetch(
+            replica_id,
+            epoch,
+            offset,
+            start,
+            want.last_fetched_epoch,
+            now,
+        ) {
             FollowerFetch::Accepted(Some(proposal)) => {
                 broker.isr_changes.propose(p.clone(), proposal)
             }
@@ -280,6 +307,36 @@ fn follower_progress(
             FollowerFetch::Diverging(epoch, end) => *verdict = Verdict::Diverging(epoch, end),
             FollowerFetch::OutOfRange => *verdict = Verdict::OutOfRange,
             FollowerFetch::Refused(code) => *partition = Err(code),
+        }
+    }
+}
+
+/// KIP-392: marks each partition this broker leads that the consumer in `client_rack` should
+/// read from another replica, as the broker's `replica.selector.class` chooses.
+fn preferred_read_replicas(
+    broker: &Broker,
+    client_rack: &str,
+    fetch_set: &[SessionPartition],
+    partitions: &[Result<Arc<Partition>, i16>],
+    verdicts: &mut [Verdict],
+) {
+    let selector = ReplicaSelector::from_config(&broker.config.get("replica.selector.class"));
+    if selector == ReplicaSelector::LeaderOnly || client_rack.is_empty() {
+        return;
+    }
+    let image = broker.metadata.image();
+    let rack_of = |id: i32| {
+        let broker = image.brokers.get(&id).filter(|b| !b.fenced)?;
+        Some(broker.rack.clone())
+    };
+    for ((want, partition), verdict) in fetch_set.iter().zip(partitions).zip(verdicts) {
+        let Ok(p) = partition else {
+            continue;
+        };
+        if let Some(replica) =
+            p.preferred_read_replica(selector, client_rack, want.fetch_offset, &rack_of)
+        {
+            *verdict = Verdict::Elsewhere(replica);
         }
     }
 }
@@ -336,19 +393,24 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             }
         },
     };
-    let mut partitions: Vec<Result<Arc<Partition>, i16>> = fetch_set
-        .iter()
-        .map(|p| {
-            broker
-                .replicas
-                .lookup_in_epoch(&p.topic, p.partition, p.current_leader_epoch)
-        })
-        .collect();
     let replica_id = if version >= 15 {
         request.replica_state.replica_id.0
     } else {
         request.replica_id.0
     };
+    // KIP-392: from v11 a consumer says which rack it is in, and may read from a follower.
+    let client_rack = (replica_id < 0 && version >= 11).then(|| request.rack_id.to_string());
+    let mut partitions: Vec<Result<Arc<Partition>, i16>> = fetch_set
+        .iter()
+        .map(|p| {
+            let (topic, index, epoch) = (&p.topic, p.partition, p.current_leader_epoch);
+            if client_rack.is_some() {
+                broker.replicas.lookup_replica_in_epoch(topic, index, epoch)
+            } else {
+                broker.replicas.lookup_in_epoch(topic, index, epoch)
+            }
+        })
+        .collect();
     let now = now_ms();
     let reader = if replica_id >= 0 {
         Reader::Follower {
@@ -369,6 +431,9 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             &mut partitions,
             &mut verdicts,
         );
+    }
+    if let Some(rack) = &client_rack {
+        preferred_read_replicas(broker, rack, &fetch_set, &partitions, &mut verdicts);
     }
     let live: Vec<Arc<Partition>> = partitions.iter().flatten().cloned().collect();
     let fetch_max = broker.config.get_i64("fetch.max.bytes").max(1) as usize;
@@ -394,7 +459,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             .iter()
             .map(|r| r.records.as_ref().map_or(0, |s| s.len))
             .sum();
-        let errors = reads.iter().any(|r| r.error != 0 || r.diverging.is_some());
+        // As Kafka, a partition sent elsewhere is answered at once.
+        let errors = reads
+            .iter()
+            .any(|r| r.error != 0 || r.diverging.is_some() || r.preferred_read_replica >= 0);
         if bytes >= request.min_bytes.max(0) as usize
             || errors
             || Instant::now() >= deadline
@@ -431,6 +499,8 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     for (want, mut read) in fetch_set.iter().zip(reads) {
         let changed = read.error != 0
             || read.records.is_some()
+            || read.diverging.is_some()
+            || read.preferred_read_replica >= 0
             || want.last_high_watermark != Some(read.high_watermark)
             || want.last_log_start != Some(read.log_start);
         if incremental && !changed {
@@ -475,7 +545,7 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             .with_log_start_offset(read.log_start)
             .with_aborted_transactions((request.isolation_level == 1).then_some(read.aborted))
             .with_diverging_epoch(diverging_epoch(read.diverging))
-            .with_preferred_read_replica(BrokerId(-1))
+            .with_preferred_read_replica(BrokerId(read.preferred_read_replica))
             .with_records(Some(records));
         match responses.last_mut() {
             Some(last) if last.topic_id == want.topic_id && last.topic.0.as_str() == want.topic => {

@@ -7,11 +7,15 @@ use std::collections::BTreeMap;
 
 use gregor_metadata::PartitionImage;
 
+use super::read_replica::ReadCandidate;
+
 /// A follower as its leader sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Follower {
     /// Its log end offset: the offset of its last fetch (-1: none in this leadership).
     log_end_offset: i64,
+    /// Its log start offset, as its last fetch gave it (-1: unknown).
+    log_start_offset: i64,
     /// When it last had everything the leader had (Kafka's `lastCaughtUpTimeMs`).
     last_caught_up_ms: i64,
     /// The leader's log end offset and the time of its previous fetch.
@@ -24,6 +28,7 @@ impl Follower {
     fn new(caught_up_ms: i64) -> Follower {
         Follower {
             log_end_offset: -1,
+            log_start_offset: -1,
             last_caught_up_ms: caught_up_ms,
             last_fetch_leader_end: -1,
             last_fetch_ms: 0,
@@ -128,6 +133,45 @@ impl LeaderState {
         f.log_end_offset = fetch_offset;
         f.last_fetch_leader_end = leader_end;
         f.last_fetch_ms = now_ms;
+    }
+
+    /// Follower `replica`'s log starts at `log_start_offset` (its fetch says so, Fetch v5+).
+    pub fn follower_log_start(&mut self, replica: i32, log_start_offset: i64) {
+        if let Some(f) = self.followers.get_mut(&replica) {
+            f.log_start_offset = log_start_offset;
+        }
+    }
+
+    /// KIP-392: the followers a consumer fetching from `fetch_offset` could read from: in the
+    /// ISR (as Kafka: one out of it may lag without end, and its consumers with it), holding
+    /// the offset in their log's range, and alive (`rack_of` gives their rack, `None` for a
+    /// broker that is fenced or unknown).
+    pub fn read_candidates(
+        &self,
+        fetch_offset: i64,
+        now_ms: i64,
+        rack_of: &dyn Fn(i32) -> Option<Option<String>>,
+    ) -> Vec<ReadCandidate> {
+        self.followers
+            .iter()
+            .filter(|(r, f)| {
+                self.isr.contains(r)
+                    && f.log_end_offset >= fetch_offset
+                    && f.log_start_offset <= fetch_offset
+            })
+            .filter_map(|(&id, f)| {
+                Some(ReadCandidate {
+                    id,
+                    rack: rack_of(id)?,
+                    log_end_offset: f.log_end_offset,
+                    since_caught_up_ms: now_ms - f.last_caught_up_ms,
+                })
+            })
+            .collect()
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     /// The ISR the high watermark waits for: the committed one, plus a replica being added
@@ -327,5 +371,45 @@ mod tests {
         leader.update(&meta(&[1, 2], &[1]), T + 3 * LAG);
         assert_eq!(leader.isr(), &[1]);
         assert_eq!(leader.shrink(120, T + 10 * LAG, LAG), None);
+    }
+
+    /// KIP-392: consumers are sent only to in-sync followers that hold their fetch offset and
+    /// whose broker is alive, with how far along each is.
+    #[test]
+    fn consumers_may_read_from_in_sync_followers_that_hold_the_offset() {
+        let mut leader = LeaderState::new(1, &meta(&[1, 2, 3, 4, 5], &[1, 2, 3, 4]), 100, T);
+        leader.follower_fetched(2, 100, 100, T + 10);
+        leader.follower_log_start(2, 0);
+        leader.follower_fetched(3, 60, 100, T + 10);
+        leader.follower_log_start(3, 0);
+        // 4's retention deleted below 50; 5 is not in the ISR.
+        leader.follower_fetched(4, 100, 100, T + 5);
+        leader.follower_log_start(4, 50);
+        leader.follower_fetched(5, 100, 100, T + 10);
+        let alive = |r: i32| (r != 9).then(|| Some(format!("rack-{r}")));
+        let ids = |offset| -> Vec<(i32, i64, i64)> {
+            leader
+                .read_candidates(offset, T + 20, &alive)
+                .into_iter()
+                .map(|c| (c.id, c.log_end_offset, c.since_caught_up_ms))
+                .collect()
+        };
+        assert_eq!(ids(40), vec![(2, 100, 10), (3, 60, 20)]);
+        assert_eq!(ids(70), vec![(2, 100, 10), (4, 100, 15)]);
+        assert_eq!(ids(101), vec![], "no follower has it yet");
+        assert_eq!(
+            leader.read_candidates(70, T + 20, &alive)[0]
+                .rack
+                .as_deref(),
+            Some("rack-2")
+        );
+        // A fenced broker is no candidate.
+        let fenced_2 = |r: i32| (r != 2).then_some(None);
+        let left: Vec<i32> = leader
+            .read_candidates(70, T + 20, &fenced_2)
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(left, vec![4]);
     }
 }

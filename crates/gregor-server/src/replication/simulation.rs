@@ -196,7 +196,8 @@ struct Sim {
     pending: Vec<Pending>,
     /// Acknowledged values: partition and offset, in the order they were appended.
     acknowledged: BTreeMap<u64, (i32, i64)>,
-    /// By partition, the highest high watermark a leader showed: committed, never to be lost.
+    /// By partition, the highest high watermark a replica showed (consumers read up to a
+    /// follower's too, KIP-392): committed, never to be lost.
     committed: BTreeMap<i32, i64>,
     faults: Vec<String>,
 }
@@ -703,10 +704,8 @@ impl Sim {
         self.acknowledged.extend(acknowledged);
         for running in self.brokers.iter().filter_map(|b| b.running.as_ref()) {
             for p in running.replicas.all() {
-                if p.leads_in(p.leader_epoch()) {
-                    let committed = self.committed.entry(p.index).or_insert(0);
-                    *committed = (*committed).max(p.high_watermark());
-                }
+                let committed = self.committed.entry(p.index).or_insert(0);
+                *committed = (*committed).max(p.high_watermark());
             }
         }
     }
@@ -852,7 +851,7 @@ impl Sim {
             let committed = self.committed.get(&index).copied().unwrap_or(0);
             if leader.log_end_offset() < committed {
                 problems.push(format!(
-                    "partition {index}: the log ends at {}, below the high watermark {committed} a leader showed",
+                    "partition {index}: the log ends at {}, below the high watermark {committed} a replica showed",
                     leader.log_end_offset()
                 ));
             }
@@ -927,10 +926,12 @@ fn leader_answer(
     let Ok(p) = running.replicas.lookup(TOPIC, index) else {
         return refused(ResponseError::NotLeaderOrFollower.code());
     };
+    // -1: the simulation has no retention, so no follower's log start to tell.
     let verdict = p.follower_fetch(
         follower,
         leader_epoch,
         fetch_offset,
+        -1,
         last_fetched_epoch,
         now,
     );

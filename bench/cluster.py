@@ -280,7 +280,7 @@ def follower_read(root, mib):
             gb = consumed["records"] * 1024 / 1e9
             cpu = [cpu_seconds(n.proc.pid) - b for n, b in zip(nodes, before)]
             e2e = subprocess.run([os.environ["GREGOR_BIN"], "perf", "e2e", "--bootstrap-server", bootstrap,
-                                  "--topic", "fr", "--num-records", "2000", "--record-size", "100",
+                                  "--topic", "fr", "--num-records", "300", "--record-size", "100",
                                   "--acks", "all", "--output", "json",
                                   "--consumer-props", *props, "fetch.wait.max.ms=100"],
                                  capture_output=True, text=True, check=True)

@@ -967,7 +967,7 @@ impl ReplicaManager {
 
     /// [`ReplicaManager::lookup_in_epoch`] that also gives a partition this broker follows:
     /// what a consumer may read from since KIP-392 (Fetch v11+), up to this replica's high
-    /// watermark. A partition whose topic was deleted is NOT_LEADER_OR_FOLLOWER, as there.
+    /// watermark. One being retired here (moved away) is NOT_LEADER_OR_FOLLOWER.
     pub fn lookup_replica_in_epoch(
         &self,
         topic: &str,
@@ -1581,6 +1581,68 @@ mod tests {
         let delta = image.apply_committed(&[lowered], 4);
         replicas.apply_delta(&delta, &image, &config, 1);
         assert_eq!(p.high_watermark(), 1);
+    }
+
+    /// KIP-392: a consumer may read a partition this broker follows, in the leader epoch it
+    /// knows, up to this replica's high watermark, and with read_committed up to its last
+    /// stable offset; every other request finds no leader here.
+    #[test]
+    fn consumers_read_a_follower_up_to_its_high_watermark() {
+        use gregor_storage::batch::patch_offset_and_epoch;
+        use gregor_storage::records::{encode_batch, encode_transactional_batch};
+        let dir = tempfile::tempdir().unwrap();
+        let (config, replicas) = replica_manager(dir.path());
+        let mut image = MetadataImage::empty();
+        let id = Uuid::new_v4();
+        let mut state = PartitionImage::new(vec![1, 2], vec![1, 2], 1);
+        state.leader_epoch = 4;
+        let records = [
+            MetadataRecord::Topic {
+                name: "t".into(),
+                topic_id: id,
+            },
+            state.record(id, 0),
+        ];
+        let delta = image.apply_committed(&records, 2);
+        replicas.apply_delta(&delta, &image, &config, 2);
+        let p = replicas.get("t", 0).unwrap();
+        let code = |r: Result<Arc<Partition>, i16>| r.err().unwrap_or(0);
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        assert_eq!(code(replicas.lookup_in_epoch("t", 0, 4)), not_leader);
+        assert_eq!(code(replicas.lookup_replica_in_epoch("t", 0, 4)), 0);
+        assert_eq!(code(replicas.lookup_replica_in_epoch("t", 0, -1)), 0);
+        let fenced = ResponseError::FencedLeaderEpoch.code();
+        assert_eq!(code(replicas.lookup_replica_in_epoch("t", 0, 3)), fenced);
+        let unknown = ResponseError::UnknownLeaderEpoch.code();
+        assert_eq!(code(replicas.lookup_replica_in_epoch("t", 0, 5)), unknown);
+
+        // Offsets 0 and 2 plain, 1 of a transaction still open; the leader says 2 are committed.
+        let value = || Some(bytes::Bytes::from_static(b"v"));
+        let mut fetched = Vec::new();
+        for (offset, batch) in [
+            encode_batch(&[(None, value())], 1_000),
+            encode_transactional_batch(&[(None, value())], 1_000, 7, 0),
+            encode_batch(&[(None, value())], 1_000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut batch = batch.to_vec();
+            patch_offset_and_epoch(&mut batch, offset as i64, 4);
+            fetched.extend(batch);
+        }
+        p.append_from_leader(4, &fetched, 2, 0, 1_000).unwrap();
+        assert_eq!((p.log_end_offset(), p.high_watermark()), (3, 2));
+        let end = |read: FetchRead| read.records.unwrap().map(|slice| slice.end_offset);
+        assert_eq!(
+            end(p.read(0, 1 << 20, false)),
+            Some(2),
+            "up to the high watermark"
+        );
+        assert_eq!(end(p.read(2, 1 << 20, false)), None, "nothing at it");
+        let committed = p.read(0, 1 << 20, true);
+        assert_eq!(committed.last_stable, 1);
+        assert_eq!(end(committed), Some(1), "up to the last stable offset");
     }
 
     /// A partition another broker hosts answers NOT_LEADER_OR_FOLLOWER here; one no broker has

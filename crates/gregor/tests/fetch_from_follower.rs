@@ -14,7 +14,7 @@ use common::replication::{full_isr, partitions_of, wait_for};
 use common::{admin_opts, block_on, send_ok, try_call, Gregor, Rec};
 use gregor_protocol::kafka::messages::fetch_request::{FetchPartition, FetchTopic};
 use gregor_protocol::kafka::messages::fetch_response::PartitionData;
-use gregor_protocol::kafka::messages::{FetchRequest, ResponseKind, TopicName};
+use gregor_protocol::kafka::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
 use gregor_protocol::kafka::protocol::StrBytes;
 use gregor_protocol::ApiKey;
 use rdkafka::admin::{NewTopic, TopicReplication};
@@ -32,7 +32,22 @@ fn rack(node: i32) -> String {
 
 /// One partition's answer to a raw Fetch of `version` from `offset`, as a consumer in `rack`.
 fn fetch(node: &Gregor, version: i16, rack: &str, offset: i64) -> PartitionData {
+    let answer = fetch_in_session(node, version, rack, offset, (0, -1));
+    answer.responses[0].partitions[0].clone()
+}
+
+/// The answer to a raw Fetch as [`fetch`]'s, in fetch session (id, epoch): (0, -1) for none,
+/// (0, 0) to open one.
+fn fetch_in_session(
+    node: &Gregor,
+    version: i16,
+    rack: &str,
+    offset: i64,
+    (session_id, session_epoch): (i32, i32),
+) -> FetchResponse {
     let request = FetchRequest::default()
+        .with_session_id(session_id)
+        .with_session_epoch(session_epoch)
         .with_max_wait_ms(0)
         .with_max_bytes(1 << 20)
         .with_rack_id(StrBytes::from_string(rack.to_string()))
@@ -53,7 +68,7 @@ fn fetch(node: &Gregor, version: i16, rack: &str, offset: i64) -> PartitionData 
     let Ok(ResponseKind::Fetch(answer)) = answer else {
         panic!("not a Fetch response: {answer:?}");
     };
-    answer.responses[0].partitions[0].clone()
+    answer
 }
 
 /// The offset after the last record of a fetched records field (0 for none).
@@ -152,6 +167,25 @@ fn consumers_read_from_the_follower_in_their_rack() {
         (0, follower, 100)
     );
     assert_eq!(next_offset(&sent), 0, "no records with a preferred replica");
+    // In an incremental fetch session too, though nothing else changed.
+    let opened = fetch_in_session(at_leader, 12, &rack(follower), 0, (0, 0));
+    assert_ne!(opened.session_id, 0, "a session");
+    for epoch in 1..3 {
+        let again = fetch_in_session(
+            at_leader,
+            12,
+            &rack(follower),
+            0,
+            (opened.session_id, epoch),
+        );
+        let told: Vec<(i16, i32)> = again
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| (p.error_code, p.preferred_read_replica.0))
+            .collect();
+        assert_eq!(told, [(0, follower)], "session epoch {epoch}");
+    }
     for (version, client_rack) in [
         (11, rack(leader)),
         (12, "elsewhere".into()),

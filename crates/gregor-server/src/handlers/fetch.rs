@@ -333,11 +333,11 @@ fn preferred_read_replicas(
         let Ok(p) = partition else {
             continue;
         };
-        if let Some(replica) =
-            p.preferred_read_replica(selector, client_rack, want.fetch_offset, &rack_of)
-        {
-            *verdict = Verdict::Elsewhere(replica);
-        }
+        *verdict =
+            match p.preferred_read_replica(selector, client_rack, want.fetch_offset, &rack_of) {
+                Some(replica) => Verdict::Elsewhere(replica),
+                None => Verdict::Read,
+            };
     }
 }
 
@@ -432,9 +432,6 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
             &mut verdicts,
         );
     }
-    if let Some(rack) = &client_rack {
-        preferred_read_replicas(broker, rack, &fetch_set, &partitions, &mut verdicts);
-    }
     let live: Vec<Arc<Partition>> = partitions.iter().flatten().cloned().collect();
     let fetch_max = broker.config.get_i64("fetch.max.bytes").max(1) as usize;
     // The request's limit came with v3; gregor serves Fetch from v4.
@@ -447,6 +444,10 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut stop = broker.shutdown_signal();
     let reads = loop {
+        // As Kafka's delayed fetch, the replica to read from is chosen again after a wait.
+        if let Some(rack) = &client_rack {
+            preferred_read_replicas(broker, rack, &fetch_set, &partitions, &mut verdicts);
+        }
         let reads = read_all(
             &fetch_set,
             &partitions,
@@ -506,12 +507,6 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
         if incremental && !changed {
             continue;
         }
-        sent.push((
-            want.topic.clone(),
-            want.partition,
-            read.high_watermark,
-            read.log_start,
-        ));
         let records = match read
             .records
             .take()
@@ -525,6 +520,19 @@ pub async fn handle(broker: &Arc<Broker>, version: i16, request: FetchRequest) -
                 Bytes::new()
             }
         };
+        // As Kafka, a partition answered with an error is remembered with high watermark -1,
+        // so it is sent again once the error is gone, news or not.
+        let high_watermark = if read.error == 0 {
+            read.high_watermark
+        } else {
+            -1
+        };
+        sent.push((
+            want.topic.clone(),
+            want.partition,
+            high_watermark,
+            read.log_start,
+        ));
         // KIP-951 (v16+, as Kafka): a client told this broker does not lead learns who does.
         let moved = read.error == ResponseError::NotLeaderOrFollower.code()
             || read.error == ResponseError::FencedLeaderEpoch.code();
@@ -721,6 +729,43 @@ mod tests {
             gone.error_code,
             ResponseError::FetchSessionIdNotFound.code()
         );
+    }
+
+    /// As Kafka, a partition answered with an error is sent again in the session once the
+    /// error is gone, though its high watermark did not move.
+    #[tokio::test]
+    async fn a_partition_is_sent_again_when_its_error_clears() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = broker(dir.path()).await;
+        broker
+            .replicas
+            .get("t", 0)
+            .unwrap()
+            .append(&batch("a"), 0)
+            .unwrap();
+        let full = handle(&broker, 12, request(0, 0, &[(0, 1)], &[]))
+            .await
+            .response;
+        let session = full.session_id;
+        assert_eq!(partitions(&full), vec![(0, 1, 0)]);
+        let out_of_range = handle(&broker, 12, request(session, 1, &[(0, 5)], &[]))
+            .await
+            .response;
+        let error = out_of_range.responses[0].partitions[0].error_code;
+        assert_eq!(error, ResponseError::OffsetOutOfRange.code());
+        let back = handle(&broker, 12, request(session, 2, &[(0, 1)], &[]))
+            .await
+            .response;
+        assert_eq!(
+            partitions(&back),
+            vec![(0, 1, 0)],
+            "sent again, error cleared"
+        );
+        assert_eq!(back.responses[0].partitions[0].error_code, 0);
+        let quiet = handle(&broker, 12, request(session, 3, &[], &[]))
+            .await
+            .response;
+        assert!(partitions(&quiet).is_empty());
     }
 
     #[test]

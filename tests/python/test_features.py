@@ -14,6 +14,9 @@ from kafka_wire import advertised_apis
 
 CONSUMER_GROUP_HEARTBEAT = 68
 CONSUMER_GROUP_DESCRIBE = 69
+# What a new cluster finalizes (level 0 is not listed, as in Kafka).
+NEW_CLUSTER = {"metadata.version": (27, 27), "group.version": (1, 1), "transaction.version": (2, 2),
+               "eligible.leader.replicas.version": (1, 1)}
 
 
 def describe(bootstrap):
@@ -41,9 +44,8 @@ def test_levels_are_reported_changed_and_kept(broker):
     features = describe(bs)
     assert {name: f["supported"] for name, f in features.items()} == {
         "metadata.version": (27, 27), "kraft.version": (0, 0), "group.version": (0, 1),
-        "transaction.version": (0, 2)}
-    assert finalized(features) == {"metadata.version": (27, 27), "group.version": (1, 1),
-                                   "transaction.version": (2, 2)}
+        "transaction.version": (0, 2), "eligible.leader.replicas.version": (0, 1)}
+    assert finalized(features) == NEW_CLUSTER
     epoch = features["group.version"]["finalized_epoch"]
     assert epoch >= 0
     assert {CONSUMER_GROUP_HEARTBEAT, CONSUMER_GROUP_DESCRIBE} <= set(advertised_apis(broker))
@@ -77,8 +79,7 @@ def test_levels_are_reported_changed_and_kept(broker):
 def test_refused_updates_change_nothing(broker, updates):
     with pytest.raises(InvalidUpdateVersionError):
         update(broker.bootstrap, updates)
-    assert finalized(describe(broker.bootstrap)) == {"metadata.version": (27, 27), "group.version": (1, 1),
-                                                     "transaction.version": (2, 2)}
+    assert finalized(describe(broker.bootstrap)) == NEW_CLUSTER
 
 
 def test_cli_describes_and_changes_levels_like_kafka_features(broker):
@@ -89,13 +90,15 @@ def test_cli_describes_and_changes_levels_like_kafka_features(broker):
     out = gregor("describe")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    assert lines[0].startswith("Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\t"
+    assert lines[0].startswith("Feature: eligible.leader.replicas.version\tSupportedMinVersion: 0\t"
+                               "SupportedMaxVersion: 1\tFinalizedVersionLevel: 1\t"), lines
+    assert lines[1].startswith("Feature: group.version\tSupportedMinVersion: 0\tSupportedMaxVersion: 1\t"
                                "FinalizedVersionLevel: 1\tEpoch: "), lines
     assert "Feature: metadata.version\tSupportedMinVersion: 4.1-IV1\tSupportedMaxVersion: 4.1-IV1\t" \
            "FinalizedVersionLevel: 4.1-IV1" in out.stdout
     out = gregor("downgrade", "--feature", "group.version=0", "--dry-run")
     assert (out.returncode, out.stdout) == (0, "group.version can be downgraded to 0.\n"), out.stderr
-    assert "FinalizedVersionLevel: 1" in gregor("describe").stdout.splitlines()[0]
+    assert "FinalizedVersionLevel: 1" in gregor("describe").stdout.splitlines()[1]
     out = gregor("disable", "--feature", "group.version")
     assert (out.returncode, out.stdout) == (0, "group.version was downgraded to 0.\n"), out.stderr
     out = gregor("upgrade", "--feature", "group.version=5")

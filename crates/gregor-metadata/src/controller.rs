@@ -11,7 +11,8 @@ use crate::client_metrics::{self, CLIENT_METRICS_CONFIGS};
 use crate::configs::{
     dynamic_broker_config, group_config, topic_config, ConfigDef, ConfigKind, GroupConfigBounds,
 };
-use crate::image::{MetadataImage, PartitionImage};
+use crate::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::partition_change::clear_elr;
 use crate::records::{ConfigResource, MetadataRecord};
 
 /// A refusal with Kafka's error code and a message for the client.
@@ -314,7 +315,18 @@ fn checked_diff(
         ConfigResource::Broker(_) => {}
     }
     let old = image.configs.get(resource).cloned().unwrap_or_default();
-    Ok(config_diff(resource, &old, new))
+    let mut records = config_diff(resource, &old, new);
+    let min_isr_changed = records
+        .iter()
+        .any(|r| matches!(r, MetadataRecord::Config { name, .. } if name == "min.insync.replicas"));
+    let topics: Vec<&TopicImage> = match resource {
+        _ if !min_isr_changed => Vec::new(),
+        ConfigResource::Topic(name) => image.topics.get(name).into_iter().collect(),
+        ConfigResource::Broker(None) => image.topics.values().collect(),
+        _ => Vec::new(),
+    };
+    records.extend(topics.into_iter().flat_map(clear_elr));
+    Ok(records)
 }
 
 /// AlterConfigs: the given configs replace every dynamic config of the resource. Group configs

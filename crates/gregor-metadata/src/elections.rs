@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::controller::ControllerError;
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::partition_change::Change;
 use crate::records::MetadataRecord;
 
 /// ElectLeaders' `election_type`.
@@ -21,7 +22,8 @@ pub enum ElectionType {
     /// The first replica of the assignment leads again, if it is an unfenced in-sync replica.
     Preferred,
     /// A partition without a leader gets one: an unfenced in-sync replica if there is one,
-    /// else any unfenced replica, which becomes the whole ISR (the records it lacks are lost).
+    /// else an unfenced eligible one (KIP-966), else any unfenced replica, which becomes the
+    /// whole ISR (the records it lacks are lost).
     Unclean,
 }
 
@@ -191,17 +193,22 @@ fn unclean(
             message: format!("{}-{partition} has a leader", topic.name),
         });
     }
-    let in_sync = |r: &i32| meta.isr.contains(r) && live(image, *r);
-    if let Some(leader) = meta.replicas.iter().copied().find(in_sync) {
-        return Ok(meta.change(topic.id, partition, leader, meta.isr.clone()));
-    }
-    match meta.replicas.iter().copied().find(|&r| live(image, r)) {
-        Some(leader) => Ok(meta.change(topic.id, partition, leader, vec![leader])),
-        None => Err(ControllerError {
+    let change = Change {
+        unclean: true,
+        ..Change::isr(meta, meta.isr.clone())
+    };
+    change
+        .record(image, topic, partition, meta)
+        .filter(|record| {
+            let MetadataRecord::Partition { state, .. } = record else {
+                return false;
+            };
+            state.leader != -1
+        })
+        .ok_or_else(|| ControllerError {
             code: ResponseError::EligibleLeadersNotAvailable.code(),
             message: format!("no replica of {}-{partition} is alive", topic.name),
-        }),
-    }
+        })
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub const METADATA_VERSION: &str = "metadata.version";
 pub const KRAFT_VERSION: &str = "kraft.version";
 pub const GROUP_VERSION: &str = "group.version";
 pub const TRANSACTION_VERSION: &str = "transaction.version";
+pub const ELR_VERSION: &str = "eligible.leader.replicas.version";
 
 /// A feature's supported levels and the level a new cluster starts at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct SupportedFeature {
 ///   partition leader adding partitions to transactions); Kafka 4 Java clients use it from
 ///   level 2 on. Level 1 (Kafka's flexible transaction records) changes nothing here. Clients
 ///   of older request versions keep the classic protocol at any level.
+/// * `eligible.leader.replicas.version` 1: KIP-966's eligible leader replicas
+///   (`partition_change.rs`), on for new clusters as in Kafka 4.1.
 pub const SUPPORTED: &[SupportedFeature] = &[
     SupportedFeature {
         name: METADATA_VERSION,
@@ -58,6 +61,12 @@ pub const SUPPORTED: &[SupportedFeature] = &[
         min: 0,
         max: 2,
         bootstrap: 2,
+    },
+    SupportedFeature {
+        name: ELR_VERSION,
+        min: 0,
+        max: 1,
+        bootstrap: 1,
     },
 ];
 

@@ -49,6 +49,15 @@ pub struct PartitionImage {
     /// A reassignment's replicas that leave once every target replica is in sync.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub removing_replicas: Vec<i32>,
+    /// KIP-966's eligible leader replicas: replicas that left an ISR below
+    /// `min.insync.replicas`, when the high watermark stopped, so they hold every committed
+    /// record and may lead once the ISR is empty (`partition_change.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<i32>,
+    /// The leader before the ISR emptied (Kafka's LastKnownElr), for an operator choosing an
+    /// unclean election.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_known_elr: Vec<i32>,
 }
 
 impl PartitionImage {
@@ -62,6 +71,8 @@ impl PartitionImage {
             partition_epoch: 0,
             adding_replicas: Vec::new(),
             removing_replicas: Vec::new(),
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         }
     }
 

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::controller::ControllerError;
 use crate::image::MetadataImage;
-use crate::reassignment::Change;
+use crate::partition_change::Change;
 use crate::records::MetadataRecord;
 
 /// One partition's proposed ISR, as its leader saw the partition.
@@ -153,7 +153,7 @@ fn decide(
         .filter(|r| proposal.new_isr.contains(r))
         .collect();
     let change = Change::isr(meta, isr);
-    Ok(change.record(image, topic.id, proposal.partition, meta, false))
+    Ok(change.record(image, topic, proposal.partition, meta))
 }
 
 #[cfg(test)]

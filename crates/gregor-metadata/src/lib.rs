@@ -14,6 +14,7 @@ pub mod elections;
 pub mod features;
 pub mod image;
 pub mod isr;
+pub(crate) mod partition_change;
 pub mod reassignment;
 pub mod records;
 pub mod request;

@@ -13,10 +13,10 @@ use std::collections::BTreeSet;
 
 use proto_kafka::ResponseError;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::controller::ControllerError;
-use crate::image::{MetadataImage, PartitionImage};
+use crate::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::partition_change::{unclean_election_enabled, without, Change};
 use crate::records::MetadataRecord;
 
 /// One topic of an AlterPartitionReassignments: each partition's target replicas, or `None`
@@ -88,7 +88,7 @@ fn alter(
         .get(&partition)
         .ok_or_else(|| unknown(format!("Unable to find partition {topic}:{partition}.")))?;
     let target = match target {
-        None => return cancel(image, t.id, topic, partition, meta),
+        None => return cancel(image, t, partition, meta),
         Some(target) => target,
     };
     check_target(image, target)?;
@@ -114,11 +114,11 @@ fn alter(
     replicas.extend(&removing);
     let change = Change {
         replicas,
-        isr: meta.isr.clone(),
         adding,
         removing,
+        ..Change::isr(meta, meta.isr.clone())
     };
-    Ok(change.record(image, t.id, partition, meta, false))
+    Ok(change.record(image, t, partition, meta))
 }
 
 /// Back to the original replicas: those being added leave the assignment and the ISR. When
@@ -128,11 +128,11 @@ fn alter(
 /// default: the controller does not see the brokers' static configs).
 fn cancel(
     image: &MetadataImage,
-    topic_id: Uuid,
-    topic: &str,
+    t: &TopicImage,
     partition: i32,
     meta: &PartitionImage,
 ) -> Result<Option<MetadataRecord>, ControllerError> {
+    let topic = &t.name;
     let original = without(&meta.replicas, &meta.adding_replicas);
     if !meta.is_reassigning() {
         return Err(refused(
@@ -153,24 +153,12 @@ fn cancel(
     }
     let change = Change {
         replicas: original,
-        isr,
         adding: Vec::new(),
         removing: Vec::new(),
+        unclean,
+        ..Change::isr(meta, isr)
     };
-    Ok(change.record(image, topic_id, partition, meta, unclean))
-}
-
-fn unclean_election_enabled(image: &MetadataImage, topic: &str) -> bool {
-    let layers = image.topic_configs(topic);
-    let value = layers
-        .topic
-        .and_then(|c| c.get("unclean.leader.election.enable"))
-        .or_else(|| {
-            layers
-                .broker(None)
-                .and_then(|c| c.get("unclean.leader.election.enable"))
-        });
-    value.is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    Ok(change.record(image, t, partition, meta))
 }
 
 /// Kafka's checks of a manual assignment, with its messages.
@@ -193,99 +181,9 @@ fn check_target(image: &MetadataImage, target: &[i32]) -> Result<(), ControllerE
     Ok(())
 }
 
-fn without(list: &[i32], taken: &[i32]) -> Vec<i32> {
-    list.iter()
-        .copied()
-        .filter(|r| !taken.contains(r))
-        .collect()
-}
-
 fn sorted_difference(a: &[i32], b: &[i32]) -> Vec<i32> {
     let set: BTreeSet<i32> = a.iter().copied().filter(|r| !b.contains(r)).collect();
     set.into_iter().collect()
-}
-
-/// A partition's next assignment and ISR (Kafka's `PartitionChangeBuilder`): completes a
-/// reassignment the ISR allows, elects a leader if the current one cannot stay, and takes a
-/// new leader epoch when the leader changes or a replica leaves.
-#[derive(Clone, Debug)]
-pub(crate) struct Change {
-    pub replicas: Vec<i32>,
-    pub isr: Vec<i32>,
-    pub adding: Vec<i32>,
-    pub removing: Vec<i32>,
-}
-
-impl Change {
-    /// The partition as it is, with `isr`.
-    pub fn isr(meta: &PartitionImage, isr: Vec<i32>) -> Change {
-        Change {
-            replicas: meta.replicas.clone(),
-            isr,
-            adding: meta.adding_replicas.clone(),
-            removing: meta.removing_replicas.clone(),
-        }
-    }
-
-    /// Every target replica in sync, once the removed ones are left out: the reassignment is
-    /// done (then the ISR is exactly the target replicas).
-    fn complete_if_in_sync(&mut self) {
-        if self.adding.is_empty() && self.removing.is_empty() {
-            return;
-        }
-        let isr = without(&self.isr, &self.removing);
-        let replicas = without(&self.replicas, &self.removing);
-        if isr.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
-            return;
-        }
-        self.isr = replicas.clone();
-        self.replicas = replicas;
-        self.adding.clear();
-        self.removing.clear();
-    }
-
-    /// The record of this change to `meta` (`None`: it changes nothing). `unclean`: without
-    /// an in-sync replica that can lead, any live replica leads as the whole ISR.
-    pub fn record(
-        mut self,
-        image: &MetadataImage,
-        topic_id: Uuid,
-        partition: i32,
-        meta: &PartitionImage,
-        unclean: bool,
-    ) -> Option<MetadataRecord> {
-        self.complete_if_in_sync();
-        let live = |r: i32| image.brokers.get(&r).is_some_and(|b| !b.fenced);
-        let can_lead = |r: i32| self.isr.contains(&r) && live(r);
-        let mut leader = if can_lead(meta.leader) {
-            meta.leader
-        } else {
-            let in_sync = self.replicas.iter().copied().find(|&r| can_lead(r));
-            in_sync.unwrap_or(-1)
-        };
-        if leader == -1 && unclean {
-            if let Some(any) = self.replicas.iter().copied().find(|&r| live(r)) {
-                leader = any;
-                self.isr = vec![any];
-            }
-        }
-        let replica_left = meta.replicas.iter().any(|r| !self.replicas.contains(r));
-        let state = PartitionImage {
-            replicas: self.replicas,
-            isr: self.isr,
-            leader,
-            leader_epoch: meta.leader_epoch + i32::from(leader != meta.leader || replica_left),
-            partition_epoch: meta.partition_epoch + 1,
-            adding_replicas: self.adding,
-            removing_replicas: self.removing,
-        };
-        let same = PartitionImage {
-            leader_epoch: meta.leader_epoch,
-            partition_epoch: meta.partition_epoch,
-            ..state.clone()
-        } == *meta;
-        (!same).then(|| state.record(topic_id, partition))
-    }
 }
 
 /// ListPartitionReassignments: the partitions under reassignment, of the topics and partitions
@@ -322,6 +220,7 @@ pub fn ongoing<'a>(
 mod tests {
     use super::*;
     use crate::isr::{alter_partitions, IsrProposal};
+    use uuid::Uuid;
 
     /// Brokers 1-4 (those in `fenced` fenced) and topic `t` with one partition on `replicas`,
     /// all in sync, led by the first.

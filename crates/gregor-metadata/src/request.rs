@@ -20,6 +20,7 @@ use crate::elections::{balance_leaders, elect_leaders, ElectionType, TopicElecti
 use crate::features::{bootstrap_records, update_features, FeatureUpdate};
 use crate::image::{BrokerRegistration, MetadataImage};
 use crate::isr::{alter_partitions, IsrProposal};
+use crate::partition_change::{unclean_election_enabled, without, Change};
 use crate::reassignment::{alter_reassignments, ReassignmentOutcomes, TopicReassignments};
 use crate::records::MetadataRecord;
 
@@ -383,43 +384,42 @@ fn registered(image: &MetadataImage, node_id: i32) -> Result<&BrokerRegistration
 }
 
 /// Fences (`fence`) or unfences a broker, with the ISR and leadership changes that follow
-/// (Kafka's): a fenced broker leaves the ISR of every partition it shares with others, and
-/// those it led go to the first other unfenced in-sync replica, or to no leader (-1) when there
-/// is none; the last member of an ISR stays in it (its data is the partition's). An unfenced
-/// broker takes back the leaderless partitions whose ISR names it. A leader move bumps the
-/// leader epoch.
-fn fencing(image: &MetadataImage, node_id: i32, fence: bool) -> Vec<MetadataRecord> {
+/// (Kafka's, `partition_change.rs`): a fenced broker leaves the ISR of every partition, and
+/// those it led go to the first other unfenced in-sync replica, else to an unfenced eligible
+/// one (KIP-966), else to no leader (-1). An unfenced broker takes the leaderless partitions it
+/// may lead: in their ISR, or eligible with the ISR empty. Topics with
+/// `unclean.leader.election.enable` give a leaderless partition to any live replica. A leader
+/// move bumps the leader epoch.
+pub(crate) fn fencing(image: &MetadataImage, node_id: i32, fence: bool) -> Vec<MetadataRecord> {
     let mut records = vec![if fence {
         MetadataRecord::FenceBroker { node_id }
     } else {
         MetadataRecord::UnfenceBroker { node_id }
     }];
-    let unfenced = |b: &i32| *b != node_id && image.brokers.get(b).is_some_and(|r| !r.fenced);
     for topic in image.topics.values() {
+        let unclean = unclean_election_enabled(image, &topic.name);
         for (&partition, p) in &topic.partitions {
-            let (leader, isr) = if fence {
-                if !p.isr.contains(&node_id) && p.leader != node_id {
-                    continue;
-                }
-                let isr = if p.isr.len() > 1 {
-                    p.isr.iter().copied().filter(|&r| r != node_id).collect()
-                } else {
-                    p.isr.clone()
-                };
-                let leader = if p.leader == node_id {
-                    isr.iter().copied().find(unfenced).unwrap_or(-1)
-                } else {
-                    p.leader
-                };
-                (leader, isr)
-            } else if p.leader == -1 && p.isr.contains(&node_id) {
-                (node_id, p.isr.clone())
+            let affected = if fence {
+                p.isr.contains(&node_id) || p.leader == node_id
             } else {
-                continue;
+                let eligible = p.isr.is_empty() && p.elr.contains(&node_id);
+                let replica = unclean && p.replicas.contains(&node_id);
+                p.leader == -1 && (p.isr.contains(&node_id) || eligible || replica)
             };
-            if (leader, &isr) != (p.leader, &p.isr) {
-                records.push(p.change(topic.id, partition, leader, isr));
+            if !affected {
+                continue;
             }
+            let isr = if fence {
+                without(&p.isr, &[node_id])
+            } else {
+                p.isr.clone()
+            };
+            let change = Change {
+                broker: Some((node_id, !fence)),
+                unclean,
+                ..Change::isr(p, isr)
+            };
+            records.extend(change.record(image, topic, partition, p));
         }
     }
     records

@@ -12,7 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::cluster::{
-    cluster_overrides, create_topic, describe_quorum, loopback, topic_ids, wait_until,
+    brokers_beyond_voters, cluster_overrides, create_topic, describe_quorum, listener_of, loopback,
+    topic_ids, wait_until,
 };
 use common::{admin_opts, block_on, send_ok, Gregor, Rec};
 use gregor_protocol::kafka::messages::list_offsets_request::{
@@ -1147,21 +1148,6 @@ fn a_controller_only_node_votes_but_is_no_broker() {
     });
 }
 
-/// `listeners=` of a node's overrides, and the one listener of it named `name`.
-fn listener_of(overrides: &[String], name: &str) -> String {
-    let listeners = overrides
-        .iter()
-        .rev()
-        .find_map(|o| o.strip_prefix("listeners="))
-        .unwrap();
-    let prefix = format!("{name}://");
-    listeners
-        .split(',')
-        .find(|l| l.starts_with(&prefix))
-        .unwrap()
-        .to_string()
-}
-
 /// Formats a directory `dup` under `root` for a second process with `node_id`, in the cluster
 /// of `root`'s `node-<node_id>`.
 fn format_duplicate(root: &std::path::Path, node_id: i32) -> std::path::PathBuf {
@@ -1253,22 +1239,11 @@ fn raft_frame_from(source: &str, port: &str) -> Option<i32> {
 fn a_broker_only_node_follows_the_metadata_log_and_serves_its_partitions() {
     let root = tempfile::tempdir().unwrap();
     let mut overrides = cluster_overrides(root.path(), &loopback(4));
-    let voters = overrides[0]
-        .iter()
-        .find_map(|o| o.strip_prefix("controller.quorum.voters="))
-        .unwrap()
-        .split(',')
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(",");
+    brokers_beyond_voters(&mut overrides, 3);
     for node in &mut overrides {
-        node.push(format!("controller.quorum.voters={voters}"));
         node.push("broker.session.timeout.ms=4000".into());
         node.push("broker.heartbeat.interval.ms=300".into());
     }
-    let client = listener_of(&overrides[3], "PLAINTEXT");
-    overrides[3].push(format!("listeners={client}"));
-    overrides[3].push("process.roles=broker".into());
     let mut nodes = Gregor::start_all(&overrides);
     wait_until("four brokers", Duration::from_secs(30), || {
         brokers_listed(&nodes[0]) == BTreeSet::from([1, 2, 3, 4])

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::cluster::{cluster_overrides, loopback, wait_until};
+use common::cluster::{brokers, brokers_beyond_voters, cluster_overrides, loopback, wait_until};
 use common::replication::{batches, full_isr, partitions_of, wait_for};
 use common::{
     admin_opts, block_on, parse_produce_v3_of, produce_v3_within, read_raw_response, record_batch,
@@ -222,6 +222,57 @@ fn the_isr_shrinks_and_grows_and_bounds_acks_all() {
     // The record that timed out was in the leader's log all along: it is committed too.
     let expected = ["held", "while-paused"].map(String::from);
     assert_eq!(values(observer, "lag", 0, 2), expected);
+}
+
+/// KIP-966 with real processes: three voters and broker-only node 4, a partition on brokers 3
+/// and 4 with min.insync.replicas=2. Node 4 killed leaves the ISR for the eligible replicas
+/// (the high watermark stops), node 3 killed empties the ISR (no leader); node 4 back is
+/// eligible and leads at once, though the last in-sync replica is still down (without ELR the
+/// partition would wait for node 3), and takes `acks=1` records. Below min.insync.replicas its
+/// high watermark stays (as Kafka's); node 3 back follows it (truncating to its log), rejoins
+/// the ISR, and every acknowledged record is there, the logs equal.
+#[test]
+fn an_eligible_replica_leads_once_the_isr_is_empty() {
+    let root = tempfile::tempdir().unwrap();
+    let mut overrides = cluster_overrides(root.path(), &loopback(4));
+    brokers_beyond_voters(&mut overrides, 3);
+    for node in &mut overrides {
+        node.push("broker.session.timeout.ms=2000".into());
+        node.push("broker.heartbeat.interval.ms=300".into());
+    }
+    let mut nodes = Gregor::start_all(&overrides);
+    wait_until("four brokers", Duration::from_secs(30), || {
+        brokers(&nodes[0].bootstrap()).is_ok_and(|b| b.len() == 4)
+    });
+    let new = NewTopic::new("elr", 1, TopicReplication::Variable(&[&[3, 4]]))
+        .set("min.insync.replicas", "2");
+    let created = block_on(nodes[0].admin().create_topics(&[new], &admin_opts())).unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let state = |want: (i32, Vec<i32>)| move |ps: &[(i32, Vec<i32>)]| ps[0] == want;
+    wait_for(&nodes[0], "elr", "both in sync", state((3, vec![3, 4])));
+    let expected: Vec<String> = (0..50).map(|i| format!("r-{i}")).collect();
+    let records: Vec<Rec> = expected.iter().map(|v| Rec::value(v.as_str())).collect();
+    let producer = nodes[0].producer(&[("acks", "all"), ("enable.idempotence", "true")]);
+    send_ok(&producer, "elr", &records);
+
+    nodes[3].kill();
+    wait_for(&nodes[0], "elr", "4 out of the ISR", state((3, vec![3])));
+    nodes[2].kill();
+    wait_for(&nodes[0], "elr", "no leader", state((-1, vec![])));
+    nodes[3].restart();
+    wait_for(&nodes[0], "elr", "eligible 4 leads", state((4, vec![4])));
+    let one = nodes[0].producer(&[("acks", "1")]);
+    send_ok(&one, "elr", &[Rec::value("after")]);
+
+    nodes[2].restart();
+    wait_for(&nodes[0], "elr", "3 back in sync", state((4, vec![3, 4])));
+    let mut expected = expected;
+    expected.push("after".into());
+    assert_eq!(values(&nodes[0], "elr", 0, 51), expected);
+    let dir = |n: i32| root.path().join(format!("node-{n}"));
+    wait_until("equal logs", Duration::from_secs(30), || {
+        batches(&dir(3), "elr", 0) == batches(&dir(4), "elr", 0)
+    });
 }
 
 /// A coordinator answers only with state whose records are on every in-sync replica: an

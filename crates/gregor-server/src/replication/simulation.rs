@@ -230,6 +230,11 @@ impl Sim {
             log: Vec::new(),
             last_heartbeat: BTreeMap::new(),
         };
+        // A new cluster's features: KIP-966's eligible leader replicas among them.
+        let formatted = controller.commit(&ControllerRequest::Format {
+            cluster_id: "sim".into(),
+        });
+        assert!(formatted.is_some(), "the cluster is formatted");
         let now = clock.load(Ordering::Relaxed);
         for &id in &BROKERS {
             let registration = BrokerRegistration {

@@ -70,6 +70,42 @@ pub fn cluster_overrides(root: &Path, hosts: &[String]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `listeners=` of a node's overrides, and the one listener of it named `name`.
+pub fn listener_of(overrides: &[String], name: &str) -> String {
+    let listeners = overrides
+        .iter()
+        .rev()
+        .find_map(|o| o.strip_prefix("listeners="))
+        .unwrap();
+    let prefix = format!("{name}://");
+    listeners
+        .split(',')
+        .find(|l| l.starts_with(&prefix))
+        .unwrap()
+        .to_string()
+}
+
+/// Makes the first `voters` nodes of a [`cluster_overrides`] cluster its metadata quorum and
+/// the others broker-only nodes (`process.roles=broker`, only a client listener).
+pub fn brokers_beyond_voters(overrides: &mut [Vec<String>], voters: usize) {
+    let quorum = overrides[0]
+        .iter()
+        .find_map(|o| o.strip_prefix("controller.quorum.voters="))
+        .unwrap()
+        .split(',')
+        .take(voters)
+        .collect::<Vec<_>>()
+        .join(",");
+    for (i, node) in overrides.iter_mut().enumerate() {
+        node.push(format!("controller.quorum.voters={quorum}"));
+        if i >= voters {
+            let client = listener_of(node, "PLAINTEXT");
+            node.push(format!("listeners={client}"));
+            node.push("process.roles=broker".into());
+        }
+    }
+}
+
 /// `nodes` nodes on loopback.
 pub fn loopback(nodes: usize) -> Vec<String> {
     vec!["127.0.0.1".to_string(); nodes]

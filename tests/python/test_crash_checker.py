@@ -55,8 +55,11 @@ def read_all(bootstrap, topic):
 @pytest.mark.parametrize("preallocate", ["false", "true"])
 def test_acknowledged_records_survive_repeated_sigkill(broker_factory, preallocate):
     port = free_port()
+    # A restarted process registers once the killed one's session is over (as in KRaft): a
+    # short session gives more SIGKILLs per run.
     b = broker_factory(overrides={"listeners": f"PLAINTEXT://127.0.0.1:{port}",
-                                  "log.preallocate": preallocate, "log.segment.bytes": str(8 << 20)})
+                                  "log.preallocate": preallocate, "log.segment.bytes": str(8 << 20),
+                                  "broker.session.timeout.ms": "2000", "broker.heartbeat.interval.ms": "300"})
     topic = create_topic(b.bootstrap, unique_topic("crash"), PARTITIONS)
     acked, sent, failed, unflushed = {}, [], [], []
     lock = threading.Lock()

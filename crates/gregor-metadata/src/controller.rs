@@ -322,7 +322,7 @@ fn checked_diff(
     let topics: Vec<&TopicImage> = match resource {
         _ if !min_isr_changed => Vec::new(),
         ConfigResource::Topic(name) => image.topics.get(name).into_iter().collect(),
-        ConfigResource::Broker(None) => image.topics.values().collect(),
+        ConfigResource::Broker(_) => image.topics.values().collect(),
         _ => Vec::new(),
     };
     records.extend(topics.into_iter().flat_map(clear_elr));

@@ -18,7 +18,9 @@
 
 use crate::features::ELR_VERSION;
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
-use crate::records::MetadataRecord;
+use crate::records::{ConfigResource, MetadataRecord};
+
+const MIN_ISR: &str = "min.insync.replicas";
 
 /// A partition's next replicas, ISR and reassignment, and how its leader may be chosen.
 #[derive(Clone, Debug)]
@@ -30,6 +32,9 @@ pub(crate) struct Change {
     /// A broker being fenced (`false`) or unfenced (`true`) by the records this change goes
     /// with: the image does not say so yet.
     pub broker: Option<(i32, bool)>,
+    /// A replica that may have lost records (back from an unclean shutdown, or unregistered):
+    /// it leaves the ISR and the ELR, as Kafka's `uncleanShutdownReplicas`.
+    pub lost: Option<i32>,
     /// Without an in-sync or eligible replica that can lead, any live replica leads as the
     /// whole ISR (the records it lacks are lost).
     pub unclean: bool,
@@ -44,6 +49,7 @@ impl Change {
             adding: meta.adding_replicas.clone(),
             removing: meta.removing_replicas.clone(),
             broker: None,
+            lost: None,
             unclean: false,
         }
     }
@@ -84,7 +90,12 @@ impl Change {
             } else {
                 &meta.isr
             };
-            self.isr = kept.clone();
+            self.isr = self
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| kept.contains(r))
+                .collect();
         }
         let mut elr = Vec::new();
         let min_isr = min_insync_replicas(image, &topic.name).min(self.replicas.len().max(1));
@@ -94,7 +105,7 @@ impl Change {
                 .replicas
                 .iter()
                 .copied()
-                .filter(|r| was(r) && !self.isr.contains(r))
+                .filter(|r| was(r) && !self.isr.contains(r) && self.lost != Some(*r))
                 .collect();
         }
         let live = |r: i32| match self.broker {
@@ -120,6 +131,18 @@ impl Change {
                 elr.retain(|&r| r != eligible);
             }
         }
+        // KIP-966's balanced recovery: with no replica in sync or eligible left (each back from
+        // an unclean shutdown), the last leader, the likeliest to hold the most, leads again.
+        let last_known = match meta.last_known_elr[..] {
+            [last] if elr_enabled && self.isr.is_empty() && elr.is_empty() => Some(last),
+            _ => None,
+        };
+        let last_known = last_known.filter(|r| self.replicas.contains(r));
+        if let Some(last) = last_known.filter(|&r| leader == -1 && live(r)) {
+            tracing::warn!(topic = %topic.name, partition, leader = last, "no in-sync or eligible replica left: the last leader leads again; records it lost in an unclean shutdown are lost");
+            leader = last;
+            self.isr = vec![last];
+        }
         if leader == -1 && self.unclean {
             if let Some(any) = self.replicas.iter().copied().find(|&r| live(r)) {
                 tracing::warn!(topic = %topic.name, partition, leader = any, isr = ?meta.isr, elr = ?meta.elr, "unclean leader election: a replica that was neither in sync nor eligible leads; records acknowledged after it fell behind are lost");
@@ -127,6 +150,11 @@ impl Change {
                 self.isr = vec![any];
                 elr.clear();
             }
+        }
+        // Eligible replicas exist only below min.insync.replicas: at it, the high watermark
+        // moves without them (a lowered min.insync.replicas, say).
+        if self.isr.len() >= min_isr {
+            elr.clear();
         }
         let last_known_elr = if !elr_enabled || leader != -1 {
             Vec::new()
@@ -176,16 +204,34 @@ pub(crate) fn unclean_election_enabled(image: &MetadataImage, topic: &str) -> bo
     value.is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// The topic's `min.insync.replicas` (Kafka's default 1).
+/// The topic's `min.insync.replicas` as the controller can know it: the topic's own, else the
+/// lowest of the cluster-wide dynamic default (else Kafka's default, 1) and every broker's
+/// dynamic one. Never above what a leader enforces, which freezes the high watermark below it:
+/// an eligible replica must hold every committed record. (A broker's static default is not
+/// in the metadata log; it only ever makes its leaders stricter than this.)
 fn min_insync_replicas(image: &MetadataImage, topic: &str) -> usize {
-    let value = topic_config(image, topic, "min.insync.replicas");
-    value.and_then(|v| v.parse().ok()).unwrap_or(1)
+    let parse = |v: &String| v.parse::<usize>().ok();
+    if let Some(own) = image.topic_overrides(topic).and_then(|c| c.get(MIN_ISR)) {
+        return parse(own).unwrap_or(1);
+    }
+    let cluster = image.configs.get(&ConfigResource::Broker(None));
+    let cluster = cluster.and_then(|c| c.get(MIN_ISR)).and_then(parse);
+    let brokers = image
+        .configs
+        .iter()
+        .filter_map(|(resource, configs)| match resource {
+            ConfigResource::Broker(Some(_)) => configs.get(MIN_ISR).and_then(parse),
+            _ => None,
+        });
+    brokers.fold(cluster.unwrap_or(1), usize::min).max(1)
 }
 
 /// The records that clear the eligible replicas of `topic`'s partitions that have an ISR (a
-/// leader, or a replica that can become one): after its `min.insync.replicas` changed, the
-/// high watermark may move with fewer replicas, so they may miss committed records (Kafka 4.1
-/// clears them too). Those of a partition without an ISR stay: nothing moves until one leads.
+/// leader, or a replica that can become one): after its `min.insync.replicas` changed (the
+/// topic's, the cluster's or a broker's), the high watermark may move with fewer replicas, so
+/// they may miss committed records (Kafka 4.1 clears them too). Those of a partition without
+/// an ISR stay: nothing moves until one leads, and the change that gives it a leader clears
+/// them if its ISR is then at the new minimum.
 pub(crate) fn clear_elr(topic: &TopicImage) -> Vec<MetadataRecord> {
     topic
         .partitions
@@ -356,34 +402,110 @@ mod tests {
     }
 
     /// A change of min.insync.replicas clears the eligible replicas of partitions with an ISR
-    /// (the high watermark may now move without them), not of those without one.
+    /// (the high watermark may now move without them), not of those without one; there the
+    /// leader elected next, at the new minimum, clears the others, so a replica that missed
+    /// what that leader committed is never elected as eligible.
     #[test]
-    fn a_min_isr_change_clears_eligible_replicas_where_a_replica_is_in_sync() {
+    fn a_min_isr_change_clears_eligible_replicas_that_may_miss_records() {
         let mut image = cluster(
             1,
             &[("min.insync.replicas", "3")],
-            &[(&[1, 2, 3], &[1, 2, 3], 1), (&[1, 2, 3], &[1, 2, 3], 1)],
+            &[(&[1, 2, 3], &[1, 2, 3], 1), (&[2, 3, 4], &[2, 3, 4], 4)],
         );
-        fence(&mut image, 3, true);
-        fence(&mut image, 2, true);
-        let change = |value: &str| ConfigChange {
+        for node in [3, 2, 4] {
+            fence(&mut image, node, true);
+        }
+        assert_eq!(state(&image, 0), (vec![1], vec![2, 3], 1, vec![]));
+        assert_eq!(state(&image, 1), (vec![], vec![2, 3, 4], -1, vec![4]));
+        let topic = ConfigResource::Topic("t".into());
+        let lowered = ConfigChange {
             name: "min.insync.replicas".into(),
             op: ConfigOp::Set,
-            value: Some(value.into()),
+            value: Some("1".into()),
         };
-        // Partition 1 loses its last in-sync replica too.
-        let mut p1 = image.topics["t"].partitions[&1].clone();
-        p1.elr = vec![1, 2, 3];
-        p1.isr.clear();
-        p1.leader = -1;
-        let id = image.topics["t"].id;
-        image.apply(&p1.record(id, 1));
-        assert_eq!(state(&image, 0), (vec![1], vec![2, 3], 1, vec![]));
-        let topic = ConfigResource::Topic("t".into());
         let bounds = GroupConfigBounds::default();
-        let records = incremental_alter_configs(&image, &topic, &[change("1")], &bounds).unwrap();
+        let records = incremental_alter_configs(&image, &topic, &[lowered], &bounds).unwrap();
         records.iter().for_each(|r| image.apply(r));
         assert_eq!(state(&image, 0), (vec![1], vec![], 1, vec![]));
-        assert_eq!(state(&image, 1), (vec![], vec![1, 2, 3], -1, vec![]));
+        assert_eq!(state(&image, 1), (vec![], vec![2, 3, 4], -1, vec![4]));
+        fence(&mut image, 2, false);
+        assert_eq!(
+            state(&image, 1),
+            (vec![2], vec![], 2, vec![]),
+            "at the new min"
+        );
+        fence(&mut image, 2, true);
+        assert_eq!(state(&image, 1), (vec![], vec![2], -1, vec![2]));
+        fence(&mut image, 3, false);
+        assert_eq!(
+            state(&image, 1),
+            (vec![], vec![2], -1, vec![2]),
+            "3 missed records"
+        );
+    }
+
+    /// The controller counts the lowest min.insync.replicas a leader may enforce: a broker's
+    /// own dynamic value under the cluster-wide one.
+    #[test]
+    fn the_lowest_min_isr_a_broker_enforces_counts() {
+        let mut image = cluster(1, &[], &[(&[1, 2, 3], &[1, 2], 1)]);
+        for (node, value) in [(None, "2"), (Some(1), "1")] {
+            image.apply(&MetadataRecord::Config {
+                resource: ConfigResource::Broker(node),
+                name: "min.insync.replicas".into(),
+                value: Some(value.into()),
+            });
+        }
+        fence(&mut image, 2, true);
+        assert_eq!(state(&image, 0), (vec![1], vec![], 1, vec![]));
+    }
+
+    /// KIP-966's unclean shutdown: a broker back from one may have lost records it had
+    /// acknowledged, so it starts fenced and out of every ISR and ELR; the partition waits for
+    /// an eligible replica, and only with none left does the last leader lead again (a single
+    /// replica's partition after a crash, say). A clean restart changes nothing.
+    #[test]
+    fn a_broker_back_from_an_unclean_shutdown_leaves_the_isr_and_elr() {
+        let mut image = cluster(
+            1,
+            &[("min.insync.replicas", "2")],
+            &[(&[1, 2, 3], &[1, 2, 3], 1), (&[4], &[4], 4)],
+        );
+        let register = |image: &mut MetadataImage, node_id: i32, clean_shutdown: bool| {
+            let request = crate::ControllerRequest::RegisterBroker {
+                registration: image.brokers[&node_id].clone(),
+                incarnation: uuid::Uuid::nil(),
+                clean_shutdown,
+            };
+            let (records, _) = crate::request::decide(image, &request, false).unwrap();
+            records.iter().for_each(|r| image.apply(r));
+        };
+        for node in [3, 2, 1] {
+            fence(&mut image, node, true);
+        }
+        assert_eq!(state(&image, 0), (vec![], vec![1, 2], -1, vec![1]));
+        register(&mut image, 2, true);
+        assert_eq!(state(&image, 0), (vec![], vec![1, 2], -1, vec![1]), "clean");
+        register(&mut image, 2, false);
+        assert_eq!(state(&image, 0), (vec![], vec![1], -1, vec![1]));
+        fence(&mut image, 2, false);
+        assert_eq!(
+            state(&image, 0),
+            (vec![], vec![1], -1, vec![1]),
+            "2 may lack records"
+        );
+        register(&mut image, 1, false);
+        fence(&mut image, 1, false);
+        assert_eq!(
+            state(&image, 0),
+            (vec![1], vec![], 1, vec![]),
+            "the last leader"
+        );
+
+        register(&mut image, 4, false);
+        assert!(image.brokers[&4].fenced);
+        assert_eq!(state(&image, 1), (vec![], vec![], -1, vec![4]));
+        fence(&mut image, 4, false);
+        assert_eq!(state(&image, 1), (vec![4], vec![], 4, vec![]));
     }
 }

@@ -122,10 +122,11 @@ fn alter(
 }
 
 /// Back to the original replicas: those being added leave the assignment and the ISR. When
-/// only added replicas are in sync, the revert is an unclean election (an original replica
-/// that never had the newest records leads), allowed only by the topic's
-/// `unclean.leader.election.enable` (as set on the topic or as the cluster-wide dynamic
-/// default: the controller does not see the brokers' static configs).
+/// only added replicas are in sync, an eligible original replica leads (KIP-966) or, failing
+/// that, the revert is an unclean election (an original replica that never had the newest
+/// records leads), allowed only by the topic's `unclean.leader.election.enable` (as set on the
+/// topic or as the cluster-wide dynamic default: the controller does not see the brokers'
+/// static configs); a revert that would leave the partition without a leader is refused.
 fn cancel(
     image: &MetadataImage,
     t: &TopicImage,
@@ -140,25 +141,24 @@ fn cancel(
             format!("No partition reassignment is in progress for {topic}:{partition}."),
         ));
     }
-    let mut isr = without(&meta.isr, &meta.adding_replicas);
-    let unclean = isr.is_empty();
-    if unclean {
-        if !unclean_election_enabled(image, topic) {
-            return Err(refused(
-                ResponseError::InvalidReplicaAssignment,
-                format!("Unable to revert partition assignment for {topic}:{partition} because it would require an unclean leader election."),
-            ));
-        }
-        isr = original.iter().copied().take(1).collect();
-    }
+    let isr = without(&meta.isr, &meta.adding_replicas);
     let change = Change {
         replicas: original,
         adding: Vec::new(),
         removing: Vec::new(),
-        unclean,
+        unclean: unclean_election_enabled(image, topic),
         ..Change::isr(meta, isr)
     };
-    Ok(change.record(image, t, partition, meta))
+    let record = change.record(image, t, partition, meta);
+    let leaderless =
+        matches!(&record, Some(MetadataRecord::Partition { state, .. }) if state.leader == -1);
+    if leaderless && meta.leader != -1 {
+        return Err(refused(
+            ResponseError::InvalidReplicaAssignment,
+            format!("Unable to revert partition assignment for {topic}:{partition} because it would require an unclean leader election."),
+        ));
+    }
+    Ok(record)
 }
 
 /// Kafka's checks of a manual assignment, with its messages.

@@ -73,9 +73,14 @@ pub enum ControllerRequest {
     /// A broker's endpoint; nothing is written when the registration is the recorded one.
     /// `incarnation` names the broker process (new at each start): the active controller
     /// refuses a second process for a node id whose broker is alive (DUPLICATE_BROKER_REGISTRATION).
+    /// A broker back from an unclean shutdown is fenced and leaves every ISR and ELR.
     RegisterBroker {
         registration: BrokerRegistration,
         incarnation: Uuid,
+        /// Whether the broker's last process stopped cleanly (every log dir had its
+        /// clean-shutdown marker): one that did not may have lost records it acknowledged.
+        #[serde(default)]
+        clean_shutdown: bool,
     },
     /// BrokerHeartbeat: a broker is alive and has applied the metadata log up to
     /// `applied_offset`. A fenced broker that has caught up with the image is unfenced, and
@@ -267,30 +272,37 @@ pub fn decide(
             let records = if validate_only { vec![] } else { vec![record] };
             return Ok((records, ControllerReply::ProducerIds { start }));
         }
-        ControllerRequest::RegisterBroker { registration, .. } => {
+        ControllerRequest::RegisterBroker {
+            registration,
+            clean_shutdown,
+            ..
+        } => {
             let node_id = registration.node_id;
             let known = image.brokers.get(&node_id);
-            if known.is_some_and(|b| b.same_endpoint(registration)) {
-                vec![]
-            } else {
-                let mut records = vec![MetadataRecord::RegisterBroker {
+            let mut records = Vec::new();
+            if !known.is_some_and(|b| b.same_endpoint(registration)) {
+                records.push(MetadataRecord::RegisterBroker {
                     node_id,
                     host: registration.host.clone(),
                     port: registration.port,
                     rack: registration.rack.clone(),
-                }];
-                // A broker unregistered and back: partitions still name it in their ISR, and
-                // only unfencing gives their leadership back, so it starts fenced.
-                let in_isr = image
-                    .topics
-                    .values()
-                    .flat_map(|t| t.partitions.values())
-                    .any(|p| p.isr.contains(&node_id));
-                if known.is_none() && in_isr {
+                });
+            }
+            // A broker back from an unclean shutdown may have lost records it acknowledged,
+            // and one unregistered and back may be an empty disk: it starts fenced and out of
+            // every ISR and ELR (KIP-966, Kafka's handleBrokerUncleanShutdown).
+            let named = image
+                .topics
+                .values()
+                .flat_map(|t| t.partitions.values())
+                .any(|p| p.isr.contains(&node_id) || p.elr.contains(&node_id));
+            if named && (!clean_shutdown || known.is_none()) {
+                if !known.is_some_and(|b| b.fenced) {
                     records.push(MetadataRecord::FenceBroker { node_id });
                 }
-                records
+                records.extend(partition_changes(image, node_id, BrokerEvent::Lost));
             }
+            records
         }
         ControllerRequest::BrokerHeartbeat {
             node_id,
@@ -308,10 +320,12 @@ pub fn decide(
             return Ok((records, ControllerReply::Heartbeat { fenced }));
         }
         ControllerRequest::UnregisterBroker { node_id } => {
+            // Whatever comes back under its id may be an empty disk: out of every ELR too.
             let mut records = match registered(image, *node_id)? {
                 b if b.fenced => vec![],
-                _ => fencing(image, *node_id, true),
+                _ => vec![MetadataRecord::FenceBroker { node_id: *node_id }],
             };
+            records.extend(partition_changes(image, *node_id, BrokerEvent::Lost));
             records.push(MetadataRecord::UnregisterBroker { node_id: *node_id });
             records
         }
@@ -387,7 +401,8 @@ fn registered(image: &MetadataImage, node_id: i32) -> Result<&BrokerRegistration
 /// (Kafka's, `partition_change.rs`): a fenced broker leaves the ISR of every partition, and
 /// those it led go to the first other unfenced in-sync replica, else to an unfenced eligible
 /// one (KIP-966), else to no leader (-1). An unfenced broker takes the leaderless partitions it
-/// may lead: in their ISR, or eligible with the ISR empty. Topics with
+/// may lead: in their ISR, or eligible with the ISR empty, or their last leader with neither
+/// left. Topics with
 /// `unclean.leader.election.enable` give a leaderless partition to any live replica. A leader
 /// move bumps the leader epoch.
 pub(crate) fn fencing(image: &MetadataImage, node_id: i32, fence: bool) -> Vec<MetadataRecord> {
@@ -396,26 +411,56 @@ pub(crate) fn fencing(image: &MetadataImage, node_id: i32, fence: bool) -> Vec<M
     } else {
         MetadataRecord::UnfenceBroker { node_id }
     }];
+    let event = if fence {
+        BrokerEvent::Fenced
+    } else {
+        BrokerEvent::Unfenced
+    };
+    records.extend(partition_changes(image, node_id, event));
+    records
+}
+
+/// What happened to a broker, for its partitions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BrokerEvent {
+    Fenced,
+    Unfenced,
+    /// Back from an unclean shutdown, or unregistered: it may have lost records.
+    Lost,
+}
+
+/// The partition changes that follow `event` of broker `node_id` (`partition_change.rs`).
+fn partition_changes(
+    image: &MetadataImage,
+    node_id: i32,
+    event: BrokerEvent,
+) -> Vec<MetadataRecord> {
+    let mut records = Vec::new();
     for topic in image.topics.values() {
         let unclean = unclean_election_enabled(image, &topic.name);
         for (&partition, p) in &topic.partitions {
-            let affected = if fence {
-                p.isr.contains(&node_id) || p.leader == node_id
-            } else {
-                let eligible = p.isr.is_empty() && p.elr.contains(&node_id);
-                let replica = unclean && p.replicas.contains(&node_id);
-                p.leader == -1 && (p.isr.contains(&node_id) || eligible || replica)
+            let in_isr = p.isr.contains(&node_id);
+            let affected = match event {
+                BrokerEvent::Fenced => in_isr || p.leader == node_id,
+                BrokerEvent::Lost => in_isr || p.leader == node_id || p.elr.contains(&node_id),
+                BrokerEvent::Unfenced => {
+                    let eligible = p.isr.is_empty() && p.elr.contains(&node_id);
+                    let last =
+                        p.isr.is_empty() && p.elr.is_empty() && p.last_known_elr == [node_id];
+                    let replica = unclean && p.replicas.contains(&node_id);
+                    p.leader == -1 && (in_isr || eligible || last || replica)
+                }
             };
             if !affected {
                 continue;
             }
-            let isr = if fence {
-                without(&p.isr, &[node_id])
-            } else {
-                p.isr.clone()
+            let isr = match event {
+                BrokerEvent::Unfenced => p.isr.clone(),
+                BrokerEvent::Fenced | BrokerEvent::Lost => without(&p.isr, &[node_id]),
             };
             let change = Change {
-                broker: Some((node_id, !fence)),
+                broker: Some((node_id, event == BrokerEvent::Unfenced)),
+                lost: (event == BrokerEvent::Lost).then_some(node_id),
                 unclean,
                 ..Change::isr(p, isr)
             };
@@ -463,6 +508,7 @@ mod tests {
         let register = |registration| ControllerRequest::RegisterBroker {
             registration,
             incarnation: Uuid::nil(),
+            clean_shutdown: true,
         };
         let same = register(image.brokers[&1].clone());
         assert_eq!(decide(&image, &same, false).unwrap().0, vec![]);
@@ -622,6 +668,7 @@ mod tests {
                 fenced_at: 0,
             },
             incarnation: Uuid::nil(),
+            clean_shutdown: true,
         };
         commit(&mut gone, &back);
         assert!(gone.brokers[&2].fenced);

@@ -23,6 +23,8 @@ pub struct Broker {
     /// This process, to the controller: new at each start, so a second process with this
     /// node id is told apart from a restart (`ControllerRequest::RegisterBroker`).
     pub(crate) incarnation: uuid::Uuid,
+    /// Whether the previous process stopped cleanly (`process::take_clean_shutdown_markers`).
+    pub(crate) clean_shutdown: bool,
     /// On a broker only: whose addresses may send Raft's frames (`network::raft_senders`).
     pub(crate) raft_sources: Arc<RaftSources>,
     /// The task serving the controller listener, if this node has one.

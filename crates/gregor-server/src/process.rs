@@ -112,6 +112,7 @@ impl Broker {
         })?;
         raise_open_files_limit();
         let dir_locks = lock_log_dirs(&config.log_dirs)?;
+        let clean_shutdown = take_clean_shutdown_markers(&config.log_dirs);
         let node_id = config.node_id;
         let identities =
             meta_properties::check(&config.log_dirs, node_id).map_err(StartError::Identity)?;
@@ -240,6 +241,7 @@ impl Broker {
             telemetry,
             producer_ids: ProducerIds::new(node_id),
             incarnation,
+            clean_shutdown,
             raft_sources,
             _dir_locks: dir_locks,
             shutdown,
@@ -319,6 +321,7 @@ impl Broker {
         let register = ControllerRequest::RegisterBroker {
             registration,
             incarnation: self.incarnation,
+            clean_shutdown: self.clean_shutdown,
         };
         decide_at_start(&self.controller, register).await?;
         // A broker fenced while it was down serves again only once the controller counts it
@@ -453,15 +456,21 @@ impl Broker {
         self.shutdown.send_replace(true);
     }
 
-    /// Stops accepting work and writes every checkpoint.
+    /// Stops accepting work and writes every checkpoint; when every log is flushed, marks the
+    /// shutdown clean.
     pub async fn shutdown(&self) {
         self.stop_background();
+        let mut flushed = true;
         for partition in self.replicas.all() {
             if let Err(e) = partition.with_log_mut(|log| log.checkpoint()) {
                 tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "checkpoint failed");
+                flushed = false;
             }
         }
         self.replicas.checkpoint_high_watermarks();
+        if flushed {
+            mark_clean_shutdown(&self.config.log_dirs);
+        }
         if let Some(server) = self.controller_server.lock().take() {
             server.abort();
         }
@@ -613,6 +622,45 @@ impl RunningBroker {
         let _ = cleaner.join();
         broker.shutdown().await;
     }
+}
+
+/// Kafka's name for the file a clean shutdown leaves in each log dir.
+const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+
+/// Leaves the clean-shutdown marker in every log dir, once each log is flushed.
+fn mark_clean_shutdown(dirs: &[std::path::PathBuf]) {
+    for dir in dirs {
+        let marked = std::fs::File::create(dir.join(CLEAN_SHUTDOWN_FILE))
+            .and_then(|file| file.sync_all())
+            .and_then(|()| std::fs::File::open(dir)?.sync_all());
+        if let Err(error) = marked {
+            tracing::warn!(dir = %dir.display(), %error, "cannot mark the shutdown clean; the next start counts as after a crash");
+        }
+    }
+}
+
+/// Whether the previous process stopped cleanly: every log dir holds its marker. Each marker
+/// is removed (durably) before anything is written, so a crash of this process is never taken
+/// for a clean stop. A broker back from an unclean shutdown may have lost records it had
+/// acknowledged (they were not flushed): the controller keeps it out of every ISR and ELR.
+fn take_clean_shutdown_markers(dirs: &[std::path::PathBuf]) -> bool {
+    let mut clean = true;
+    for dir in dirs {
+        let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+        clean &= marker.exists();
+        let removed = match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            removed => removed.and_then(|()| std::fs::File::open(dir)?.sync_all()),
+        };
+        if let Err(error) = removed {
+            tracing::warn!(dir = %dir.display(), %error, "cannot remove the clean-shutdown marker");
+            clean = false;
+        }
+    }
+    if !clean {
+        tracing::info!("the previous process did not stop cleanly: this broker rejoins each partition's ISR only once caught up");
+    }
+    clean
 }
 
 /// Takes Kafka's `.lock` in every log dir that exists: a second broker started on the same

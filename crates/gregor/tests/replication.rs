@@ -51,6 +51,16 @@ fn create_replicated(g: &Gregor, topic: &str, partitions: i32, configs: &[(&str,
     assert!(created[0].is_ok(), "{created:?}");
 }
 
+/// The error code of an `acks=all` Produce v3 of one record "held" to partition 0 of `topic`
+/// on `g`, waiting up to `timeout_ms` for replication.
+fn produce(g: &Gregor, topic: &str, timeout_ms: i32) -> i16 {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", g.port)).unwrap();
+    let batch = record_batch(&[b"held"], -1, -1, -1, 0);
+    let frame = produce_v3_within(7, topic, 0, &batch, timeout_ms);
+    std::io::Write::write_all(&mut s, &frame).unwrap();
+    parse_produce_v3_of(&read_raw_response(&mut s), 0).1
+}
+
 fn values(g: &Gregor, topic: &str, partition: i32, expected: usize) -> Vec<String> {
     g.consume(topic, &[partition], expected)
         .iter()
@@ -167,13 +177,6 @@ fn the_isr_shrinks_and_grows_and_bounds_acks_all() {
 
     nodes[(follower - 1) as usize].signal(libc::SIGSTOP);
     let observer = &nodes[(leader - 1) as usize];
-    let produce = |g: &Gregor, topic: &str, timeout_ms: i32| -> i16 {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", g.port)).unwrap();
-        let batch = record_batch(&[b"held"], -1, -1, -1, 0);
-        let frame = produce_v3_within(7, topic, 0, &batch, timeout_ms);
-        std::io::Write::write_all(&mut s, &frame).unwrap();
-        parse_produce_v3_of(&read_raw_response(&mut s), 0).1
-    };
     // At once, well within the lag time: the paused follower is still in the ISR.
     assert_eq!(
         produce(observer, "lag", 300),
@@ -225,12 +228,14 @@ fn the_isr_shrinks_and_grows_and_bounds_acks_all() {
 }
 
 /// KIP-966 with real processes: three voters and broker-only node 4, a partition on brokers 3
-/// and 4 with min.insync.replicas=2. Node 4 killed leaves the ISR for the eligible replicas
-/// (the high watermark stops), node 3 killed empties the ISR (no leader); node 4 back is
-/// eligible and leads at once, though the last in-sync replica is still down (without ELR the
-/// partition would wait for node 3), and takes `acks=1` records. Below min.insync.replicas its
-/// high watermark stays (as Kafka's); node 3 back follows it (truncating to its log), rejoins
-/// the ISR, and every acknowledged record is there, the logs equal.
+/// and 4 with min.insync.replicas=2. Node 4 stopped (SIGTERM, a clean shutdown) leaves the ISR
+/// for the eligible replicas, and `acks=all` is refused from then on (the high watermark
+/// stops); node 3 killed (SIGKILL) empties the ISR. Node 3 back first came from an unclean
+/// shutdown (it may have lost what it acknowledged): it is in neither the ISR nor the ELR and
+/// does not lead. Node 4 back is eligible and leads at once (without ELR the partition would
+/// wait for node 3's data), and takes `acks=1` records; below min.insync.replicas its high
+/// watermark stays (as Kafka's). Node 3 follows it (truncating to its log), rejoins the ISR,
+/// and every acknowledged record is there, the logs equal.
 #[test]
 fn an_eligible_replica_leads_once_the_isr_is_empty() {
     let root = tempfile::tempdir().unwrap();
@@ -255,10 +260,25 @@ fn an_eligible_replica_leads_once_the_isr_is_empty() {
     let producer = nodes[0].producer(&[("acks", "all"), ("enable.idempotence", "true")]);
     send_ok(&producer, "elr", &records);
 
-    nodes[3].kill();
+    nodes[3].terminate(Duration::from_secs(30));
     wait_for(&nodes[0], "elr", "4 out of the ISR", state((3, vec![3])));
+    // The leader learns its ISR a moment after the metadata shows it: until then a produce is
+    // appended and waits (REQUEST_TIMED_OUT), never acknowledged.
+    wait_until("NOT_ENOUGH_REPLICAS", Duration::from_secs(30), || {
+        produce(&nodes[2], "elr", 300) == 19
+    });
     nodes[2].kill();
     wait_for(&nodes[0], "elr", "no leader", state((-1, vec![])));
+    nodes[2].restart();
+    wait_until("3 serving", Duration::from_secs(30), || {
+        brokers(&nodes[0].bootstrap()).is_ok_and(|b| b.contains(&3))
+    });
+    // Its unfencing and what it leads are one metadata change: this is the outcome.
+    assert_eq!(
+        partitions_of(&nodes[0], "elr"),
+        [(-1, vec![])],
+        "3 does not lead"
+    );
     nodes[3].restart();
     wait_for(&nodes[0], "elr", "eligible 4 leads", state((4, vec![4])));
     let one = nodes[0].producer(&[("acks", "1")]);

@@ -265,6 +265,7 @@ impl Liveness {
             ControllerRequest::RegisterBroker {
                 registration,
                 incarnation,
+                ..
             } => (
                 registration.node_id,
                 *incarnation,
@@ -777,6 +778,7 @@ mod tests {
         let register = |incarnation| ControllerRequest::RegisterBroker {
             registration: registration.clone(),
             incarnation,
+            clean_shutdown: true,
         };
         let heartbeat = |incarnation| ControllerRequest::BrokerHeartbeat {
             node_id: 1,
@@ -838,6 +840,7 @@ mod tests {
                 ControllerRequest::RegisterBroker {
                     registration: broker,
                     incarnation: uuid::Uuid::nil(),
+                    clean_shutdown: true,
                 },
                 false,
             )

@@ -152,6 +152,8 @@ struct Controller {
     /// Committed batches: (offset of the last record, records).
     log: Vec<(i64, Vec<MetadataRecord>)>,
     last_heartbeat: BTreeMap<i32, i64>,
+    /// Each broker's newest process the controller heard of (its incarnation).
+    processes: BTreeMap<i32, u64>,
 }
 
 impl Controller {
@@ -229,6 +231,7 @@ impl Sim {
             image: MetadataImage::empty(),
             log: Vec::new(),
             last_heartbeat: BTreeMap::new(),
+            processes: BTreeMap::new(),
         };
         // A new cluster's features: KIP-966's eligible leader replicas among them.
         let formatted = controller.commit(&ControllerRequest::Format {
@@ -249,8 +252,10 @@ impl Sim {
             controller.commit(&ControllerRequest::RegisterBroker {
                 registration,
                 incarnation,
+                clean_shutdown: true,
             });
             controller.last_heartbeat.insert(id, now);
+            controller.processes.insert(id, 1);
         }
         let topic = NewTopic {
             name: TOPIC.into(),
@@ -382,6 +387,17 @@ impl Sim {
                     applied,
                 } => {
                     self.controller.last_heartbeat.insert(node, now);
+                    // A restarted broker registers first; SIGKILLed, it did not stop cleanly.
+                    let known = self.controller.processes.entry(node).or_insert(0);
+                    if incarnation > *known {
+                        *known = incarnation;
+                        let registration = self.controller.image.brokers[&node].clone();
+                        self.controller.commit(&ControllerRequest::RegisterBroker {
+                            registration,
+                            incarnation: Uuid::nil(),
+                            clean_shutdown: false,
+                        });
+                    }
                     let registered = &self.controller.image.brokers[&node];
                     let heartbeat = ControllerRequest::BrokerHeartbeat {
                         node_id: node,

@@ -85,11 +85,10 @@ impl Change {
         if self.isr.is_empty() && !elr_enabled {
             // The last in-sync replica stays: its data is the partition's (or, ELR turned off,
             // the eligible replicas, who hold every committed record).
-            let kept = if meta.isr.is_empty() {
-                &meta.elr
-            } else {
-                &meta.isr
-            };
+            let kept = [&meta.isr, &meta.elr, &meta.last_known_elr]
+                .into_iter()
+                .find(|kept| !kept.is_empty())
+                .unwrap_or(&meta.isr);
             self.isr = self
                 .replicas
                 .iter()
@@ -156,10 +155,14 @@ impl Change {
         if self.isr.len() >= min_isr {
             elr.clear();
         }
+        // Who led last, else (a partition that had no leader when its ISR emptied: created on
+        // fenced brokers, or from before ELR) the first replica that was in sync.
         let last_known_elr = if !elr_enabled || leader != -1 {
             Vec::new()
         } else if meta.leader != -1 {
             vec![meta.leader]
+        } else if meta.last_known_elr.is_empty() {
+            meta.isr.iter().copied().take(1).collect()
         } else {
             meta.last_known_elr.clone()
         };
@@ -210,7 +213,7 @@ pub(crate) fn unclean_election_enabled(image: &MetadataImage, topic: &str) -> bo
 /// an eligible replica must hold every committed record. (A broker's static default is not
 /// in the metadata log; it only ever makes its leaders stricter than this.)
 fn min_insync_replicas(image: &MetadataImage, topic: &str) -> usize {
-    let parse = |v: &String| v.parse::<usize>().ok();
+    let parse = |v: &String| v.trim().parse::<usize>().ok();
     if let Some(own) = image.topic_overrides(topic).and_then(|c| c.get(MIN_ISR)) {
         return parse(own).unwrap_or(1);
     }
@@ -507,5 +510,38 @@ mod tests {
         assert_eq!(state(&image, 1), (vec![], vec![], -1, vec![4]));
         fence(&mut image, 4, false);
         assert_eq!(state(&image, 1), (vec![4], vec![], 4, vec![]));
+    }
+
+    /// A partition that had no leader when its last in-sync replica crashed (created on fenced
+    /// brokers, or from before ELR) still comes back with that replica, and so does one whose
+    /// last leader returns after ELR was turned off. Without ELR a crash changes nothing.
+    #[test]
+    fn partitions_waiting_for_their_last_replica_come_back() {
+        let mut image = cluster(1, &[], &[(&[1], &[1], -1), (&[2], &[2], 2)]);
+        image.apply(&MetadataRecord::FenceBroker { node_id: 1 });
+        let register = |image: &mut MetadataImage, node_id: i32| {
+            let request = crate::ControllerRequest::RegisterBroker {
+                registration: image.brokers[&node_id].clone(),
+                incarnation: uuid::Uuid::nil(),
+                clean_shutdown: false,
+            };
+            let (records, _) = crate::request::decide(image, &request, false).unwrap();
+            records.iter().for_each(|r| image.apply(r));
+            records.len()
+        };
+        register(&mut image, 1);
+        assert_eq!(state(&image, 0), (vec![], vec![], -1, vec![1]));
+        fence(&mut image, 1, false);
+        assert_eq!(state(&image, 0), (vec![1], vec![], 1, vec![]));
+
+        register(&mut image, 2);
+        assert_eq!(state(&image, 1), (vec![], vec![], -1, vec![2]));
+        image.apply(&MetadataRecord::FeatureLevel {
+            name: ELR_VERSION.into(),
+            level: 0,
+        });
+        fence(&mut image, 2, false);
+        assert_eq!(state(&image, 1), (vec![2], vec![], 2, vec![]));
+        assert_eq!(register(&mut image, 2), 0, "without ELR");
     }
 }

@@ -126,7 +126,7 @@ fn alter(
 /// that, the revert is an unclean election (an original replica that never had the newest
 /// records leads), allowed only by the topic's `unclean.leader.election.enable` (as set on the
 /// topic or as the cluster-wide dynamic default: the controller does not see the brokers'
-/// static configs); a revert that would leave the partition without a leader is refused.
+/// static configs); a revert that would leave no replica that may lead is refused.
 fn cancel(
     image: &MetadataImage,
     t: &TopicImage,
@@ -150,9 +150,10 @@ fn cancel(
         ..Change::isr(meta, isr)
     };
     let record = change.record(image, t, partition, meta);
-    let leaderless =
-        matches!(&record, Some(MetadataRecord::Partition { state, .. }) if state.leader == -1);
-    if leaderless && meta.leader != -1 {
+    // Stranded: no replica left that may ever lead without an unclean election.
+    let stranded = matches!(&record, Some(MetadataRecord::Partition { state, .. })
+        if state.isr.is_empty() && state.elr.is_empty() && state.last_known_elr.is_empty());
+    if stranded {
         return Err(refused(
             ResponseError::InvalidReplicaAssignment,
             format!("Unable to revert partition assignment for {topic}:{partition} because it would require an unclean leader election."),

@@ -17,7 +17,7 @@ use crate::controller::{
     TopicDefaults,
 };
 use crate::elections::{balance_leaders, elect_leaders, ElectionType, TopicElections};
-use crate::features::{bootstrap_records, update_features, FeatureUpdate};
+use crate::features::{bootstrap_records, update_features, FeatureUpdate, ELR_VERSION};
 use crate::image::{BrokerRegistration, MetadataImage};
 use crate::isr::{alter_partitions, IsrProposal};
 use crate::partition_change::{unclean_election_enabled, without, Change};
@@ -288,19 +288,28 @@ pub fn decide(
                     rack: registration.rack.clone(),
                 });
             }
-            // A broker back from an unclean shutdown may have lost records it acknowledged,
-            // and one unregistered and back may be an empty disk: it starts fenced and out of
-            // every ISR and ELR (KIP-966, Kafka's handleBrokerUncleanShutdown).
+            // With ELR, a broker back from an unclean shutdown may have lost records it
+            // acknowledged, and one unregistered and back may be an empty disk: it starts
+            // fenced and out of every ISR and ELR (KIP-966, Kafka's handleBrokerUncleanShutdown).
+            // Without, only one unregistered and back starts fenced (unfencing gives it back
+            // what it leads).
+            let elr = image.feature_level(ELR_VERSION) >= 1;
             let named = image
                 .topics
                 .values()
                 .flat_map(|t| t.partitions.values())
-                .any(|p| p.isr.contains(&node_id) || p.elr.contains(&node_id));
-            if named && (!clean_shutdown || known.is_none()) {
+                .any(|p| {
+                    let eligible = p.elr.contains(&node_id) || p.last_known_elr.contains(&node_id);
+                    p.isr.contains(&node_id) || eligible
+                });
+            let lost = elr && !clean_shutdown;
+            if named && (lost || known.is_none()) {
                 if !known.is_some_and(|b| b.fenced) {
                     records.push(MetadataRecord::FenceBroker { node_id });
                 }
-                records.extend(partition_changes(image, node_id, BrokerEvent::Lost));
+                if elr {
+                    records.extend(partition_changes(image, node_id, BrokerEvent::Lost));
+                }
             }
             records
         }
@@ -320,12 +329,20 @@ pub fn decide(
             return Ok((records, ControllerReply::Heartbeat { fenced }));
         }
         ControllerRequest::UnregisterBroker { node_id } => {
-            // Whatever comes back under its id may be an empty disk: out of every ELR too.
-            let mut records = match registered(image, *node_id)? {
-                b if b.fenced => vec![],
-                _ => vec![MetadataRecord::FenceBroker { node_id: *node_id }],
+            let fenced = registered(image, *node_id)?.fenced;
+            let mut records = if image.feature_level(ELR_VERSION) >= 1 {
+                // Whatever comes back under its id may be an empty disk: out of every ELR too.
+                let mut records = Vec::new();
+                if !fenced {
+                    records.push(MetadataRecord::FenceBroker { node_id: *node_id });
+                }
+                records.extend(partition_changes(image, *node_id, BrokerEvent::Lost));
+                records
+            } else if fenced {
+                vec![]
+            } else {
+                fencing(image, *node_id, true)
             };
-            records.extend(partition_changes(image, *node_id, BrokerEvent::Lost));
             records.push(MetadataRecord::UnregisterBroker { node_id: *node_id });
             records
         }

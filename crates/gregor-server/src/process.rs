@@ -468,6 +468,13 @@ impl Broker {
             }
         }
         self.replicas.checkpoint_high_watermarks();
+        // A connection or fetcher still winding down may have appended after its checkpoint.
+        let flushed = flushed
+            && self
+                .replicas
+                .all()
+                .iter()
+                .all(|p| p.with_log(|log| log.is_flushed()));
         if flushed {
             mark_clean_shutdown(&self.config.log_dirs);
         }
@@ -641,8 +648,10 @@ fn mark_clean_shutdown(dirs: &[std::path::PathBuf]) {
 
 /// Whether the previous process stopped cleanly: every log dir holds its marker. Each marker
 /// is removed (durably) before anything is written, so a crash of this process is never taken
-/// for a clean stop. A broker back from an unclean shutdown may have lost records it had
-/// acknowledged (they were not flushed): the controller keeps it out of every ISR and ELR.
+/// for a clean stop. (A marker that cannot be removed, in a directory that went bad, makes
+/// this start unclean; a later start is clean only if every directory has one again.) A
+/// broker back from an unclean shutdown may have lost records it had acknowledged (they were
+/// not flushed): the controller keeps it out of every ISR and ELR.
 fn take_clean_shutdown_markers(dirs: &[std::path::PathBuf]) -> bool {
     let mut clean = true;
     for dir in dirs {

@@ -970,6 +970,11 @@ impl PartitionLog {
         self.write_checkpoint()
     }
 
+    /// Whether everything appended is flushed (the recovery point is the log end).
+    pub fn is_flushed(&self) -> bool {
+        self.recovery_point == self.log_end_offset
+    }
+
     pub fn update_config(&mut self, config: LogConfig) {
         self.config = config;
     }

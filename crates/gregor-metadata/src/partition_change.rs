@@ -296,6 +296,19 @@ mod tests {
         }
     }
 
+    /// A process of broker `node_id` registers (after a clean shutdown or not); the number of
+    /// records that follow.
+    fn register(image: &mut MetadataImage, node_id: i32, clean_shutdown: bool) -> usize {
+        let request = crate::ControllerRequest::RegisterBroker {
+            registration: image.brokers[&node_id].clone(),
+            incarnation: uuid::Uuid::nil(),
+            clean_shutdown,
+        };
+        let (records, _) = crate::request::decide(image, &request, false).unwrap();
+        records.iter().for_each(|r| image.apply(r));
+        records.len()
+    }
+
     /// (isr, elr, leader, last known leader) of partition `p`.
     fn state(image: &MetadataImage, p: i32) -> (Vec<i32>, Vec<i32>, i32, Vec<i32>) {
         let p = &image.topics["t"].partitions[&p];
@@ -474,15 +487,6 @@ mod tests {
             &[("min.insync.replicas", "2")],
             &[(&[1, 2, 3], &[1, 2, 3], 1), (&[4], &[4], 4)],
         );
-        let register = |image: &mut MetadataImage, node_id: i32, clean_shutdown: bool| {
-            let request = crate::ControllerRequest::RegisterBroker {
-                registration: image.brokers[&node_id].clone(),
-                incarnation: uuid::Uuid::nil(),
-                clean_shutdown,
-            };
-            let (records, _) = crate::request::decide(image, &request, false).unwrap();
-            records.iter().for_each(|r| image.apply(r));
-        };
         for node in [3, 2, 1] {
             fence(&mut image, node, true);
         }
@@ -519,22 +523,12 @@ mod tests {
     fn partitions_waiting_for_their_last_replica_come_back() {
         let mut image = cluster(1, &[], &[(&[1], &[1], -1), (&[2], &[2], 2)]);
         image.apply(&MetadataRecord::FenceBroker { node_id: 1 });
-        let register = |image: &mut MetadataImage, node_id: i32| {
-            let request = crate::ControllerRequest::RegisterBroker {
-                registration: image.brokers[&node_id].clone(),
-                incarnation: uuid::Uuid::nil(),
-                clean_shutdown: false,
-            };
-            let (records, _) = crate::request::decide(image, &request, false).unwrap();
-            records.iter().for_each(|r| image.apply(r));
-            records.len()
-        };
-        register(&mut image, 1);
+        register(&mut image, 1, false);
         assert_eq!(state(&image, 0), (vec![], vec![], -1, vec![1]));
         fence(&mut image, 1, false);
         assert_eq!(state(&image, 0), (vec![1], vec![], 1, vec![]));
 
-        register(&mut image, 2);
+        register(&mut image, 2, false);
         assert_eq!(state(&image, 1), (vec![], vec![], -1, vec![2]));
         image.apply(&MetadataRecord::FeatureLevel {
             name: ELR_VERSION.into(),
@@ -542,6 +536,6 @@ mod tests {
         });
         fence(&mut image, 2, false);
         assert_eq!(state(&image, 1), (vec![2], vec![], 2, vec![]));
-        assert_eq!(register(&mut image, 2), 0, "without ELR");
+        assert_eq!(register(&mut image, 2, false), 0, "without ELR");
     }
 }

@@ -1433,6 +1433,17 @@ mod tests {
         }
     }
 
+    /// Commits `records` to `image` and applies them to broker `node`'s replicas.
+    fn apply(
+        image: &mut MetadataImage,
+        (config, replicas): (&BrokerConfig, &ReplicaManager),
+        node: i32,
+        records: &[MetadataRecord],
+    ) {
+        let delta = image.apply_committed(records, image.offset + records.len() as i64);
+        replicas.apply_delta(&delta, image, config, node);
+    }
+
     /// A config with its log dir in `dir`, and a replica manager on it.
     fn replica_manager(dir: &Path) -> (BrokerConfig, ReplicaManager) {
         let log_dirs = dir.display().to_string();
@@ -1450,8 +1461,7 @@ mod tests {
         let (config, replicas) = replica_manager(dir.path());
         let mut image = MetadataImage::empty();
         let apply = |image: &mut MetadataImage, records: &[MetadataRecord]| {
-            let delta = image.apply_committed(records, image.offset + records.len() as i64);
-            replicas.apply_delta(&delta, image, &config, 1);
+            apply(image, (&config, &replicas), 1, records)
         };
         let (a, mut records) = topic("a", 2);
         records.extend(topic("b", 1).1);
@@ -1513,8 +1523,7 @@ mod tests {
         let (config, replicas) = replica_manager(dir.path());
         let mut image = MetadataImage::empty();
         let (_, records) = topic("t", 1);
-        let delta = image.apply_committed(&records, records.len() as i64);
-        replicas.apply_delta(&delta, &image, &config, 1);
+        apply(&mut image, (&config, &replicas), 1, &records);
         let p = replicas.get("t", 0).unwrap();
         let batch = |epoch: i16| {
             let value = Some(bytes::Bytes::from_static(b"v"));
@@ -1567,8 +1576,7 @@ mod tests {
                 value: Some("2".into()),
             },
         ];
-        let delta = image.apply_committed(&records, 3);
-        replicas.apply_delta(&delta, &image, &config, 1);
+        apply(&mut image, (&config, &replicas), 1, &records);
         let p = replicas.get("t", 0).unwrap();
         let batch = gregor_storage::records::encode_batch(&[(None, None)], 1_000);
         p.append(&batch, 1_000).unwrap();
@@ -1578,8 +1586,7 @@ mod tests {
             name: "min.insync.replicas".into(),
             value: Some("1".into()),
         };
-        let delta = image.apply_committed(&[lowered], 4);
-        replicas.apply_delta(&delta, &image, &config, 1);
+        apply(&mut image, (&config, &replicas), 1, &[lowered]);
         assert_eq!(p.high_watermark(), 1);
     }
 
@@ -1603,8 +1610,7 @@ mod tests {
             },
             state.record(id, 0),
         ];
-        let delta = image.apply_committed(&records, 2);
-        replicas.apply_delta(&delta, &image, &config, 2);
+        apply(&mut image, (&config, &replicas), 2, &records);
         let p = replicas.get("t", 0).unwrap();
         let code = |r: Result<Arc<Partition>, i16>| r.err().unwrap_or(0);
         let not_leader = ResponseError::NotLeaderOrFollower.code();
@@ -1661,15 +1667,14 @@ mod tests {
             let replica = vec![partition + 1];
             PartitionImage::new(replica.clone(), replica, partition + 1).record(id, partition)
         }));
-        let delta = image.apply_committed(&records, 2);
-        replicas.apply_delta(&delta, &image, &config, 1);
+        apply(&mut image, (&config, &replicas), 1, &records);
         assert!(replicas.lookup("t", 0).is_ok());
         let not_here = ResponseError::NotLeaderOrFollower.code();
         assert_eq!(replicas.lookup("t", 1).err(), Some(not_here));
         let unknown = ResponseError::UnknownTopicOrPartition.code();
         assert_eq!(replicas.lookup("t", 2).err(), Some(unknown));
-        let removed = image.apply_committed(&[MetadataRecord::RemoveTopic { topic_id: id }], 3);
-        replicas.apply_delta(&removed, &image, &config, 1);
+        let removed = MetadataRecord::RemoveTopic { topic_id: id };
+        apply(&mut image, (&config, &replicas), 1, &[removed]);
         assert_eq!(replicas.lookup("t", 1).err(), Some(unknown));
     }
 }

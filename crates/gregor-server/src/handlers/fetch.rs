@@ -320,8 +320,12 @@ fn preferred_read_replicas(
     partitions: &[Result<Arc<Partition>, i16>],
     verdicts: &mut [Verdict],
 ) {
+    // Most consumers name no rack: they pay for no config lookup on each fetch.
+    if client_rack.is_empty() {
+        return;
+    }
     let selector = ReplicaSelector::from_config(&broker.config.get("replica.selector.class"));
-    if selector == ReplicaSelector::LeaderOnly || client_rack.is_empty() {
+    if selector == ReplicaSelector::LeaderOnly {
         return;
     }
     let image = broker.metadata.image();
